@@ -1,0 +1,40 @@
+"""powercells: exact geometry of piecewise-affine deep networks.
+
+Every region of every layer of a ReLU / leaky-ReLU / abs / maxout / max-pool network over an input
+domain, as a subdivision tree with closed-form per-region quantities. See SPEC.md for the
+mathematics.
+"""
+
+from .domain import Box, Domain, Polytope, Slice
+from .enumerate import (
+    RegionCount,
+    SubdivisionTree,
+    Tolerances,
+    count_regions,
+    region_halfspaces,
+    subdivide,
+)
+from .errors import (
+    BudgetExceeded,
+    DomainError,
+    NetworkError,
+    PointError,
+    PowercellsError,
+    SolverError,
+    UnsupportedLayerError,
+)
+from .io import load, save_npz
+from .network import Layer, Network
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Box", "Domain", "Polytope", "Slice",
+    "RegionCount", "SubdivisionTree", "Tolerances", "count_regions", "region_halfspaces",
+    "subdivide",
+    "BudgetExceeded", "DomainError", "NetworkError", "PointError", "PowercellsError",
+    "SolverError", "UnsupportedLayerError",
+    "load", "save_npz",
+    "Layer", "Network",
+    "__version__",
+]

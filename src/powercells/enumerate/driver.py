@@ -1,0 +1,294 @@
+"""The subdivision driver: one walk over the tree, any engine, any sink (DESIGN §2-4).
+
+The driver splits the root by layer 1, then walks each depth-1 subtree depth-first and hands the
+finished subtree to the sink. Subtrees are independent given their root node, so a later executor
+can run them in worker processes and feed the sink in the same order; ids stay the same.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..domain import Domain, as_domain
+from ..errors import BudgetExceeded, PowercellsError
+from ..lp.base import get_backend
+from ..network import Network
+from .lp_engine import EngineStats, LPEngine, Node
+from .sinks import CountSink, Sink, TreeSink
+from .tolerances import Tolerances
+from .tree import Level, SliverTable, SubdivisionTree
+
+__all__ = ["subdivide", "count_regions", "RegionCount", "ENGINES"]
+
+#: Engine names accepted by ``engine=``.
+ENGINES = ("auto", "lp")
+
+
+@dataclass
+class RegionCount:
+    """Counts from :func:`count_regions`.
+
+    Attributes
+    ----------
+    regions : int
+        Leaves: linear regions of the network over the domain.
+    per_layer : list of int
+        Regions after layer 1, 2, ..., L.
+    slivers : list of int
+        Per layer, the cells set aside with inradius <= the region tolerance (not counted).
+    partial : bool
+        True when a budget stopped the enumeration; the counts are then lower bounds.
+    seconds : float
+    engine : str
+    stats : dict
+    """
+
+    regions: int
+    per_layer: list
+    slivers: list
+    partial: bool
+    seconds: float
+    engine: str
+    stats: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The JSON object printed by ``powercells count --json``."""
+        return {"regions": self.regions, "per_layer": list(self.per_layer),
+                "seconds": round(self.seconds, 6), "engine": self.engine,
+                "partial": self.partial, "slivers": list(self.slivers)}
+
+
+class _Progress:
+    """A one-line progress report on stderr, at most a few times a second."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled = enabled
+        self.total = total
+        self.start = time.perf_counter()
+        self.last = 0.0
+
+    def update(self, done: int, regions: int, force: bool = False):
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not force and now - self.last < 0.25:
+            return
+        self.last = now
+        frac = done / self.total if self.total else 1.0
+        bar = "#" * int(24 * frac)
+        sys.stderr.write(f"\r[{bar:<24}] {done}/{self.total} layer-1 cells, {regions} regions, "
+                         f"{now - self.start:.1f} s")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+class _Walk:
+    def __init__(self, engine, layers, max_regions, deadline, slivers: SliverTable):
+        self.engine = engine
+        self.layers = layers
+        self.L = len(layers)
+        self.max_regions = max_regions
+        self.deadline = deadline
+        self.leaves = 0
+        self.slivers = slivers
+        self.emitted = [0] * (self.L + 1)   # nodes per depth already handed to the sink
+
+    def check(self):
+        if self.max_regions is not None and self.leaves > self.max_regions:
+            raise BudgetExceeded(f"more than {self.max_regions} regions")
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise BudgetExceeded("time limit reached")
+
+    def split(self, node, depth, index):
+        """Children of the node at (depth, global index) under layer depth+1."""
+        children, slivers = self.engine.split(node, self.layers[depth])
+        for s in slivers:
+            self.slivers.layer.append(depth + 1)
+            self.slivers.parent.append((depth, index))
+            self.slivers.code.append(s.code)
+            self.slivers.interior_point.append(s.center)
+            self.slivers.inradius.append(s.radius)
+        return children
+
+    def subtree(self, node, acc):
+        """Walk the subtree under ``node`` (already the single entry of acc[0])."""
+        stack = [(node, 1, 0)]
+        while stack:
+            node, depth, local = stack.pop()
+            if depth == self.L:
+                continue
+            children = self.split(node, depth, self.emitted[depth] + local)
+            level = acc[depth]
+            base = len(level["parent"])
+            for child in children:
+                level["code"].append(child.code)
+                level["parent"].append(local)
+                level["point"].append(child.center)
+                level["radius"].append(child.radius)
+            if depth + 1 == self.L:
+                self.leaves += len(children)
+            # depth-first, first child first; levels stay in breadth-first order because every
+            # node's children are appended before any deeper node of a later sibling
+            for j in range(len(children) - 1, -1, -1):
+                stack.append((children[j], depth + 1, base + j))
+            self.check()
+
+
+def _to_level(acc_level, width, dim) -> Level:
+    if not acc_level["parent"]:
+        return Level.empty(width, dim)
+    return Level(np.array(acc_level["code"], dtype=np.int16).reshape(-1, width),
+                 np.array(acc_level["parent"], dtype=np.int64),
+                 np.array(acc_level["point"]).reshape(-1, dim),
+                 np.array(acc_level["radius"], dtype=np.float64))
+
+
+def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limit, progress,
+         sink: Sink):
+    if not isinstance(network, Network):
+        raise PowercellsError(f"expected a Network, got {type(network).__name__}; "
+                              "use powercells.load or Network.from_weights")
+    domain = as_domain(domain, dim=network.input_dim)
+    if engine not in ENGINES:
+        raise PowercellsError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if max_regions is not None and max_regions < 0:
+        raise PowercellsError(f"max_regions must be >= 0, got {max_regions}")
+    if time_limit is not None and not time_limit > 0:
+        raise PowercellsError(f"time_limit must be > 0 seconds, got {time_limit}")
+    net = domain.network_on(network)
+    if tolerances is None:
+        tolerances = Tolerances(region=tol)
+    elif tol is not None:
+        raise PowercellsError("give either tol or tolerances, not both")
+    resolved = tolerances.resolve(domain.diameter)
+    cap = 2.0 * domain.diameter
+    lp_engine = LPEngine(get_backend(lp), resolved, cap)
+
+    k = domain.dim
+    H, h = domain.halfspaces()
+    center = np.asarray(domain.chebyshev[0], dtype=np.float64)
+    radius = float(np.min(h - H @ center))
+    lo, hi = domain.bounds()
+    root = Node(H=H, h=h, A=np.eye(k), B=np.zeros(k), center=center, radius=radius,
+                points=np.empty((0, k)), lo=lo, hi=hi, code=np.empty(0, dtype=np.int16))
+    root_level = Level(np.empty((1, 0), dtype=np.int16), np.array([-1], dtype=np.int64),
+                       center[None, :].copy(), np.array([radius]))
+    widths = list(net.widths)
+    L = net.depth
+    sink.start(root_level, L)
+    slivers = SliverTable()
+    t0 = time.perf_counter()
+    deadline = None if time_limit is None else t0 + time_limit
+    walk = _Walk(lp_engine, net.layers, max_regions, deadline, slivers)
+    partial = False
+    reporter = None
+    try:
+        first = walk.split(root, 0, 0)
+        if L == 1:
+            walk.leaves = len(first)
+        reporter = _Progress(bool(progress), len(first))
+        walk.check()
+        for i, child in enumerate(first):
+            acc = [{"code": [], "parent": [], "point": [], "radius": []} for _ in range(L)]
+            acc[0]["code"].append(child.code)
+            acc[0]["parent"].append(0)
+            acc[0]["point"].append(child.center)
+            acc[0]["radius"].append(child.radius)
+            try:
+                walk.subtree(child, acc)
+            finally:
+                levels = [_to_level(acc[j], widths[j], k) for j in range(L)]
+                sink.add_subtree(levels)
+                for j, level in enumerate(levels):
+                    walk.emitted[j + 1] += len(level)
+            reporter.update(i + 1, walk.leaves)
+    except BudgetExceeded:
+        partial = True
+    finally:
+        if reporter is not None:
+            reporter.update(reporter.total, walk.leaves, force=True)
+            reporter.close()
+    seconds = time.perf_counter() - t0
+    stats = lp_engine.stats.as_dict()
+    return net, domain, widths, slivers, partial, seconds, stats, resolved
+
+
+def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | None = None,
+              tolerances: Tolerances | None = None, max_regions: int | None = None,
+              time_limit: float | None = None, progress: bool = False) -> SubdivisionTree:
+    """Enumerate every region of every layer of ``network`` over ``domain``, exactly.
+
+    Parameters
+    ----------
+    network : Network
+    domain : Domain or (lo, hi) or (A, b)
+        A :class:`Box`, :class:`Polytope` or :class:`Slice`.
+    engine : {"auto", "lp"}
+    lp : None, "highs", "cvxpy" or an LPBackend
+        LP backend of the ``lp`` engine; default HiGHS.
+    tol : float, optional
+        Region tolerance tau (a region has inradius > tau); default ``1e-9 * diameter``.
+    tolerances : Tolerances, optional
+        All tolerances at once (exclusive with ``tol``).
+    max_regions : int, optional
+        Stop once more than this many leaves are found; the result is then ``partial``.
+    time_limit : float, optional
+        Stop after this many seconds; the result is then ``partial``.
+    progress : bool
+        Print a progress line on stderr.
+
+    Returns
+    -------
+    SubdivisionTree
+
+    Raises
+    ------
+    DomainError
+        If the domain is malformed or does not match the network's input dimension.
+    PowercellsError
+        For unknown engine or backend names and invalid budgets.
+    SolverError
+        If the LP backend fails.
+
+    Examples
+    --------
+    >>> import numpy as np, powercells as pc
+    >>> net = pc.Network.from_weights([(np.eye(2), [0.0, -1.0]), (np.array([[1.0, -1.0]]), [0.5])],
+    ...                               activations=["relu", "relu"])
+    >>> pc.subdivide(net, pc.Box(-10, 10, dim=2)).per_layer
+    [4, 6]
+    """
+    sink = TreeSink()
+    net, domain, widths, slivers, partial, seconds, stats, resolved = _run(
+        network, domain, engine=engine, lp=lp, tol=tol, tolerances=tolerances,
+        max_regions=max_regions, time_limit=time_limit, progress=progress, sink=sink)
+    return SubdivisionTree(net, domain, sink.levels(widths, domain.dim), slivers, partial=partial,
+                           seconds=seconds, engine="lp", stats=stats, tolerances=resolved,
+                           source_network=network)
+
+
+def count_regions(network, domain, *, engine: str = "auto", lp=None, tol: float | None = None,
+                  tolerances: Tolerances | None = None, max_regions: int | None = None,
+                  time_limit: float | None = None, progress: bool = False) -> RegionCount:
+    """Count the regions of every layer without keeping the tree (memory independent of the
+    count). Parameters as for :func:`subdivide`.
+
+    Returns
+    -------
+    RegionCount
+    """
+    sink = CountSink()
+    net, domain, widths, slivers, partial, seconds, stats, _ = _run(
+        network, domain, engine=engine, lp=lp, tol=tol, tolerances=tolerances,
+        max_regions=max_regions, time_limit=time_limit, progress=progress, sink=sink)
+    counts = sink.counts
+    return RegionCount(regions=counts[-1], per_layer=counts, slivers=slivers.per_layer(len(counts)),
+                       partial=partial, seconds=seconds, engine="lp", stats=stats)

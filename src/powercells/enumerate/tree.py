@@ -1,0 +1,287 @@
+"""The subdivision tree as flat columnar tables, one level per depth (SPEC §3.4, DESIGN §1).
+
+Level ``l`` holds every depth-``l`` node: the layer-``l`` code of each (the code path is the chain
+of codes through ``parent``), the index of its parent in level ``l-1``, an interior point (the
+Chebyshev centre) and the inradius. Levels are in breadth-first order: sorted by parent, then by
+code. A node's global id is its level's offset plus its index, so ids are deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import PointError
+
+__all__ = ["Level", "SliverTable", "SubdivisionTree"]
+
+
+@dataclass
+class Level:
+    """All nodes of one depth.
+
+    Attributes
+    ----------
+    code : ndarray of int16, shape (n, K_l)
+    parent : ndarray of int64, shape (n,)
+        Index into the previous level (-1 at the root).
+    interior_point : ndarray, shape (n, k)
+        Chebyshev centres, in engine coordinates (slice coordinates for a :class:`Slice`).
+    inradius : ndarray, shape (n,)
+    """
+
+    code: np.ndarray
+    parent: np.ndarray
+    interior_point: np.ndarray
+    inradius: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.parent)
+
+    @classmethod
+    def empty(cls, width: int, dim: int) -> "Level":
+        return cls(np.empty((0, width), dtype=np.int16), np.empty(0, dtype=np.int64),
+                   np.empty((0, dim)), np.empty(0))
+
+    @classmethod
+    def concat(cls, levels: list["Level"]) -> "Level":
+        return cls(np.concatenate([lv.code for lv in levels]),
+                   np.concatenate([lv.parent for lv in levels]),
+                   np.concatenate([lv.interior_point for lv in levels]),
+                   np.concatenate([lv.inradius for lv in levels]))
+
+
+@dataclass
+class SliverTable:
+    """Cells with a certified interior whose inradius is <= the region tolerance.
+
+    They are not regions and are not counted; they are reported so that nothing the engine could
+    not resolve is silently dropped. ``code`` is the layer's code with -1 for units left
+    undecided; ``parent`` is the global id of the node that was being split.
+    """
+
+    layer: list = field(default_factory=list)
+    parent: list = field(default_factory=list)
+    code: list = field(default_factory=list)
+    interior_point: list = field(default_factory=list)
+    inradius: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.layer)
+
+    def per_layer(self, depth: int) -> list[int]:
+        counts = [0] * depth
+        for layer in self.layer:
+            counts[layer - 1] += 1
+        return counts
+
+
+class SubdivisionTree:
+    """The exact subdivision of a domain by a network's layers.
+
+    Built by :func:`powercells.subdivide`; not meant to be constructed by hand.
+
+    Attributes
+    ----------
+    network : Network
+        The network as the engine saw it (a slice already folded into layer 1).
+    domain : Domain
+    levels : list of Level
+        ``levels[0]`` is the root (the domain), ``levels[l]`` the regions after layer l.
+    slivers : SliverTable
+    partial : bool
+        True when a budget stopped the enumeration: the counts are lower bounds.
+    seconds : float
+    engine : str
+    stats : dict
+        Counters of the engine's decisions (LPs solved, certificates used, ...).
+    tolerances : Tolerances
+    """
+
+    def __init__(self, network, domain, levels, slivers, *, partial, seconds, engine, stats,
+                 tolerances, source_network=None):
+        self.network = network
+        self.source_network = source_network if source_network is not None else network
+        self.domain = domain
+        self.levels = levels
+        self.slivers = slivers
+        self.partial = partial
+        self.seconds = seconds
+        self.engine = engine
+        self.stats = stats
+        self.tolerances = tolerances
+        self._offsets = np.concatenate([[0], np.cumsum([len(lv) for lv in levels])])
+        self._leaf_index = None
+
+    # ----------------------------------------------------------------- sizes
+    @property
+    def depth(self) -> int:
+        """L, the number of layers (leaves are at depth L)."""
+        return len(self.levels) - 1
+
+    @property
+    def per_layer(self) -> list[int]:
+        """Number of regions after each layer: ``[len(levels[1]), ..., len(levels[L])]``."""
+        return [len(lv) for lv in self.levels[1:]]
+
+    @property
+    def n_regions(self) -> int:
+        """Number of leaves: the linear regions of the network (activation-pattern sense)."""
+        return len(self.levels[-1])
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self._offsets[-1])
+
+    def __len__(self) -> int:
+        return self.n_nodes
+
+    def __repr__(self) -> str:
+        flag = ", partial" if self.partial else ""
+        return f"SubdivisionTree(regions={self.n_regions}, per_layer={self.per_layer}{flag})"
+
+    # ----------------------------------------------------------------- ids and codes
+    def node_id(self, depth: int, index) -> np.ndarray | int:
+        """Global id(s) of the node(s) at ``levels[depth][index]``."""
+        return self._offsets[depth] + np.asarray(index)
+
+    def depth_of(self, node_id: int) -> tuple[int, int]:
+        """``(depth, index)`` of a global id."""
+        if not 0 <= node_id < self.n_nodes:
+            raise IndexError(f"node id {node_id} out of range [0, {self.n_nodes})")
+        depth = int(np.searchsorted(self._offsets, node_id, side="right") - 1)
+        return depth, int(node_id - self._offsets[depth])
+
+    def children(self, depth: int, index: int) -> np.ndarray:
+        """Indices in ``levels[depth+1]`` of the children of ``levels[depth][index]``."""
+        parent = self.levels[depth + 1].parent
+        lo, hi = np.searchsorted(parent, [index, index + 1])
+        return np.arange(lo, hi)
+
+    def ancestors(self, depth: int, index: int) -> list[int]:
+        """Indices of the node's ancestors, level by level: ``[idx at depth 1, ..., index]``."""
+        path = [index]
+        for d in range(depth, 1, -1):
+            path.append(int(self.levels[d].parent[path[-1]]))
+        return path[::-1]
+
+    def code_path(self, depth: int, index: int) -> list[np.ndarray]:
+        """The per-layer codes of ``levels[depth][index]``: a region IS its code path."""
+        return [self.levels[d + 1].code[i] for d, i in enumerate(self.ancestors(depth, index))]
+
+    def leaf_codes(self) -> np.ndarray:
+        """Full code paths of all leaves, concatenated over layers: shape (n_leaves, sum K_l)."""
+        L = self.depth
+        idx = np.arange(self.n_regions)
+        cols = []
+        for d in range(L, 0, -1):
+            cols.append(self.levels[d].code[idx])
+            idx = self.levels[d].parent[idx]
+        return np.hstack(cols[::-1]) if cols else np.empty((self.n_regions, 0), dtype=np.int16)
+
+    def affine_map(self, depth: int, index: int):
+        """``(A, B)`` with ``z^(depth) = A t + B`` on the node (SPEC §3.1), engine coordinates."""
+        return self.network.affine_map_of_codes(self.code_path(depth, index))
+
+    def halfspaces(self, depth: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """An H-representation ``H t <= h`` of the node, rebuilt from its code path.
+
+        Rows: the domain's, then for every layer and unit, "the chosen piece is >= every other
+        piece" pulled back through the node's ancestors (SPEC §3.4); zero rows are dropped.
+        """
+        from .regions import region_halfspaces
+
+        return region_halfspaces(self.network, self.domain, self.code_path(depth, index))
+
+    # ----------------------------------------------------------------- exports
+    def to_networkx(self):
+        """The tree as a ``networkx.DiGraph``: nodes are global ids with attributes ``depth``,
+        ``code`` (tuple, this layer's code), ``interior_point`` and ``inradius``; edges go from
+        parent to child."""
+        import networkx as nx
+
+        G = nx.DiGraph()
+        for depth, level in enumerate(self.levels):
+            base = int(self._offsets[depth])
+            for i in range(len(level)):
+                G.add_node(base + i, depth=depth, code=tuple(int(c) for c in level.code[i]),
+                           interior_point=level.interior_point[i].copy(),
+                           inradius=float(level.inradius[i]))
+                if depth:
+                    G.add_edge(int(self._offsets[depth - 1] + level.parent[i]), base + i)
+        return G
+
+    def input_points(self, depth: int | None = None) -> np.ndarray:
+        """Interior points of a level mapped to network-input coordinates (default: leaves)."""
+        level = self.levels[self.depth if depth is None else depth]
+        return self.domain.to_input(level.interior_point)
+
+    # ----------------------------------------------------------------- point location
+    def locate(self, X, *, tol: float | None = None) -> np.ndarray:
+        """Index in ``levels[-1]`` of the leaf containing each point, -1 outside the domain.
+
+        A point on a boundary between leaves gets the leaf its forward-pass code names (ties to
+        the smallest piece, SPEC §1.3) when that is a region; otherwise the first leaf, in tree
+        order, whose closure contains it.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d) or (d,)
+            Points in network-input coordinates (on the slice, for a Slice domain).
+        tol : float, optional
+            Distance within which a point counts as inside a closure; default the region tolerance.
+
+        Raises
+        ------
+        PointError
+            If a point has the wrong dimension or is not finite.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            X = X[None, :]
+        d_in = self.domain.input_dim
+        if X.ndim != 2 or X.shape[1] != d_in:
+            raise PointError(f"points must have shape (n, {d_in}), got {X.shape}")
+        if not np.all(np.isfinite(X)):
+            raise PointError("points contain NaN or infinite values")
+        tol = self.tolerances.region if tol is None else tol
+        T = self.domain.from_input(X)
+        inside = self.domain.contains(T, tol=tol)
+        if X.shape[1] != T.shape[1]:  # a slice: the point must lie on it
+            inside &= np.linalg.norm(self.domain.to_input(T) - X, axis=1) <= tol * 10
+        out = np.full(len(X), -1, dtype=np.int64)
+        if self._leaf_index is None:
+            codes = self.leaf_codes()
+            self._leaf_index = {row.tobytes(): i for i, row in enumerate(codes)}
+        if not np.any(inside):
+            return out
+        codes = np.hstack(self.network.codes(T[inside])).astype(np.int16)
+        for row, point, i in zip(codes, T[inside], np.flatnonzero(inside)):
+            hit = self._leaf_index.get(row.tobytes())
+            out[i] = hit if hit is not None else self._descend(point, tol)
+        return out
+
+    def _descend(self, t: np.ndarray, tol: float) -> int:
+        """The first leaf whose closure contains t (depth-first in tree order)."""
+
+        def visit(depth, index, A, B):
+            if depth == self.depth:
+                return index
+            layer = self.network.layers[depth]
+            z = A @ t + B
+            vals = np.einsum("krd,d->kr", layer.A, z) + layer.B
+            for child in self.children(depth, index):
+                code = self.levels[depth + 1].code[child].astype(np.intp)
+                chosen = vals[np.arange(layer.out_dim), code]
+                # slack in distance units: value gaps over the pulled-back gradient sizes
+                scale = np.linalg.norm(layer.A[np.arange(layer.out_dim), code] @ A, axis=1) + 1.0
+                if np.all(chosen >= vals.max(axis=1) - tol * scale):
+                    Aq, Bq = layer.selected(code)
+                    found = visit(depth + 1, child, Aq @ A, Aq @ B + Bq)
+                    if found >= 0:
+                        return found
+            return -1
+
+        k = self.domain.dim
+        return visit(0, 0, np.eye(k), np.zeros(k))

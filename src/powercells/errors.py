@@ -1,0 +1,48 @@
+"""The exception hierarchy of powercells.
+
+Every error the library raises on purpose derives from :class:`PowercellsError`, so a caller can
+catch the package's errors with one ``except`` clause and let programming errors through.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PowercellsError",
+    "NetworkError",
+    "UnsupportedLayerError",
+    "DomainError",
+    "PointError",
+    "SolverError",
+    "BudgetExceeded",
+]
+
+
+class PowercellsError(Exception):
+    """Base class of every error raised by powercells."""
+
+
+class NetworkError(PowercellsError, ValueError):
+    """A network is malformed: non-finite weights, shapes that do not chain, bad metadata."""
+
+
+class UnsupportedLayerError(NetworkError):
+    """A layer or activation is not a max-affine spline (not convex piecewise-affine), e.g.
+    a sigmoid or a leaky ReLU with slope > 1."""
+
+
+class DomainError(PowercellsError, ValueError):
+    """An input domain is malformed, empty, lower-dimensional, unbounded, or of the wrong
+    dimension for the network."""
+
+
+class PointError(PowercellsError, ValueError):
+    """A query point has the wrong shape or non-finite entries."""
+
+
+class SolverError(PowercellsError, RuntimeError):
+    """An LP backend failed to return a usable answer (numerical failure, unexpected status)."""
+
+
+class BudgetExceeded(PowercellsError):
+    """An enumeration budget (regions or seconds) ran out. Raised only internally; the driver
+    turns it into a partial result."""

@@ -1,0 +1,24 @@
+"""Reading and writing networks."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import NetworkError
+from .npz import load_npz, save_npz
+
+__all__ = ["load", "load_npz", "save_npz"]
+
+
+def load(path):
+    """Load a network from a file; the format follows the extension (``.npz``).
+
+    Raises
+    ------
+    NetworkError
+        For an unknown extension or an unreadable file.
+    """
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext == ".npz":
+        return load_npz(path)
+    raise NetworkError(f"{path}: unknown network format {ext!r}; supported: .npz")

@@ -1,0 +1,387 @@
+"""One layer of a piecewise-affine network, stored as a max-affine spline operator (SPEC §1.2).
+
+Unit ``k`` of a layer outputs ``max_r (A[k, r] @ z + B[k, r])``. Its code is the index of the
+winning piece, the smallest index on ties (SPEC §1.3). Every supported activation is written in
+this form (SPEC §1.4); the constructors below build the pieces and keep the original affine part
+for the kinds that have one.
+
+For the ReLU-type kinds (relu, leaky_relu, abs) a unit has two pieces and a single *switch*
+hyperplane ``switch_W[k] @ z + switch_b[k] = 0``: the unit is active (code 1) iff the
+pre-activation ``W[k] @ z + b[k]`` is strictly positive. Engines use the switch rows directly, so
+the hyperplane they split on is ``W A_w`` and ``W B_w + b`` exactly as in SPEC §3.4.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import NetworkError, UnsupportedLayerError
+
+__all__ = ["Layer", "parse_activation", "ACTIVATION_KINDS"]
+
+#: Activation kinds a dense layer can carry, with the spelling used in ``.npz`` files.
+ACTIVATION_KINDS = ("relu", "leaky_relu:<slope>", "abs", "identity", "maxout:<R>")
+
+# Smooth or concave activations people ask for; named so that the error can say why not.
+_NOT_MASO = {
+    "sigmoid": "sigmoid is smooth, not piecewise-affine",
+    "tanh": "tanh is smooth, not piecewise-affine",
+    "softmax": "softmax is smooth, not piecewise-affine",
+    "gelu": "GELU is smooth, not piecewise-affine",
+    "silu": "SiLU/swish is smooth, not piecewise-affine",
+    "swish": "SiLU/swish is smooth, not piecewise-affine",
+    "elu": "ELU is smooth for negative inputs, not piecewise-affine",
+    "softplus": "softplus is smooth, not piecewise-affine",
+    "min": "a minimum is concave, not a max-affine spline",
+}
+
+
+def parse_activation(spec: str, *, where: str = "layer") -> tuple[str, float | int | None]:
+    """Parse an activation string into ``(kind, parameter)``.
+
+    Parameters
+    ----------
+    spec : str
+        ``"relu"``, ``"leaky_relu:<slope>"``, ``"abs"``, ``"identity"`` (also ``"linear"``) or
+        ``"maxout:<R>"``.
+    where : str
+        Names the layer in error messages.
+
+    Returns
+    -------
+    kind : str
+    parameter : float or int or None
+        The leaky slope, the number of maxout pieces, or None.
+
+    Raises
+    ------
+    UnsupportedLayerError
+        For an activation that is not convex piecewise-affine (sigmoid, leaky slope >= 1, ...).
+    NetworkError
+        For a string that is not an activation at all.
+    """
+    if not isinstance(spec, str):
+        raise NetworkError(f"{where}: activation must be a string, got {spec!r}")
+    text = spec.strip().lower()
+    name, _, arg = text.partition(":")
+    name = name.replace("-", "_")
+    if name in ("relu", "abs", "identity", "linear"):
+        if arg:
+            raise NetworkError(f"{where}: activation {spec!r} takes no parameter")
+        return ("identity" if name == "linear" else name), None
+    if name in ("leaky_relu", "leakyrelu"):
+        try:
+            slope = float(arg) if arg else 0.01
+        except ValueError:
+            raise NetworkError(f"{where}: leaky_relu slope {arg!r} is not a number") from None
+        _check_leaky_slope(slope, where)
+        return "leaky_relu", slope
+    if name == "maxout":
+        try:
+            pieces = int(arg)
+        except ValueError:
+            raise NetworkError(
+                f"{where}: maxout needs its number of pieces, e.g. 'maxout:3', got {spec!r}"
+            ) from None
+        if pieces < 1:
+            raise NetworkError(f"{where}: maxout needs at least 1 piece, got {pieces}")
+        return "maxout", pieces
+    if name in _NOT_MASO:
+        raise UnsupportedLayerError(
+            f"{where}: activation {spec!r} is not supported: {_NOT_MASO[name]}; "
+            f"supported: {', '.join(ACTIVATION_KINDS)}"
+        )
+    raise NetworkError(
+        f"{where}: unknown activation {spec!r}; supported: {', '.join(ACTIVATION_KINDS)}"
+    )
+
+
+def _check_leaky_slope(slope: float, where: str) -> None:
+    if not np.isfinite(slope):
+        raise NetworkError(f"{where}: leaky_relu slope must be finite, got {slope}")
+    if slope > 1:
+        raise UnsupportedLayerError(
+            f"{where}: leaky_relu slope {slope} > 1 makes the activation concave, "
+            "so the layer is not a max-affine spline"
+        )
+    if not 0 <= slope < 1:
+        raise UnsupportedLayerError(
+            f"{where}: leaky_relu slope must lie in [0, 1), got {slope} "
+            "(slope 1 is the identity; use 'abs' for |h|)"
+        )
+
+
+def _as_matrix(W, where: str, what: str = "W") -> np.ndarray:
+    try:
+        W = np.asarray(W, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise NetworkError(f"{where}: {what} is not a numeric array ({exc})") from None
+    if W.ndim != 2:
+        raise NetworkError(f"{where}: {what} must be 2-D (out, in), got shape {W.shape}")
+    if W.shape[0] == 0 or W.shape[1] == 0:
+        raise NetworkError(f"{where}: {what} has an empty dimension, shape {W.shape}")
+    _check_finite(W, where, what)
+    return W
+
+
+def _as_bias(b, n: int, where: str) -> np.ndarray:
+    if b is None:
+        return np.zeros(n)
+    try:
+        b = np.asarray(b, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise NetworkError(f"{where}: b is not a numeric array ({exc})") from None
+    if b.ndim == 2 and 1 in b.shape:
+        b = b.reshape(-1)
+    if b.shape != (n,):
+        raise NetworkError(f"{where}: b must have shape ({n},) to match W, got {b.shape}")
+    _check_finite(b, where, "b")
+    return b
+
+
+def _check_finite(a: np.ndarray, where: str, what: str) -> None:
+    if not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a))[0]
+        value = a[tuple(bad)]
+        raise NetworkError(f"{where}: {what}{list(bad)} = {value} is not finite")
+
+
+class Layer:
+    """A max-affine spline operator layer (SPEC §1.2).
+
+    Use the constructors :meth:`dense`, :meth:`maxout`, :meth:`relu_maxpool` and :meth:`maso`
+    rather than calling ``Layer(...)`` directly.
+
+    Attributes
+    ----------
+    kind : str
+        ``"relu"``, ``"leaky_relu"``, ``"abs"``, ``"identity"``, ``"maxout"``,
+        ``"relu_maxpool"`` or ``"maso"``.
+    A : ndarray, shape (K, R, D)
+        Slopes of the pieces; unit ``k`` has pieces ``A[k, :n_pieces[k]]``. Ragged units are
+        padded by repeating their last piece, which never changes the max nor the code.
+    B : ndarray, shape (K, R)
+        Offsets of the pieces.
+    n_pieces : ndarray of int, shape (K,)
+    slope : float or None
+        The leaky-ReLU slope.
+    switch_W, switch_b : ndarray or None
+        For ReLU-type kinds, the pre-activation ``W z + b`` whose sign is the code.
+    weight, bias : ndarray or None
+        The affine part of dense, maxout and pooling layers as given.
+    groups : tuple of ndarray or None
+        For ``relu_maxpool``, the rows of ``weight`` pooled by each unit.
+    name : str
+        Used in error messages and summaries.
+    """
+
+    __slots__ = (
+        "kind", "A", "B", "n_pieces", "slope", "switch_W", "switch_b",
+        "weight", "bias", "groups", "name",
+    )
+
+    def __init__(self, A, B, *, kind="maso", n_pieces=None, slope=None, switch=None,
+                 weight=None, bias=None, groups=None, name="layer"):
+        A = np.asarray(A, dtype=np.float64)
+        B = np.asarray(B, dtype=np.float64)
+        if A.ndim != 3 or B.shape != A.shape[:2]:
+            raise NetworkError(
+                f"{name}: pieces must have shapes A (K, R, D) and B (K, R), got {A.shape} and "
+                f"{B.shape}"
+            )
+        _check_finite(A, name, "A")
+        _check_finite(B, name, "B")
+        self.kind = kind
+        self.A = A
+        self.B = B
+        self.n_pieces = (np.full(A.shape[0], A.shape[1], dtype=np.int64) if n_pieces is None
+                         else np.asarray(n_pieces, dtype=np.int64))
+        self.slope = slope
+        self.switch_W, self.switch_b = (None, None) if switch is None else switch
+        self.weight = weight
+        self.bias = bias
+        self.groups = groups
+        self.name = name
+        for arr in (self.A, self.B, self.switch_W, self.switch_b, self.weight, self.bias):
+            if arr is not None:
+                arr.setflags(write=False)
+
+    # ----------------------------------------------------------------- constructors
+    @classmethod
+    def dense(cls, W, b=None, activation: str = "relu", *, name: str = "layer") -> "Layer":
+        """A dense layer ``h = W z + b`` followed by an activation.
+
+        Parameters
+        ----------
+        W : array_like, shape (K, D)
+        b : array_like, shape (K,), optional
+        activation : str
+            ``"relu"``, ``"leaky_relu:<slope>"``, ``"abs"``, ``"identity"`` or ``"maxout:<R>"``
+            (then W has ``R*K`` rows, the pieces of unit k in rows ``k*R .. k*R+R-1``).
+
+        Raises
+        ------
+        NetworkError, UnsupportedLayerError
+        """
+        kind, param = parse_activation(activation, where=name)
+        if kind == "maxout":
+            return cls.maxout(W, b, pieces=int(param), name=name)
+        W = _as_matrix(W, name)
+        b = _as_bias(b, W.shape[0], name)
+        K, D = W.shape
+        if kind == "identity":
+            return cls(W[:, None, :], b[:, None], kind="identity", weight=W, bias=b, name=name)
+        if kind == "relu":
+            lo_A, lo_B = np.zeros_like(W), np.zeros_like(b)
+            switch = (W, b)
+        elif kind == "leaky_relu":
+            lo_A, lo_B = param * W, param * b
+            switch = (W, b)
+        else:  # abs
+            lo_A, lo_B = -W, -b
+            switch = (W, b)
+        A = np.stack([lo_A, W], axis=1)
+        B = np.stack([lo_B, b], axis=1)
+        return cls(A, B, kind=kind, slope=param, switch=switch, weight=W, bias=b, name=name)
+
+    @classmethod
+    def maxout(cls, W, b=None, *, pieces: int, name: str = "layer") -> "Layer":
+        """A maxout layer: unit k is the max of rows ``k*pieces .. k*pieces+pieces-1`` of
+        ``W z + b``.
+
+        Raises
+        ------
+        NetworkError
+            If the number of rows of W is not a multiple of ``pieces``.
+        """
+        W = _as_matrix(W, name)
+        b = _as_bias(b, W.shape[0], name)
+        if pieces < 1 or W.shape[0] % pieces:
+            raise NetworkError(
+                f"{name}: maxout with {pieces} pieces needs a multiple of {pieces} rows in W, "
+                f"got {W.shape[0]}"
+            )
+        K = W.shape[0] // pieces
+        A = W.reshape(K, pieces, W.shape[1])
+        B = b.reshape(K, pieces)
+        return cls(A, B, kind="maxout", weight=W, bias=b, name=name)
+
+    @classmethod
+    def relu_maxpool(cls, W, b=None, groups=None, *, name: str = "layer") -> "Layer":
+        """Dense -> ReLU -> max-pool: unit k is ``max(0, max_{i in groups[k]} W[i] z + b[i])``.
+
+        Piece 0 is the zero piece (the whole window inactive); piece ``j >= 1`` is row
+        ``groups[k][j-1]`` (SPEC §1.4). Windows may have different sizes and may overlap.
+
+        Raises
+        ------
+        NetworkError
+            If a group is empty or names a row outside W.
+        """
+        W = _as_matrix(W, name)
+        b = _as_bias(b, W.shape[0], name)
+        if groups is None or len(groups) == 0:
+            raise NetworkError(f"{name}: relu_maxpool needs at least one pooling group")
+        groups = tuple(np.asarray(g, dtype=np.int64).reshape(-1) for g in groups)
+        for k, g in enumerate(groups):
+            if g.size == 0:
+                raise NetworkError(f"{name}: pooling group {k} is empty")
+            if g.min() < 0 or g.max() >= W.shape[0]:
+                raise NetworkError(
+                    f"{name}: pooling group {k} names row {int(g.max() if g.max() >= W.shape[0] else g.min())}"
+                    f" but W has {W.shape[0]} rows"
+                )
+        R = 1 + max(g.size for g in groups)
+        K, D = len(groups), W.shape[1]
+        A = np.zeros((K, R, D))
+        B = np.zeros((K, R))
+        for k, g in enumerate(groups):
+            rows = np.concatenate([g, np.repeat(g[-1:], R - 1 - g.size)])
+            A[k, 1:] = W[rows]
+            B[k, 1:] = b[rows]
+        n_pieces = np.array([1 + g.size for g in groups])
+        return cls(A, B, kind="relu_maxpool", n_pieces=n_pieces, weight=W, bias=b,
+                   groups=groups, name=name)
+
+    @classmethod
+    def maso(cls, A, B, *, name: str = "layer") -> "Layer":
+        """A general max-affine spline operator from its pieces ``A (K, R, D)``, ``B (K, R)``."""
+        return cls(A, B, kind="maso", name=name)
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def in_dim(self) -> int:
+        """D, the dimension of the layer's input."""
+        return self.A.shape[2]
+
+    @property
+    def out_dim(self) -> int:
+        """K, the number of units."""
+        return self.A.shape[0]
+
+    @property
+    def max_pieces(self) -> int:
+        """R, the largest number of pieces of a unit."""
+        return self.A.shape[1]
+
+    @property
+    def is_switch(self) -> bool:
+        """True for ReLU-type layers, whose units switch on a single hyperplane."""
+        return self.switch_W is not None
+
+    def with_input_map(self, M: np.ndarray, c: np.ndarray) -> "Layer":
+        """The layer applied to ``M t + c``: pieces ``A M`` and ``A c + B`` (used to fold a slice
+        or an affine pre-processing step into the first layer)."""
+        A = self.A @ M
+        B = self.A @ c + self.B
+        switch = None
+        if self.is_switch:
+            switch = (self.switch_W @ M, self.switch_W @ c + self.switch_b)
+        weight = bias = None
+        if self.weight is not None:
+            weight, bias = self.weight @ M, self.weight @ c + self.bias
+        return Layer(A, B, kind=self.kind, n_pieces=self.n_pieces, slope=self.slope,
+                     switch=switch, weight=weight, bias=bias, groups=self.groups,
+                     name=self.name)
+
+    # ----------------------------------------------------------------- evaluation
+    def codes_and_outputs(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Codes (n, K) and outputs (n, K) of the layer at inputs Z (n, D).
+
+        Ties go to the smallest piece index; for ReLU-type units active means ``h > 0``.
+        """
+        if self.kind == "identity":
+            out = Z @ self.A[:, 0, :].T + self.B[:, 0]
+            return np.zeros(out.shape, dtype=np.int16), out
+        if self.is_switch:
+            h = Z @ self.switch_W.T + self.switch_b
+            code = (h > 0).astype(np.int16)
+            if self.kind == "relu":
+                out = np.where(code == 1, h, 0.0)
+            elif self.kind == "abs":
+                out = np.abs(h)
+            else:
+                out = np.where(code == 1, h, self.slope * h)
+            return code, out
+        vals = np.einsum("krd,nd->nkr", self.A, Z) + self.B
+        code = np.argmax(vals, axis=2).astype(np.int16)
+        out = np.take_along_axis(vals, code[:, :, None].astype(np.intp), axis=2)[:, :, 0]
+        return code, out
+
+    def selected(self, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The layer's affine map ``(A_q, B_q)`` for one code ``q`` of shape (K,) (SPEC §1.3)."""
+        code = np.asarray(code, dtype=np.intp)
+        idx = np.arange(self.out_dim)
+        return self.A[idx, code], self.B[idx, code]
+
+    def describe(self) -> str:
+        """One line: kind, widths and pieces."""
+        extra = ""
+        if self.kind == "leaky_relu":
+            extra = f" slope={self.slope:g}"
+        elif self.kind in ("maxout", "relu_maxpool", "maso"):
+            extra = f" pieces<={self.max_pieces}"
+        return f"{self.name}: {self.kind}{extra} {self.in_dim} -> {self.out_dim}"
+
+    def __repr__(self) -> str:
+        return f"Layer({self.describe()})"

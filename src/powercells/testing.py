@@ -1,0 +1,223 @@
+"""Helpers for tests, the library's own and its users': a brute-force reference enumerator and
+assertions on partitions.
+
+The brute-force enumerator shares no code with the engines: it builds each region's polytope from
+its full activation pattern, solves one Chebyshev LP per candidate pattern with
+``scipy.optimize.linprog``, and walks from pattern to pattern across facets. It is slow (one LP
+per candidate, tens of candidates per region) and meant as an oracle for small networks and as
+the baseline of the benchmarks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linprog
+
+from .domain import as_domain
+
+__all__ = ["BruteForceResult", "brute_force_regions", "leaf_code_set", "assert_partitions_equal"]
+
+
+@dataclass
+class BruteForceResult:
+    """Regions found by :func:`brute_force_regions`.
+
+    Attributes
+    ----------
+    codes : set of tuple
+        Full code paths (all layers concatenated) of the leaves.
+    per_layer : list of int
+        Distinct code-path prefixes after each layer (regions of layers 1..l).
+    lps : int
+        Chebyshev LPs solved.
+    """
+
+    codes: set
+    per_layer: list
+    lps: int
+
+    @property
+    def regions(self) -> int:
+        return len(self.codes)
+
+
+def _rows_of_pattern(net, domain, pattern):
+    """Halfspaces ``H t <= h`` of a full pattern, plus per row the flips that cross it.
+
+    Returns H, h (unnormalised, domain rows first) and ``flips``: for each row, the
+    (layer, unit, new piece) a point crossing that row would take.
+    """
+    H0, h0 = domain.halfspaces()
+    rows_H, rows_h, flips = [H0], [h0], [None] * len(h0)
+    k = domain.dim
+    A, B = np.eye(k), np.zeros(k)
+    pos = 0
+    for li, layer in enumerate(net.layers):
+        K = layer.out_dim
+        code = np.asarray(pattern[pos:pos + K], dtype=np.intp)
+        pos += K
+        for unit in range(K):
+            r = code[unit]
+            for s in range(int(layer.n_pieces[unit])):
+                if s == r:
+                    continue
+                # piece r >= piece s  <=>  (A_s - A_r) z <= B_r - B_s
+                g = (layer.A[unit, s] - layer.A[unit, r]) @ A
+                c = (layer.A[unit, r] - layer.A[unit, s]) @ B + layer.B[unit, r] - layer.B[unit, s]
+                rows_H.append(g[None, :])
+                rows_h.append(np.array([c]))
+                flips.append((li, unit, s))
+        Aq = layer.A[np.arange(K), code]
+        Bq = layer.B[np.arange(K), code]
+        A, B = Aq @ A, Aq @ B + Bq
+    return np.vstack(rows_H), np.concatenate(rows_h), flips
+
+
+def _chebyshev(H, h, cap):
+    norms = np.linalg.norm(H, axis=1)
+    keep = norms > 1e-12 * max(norms.max(), 1e-300)
+    if np.any(~keep & (h < -1e-12)):
+        return None, -np.inf
+    H, h, norms = H[keep], h[keep], norms[keep]
+    k = H.shape[1]
+    cost = np.zeros(k + 1)
+    cost[-1] = -1.0
+    res = linprog(cost, A_ub=np.hstack([H / norms[:, None], np.ones((len(h), 1))]),
+                  b_ub=h / norms, bounds=[(None, None)] * k + [(-cap, cap)], method="highs")
+    if res.status != 0:
+        return None, -np.inf
+    x = res.x[:-1]
+    return x, float(np.min(h / norms - (H / norms[:, None]) @ x))
+
+
+def brute_force_regions(network, domain, *, tol: float | None = None, seeds: int = 64,
+                        seed=0, max_regions: int | None = None) -> BruteForceResult:
+    """All linear regions by a breadth-first search over full activation patterns.
+
+    From each region, every row of its polytope names a unit and a piece to flip to. Rows that
+    coincide in the region (duplicate neurons, concurrent boundaries) are grouped, and every
+    pattern reachable by flipping any subset of a group is a candidate. A candidate is a region
+    iff its Chebyshev radius exceeds ``tol`` *and* the forward pass at its Chebyshev centre gives
+    back the candidate pattern (which settles units that are constant on the region by the
+    tie-breaking rule of SPEC §1.3).
+
+    Parameters
+    ----------
+    network : Network
+    domain : Domain
+    tol : float, optional
+        Region tolerance; default ``1e-9 * diameter``.
+    seeds : int
+        Random points whose patterns start the search (besides the domain's centre).
+    seed : int or numpy Generator
+    max_regions : int, optional
+        Stop after this many regions (the result is then incomplete).
+    """
+    domain = as_domain(domain, dim=network.input_dim)
+    net = domain.network_on(network)
+    diam = domain.diameter
+    tol = 1e-9 * diam if tol is None else tol
+    cap = 2 * diam
+    rng = np.random.default_rng(seed)
+    lo, hi = domain.bounds()
+    cand = lo + rng.random((max(seeds, 1) * 20, domain.dim)) * (hi - lo)
+    cand = cand[domain.contains(cand)][:seeds]
+    starts = np.vstack([domain.chebyshev[0][None, :], cand])
+
+    def pattern_at(T):
+        return [tuple(int(v) for v in row) for row in np.hstack(net.codes(T))]
+
+    seen: set = set()
+    regions: dict = {}
+    queue: deque = deque()
+    lps = 0
+
+    def test(pattern):
+        nonlocal lps
+        seen.add(pattern)
+        H, h, flips = _rows_of_pattern(net, domain, pattern)
+        lps += 1
+        x, r = _chebyshev(H, h, cap)
+        if x is None or not r > tol:
+            return
+        if pattern_at(x[None, :])[0] != pattern:
+            return
+        regions[pattern] = (x, H, h, flips)
+        queue.append(pattern)
+
+    for pattern in pattern_at(starts):
+        if pattern not in seen:
+            test(pattern)
+    while queue:
+        if max_regions is not None and len(regions) >= max_regions:
+            break
+        pattern = queue.popleft()
+        x, H, h, flips = regions[pattern]
+        norms = np.linalg.norm(H, axis=1)
+        n_dom = sum(1 for f in flips if f is None)
+        rows = [i for i in range(n_dom, len(h)) if norms[i] > 1e-12 * norms.max()]
+        Hn = H[rows] / norms[rows, None]
+        hn = h[rows] / norms[rows]
+        # group rows that are the same hyperplane (same side) inside this region
+        groups: list[list[int]] = []
+        assigned = [False] * len(rows)
+        for a in range(len(rows)):
+            if assigned[a]:
+                continue
+            same = np.flatnonzero((np.abs(Hn - Hn[a]).max(axis=1) <= 1e-9)
+                                  & (np.abs(hn - hn[a]) <= 1e-9 * max(1.0, diam)))
+            for b in same:
+                assigned[b] = True
+            groups.append([rows[b] for b in same])
+        for group in groups:
+            moves = [flips[i] for i in group]
+            for size in range(1, len(moves) + 1):
+                for subset in itertools.combinations(moves, size):
+                    units = [(li, u) for li, u, _ in subset]
+                    if len(set(units)) < len(units):
+                        continue  # one new piece per unit
+                    new = list(pattern)
+                    for li, u, s in subset:
+                        new[sum(net.widths[:li]) + u] = s
+                    new = tuple(new)
+                    if new not in seen:
+                        test(new)
+    codes = set(regions)
+    per_layer = []
+    for li in range(net.depth):
+        width = sum(net.widths[:li + 1])
+        per_layer.append(len({c[:width] for c in codes}))
+    return BruteForceResult(codes=codes, per_layer=per_layer, lps=lps)
+
+
+def leaf_code_set(tree) -> set:
+    """The leaves of a :class:`SubdivisionTree` as a set of full code paths (tuples)."""
+    return {tuple(int(v) for v in row) for row in tree.leaf_codes()}
+
+
+def assert_partitions_equal(a, b) -> None:
+    """Assert that two partitions have the same leaves (code paths) and per-layer counts.
+
+    ``a`` and ``b`` may be :class:`SubdivisionTree` or :class:`BruteForceResult` objects.
+
+    Raises
+    ------
+    AssertionError
+        Naming the counts and a few codes found by only one side.
+    """
+
+    def codes_of(x):
+        return x.codes if isinstance(x, BruteForceResult) else leaf_code_set(x)
+
+    ca, cb = codes_of(a), codes_of(b)
+    if ca != cb:
+        only_a = sorted(ca - cb)[:3]
+        only_b = sorted(cb - ca)[:3]
+        raise AssertionError(f"partitions differ: {len(ca)} vs {len(cb)} leaves; only in first: "
+                             f"{only_a}; only in second: {only_b}")
+    if list(a.per_layer) != list(b.per_layer):
+        raise AssertionError(f"per-layer counts differ: {a.per_layer} vs {b.per_layer}")
