@@ -23,7 +23,7 @@ interior but a smaller inradius is a *sliver*, reported, never counted (see :cla
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -94,6 +94,9 @@ class EngineStats:
     cell_tests_by_points: int = 0
     cell_tests_by_ball: int = 0
     cell_tests_by_lp: int = 0
+    cell_tests_by_certificate: int = 0
+    cell_lp_present: int = 0
+    cell_lp_absent: int = 0
     balls_inherited: int = 0
     balls_by_lp: int = 0
 
@@ -112,7 +115,7 @@ class _Unit:
     distance), position 1 on its positive side. A unit with more pieces keeps all of them.
     """
 
-    __slots__ = ("index", "pieces", "normal", "offset", "a", "beta", "_rows")
+    __slots__ = ("index", "pieces", "normal", "offset", "a", "beta", "_rows", "row_ids")
 
     def __init__(self, index, pieces, *, normal=None, offset=None, a=None, beta=None):
         self.index = index
@@ -122,6 +125,7 @@ class _Unit:
         self.a = a
         self.beta = beta
         self._rows = None
+        self.row_ids = None
 
     @property
     def n(self) -> int:
@@ -145,15 +149,19 @@ class _Unit:
                 self._rows = rows
         return self._rows[j]
 
+    def ids(self, ctx, j: int) -> np.ndarray:
+        """Ids of position j's rows in the node's LP context (registered on first use)."""
+        if self.row_ids is None:
+            self.row_ids = [None] * self.n
+        if self.row_ids[j] is None:
+            self.row_ids[j] = ctx.add_rows(*self.rows(j))
+        return self.row_ids[j]
+
     def witness(self, P: np.ndarray, eps: float) -> np.ndarray:
         """Position of the winning piece at each point of P, or -1 when no piece wins by a
         margin larger than eps (in distance units)."""
         if self.normal is not None:
-            dist = P @ self.normal + self.offset
-            out = np.full(len(P), -1, dtype=np.int8)
-            out[dist > eps] = 1
-            out[dist < -eps] = 0
-            return out
+            return _sign_positions(P @ self.normal + self.offset, eps)
         vals = P @ self.a.T + self.beta
         best = np.argmax(vals, axis=1)
         out = np.full(len(P), -1, dtype=np.int8)
@@ -167,45 +175,58 @@ class _Unit:
         return out
 
 
-@dataclass(slots=True, eq=False)
-class _Cell:
-    idx: np.ndarray                 # pool indices of interior points
-    rows_H: list = field(default_factory=list)
-    rows_h: list = field(default_factory=list)
-    choice: list = field(default_factory=list)   # position chosen for each processed unit
-    ball: Ball | None = None        # exact Chebyshev ball, if known
+def _sign_positions(dist: np.ndarray, eps: float) -> np.ndarray:
+    out = np.full(dist.shape, -1, dtype=np.int8)
+    out[dist > eps] = 1
+    out[dist < -eps] = 0
+    return out
 
 
 class _Pool:
     """Interior points found while splitting one node, with each point's winning position for
-    every cutting unit (the certificates of phase 2)."""
+    every cutting unit: the certificates of phase 2."""
 
     def __init__(self, points: np.ndarray, units: list[_Unit], eps: float):
         self.units = units
         self.eps = eps
-        self.points = [points]
-        self.wit = [self._witness(points)]
-        self.n = len(points)
+        switch = [i for i, u in enumerate(units) if u.normal is not None]
+        self._switch = np.array(switch, dtype=np.intp)
+        self._others = [i for i, u in enumerate(units) if u.normal is None]
+        if switch:
+            self._N = np.stack([units[i].normal for i in switch])
+            self._o = np.array([units[i].offset for i in switch])
+        self.points = np.empty((max(64, 2 * len(points)), points.shape[1]))
+        self.wit = np.empty((len(units), self.points.shape[0]), dtype=np.int8)
+        self.n = 0
+        self.add(points)
 
-    def _witness(self, P):
-        return np.stack([u.witness(P, self.eps) for u in self.units])
-
-    def add(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Append points; returns their pool indices and witness columns (units x points)."""
+    def add(self, P: np.ndarray) -> np.ndarray:
+        """Append points; returns their pool indices."""
         P = np.atleast_2d(P)
-        w = self._witness(P)
-        self.points.append(P)
-        self.wit.append(w)
-        idx = np.arange(self.n, self.n + len(P))
-        self.n += len(P)
-        return idx, w
+        m = len(P)
+        if self.n + m > self.points.shape[0]:
+            size = 2 * (self.n + m)
+            self.points = np.vstack([self.points[:self.n], np.empty((size - self.n, P.shape[1]))])
+            wit = np.empty((len(self.units), size), dtype=np.int8)
+            wit[:, :self.n] = self.wit[:, :self.n]
+            self.wit = wit
+        cols = slice(self.n, self.n + m)
+        self.points[cols] = P
+        if self._switch.size:
+            self.wit[self._switch, cols] = _sign_positions(self._N @ P.T + self._o[:, None],
+                                                           self.eps)
+        for i in self._others:
+            self.wit[i, cols] = self.units[i].witness(P, self.eps)
+        self.n += m
+        return np.arange(cols.start, cols.stop)
 
-    def freeze(self) -> tuple[np.ndarray, np.ndarray]:
-        """Merge the appended blocks; returns (points, witness matrix)."""
-        if len(self.points) > 1:
-            self.points = [np.vstack(self.points)]
-            self.wit = [np.hstack(self.wit)]
-        return self.points[0], self.wit[0]
+
+@dataclass(slots=True, eq=False)
+class _Cell:
+    idx: np.ndarray                 # pool indices of interior points
+    active: list                    # row-id arrays of the units that split it
+    choice: list                    # position chosen for each processed unit
+    ball: Ball | None               # exact Chebyshev ball, if known
 
 
 class LPEngine:
@@ -217,7 +238,7 @@ class LPEngine:
     tolerances : Tolerances
         Already resolved to absolute values.
     cap : float
-        Bound on Chebyshev radii (larger than any cell), e.g. the domain's diameter.
+        Bound on Chebyshev radii (larger than any cell), e.g. twice the domain's diameter.
     """
 
     name = "lp"
@@ -233,147 +254,164 @@ class LPEngine:
         """The children of ``node`` under ``layer`` (sorted by code) and the slivers set aside."""
         self.stats.nodes_split += 1
         K = layer.out_dim
-        if layer.max_pieces == 1:
-            return [self._child(node, layer, np.zeros(K, dtype=np.int16), [], [], node_ball(node),
-                                np.empty((0, node.center.size)))], []
         code = np.full(K, -1, dtype=np.int16)
+        if layer.max_pieces == 1:
+            code[:] = 0
+            return [self._child(node, layer, code, None, node_ball(node), node.points)], []
         units = (self._switch_units(node, layer, code) if layer.is_switch
                  else self._piece_units(node, layer, code))
-        ctx = None
+        ctx = _LazyContext(self, node)
+        try:
+            cutting, first = self._phase1(node, units, code, ctx)
+            if not cutting:
+                return [self._child(node, layer, code, None, node_ball(node), node.points)], []
+            cells = self._phase2(node, cutting, first, ctx)
+            return self._phase3(node, layer, code, cutting, cells, ctx)
+        finally:
+            ctx.close()
 
-        def context():
-            nonlocal ctx
-            if ctx is None:
-                ctx = self.backend.context(node.H, node.h, cap=self.cap)
-            return ctx
-
-        # Phase 1: which of the remaining units cut the node.
+    # ------------------------------------------------------------------ phase 1
+    def _phase1(self, node, units, code, ctx):
+        """Decide which units cut the node. Returns the cutting units and, per cutting unit, the
+        positions present on the node (with their Chebyshev balls where an LP found them)."""
         eps = self.tol.empty
-        known = np.vstack([node.center[None, :], node.points])
-        extra_points = []
-        first_present: dict[int, dict[int, Ball | None]] = {}
+        known = [node.center[None, :], node.points]
+        self._extra = []
         cutting: list[_Unit] = []
+        first: dict[int, dict[int, Ball | None]] = {}
+        switch = [u for u in units if u.normal is not None]
+        if switch:
+            P = np.vstack(known)
+            N = np.stack([u.normal for u in switch])
+            dist = P @ N.T + np.array([u.offset for u in switch])
+            pos_seen = np.any(dist > eps, axis=0)
+            neg_seen = np.any(dist < -eps, axis=0)
+            crosses = np.abs(dist[0]) < node.radius
+        s = 0
         for unit in units:
-            wit = unit.witness(known, eps)
-            present: dict[int, Ball | None] = {int(j): None for j in np.unique(wit[wit >= 0])}
-            if len(present) >= 2:
-                self.stats.units_cut_by_points += 1
-            elif unit.normal is not None:
-                crossing = _ball_crossing(unit, node.center, node.radius)
-                if crossing is not None:
+            present: dict[int, Ball | None]
+            if unit.normal is not None:
+                present = {}
+                if neg_seen[s]:
+                    present[0] = None
+                if pos_seen[s]:
+                    present[1] = None
+                if len(present) < 2 and crosses[s]:
+                    self._extra.append(_ball_crossing(unit, node.center, node.radius))
                     present = {0: None, 1: None}
-                    extra_points.append(crossing)
                     self.stats.units_cut_by_ball += 1
+                elif len(present) < 2 and len(self._extra):
+                    # points found by earlier LPs of this node may witness the missing side
+                    wit = unit.witness(np.vstack(self._extra), eps)
+                    present.update({int(j): None for j in np.unique(wit[wit >= 0])})
+                    if len(present) == 2:
+                        self.stats.units_cut_by_points += 1
+                elif len(present) == 2:
+                    self.stats.units_cut_by_points += 1
+                s += 1
+            else:
+                P = np.vstack(known + self._extra)
+                wit = unit.witness(P, eps)
+                present = {int(j): None for j in np.unique(wit[wit >= 0])}
+                if len(present) >= 2:
+                    self.stats.units_cut_by_points += 1
             if len(present) < unit.n:
                 best = (-np.inf, 0)
                 for j in range(unit.n):
                     if j in present:
                         continue
-                    ball = context().solve(*unit.rows(j))
-                    self.stats.lps += 1
+                    ball = ctx.solve(unit.ids(ctx.get(), j))
                     best = max(best, (ball.radius, j))
                     if ball.radius > eps:
                         present[j] = ball
-                        extra_points.append(ball.center[None, :])
+                        self._extra.append(ball.center[None, :])
                 if not present:  # numerically lost: keep the piece with the largest ball
                     present[best[1]] = None
                 if len(present) < 2:
                     self.stats.units_by_lp += 1
             if len(present) >= 2:
                 cutting.append(unit)
-                first_present[unit.index] = present
+                first[unit.index] = present
             else:
                 code[unit.index] = unit.pieces[next(iter(present))]
-
-        if not cutting:
-            if ctx is not None:
-                ctx.close()
-            return [self._child(node, layer, code, [], [], node_ball(node), node.points)], []
-
-        # Phase 2: the arrangement of the cutting units inside the node.
-        pool = _Pool(np.vstack([known] + extra_points), cutting, eps)
-        cells = [_Cell(idx=np.arange(pool.n), ball=node_ball(node))]
-        slivers: list[tuple[_Cell, Ball]] = []
-        for i, unit in enumerate(cutting):
-            pool.freeze()
-            next_cells = []
-            for cell in cells:
-                known_present = first_present[unit.index] if i == 0 else None
-                next_cells.extend(self._split_cell(cell, i, unit, pool, context, known_present,
-                                                   slivers))
-            cells = next_cells
-
-        # Phase 3: exact Chebyshev balls of the final cells, then classification.
-        P, _ = pool.freeze()
-        children: list[Node] = []
-        out_slivers: list[Sliver] = []
-        for cell in cells:
-            ball = cell.ball
-            if ball is None:
-                ball = context().solve(*_stack_rows(cell))
-                self.stats.lps += 1
-                self.stats.balls_by_lp += 1
-            else:
-                self.stats.balls_inherited += 1
-            full = _full_code(code, cutting, cell.choice)
-            if ball.radius > self.tol.region:
-                children.append(self._child(node, layer, full, cell.rows_H, cell.rows_h, ball,
-                                            P[cell.idx]))
-            else:
-                out_slivers.append(Sliver(full, ball.center, ball.radius))
-        for cell, ball in slivers:
-            out_slivers.append(Sliver(_full_code(code, cutting, cell.choice), ball.center,
-                                      ball.radius))
-        if ctx is not None:
-            ctx.close()
-        children.sort(key=lambda c: c.code.tobytes())
-        return children, out_slivers
+        return cutting, first
 
     # ------------------------------------------------------------------ phase 2
-    def _split_cell(self, cell, i, unit, pool, context, known_present, slivers):
-        """Split one cell by the i-th cutting unit; returns the cells that continue.
+    def _phase2(self, node, cutting, first, ctx):
+        """The arrangement of the cutting units inside the node, depth-first so that consecutive
+        LPs are on nested cells. Returns the final cells (regions and slivers)."""
+        self._pool = _Pool(np.vstack([node.center[None, :], node.points] + self._extra), cutting,
+                           self.tol.empty)
+        self._certs: dict[int, dict[int, list[frozenset]]] = {}
+        root = _Cell(idx=np.arange(self._pool.n), active=[], choice=[], ball=node_ball(node))
+        s = len(cutting)
+        final = []
+        stack = [(root, 0)]
+        while stack:
+            cell, i = stack.pop()
+            if i == s:
+                final.append(cell)
+                continue
+            known = first[cutting[i].index] if i == 0 else None
+            children = self._split_cell(cell, i, cutting[i], ctx, known)
+            for child in reversed(children):
+                if child.ball is not None and not child.ball.radius > self.tol.region:
+                    final.append(child)  # a sliver: no further splitting
+                else:
+                    stack.append((child, i + 1))
+        return final
 
-        ``known_present`` (for the node itself, i = 0) holds phase 1's answer: no LP needed.
-        """
+    def _split_cell(self, cell, i, unit, ctx, known_present):
+        """Split one cell by the i-th cutting unit. ``known_present`` (the node itself, i = 0)
+        holds phase 1's answer, so no LP is needed."""
         eps = self.tol.empty
-        wit = pool.wit[0][i, cell.idx]
+        pool = self._pool
+        wit = pool.wit[i, cell.idx]
         if known_present is not None:
             present = dict(known_present)
         else:
             present = {int(j): None for j in np.unique(wit[wit >= 0])}
             if len(present) >= 2:
                 self.stats.cell_tests_by_points += 1
-        new_idx, new_wit = [], []
-        if unit.normal is not None and cell.ball is not None and len(present) < 2:
+        new = []
+        if len(present) < 2 and unit.normal is not None and cell.ball is not None:
             crossing = _ball_crossing(unit, cell.ball.center, cell.ball.radius)
             if crossing is not None:
-                idx, w = pool.add(crossing)
-                new_idx.append(idx)
-                new_wit.append(w[i])
+                new.append(pool.add(crossing))
                 present = {0: None, 1: None}
                 self.stats.cell_tests_by_ball += 1
         if len(present) < unit.n and known_present is None:
-            self.stats.cell_tests_by_lp += 1
-            best = (-np.inf, 0, None)
-            H, h = _stack_rows(cell)
-            for j in range(unit.n):
-                if j in present:
-                    continue
-                G, g = unit.rows(j)
-                ball = context().solve(np.vstack([H, G]), np.concatenate([h, g]))
-                self.stats.lps += 1
-                if ball.radius > best[0]:
-                    best = (ball.radius, j, ball)
+            best = (-np.inf, 0)
+            base = np.concatenate(cell.active) if cell.active else np.empty(0, np.int64)
+            missing = [j for j in range(unit.n) if j not in present]
+            certs = self._certs.get(unit.index)
+            if certs:
+                on = set(base.tolist())
+                for j in list(missing):
+                    if any(c <= on for c in certs.get(j, ())):
+                        missing.remove(j)
+                        self.stats.cell_tests_by_certificate += 1
+            if missing:
+                self.stats.cell_tests_by_lp += 1
+            for j in missing:
+                side = unit.ids(ctx.get(), j)
+                ball = ctx.solve(np.concatenate([base, side]))
+                best = max(best, (ball.radius, j))
                 if ball.radius > eps:
                     present[j] = ball
-                    idx, w = pool.add(ball.center)
-                    new_idx.append(idx)
-                    new_wit.append(w[i])
+                    new.append(pool.add(ball.center))
+                    self.stats.cell_lp_present += 1
+                else:
+                    self.stats.cell_lp_absent += 1
+                    if ball.support is not None:
+                        # weak duality: every cell with these rows lacks position j too
+                        cert = frozenset(ball.support.tolist()) - frozenset(side.tolist())
+                        self._certs.setdefault(unit.index, {}).setdefault(j, []).append(cert)
             if not present:  # numerically lost: keep the piece with the largest ball
                 present[best[1]] = None
-        if new_idx:
-            cell.idx = np.concatenate([cell.idx] + new_idx)
-            wit = np.concatenate([wit] + new_wit)
+        if new:
+            cell.idx = np.concatenate([cell.idx] + new)
+            wit = pool.wit[i, cell.idx]
         if len(present) == 1:
             (j, ball), = present.items()
             cell.choice.append(j)
@@ -382,17 +420,36 @@ class LPEngine:
             return [cell]
         out = []
         for j in sorted(present):
-            G, g = unit.rows(j)
             ball = present[j]
             if ball is None and cell.ball is not None and _ball_inside(unit, j, cell.ball):
                 ball = cell.ball
-            child = _Cell(idx=cell.idx[wit == j], rows_H=cell.rows_H + [G],
-                          rows_h=cell.rows_h + [g], choice=cell.choice + [j], ball=ball)
-            if ball is not None and not ball.radius > self.tol.region:
-                slivers.append((child, ball))
-                continue
-            out.append(child)
+            out.append(_Cell(idx=cell.idx[wit == j], active=cell.active + [unit.ids(ctx.get(), j)],
+                             choice=cell.choice + [j], ball=ball))
         return out
+
+    # ------------------------------------------------------------------ phase 3
+    def _phase3(self, node, layer, code, cutting, cells, ctx):
+        """Exact Chebyshev balls of the final cells, then regions vs slivers."""
+        children: list[Node] = []
+        slivers: list[Sliver] = []
+        P = self._pool.points
+        for cell in cells:
+            ball = cell.ball
+            if ball is None:
+                ball = ctx.solve(np.concatenate(cell.active))
+                self.stats.balls_by_lp += 1
+            else:
+                self.stats.balls_inherited += 1
+            full = code.copy()
+            for unit, j in zip(cutting, cell.choice):
+                full[unit.index] = unit.pieces[j]
+            if ball.radius > self.tol.region and len(cell.choice) == len(cutting):
+                rows = ctx.get().rows_of(np.concatenate(cell.active))
+                children.append(self._child(node, layer, full, rows, ball, P[cell.idx]))
+            else:
+                slivers.append(Sliver(full, ball.center, ball.radius))
+        children.sort(key=lambda c: c.code.tobytes())
+        return children, slivers
 
     # ------------------------------------------------------------------ phase 0
     def _switch_units(self, node: Node, layer: Layer, code: np.ndarray) -> list[_Unit]:
@@ -493,11 +550,11 @@ class LPEngine:
         return units
 
     # ------------------------------------------------------------------ children
-    def _child(self, node, layer, code, rows_H, rows_h, ball, points) -> Node:
+    def _child(self, node, layer, code, rows, ball, points) -> Node:
         Aq, Bq = layer.selected(code)
-        if rows_H:
-            H = np.vstack([node.H] + rows_H)
-            h = np.concatenate([node.h] + rows_h)
+        if rows is not None:
+            H = np.vstack([node.H, rows[0]])
+            h = np.concatenate([node.h, rows[1]])
         else:
             H, h = node.H, node.h
         if len(points) > MAX_POINTS_PER_NODE:
@@ -506,19 +563,31 @@ class LPEngine:
                     radius=ball.radius, points=points, lo=node.lo, hi=node.hi, code=code)
 
 
+class _LazyContext:
+    """The node's LP context, created on the first LP (many nodes need none)."""
+
+    def __init__(self, engine: "LPEngine", node: Node):
+        self._engine = engine
+        self._node = node
+        self._ctx = None
+
+    def get(self):
+        if self._ctx is None:
+            e = self._engine
+            self._ctx = e.backend.context(self._node.H, self._node.h, cap=e.cap)
+        return self._ctx
+
+    def solve(self, ids) -> Ball:
+        self._engine.stats.lps += 1
+        return self.get().solve(ids)
+
+    def close(self):
+        if self._ctx is not None:
+            self._ctx.close()
+
+
 def node_ball(node: Node) -> Ball:
     return Ball(node.center, node.radius)
-
-
-def _full_code(code, cutting, choice):
-    full = code.copy()
-    for unit, j in zip(cutting, choice):
-        full[unit.index] = unit.pieces[j]
-    return full
-
-
-def _stack_rows(cell: _Cell):
-    return np.vstack(cell.rows_H), np.concatenate(cell.rows_h)
 
 
 def _ball_crossing(unit: _Unit, center: np.ndarray, radius: float):

@@ -16,11 +16,13 @@ class CvxpyContext(ChebyshevContext):
         super().__init__(A, b, cap)
         self._solver = solver
 
-    def _solve(self, extra_A, extra_b):
+    def _solve(self, active):
         import cvxpy as cp
 
-        A = np.vstack([self.A, extra_A])
-        b = np.concatenate([self.b, extra_b])
+        all_A = np.vstack(self.rows_A)
+        all_b = np.concatenate(self.rows_b)
+        A = np.vstack([self.A, all_A[active]])
+        b = np.concatenate([self.b, all_b[active]])
         x = cp.Variable(A.shape[1])
         r = cp.Variable()
         problem = cp.Problem(cp.Maximize(r), [A @ x + r <= b, r <= self.cap, r >= -self.cap])
@@ -29,10 +31,10 @@ class CvxpyContext(ChebyshevContext):
         except cp.error.SolverError as exc:
             raise SolverError(f"cvxpy/{self._solver} failed: {exc}") from None
         if problem.status in ("infeasible", "infeasible_inaccurate"):
-            return LPStatus.INFEASIBLE, np.full(A.shape[1], np.nan)
+            return LPStatus.INFEASIBLE, np.full(A.shape[1], np.nan), None
         if problem.status not in ("optimal", "optimal_inaccurate"):
             raise SolverError(f"cvxpy/{self._solver} returned status {problem.status}")
-        return LPStatus.OPTIMAL, np.asarray(x.value, dtype=np.float64)
+        return LPStatus.OPTIMAL, np.asarray(x.value, dtype=np.float64), None
 
 
 class CvxpyBackend(LPBackend):

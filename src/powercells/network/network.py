@@ -40,10 +40,10 @@ class Network:
             raise NetworkError("a network needs at least one layer")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise NetworkError(f"layer {i}: expected a Layer, got {type(layer).__name__}")
+                raise NetworkError(f"layer {i + 1}: expected a Layer, got {type(layer).__name__}")
             if i and layer.in_dim != layers[i - 1].out_dim:
                 raise NetworkError(
-                    f"layer {i} ({layer.name}): takes {layer.in_dim} inputs but layer {i - 1} "
+                    f"layer {i + 1} ({layer.name}): takes {layer.in_dim} inputs but layer {i} "
                     f"({layers[i - 1].name}) outputs {layers[i - 1].out_dim} values"
                 )
         self.layers = layers
@@ -79,8 +79,8 @@ class Network:
             try:
                 W, b = pair
             except (TypeError, ValueError):
-                raise NetworkError(f"layer {i}: expected a (W, b) pair") from None
-            layers.append(Layer.dense(W, b, act, name=f"layer {i}"))
+                raise NetworkError(f"layer {i + 1}: expected a (W, b) pair") from None
+            layers.append(Layer.dense(W, b, act, name=f"layer {i + 1}"))
         return cls(layers)
 
     # ----------------------------------------------------------------- shape
