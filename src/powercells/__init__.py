@@ -23,6 +23,7 @@ from .errors import (
     SolverError,
     UnsupportedLayerError,
 )
+from . import testing
 from .io import load, save_npz
 from .network import Layer, Network
 

@@ -141,9 +141,9 @@ def _as_bias(b, n: int, where: str) -> np.ndarray:
 
 def _check_finite(a: np.ndarray, where: str, what: str) -> None:
     if not np.all(np.isfinite(a)):
-        bad = np.argwhere(~np.isfinite(a))[0]
-        value = a[tuple(bad)]
-        raise NetworkError(f"{where}: {what}{list(bad)} = {value} is not finite")
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+        index = ", ".join(str(i) for i in bad)
+        raise NetworkError(f"{where}: {what}[{index}] = {a[bad]} is not finite")
 
 
 class Layer:

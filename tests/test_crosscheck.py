@@ -1,0 +1,108 @@
+"""Engine against the brute-force enumerator on random networks (hypothesis), and the two LP
+backends against each other. Exact code sets must agree."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import powercells as pc
+from powercells.testing import assert_partitions_equal, brute_force_regions, leaf_code_set
+from networks import maxout_network, maxpool_network, random_network
+
+ACTIVATIONS = ["relu", "leaky_relu:0.1", "leaky_relu:0.5", "abs"]
+SETTINGS = settings(max_examples=25, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def small_networks(draw):
+    d = draw(st.integers(1, 5))
+    depth = draw(st.integers(1, 2 if d > 3 else 3))
+    widths = [draw(st.integers(1, 6 if d <= 2 else 4)) for _ in range(depth)]
+    acts = [draw(st.sampled_from(ACTIVATIONS)) for _ in range(depth)]
+    seed = draw(st.integers(0, 2 ** 16))
+    head = draw(st.sampled_from([None, 1, 2]))
+    return random_network(d, widths, seed, activations=acts, head=head), d
+
+
+@SETTINGS
+@given(small_networks())
+def test_lp_engine_equals_brute_force(case):
+    network, d = case
+    box = pc.Box(-1, 1, dim=d)
+    tree = pc.subdivide(network, box)
+    assert_partitions_equal(tree, brute_force_regions(network, box))
+
+
+@st.composite
+def integer_networks(draw):
+    """Weights and biases in {-1, 0, 1}: duplicates, dead units, concurrency and hyperplanes
+    through box corners everywhere."""
+    d = draw(st.integers(1, 3))
+    widths = [draw(st.integers(1, 5)) for _ in range(draw(st.integers(1, 2)))]
+    dims = [d] + widths
+    small = st.integers(-1, 1)
+    pairs = []
+    for i in range(len(widths)):
+        W = np.array(draw(st.lists(small, min_size=dims[i + 1] * dims[i],
+                                   max_size=dims[i + 1] * dims[i])), float)
+        b = np.array(draw(st.lists(small, min_size=dims[i + 1], max_size=dims[i + 1])), float)
+        pairs.append((W.reshape(dims[i + 1], dims[i]), b))
+    acts = [draw(st.sampled_from(["relu", "abs", "leaky_relu:0.5"])) for _ in widths]
+    return pc.Network.from_weights(pairs, acts), d
+
+
+@SETTINGS
+@given(integer_networks())
+def test_degenerate_integer_networks_equal_brute_force(case):
+    network, d = case
+    box = pc.Box(-1, 1, dim=d)
+    assert_partitions_equal(pc.subdivide(network, box), brute_force_regions(network, box))
+
+
+@pytest.mark.parametrize("d,widths,pieces,seed", [(1, [3, 2], 3, 0), (2, [2, 2], 3, 1),
+                                                   (2, [3], 4, 2), (3, [2, 2], 2, 3),
+                                                   (4, [2], 3, 4)])
+def test_maxout_equals_brute_force(d, widths, pieces, seed):
+    network = maxout_network(d, widths, pieces, seed)
+    box = pc.Box(-1, 1, dim=d)
+    assert_partitions_equal(pc.subdivide(network, box), brute_force_regions(network, box))
+
+
+@pytest.mark.parametrize("groups,second,seed", [([[0, 1], [2, 3]], None, 0),
+                                                ([[0, 1, 2], [3]], 3, 1),
+                                                ([[0, 1], [1, 2], [2, 3, 4]], 2, 2)])
+def test_relu_maxpool_equals_brute_force(groups, second, seed):
+    width = 1 + max(max(g) for g in groups)
+    network = maxpool_network(2, width, groups, seed, second=second)
+    box = pc.Box(-1, 1, dim=2)
+    assert_partitions_equal(pc.subdivide(network, box), brute_force_regions(network, box))
+
+
+def test_maxout_with_duplicate_pieces():
+    # unit 0 repeats a piece; unit 1 has two pieces that differ by a constant only
+    A = np.array([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]],
+                  [[1.0, 1.0], [1.0, 1.0], [-1.0, 0.0]]])
+    B = np.array([[0.0, 0.0, 0.1], [0.0, 0.5, 0.0]])
+    network = pc.Network([pc.Layer.maso(A, B)])
+    box = pc.Box(-1, 1, dim=2)
+    tree = pc.subdivide(network, box)
+    assert_partitions_equal(tree, brute_force_regions(network, box))
+    codes = tree.levels[1].code
+    assert 1 not in codes[:, 0].tolist()   # a tie goes to the smaller index
+    assert 0 not in codes[:, 1].tolist()   # piece 1 beats piece 0 by 0.5 everywhere
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_highs_and_cvxpy_backends_agree(seed):
+    pytest.importorskip("cvxpy")
+    network = random_network(3, [4, 3], seed, activations=["relu", "abs"])
+    box = pc.Box(-1, 1, dim=3)
+    a = pc.subdivide(network, box, lp="highs")
+    b = pc.subdivide(network, box, lp="cvxpy")
+    assert leaf_code_set(a) == leaf_code_set(b)
+    assert a.per_layer == b.per_layer
+    # same regions, same inradii (centres may differ where the Chebyshev centre is not unique)
+    for level_a, level_b in zip(a.levels[1:], b.levels[1:]):
+        np.testing.assert_allclose(level_a.inradius, level_b.inradius, rtol=1e-6, atol=1e-7)
