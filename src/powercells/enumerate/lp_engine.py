@@ -4,18 +4,21 @@ Given a node (a convex polytope ``H x <= h`` with its affine map ``z = A x + B``
 layer's output) and the next layer, the children are the non-empty cells of the layer's power
 diagram restricted to the node. The engine finds them in three phases:
 
-1. **Which units cut the node.** Every unit is pulled back to the node's coordinates. Units that are
-   constant on the node (duplicate or dead units, SPEC §3.4) are decided exactly; units whose
-   pieces cannot change over the node's bounding box are decided by interval bounds; units with
-   known interior points on both sides, or whose switch hyperplane crosses the node's Chebyshev
-   ball, certainly cut. Only the rest cost an LP: the Chebyshev ball of the node intersected with
-   the unwitnessed side.
-2. **The arrangement of the cutting units inside the node**, unit by unit. A cell is split by a
-   unit when known interior points lie on both sides or the unit crosses the cell's Chebyshev
-   ball; otherwise one LP on the unwitnessed side decides. Every LP solution is a new interior
-   point that later tests reuse.
-3. **The Chebyshev ball of every final cell** not already known exactly (a cell keeps its parent's
-   ball when no cut crosses that ball).
+1. **Which units cut the node.** Every unit is pulled back to the node's coordinates. Units that
+   are constant on the node (duplicate or dead units, SPEC §3.4) are decided exactly; units whose
+   pieces cannot change over the node's bounding box are decided by interval bounds.
+2. **The arrangement of the cutting units inside the node**, unit by unit, depth-first so that
+   consecutive LPs are on nested cells. Whether a unit cuts a cell is decided, cheapest first, by
+   points known to lie in the cell's closure on both sides of the unit; by the unit's hyperplane
+   crossing the cell's Chebyshev ball; by a *vertex certificate* (below) proving a side empty; and
+   only then by an LP that minimises the unit over the cell. Phase 1 is this test on the node.
+3. **The Chebyshev ball of every final cell** not known exactly (a cell keeps its parent's ball
+   when no cut crosses that ball).
+
+Vertex certificates: an extreme-point LP returns a vertex ``v`` and ``k`` tight rows ``G_B`` of
+its optimal basis. For any cost ``c`` with ``-c = G_B^T lam``, ``lam >= 0``, weak duality gives
+``c @ x >= c @ v`` on every polytope whose rows include ``G_B``: the node itself and every cell
+inside it that contains those rows. One LP therefore bounds many units over many cells.
 
 A cell is a region when its inradius exceeds the region tolerance; a cell with a certified
 interior but a smaller inradius is a *sliver*, reported, never counted (see :class:`Tolerances`).
@@ -33,8 +36,8 @@ from .tolerances import Tolerances
 
 __all__ = ["Node", "Sliver", "EngineStats", "LPEngine"]
 
-#: How many known interior points a node hands down to its children.
-MAX_POINTS_PER_NODE = 24
+#: How many known closure points a node hands down to its children.
+MAX_POINTS_PER_NODE = 32
 
 
 @dataclass(slots=True, eq=False)
@@ -49,7 +52,7 @@ class Node:
         The affine map from engine coordinates to the current layer's output.
     center, radius : the node's Chebyshev ball (exact).
     points : ndarray, shape (p, k)
-        Other points known to lie in the node's interior (certificates for cheap tests).
+        Other points known to lie in the node's closure (certificates for cheap tests).
     lo, hi : ndarray, shape (k,)
         A box containing the node.
     code : ndarray of int16, shape (K,)
@@ -86,17 +89,14 @@ class EngineStats:
 
     nodes_split: int = 0
     lps: int = 0
+    lps_extreme: int = 0
+    lps_chebyshev: int = 0
     units_constant: int = 0
     units_by_bounds: int = 0
-    units_cut_by_points: int = 0
-    units_cut_by_ball: int = 0
-    units_by_lp: int = 0
-    cell_tests_by_points: int = 0
-    cell_tests_by_ball: int = 0
-    cell_tests_by_lp: int = 0
-    cell_tests_by_certificate: int = 0
-    cell_lp_present: int = 0
-    cell_lp_absent: int = 0
+    tests_by_points: int = 0
+    tests_by_ball: int = 0
+    sides_by_certificate: int = 0
+    sides_by_lp: int = 0
     balls_inherited: int = 0
     balls_by_lp: int = 0
 
@@ -183,8 +183,8 @@ def _sign_positions(dist: np.ndarray, eps: float) -> np.ndarray:
 
 
 class _Pool:
-    """Interior points found while splitting one node, with each point's winning position for
-    every cutting unit: the certificates of phase 2."""
+    """Points known to lie in the node's closure (its centre, inherited points, LP centres and
+    vertices), with each point's winning position for every cutting unit."""
 
     def __init__(self, points: np.ndarray, units: list[_Unit], eps: float):
         self.units = units
@@ -221,12 +221,87 @@ class _Pool:
         return np.arange(cols.start, cols.stop)
 
 
+class _Certificates:
+    """Vertices from extreme-point LPs at one node, each with its basis rows (see the module
+    docstring): lower bounds on linear functions over any cell that contains those rows."""
+
+    def __init__(self, n_base: int, k: int):
+        self.n_base = n_base
+        self.k = k
+        self.V: list[np.ndarray] = []
+        self.inv: list[np.ndarray] = []      # inverse of G_B^T: lam = inv @ (-c)
+        self.extra: list[frozenset] = []     # basis rows that are not node rows
+
+    def add(self, x: np.ndarray, basis: np.ndarray, G: np.ndarray) -> None:
+        try:
+            inv = np.linalg.inv(G[basis].T)
+        except np.linalg.LinAlgError:
+            return
+        if not np.all(np.isfinite(inv)) or np.abs(inv).max() > 1e8:
+            return   # an ill-conditioned basis gives no trustworthy multipliers
+        self.V.append(x)
+        self.inv.append(inv)
+        self.extra.append(frozenset(int(i) for i in basis if i >= self.n_base))
+        self._stacked = None
+
+    def lower_bound(self, c: np.ndarray, active: frozenset | set = frozenset()) -> float:
+        """The best certified lower bound of ``c @ x`` over the node's rows plus ``active``."""
+        if not self.V:
+            return -np.inf
+        usable = [i for i, e in enumerate(self.extra) if e <= active]
+        if not usable:
+            return -np.inf
+        if self._stacked is None:
+            self._stacked = (np.stack(self.V), np.stack(self.inv))
+        V, inv = self._stacked
+        lam = inv[usable] @ (-c)
+        scale = np.abs(lam).max(axis=1, initial=1.0)
+        ok = np.all(lam >= -1e-10 * scale[:, None], axis=1)
+        if not np.any(ok):
+            return -np.inf
+        return float(np.max(V[usable][ok] @ c))
+
+
 @dataclass(slots=True, eq=False)
 class _Cell:
-    idx: np.ndarray                 # pool indices of interior points
+    idx: np.ndarray                 # pool indices of points in the cell's closure
     active: list                    # row-id arrays of the units that split it
     choice: list                    # position chosen for each processed unit
     ball: Ball | None               # exact Chebyshev ball, if known
+
+
+class _LazyContext:
+    """The node's LP context, created on the first LP (many nodes need none)."""
+
+    def __init__(self, engine: "LPEngine", node: Node):
+        self._engine = engine
+        self._node = node
+        self._ctx = None
+
+    def get(self):
+        if self._ctx is None:
+            e = self._engine
+            self._ctx = e.backend.context(self._node.H, self._node.h, cap=e.cap)
+        return self._ctx
+
+    def chebyshev(self, ids) -> Ball:
+        stats = self._engine.stats
+        stats.lps += 1
+        stats.lps_chebyshev += 1
+        return self.get().chebyshev(ids)
+
+    def extreme(self, c, ids):
+        stats = self._engine.stats
+        stats.lps += 1
+        stats.lps_extreme += 1
+        return self.get().extreme(c, ids)
+
+    def close(self):
+        if self._ctx is not None:
+            self._ctx.close()
+
+
+_NO_IDS = np.empty(0, dtype=np.int64)
 
 
 class LPEngine:
@@ -257,178 +332,160 @@ class LPEngine:
         code = np.full(K, -1, dtype=np.int16)
         if layer.max_pieces == 1:
             code[:] = 0
-            return [self._child(node, layer, code, None, node_ball(node), node.points)], []
+            return [self._child(node, layer, code, None, _node_ball(node), node.points)], []
         units = (self._switch_units(node, layer, code) if layer.is_switch
                  else self._piece_units(node, layer, code))
+        if not units:
+            return [self._child(node, layer, code, None, _node_ball(node), node.points)], []
         ctx = _LazyContext(self, node)
         try:
-            cutting, first = self._phase1(node, units, code, ctx)
+            self._pool = _Pool(np.vstack([node.center[None, :], node.points]), units,
+                               self.tol.empty)
+            self._certs = _Certificates(len(node.h), node.center.size)
+            self._cheb_certs: dict = {}
+            root = _Cell(idx=np.arange(self._pool.n), active=[], choice=[], ball=_node_ball(node))
+            # Phase 1: every unit on the node itself; the ones that cut it go on to phase 2.
+            cutting = []
+            for i, unit in enumerate(units):
+                present = self._present(root, i, unit, ctx)
+                if len(present) >= 2:
+                    cutting.append(i)
+                else:
+                    code[unit.index] = unit.pieces[next(iter(present))]
             if not cutting:
-                return [self._child(node, layer, code, None, node_ball(node), node.points)], []
-            cells = self._phase2(node, cutting, first, ctx)
-            return self._phase3(node, layer, code, cutting, cells, ctx)
+                return [self._child(node, layer, code, None, _node_ball(node),
+                                    self._pool.points[:self._pool.n])], []
+            cells = self._phase2(root, units, cutting, ctx)
+            return self._phase3(node, layer, code, units, cutting, cells, ctx)
         finally:
             ctx.close()
 
-    # ------------------------------------------------------------------ phase 1
-    def _phase1(self, node, units, code, ctx):
-        """Decide which units cut the node. Returns the cutting units and, per cutting unit, the
-        positions present on the node (with their Chebyshev balls where an LP found them)."""
+    # ------------------------------------------------------------------ deciding one test
+    def _present(self, cell: _Cell, i: int, unit: _Unit, ctx) -> dict:
+        """The positions of unit ``i`` with an interior part in ``cell``: {position: ball or None}.
+
+        The ball is the Chebyshev ball of ``cell`` restricted to that position when an LP found
+        it (multi-piece units only)."""
         eps = self.tol.empty
-        known = [node.center[None, :], node.points]
-        self._extra = []
-        cutting: list[_Unit] = []
-        first: dict[int, dict[int, Ball | None]] = {}
-        switch = [u for u in units if u.normal is not None]
-        if switch:
-            P = np.vstack(known)
-            N = np.stack([u.normal for u in switch])
-            dist = P @ N.T + np.array([u.offset for u in switch])
-            pos_seen = np.any(dist > eps, axis=0)
-            neg_seen = np.any(dist < -eps, axis=0)
-            crosses = np.abs(dist[0]) < node.radius
-        s = 0
-        for unit in units:
-            present: dict[int, Ball | None]
-            if unit.normal is not None:
-                present = {}
-                if neg_seen[s]:
-                    present[0] = None
-                if pos_seen[s]:
-                    present[1] = None
-                if len(present) < 2 and crosses[s]:
-                    self._extra.append(_ball_crossing(unit, node.center, node.radius))
-                    present = {0: None, 1: None}
-                    self.stats.units_cut_by_ball += 1
-                elif len(present) < 2 and len(self._extra):
-                    # points found by earlier LPs of this node may witness the missing side
-                    wit = unit.witness(np.vstack(self._extra), eps)
-                    present.update({int(j): None for j in np.unique(wit[wit >= 0])})
-                    if len(present) == 2:
-                        self.stats.units_cut_by_points += 1
-                elif len(present) == 2:
-                    self.stats.units_cut_by_points += 1
-                s += 1
-            else:
-                P = np.vstack(known + self._extra)
-                wit = unit.witness(P, eps)
-                present = {int(j): None for j in np.unique(wit[wit >= 0])}
-                if len(present) >= 2:
-                    self.stats.units_cut_by_points += 1
-            if len(present) < unit.n:
-                best = (-np.inf, 0)
-                for j in range(unit.n):
-                    if j in present:
-                        continue
-                    ball = ctx.solve(unit.ids(ctx.get(), j))
-                    best = max(best, (ball.radius, j))
-                    if ball.radius > eps:
-                        present[j] = ball
-                        self._extra.append(ball.center[None, :])
-                if not present:  # numerically lost: keep the piece with the largest ball
-                    present[best[1]] = None
-                if len(present) < 2:
-                    self.stats.units_by_lp += 1
-            if len(present) >= 2:
-                cutting.append(unit)
-                first[unit.index] = present
-            else:
-                code[unit.index] = unit.pieces[next(iter(present))]
-        return cutting, first
+        pool = self._pool
+        wit = pool.wit[i, cell.idx]
+        present = {int(j): None for j in np.unique(wit[wit >= 0])}
+        if len(present) == unit.n:
+            self.stats.tests_by_points += 1
+            return present
+        if unit.normal is not None and cell.ball is not None:
+            crossing = _ball_crossing(unit, cell.ball.center, cell.ball.radius)
+            if crossing is not None:
+                cell.idx = np.concatenate([cell.idx, pool.add(crossing)])
+                self.stats.tests_by_ball += 1
+                return {0: None, 1: None}
+        active = np.concatenate(cell.active) if cell.active else _NO_IDS
+        on = frozenset(active.tolist())
+        if unit.normal is not None:
+            for j in (0, 1):
+                if j in present:
+                    continue
+                # position j exists iff min over the cell of s * dist < -eps, s = -1 for j = 1
+                s = -1.0 if j == 1 else 1.0
+                c = s * unit.normal
+                if self._certs.lower_bound(c, on) + s * unit.offset >= -eps:
+                    self.stats.sides_by_certificate += 1
+                    continue
+                if any(cert <= on for cert in self._cheb_certs.get(i, {}).get(j, ())):
+                    self.stats.sides_by_certificate += 1
+                    continue
+                self.stats.sides_by_lp += 1
+                if not cell.active:
+                    # on the node itself: an extreme-point LP, whose vertex certifies later tests
+                    ext = ctx.extreme(c, active)
+                    if ext.x is not None:
+                        G, g = ctx.get().all_rows
+                        if ext.basis is not None:
+                            self._certs.add(ext.x, ext.basis, G)
+                        inside = np.max(node_rows_violation(ctx.get(), ext.x)) <= 1e-3 * eps
+                        if inside and ext.value + s * unit.offset < -eps:
+                            present[j] = None
+                            cell.idx = np.concatenate([cell.idx, pool.add(ext.x)])
+                            continue
+                        if inside:
+                            continue
+                    # no trustworthy vertex: decide by a Chebyshev LP below
+                side = unit.ids(ctx.get(), j)
+                ball = ctx.chebyshev(np.concatenate([active, side]))
+                if ball.radius > eps:
+                    present[j] = ball
+                    cell.idx = np.concatenate([cell.idx, pool.add(ball.center)])
+                elif ball.support is not None:
+                    cert = frozenset(ball.support.tolist()) - frozenset(side.tolist())
+                    self._cheb_certs.setdefault(i, {}).setdefault(j, []).append(cert)
+            if not present:   # numerically lost: keep the side of the cell's centre
+                present[0 if cell.ball is None or
+                        cell.ball.center @ unit.normal + unit.offset <= 0 else 1] = None
+            return present
+        # multi-piece unit: a Chebyshev LP for each position no point witnesses
+        best = (-np.inf, 0)
+        certs = self._cheb_certs.get(i, {})
+        for j in range(unit.n):
+            if j in present:
+                continue
+            if any(c <= on for c in certs.get(j, ())):
+                self.stats.sides_by_certificate += 1
+                continue
+            self.stats.sides_by_lp += 1
+            side = unit.ids(ctx.get(), j)
+            ball = ctx.chebyshev(np.concatenate([active, side]))
+            best = max(best, (ball.radius, j))
+            if ball.radius > eps:
+                present[j] = ball
+                cell.idx = np.concatenate([cell.idx, pool.add(ball.center)])
+            elif ball.support is not None:
+                # weak duality: every cell with these rows lacks position j too
+                cert = frozenset(ball.support.tolist()) - frozenset(side.tolist())
+                self._cheb_certs.setdefault(i, {}).setdefault(j, []).append(cert)
+        if not present:   # numerically lost: keep the piece with the largest ball
+            present[best[1]] = None
+        return present
 
     # ------------------------------------------------------------------ phase 2
-    def _phase2(self, node, cutting, first, ctx):
+    def _phase2(self, root, units, cutting, ctx):
         """The arrangement of the cutting units inside the node, depth-first so that consecutive
         LPs are on nested cells. Returns the final cells (regions and slivers)."""
-        self._pool = _Pool(np.vstack([node.center[None, :], node.points] + self._extra), cutting,
-                           self.tol.empty)
-        self._certs: dict[int, dict[int, list[frozenset]]] = {}
-        root = _Cell(idx=np.arange(self._pool.n), active=[], choice=[], ball=node_ball(node))
         s = len(cutting)
         final = []
         stack = [(root, 0)]
         while stack:
-            cell, i = stack.pop()
-            if i == s:
+            cell, t = stack.pop()
+            if t == s:
                 final.append(cell)
                 continue
-            known = first[cutting[i].index] if i == 0 else None
-            children = self._split_cell(cell, i, cutting[i], ctx, known)
+            i = cutting[t]
+            unit = units[i]
+            present = self._present(cell, i, unit, ctx)
+            if len(present) == 1:
+                (j, ball), = present.items()
+                cell.choice.append(j)
+                if cell.ball is None and ball is not None:
+                    cell.ball = ball    # the LP ran on the whole cell: its ball is the cell's
+                stack.append((cell, t + 1))
+                continue
+            wit = self._pool.wit[i, cell.idx]
+            children = []
+            for j in sorted(present):
+                ball = present[j]
+                if ball is None and cell.ball is not None and _ball_inside(unit, j, cell.ball):
+                    ball = cell.ball
+                children.append(_Cell(idx=cell.idx[wit == j],
+                                      active=cell.active + [unit.ids(ctx.get(), j)],
+                                      choice=cell.choice + [j], ball=ball))
             for child in reversed(children):
                 if child.ball is not None and not child.ball.radius > self.tol.region:
                     final.append(child)  # a sliver: no further splitting
                 else:
-                    stack.append((child, i + 1))
+                    stack.append((child, t + 1))
         return final
 
-    def _split_cell(self, cell, i, unit, ctx, known_present):
-        """Split one cell by the i-th cutting unit. ``known_present`` (the node itself, i = 0)
-        holds phase 1's answer, so no LP is needed."""
-        eps = self.tol.empty
-        pool = self._pool
-        wit = pool.wit[i, cell.idx]
-        if known_present is not None:
-            present = dict(known_present)
-        else:
-            present = {int(j): None for j in np.unique(wit[wit >= 0])}
-            if len(present) >= 2:
-                self.stats.cell_tests_by_points += 1
-        new = []
-        if len(present) < 2 and unit.normal is not None and cell.ball is not None:
-            crossing = _ball_crossing(unit, cell.ball.center, cell.ball.radius)
-            if crossing is not None:
-                new.append(pool.add(crossing))
-                present = {0: None, 1: None}
-                self.stats.cell_tests_by_ball += 1
-        if len(present) < unit.n and known_present is None:
-            best = (-np.inf, 0)
-            base = np.concatenate(cell.active) if cell.active else np.empty(0, np.int64)
-            missing = [j for j in range(unit.n) if j not in present]
-            certs = self._certs.get(unit.index)
-            if certs:
-                on = set(base.tolist())
-                for j in list(missing):
-                    if any(c <= on for c in certs.get(j, ())):
-                        missing.remove(j)
-                        self.stats.cell_tests_by_certificate += 1
-            if missing:
-                self.stats.cell_tests_by_lp += 1
-            for j in missing:
-                side = unit.ids(ctx.get(), j)
-                ball = ctx.solve(np.concatenate([base, side]))
-                best = max(best, (ball.radius, j))
-                if ball.radius > eps:
-                    present[j] = ball
-                    new.append(pool.add(ball.center))
-                    self.stats.cell_lp_present += 1
-                else:
-                    self.stats.cell_lp_absent += 1
-                    if ball.support is not None:
-                        # weak duality: every cell with these rows lacks position j too
-                        cert = frozenset(ball.support.tolist()) - frozenset(side.tolist())
-                        self._certs.setdefault(unit.index, {}).setdefault(j, []).append(cert)
-            if not present:  # numerically lost: keep the piece with the largest ball
-                present[best[1]] = None
-        if new:
-            cell.idx = np.concatenate([cell.idx] + new)
-            wit = pool.wit[i, cell.idx]
-        if len(present) == 1:
-            (j, ball), = present.items()
-            cell.choice.append(j)
-            if cell.ball is None and ball is not None:
-                cell.ball = ball  # the LP ran on the whole cell: its ball is the cell's
-            return [cell]
-        out = []
-        for j in sorted(present):
-            ball = present[j]
-            if ball is None and cell.ball is not None and _ball_inside(unit, j, cell.ball):
-                ball = cell.ball
-            out.append(_Cell(idx=cell.idx[wit == j], active=cell.active + [unit.ids(ctx.get(), j)],
-                             choice=cell.choice + [j], ball=ball))
-        return out
-
     # ------------------------------------------------------------------ phase 3
-    def _phase3(self, node, layer, code, cutting, cells, ctx):
+    def _phase3(self, node, layer, code, units, cutting, cells, ctx):
         """Exact Chebyshev balls of the final cells, then regions vs slivers."""
         children: list[Node] = []
         slivers: list[Sliver] = []
@@ -436,12 +493,13 @@ class LPEngine:
         for cell in cells:
             ball = cell.ball
             if ball is None:
-                ball = ctx.solve(np.concatenate(cell.active))
+                ball = ctx.chebyshev(np.concatenate(cell.active))
                 self.stats.balls_by_lp += 1
             else:
                 self.stats.balls_inherited += 1
             full = code.copy()
-            for unit, j in zip(cutting, cell.choice):
+            for t, j in enumerate(cell.choice):
+                unit = units[cutting[t]]
                 full[unit.index] = unit.pieces[j]
             if ball.radius > self.tol.region and len(cell.choice) == len(cutting):
                 rows = ctx.get().rows_of(np.concatenate(cell.active))
@@ -532,8 +590,8 @@ class LPEngine:
                             break
                     if not lost:
                         alive.append(r)
-                if len(alive) < len(keep):
-                    self.stats.units_by_bounds += int(len(alive) <= 1)
+                if len(alive) <= 1:
+                    self.stats.units_by_bounds += 1
                 keep = alive or keep[:1]
             if len(keep) == 1:
                 code[k] = keep[0]
@@ -563,30 +621,12 @@ class LPEngine:
                     radius=ball.radius, points=points, lo=node.lo, hi=node.hi, code=code)
 
 
-class _LazyContext:
-    """The node's LP context, created on the first LP (many nodes need none)."""
-
-    def __init__(self, engine: "LPEngine", node: Node):
-        self._engine = engine
-        self._node = node
-        self._ctx = None
-
-    def get(self):
-        if self._ctx is None:
-            e = self._engine
-            self._ctx = e.backend.context(self._node.H, self._node.h, cap=e.cap)
-        return self._ctx
-
-    def solve(self, ids) -> Ball:
-        self._engine.stats.lps += 1
-        return self.get().solve(ids)
-
-    def close(self):
-        if self._ctx is not None:
-            self._ctx.close()
+def node_rows_violation(ctx, x: np.ndarray) -> np.ndarray:
+    """How far x violates each of the context's base rows (<= 0 inside)."""
+    return ctx.A @ x - ctx.b
 
 
-def node_ball(node: Node) -> Ball:
+def _node_ball(node: Node) -> Ball:
     return Ball(node.center, node.radius)
 
 

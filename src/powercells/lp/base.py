@@ -1,16 +1,17 @@
-"""The LP backend protocol: Chebyshev balls of polytopes that share a base (SPEC §5.5).
+"""The LP backend protocol: LPs over polytopes that share a node's rows (SPEC §5.5).
 
-Every LP the engines solve is the Chebyshev problem of a node's polytope with a few extra rows::
+A node's LPs all read "the node's rows, plus a few extra rows", so a backend loads the node's rows
+once into a :class:`PolytopeContext`, registers extra rows once (:meth:`add_rows`), and then
+switches them on per problem. Two kinds of LP are asked:
 
-    maximise r   s.t.   A x + r <= b   (unit-norm rows),   -cap <= r <= cap
-
-``r`` may be negative, so the problem is always feasible and a negative radius measures how far
-the rows are from having a common interior point. A backend keeps the base rows loaded in a
-:class:`ChebyshevContext` and solves many problems ``base + extra rows`` warm.
-
-Whatever the solver returns, the radius reported is *recomputed* from the returned centre as
-``min_i (b_i - A_i x)``: a radius above a threshold is then certified by the centre itself, with
-no trust in the solver's tolerances.
+* :meth:`chebyshev`: ``maximise r  s.t.  A x + r <= b`` (unit-norm rows), ``-cap <= r <= cap``.
+  ``r`` may be negative, so the problem is always feasible. The radius returned is *recomputed*
+  from the returned centre as ``min_i (b_i - A_i x)``, so a radius above a threshold is certified
+  by the centre itself, with no trust in the solver's tolerances.
+* :meth:`extreme`: ``minimise c @ x``; the optimal vertex comes with the ids of ``k`` tight rows
+  whose normals span the cost (the optimal basis). Those rows are a dual certificate: by weak
+  duality ``c @ y >= c @ x*`` for every ``y`` satisfying them, which the engine reuses to bound
+  other units over other cells without solving again.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 
 from ..errors import PowercellsError
 
-__all__ = ["LPStatus", "Ball", "ChebyshevContext", "LPBackend", "get_backend", "BACKENDS"]
+__all__ = ["LPStatus", "Ball", "Extreme", "PolytopeContext", "LPBackend", "get_backend",
+           "BACKENDS"]
 
 
 class LPStatus(enum.Enum):
@@ -48,12 +50,19 @@ class Ball:
     support: np.ndarray | None = None
 
 
-class ChebyshevContext:
-    """Base rows ``A x <= b`` that are always on, plus rows added once and switched on per solve.
+@dataclass(frozen=True, slots=True)
+class Extreme:
+    """The minimum of ``c @ x``: its value, a minimiser, and the ids of the ``k`` tight rows of
+    the optimal basis (None when the backend gives no vertex basis). ``value`` is +inf when the
+    rows have no common point."""
 
-    A node's LPs differ only in which of a few extra rows apply, so a backend keeps one model per
-    node, with every extra row in it, and solves each problem warm from the previous basis.
-    """
+    value: float
+    x: np.ndarray | None
+    basis: np.ndarray | None
+
+
+class PolytopeContext:
+    """Base rows ``A x <= b`` that are always on, plus rows added once and switched on per LP."""
 
     def __init__(self, A: np.ndarray, b: np.ndarray, cap: float):
         self.A = A
@@ -65,13 +74,21 @@ class ChebyshevContext:
         self._all_A = A
         self._all_b = b
 
+    @property
+    def all_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every registered row, base rows first: ``(G, g)`` indexed by row id."""
+        if self._all_A is None:
+            self._all_A = np.vstack(self.rows_A)
+            self._all_b = np.concatenate(self.rows_b)
+        return self._all_A, self._all_b
+
     def add_rows(self, G: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """Register rows ``G x <= g`` (unit norm), off until named in :meth:`solve`.
+        """Register rows ``G x <= g`` (unit norm), off until named in an LP.
 
         Returns
         -------
         ndarray of int
-            Their ids, to pass to :meth:`solve`.
+            Their ids.
         """
         ids = np.arange(self.n_rows, self.n_rows + len(g))
         self.rows_A.append(G)
@@ -81,13 +98,13 @@ class ChebyshevContext:
         self._add_rows(G, g)
         return ids
 
-    def solve(self, active: np.ndarray | None = None) -> Ball:
-        """Chebyshev ball of the base rows plus the rows ``active`` (ids from :meth:`add_rows`).
+    def rows_of(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """The rows ``(G, g)`` registered under these ids."""
+        G, g = self.all_rows
+        return G[ids], g[ids]
 
-        Returns
-        -------
-        Ball
-            The radius is recomputed from the centre over all rows that apply.
+    def chebyshev(self, active=None) -> Ball:
+        """Chebyshev ball of the base rows plus the rows ``active`` (ids from :meth:`add_rows`).
 
         Raises
         ------
@@ -95,28 +112,34 @@ class ChebyshevContext:
             If the solver fails twice on the problem.
         """
         active = np.empty(0, dtype=np.int64) if active is None else np.asarray(active, np.int64)
-        status, x, support = self._solve(active)
+        status, x, support = self._chebyshev(active)
         if status is LPStatus.INFEASIBLE:
             return Ball(np.full(self.A.shape[1], np.nan), -np.inf, status, support)
-        if self._all_A is None:
-            self._all_A = np.vstack(self.rows_A)
-            self._all_b = np.concatenate(self.rows_b)
         margin = np.min(self.b - self.A @ x, initial=self.cap)
         if active.size:
-            margin = min(margin, float(np.min(self._all_b[active] - self._all_A[active] @ x)))
+            G, g = self.all_rows
+            margin = min(margin, float(np.min(g[active] - G[active] @ x)))
         return Ball(x, float(margin), status, support)
 
-    def rows_of(self, ids) -> tuple[np.ndarray, np.ndarray]:
-        """The rows ``(G, g)`` registered under these ids."""
-        if self._all_A is None:
-            self._all_A = np.vstack(self.rows_A)
-            self._all_b = np.concatenate(self.rows_b)
-        return self._all_A[ids], self._all_b[ids]
+    def extreme(self, c: np.ndarray, active=None) -> Extreme:
+        """Minimise ``c @ x`` over the base rows plus the rows ``active``.
 
+        Raises
+        ------
+        SolverError
+            If the solver fails twice on the problem.
+        """
+        active = np.empty(0, dtype=np.int64) if active is None else np.asarray(active, np.int64)
+        return self._extreme(np.asarray(c, dtype=np.float64), active)
+
+    # backend hooks
     def _add_rows(self, G, g) -> None:
-        """Backend hook: the rows were appended to ``rows_A``/``rows_b``."""
+        """The rows were appended to ``rows_A``/``rows_b``."""
 
-    def _solve(self, active) -> tuple[LPStatus, np.ndarray, np.ndarray | None]:  # pragma: no cover
+    def _chebyshev(self, active):  # pragma: no cover
+        raise NotImplementedError
+
+    def _extreme(self, c, active) -> Extreme:  # pragma: no cover
         raise NotImplementedError
 
     def close(self) -> None:
@@ -124,11 +147,11 @@ class ChebyshevContext:
 
 
 class LPBackend:
-    """Factory of :class:`ChebyshevContext` objects. Subclasses name themselves in ``name``."""
+    """Factory of :class:`PolytopeContext` objects. Subclasses name themselves in ``name``."""
 
     name = "abstract"
 
-    def context(self, A: np.ndarray, b: np.ndarray, *, cap: float) -> ChebyshevContext:
+    def context(self, A: np.ndarray, b: np.ndarray, *, cap: float) -> PolytopeContext:
         raise NotImplementedError  # pragma: no cover
 
 
