@@ -1,6 +1,8 @@
 """Count the linear regions of a ReLU MLP over the box [LO, HI]^d with relucent (peer for benchmarks).
 
-Usage (in benchmarks/.venv-relucent):  python relucent_runner.py NET.npz LO HI [NWORKERS]
+Usage (in benchmarks/.venv-relucent):  python relucent_runner.py NET.npz LO HI [NWORKERS] [--verify]
+NWORKERS: worker processes (default: all CPUs). --verify: also run relucent's certification of
+the finished complex (dual-graph invariants; slow: +2-3 min on 25k regions), timed with the search.
 
 NET.npz holds W0, b0, W1, b1, ... (W of shape (out, in)). Every layer is followed by a ReLU,
 unless the file has an ``activations`` array (powercells' format), where ``identity``/``linear``
@@ -21,7 +23,7 @@ import time
 
 import numpy as np
 
-# Gurobi prints a license banner on stdout: send fd 1 to stderr until the result is ready.
+# Gurobi may print a license banner on stdout: send fd 1 to stderr until the result is ready.
 _stdout = os.dup(1)
 os.dup2(2, 1)
 
@@ -52,13 +54,16 @@ def load(path, lo, hi):
 
 
 def main():
-    path, lo, hi = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-    nworkers = int(sys.argv[4]) if len(sys.argv) > 4 else None  # None: all CPUs
+    verify = "--verify" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--verify"]
+    path, lo, hi = args[0], float(args[1]), float(args[2])
+    nworkers = int(args[3]) if len(args) > 3 else None  # None: all CPUs
     cplx = relucent.Complex(load(path, lo, hi))
     t0 = time.perf_counter()
     # BFS over the dual graph from the box centre (u = 0), crossing facets; cells whose interior
-    # misses the cube are dropped. verify=True (default) certifies the result at the end.
-    res = cplx.bfs(cube_radius=1.0, cube_mode="intersect", nworkers=nworkers)
+    # misses the cube are dropped. The search is complete when its frontier empties with no
+    # failed LP; verify=True would add relucent's certification pass on top.
+    res = cplx.bfs(cube_radius=1.0, cube_mode="intersect", nworkers=nworkers, verify=verify)
     seconds = time.perf_counter() - t0
     if not res.complete:
         sys.exit(f"relucent search incomplete: {res}")

@@ -57,6 +57,8 @@ class Node:
         A box containing the node.
     code : ndarray of int16, shape (K,)
         The code of the layer that made this node (empty for the root).
+    vertices, inverses : ndarray or None
+        Vertex certificates inherited from the ancestors (see :class:`_Certificates`).
     """
 
     H: np.ndarray
@@ -69,6 +71,8 @@ class Node:
     lo: np.ndarray
     hi: np.ndarray
     code: np.ndarray
+    vertices: np.ndarray | None = None
+    inverses: np.ndarray | None = None
 
 
 @dataclass(slots=True)
@@ -97,6 +101,7 @@ class EngineStats:
     tests_by_ball: int = 0
     sides_by_certificate: int = 0
     sides_by_lp: int = 0
+    sides_present_by_lp: int = 0
     balls_inherited: int = 0
     balls_by_lp: int = 0
 
@@ -221,16 +226,17 @@ class _Pool:
         return np.arange(cols.start, cols.stop)
 
 
-class _Certificates:
-    """Vertices from extreme-point LPs at one node, each with its basis rows (see the module
-    docstring): lower bounds on linear functions over any cell that contains those rows."""
+_NO_IDS = np.empty(0, dtype=np.int64)
 
-    def __init__(self, n_base: int, k: int):
-        self.n_base = n_base
-        self.k = k
-        self.V: list[np.ndarray] = []
-        self.inv: list[np.ndarray] = []      # inverse of G_B^T: lam = inv @ (-c)
-        self.extra: list[frozenset] = []     # basis rows that are not node rows
+
+class _Certificates:
+    """Vertices of the node from extreme-point LPs, each with the inverse of its basis rows'
+    normals (see the module docstring): lower bounds on linear functions over the node."""
+
+    def __init__(self, k: int, V=None, inv=None):
+        # Certificates of an ancestor stay valid: the node's rows include the ancestor's.
+        self.V = np.empty((0, k)) if V is None else V
+        self.inv = np.empty((0, k, k)) if inv is None else inv      # lam = inv @ (-c)
 
     def add(self, x: np.ndarray, basis: np.ndarray, G: np.ndarray) -> None:
         try:
@@ -239,27 +245,18 @@ class _Certificates:
             return
         if not np.all(np.isfinite(inv)) or np.abs(inv).max() > 1e8:
             return   # an ill-conditioned basis gives no trustworthy multipliers
-        self.V.append(x)
-        self.inv.append(inv)
-        self.extra.append(frozenset(int(i) for i in basis if i >= self.n_base))
-        self._stacked = None
+        self.V = np.concatenate([self.V, x[None, :]])
+        self.inv = np.concatenate([self.inv, inv[None]])
 
-    def lower_bound(self, c: np.ndarray, active: frozenset | set = frozenset()) -> float:
-        """The best certified lower bound of ``c @ x`` over the node's rows plus ``active``."""
-        if not self.V:
+    def lower_bound(self, c: np.ndarray) -> float:
+        """The best certified lower bound of ``c @ x`` over the node."""
+        if not len(self.V):
             return -np.inf
-        usable = [i for i, e in enumerate(self.extra) if e <= active]
-        if not usable:
+        lam = self.inv @ (-c)
+        ok = np.all(lam >= -1e-10 * np.abs(lam).max(axis=1, keepdims=True).clip(1.0), axis=1)
+        if not ok.any():
             return -np.inf
-        if self._stacked is None:
-            self._stacked = (np.stack(self.V), np.stack(self.inv))
-        V, inv = self._stacked
-        lam = inv[usable] @ (-c)
-        scale = np.abs(lam).max(axis=1, initial=1.0)
-        ok = np.all(lam >= -1e-10 * scale[:, None], axis=1)
-        if not np.any(ok):
-            return -np.inf
-        return float(np.max(V[usable][ok] @ c))
+        return float(np.max(self.V[ok] @ c))
 
 
 @dataclass(slots=True, eq=False)
@@ -268,6 +265,14 @@ class _Cell:
     active: list                    # row-id arrays of the units that split it
     choice: list                    # position chosen for each processed unit
     ball: Ball | None               # exact Chebyshev ball, if known
+    _ids: tuple | None = None
+
+    def ids(self) -> tuple[np.ndarray, frozenset]:
+        """The cell's extra rows, as an array and as a set."""
+        if self._ids is None:
+            arr = np.concatenate(self.active) if self.active else _NO_IDS
+            self._ids = (arr, frozenset(arr.tolist()))
+        return self._ids
 
 
 class _LazyContext:
@@ -301,9 +306,6 @@ class _LazyContext:
             self._ctx.close()
 
 
-_NO_IDS = np.empty(0, dtype=np.int64)
-
-
 class LPEngine:
     """Exact splitting of nodes by layers with LP feasibility checks and cheap certificates.
 
@@ -330,6 +332,7 @@ class LPEngine:
         self.stats.nodes_split += 1
         K = layer.out_dim
         code = np.full(K, -1, dtype=np.int16)
+        self._certs = _Certificates(node.center.size, node.vertices, node.inverses)
         if layer.max_pieces == 1:
             code[:] = 0
             return [self._child(node, layer, code, None, _node_ball(node), node.points)], []
@@ -341,7 +344,6 @@ class LPEngine:
         try:
             self._pool = _Pool(np.vstack([node.center[None, :], node.points]), units,
                                self.tol.empty)
-            self._certs = _Certificates(len(node.h), node.center.size)
             self._cheb_certs: dict = {}
             root = _Cell(idx=np.arange(self._pool.n), active=[], choice=[], ball=_node_ball(node))
             # Phase 1: every unit on the node itself; the ones that cut it go on to phase 2.
@@ -365,11 +367,18 @@ class LPEngine:
         """The positions of unit ``i`` with an interior part in ``cell``: {position: ball or None}.
 
         The ball is the Chebyshev ball of ``cell`` restricted to that position when an LP found
-        it (multi-piece units only)."""
+        it."""
         eps = self.tol.empty
         pool = self._pool
         wit = pool.wit[i, cell.idx]
-        present = {int(j): None for j in np.unique(wit[wit >= 0])}
+        if unit.normal is not None:
+            present = {}
+            if (wit == 0).any():
+                present[0] = None
+            if (wit == 1).any():
+                present[1] = None
+        else:
+            present = {int(j): None for j in np.unique(wit[wit >= 0])}
         if len(present) == unit.n:
             self.stats.tests_by_points += 1
             return present
@@ -379,42 +388,45 @@ class LPEngine:
                 cell.idx = np.concatenate([cell.idx, pool.add(crossing)])
                 self.stats.tests_by_ball += 1
                 return {0: None, 1: None}
-        active = np.concatenate(cell.active) if cell.active else _NO_IDS
-        on = frozenset(active.tolist())
+        active, on = cell.ids()
         if unit.normal is not None:
             for j in (0, 1):
                 if j in present:
                     continue
                 # position j exists iff min over the cell of s * dist < -eps, s = -1 for j = 1
                 s = -1.0 if j == 1 else 1.0
-                c = s * unit.normal
-                if self._certs.lower_bound(c, on) + s * unit.offset >= -eps:
-                    self.stats.sides_by_certificate += 1
-                    continue
-                if any(cert <= on for cert in self._cheb_certs.get(i, {}).get(j, ())):
-                    self.stats.sides_by_certificate += 1
-                    continue
-                self.stats.sides_by_lp += 1
                 if not cell.active:
-                    # on the node itself: an extreme-point LP, whose vertex certifies later tests
+                    # On the node itself: vertex certificates, else an extreme-point LP whose
+                    # vertex certifies later tests. (Inside the node they cannot help: a unit
+                    # that reaches phase 2 has both sides on the node.)
+                    c = s * unit.normal
+                    if self._certs.lower_bound(c) + s * unit.offset >= -eps:
+                        self.stats.sides_by_certificate += 1
+                        continue
+                    self.stats.sides_by_lp += 1
                     ext = ctx.extreme(c, active)
                     if ext.x is not None:
-                        G, g = ctx.get().all_rows
                         if ext.basis is not None:
-                            self._certs.add(ext.x, ext.basis, G)
+                            self._certs.add(ext.x, ext.basis, ctx.get().all_rows[0])
                         inside = np.max(node_rows_violation(ctx.get(), ext.x)) <= 1e-3 * eps
-                        if inside and ext.value + s * unit.offset < -eps:
-                            present[j] = None
-                            cell.idx = np.concatenate([cell.idx, pool.add(ext.x)])
-                            continue
                         if inside:
+                            if ext.value + s * unit.offset < -eps:
+                                present[j] = None
+                                self.stats.sides_present_by_lp += 1
+                                cell.idx = np.concatenate([cell.idx, pool.add(ext.x)])
                             continue
                     # no trustworthy vertex: decide by a Chebyshev LP below
+                elif any(cert <= on for cert in self._cheb_certs.get(i, {}).get(j, ())):
+                    self.stats.sides_by_certificate += 1
+                    continue
+                else:
+                    self.stats.sides_by_lp += 1
                 side = unit.ids(ctx.get(), j)
                 ball = ctx.chebyshev(np.concatenate([active, side]))
                 if ball.radius > eps:
                     present[j] = ball
                     cell.idx = np.concatenate([cell.idx, pool.add(ball.center)])
+                    self.stats.sides_present_by_lp += 1
                 elif ball.support is not None:
                     cert = frozenset(ball.support.tolist()) - frozenset(side.tolist())
                     self._cheb_certs.setdefault(i, {}).setdefault(j, []).append(cert)
@@ -493,7 +505,7 @@ class LPEngine:
         for cell in cells:
             ball = cell.ball
             if ball is None:
-                ball = ctx.chebyshev(np.concatenate(cell.active))
+                ball = ctx.chebyshev(cell.ids()[0])
                 self.stats.balls_by_lp += 1
             else:
                 self.stats.balls_inherited += 1
@@ -502,7 +514,7 @@ class LPEngine:
                 unit = units[cutting[t]]
                 full[unit.index] = unit.pieces[j]
             if ball.radius > self.tol.region and len(cell.choice) == len(cutting):
-                rows = ctx.get().rows_of(np.concatenate(cell.active))
+                rows = ctx.get().rows_of(cell.ids()[0])
                 children.append(self._child(node, layer, full, rows, ball, P[cell.idx]))
             else:
                 slivers.append(Sliver(full, ball.center, ball.radius))
@@ -617,8 +629,17 @@ class LPEngine:
             H, h = node.H, node.h
         if len(points) > MAX_POINTS_PER_NODE:
             points = points[:MAX_POINTS_PER_NODE]
+        V = inv = None
+        certs = getattr(self, "_certs", None)
+        if certs is not None and len(certs.V):
+            keep = np.ones(len(certs.V), dtype=bool)
+            if rows is not None:
+                keep = np.all(certs.V @ rows[0].T <= rows[1] + self.tol.empty, axis=1)
+            if keep.any():
+                V, inv = certs.V[keep], certs.inv[keep]
         return Node(H=H, h=h, A=Aq @ node.A, B=Aq @ node.B + Bq, center=ball.center,
-                    radius=ball.radius, points=points, lo=node.lo, hi=node.hi, code=code)
+                    radius=ball.radius, points=points, lo=node.lo, hi=node.hi, code=code,
+                    vertices=V, inverses=inv)
 
 
 def node_rows_violation(ctx, x: np.ndarray) -> np.ndarray:
