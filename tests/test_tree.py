@@ -19,7 +19,7 @@ def test_levels_are_breadth_first_and_children_sorted(tree):
         assert np.all(np.diff(level.parent) >= 0)
         for p in range(len(tree.levels[depth - 1])):
             kids = tree.children(depth - 1, p)
-            keys = [level.code[k].tobytes() for k in kids]
+            keys = [level.code[k].tolist() for k in kids]
             assert keys == sorted(keys)
             assert len(kids) >= 1        # every node has a child (a layer may not cut it)
 

@@ -159,7 +159,12 @@ def brute_force_regions(network, domain, *, tol: float | None = None, seeds: int
         x, H, h, flips = regions[pattern]
         norms = np.linalg.norm(H, axis=1)
         n_dom = sum(1 for f in flips if f is None)
-        rows = [i for i in range(n_dom, len(h)) if norms[i] > 1e-12 * norms.max()]
+        big = 1e-12 * norms.max()
+        rows = [i for i in range(n_dom, len(h)) if norms[i] > big]
+        # A pre-activation identically 0 on this region (zero row, zero offset) may switch on
+        # across any facet: offer its flip with every group.
+        ties = [flips[i] for i in range(n_dom, len(h))
+                if norms[i] <= big and abs(h[i]) <= 1e-12 * max(1.0, diam)]
         Hn = H[rows] / norms[rows, None]
         hn = h[rows] / norms[rows]
         # group rows that are the same hyperplane (same side) inside this region
@@ -174,7 +179,10 @@ def brute_force_regions(network, domain, *, tol: float | None = None, seeds: int
                 assigned[b] = True
             groups.append([rows[b] for b in same])
         for group in groups:
-            moves = [flips[i] for i in group]
+            moves = [flips[i] for i in group] + ties
+            if len(moves) > 16:
+                raise ValueError(f"{len(moves)} coincident rows at one facet: too degenerate for "
+                                 "the brute-force enumerator (2^n candidate patterns)")
             for size in range(1, len(moves) + 1):
                 for subset in itertools.combinations(moves, size):
                     units = [(li, u) for li, u, _ in subset]

@@ -105,10 +105,6 @@ class EngineStats:
     balls_inherited: int = 0
     balls_by_lp: int = 0
 
-    def merge(self, other: "EngineStats") -> None:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
@@ -518,7 +514,7 @@ class LPEngine:
                 children.append(self._child(node, layer, full, rows, ball, P[cell.idx]))
             else:
                 slivers.append(Sliver(full, ball.center, ball.radius))
-        children.sort(key=lambda c: c.code.tobytes())
+        children.sort(key=lambda c: c.code.tolist())
         return children, slivers
 
     # ------------------------------------------------------------------ phase 0
