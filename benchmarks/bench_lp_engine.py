@@ -29,12 +29,15 @@ NETS = {"d4": (4, [16, 16]), "d8": (8, [10, 10]), "d2": (2, [32, 32, 32])}
 HERE = Path(__file__).resolve().parent
 
 
-def run_relucent(python, network, tmp):
+def run_relucent(python, network, tmp, timeout):
     path = Path(tmp) / "net.npz"
     save_npz(network, path)
     # one worker process: every tool here runs on one core
-    proc = subprocess.run([python, str(HERE / "peers" / "relucent_runner.py"), str(path), "-1",
-                           "1", "1"], capture_output=True, text=True, timeout=4 * 3600)
+    try:
+        proc = subprocess.run([python, str(HERE / "peers" / "relucent_runner.py"), str(path),
+                               "-1", "1", "1"], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"timeout": timeout}
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -46,6 +49,8 @@ def main(argv=None):
     parser.add_argument("--nets", default="d4,d8,d2")
     parser.add_argument("--no-brute", action="store_true")
     parser.add_argument("--relucent-python", default=None)
+    parser.add_argument("--relucent-timeout", type=float, default=3600.0,
+                        help="seconds before relucent is stopped and reported as '> T'")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -54,14 +59,14 @@ def main(argv=None):
         d, widths = NETS[name]
         network = he_network(d, widths)
         box = pc.Box(-1, 1, dim=d)
-        seconds, counts = median_time(lambda: pc.count_regions(network, box), args.runs)
+        seconds, counts = median_time(lambda: pc.count_regions(network, box, engine="lp"), args.runs)
         row = {"net": f"d={d} {widths}", "regions": counts.regions, "per_layer": counts.per_layer,
                "lp_seconds": seconds, "lps": counts.stats["lps"],
                "lps_per_region": counts.stats["lps"] / max(counts.regions, 1)}
         print(f"{row['net']}: lp engine {counts.regions} regions, median {seconds:.2f} s of "
               f"{args.runs}, {row['lps_per_region']:.2f} LPs/region", flush=True)
         if not args.no_brute:
-            tree = pc.subdivide(network, box)
+            tree = pc.subdivide(network, box, engine="lp")
             t0 = time.perf_counter()
             brute = brute_force_regions(network, box)
             row["brute_seconds"] = time.perf_counter() - t0
@@ -74,12 +79,16 @@ def main(argv=None):
                   flush=True)
         if args.relucent_python:
             with tempfile.TemporaryDirectory() as tmp:
-                rel = run_relucent(args.relucent_python, network, tmp)
+                rel = run_relucent(args.relucent_python, network, tmp, args.relucent_timeout)
             row["relucent"] = rel
             if "seconds" in rel:
                 row["relucent_ratio"] = rel["seconds"] / seconds
                 print(f"  relucent {rel['regions']} regions in {rel['seconds']:.1f} s; ratio "
                       f"{row['relucent_ratio']:.1f}x", flush=True)
+            elif "timeout" in rel:
+                row["relucent_ratio_lower"] = rel["timeout"] / seconds
+                print(f"  relucent did not finish in {rel['timeout']:.0f} s; ratio > "
+                      f"{row['relucent_ratio_lower']:.0f}x", flush=True)
             else:
                 print(f"  relucent: {rel}", flush=True)
         rows.append(row)
@@ -91,8 +100,11 @@ def main(argv=None):
         brute = (f"{r['brute_seconds']:.1f}" if "brute_seconds" in r else "-")
         ratio = (f"{r['brute_ratio']:.0f}x" if "brute_ratio" in r else "-")
         rel = r.get("relucent", {})
-        rel_s = f"{rel['seconds']:.1f} ({rel['regions']})" if "seconds" in rel else "-"
-        rel_r = f"{r['relucent_ratio']:.1f}x" if "relucent_ratio" in r else "-"
+        rel_s, rel_r = "-", "-"
+        if "seconds" in rel:
+            rel_s, rel_r = f"{rel['seconds']:.1f} ({rel['regions']})", f"{r['relucent_ratio']:.1f}x"
+        elif "timeout" in rel:
+            rel_s, rel_r = f"> {rel['timeout']:.0f}", f"> {r['relucent_ratio_lower']:.0f}x"
         print(f"| {r['net']} | {r['regions']} | {r['lp_seconds']:.2f} | "
               f"{r['lps_per_region']:.2f} | {brute} | {ratio} | {rel_s} | {rel_r} |")
     if args.json:

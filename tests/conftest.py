@@ -28,3 +28,14 @@ def lp(request):
     if request.param == "cvxpy":
         pytest.importorskip("cvxpy")
     return request.param
+
+
+@pytest.fixture(params=["highs", "cvxpy", "planar"])
+def engine(request):
+    """Keyword arguments selecting an exact engine: the lp engine on both LP backends, and the
+    planar engine (2-D domains only; see ``networks.engine_for``)."""
+    if request.param == "cvxpy":
+        pytest.importorskip("cvxpy")
+    if request.param == "planar":
+        return {"engine": "planar"}
+    return {"engine": "lp", "lp": request.param}

@@ -31,7 +31,7 @@ def small_networks(draw):
 def test_lp_engine_equals_brute_force(case):
     network, d = case
     box = pc.Box(-1, 1, dim=d)
-    tree = pc.subdivide(network, box)
+    tree = pc.subdivide(network, box, engine="lp")
     assert_partitions_equal(tree, brute_force_regions(network, box))
 
 
@@ -58,7 +58,8 @@ def integer_networks(draw):
 def test_degenerate_integer_networks_equal_brute_force(case):
     network, d = case
     box = pc.Box(-1, 1, dim=d)
-    assert_partitions_equal(pc.subdivide(network, box), brute_force_regions(network, box))
+    assert_partitions_equal(pc.subdivide(network, box, engine="lp"),
+                            brute_force_regions(network, box))
 
 
 @pytest.mark.parametrize("d,widths,pieces,seed", [(1, [3, 2], 3, 0), (2, [2, 2], 3, 1),
@@ -67,7 +68,8 @@ def test_degenerate_integer_networks_equal_brute_force(case):
 def test_maxout_equals_brute_force(d, widths, pieces, seed):
     network = maxout_network(d, widths, pieces, seed)
     box = pc.Box(-1, 1, dim=d)
-    assert_partitions_equal(pc.subdivide(network, box), brute_force_regions(network, box))
+    assert_partitions_equal(pc.subdivide(network, box, engine="lp"),
+                            brute_force_regions(network, box))
 
 
 @pytest.mark.parametrize("groups,second,seed", [([[0, 1], [2, 3]], None, 0),
@@ -77,7 +79,8 @@ def test_relu_maxpool_equals_brute_force(groups, second, seed):
     width = 1 + max(max(g) for g in groups)
     network = maxpool_network(2, width, groups, seed, second=second)
     box = pc.Box(-1, 1, dim=2)
-    assert_partitions_equal(pc.subdivide(network, box), brute_force_regions(network, box))
+    assert_partitions_equal(pc.subdivide(network, box, engine="lp"),
+                            brute_force_regions(network, box))
 
 
 def test_maxout_with_duplicate_pieces():
@@ -87,7 +90,7 @@ def test_maxout_with_duplicate_pieces():
     B = np.array([[0.0, 0.0, 0.1], [0.0, 0.5, 0.0]])
     network = pc.Network([pc.Layer.maso(A, B)])
     box = pc.Box(-1, 1, dim=2)
-    tree = pc.subdivide(network, box)
+    tree = pc.subdivide(network, box, engine="lp")
     assert_partitions_equal(tree, brute_force_regions(network, box))
     codes = tree.levels[1].code
     assert 1 not in codes[:, 0].tolist()   # a tie goes to the smaller index

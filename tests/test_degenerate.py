@@ -17,10 +17,19 @@ def net(*layers):
 
 
 def check(network, domain, expected, lp="highs"):
-    tree = pc.subdivide(network, domain, lp=lp)
+    """The lp engine on the given backend and, on 2-D domains, the planar engine: both give the
+    hand-derived counts and the brute-force enumerator's code sets."""
+    tree = pc.subdivide(network, domain, engine="lp", lp=lp)
     assert tree.per_layer == expected
     assert len(tree.slivers) == 0
-    assert_partitions_equal(tree, brute_force_regions(network, domain))
+    brute = brute_force_regions(network, domain)
+    assert_partitions_equal(tree, brute)
+    if domain.dim == 2:
+        planar = pc.subdivide(network, domain, engine="planar")
+        assert planar.per_layer == expected
+        assert len(planar.slivers) == 0
+        assert_partitions_equal(planar, brute)
+        assert np.isclose(planar.areas().sum(), planar.areas(0).sum(), rtol=1e-12)
     return tree
 
 
@@ -50,7 +59,7 @@ def test_nearly_cancelling_scaled_duplicates_follow_the_zero_tolerance():
     assert set(tree.levels[2].code[:, 0].tolist()) == {0}
     exact = pc.subdivide(n, BOX2, tolerances=pc.Tolerances(zero=0.0))
     assert exact.per_layer == [2, 2]
-    assert_partitions_equal(exact, brute_force_regions(n, BOX2))
+    assert_partitions_equal(exact, brute_force_regions(n, BOX2, zero=0.0))
 
 
 @pytest.mark.parametrize("n_lines", [2, 3, 4, 7])

@@ -17,11 +17,16 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module", params=range(len(CASES)))
+# every case on the lp engine, the 2-D ones on the planar engine too
+PARAMS = [(i, e) for i, (_, d) in enumerate(CASES) for e in (("lp", "planar") if d == 2 else ("lp",))]
+
+
+@pytest.fixture(scope="module", params=PARAMS, ids=[f"case{i}-{e}" for i, e in PARAMS])
 def case(request):
-    network, d = CASES[request.param]
+    i, engine = request.param
+    network, d = CASES[i]
     box = pc.Box(-1, 1, dim=d)
-    return network, box, pc.subdivide(network, box)
+    return network, box, pc.subdivide(network, box, engine=engine)
 
 
 def test_leaf_codes_match_the_forward_pass_at_interior_points(case):

@@ -5,14 +5,14 @@ import pytest
 
 import powercells as pc
 from powercells.bounds import serra_bound, zaslavsky
-from networks import general_position_layer, tent_map, worked_example
+from networks import engine_for, general_position_layer, tent_map, worked_example
 
 
 @pytest.mark.parametrize("d,n,expected", [(1, 5, 6), (2, 6, 22), (2, 9, 46), (3, 7, 64)])
-def test_zaslavsky_general_position(d, n, expected, lp):
+def test_zaslavsky_general_position(d, n, expected, engine):
     assert zaslavsky(n, d) == expected
     net, box = general_position_layer(n, d, seed=d * 10 + n)
-    tree = pc.subdivide(net, box, lp=lp)
+    tree = pc.subdivide(net, box, **engine_for(engine, d))
     assert tree.per_layer == [expected]
     assert len(tree.slivers) == 0
 
@@ -96,9 +96,9 @@ def test_tent_map_linear_pieces_are_the_regions():
     assert set(np.abs(slopes)) == {2.0 ** L}
 
 
-def test_worked_example(lp):
+def test_worked_example(engine):
     net = worked_example()
-    tree = pc.subdivide(net, pc.Box(-10, 10, dim=2), lp=lp)
+    tree = pc.subdivide(net, pc.Box(-10, 10, dim=2), **engine)
     assert tree.per_layer == [4, 6]
     # layer 2 cuts only the regions q1 = (1, 1) (along x1 - x2 = -1.5) and (0, 1) (x2 = 1.5)
     level1 = tree.levels[1]

@@ -45,36 +45,48 @@ class BruteForceResult:
         return len(self.codes)
 
 
-def _rows_of_pattern(net, domain, pattern):
+def _rows_of_pattern(net, domain, pattern, zero=1e-12):
     """Halfspaces ``H t <= h`` of a full pattern, plus per row the flips that cross it.
 
-    Returns H, h (unnormalised, domain rows first) and ``flips``: for each row, the
-    (layer, unit, new piece) a point crossing that row would take.
+    Returns H, h (unnormalised, domain rows first), ``flips``: for each row, the (layer, unit,
+    new piece) a point crossing that row would take, and ``valid``: False when a comparison of
+    pieces that is constant on the region contradicts the pattern. A constant comparison is
+    settled by the tie rule of SPEC §1.3 (a tie goes to the smaller piece index), with ``zero``
+    the relative tolerance for an exact cancellation; its row is then all zero.
     """
     H0, h0 = domain.halfspaces()
     rows_H, rows_h, flips = [H0], [h0], [None] * len(h0)
     k = domain.dim
     A, B = np.eye(k), np.zeros(k)
     pos = 0
+    valid = True
     for li, layer in enumerate(net.layers):
         K = layer.out_dim
         code = np.asarray(pattern[pos:pos + K], dtype=np.intp)
         pos += K
+        row_norms = np.linalg.norm(A, axis=1)
         for unit in range(K):
             r = code[unit]
             for s in range(int(layer.n_pieces[unit])):
                 if s == r:
                     continue
                 # piece r >= piece s  <=>  (A_s - A_r) z <= B_r - B_s
-                g = (layer.A[unit, s] - layer.A[unit, r]) @ A
-                c = (layer.A[unit, r] - layer.A[unit, s]) @ B + layer.B[unit, r] - layer.B[unit, s]
+                delta = layer.A[unit, r] - layer.A[unit, s]
+                g = -delta @ A
+                c = delta @ B + layer.B[unit, r] - layer.B[unit, s]
+                if np.linalg.norm(g) <= zero * (np.abs(delta) @ row_norms):
+                    c_scale = np.abs(delta) @ np.abs(B) + abs(layer.B[unit, r]) + abs(layer.B[unit, s])
+                    tie = abs(c) <= zero * c_scale
+                    valid &= bool(c > 0 or (tie and r < s))
+                    g = np.zeros_like(g)
+                    c = max(c, 0.0)
                 rows_H.append(g[None, :])
                 rows_h.append(np.array([c]))
                 flips.append((li, unit, s))
         Aq = layer.A[np.arange(K), code]
         Bq = layer.B[np.arange(K), code]
         A, B = Aq @ A, Aq @ B + Bq
-    return np.vstack(rows_H), np.concatenate(rows_h), flips
+    return np.vstack(rows_H), np.concatenate(rows_h), flips, valid
 
 
 def _chebyshev(H, h, cap):
@@ -94,8 +106,9 @@ def _chebyshev(H, h, cap):
     return x, float(np.min(h / norms - (H / norms[:, None]) @ x))
 
 
-def brute_force_regions(network, domain, *, tol: float | None = None, seeds: int = 64,
-                        seed=0, max_regions: int | None = None) -> BruteForceResult:
+def brute_force_regions(network, domain, *, tol: float | None = None, zero: float = 1e-12,
+                        seeds: int = 64, seed=0,
+                        max_regions: int | None = None) -> BruteForceResult:
     """All linear regions by a breadth-first search over full activation patterns.
 
     From each region, every row of its polytope names a unit and a piece to flip to. Rows that
@@ -111,6 +124,9 @@ def brute_force_regions(network, domain, *, tol: float | None = None, seeds: int
     domain : Domain
     tol : float, optional
         Region tolerance; default ``1e-9 * diameter``.
+    zero : float
+        Relative tolerance for an exact cancellation (as ``Tolerances.zero``); 0 follows float
+        arithmetic.
     seeds : int
         Random points whose patterns start the search (besides the domain's centre).
     seed : int or numpy Generator
@@ -139,12 +155,18 @@ def brute_force_regions(network, domain, *, tol: float | None = None, seeds: int
     def test(pattern):
         nonlocal lps
         seen.add(pattern)
-        H, h, flips = _rows_of_pattern(net, domain, pattern)
+        H, h, flips, valid = _rows_of_pattern(net, domain, pattern, zero)
+        if not valid:
+            return
         lps += 1
         x, r = _chebyshev(H, h, cap)
         if x is None or not r > tol:
             return
-        if pattern_at(x[None, :])[0] != pattern:
+        zero_rows = np.flatnonzero(~np.any(H != 0, axis=1))
+        settled = {sum(net.widths[:flips[i][0]]) + flips[i][1] for i in zero_rows
+                   if flips[i] is not None}
+        at_x = pattern_at(x[None, :])[0]
+        if any(a != b for j, (a, b) in enumerate(zip(at_x, pattern)) if j not in settled):
             return
         regions[pattern] = (x, H, h, flips)
         queue.append(pattern)

@@ -15,9 +15,12 @@ import numpy as np
 
 from ..domain import Domain, as_domain
 from ..errors import BudgetExceeded, PowercellsError
+from ..geometry.polygons import Polygons
 from ..lp.base import get_backend
 from ..network import Network
-from .lp_engine import EngineStats, LPEngine, Node
+from .base import Split
+from .lp_engine import LPEngine
+from .planar_engine import PlanarEngine
 from .sinks import CountSink, Sink, TreeSink
 from .tolerances import Tolerances
 from .tree import Level, SliverTable, SubdivisionTree
@@ -25,7 +28,7 @@ from .tree import Level, SliverTable, SubdivisionTree
 __all__ = ["subdivide", "count_regions", "RegionCount", "ENGINES"]
 
 #: Engine names accepted by ``engine=``.
-ENGINES = ("auto", "lp")
+ENGINES = ("auto", "lp", "planar")
 
 
 @dataclass
@@ -91,6 +94,10 @@ class _Progress:
 
 
 class _Walk:
+    """Depth-first over batches: a batch's children are cut into the next batches, pushed in
+    reverse, so every level is filled in breadth-first order (parents in order) whatever the
+    batch size."""
+
     def __init__(self, engine, layers, max_regions, deadline, slivers: SliverTable):
         self.engine = engine
         self.layers = layers
@@ -107,48 +114,88 @@ class _Walk:
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise BudgetExceeded("time limit reached")
 
-    def split(self, node, depth, index):
-        """Children of the node at (depth, global index) under layer depth+1."""
-        children, slivers = self.engine.split(node, self.layers[depth])
-        for s in slivers:
+    def split(self, batch, depth, base) -> Split:
+        """Children under layer depth+1 of a batch whose first node has global index ``base``."""
+        res = self.engine.split(batch, self.layers[depth])
+        sl = res.slivers
+        for i in range(len(sl)):
             self.slivers.layer.append(depth + 1)
-            self.slivers.parent.append((depth, index))
-            self.slivers.code.append(s.code)
-            self.slivers.interior_point.append(s.center)
-            self.slivers.inradius.append(s.radius)
-        return children
+            self.slivers.parent.append((depth, base + int(sl.parent[i])))
+            self.slivers.code.append(sl.code[i])
+            self.slivers.interior_point.append(sl.center[i])
+            self.slivers.inradius.append(float(sl.radius[i]))
+        return res
 
-    def subtree(self, node, acc):
-        """Walk the subtree under ``node`` (already the single entry of acc[0])."""
-        stack = [(node, 1, 0)]
+    def batches(self, children, depth, base):
+        """``(batch, depth, first index)`` for the children at ``depth``, last batch first."""
+        n = len(children)
+        size = max(1, self.engine.batch_size(self.layers[depth]))
+        return [(self.engine.take(children, lo, lo + size), depth, base + lo)
+                for lo in reversed(range(0, n, size))]
+
+    def subtree(self, batch, acc):
+        """Walk the subtrees under a batch of depth-1 nodes (already the entries of acc[0])."""
+        stack = [(batch, 1, 0)]
         while stack:
-            node, depth, local = stack.pop()
+            batch, depth, local = stack.pop()
             if depth == self.L:
                 continue
-            children = self.split(node, depth, self.emitted[depth] + local)
+            res = self.split(batch, depth, self.emitted[depth] + local)
             level = acc[depth]
-            base = len(level["parent"])
-            for child in children:
-                level["code"].append(child.code)
-                level["parent"].append(local)
-                level["point"].append(child.center)
-                level["radius"].append(child.radius)
+            base = level.size
+            level.add(res.code, local + res.parent, res.center, res.radius, res.polygons)
             if depth + 1 == self.L:
-                self.leaves += len(children)
-            # depth-first, first child first; levels stay in breadth-first order because every
-            # node's children are appended before any deeper node of a later sibling
-            for j in range(len(children) - 1, -1, -1):
-                stack.append((children[j], depth + 1, base + j))
+                self.leaves += len(res.parent)
+            else:
+                stack.extend(self.batches(res.children, depth + 1, base))
             self.check()
 
 
-def _to_level(acc_level, width, dim) -> Level:
-    if not acc_level["parent"]:
-        return Level.empty(width, dim)
-    return Level(np.array(acc_level["code"], dtype=np.int16).reshape(-1, width),
-                 np.array(acc_level["parent"], dtype=np.int64),
-                 np.array(acc_level["point"]).reshape(-1, dim),
-                 np.array(acc_level["radius"], dtype=np.float64))
+class _LevelParts:
+    """One level of a subtree group, accumulated as array chunks."""
+
+    def __init__(self):
+        self.parts = []
+        self.size = 0
+
+    def add(self, code, parent, point, radius, polygons=None):
+        self.parts.append((code, parent, point, radius, polygons))
+        self.size += len(parent)
+
+    def level(self, width, dim) -> Level:
+        if not self.size:
+            return Level.empty(width, dim)
+        code, parent, point, radius, polygons = zip(*self.parts)
+        polys = None
+        if all(p is not None for p in polygons):
+            polys = Polygons.concat(list(polygons))
+        return Level(np.concatenate(code).astype(np.int16, copy=False).reshape(-1, width),
+                     np.concatenate(parent).astype(np.int64, copy=False),
+                     np.concatenate(point).reshape(-1, dim),
+                     np.concatenate(radius).astype(np.float64, copy=False), polys)
+
+
+def _choose_engine(engine: str, lp, domain) -> str:
+    if engine == "auto":
+        # an explicit LP backend asks for the lp engine; otherwise 2-D goes to the planar engine
+        return "planar" if domain.dim == 2 and lp is None else "lp"
+    if engine == "planar" and domain.dim != 2:
+        raise PowercellsError(f"the planar engine needs a 2-D domain or plane slice; this domain "
+                              f"has dimension {domain.dim} (use engine='lp' or 'auto')")
+    return engine
+
+
+def _make_engine(name, lp, resolved, domain):
+    if name == "planar":
+        if lp is not None:
+            raise PowercellsError("the planar engine solves no LP; do not give an lp backend")
+        return PlanarEngine(resolved)
+    return LPEngine(get_backend(lp), resolved, 2.0 * domain.diameter)
+
+
+def _stats(engine) -> dict:
+    stats = engine.stats
+    return stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
 
 
 def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limit, progress,
@@ -169,47 +216,49 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     elif tol is not None:
         raise PowercellsError("give either tol or tolerances, not both")
     resolved = tolerances.resolve(domain.diameter)
-    cap = 2.0 * domain.diameter
-    lp_engine = LPEngine(get_backend(lp), resolved, cap)
+    name = _choose_engine(engine, lp, domain)
+    eng = _make_engine(name, lp, resolved, domain)
 
     k = domain.dim
-    H, h = domain.halfspaces()
+    root = eng.root(domain)
     center = np.asarray(domain.chebyshev[0], dtype=np.float64)
+    H, h = domain.halfspaces()
     radius = float(np.min(h - H @ center))
-    lo, hi = domain.bounds()
-    root = Node(H=H, h=h, A=np.eye(k), B=np.zeros(k), center=center, radius=radius,
-                points=np.empty((0, k)), lo=lo, hi=hi, code=np.empty(0, dtype=np.int16))
     root_level = Level(np.empty((1, 0), dtype=np.int16), np.array([-1], dtype=np.int64),
-                       center[None, :].copy(), np.array([radius]))
+                       center[None, :].copy(), np.array([radius]), getattr(root, "polys", None))
     widths = list(net.widths)
     L = net.depth
     sink.start(root_level, L)
     slivers = SliverTable()
     t0 = time.perf_counter()
     deadline = None if time_limit is None else t0 + time_limit
-    walk = _Walk(lp_engine, net.layers, max_regions, deadline, slivers)
+    walk = _Walk(eng, net.layers, max_regions, deadline, slivers)
     partial = False
     reporter = None
     try:
         first = walk.split(root, 0, 0)
+        n_first = len(first.parent)
         if L == 1:
-            walk.leaves = len(first)
-        reporter = _Progress(bool(progress), len(first))
+            walk.leaves = n_first
+        reporter = _Progress(bool(progress), n_first)
         walk.check()
-        for i, child in enumerate(first):
-            acc = [{"code": [], "parent": [], "point": [], "radius": []} for _ in range(L)]
-            acc[0]["code"].append(child.code)
-            acc[0]["parent"].append(0)
-            acc[0]["point"].append(child.center)
-            acc[0]["radius"].append(child.radius)
+        groups = walk.batches(first.children, 1, 0)[::-1] if L > 1 else []
+        if L == 1:
+            groups = [(first.children, 1, 0)]
+        for batch, _, lo in groups:
+            n = len(batch)
+            acc = [_LevelParts() for _ in range(L)]
+            acc[0].add(first.code[lo:lo + n], np.zeros(n, dtype=np.int64),
+                       first.center[lo:lo + n], first.radius[lo:lo + n],
+                       None if first.polygons is None else first.polygons.take(np.arange(lo, lo + n)))
             try:
-                walk.subtree(child, acc)
+                walk.subtree(batch, acc)
             finally:
-                levels = [_to_level(acc[j], widths[j], k) for j in range(L)]
+                levels = [acc[j].level(widths[j], k) for j in range(L)]
                 sink.add_subtree(levels)
                 for j, level in enumerate(levels):
                     walk.emitted[j + 1] += len(level)
-            reporter.update(i + 1, walk.leaves)
+            reporter.update(lo + n, walk.leaves)
     except BudgetExceeded:
         partial = True
     finally:
@@ -217,8 +266,7 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
             reporter.update(reporter.total, walk.leaves, force=True)
             reporter.close()
     seconds = time.perf_counter() - t0
-    stats = lp_engine.stats.as_dict()
-    return net, domain, widths, slivers, partial, seconds, stats, resolved
+    return net, domain, widths, slivers, partial, seconds, _stats(eng), resolved, name
 
 
 def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | None = None,
@@ -267,11 +315,11 @@ def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | No
     [4, 6]
     """
     sink = TreeSink()
-    net, domain, widths, slivers, partial, seconds, stats, resolved = _run(
+    net, domain, widths, slivers, partial, seconds, stats, resolved, name = _run(
         network, domain, engine=engine, lp=lp, tol=tol, tolerances=tolerances,
         max_regions=max_regions, time_limit=time_limit, progress=progress, sink=sink)
     return SubdivisionTree(net, domain, sink.levels(widths, domain.dim), slivers, partial=partial,
-                           seconds=seconds, engine="lp", stats=stats, tolerances=resolved,
+                           seconds=seconds, engine=name, stats=stats, tolerances=resolved,
                            source_network=network)
 
 
@@ -286,9 +334,9 @@ def count_regions(network, domain, *, engine: str = "auto", lp=None, tol: float 
     RegionCount
     """
     sink = CountSink()
-    net, domain, widths, slivers, partial, seconds, stats, _ = _run(
+    net, domain, widths, slivers, partial, seconds, stats, _, name = _run(
         network, domain, engine=engine, lp=lp, tol=tol, tolerances=tolerances,
         max_regions=max_regions, time_limit=time_limit, progress=progress, sink=sink)
     counts = sink.counts
     return RegionCount(regions=counts[-1], per_layer=counts, slivers=slivers.per_layer(len(counts)),
-                       partial=partial, seconds=seconds, engine="lp", stats=stats)
+                       partial=partial, seconds=seconds, engine=name, stats=stats)

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..lp.base import Ball, LPBackend
 from ..network.layers import Layer
+from .base import Split, SplitSlivers
 from .tolerances import Tolerances
 
 __all__ = ["Node", "Sliver", "EngineStats", "LPEngine"]
@@ -322,8 +323,49 @@ class LPEngine:
         self.cap = cap
         self.stats = EngineStats()
 
-    # ------------------------------------------------------------------ public
-    def split(self, node: Node, layer: Layer) -> tuple[list[Node], list[Sliver]]:
+    # ------------------------------------------------------------------ driver interface
+    def root(self, domain) -> list[Node]:
+        """The domain as a batch of one node."""
+        H, h = domain.halfspaces()
+        k = domain.dim
+        center = np.asarray(domain.chebyshev[0], dtype=np.float64)
+        radius = float(np.min(h - H @ center))
+        lo, hi = domain.bounds()
+        return [Node(H=H, h=h, A=np.eye(k), B=np.zeros(k), center=center, radius=radius,
+                     points=np.empty((0, k)), lo=lo, hi=hi, code=np.empty(0, dtype=np.int16))]
+
+    def batch_size(self, layer: Layer) -> int:
+        """One node at a time: the walk stays depth-first, so memory follows the depth."""
+        return 1
+
+    @staticmethod
+    def take(nodes: list[Node], lo: int, hi: int) -> list[Node]:
+        return nodes[lo:hi]
+
+    def split(self, nodes: list[Node], layer: Layer) -> Split:
+        """The children of every node of the batch (see :mod:`.base`)."""
+        children, parent, slivers, sliver_parent = [], [], [], []
+        for i, node in enumerate(nodes):
+            kids, sl = self.split_node(node, layer)
+            children.extend(kids)
+            parent.extend([i] * len(kids))
+            slivers.extend(sl)
+            sliver_parent.extend([i] * len(sl))
+        k = nodes[0].center.size if nodes else 0
+        K = layer.out_dim
+        return Split(
+            children=children,
+            parent=np.array(parent, dtype=np.int64),
+            code=np.array([c.code for c in children], dtype=np.int16).reshape(-1, K),
+            center=np.array([c.center for c in children]).reshape(-1, k),
+            radius=np.array([c.radius for c in children], dtype=np.float64),
+            slivers=SplitSlivers(
+                parent=np.array(sliver_parent, dtype=np.int64),
+                code=np.array([s.code for s in slivers], dtype=np.int16).reshape(-1, K),
+                center=np.array([s.center for s in slivers]).reshape(-1, k),
+                radius=np.array([s.radius for s in slivers], dtype=np.float64)))
+
+    def split_node(self, node: Node, layer: Layer) -> tuple[list[Node], list[Sliver]]:
         """The children of ``node`` under ``layer`` (sorted by code) and the slivers set aside."""
         self.stats.nodes_split += 1
         K = layer.out_dim

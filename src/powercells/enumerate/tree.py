@@ -29,12 +29,16 @@ class Level:
     interior_point : ndarray, shape (n, k)
         Chebyshev centres, in engine coordinates (slice coordinates for a :class:`Slice`).
     inradius : ndarray, shape (n,)
+    polygons : Polygons or None
+        For 2-D domains subdivided by the planar engine: every node's convex polygon (engine
+        coordinates, counter-clockwise).
     """
 
     code: np.ndarray
     parent: np.ndarray
     interior_point: np.ndarray
     inradius: np.ndarray
+    polygons: object = None
 
     def __len__(self) -> int:
         return len(self.parent)
@@ -46,10 +50,15 @@ class Level:
 
     @classmethod
     def concat(cls, levels: list["Level"]) -> "Level":
+        polygons = None
+        if levels and all(lv.polygons is not None for lv in levels if len(lv)):
+            from ..geometry.polygons import Polygons
+
+            polygons = Polygons.concat([lv.polygons for lv in levels if len(lv)])
         return cls(np.concatenate([lv.code for lv in levels]),
                    np.concatenate([lv.parent for lv in levels]),
                    np.concatenate([lv.interior_point for lv in levels]),
-                   np.concatenate([lv.inradius for lv in levels]))
+                   np.concatenate([lv.inradius for lv in levels]), polygons)
 
 
 @dataclass
@@ -211,6 +220,35 @@ class SubdivisionTree:
                 if depth:
                     G.add_edge(int(self._offsets[depth - 1] + level.parent[i]), base + i)
         return G
+
+    def polygons(self, depth: int | None = None):
+        """The convex polygons of a level (default: the leaves), in engine coordinates.
+
+        Available for 2-D domains and plane slices subdivided by the planar engine.
+
+        Returns
+        -------
+        Polygons
+            ``xy`` (all vertices, counter-clockwise per polygon) and ``start`` (CSR offsets);
+            ``polygons.vertices(i)`` is node ``i``'s polygon.
+
+        Raises
+        ------
+        PowercellsError
+            If the tree was built by an engine that does not keep polygons.
+        """
+        level = self.levels[self.depth if depth is None else depth]
+        if level.polygons is None:
+            from ..errors import PowercellsError
+
+            raise PowercellsError(
+                f"this tree has no polygons (engine {self.engine!r}); subdivide a 2-D domain with "
+                "engine='planar' (or 'auto')")
+        return level.polygons
+
+    def areas(self, depth: int | None = None) -> np.ndarray:
+        """Areas of a level's polygons (default: the leaves); see :meth:`polygons`."""
+        return self.polygons(depth).area_perimeter()[0]
 
     def input_points(self, depth: int | None = None) -> np.ndarray:
         """Interior points of a level mapped to network-input coordinates (default: leaves)."""

@@ -1,0 +1,66 @@
+"""What an engine gives the driver (DESIGN §2).
+
+An engine splits a *batch* of nodes of one depth by the next layer. It defines its own batch type
+(the ``lp`` engine: a list of nodes; the ``planar`` engine: columnar polygons) and provides
+
+``root(domain) -> batch``
+    the domain as a batch of one node;
+``batch_size(layer) -> int``
+    how many nodes it wants per call (1 for the ``lp`` engine, thousands for ``planar``);
+``split(batch, layer) -> Split``
+    every child of every node in the batch, grouped by parent in batch order and sorted by code
+    within a parent, with the slivers it set aside;
+``take(batch, lo, hi)``/``len(batch)``
+    cutting a batch of children into the next batches.
+
+Nothing else crosses the boundary, so engines can be swapped and cross-checked node for node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Split", "SplitSlivers"]
+
+
+@dataclass
+class SplitSlivers:
+    """Slivers set aside while splitting a batch: cells with a certified interior but inradius
+    <= the region tolerance. ``parent`` indexes the split batch; ``code`` uses -1 for units the
+    engine had not decided when it set the sliver aside."""
+
+    parent: np.ndarray
+    code: np.ndarray
+    center: np.ndarray
+    radius: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.parent)
+
+
+@dataclass
+class Split:
+    """The children of a batch of nodes under one layer.
+
+    Attributes
+    ----------
+    children : engine batch
+        The children as the engine's own batch type (input to the next split).
+    parent : ndarray of int64, shape (n,)
+        Index of each child's parent in the split batch (non-decreasing).
+    code, center, radius : ndarray
+        The children's layer codes (n, K), Chebyshev centres (n, k) and inradii (n,).
+    slivers : SplitSlivers
+    polygons : Polygons or None
+        The children's polygons, from engines that have them (planar).
+    """
+
+    children: object
+    parent: np.ndarray
+    code: np.ndarray
+    center: np.ndarray
+    radius: np.ndarray
+    slivers: SplitSlivers
+    polygons: object = None

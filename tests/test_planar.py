@@ -1,0 +1,214 @@
+"""The planar engine: identical code sets with the lp engine and the brute-force enumerator on
+2-D networks (random, degenerate, maxout, max-pool, plane slices), polygons that tile the domain,
+and its errors. The SPEC §6.1 oracles and the degenerate cases run on it through the ``engine``
+fixture and ``test_degenerate.check``."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import powercells as pc
+from powercells.geometry.polygons import Polygons
+from powercells.testing import assert_partitions_equal, brute_force_regions, leaf_code_set
+from networks import maxout_network, maxpool_network, random_network
+
+ACTIVATIONS = ["relu", "leaky_relu:0.1", "abs"]
+SETTINGS = settings(max_examples=20, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+BOX2 = pc.Box(-1, 1, dim=2)
+
+
+def both(network, domain):
+    planar = pc.subdivide(network, domain, engine="planar")
+    lp = pc.subdivide(network, domain, engine="lp")
+    assert planar.engine == "planar" and lp.engine == "lp"
+    assert planar.per_layer == lp.per_layer
+    assert leaf_code_set(planar) == leaf_code_set(lp)
+    return planar, lp
+
+
+def assert_tiles(tree):
+    """Every level's polygons tile the domain; children's areas sum to their parent's; every
+    polygon is convex, counter-clockwise and contains its interior point and ball."""
+    total = tree.areas(0).sum()
+    for depth in range(1, tree.depth + 1):
+        areas = tree.areas(depth)
+        assert np.all(areas > 0)
+        assert areas.sum() == pytest.approx(total, rel=1e-12)
+        parent = tree.levels[depth].parent
+        sums = np.bincount(parent, areas, minlength=len(tree.levels[depth - 1]))
+        np.testing.assert_allclose(sums, tree.areas(depth - 1), rtol=1e-9, atol=1e-15)
+        polys = tree.polygons(depth)
+        N, h = polys.edges()
+        owner = polys.owner
+        level = tree.levels[depth]
+        slack = h - np.einsum("ij,ij->i", N, level.interior_point[owner])
+        assert np.all(slack >= level.inradius[owner] * (1 - 1e-9) - 1e-15)
+        # convex and counter-clockwise: every turn is to the left (or straight)
+        nxt = polys.next_vertex()
+        d1 = polys.xy[nxt] - polys.xy
+        d2 = d1[nxt]
+        assert np.all(d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0] >= -1e-12)
+
+
+@st.composite
+def planar_networks(draw):
+    depth = draw(st.integers(1, 3))
+    widths = [draw(st.integers(1, 5)) for _ in range(depth)]
+    acts = [draw(st.sampled_from(ACTIVATIONS)) for _ in range(depth)]
+    seed = draw(st.integers(0, 2 ** 16))
+    head = draw(st.sampled_from([None, 1, 3]))
+    return random_network(2, widths, seed, activations=acts, head=head)
+
+
+@SETTINGS
+@given(planar_networks())
+def test_planar_equals_lp_and_brute_force(network):
+    planar, _ = both(network, BOX2)
+    assert_partitions_equal(planar, brute_force_regions(network, BOX2))
+    assert_tiles(planar)
+
+
+@st.composite
+def integer_planar_networks(draw):
+    """Weights and biases in {-1, 0, 1}: duplicate lines, dead units, lines through corners and
+    along edges of the box, concurrent lines, identically-zero pre-activations."""
+    widths = [draw(st.integers(1, 5)) for _ in range(draw(st.integers(1, 3)))]
+    dims = [2] + widths
+    small = st.integers(-1, 1)
+    pairs = []
+    for i in range(len(widths)):
+        W = np.array(draw(st.lists(small, min_size=dims[i + 1] * dims[i],
+                                   max_size=dims[i + 1] * dims[i])), float)
+        b = np.array(draw(st.lists(small, min_size=dims[i + 1], max_size=dims[i + 1])), float)
+        pairs.append((W.reshape(dims[i + 1], dims[i]), b))
+    acts = [draw(st.sampled_from(["relu", "abs", "leaky_relu:0.5"])) for _ in widths]
+    return pc.Network.from_weights(pairs, acts)
+
+
+@SETTINGS
+@given(integer_planar_networks())
+def test_degenerate_integer_networks(network):
+    planar, _ = both(network, BOX2)
+    assert_partitions_equal(planar, brute_force_regions(network, BOX2))
+    assert len(planar.slivers) == 0
+    assert_tiles(planar)
+
+
+@pytest.mark.parametrize("pieces,widths,seed", [(2, [3], 0), (3, [3, 2], 1), (4, [2, 2], 2)])
+def test_maxout(pieces, widths, seed):
+    network = maxout_network(2, widths, pieces, seed=seed)
+    planar, _ = both(network, BOX2)
+    assert_partitions_equal(planar, brute_force_regions(network, BOX2))
+    assert_tiles(planar)
+
+
+@pytest.mark.parametrize("groups,second", [([[0, 1], [2, 3]], None), ([[0, 1, 2], [1, 3], [4]], 3),
+                                           ([[0], [0, 1]], 2)])
+def test_relu_maxpool(groups, second):
+    network = maxpool_network(2, 5, groups, seed=7, second=second)
+    planar, _ = both(network, BOX2)
+    assert_partitions_equal(planar, brute_force_regions(network, BOX2))
+    assert_tiles(planar)
+
+
+def test_maxout_with_duplicate_and_tied_pieces():
+    # unit 0: pieces x, x (a duplicate: the second never wins), -x; unit 1: pieces y, y + 1
+    # (the second dominates everywhere)
+    A = np.zeros((2, 3, 2))
+    B = np.zeros((2, 3))
+    A[0, 0] = A[0, 1] = [1, 0]
+    A[0, 2] = [-1, 0]
+    A[1, 0] = A[1, 1] = A[1, 2] = [0, 1]
+    B[1, 1] = 1.0
+    network = pc.Network([pc.Layer.maso(A, B)])
+    planar, _ = both(network, BOX2)
+    assert planar.per_layer == [2]
+    assert sorted(planar.levels[1].code.tolist()) == [[0, 1], [2, 1]]
+    assert_partitions_equal(planar, brute_force_regions(network, BOX2))
+
+
+def test_polytope_domain_and_deep_network():
+    # a triangle with one vertex far out
+    A = np.array([[-1.0, 0.0], [0.0, -1.0], [1.0, 1.0]])
+    b = np.array([1.0, 1.0, 2.0])
+    domain = pc.Polytope(A, b)
+    network = random_network(2, [8, 8, 8], seed=3)
+    planar, _ = both(network, domain)
+    assert planar.areas(0).sum() == pytest.approx(8.0)   # vertices (-1,-1), (3,-1), (-1,3)
+    assert_tiles(planar)
+
+
+def test_plane_through_three_points_of_a_64_input_network():
+    rng = np.random.default_rng(11)
+    network = random_network(64, [20, 20], seed=11, bias=0.1)
+    points = rng.normal(size=(3, 64))
+    plane = pc.Slice.through_points(points, inner=pc.Box(-0.5, 1.5, dim=2))
+    planar, _ = both(network, plane)
+    assert planar.n_regions > 20
+    assert_tiles(planar)
+    # the leaves' interior points, mapped back to the 64-D input, give their codes
+    X = planar.input_points()
+    codes = np.hstack(network.codes(X))
+    assert {tuple(int(v) for v in row) for row in codes} == leaf_code_set(planar)
+
+
+def test_count_regions_and_budgets():
+    network = random_network(2, [12, 12], seed=5)
+    full = pc.count_regions(network, BOX2)
+    assert full.engine == "planar"
+    assert full.per_layer == pc.subdivide(network, BOX2, engine="lp").per_layer
+    part = pc.count_regions(network, BOX2, max_regions=10)
+    assert part.partial and part.regions <= full.regions
+
+
+def test_auto_picks_planar_for_2d_and_lp_otherwise():
+    net2 = random_network(2, [3], seed=0)
+    assert pc.subdivide(net2, BOX2).engine == "planar"
+    assert pc.subdivide(net2, BOX2, lp="highs").engine == "lp"     # an LP backend asks for lp
+    net3 = random_network(3, [3], seed=0)
+    assert pc.subdivide(net3, pc.Box(-1, 1, dim=3)).engine == "lp"
+
+
+def test_planar_errors():
+    net3 = random_network(3, [3], seed=0)
+    with pytest.raises(pc.PowercellsError, match="2-D domain"):
+        pc.subdivide(net3, pc.Box(-1, 1, dim=3), engine="planar")
+    with pytest.raises(pc.PowercellsError, match="solves no LP"):
+        pc.subdivide(random_network(2, [3], seed=0), BOX2, engine="planar", lp="highs")
+    lp_tree = pc.subdivide(random_network(2, [3], seed=0), BOX2, engine="lp")
+    with pytest.raises(pc.PowercellsError, match="no polygons"):
+        lp_tree.polygons()
+
+
+def test_sliver_is_reported_not_counted():
+    # two parallel lines 2e-6 apart: a slab of inradius 1e-6; with tau = 1e-5 it is a sliver
+    network = pc.Network.from_weights([(np.array([[1.0, 0.0], [1.0, 0.0]]),
+                                        np.array([0.0, -2e-6]))], ["relu"])
+    fine = pc.subdivide(network, BOX2, engine="planar")
+    assert fine.per_layer == [3] and len(fine.slivers) == 0
+    coarse = pc.subdivide(network, BOX2, engine="planar", tol=1e-5)
+    assert coarse.per_layer == [2]
+    assert len(coarse.slivers) == 1
+    assert coarse.slivers.inradius[0] == pytest.approx(1e-6, rel=1e-6)
+
+
+def test_polygon_split_and_chebyshev():
+    square = Polygons.single([[0, 0], [2, 0], [2, 2], [0, 2]])
+    # a line through two opposite corners: two triangles sharing the diagonal
+    s = square.xy[:, 1] - square.xy[:, 0]
+    pieces, src, side = square.split(s, 1e-12)
+    assert src.tolist() == [0, 0] and side.tolist() == [0, 1]
+    np.testing.assert_allclose(pieces.area_perimeter()[0], [2.0, 2.0])
+    # a line touching a corner only: no cut, the square is on the negative side
+    s = 2.0 - square.xy[:, 0] - square.xy[:, 1] - 2.0
+    pieces, src, side = square.split(s, 1e-12)
+    assert len(pieces) == 1 and side.tolist() == [0]
+    center, radius = square.chebyshev(1e-12)
+    np.testing.assert_allclose(center, [[1.0, 1.0]])
+    np.testing.assert_allclose(radius, [1.0])
+    # a thin triangle: radius = 2 * area / perimeter
+    tri = Polygons.single([[0, 0], [10, 0], [0, 0.1]])
+    area, perim = tri.area_perimeter()
+    assert tri.chebyshev(1e-12)[1][0] == pytest.approx(2 * area[0] / perim[0])
