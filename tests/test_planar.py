@@ -192,6 +192,10 @@ def test_sliver_is_reported_not_counted():
     assert coarse.per_layer == [2]
     assert len(coarse.slivers) == 1
     assert coarse.slivers.inradius[0] == pytest.approx(1e-6, rel=1e-6)
+    # counting decides with area/perimeter bounds and exact balls only where they cannot
+    counted = pc.count_regions(network, BOX2, engine="planar", tol=1e-5)
+    assert counted.per_layer == [2] and counted.slivers == [1]
+    assert pc.count_regions(network, BOX2, engine="planar").per_layer == [3]
 
 
 def test_polygon_split_and_chebyshev():

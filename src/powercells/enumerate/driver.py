@@ -185,11 +185,11 @@ def _choose_engine(engine: str, lp, domain) -> str:
     return engine
 
 
-def _make_engine(name, lp, resolved, domain):
+def _make_engine(name, lp, resolved, domain, exact_balls):
     if name == "planar":
         if lp is not None:
             raise PowercellsError("the planar engine solves no LP; do not give an lp backend")
-        return PlanarEngine(resolved)
+        return PlanarEngine(resolved, exact_balls=exact_balls)
     return LPEngine(get_backend(lp), resolved, 2.0 * domain.diameter)
 
 
@@ -217,7 +217,8 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
         raise PowercellsError("give either tol or tolerances, not both")
     resolved = tolerances.resolve(domain.diameter)
     name = _choose_engine(engine, lp, domain)
-    eng = _make_engine(name, lp, resolved, domain)
+    # counting needs no interior points, only certain region decisions
+    eng = _make_engine(name, lp, resolved, domain, exact_balls=not isinstance(sink, CountSink))
 
     k = domain.dim
     root = eng.root(domain)

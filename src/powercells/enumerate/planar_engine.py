@@ -39,32 +39,52 @@ __all__ = ["PlanarCells", "PlanarEngine"]
 _VALUES_BUDGET = 1 << 22
 
 
-@dataclass
+class _Maps:
+    """Affine maps of a batch of cells, computed only when a cell is split (the last layer's
+    children never are): ``get(rows)`` gives ``(Ax, Ay, B)`` for the rows, see PlanarCells."""
+
+    def __init__(self, get):
+        self.get = get
+
+    @classmethod
+    def eager(cls, Ax: np.ndarray, Ay: np.ndarray, B: np.ndarray) -> "_Maps":
+        return cls(lambda rows: (Ax[rows], Ay[rows], B[rows]))
+
+
 class PlanarCells:
     """A batch of cells of one depth.
 
     Attributes
     ----------
     polys : Polygons
-    A, B : ndarray, shapes (n, D, 2) and (n, D)
-        Per cell, the affine map from the plane to the current layer's output.
     center, radius : ndarray, shapes (n, 2) and (n,)
         Chebyshev balls.
+    maps : tuple of ndarray, each of shape (n, D)
+        ``(Ax, Ay, B)``: on cell i the current layer's output is ``Ax[i] x + Ay[i] y + B[i]``
+        (computed on first use).
     """
 
-    polys: Polygons
-    A: np.ndarray
-    B: np.ndarray
-    center: np.ndarray
-    radius: np.ndarray
+    def __init__(self, polys: Polygons, center, radius, maps: _Maps, rows=None):
+        self.polys = polys
+        self.center = center
+        self.radius = radius
+        self._maps = maps
+        self._rows = np.arange(len(polys)) if rows is None else rows
+        self._loaded = None
 
     def __len__(self) -> int:
         return len(self.polys)
 
+    @property
+    def maps(self):
+        if self._loaded is None:
+            self._loaded = self._maps.get(self._rows)
+        return self._loaded
+
     def take(self, idx) -> "PlanarCells":
         idx = np.asarray(idx, dtype=np.int64)
-        return PlanarCells(self.polys.take(idx), self.A[idx], self.B[idx], self.center[idx],
-                           self.radius[idx])
+        return PlanarCells(self.polys.take(idx), self.center[idx], self.radius[idx], self._maps,
+                           self._rows[idx])
 
     def slice(self, lo: int, hi: int) -> "PlanarCells":
         return self.take(np.arange(lo, min(hi, len(self))))
@@ -77,12 +97,18 @@ class PlanarEngine:
     ----------
     tolerances : Tolerances
         Resolved tolerances (absolute ``region`` and ``empty``).
+    exact_balls : bool
+        Compute every child's Chebyshev ball (for the tree). When False (counting), a child gets
+        the mean of its vertices as interior point and ``area / perimeter`` as radius, a lower
+        bound on its inradius (``A/P <= r <= 2A/P`` for a convex polygon); the exact ball is
+        computed only when these bounds cannot decide whether the child is a region.
     """
 
     name = "planar"
 
-    def __init__(self, tolerances: Tolerances):
+    def __init__(self, tolerances: Tolerances, exact_balls: bool = True):
         self.tol = tolerances
+        self.exact_balls = exact_balls
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
                       "units_constant": 0}
 
@@ -93,7 +119,9 @@ class PlanarEngine:
         pad = 1e-9 * max(1.0, float(np.max(hi - lo)))
         poly = polygon_from_halfspaces(H, h, lo - pad, hi + pad, self.tol.empty)
         center, radius = poly.chebyshev(self.tol.empty)
-        return PlanarCells(poly, np.eye(2)[None], np.zeros((1, 2)), center, radius)
+        eye = np.eye(2)
+        return PlanarCells(poly, center, radius,
+                           _Maps.eager(eye[None, :, 0], eye[None, :, 1], np.zeros((1, 2))))
 
     def batch_size(self, layer: Layer) -> int:
         """Cells per batch for ``layer``: the vertex-by-piece value tables stay bounded."""
@@ -114,37 +142,56 @@ class PlanarEngine:
     def _split_switch(self, cells: PlanarCells, layer: Layer) -> Split:
         W, b = layer.switch_W, layer.switch_b
         n, K = len(cells), layer.out_dim
-        pre_A, pre_B = _pull_back(W, b, cells)
-        norm = np.hypot(pre_A[..., 0], pre_A[..., 1])
+        Ax, Ay, B = cells.maps
+        PAx, PAy, PB = Ax @ W.T, Ay @ W.T, B @ W.T + b
+        norm = np.sqrt(PAx * PAx + PAy * PAy)
         absW = np.abs(W)
-        scale_A = np.linalg.norm(cells.A, axis=2) @ absW.T
-        constant = norm <= self.tol.zero * scale_A
+        # constant units (SPEC §3.4): the gradient cancels relative to the terms that made it;
+        # a cheap upper bound of those terms screens out almost every pair first
+        row_norm = np.sqrt(Ax * Ax + Ay * Ay)
+        zero = self.tol.zero
+        suspect = norm <= zero * (row_norm.max(axis=1)[:, None] * absW.sum(axis=1)[None, :])
+        constant = np.zeros((n, K), dtype=bool)
+        if suspect.any():
+            sc, su = np.nonzero(suspect)
+            constant[sc, su] = norm[sc, su] <= zero * np.einsum("pd,pd->p", row_norm[sc],
+                                                                absW[su])
         code = np.zeros((n, K), dtype=np.int16)
         if constant.any():
-            scale_B = np.abs(cells.B) @ absW.T + np.abs(b)
-            code[constant] = pre_B[constant] > self.tol.zero * scale_B[constant]
+            scale_B = np.abs(B) @ absW.T + np.abs(b)
+            code[constant] = PB[constant] > self.tol.zero * scale_B[constant]
             self.stats["units_constant"] += int(constant.sum())
-        safe = np.where(constant, 1.0, norm)
-        G = pre_A / safe[..., None]          # unit normals: values are signed distances
-        g = pre_B / safe
         eps = self.tol.empty
-        smax, smin = _vertex_extremes(cells.polys, G, g)
-        crossing = ~constant & (smax > eps) & (smin < -eps)
-        side = ~constant & ~crossing & (smax > eps)
-        code[side] = 1
+        # A unit whose line misses the disc around the Chebyshev centre that holds every vertex
+        # is on one side of the whole cell; only the others are evaluated at the vertices.
+        polys = cells.polys
+        at_center = PAx * cells.center[:, :1] + PAy * cells.center[:, 1:] + PB
+        reach = _circumradius(polys, cells.center) + 2 * eps
+        near = ~constant & (np.abs(at_center) <= reach[:, None] * norm)
+        code[~constant & ~near & (at_center > 0)] = 1
+        crossing = np.zeros((n, K), dtype=bool)
+        nc, nu = np.nonzero(near)
+        if nc.size:
+            # signed distances: the pulled-back lines with unit normals
+            nrm = norm[nc, nu]
+            smax, smin = _pair_extremes(polys, nc, PAx[nc, nu] / nrm, PAy[nc, nu] / nrm,
+                                        PB[nc, nu] / nrm)
+            crossing[nc, nu] = (smax > eps) & (smin < -eps)
+            code[nc, nu] = (~crossing[nc, nu] & (smax > eps)).astype(np.int16)
+        cc, cu = np.nonzero(crossing)           # the rounds' pairs, in the same order
+        nrm = norm[cc, cu]
+        Gx, Gy, g = PAx[cc, cu] / nrm, PAy[cc, cu] / nrm, PB[cc, cu] / nrm
 
-        def cut(P, pcell, unit):
-            owner = P.owner
-            c, u = pcell[owner], unit[owner]
-            s = G[c, u, 0] * P.xy[:, 0] + G[c, u, 1] * P.xy[:, 1] + g[c, u]
-            return P.split(s, eps)
+        def cut(P, pcell, pair):
+            pv = pair[P.owner]
+            return P.split(Gx[pv] * P.xy[:, 0] + Gy[pv] * P.xy[:, 1] + g[pv], eps)
 
         pieces, pcell, code_p = self._rounds(cells, crossing, code, cut)
         factor = _switch_factors(layer)
 
         def child_maps(cell, child_code):
             f = factor[child_code]
-            return f[..., None] * pre_A[cell], f * pre_B[cell]
+            return f * PAx[cell], f * PAy[cell], f * PB[cell]
 
         return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
 
@@ -152,31 +199,34 @@ class PlanarEngine:
     def _split_pieces(self, cells: PlanarCells, layer: Layer) -> Split:
         n, K, R = len(cells), layer.out_dim, layer.max_pieces
         D = layer.in_dim
+        Ax, Ay, B = cells.maps
         flatA = layer.A.reshape(K * R, D)
-        P_A, P_B = _pull_back(flatA, layer.B.reshape(K * R), cells)
-        P_A = P_A.reshape(n, K, R, 2)
-        P_B = P_B.reshape(n, K, R)
+        PAx = (Ax @ flatA.T).reshape(n, K, R)
+        PAy = (Ay @ flatA.T).reshape(n, K, R)
+        PB = (B @ flatA.T + layer.B.reshape(K * R)).reshape(n, K, R)
         zero, eps = self.tol.zero, self.tol.empty
-        row_norm = np.linalg.norm(cells.A, axis=2)            # (n, D)
-        abs_B = np.abs(cells.B)
+        row_norm = np.hypot(Ax, Ay)            # (n, D)
+        abs_B = np.abs(B)
         code = np.zeros((n, K), dtype=np.int16)
         crossing = np.zeros((n, K), dtype=bool)
-        # per unit and ordered pair of pieces (r, q): the line where r ties q, or a constant
-        pair_G = np.zeros((n, K, R, R, 2))
+        # per unit and ordered pair of pieces (r, q): the line where r ties q (unit normal), or
+        # a vacuous constraint when the difference is constant and r wins it
+        pair_Gx = np.zeros((n, K, R, R))
+        pair_Gy = np.zeros((n, K, R, R))
         pair_g = np.zeros((n, K, R, R))
         possible = np.zeros((n, K, R), dtype=bool)
-        npieces = layer.n_pieces
         for k in range(K):
-            m = int(npieces[k])
+            m = int(layer.n_pieces[k])
             alive = np.ones((n, m), dtype=bool)
             for r in range(m):
                 for q in range(m):
                     if q == r:
                         continue
                     delta = layer.A[k, r] - layer.A[k, q]
-                    dA = P_A[:, k, r] - P_A[:, k, q]
-                    dB = P_B[:, k, r] - P_B[:, k, q]
-                    nrm = np.hypot(dA[:, 0], dA[:, 1])
+                    dx = PAx[:, k, r] - PAx[:, k, q]
+                    dy = PAy[:, k, r] - PAy[:, k, q]
+                    dB = PB[:, k, r] - PB[:, k, q]
+                    nrm = np.hypot(dx, dy)
                     const = nrm <= zero * (row_norm @ np.abs(delta))
                     gap_scale = abs_B @ np.abs(delta) + abs(layer.B[k, r]) + abs(layer.B[k, q])
                     # a constant difference: r beats q everywhere, or loses everywhere (ties go
@@ -184,29 +234,31 @@ class PlanarEngine:
                     beats = (dB > zero * gap_scale) | ((np.abs(dB) <= zero * gap_scale) & (r < q))
                     alive[:, r] &= ~const | beats
                     safe = np.where(const, 1.0, nrm)
-                    pair_G[:, k, r, q] = np.where(const[:, None], 0.0, dA / safe[:, None])
-                    # vacuous constraint for constant pairs that r wins
+                    pair_Gx[:, k, r, q] = np.where(const, 0.0, dx / safe)
+                    pair_Gy[:, k, r, q] = np.where(const, 0.0, dy / safe)
                     pair_g[:, k, r, q] = np.where(const, 1.0, dB / safe)
             # a non-constant pair that r loses at every vertex: r has no interior in the cell
+            every = np.arange(n)
             for r in range(m):
                 for q in range(m):
-                    if q == r:
-                        continue
-                    smax, _ = _vertex_extremes(cells.polys, pair_G[:, k, r, q][:, None],
-                                               pair_g[:, k, r, q][:, None])
-                    alive[:, r] &= smax[:, 0] > eps
+                    if q != r:
+                        smax, _ = _pair_extremes(cells.polys, every, pair_Gx[:, k, r, q],
+                                                 pair_Gy[:, k, r, q], pair_g[:, k, r, q])
+                        alive[:, r] &= smax > eps
             count = alive.sum(axis=1)
-            first = np.argmax(alive, axis=1)
-            code[:, k] = first
+            code[:, k] = np.argmax(alive, axis=1)
             crossing[:, k] = count > 1
             possible[:, k, :m] = alive
             if np.any(count == 0):
                 # cannot happen for a cell wider than the tolerances; decide at the centre
                 bad = np.flatnonzero(count == 0)
-                vals = np.einsum("nrj,nj->nr", P_A[bad, k, :m], cells.center[bad]) + P_B[bad, k, :m]
+                vals = (PAx[bad, k, :m] * cells.center[bad, :1] + PAy[bad, k, :m] *
+                        cells.center[bad, 1:] + PB[bad, k, :m])
                 code[bad, k] = np.argmax(vals, axis=1)
+        pair_cell, pair_unit = np.nonzero(crossing)
 
-        def cut(P, pcell, unit):
+        def cut(P, pcell, pair):
+            unit = pair_unit[pair]
             outs, srcs, sides = [], [], []
             for r in range(R):
                 cand = np.flatnonzero(possible[pcell, unit, r])
@@ -221,7 +273,7 @@ class PlanarEngine:
                     live = possible[c, u, q]
                     owner = Q.owner
                     cv, uv = c[owner], u[owner]
-                    s = (pair_G[cv, uv, r, q, 0] * Q.xy[:, 0] + pair_G[cv, uv, r, q, 1] * Q.xy[:, 1]
+                    s = (pair_Gx[cv, uv, r, q] * Q.xy[:, 0] + pair_Gy[cv, uv, r, q] * Q.xy[:, 1]
                          + pair_g[cv, uv, r, q])
                     s = np.where(live[owner], s, 1.0)   # a piece that cannot win: no constraint
                     Q, keep = Q.clip(s, eps)
@@ -238,10 +290,9 @@ class PlanarEngine:
         pieces, pcell, code_p = self._rounds(cells, crossing, code, cut)
 
         def child_maps(cell, child_code):
-            idx = child_code.astype(np.intp)[..., None, None]
-            A = np.take_along_axis(P_A[cell], idx, axis=2)[:, :, 0]
-            B = np.take_along_axis(P_B[cell], idx[..., 0], axis=2)[:, :, 0]
-            return A, B
+            idx = child_code.astype(np.intp)[..., None]
+            return tuple(np.take_along_axis(P[cell], idx, axis=2)[:, :, 0]
+                         for P in (PAx, PAy, PB))
 
         return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
 
@@ -263,8 +314,9 @@ class PlanarEngine:
         finished = []         # (round, index in that round's output)
         keep_prev = None
         for t in range(int(counts.max())):
-            unit = pair_unit[first[pcell] + t]
-            out, src, side = cut(P, pcell, unit)
+            pair = first[pcell] + t
+            unit = pair_unit[pair]
+            out, src, side = cut(P, pcell, pair)
             self.stats["rounds"] += 1
             self.stats["pieces_cut"] += len(P)
             out_cell = pcell[src]
@@ -301,9 +353,21 @@ class PlanarEngine:
                 cur[rows] = keep[src[cur[rows]]]
         return pieces, fcell, codes
 
+    def _balls(self, pieces: Polygons):
+        """Interior points and inradii (exact, or a lower bound that decides; see the class)."""
+        if self.exact_balls:
+            return pieces.chebyshev(self.tol.empty)
+        area, perimeter = pieces.area_perimeter()
+        lower = area / np.where(perimeter > 0, perimeter, 1.0)
+        center, radius = pieces.vertex_mean(), lower
+        unsure = np.flatnonzero((lower <= self.tol.region) & (2 * lower > self.tol.empty))
+        if unsure.size:
+            center[unsure], radius[unsure] = pieces.take(unsure).chebyshev(self.tol.empty)
+        return center, radius
+
     def _finish(self, cells, crossing, code, pieces, pcell, code_p, child_maps) -> Split:
         uncut = np.flatnonzero(~crossing.any(axis=1))
-        center_p, radius_p = pieces.chebyshev(self.tol.empty)
+        center_p, radius_p = self._balls(pieces)
         region = radius_p > self.tol.region
         sliver = ~region & (radius_p > self.tol.empty)
         keep = np.flatnonzero(region)
@@ -316,8 +380,8 @@ class PlanarEngine:
         order = np.lexsort(tuple(child_code[:, j] for j in range(child_code.shape[1] - 1, -1, -1))
                            + (parent,))
         parent, child_code = parent[order], child_code[order]
-        A, B = child_maps(parent, child_code)
-        children = PlanarCells(polys.take(order), A, B, center[order], radius[order])
+        children = PlanarCells(polys.take(order), center[order], radius[order],
+                               _Maps(lambda rows: child_maps(parent[rows], child_code[rows])))
         sl = np.flatnonzero(sliver)
         slivers = SplitSlivers(parent=pcell[sl], code=code_p[sl], center=center_p[sl],
                                radius=radius_p[sl])
@@ -326,37 +390,26 @@ class PlanarEngine:
                      polygons=children.polys)
 
 
-def _pull_back(W: np.ndarray, b: np.ndarray, cells: PlanarCells):
-    """``W A + ...`` for every cell in one matrix product: shapes (n, K, 2) and (n, K)."""
-    n, D = cells.A.shape[0], cells.A.shape[1]
-    flat = cells.A.transpose(1, 0, 2).reshape(D, 2 * n)
-    pre_A = (W @ flat).reshape(W.shape[0], n, 2).transpose(1, 0, 2)
-    pre_B = cells.B @ W.T + b
-    return pre_A, pre_B
+def _circumradius(polys: Polygons, center: np.ndarray) -> np.ndarray:
+    """Largest distance from each centre to its polygon's vertices."""
+    owner = polys.owner
+    dist = np.hypot(polys.xy[:, 0] - center[owner, 0], polys.xy[:, 1] - center[owner, 1])
+    out = np.zeros(len(polys))
+    np.maximum.at(out, owner, dist)
+    return out
 
 
-def _vertex_extremes(polys: Polygons, G: np.ndarray, g: np.ndarray):
-    """Max and min over every polygon's vertices of ``G[i, k] @ v + g[i, k]``: (n, K) each."""
-    n, K = g.shape
-    smax = np.empty((n, K))
-    smin = np.empty((n, K))
-    counts = polys.counts
-    per = max(1, _VALUES_BUDGET // max(K, 1))
-    lo = 0
-    while lo < n:
-        # as many polygons as fit the budget of vertex values (at least one)
-        hi = int(np.searchsorted(polys.start, polys.start[lo] + per, side="right")) - 1
-        hi = min(max(hi, lo + 1), n)
-        sub = slice(int(polys.start[lo]), int(polys.start[hi]))
-        owner = np.repeat(np.arange(hi - lo), counts[lo:hi])
-        xy = polys.xy[sub]
-        S = (G[lo:hi, :, 0][owner] * xy[:, 0:1] + G[lo:hi, :, 1][owner] * xy[:, 1:2]
-             + g[lo:hi][owner])
-        starts = polys.start[lo:hi] - polys.start[lo]
-        smax[lo:hi] = np.maximum.reduceat(S, starts, axis=0)
-        smin[lo:hi] = np.minimum.reduceat(S, starts, axis=0)
-        lo = hi
-    return smax, smin
+def _pair_extremes(polys: Polygons, cell: np.ndarray, Gx, Gy, g):
+    """Max and min of ``Gx[p] x + Gy[p] y + g[p]`` over the vertices of polygon ``cell[p]``, for
+    every pair p."""
+    counts = polys.counts[cell]
+    start = np.zeros(len(cell) + 1, dtype=np.int64)
+    np.cumsum(counts, out=start[1:])
+    rows = np.repeat(polys.start[cell] - start[:-1], counts) + np.arange(start[-1])
+    pair = np.repeat(np.arange(len(cell)), counts)
+    xy = polys.xy[rows]
+    S = Gx[pair] * xy[:, 0] + Gy[pair] * xy[:, 1] + g[pair]
+    return np.maximum.reduceat(S, start[:-1]), np.minimum.reduceat(S, start[:-1])
 
 
 def _switch_factors(layer: Layer) -> np.ndarray:

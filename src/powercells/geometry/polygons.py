@@ -81,6 +81,14 @@ class Polygons:
         return self.xy[self.start[i]:self.start[i + 1]]
 
     # ------------------------------------------------------------------ measures
+    def vertex_mean(self) -> np.ndarray:
+        """The mean of every polygon's vertices (an interior point of a non-degenerate one)."""
+        owner = self.owner
+        n = len(self)
+        counts = np.maximum(self.counts, 1)
+        return np.stack([np.bincount(owner, self.xy[:, 0], minlength=n) / counts,
+                         np.bincount(owner, self.xy[:, 1], minlength=n) / counts], axis=1)
+
     def area_perimeter(self) -> tuple[np.ndarray, np.ndarray]:
         """Areas (shoelace) and perimeters of every polygon."""
         n = len(self)
@@ -126,8 +134,8 @@ class Polygons:
         Returns
         -------
         pieces : Polygons
-            For every polygon in order, its negative piece then its positive piece; a polygon
-            that is not cut (no vertex strictly on one side) gives itself once.
+            The polygons that are not cut (no vertex strictly on one side), then the negative
+            pieces of the cut ones, then their positive pieces.
         src : ndarray of int64
             The polygon each piece comes from.
         side : ndarray of int8
@@ -167,14 +175,13 @@ class Polygons:
                                 np.bincount(sub_owner, crossing, minlength=len(sub)))
         neg = Polygons(pieces_xy[0], _starts(pieces_count[0]))
         pos = Polygons(pieces_xy[1], _starts(pieces_count[1]))
-        # output order: polygon by polygon; a cut polygon gives (negative, positive)
+        # uncut polygons first, then the negative and the positive pieces of the cut ones
         out = Polygons.concat([self.take(whole), neg, pos])
         n_cut = len(cut_idx)
         src = np.concatenate([whole, cut_idx, cut_idx])
         side = np.concatenate([has_pos[whole].astype(np.int8), np.zeros(n_cut, np.int8),
                                np.ones(n_cut, np.int8)])
-        order = np.lexsort((side, src))
-        return out.take(order), src[order], side[order]
+        return out, src, side
 
     def clip(self, s: np.ndarray, eps: float):
         """Keep the part of every polygon where ``s >= 0`` (``s >= -eps``, see :meth:`split`).
