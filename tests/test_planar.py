@@ -216,3 +216,64 @@ def test_polygon_split_and_chebyshev():
     tri = Polygons.single([[0, 0], [10, 0], [0, 0.1]])
     area, perim = tri.area_perimeter()
     assert tri.chebyshev(1e-12)[1][0] == pytest.approx(2 * area[0] / perim[0])
+
+
+MESH_CASES = [
+    random_network(2, [6, 5, 4], seed=1),
+    random_network(2, [5, 4], seed=2, activations=["abs", "leaky_relu:0.3"], head=2),
+    maxout_network(2, [3, 2], 3, seed=3),
+    # concurrent lines through the origin and a duplicate: vertices of high degree
+    pc.Network.from_weights([(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0],
+                                        [2.0, 0.0]]), np.zeros(5))], ["relu"]),
+    # layer 2 cuts only some layer-1 cells: T-junctions everywhere
+    pc.Network.from_weights([(np.eye(2), np.array([0.0, -0.5])),
+                             (np.array([[1.0, -1.0], [0.5, 1.0]]), np.array([0.25, -0.1]))],
+                            ["relu", "relu"]),
+]
+
+
+@pytest.mark.parametrize("network", MESH_CASES)
+def test_mesh_euler_and_edge_units(network):
+    tree = pc.subdivide(network, BOX2, engine="planar")
+    assert len(tree.slivers) == 0
+    for depth in range(0, tree.depth + 1):
+        mesh = tree.mesh(depth)
+        # a tiling of the square (T-junctions split): V - E + F = 1, one boundary loop
+        assert mesh.euler_characteristic == 1
+        assert mesh.boundary_loops == 1
+        assert mesh.n_faces == len(tree.levels[depth])
+        if depth == 0:
+            continue
+        inner = np.flatnonzero(mesh.edge_faces[:, 1] >= 0)
+        assert np.all(mesh.edge_layer[inner] >= 1)
+        # the unit named on an interior edge vanishes (as the difference of its two pieces)
+        # at both ends of the edge, evaluated with either face's affine map
+        for e in inner:
+            layer, unit = mesh.edge_layer[e], mesh.edge_unit[e]
+            face = mesh.edge_faces[e, 0]
+            path = tree.code_path(depth, face)
+            A, B = network.affine_map_of_codes(path[:layer - 1])
+            lay = network.layers[layer - 1]
+            codes_b = tree.code_path(depth, mesh.edge_faces[e, 1])
+            r, q = int(path[layer - 1][unit]), int(codes_b[layer - 1][unit])
+            for v in mesh.vertices[mesh.edges[e]]:
+                z = A @ v + B
+                gap = (lay.A[unit, r] - lay.A[unit, q]) @ z + lay.B[unit, r] - lay.B[unit, q]
+                scale = np.abs(lay.A[unit, r] - lay.A[unit, q]) @ np.abs(z) + 1.0
+                assert abs(gap) <= 1e-9 * scale
+        # every pair of adjacent faces shares an edge; the adjacency is symmetric and simple
+        adj = mesh.adjacency()
+        assert np.all(adj[:, 0] < adj[:, 1])
+
+
+def test_mesh_counts_a_sliver_as_a_hole():
+    # x = 0, y = 0, x + y = 3e-6 bound a tiny triangle (inradius 8.8e-7): with tau = 1e-5 it is
+    # a sliver, set aside, and the six regions around it leave a hole: V - E + F = 0
+    network = pc.Network.from_weights([(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]),
+                                        np.array([0.0, 0.0, 3e-6]))], ["relu"])
+    tree = pc.subdivide(network, BOX2, engine="planar", tol=1e-5)
+    assert tree.per_layer == [6] and len(tree.slivers) == 1
+    mesh = tree.mesh(tol=1e-9)
+    assert mesh.euler_characteristic == 0 and mesh.boundary_loops == 2
+    full = pc.subdivide(network, BOX2, engine="planar")
+    assert full.per_layer == [7] and full.mesh().euler_characteristic == 1

@@ -181,13 +181,16 @@ class SubdivisionTree:
 
     def leaf_codes(self) -> np.ndarray:
         """Full code paths of all leaves, concatenated over layers: shape (n_leaves, sum K_l)."""
-        L = self.depth
-        idx = np.arange(self.n_regions)
+        return self.path_codes(self.depth)
+
+    def path_codes(self, depth: int) -> np.ndarray:
+        """Code paths of every node at ``depth``, layers 1..depth concatenated."""
+        idx = np.arange(len(self.levels[depth]))
         cols = []
-        for d in range(L, 0, -1):
+        for d in range(depth, 0, -1):
             cols.append(self.levels[d].code[idx])
             idx = self.levels[d].parent[idx]
-        return np.hstack(cols[::-1]) if cols else np.empty((self.n_regions, 0), dtype=np.int16)
+        return np.hstack(cols[::-1]) if cols else np.empty((len(idx), 0), dtype=np.int16)
 
     def affine_map(self, depth: int, index: int):
         """``(A, B)`` with ``z^(depth) = A t + B`` on the node (SPEC §3.1), engine coordinates."""
@@ -249,6 +252,31 @@ class SubdivisionTree:
     def areas(self, depth: int | None = None) -> np.ndarray:
         """Areas of a level's polygons (default: the leaves); see :meth:`polygons`."""
         return self.polygons(depth).area_perimeter()[0]
+
+    def mesh(self, depth: int | None = None, tol: float | None = None):
+        """The planar mesh of a level (default: the leaves): merged vertices, edges split at
+        T-junctions with the unit each lies on, face adjacency (2-D trees of the planar engine).
+
+        Parameters
+        ----------
+        tol : float, optional
+            Vertex-merging distance; default half the region tolerance. SPEC §8 suggests
+            ``1e-7 x`` the diameter, but regions can be far thinner than that: a region's
+            edges are longer than twice its inradius, so merging below the region tolerance
+            never collapses a region, and float64 vertices of neighbouring leaves agree to
+            ~1e-15.
+
+        Returns
+        -------
+        PlanarMesh
+            ``mesh.euler_characteristic`` is ``V - E + F``, 1 for every level (SPEC §6.2).
+        """
+        from ..geometry.mesh import planar_mesh
+
+        depth = self.depth if depth is None else depth
+        tol = 0.5 * self.tolerances.region if tol is None else tol
+        return planar_mesh(self.polygons(depth), self.path_codes(depth),
+                           self.network.widths[:depth], tol)
 
     def input_points(self, depth: int | None = None) -> np.ndarray:
         """Interior points of a level mapped to network-input coordinates (default: leaves)."""
