@@ -277,3 +277,55 @@ def test_mesh_counts_a_sliver_as_a_hole():
     assert mesh.euler_characteristic == 0 and mesh.boundary_loops == 2
     full = pc.subdivide(network, BOX2, engine="planar")
     assert full.per_layer == [7] and full.mesh().euler_characteristic == 1
+
+
+def test_decision_boundary_worked_example():
+    # f = relu(x) - relu(y): the diagonal in the first quadrant, the half-axes bounding the
+    # third quadrant (where f is identically 0: a tied leaf)
+    network = pc.Network.from_weights([(np.eye(2), np.zeros(2)),
+                                       (np.array([[1.0, -1.0]]), np.zeros(1))],
+                                      ["relu", "identity"])
+    tree = pc.subdivide(network, BOX2, engine="planar")
+    db = tree.decision_boundary()
+    codes = {tuple(tree.levels[1].code[i]): i for i in range(4)}
+    got = {}
+    for seg, leaf in zip(db.segments, db.leaf):
+        ends = sorted(tuple(np.round(p, 12) + 0.0) for p in seg)
+        got[tree.ancestors(2, int(leaf))[0]] = ends
+    assert got == {codes[(1, 1)]: [(0.0, 0.0), (1.0, 1.0)],
+                   codes[(1, 0)]: [(0.0, -1.0), (0.0, 0.0)],
+                   codes[(0, 1)]: [(-1.0, 0.0), (0.0, 0.0)]}
+    assert [tree.ancestors(2, int(i))[0] for i in db.tied_leaves] == [codes[(0, 0)]]
+    assert np.all(db.classes == [0, 1])
+
+
+@pytest.mark.parametrize("seed,head", [(0, 3), (2, 1), (3, 3), (5, 4)])
+def test_decision_boundary_segments_are_ties_and_complete(seed, head):
+    network = random_network(2, [8, 8], seed, head=head)
+    box = pc.Box(-3, 3, dim=2)
+    tree = pc.subdivide(network, box, engine="planar")
+    db = tree.decision_boundary()
+    assert len(db) > 0
+    X = db.segments.reshape(-1, 2)
+    F = network.forward(X)
+    rows = np.arange(len(X))
+    cls = np.repeat(db.classes, 2, axis=0)
+    if head == 1:
+        assert np.abs(F[:, 0]).max() < 1e-12
+    else:
+        # both classes tie, and nothing beats them, at both ends of every segment
+        assert np.abs(F[rows, cls[:, 0]] - F[rows, cls[:, 1]]).max() < 1e-12
+        assert (F.max(axis=1) - F[rows, cls[:, 0]]).max() < 1e-12
+    # completeness: a leaf whose (slightly shrunk) vertices see two classes has a segment
+    polys = tree.polygons()
+    owner = polys.owner
+    centre = tree.levels[-1].interior_point[owner]
+    inner = centre + 0.999 * (polys.xy - centre)
+    out = network.forward(inner)
+    label = (out[:, 0] > 0).astype(int) if head == 1 else out.argmax(axis=1)
+    lo = np.full(len(polys), 99)
+    hi = np.full(len(polys), -1)
+    np.minimum.at(lo, owner, label)
+    np.maximum.at(hi, owner, label)
+    mixed = set(np.flatnonzero(lo != hi).tolist())
+    assert mixed <= set(db.leaf.tolist())

@@ -187,7 +187,7 @@ class PlanarEngine:
             return P.split(Gx[pv] * P.xy[:, 0] + Gy[pv] * P.xy[:, 1] + g[pv], eps)
 
         pieces, pcell, code_p = self._rounds(cells, crossing, code, cut)
-        factor = _switch_factors(layer)
+        factor = layer.switch_factors
 
         def child_maps(cell, child_code):
             f = factor[child_code]
@@ -410,9 +410,3 @@ def _pair_extremes(polys: Polygons, cell: np.ndarray, Gx, Gy, g):
     xy = polys.xy[rows]
     S = Gx[pair] * xy[:, 0] + Gy[pair] * xy[:, 1] + g[pair]
     return np.maximum.reduceat(S, start[:-1]), np.minimum.reduceat(S, start[:-1])
-
-
-def _switch_factors(layer: Layer) -> np.ndarray:
-    """Factor of the pre-activation in piece 0 and piece 1 of a ReLU-type unit."""
-    low = {"relu": 0.0, "leaky_relu": float(layer.slope or 0.0), "abs": -1.0}[layer.kind]
-    return np.array([low, 1.0])

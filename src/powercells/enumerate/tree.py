@@ -196,6 +196,28 @@ class SubdivisionTree:
         """``(A, B)`` with ``z^(depth) = A t + B`` on the node (SPEC §3.1), engine coordinates."""
         return self.network.affine_map_of_codes(self.code_path(depth, index))
 
+    def affine_maps(self, depth: int | None = None, index=None):
+        """``(A, B)`` of many nodes at once: ``z^(depth) = A[i] t + B[i]`` on node ``index[i]``
+        of the level (default: every node of the leaves' level), engine coordinates.
+
+        Returns
+        -------
+        A : ndarray, shape (n, K_depth, k)
+        B : ndarray, shape (n, K_depth)
+        """
+        depth = self.depth if depth is None else depth
+        idx = np.arange(len(self.levels[depth])) if index is None else np.asarray(index)
+        chain = [idx]
+        for d in range(depth, 1, -1):
+            chain.append(self.levels[d].parent[chain[-1]])
+        chain = chain[::-1]                      # chain[j]: the ancestors at depth j + 1
+        k = self.domain.dim
+        A = np.broadcast_to(np.eye(k), (len(idx), k, k))
+        B = np.zeros((len(idx), k))
+        for j, layer in enumerate(self.network.layers[:depth]):
+            A, B = layer.compose(A, B, self.levels[j + 1].code[chain[j]])
+        return A, B
+
     def halfspaces(self, depth: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """An H-representation ``H t <= h`` of the node, rebuilt from its code path.
 
@@ -277,6 +299,20 @@ class SubdivisionTree:
         tol = 0.5 * self.tolerances.region if tol is None else tol
         return planar_mesh(self.polygons(depth), self.path_codes(depth),
                            self.network.widths[:depth], tol)
+
+    def decision_boundary(self):
+        """The network output's decision boundary as segments per leaf (2-D trees of the planar
+        engine): ``{f = 0}`` for one output, the arg-max boundary for several (SPEC §5.3).
+
+        Returns
+        -------
+        DecisionBoundary
+        """
+        from ..geometry.boundary import decision_boundary
+
+        A, B = self.affine_maps()
+        return decision_boundary(self.polygons(), A, B, self.tolerances.empty,
+                                 self.tolerances.zero)
 
     def input_points(self, depth: int | None = None) -> np.ndarray:
         """Interior points of a level mapped to network-input coordinates (default: leaves)."""

@@ -368,6 +368,42 @@ class Layer:
         out = np.take_along_axis(vals, code[:, :, None].astype(np.intp), axis=2)[:, :, 0]
         return code, out
 
+    @property
+    def switch_factors(self) -> np.ndarray:
+        """For ReLU-type kinds, the factor of the pre-activation in piece 0 and piece 1:
+        ``(0, 1)`` for relu, ``(slope, 1)`` for leaky ReLU, ``(-1, 1)`` for abs."""
+        if not self.is_switch:
+            raise NetworkError(f"{self.name}: a {self.kind} layer has no switch hyperplanes")
+        low = {"relu": 0.0, "leaky_relu": float(self.slope or 0.0), "abs": -1.0}[self.kind]
+        return np.array([low, 1.0])
+
+    def compose(self, A: np.ndarray, B: np.ndarray, code: np.ndarray):
+        """The layer after ``n`` affine maps at once, each with its own code.
+
+        Parameters
+        ----------
+        A, B : ndarray, shapes (n, D, k) and (n, D)
+            Maps ``t -> A[i] t + B[i]`` into the layer's input.
+        code : ndarray, shape (n, K)
+
+        Returns
+        -------
+        A_out, B_out : ndarray, shapes (n, K, k) and (n, K)
+            ``t -> A_q (A[i] t + B[i]) + B_q`` with ``q = code[i]``.
+        """
+        code = np.asarray(code, dtype=np.intp)
+        if self.is_switch:
+            W, b = self.switch_W, self.switch_b
+            f = self.switch_factors[code]
+            return f[:, :, None] * np.matmul(W, A), f * (B @ W.T + b)
+        if self.kind == "identity":
+            W = self.A[:, 0, :]
+            return np.matmul(W, A), B @ W.T + self.B[:, 0]
+        idx = np.arange(self.out_dim)
+        Aq = self.A[idx[None, :], code]                      # (n, K, D)
+        Bq = self.B[idx[None, :], code]
+        return np.matmul(Aq, A), np.einsum("nkd,nd->nk", Aq, B) + Bq
+
     def selected(self, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The layer's affine map ``(A_q, B_q)`` for one code ``q`` of shape (K,) (SPEC §1.3)."""
         code = np.asarray(code, dtype=np.intp)

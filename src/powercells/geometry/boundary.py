@@ -1,0 +1,155 @@
+"""The decision boundary of a 2-D subdivision, as segments per leaf (SPEC §5.3).
+
+On a leaf the network's output is affine, ``f(x) = A x + B``. For one output (a logit) the
+boundary is ``{f = 0}``; for C outputs it is where the arg-max changes: the pieces
+``{x in leaf : f_c = f_c' >= f_j for all j}``, which inside a leaf are the edges of the power
+diagram of the classes (SPEC §5.3). Every piece is a segment, computed by exact convex clipping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .polygons import Polygons
+
+__all__ = ["DecisionBoundary", "decision_boundary"]
+
+
+@dataclass
+class DecisionBoundary:
+    """Segments of the decision boundary.
+
+    Attributes
+    ----------
+    segments : ndarray, shape (m, 2, 2)
+        End points, engine coordinates.
+    leaf : ndarray of int64, shape (m,)
+        The leaf (index in the tree's last level) each segment lies in. A segment along an edge
+        between two leaves is listed with both.
+    classes : ndarray of int64, shape (m, 2)
+        The two classes tied on the segment, ``c < c'``. With one output, class 1 is ``f > 0``
+        and class 0 is ``f <= 0``, so every segment has classes ``(0, 1)``.
+    tied_leaves : ndarray of int64
+        Leaves on which two classes tie identically (the output difference is constant zero),
+        so that the boundary is the whole leaf rather than segments.
+    """
+
+    segments: np.ndarray
+    leaf: np.ndarray
+    classes: np.ndarray
+    tied_leaves: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.leaf)
+
+    def length(self) -> float:
+        d = self.segments[:, 1] - self.segments[:, 0]
+        return float(np.hypot(d[:, 0], d[:, 1]).sum())
+
+
+def decision_boundary(polys: Polygons, A: np.ndarray, B: np.ndarray, eps: float,
+                      zero: float = 1e-12) -> DecisionBoundary:
+    """Decision-boundary segments of leaves with polygons ``polys`` and output maps ``(A, B)``.
+
+    Parameters
+    ----------
+    A, B : ndarray, shapes (n, C, 2) and (n, C)
+    eps : float
+        Distance under which a vertex lies on a line.
+    zero : float
+        Relative tolerance under which an output difference is constant on a leaf.
+    """
+    n, C = B.shape
+    if C == 1:   # one logit: classes "f <= 0" and "f > 0"
+        A = np.concatenate([np.zeros_like(A), A], axis=1)
+        B = np.concatenate([np.zeros_like(B), B], axis=1)
+        C = 2
+    segs, leaves, classes, tied = [], [], [], []
+    every = np.arange(n)
+    for c in range(C):
+        for c2 in range(c + 1, C):
+            # the part of every leaf where c and c2 are both maximal ...
+            P, origin = polys, every
+            for j in range(C):
+                for win in (c, c2):
+                    if j in (c, c2) or len(P) == 0:
+                        continue
+                    s, const = _difference(A[origin], B[origin], win, j, P, zero)
+                    P, keep = P.clip(s, eps)
+                    origin = origin[keep]
+            if len(P) == 0:
+                continue
+            # ... cut by the line f_c = f_c2
+            _, const = _difference(A[origin], B[origin], c, c2, P, zero)
+            gap = B[origin, c] - B[origin, c2]
+            tie = const & (np.abs(gap) <= zero * (np.abs(B[origin, c]) + np.abs(B[origin, c2])))
+            tied.append(origin[tie])
+            live = np.flatnonzero(~const)
+            if live.size == 0:
+                continue
+            P, origin = P.take(live), origin[live]
+            s, _ = _difference(A[origin], B[origin], c, c2, P, zero)
+            seg, has = _line_segments(P, s, A[origin], c, c2, eps)
+            segs.append(seg[has])
+            leaves.append(origin[has])
+            classes.append(np.tile([c, c2], (int(has.sum()), 1)))
+    if segs:
+        segments = np.concatenate(segs)
+        leaf = np.concatenate(leaves)
+        cls = np.concatenate(classes)
+    else:
+        segments, leaf, cls = np.empty((0, 2, 2)), np.empty(0, np.int64), np.empty((0, 2), np.int64)
+    order = np.lexsort((cls[:, 1], cls[:, 0], leaf))
+    tied_leaves = np.unique(np.concatenate(tied)) if tied else np.empty(0, np.int64)
+    return DecisionBoundary(segments[order], leaf[order].astype(np.int64),
+                            cls[order].astype(np.int64), tied_leaves.astype(np.int64))
+
+
+def _difference(A, B, c, j, P: Polygons, zero):
+    """Per vertex of P, the signed distance to ``f_c = f_j`` (positive where c wins); and per
+    polygon whether the difference is constant (then the value is +-1 by its sign)."""
+    gx = A[:, c, 0] - A[:, j, 0]
+    gy = A[:, c, 1] - A[:, j, 1]
+    g0 = B[:, c] - B[:, j]
+    norm = np.hypot(gx, gy)
+    scale = np.hypot(A[:, c, 0], A[:, c, 1]) + np.hypot(A[:, j, 0], A[:, j, 1])
+    const = norm <= zero * np.maximum(scale, 1e-300)
+    safe = np.where(const, 1.0, norm)
+    owner = P.owner
+    s = (gx[owner] * P.xy[:, 0] + gy[owner] * P.xy[:, 1] + g0[owner]) / safe[owner]
+    # a constant difference: c keeps the whole polygon when it is >= 0
+    s = np.where(const[owner], np.where(g0[owner] >= 0, 1.0, -1.0), s)
+    return s, const
+
+
+def _line_segments(P: Polygons, s: np.ndarray, A, c, c2, eps):
+    """The segment ``{s = 0}`` inside every polygon: its end points and whether it has length."""
+    n = len(P)
+    nxt = P.next_vertex()
+    owner = P.owner
+    sigma = np.where(s > eps, 1, np.where(s < -eps, -1, 0))
+    on = sigma == 0
+    cross = (sigma * sigma[nxt]) == -1
+    t = np.zeros(len(s))
+    t[cross] = s[cross] / (s[cross] - s[nxt][cross])
+    pts = np.concatenate([P.xy[on], (P.xy + t[:, None] * (P.xy[nxt] - P.xy))[cross]])
+    poly = np.concatenate([owner[on], owner[cross]])
+    # order the candidate points along the line's direction, per polygon
+    d = np.stack([-(A[:, c, 1] - A[:, c2, 1]), A[:, c, 0] - A[:, c2, 0]], axis=1)
+    proj = np.einsum("ij,ij->i", pts, d[poly])
+    order = np.lexsort((proj, poly))
+    pts, poly = pts[order], poly[order]
+    seg = np.zeros((n, 2, 2))
+    has = np.zeros(n, dtype=bool)
+    if len(poly) == 0:
+        return seg, has
+    first = np.flatnonzero(np.r_[True, poly[1:] != poly[:-1]])
+    last = np.r_[first[1:], len(poly)] - 1
+    p = poly[first]
+    seg[p, 0] = pts[first]
+    seg[p, 1] = pts[last]
+    length = np.hypot(*(pts[last] - pts[first]).T)
+    has[p] = length > eps
+    return seg, has
