@@ -30,12 +30,13 @@ def lp(request):
     return request.param
 
 
-@pytest.fixture(params=["highs", "cvxpy", "planar"])
+@pytest.fixture(params=["highs", "cvxpy", "planar", "interval"])
 def engine(request):
-    """Keyword arguments selecting an exact engine: the lp engine on both LP backends, and the
-    planar engine (2-D domains only; see ``networks.engine_for``)."""
+    """Keyword arguments selecting an exact engine: the lp engine on both LP backends, the
+    planar engine (2-D domains only) and the interval engine (1-D only); see
+    ``networks.engine_for``."""
     if request.param == "cvxpy":
         pytest.importorskip("cvxpy")
-    if request.param == "planar":
-        return {"engine": "planar"}
+    if request.param in ("planar", "interval"):
+        return {"engine": request.param}
     return {"engine": "lp", "lp": request.param}

@@ -15,6 +15,8 @@ def engine_for(engine, dim):
 
     if engine["engine"] == "planar" and dim != 2:
         pytest.skip("the planar engine handles 2-D domains only")
+    if engine["engine"] == "interval" and dim != 1:
+        pytest.skip("the interval engine handles 1-D domains only")
     return engine
 
 

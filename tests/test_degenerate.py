@@ -24,12 +24,13 @@ def check(network, domain, expected, lp="highs"):
     assert len(tree.slivers) == 0
     brute = brute_force_regions(network, domain)
     assert_partitions_equal(tree, brute)
-    if domain.dim == 2:
-        planar = pc.subdivide(network, domain, engine="planar")
+    if domain.dim in (1, 2):
+        planar = pc.subdivide(network, domain, engine={1: "interval", 2: "planar"}[domain.dim])
         assert planar.per_layer == expected
         assert len(planar.slivers) == 0
         assert_partitions_equal(planar, brute)
-        assert np.isclose(planar.areas().sum(), planar.areas(0).sum(), rtol=1e-12)
+        if domain.dim == 2:
+            assert np.isclose(planar.areas().sum(), planar.areas(0).sum(), rtol=1e-12)
     return tree
 
 

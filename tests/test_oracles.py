@@ -77,10 +77,10 @@ def test_one_dimensional_deep_bound_and_width_one():
 
 
 @pytest.mark.parametrize("L", range(1, 9))
-def test_tent_map_exactly_2_to_L(L, lp):
-    if lp == "cvxpy" and L > 5:
+def test_tent_map_exactly_2_to_L(L, engine):
+    if engine.get("lp") == "cvxpy" and L > 5:
         pytest.skip("cvxpy is slow; HiGHS covers the deeper maps")
-    tree = pc.subdivide(tent_map(L), pc.Box(0, 1, dim=1), lp=lp)
+    tree = pc.subdivide(tent_map(L), pc.Box(0, 1, dim=1), **engine_for(engine, 1))
     assert tree.per_layer == [2 ** l for l in range(1, L + 1)] + [2 ** L]
     assert tree.n_regions == 2 ** L          # never 2^L + 1: touchings are not regions
     assert len(tree.slivers) == 0
@@ -98,7 +98,7 @@ def test_tent_map_linear_pieces_are_the_regions():
 
 def test_worked_example(engine):
     net = worked_example()
-    tree = pc.subdivide(net, pc.Box(-10, 10, dim=2), **engine)
+    tree = pc.subdivide(net, pc.Box(-10, 10, dim=2), **engine_for(engine, 2))
     assert tree.per_layer == [4, 6]
     # layer 2 cuts only the regions q1 = (1, 1) (along x1 - x2 = -1.5) and (0, 1) (x2 = 1.5)
     level1 = tree.levels[1]

@@ -55,6 +55,8 @@ class Split:
     slivers : SplitSlivers
     polygons : Polygons or None
         The children's polygons, from engines that have them (planar).
+    intervals : ndarray or None
+        The children's intervals ``(n, 2)``, from the interval engine.
     """
 
     children: object
@@ -64,3 +66,4 @@ class Split:
     radius: np.ndarray
     slivers: SplitSlivers
     polygons: object = None
+    intervals: object = None

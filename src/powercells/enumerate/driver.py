@@ -20,6 +20,7 @@ from ..lp.base import get_backend
 from ..network import Network
 from .base import Split
 from .lp_engine import LPEngine
+from .interval_engine import IntervalEngine
 from .planar_engine import PlanarEngine
 from .sinks import CountSink, Sink, TreeSink
 from .tolerances import Tolerances
@@ -28,7 +29,7 @@ from .tree import Level, SliverTable, SubdivisionTree
 __all__ = ["subdivide", "count_regions", "RegionCount", "ENGINES"]
 
 #: Engine names accepted by ``engine=``.
-ENGINES = ("auto", "lp", "planar")
+ENGINES = ("auto", "lp", "planar", "interval")
 
 
 @dataclass
@@ -143,7 +144,8 @@ class _Walk:
             res = self.split(batch, depth, self.emitted[depth] + local)
             level = acc[depth]
             base = level.size
-            level.add(res.code, local + res.parent, res.center, res.radius, res.polygons)
+            level.add(res.code, local + res.parent, res.center, res.radius, res.polygons,
+                      res.intervals)
             if depth + 1 == self.L:
                 self.leaves += len(res.parent)
             else:
@@ -158,38 +160,49 @@ class _LevelParts:
         self.parts = []
         self.size = 0
 
-    def add(self, code, parent, point, radius, polygons=None):
-        self.parts.append((code, parent, point, radius, polygons))
+    def add(self, code, parent, point, radius, polygons=None, intervals=None):
+        self.parts.append((code, parent, point, radius, polygons, intervals))
         self.size += len(parent)
 
     def level(self, width, dim) -> Level:
         if not self.size:
             return Level.empty(width, dim)
-        code, parent, point, radius, polygons = zip(*self.parts)
-        polys = None
+        code, parent, point, radius, polygons, intervals = zip(*self.parts)
+        polys = ivals = None
         if all(p is not None for p in polygons):
             polys = Polygons.concat(list(polygons))
+        if all(iv is not None for iv in intervals):
+            ivals = np.concatenate(intervals)
         return Level(np.concatenate(code).astype(np.int16, copy=False).reshape(-1, width),
                      np.concatenate(parent).astype(np.int64, copy=False),
                      np.concatenate(point).reshape(-1, dim),
-                     np.concatenate(radius).astype(np.float64, copy=False), polys)
+                     np.concatenate(radius).astype(np.float64, copy=False), polys, ivals)
 
 
 def _choose_engine(engine: str, lp, domain) -> str:
     if engine == "auto":
-        # an explicit LP backend asks for the lp engine; otherwise 2-D goes to the planar engine
-        return "planar" if domain.dim == 2 and lp is None else "lp"
+        # an explicit LP backend asks for the lp engine; otherwise 1-D and 2-D domains go to the
+        # engines that need no LP
+        if lp is None and domain.dim in (1, 2):
+            return {1: "interval", 2: "planar"}[domain.dim]
+        return "lp"
     if engine == "planar" and domain.dim != 2:
         raise PowercellsError(f"the planar engine needs a 2-D domain or plane slice; this domain "
                               f"has dimension {domain.dim} (use engine='lp' or 'auto')")
+    if engine == "interval" and domain.dim != 1:
+        raise PowercellsError(f"the interval engine needs a 1-D domain or a segment between two "
+                              f"points; this domain has dimension {domain.dim} (use engine='lp' "
+                              "or 'auto')")
     return engine
 
 
 def _make_engine(name, lp, resolved, domain, exact_balls):
+    if name in ("planar", "interval") and lp is not None:
+        raise PowercellsError(f"the {name} engine solves no LP; do not give an lp backend")
     if name == "planar":
-        if lp is not None:
-            raise PowercellsError("the planar engine solves no LP; do not give an lp backend")
         return PlanarEngine(resolved, exact_balls=exact_balls)
+    if name == "interval":
+        return IntervalEngine(resolved)
     return LPEngine(get_backend(lp), resolved, 2.0 * domain.diameter)
 
 
@@ -226,7 +239,8 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     H, h = domain.halfspaces()
     radius = float(np.min(h - H @ center))
     root_level = Level(np.empty((1, 0), dtype=np.int16), np.array([-1], dtype=np.int64),
-                       center[None, :].copy(), np.array([radius]), getattr(root, "polys", None))
+                       center[None, :].copy(), np.array([radius]), getattr(root, "polys", None),
+                       getattr(root, "intervals", None))
     widths = list(net.widths)
     L = net.depth
     sink.start(root_level, L)
@@ -251,7 +265,8 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
             acc = [_LevelParts() for _ in range(L)]
             acc[0].add(first.code[lo:lo + n], np.zeros(n, dtype=np.int64),
                        first.center[lo:lo + n], first.radius[lo:lo + n],
-                       None if first.polygons is None else first.polygons.take(np.arange(lo, lo + n)))
+                       None if first.polygons is None else first.polygons.take(np.arange(lo, lo + n)),
+                       None if first.intervals is None else first.intervals[lo:lo + n])
             try:
                 walk.subtree(batch, acc)
             finally:
@@ -280,7 +295,9 @@ def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | No
     network : Network
     domain : Domain or (lo, hi) or (A, b)
         A :class:`Box`, :class:`Polytope` or :class:`Slice`.
-    engine : {"auto", "lp"}
+    engine : {"auto", "lp", "planar", "interval"}
+        ``auto`` picks ``interval`` for 1-D domains, ``planar`` for 2-D domains and plane
+        slices (both exact and LP-free), and ``lp`` otherwise or when ``lp`` is given.
     lp : None, "highs", "cvxpy" or an LPBackend
         LP backend of the ``lp`` engine; default HiGHS.
     tol : float, optional

@@ -32,6 +32,8 @@ class Level:
     polygons : Polygons or None
         For 2-D domains subdivided by the planar engine: every node's convex polygon (engine
         coordinates, counter-clockwise).
+    intervals : ndarray or None
+        For 1-D domains subdivided by the interval engine: every node's ``[lo, hi]``, (n, 2).
     """
 
     code: np.ndarray
@@ -39,6 +41,7 @@ class Level:
     interior_point: np.ndarray
     inradius: np.ndarray
     polygons: object = None
+    intervals: object = None
 
     def __len__(self) -> int:
         return len(self.parent)
@@ -55,10 +58,13 @@ class Level:
             from ..geometry.polygons import Polygons
 
             polygons = Polygons.concat([lv.polygons for lv in levels if len(lv)])
+        intervals = None
+        if levels and all(lv.intervals is not None for lv in levels if len(lv)):
+            intervals = np.concatenate([lv.intervals for lv in levels if len(lv)])
         return cls(np.concatenate([lv.code for lv in levels]),
                    np.concatenate([lv.parent for lv in levels]),
                    np.concatenate([lv.interior_point for lv in levels]),
-                   np.concatenate([lv.inradius for lv in levels]), polygons)
+                   np.concatenate([lv.inradius for lv in levels]), polygons, intervals)
 
 
 @dataclass
@@ -270,6 +276,24 @@ class SubdivisionTree:
                 f"this tree has no polygons (engine {self.engine!r}); subdivide a 2-D domain with "
                 "engine='planar' (or 'auto')")
         return level.polygons
+
+    def intervals(self, depth: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, hi)``: the intervals of a level (default: the leaves) of a 1-D tree built by
+        the interval engine, in engine coordinates (``t`` along a segment between two points).
+
+        Raises
+        ------
+        PowercellsError
+            If the tree was built by an engine that does not keep intervals.
+        """
+        level = self.levels[self.depth if depth is None else depth]
+        if level.intervals is None:
+            from ..errors import PowercellsError
+
+            raise PowercellsError(
+                f"this tree has no intervals (engine {self.engine!r}); subdivide a 1-D domain "
+                "with engine='interval' (or 'auto')")
+        return level.intervals[:, 0].copy(), level.intervals[:, 1].copy()
 
     def areas(self, depth: int | None = None) -> np.ndarray:
         """Areas of a level's polygons (default: the leaves); see :meth:`polygons`."""

@@ -1,0 +1,145 @@
+"""The ``interval`` engine: exact subdivision of 1-D domains (a segment of the input line, or
+the segment between two input points), no LP.
+
+Every cell is an interval ``[lo, hi]`` with the affine map ``z = a t + B`` of the current layer.
+Splitting a batch of cells by the next layer, vectorised over the batch:
+
+1. Every unit is pulled back; constant units are decided by the rule of the ``lp`` engine (SPEC
+   §3.4). For every other unit, every pair of its pieces that changes order inside the cell
+   gives a candidate breakpoint (a ReLU-type unit has one: its root).
+2. A cell's candidate breakpoints, sorted and merged when closer than the ``empty`` tolerance
+   (duplicate or concurrent units), cut it into sub-intervals; every sub-interval gets the codes
+   of the network at its midpoint, where no unit ties (ties of constant units go to the smaller
+   piece, as everywhere).
+3. Consecutive sub-intervals with the same code are merged (a candidate breakpoint of a maxout
+   unit need not be one of its envelope). A piece longer than twice the region tolerance is a
+   child; a shorter one with a length above twice the ``empty`` tolerance is a sliver.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..network.layers import Layer
+from .base import Split, SplitSlivers
+from .tolerances import Tolerances
+
+__all__ = ["IntervalCells", "IntervalEngine"]
+
+
+class IntervalCells:
+    """A batch of 1-D cells: ``lo``, ``hi`` (n,) and the maps ``a``, ``B`` (n, D) of the
+    current layer's output, ``z = a t + B``."""
+
+    def __init__(self, lo, hi, a, B):
+        self.lo, self.hi, self.a, self.B = lo, hi, a, B
+
+    def __len__(self) -> int:
+        return len(self.lo)
+
+    def take(self, idx) -> "IntervalCells":
+        return IntervalCells(self.lo[idx], self.hi[idx], self.a[idx], self.B[idx])
+
+    @property
+    def intervals(self) -> np.ndarray:
+        return np.stack([self.lo, self.hi], axis=1)
+
+
+class IntervalEngine:
+    """Splits batches of intervals by one layer (see the module docstring)."""
+
+    name = "interval"
+
+    def __init__(self, tolerances: Tolerances):
+        self.tol = tolerances
+        self.stats = {"cells_split": 0, "cells_cut": 0, "breakpoints": 0}
+
+    def root(self, domain) -> IntervalCells:
+        lo, hi = domain.bounds()
+        return IntervalCells(np.array([float(lo[0])]), np.array([float(hi[0])]),
+                             np.ones((1, 1)), np.zeros((1, 1)))
+
+    def batch_size(self, layer: Layer) -> int:
+        return int(max(64, (1 << 22) // (8 * layer.out_dim * layer.max_pieces ** 2)))
+
+    @staticmethod
+    def take(cells: IntervalCells, lo: int, hi: int) -> IntervalCells:
+        return cells.take(np.arange(lo, min(hi, len(cells))))
+
+    def split(self, cells: IntervalCells, layer: Layer) -> Split:
+        self.stats["cells_split"] += len(cells)
+        n, K, R = len(cells), layer.out_dim, layer.max_pieces
+        zero, eps = self.tol.zero, self.tol.empty
+        flatA = layer.A.reshape(K * R, layer.in_dim)
+        Pa = (cells.a @ flatA.T).reshape(n, K, R)
+        PB = (cells.B @ flatA.T + layer.B.reshape(K * R)).reshape(n, K, R)
+        abs_a, abs_B = np.abs(cells.a), np.abs(cells.B)
+        # candidate breakpoints: every pair of pieces whose order changes inside the cell
+        roots, owner = [], []
+        # constant comparisons, settled by value and the tie rule: beaten[n, k, r] = some q
+        # beats piece r everywhere on the cell
+        beaten = np.zeros((n, K, R), dtype=bool)
+        for r in range(R):
+            for q in range(r + 1, R):
+                valid = (layer.n_pieces > q)[None, :]
+                delta = layer.A[:, r] - layer.A[:, q]                   # (K, D)
+                da = Pa[:, :, r] - Pa[:, :, q]
+                dB = PB[:, :, r] - PB[:, :, q]
+                const = np.abs(da) <= zero * (abs_a @ np.abs(delta).T)
+                gap_scale = abs_B @ np.abs(delta).T + np.abs(layer.B[:, r]) + np.abs(layer.B[:, q])
+                # r < q: r wins a constant tie
+                r_wins = dB >= -zero * gap_scale
+                beaten[:, :, r] |= valid & const & ~r_wins
+                beaten[:, :, q] |= valid & const & r_wins
+                live = valid & ~const
+                t = -dB / np.where(live, da, 1.0)
+                inside = live & (t > cells.lo[:, None] + eps) & (t < cells.hi[:, None] - eps)
+                c, _ = np.nonzero(inside)
+                roots.append(t[inside])
+                owner.append(c)
+        roots = np.concatenate(roots) if roots else np.empty(0)
+        owner = np.concatenate(owner) if owner else np.empty(0, dtype=np.int64)
+        self.stats["breakpoints"] += len(roots)
+        self.stats["cells_cut"] += len(np.unique(owner))
+        # sub-intervals: the cell ends and its breakpoints, sorted; near-equal breakpoints merge
+        ends = np.concatenate([cells.lo, cells.hi, roots])
+        cell = np.concatenate([np.arange(n), np.arange(n), owner])
+        order = np.lexsort((ends, cell))
+        ends, cell = ends[order], cell[order]
+        same = np.r_[False, (cell[1:] == cell[:-1]) & (np.diff(ends) <= eps)]
+        ends, cell = ends[~same], cell[~same]
+        pair = np.flatnonzero(cell[1:] == cell[:-1])
+        lo, hi, sub_cell = ends[pair], ends[pair + 1], cell[pair]
+        mid = (lo + hi) / 2
+        vals = Pa[sub_cell] * mid[:, None, None] + PB[sub_cell]
+        vals = np.where(beaten[sub_cell] | ~(np.arange(R)[None, None, :] <
+                                             layer.n_pieces[None, :, None]), -np.inf, vals)
+        # ties at the midpoint only between pieces equal on the whole cell: the smaller index
+        code = np.argmax(vals, axis=2).astype(np.int16)
+        # merge consecutive sub-intervals of a cell with the same code
+        new = np.r_[True, (sub_cell[1:] != sub_cell[:-1]) | np.any(code[1:] != code[:-1], axis=1)]
+        group = np.cumsum(new) - 1
+        first = np.flatnonzero(new)
+        last = np.r_[first[1:], len(new)] - 1
+        lo, hi = lo[first], hi[last]
+        code, parent = code[first], sub_cell[first]
+        radius = (hi - lo) / 2
+        del group
+        region = radius > self.tol.region
+        sliver = ~region & (radius > eps)
+        keep = np.flatnonzero(region)
+        a_child, B_child = _child_maps(layer, Pa, PB, parent[keep], code[keep])
+        children = IntervalCells(lo[keep], hi[keep], a_child, B_child)
+        center = ((lo + hi) / 2)[:, None]
+        sl = np.flatnonzero(sliver)
+        return Split(children=children, parent=parent[keep], code=code[keep],
+                     center=center[keep], radius=radius[keep],
+                     slivers=SplitSlivers(parent=parent[sl], code=code[sl], center=center[sl],
+                                          radius=radius[sl]),
+                     intervals=children.intervals)
+
+
+def _child_maps(layer: Layer, Pa, PB, parent, code):
+    idx = code.astype(np.intp)[..., None]
+    return (np.take_along_axis(Pa[parent], idx, axis=2)[:, :, 0],
+            np.take_along_axis(PB[parent], idx, axis=2)[:, :, 0])
