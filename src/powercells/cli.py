@@ -28,15 +28,13 @@ def _parser() -> argparse.ArgumentParser:
                            description="Enumerate every region of every layer exactly and print "
                                        "the counts.")
     count.add_argument("network", help="network file (.npz: W0, b0, W1, b1, ... [activations])")
-    where = count.add_mutually_exclusive_group()
-    where.add_argument("--box", nargs=2, type=float, metavar=("LO", "HI"),
-                       help="the box [LO, HI]^d (every input coordinate)")
-    where.add_argument("--domain", metavar="FILE.npz",
-                       help="a domain file with vectors lo and hi, or A and b (A x <= b)")
-    count.add_argument("--engine", default="auto", choices=["auto", "lp"],
-                       help="enumeration engine (default: auto)")
-    count.add_argument("--lp", default="highs", choices=["highs", "cvxpy"],
-                       help="LP backend of the lp engine (default: highs)")
+    _domain_args(count)
+    count.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval"],
+                       help="enumeration engine (default: auto: interval for 1-D domains, planar "
+                            "for 2-D domains and planes, lp otherwise)")
+    count.add_argument("--lp", default=None, choices=["highs", "cvxpy"],
+                       help="LP backend of the lp engine (default: highs); implies --engine lp "
+                            "under auto")
     count.add_argument("--tol", type=float, default=None,
                        help="region tolerance: a region has inradius > TOL "
                             "(default 1e-9 x the domain's diameter)")
@@ -51,6 +49,26 @@ def _parser() -> argparse.ArgumentParser:
                           help="show a progress line on stderr (default: when stderr is a tty)")
     progress.add_argument("--no-progress", dest="progress", action="store_false")
 
+    plot = sub.add_parser("plot", help="draw the partition of a 2-D domain or plane",
+                          description="Draw the exact partition after a layer (its new edges "
+                                      "over the earlier ones, faces coloured, the decision "
+                                      "boundary overlaid), or the outputs along a segment.")
+    plot.add_argument("network")
+    _domain_args(plot)
+    plot.add_argument("--out", required=True, metavar="FILE.png", help="image file to write")
+    plot.add_argument("--layer", type=int, default=None, metavar="L",
+                      help="draw the partition after layer L (default: the last); 0 = domain")
+    plot.add_argument("--all-layers", action="store_true", help="one panel per layer")
+    plot.add_argument("--color-by", default="slope", choices=["slope", "code", "random", "none"],
+                      help="face colours (default: slope, the norm of the affine map)")
+    plot.add_argument("--boundary", dest="boundary", action="store_true", default=None,
+                      help="overlay the decision boundary (default: when the last layer is a "
+                           "linear head)")
+    plot.add_argument("--no-boundary", dest="boundary", action="store_false")
+    plot.add_argument("--size", nargs=2, type=int, default=(800, 800), metavar=("W", "H"),
+                      help="image size in pixels (default 800 800)")
+    plot.add_argument("--tol", type=float, default=None, help="region tolerance, as for count")
+
     info = sub.add_parser("info", help="print the network's layers",
                           description="Print the layer summary: kinds, widths, pieces.")
     info.add_argument("network")
@@ -58,10 +76,50 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _domain(args, network):
-    from .domain import Box, Polytope
+def _domain_args(p):
+    p.add_argument("--box", nargs=2, type=float, metavar=("LO", "HI"),
+                   help="the box [LO, HI]^d (every input coordinate); with --plane or "
+                        "--segment, the extent of the slice coordinates")
+    p.add_argument("--domain", metavar="FILE.npz",
+                   help="a domain file with vectors lo and hi, or A and b (A x <= b)")
+    p.add_argument("--plane", nargs=3, metavar=("P0", "P1", "P2"),
+                   help="the plane through three input points (.npy files): x = P0 + t1 (P1 - "
+                        "P0) + t2 (P2 - P0), t in --box (default [0, 1]^2)")
+    p.add_argument("--segment", nargs=2, metavar=("P0", "P1"),
+                   help="the segment through two input points (.npy files): x = P0 + t (P1 - "
+                        "P0), t in --box (default [0, 1])")
+
+
+def _load_point(path, d):
     from .errors import DomainError
 
+    try:
+        p = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DomainError(f"{path}: cannot read point ({exc})") from None
+    p = np.asarray(p, dtype=np.float64).reshape(-1) if np.ndim(p) <= 2 else p
+    if p.ndim != 1 or p.size != d:
+        raise DomainError(f"{path}: a point of the network's input space needs {d} values, got "
+                          f"an array of shape {np.shape(p)}")
+    return p
+
+
+def _domain(args, network):
+    from .domain import Box, Polytope, Slice
+    from .errors import DomainError
+
+    points = getattr(args, "plane", None) or getattr(args, "segment", None)
+    if points is not None:
+        if args.plane is not None and args.segment is not None:
+            raise DomainError("give either --plane or --segment, not both")
+        if args.domain is not None:
+            raise DomainError("--domain cannot be combined with --plane or --segment; "
+                              "use --box for the extent of the slice coordinates")
+        P = np.stack([_load_point(p, network.input_dim) for p in points])
+        inner = None if args.box is None else Box(args.box[0], args.box[1], dim=len(P) - 1)
+        return Slice.through_points(P, inner=inner)
+    if args.box is not None and args.domain is not None:
+        raise DomainError("give either --box or --domain, not both")
     if args.box is not None:
         return Box(args.box[0], args.box[1], dim=network.input_dim)
     if args.domain is not None:
@@ -77,7 +135,8 @@ def _domain(args, network):
                 return Polytope(data["A"], data["b"])
         raise DomainError(f"{args.domain}: a domain file needs arrays lo and hi, or A and b; "
                           f"found {sorted(keys)}")
-    raise DomainError("no domain: give --box LO HI or --domain FILE.npz")
+    raise DomainError("no domain: give --box LO HI, --domain FILE.npz, --plane P0 P1 P2 or "
+                      "--segment P0 P1")
 
 
 def _count(args) -> int:
@@ -110,6 +169,57 @@ def _count(args) -> int:
     return EXIT_OK
 
 
+def _plot(args) -> int:
+    import os
+    import tempfile
+
+    from .enumerate import subdivide
+    from .errors import PowercellsError
+    from .io import load
+    from .plot import _pyplot, plot_layers, plot_partition, plot_profile
+
+    network = load(args.network)
+    domain = _domain(args, network)
+    if domain.dim not in (1, 2):
+        raise PowercellsError(f"plot draws 1-D and 2-D domains; this one has dimension "
+                              f"{domain.dim} (use --plane P0 P1 P2 for a plane through input "
+                              "space)")
+    out = os.path.abspath(args.out)
+    if not os.path.isdir(os.path.dirname(out)):
+        raise PowercellsError(f"{args.out}: the folder {os.path.dirname(out)} does not exist")
+    if not out.lower().endswith(".png"):
+        raise PowercellsError(f"{args.out}: the image must be a .png file")
+    width, height = args.size
+    if width < 50 or height < 50:
+        raise PowercellsError(f"--size {width} {height}: images need at least 50 x 50 pixels")
+    tree = subdivide(network, domain, tol=args.tol)
+    if args.layer is not None and not 0 <= args.layer <= tree.depth:
+        raise PowercellsError(f"--layer {args.layer}: the network has layers 1..{tree.depth}")
+    plt = _pyplot()
+    dpi = 100
+    if domain.dim == 1:
+        fig, ax = plt.subplots(figsize=(width / dpi, height / dpi), dpi=dpi)
+        plot_profile(tree, ax=ax)
+    elif args.all_layers:
+        fig = plot_layers(tree, color_by=args.color_by, boundary=args.boundary)
+        fig.set_size_inches(width / dpi, height / dpi)
+    else:
+        fig, ax = plt.subplots(figsize=(width / dpi, height / dpi), dpi=dpi)
+        plot_partition(tree, args.layer, ax=ax, color_by=args.color_by, boundary=args.boundary)
+    # write next to the target and rename: no half-written image is left behind
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(out))
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print(f"{args.out}: {tree.n_regions} regions, {width} x {height} pixels")
+    return EXIT_OK
+
+
 def _info(args) -> int:
     from .io import load
 
@@ -132,6 +242,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "count":
             return _count(args)
+        if args.command == "plot":
+            return _plot(args)
         return _info(args)
     except PowercellsError as exc:
         print(f"powercells: error: {exc}", file=sys.stderr)

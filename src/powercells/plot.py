@@ -64,7 +64,7 @@ def face_values(tree, depth: int, color_by="slope") -> np.ndarray | None:
 
 
 def plot_partition(tree, layer: int | None = None, *, ax=None, color_by="slope", cmap=None,
-                   boundary: bool = True, old_edges="0.15", new_edges="crimson",
+                   boundary: bool | None = None, old_edges="0.15", new_edges="crimson",
                    linewidth: float = 0.6, colorbar: bool = False, title: str | None = None):
     """Draw the partition after ``layer`` (default: the last layer).
 
@@ -77,8 +77,9 @@ def plot_partition(tree, layer: int | None = None, *, ax=None, color_by="slope",
     ax : matplotlib Axes, optional
     color_by : str or array_like
         See :func:`face_values`.
-    boundary : bool
-        Overlay the decision boundary (only at the last layer).
+    boundary : bool, optional
+        Overlay the decision boundary at the last layer; default: when the network ends with a
+        linear head (an ``identity`` layer), whose outputs are logits.
     old_edges, new_edges : colours
         Edges made by earlier layers, and by ``layer`` itself.
     colorbar : bool
@@ -113,6 +114,8 @@ def plot_partition(tree, layer: int | None = None, *, ax=None, color_by="slope",
     ax.add_collection(LineCollection(seg[~new], colors=old_edges, linewidths=linewidth))
     if depth > 0:
         ax.add_collection(LineCollection(seg[new], colors=new_edges, linewidths=linewidth * 1.5))
+    if boundary is None:
+        boundary = tree.network.layers[-1].kind == "identity"
     if boundary and depth == tree.depth:
         db = tree.decision_boundary()
         if len(db):
@@ -136,7 +139,8 @@ def plot_partition(tree, layer: int | None = None, *, ax=None, color_by="slope",
     return ax
 
 
-def plot_layers(tree, *, color_by="code", boundary: bool = True, ncols: int | None = None):
+def plot_layers(tree, *, color_by="code", boundary: bool | None = None,
+                ncols: int | None = None):
     """One panel per layer (1..L): each layer's new edges over the earlier ones.
 
     Returns
@@ -190,7 +194,7 @@ def plot_profile(tree, *, ax=None, outputs=None):
         ax.axvline(b, color="0.7", lw=0.5, zorder=0)
     ax.set_xlim(breaks[0], breaks[-1])
     ax.set_xlabel("t" if tree.domain.input_dim != 1 else "x")
-    ax.set_title(f"{len(lo)} linear pieces, {len(breaks) - 2} breakpoints")
-    if len(list(idx)) > 1:
+    ax.set_title(f"{len(lo)} regions, {len(breaks) - 2} breakpoints")
+    if 1 < len(list(idx)) <= 10:
         ax.legend(fontsize="small")
     return ax

@@ -299,6 +299,20 @@ class SubdivisionTree:
         """Areas of a level's polygons (default: the leaves); see :meth:`polygons`."""
         return self.polygons(depth).area_perimeter()[0]
 
+    def to_shapely(self, depth: int | None = None):
+        """The polygons of a level (default: the leaves) as a numpy array of shapely Polygons,
+        in tree order (2-D trees of the planar engine; needs shapely >= 2)."""
+        try:
+            import shapely
+        except ImportError as exc:  # pragma: no cover - exercised without shapely only
+            from ..errors import PowercellsError
+
+            raise PowercellsError("to_shapely needs shapely: pip install 'powercells[shapely]'"
+                                  ) from exc
+        polys = self.polygons(depth)
+        rings = shapely.linearrings(polys.xy, indices=polys.owner)
+        return shapely.polygons(rings)
+
     def mesh(self, depth: int | None = None, tol: float | None = None):
         """The planar mesh of a level (default: the leaves): merged vertices, edges split at
         T-junctions with the unit each lies on, face adjacency (2-D trees of the planar engine).
