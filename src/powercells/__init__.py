@@ -12,6 +12,7 @@ from .enumerate import (
     Tolerances,
     count_regions,
     region_halfspaces,
+    stream_leaves,
     subdivide,
 )
 from .errors import (
@@ -24,7 +25,7 @@ from .errors import (
     UnsupportedLayerError,
 )
 from . import testing
-from .io import load, save_npz
+from .io import load, read_leaves, save_npz, write_leaves
 from .network import Layer, Network
 
 __version__ = "0.1.0"
@@ -32,7 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Box", "Domain", "Polytope", "Slice",
     "RegionCount", "SubdivisionTree", "Tolerances", "count_regions", "region_halfspaces",
-    "subdivide",
+    "subdivide", "stream_leaves", "write_leaves", "read_leaves",
     "BudgetExceeded", "DomainError", "NetworkError", "PointError", "PowercellsError",
     "SolverError", "UnsupportedLayerError",
     "load", "save_npz",

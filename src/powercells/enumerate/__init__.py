@@ -1,12 +1,12 @@
 """Exact enumeration: the driver, the engines, the subdivision tree and its sinks."""
 
-from .driver import ENGINES, RegionCount, count_regions, subdivide
+from .driver import ENGINES, RegionCount, count_regions, stream_leaves, subdivide
 from .lp_engine import EngineStats, LPEngine
 from .regions import region_halfspaces
 from .sinks import CountSink, Sink, TreeSink
 from .tolerances import Tolerances
 from .tree import Level, SliverTable, SubdivisionTree
 
-__all__ = ["ENGINES", "RegionCount", "count_regions", "subdivide", "EngineStats", "LPEngine",
-           "region_halfspaces", "CountSink", "Sink", "TreeSink", "Tolerances", "Level",
+__all__ = ["ENGINES", "RegionCount", "count_regions", "subdivide", "stream_leaves",
+           "EngineStats", "LPEngine", "region_halfspaces", "CountSink", "Sink", "TreeSink", "Tolerances", "Level",
            "SliverTable", "SubdivisionTree"]

@@ -22,11 +22,11 @@ from .base import Split
 from .lp_engine import LPEngine
 from .interval_engine import IntervalEngine
 from .planar_engine import PlanarEngine
-from .sinks import CountSink, Sink, TreeSink
+from .sinks import CountSink, LeafSink, Sink, TreeSink
 from .tolerances import Tolerances
 from .tree import Level, SliverTable, SubdivisionTree
 
-__all__ = ["subdivide", "count_regions", "RegionCount", "ENGINES"]
+__all__ = ["subdivide", "count_regions", "stream_leaves", "RegionCount", "ENGINES"]
 
 #: Engine names accepted by ``engine=``.
 ENGINES = ("auto", "lp", "planar", "interval")
@@ -352,6 +352,34 @@ def count_regions(network, domain, *, engine: str = "auto", lp=None, tol: float 
     RegionCount
     """
     sink = CountSink()
+    net, domain, widths, slivers, partial, seconds, stats, _, name = _run(
+        network, domain, engine=engine, lp=lp, tol=tol, tolerances=tolerances,
+        max_regions=max_regions, time_limit=time_limit, progress=progress, sink=sink)
+    counts = sink.counts
+    return RegionCount(regions=counts[-1], per_layer=counts, slivers=slivers.per_layer(len(counts)),
+                       partial=partial, seconds=seconds, engine=name, stats=stats)
+
+
+def stream_leaves(network, domain, emit, *, engine: str = "auto", lp=None,
+                  tol: float | None = None, tolerances: Tolerances | None = None,
+                  max_regions: int | None = None, time_limit: float | None = None,
+                  progress: bool = False) -> RegionCount:
+    """Enumerate like :func:`subdivide`, handing the leaves to ``emit`` group by group instead of
+    keeping the tree: memory is bounded by one group of subtrees, whatever the region count.
+
+    Parameters
+    ----------
+    emit : callable
+        Called with a :class:`~powercells.enumerate.sinks.LeafChunk` for every finished group,
+        in tree order: full code paths, Chebyshev centres and inradii, and the polygons (planar
+        engine) or intervals (interval engine) of its leaves.
+    Other parameters as for :func:`subdivide`.
+
+    Returns
+    -------
+    RegionCount
+    """
+    sink = LeafSink(emit)
     net, domain, widths, slivers, partial, seconds, stats, _, name = _run(
         network, domain, engine=engine, lp=lp, tol=tol, tolerances=tolerances,
         max_regions=max_regions, time_limit=time_limit, progress=progress, sink=sink)

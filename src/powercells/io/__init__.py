@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 from ..errors import NetworkError
+from .leaves import read_leaves, write_leaves
 from .npz import load_npz, save_npz
 
-__all__ = ["load", "load_npz", "save_npz"]
+__all__ = ["load", "load_npz", "save_npz", "read_leaves", "write_leaves"]
 
 
 def load(path):
