@@ -59,7 +59,8 @@ def main(argv=None):
         d, widths = NETS[name]
         network = he_network(d, widths)
         box = pc.Box(-1, 1, dim=d)
-        seconds, counts = median_time(lambda: pc.count_regions(network, box, engine="lp"), args.runs)
+        seconds, counts = median_time(lambda: pc.count_regions(network, box, engine="lp"),
+                                      args.runs)
         row = {"net": f"d={d} {widths}", "regions": counts.regions, "per_layer": counts.per_layer,
                "lp_seconds": seconds, "lps": counts.stats["lps"],
                "lps_per_region": counts.stats["lps"] / max(counts.regions, 1)}

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import powercells as pc
 from powercells.testing import assert_partitions_equal, brute_force_regions, leaf_code_set
+from strategies import integer_networks
 from networks import maxout_network, maxpool_network, random_network
 
 ACTIVATIONS = ["relu", "leaky_relu:0.1", "leaky_relu:0.5", "abs"]
@@ -33,24 +34,6 @@ def test_lp_engine_equals_brute_force(case):
     box = pc.Box(-1, 1, dim=d)
     tree = pc.subdivide(network, box, engine="lp")
     assert_partitions_equal(tree, brute_force_regions(network, box))
-
-
-@st.composite
-def integer_networks(draw):
-    """Weights and biases in {-1, 0, 1}: duplicates, dead units, concurrency and hyperplanes
-    through box corners everywhere."""
-    d = draw(st.integers(1, 3))
-    widths = [draw(st.integers(1, 5)) for _ in range(draw(st.integers(1, 2)))]
-    dims = [d] + widths
-    small = st.integers(-1, 1)
-    pairs = []
-    for i in range(len(widths)):
-        W = np.array(draw(st.lists(small, min_size=dims[i + 1] * dims[i],
-                                   max_size=dims[i + 1] * dims[i])), float)
-        b = np.array(draw(st.lists(small, min_size=dims[i + 1], max_size=dims[i + 1])), float)
-        pairs.append((W.reshape(dims[i + 1], dims[i]), b))
-    acts = [draw(st.sampled_from(["relu", "abs", "leaky_relu:0.5"])) for _ in widths]
-    return pc.Network.from_weights(pairs, acts), d
 
 
 @SETTINGS

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import powercells as pc
 from powercells.testing import assert_partitions_equal, brute_force_regions, leaf_code_set
+from strategies import integer_networks
 from networks import maxout_network, maxpool_network, random_network
 
 SETTINGS = settings(max_examples=25, deadline=None,
@@ -54,24 +55,10 @@ def test_interval_equals_lp_and_brute_force(network):
     assert_tiles(tree)
 
 
-@st.composite
-def integer_line_networks(draw):
-    widths = [draw(st.integers(1, 5)) for _ in range(draw(st.integers(1, 3)))]
-    dims = [1] + widths
-    small = st.integers(-1, 1)
-    pairs = []
-    for i in range(len(widths)):
-        W = np.array(draw(st.lists(small, min_size=dims[i + 1] * dims[i],
-                                   max_size=dims[i + 1] * dims[i])), float)
-        b = np.array(draw(st.lists(small, min_size=dims[i + 1], max_size=dims[i + 1])), float)
-        pairs.append((W.reshape(dims[i + 1], dims[i]), b))
-    acts = [draw(st.sampled_from(["relu", "abs", "leaky_relu:0.5"])) for _ in widths]
-    return pc.Network.from_weights(pairs, acts)
-
-
 @SETTINGS
-@given(integer_line_networks())
-def test_degenerate_integer_networks(network):
+@given(integer_networks(dims=(1, 1), depth=(1, 3)))
+def test_degenerate_integer_networks(case):
+    network, _ = case
     box = pc.Box(-1, 1, dim=1)
     tree = both(network, box)
     assert_partitions_equal(tree, brute_force_regions(network, box))

@@ -18,7 +18,8 @@ CASES = [
 
 
 # every case on the lp engine, the 2-D ones on the planar engine too
-PARAMS = [(i, e) for i, (_, d) in enumerate(CASES) for e in (("lp", "planar") if d == 2 else ("lp",))]
+PARAMS = [(i, e) for i, (_, d) in enumerate(CASES)
+          for e in (("lp", "planar") if d == 2 else ("lp",))]
 
 
 @pytest.fixture(scope="module", params=PARAMS, ids=[f"case{i}-{e}" for i, e in PARAMS])

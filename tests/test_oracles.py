@@ -26,7 +26,6 @@ def test_zaslavsky_bounded_regions():
     bounded = 0
     for i in range(tree.n_regions):
         H, h = tree.halfspaces(1, i)
-        x = tree.levels[1].interior_point[i]
         # the region touches the box iff some box face is a facet: maximise along it
         from scipy.optimize import linprog
         touches = False

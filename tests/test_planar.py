@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import powercells as pc
 from powercells.geometry.polygons import Polygons
 from powercells.testing import assert_partitions_equal, brute_force_regions, leaf_code_set
+from strategies import integer_networks
 from networks import maxout_network, maxpool_network, random_network
 
 ACTIVATIONS = ["relu", "leaky_relu:0.1", "abs"]
@@ -70,26 +71,10 @@ def test_planar_equals_lp_and_brute_force(network):
     assert_tiles(planar)
 
 
-@st.composite
-def integer_planar_networks(draw):
-    """Weights and biases in {-1, 0, 1}: duplicate lines, dead units, lines through corners and
-    along edges of the box, concurrent lines, identically-zero pre-activations."""
-    widths = [draw(st.integers(1, 5)) for _ in range(draw(st.integers(1, 3)))]
-    dims = [2] + widths
-    small = st.integers(-1, 1)
-    pairs = []
-    for i in range(len(widths)):
-        W = np.array(draw(st.lists(small, min_size=dims[i + 1] * dims[i],
-                                   max_size=dims[i + 1] * dims[i])), float)
-        b = np.array(draw(st.lists(small, min_size=dims[i + 1], max_size=dims[i + 1])), float)
-        pairs.append((W.reshape(dims[i + 1], dims[i]), b))
-    acts = [draw(st.sampled_from(["relu", "abs", "leaky_relu:0.5"])) for _ in widths]
-    return pc.Network.from_weights(pairs, acts)
-
-
 @SETTINGS
-@given(integer_planar_networks())
-def test_degenerate_integer_networks(network):
+@given(integer_networks(dims=(2, 2), depth=(1, 3)))
+def test_degenerate_integer_networks(case):
+    network, _ = case
     planar, _ = both(network, BOX2)
     assert_partitions_equal(planar, brute_force_regions(network, BOX2))
     assert len(planar.slivers) == 0

@@ -24,7 +24,7 @@ from .errors import (
     SolverError,
     UnsupportedLayerError,
 )
-from . import testing
+from . import testing  # noqa: F401  (pc.testing: the brute-force oracle for users' tests)
 from .io import load, read_leaves, save_npz, write_leaves
 from .network import Layer, Network
 

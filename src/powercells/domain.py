@@ -135,7 +135,8 @@ class Domain:
         radius = float(res.x[-1])
         if not radius > 1e-12 * max(diam, 1e-300):
             raise DomainError(
-                f"{what} is lower-dimensional or empty (largest inscribed ball radius {radius:.3g}); "
+                f"{what} is lower-dimensional or empty (largest inscribed ball radius "
+                f"{radius:.3g}); "
                 "a domain must have a non-empty interior"
             )
         self._A, self._b, self._lo, self._hi = A, b, lo, hi
@@ -297,7 +298,8 @@ class Slice(Domain):
         """
         P = np.asarray(points, dtype=np.float64)
         if P.ndim != 2 or P.shape[0] not in (2, 3):
-            raise DomainError(f"give two or three points of shape (d,), got array of shape {P.shape}")
+            raise DomainError(f"give two or three points of shape (d,), got array of shape "
+                              f"{P.shape}")
         D = (P[1:] - P[0]).T
         if inner is None:
             inner = Box(0.0, 1.0, dim=D.shape[1])

@@ -75,7 +75,8 @@ def _rows_of_pattern(net, domain, pattern, zero=1e-12):
                 g = -delta @ A
                 c = delta @ B + layer.B[unit, r] - layer.B[unit, s]
                 if np.linalg.norm(g) <= zero * (np.abs(delta) @ row_norms):
-                    c_scale = np.abs(delta) @ np.abs(B) + abs(layer.B[unit, r]) + abs(layer.B[unit, s])
+                    c_scale = (np.abs(delta) @ np.abs(B) + abs(layer.B[unit, r])
+                               + abs(layer.B[unit, s]))
                     tie = abs(c) <= zero * c_scale
                     valid &= bool(c > 0 or (tie and r < s))
                     g = np.zeros_like(g)

@@ -8,5 +8,5 @@ from .tolerances import Tolerances
 from .tree import Level, SliverTable, SubdivisionTree
 
 __all__ = ["ENGINES", "RegionCount", "count_regions", "subdivide", "stream_leaves",
-           "EngineStats", "LPEngine", "region_halfspaces", "CountSink", "Sink", "TreeSink", "Tolerances", "Level",
-           "SliverTable", "SubdivisionTree"]
+           "EngineStats", "LPEngine", "region_halfspaces", "CountSink", "Sink", "TreeSink",
+           "Tolerances", "Level", "SliverTable", "SubdivisionTree"]

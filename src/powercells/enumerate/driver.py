@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..domain import Domain, as_domain
+from ..domain import as_domain
 from ..errors import BudgetExceeded, PowercellsError
 from ..geometry.polygons import Polygons
 from ..lp.base import get_backend
@@ -265,7 +265,8 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
             acc = [_LevelParts() for _ in range(L)]
             acc[0].add(first.code[lo:lo + n], np.zeros(n, dtype=np.int64),
                        first.center[lo:lo + n], first.radius[lo:lo + n],
-                       None if first.polygons is None else first.polygons.take(np.arange(lo, lo + n)),
+                       None if first.polygons is None
+                       else first.polygons.take(np.arange(lo, lo + n)),
                        None if first.intervals is None else first.intervals[lo:lo + n])
             try:
                 walk.subtree(batch, acc)
@@ -351,13 +352,9 @@ def count_regions(network, domain, *, engine: str = "auto", lp=None, tol: float 
     -------
     RegionCount
     """
-    sink = CountSink()
-    net, domain, widths, slivers, partial, seconds, stats, _, name = _run(
-        network, domain, engine=engine, lp=lp, tol=tol, tolerances=tolerances,
-        max_regions=max_regions, time_limit=time_limit, progress=progress, sink=sink)
-    counts = sink.counts
-    return RegionCount(regions=counts[-1], per_layer=counts, slivers=slivers.per_layer(len(counts)),
-                       partial=partial, seconds=seconds, engine=name, stats=stats)
+    return _counted(CountSink(), network, domain, engine=engine, lp=lp, tol=tol,
+                    tolerances=tolerances, max_regions=max_regions, time_limit=time_limit,
+                    progress=progress)
 
 
 def stream_leaves(network, domain, emit, *, engine: str = "auto", lp=None,
@@ -379,10 +376,15 @@ def stream_leaves(network, domain, emit, *, engine: str = "auto", lp=None,
     -------
     RegionCount
     """
-    sink = LeafSink(emit)
-    net, domain, widths, slivers, partial, seconds, stats, _, name = _run(
-        network, domain, engine=engine, lp=lp, tol=tol, tolerances=tolerances,
-        max_regions=max_regions, time_limit=time_limit, progress=progress, sink=sink)
+    return _counted(LeafSink(emit), network, domain, engine=engine, lp=lp, tol=tol,
+                    tolerances=tolerances, max_regions=max_regions, time_limit=time_limit,
+                    progress=progress)
+
+
+def _counted(sink, network, domain, **options) -> RegionCount:
+    """Run with a sink that keeps per-depth ``counts``; return them as a RegionCount."""
+    _, _, _, slivers, partial, seconds, stats, _, name = _run(network, domain, sink=sink,
+                                                              **options)
     counts = sink.counts
     return RegionCount(regions=counts[-1], per_layer=counts, slivers=slivers.per_layer(len(counts)),
                        partial=partial, seconds=seconds, engine=name, stats=stats)

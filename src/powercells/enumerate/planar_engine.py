@@ -24,7 +24,6 @@ A cell that no unit cuts keeps its polygon and its ball.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 

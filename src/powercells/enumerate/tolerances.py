@@ -48,5 +48,6 @@ class Tolerances:
                 f"tolerances must be positive: region={region}, empty={empty}, zero={self.zero}"
             )
         if empty > region:
-            raise PowercellsError(f"the empty tolerance {empty} exceeds the region tolerance {region}")
+            raise PowercellsError(
+                f"the empty tolerance {empty} exceeds the region tolerance {region}")
         return Tolerances(region=region, empty=empty, zero=self.zero)

@@ -268,14 +268,7 @@ class SubdivisionTree:
         PowercellsError
             If the tree was built by an engine that does not keep polygons.
         """
-        level = self.levels[self.depth if depth is None else depth]
-        if level.polygons is None:
-            from ..errors import PowercellsError
-
-            raise PowercellsError(
-                f"this tree has no polygons (engine {self.engine!r}); subdivide a 2-D domain with "
-                "engine='planar' (or 'auto')")
-        return level.polygons
+        return self._cells(depth, "polygons", "planar", "a 2-D domain")
 
     def intervals(self, depth: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(lo, hi)``: the intervals of a level (default: the leaves) of a 1-D tree built by
@@ -286,14 +279,18 @@ class SubdivisionTree:
         PowercellsError
             If the tree was built by an engine that does not keep intervals.
         """
-        level = self.levels[self.depth if depth is None else depth]
-        if level.intervals is None:
+        intervals = self._cells(depth, "intervals", "interval", "a 1-D domain")
+        return intervals[:, 0].copy(), intervals[:, 1].copy()
+
+    def _cells(self, depth, what, engine, domain):
+        """A level's polygons or intervals, or an error naming the engine that keeps them."""
+        cells = getattr(self.levels[self.depth if depth is None else depth], what)
+        if cells is None:
             from ..errors import PowercellsError
 
-            raise PowercellsError(
-                f"this tree has no intervals (engine {self.engine!r}); subdivide a 1-D domain "
-                "with engine='interval' (or 'auto')")
-        return level.intervals[:, 0].copy(), level.intervals[:, 1].copy()
+            raise PowercellsError(f"this tree has no {what} (engine {self.engine!r}); subdivide "
+                                  f"{domain} with engine={engine!r} (or 'auto')")
+        return cells
 
     def areas(self, depth: int | None = None) -> np.ndarray:
         """Areas of a level's polygons (default: the leaves); see :meth:`polygons`."""

@@ -288,7 +288,8 @@ class Layer:
                 raise NetworkError(f"{name}: pooling group {k} is empty")
             if g.min() < 0 or g.max() >= W.shape[0]:
                 raise NetworkError(
-                    f"{name}: pooling group {k} names row {int(g.max() if g.max() >= W.shape[0] else g.min())}"
+                    f"{name}: pooling group {k} names row "
+                    f"{int(g.max() if g.max() >= W.shape[0] else g.min())}"
                     f" but W has {W.shape[0]} rows"
                 )
         R = 1 + max(g.size for g in groups)
