@@ -309,21 +309,22 @@ class PlanarEngine:
         np.cumsum(counts, out=first[1:])
         P = cells.polys.take(cut_cells)
         pcell = cut_cells
-        history = []          # per round: (src into the round's input, side, unit per output)
-        finished = []         # (round, index in that round's output)
+        # per round: src (input piece of every output piece), side, and which outputs go on; kept
+        # compact, as a cell cut by hundreds of units (the root of a wide layer) runs as many
+        # rounds over up to its final number of pieces
+        history = []
+        finished = []         # (round, indices in that round's output, their cells, polygons)
         keep_prev = None
         for t in range(int(counts.max())):
-            pair = first[pcell] + t
-            unit = pair_unit[pair]
-            out, src, side = cut(P, pcell, pair)
+            out, src, side = cut(P, pcell, first[pcell] + t)
             self.stats["rounds"] += 1
             self.stats["pieces_cut"] += len(P)
             out_cell = pcell[src]
-            history.append((src, side, unit[src], keep_prev))
+            history.append((src.astype(np.int32), side, keep_prev))
             done = counts[out_cell] == t + 1
             done_idx = np.flatnonzero(done)
             finished.append((t, done_idx, out_cell[done_idx], out.take(done_idx)))
-            keep_prev = np.flatnonzero(~done)
+            keep_prev = np.flatnonzero(~done).astype(np.int32)
             P = out.take(keep_prev)
             pcell = out_cell[keep_prev]
             if len(P) == 0:
@@ -342,12 +343,11 @@ class PlanarEngine:
         codes = code[fcell].copy()
         cur = np.full(len(fround), -1, dtype=np.int64)
         for t in range(len(history) - 1, -1, -1):
-            src, side, unit, keep = history[t]
+            src, side, keep = history[t]
             here = fround == t
             cur[here] = findex[here]
-            active = fround >= t
-            rows = np.flatnonzero(active)
-            codes[rows, unit[cur[rows]]] = side[cur[rows]]
+            rows = np.flatnonzero(fround >= t)
+            codes[rows, pair_unit[first[fcell[rows]] + t]] = side[cur[rows]]
             if t > 0:
                 cur[rows] = keep[src[cur[rows]]]
         return pieces, fcell, codes
