@@ -64,8 +64,17 @@ def child(name):
     seconds = time.perf_counter() - t0
     print(json.dumps({"regions": counts.regions, "per_layer": counts.per_layer,
                       "slivers": counts.slivers, "seconds": round(seconds, 4),
-                      "maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                                         / 1024, 1)}), flush=True)
+                      "maxrss_mb": peak_rss_mb()}), flush=True)
+
+
+def peak_rss_mb():
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss it does not inherit the
+    high-water mark of the process that forked us)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def run_json(cmd, mem_limit=None, timeout=3600):
@@ -154,9 +163,13 @@ def main(argv=None):
     parser.add_argument("--mem-limit-gb", type=float, default=16.0)
     parser.add_argument("--json", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--compare", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child)
+        return 0
+    if args.compare:
+        print(json.dumps(compare_codes(*args.compare)), flush=True)
         return 0
 
     rows = []
@@ -180,7 +193,9 @@ def main(argv=None):
                 if "seconds" in row["regioncam"] and width <= COMPARE_UP_TO:
                     codes = Path(tmp) / "codes.npz"
                     run_json(cmd + [str(codes)], limit)
-                    row["patterns"] = compare_codes(name, codes)
+                    # in a child too: the parent stays small (children inherit nothing)
+                    row["patterns"] = run_json([sys.executable, __file__, "--compare", name,
+                                                str(codes)])
                     print(f"  patterns {row['patterns']}", flush=True)
         rows.append(row)
 

@@ -18,6 +18,15 @@ import numpy as np
 import regioncam
 
 
+def peak_rss_mb():
+    """Peak resident memory (VmHWM, which a forked-and-exec'd process does not inherit)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def main():
     data = np.load(sys.argv[1])
     n = len([k for k in data.files if k.startswith("W")])
@@ -43,7 +52,7 @@ def main():
         widths = [int(data[f"W{i}"].shape[0]) for i in range(n)]
         np.savez(sys.argv[2], codes=np.concatenate(codes, axis=1), widths=widths,
                  centroid=centroid)
-    out["maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["maxrss_mb"] = peak_rss_mb()
     print(json.dumps(out), flush=True)
 
 

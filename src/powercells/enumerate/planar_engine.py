@@ -323,9 +323,10 @@ class PlanarEngine:
             history.append((src.astype(np.int32), side, keep_prev))
             done = counts[out_cell] == t + 1
             done_idx = np.flatnonzero(done)
-            finished.append((t, done_idx, out_cell[done_idx], out.take(done_idx)))
+            owner = out.owner
+            finished.append((t, done_idx, out_cell[done_idx], out.select(done, owner)))
             keep_prev = np.flatnonzero(~done).astype(np.int32)
-            P = out.take(keep_prev)
+            P = out.select(~done, owner)
             pcell = out_cell[keep_prev]
             if len(P) == 0:
                 break
@@ -376,8 +377,7 @@ class PlanarEngine:
         center = np.concatenate([cells.center[uncut], center_p[keep]])
         radius = np.concatenate([cells.radius[uncut], radius_p[keep]])
         # children in tree order: by parent, then by code
-        order = np.lexsort(tuple(child_code[:, j] for j in range(child_code.shape[1] - 1, -1, -1))
-                           + (parent,))
+        order = _tree_order(parent, child_code)
         parent, child_code = parent[order], child_code[order]
         children = PlanarCells(polys.take(order), center[order], radius[order],
                                _Maps(lambda rows: child_maps(parent[rows], child_code[rows])))
@@ -409,3 +409,12 @@ def _pair_extremes(polys: Polygons, cell: np.ndarray, Gx, Gy, g):
     xy = polys.xy[rows]
     S = Gx[pair] * xy[:, 0] + Gy[pair] * xy[:, 1] + g[pair]
     return np.maximum.reduceat(S, start[:-1]), np.minimum.reduceat(S, start[:-1])
+
+
+def _tree_order(parent: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """The order by parent, then by code (lexicographic): the tree's order of children."""
+    keys = code
+    if code.size and code.min() >= 0 and code.max() <= 1:
+        # 0/1 codes packed eight to a byte keep their lexicographic order (zero padding last)
+        keys = np.packbits(code.astype(np.uint8), axis=1)
+    return np.lexsort(tuple(keys[:, j] for j in range(keys.shape[1] - 1, -1, -1)) + (parent,))
