@@ -185,7 +185,14 @@ class PlanarEngine:
             pv = pair[P.owner]
             return P.split(Gx[pv] * P.xy[:, 0] + Gy[pv] * P.xy[:, 1] + g[pv], eps)
 
-        pieces, pcell, code_p = self._rounds(cells, crossing, code, cut)
+        def screen(pair, center):
+            """Signed distance of each piece's centre to its round's line."""
+            return Gx[pair] * center[:, 0] + Gy[pair] * center[:, 1] + g[pair]
+
+        def label(pair, point):
+            return (screen(pair, point) > 0).astype(np.int16)
+
+        pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, label, screen)
         factor = layer.switch_factors
 
         def child_maps(cell, child_code):
@@ -286,7 +293,12 @@ class PlanarEngine:
             order = np.lexsort((side, src))
             return out.take(order), src[order], side[order]
 
-        pieces, pcell, code_p = self._rounds(cells, crossing, code, cut)
+        def label(pair, point):
+            c, u = pair_cell[pair], pair_unit[pair]
+            vals = PAx[c, u] * point[:, :1] + PAy[c, u] * point[:, 1:] + PB[c, u]
+            return np.argmax(np.where(possible[c, u], vals, -np.inf), axis=1).astype(np.int16)
+
+        pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, label)
 
         def child_maps(cell, child_code):
             idx = child_code.astype(np.intp)[..., None]
@@ -296,9 +308,20 @@ class PlanarEngine:
         return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
 
     # ------------------------------------------------------------------ shared steps
-    def _rounds(self, cells: PlanarCells, crossing: np.ndarray, code: np.ndarray, cut):
+    def _rounds(self, cells: PlanarCells, crossing: np.ndarray, code: np.ndarray, cut, label,
+                screen=None):
         """Apply every cell's cutting units in rounds; return the final pieces, their cells and
-        their codes (the cells' codes with the cutting units filled in)."""
+        their codes (the cells' codes with the cutting units filled in).
+
+        Round ``t`` offers every live piece of every cell with more than ``t`` cutting units to
+        that cell's ``t``-th unit. Pieces live in a growing pool: a piece the unit does not cut
+        stays where it is, and ``screen`` (the signed distance of a piece's vertex mean to the
+        unit's line) spares the vertex test of pieces whose disc the line misses, so a round
+        costs little more than the pieces it cuts. The codes of the cutting units are read at
+        the end at each final piece's vertex mean, which lies strictly on one side of every
+        cutting line: a region's vertex mean is at distance at least ``(r - (m - 1) eps) / m``
+        from it (inradius ``r > tau``, ``m`` vertices), far above rounding.
+        """
         counts = crossing.sum(axis=1)
         cut_cells = np.flatnonzero(counts)
         if cut_cells.size == 0:
@@ -307,51 +330,44 @@ class PlanarEngine:
         pair_cell, pair_unit = np.nonzero(crossing)
         first = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=first[1:])
-        P = cells.polys.take(cut_cells)
-        pcell = cut_cells
-        # per round: src (input piece of every output piece), side, and which outputs go on; kept
-        # compact, as a cell cut by hundreds of units (the root of a wide layer) runs as many
-        # rounds over up to its final number of pieces
-        history = []
-        finished = []         # (round, indices in that round's output, their cells, polygons)
-        keep_prev = None
+        pool = _PiecePool(cells.polys.take(cut_cells), cut_cells)
+        eps = self.tol.empty
         for t in range(int(counts.max())):
-            out, src, side = cut(P, pcell, first[pcell] + t)
+            live = pool.live_ids()
+            live = live[counts[pool.cell[live]] > t]
+            if live.size == 0:
+                break
+            pair = first[pool.cell[live]] + t
+            if screen is not None:
+                near = np.abs(screen(pair, pool.center[live])) <= pool.reach[live] + 2 * eps
+                live, pair = live[near], pair[near]
+                if live.size == 0:
+                    continue
+            P = pool.polygons(live)
+            out, src, _ = cut(P, pool.cell[live], pair)
             self.stats["rounds"] += 1
             self.stats["pieces_cut"] += len(P)
-            out_cell = pcell[src]
-            history.append((src.astype(np.int32), side, keep_prev))
-            done = counts[out_cell] == t + 1
-            done_idx = np.flatnonzero(done)
-            owner = out.owner
-            finished.append((t, done_idx, out_cell[done_idx], out.select(done, owner)))
-            keep_prev = np.flatnonzero(~done).astype(np.int32)
-            P = out.select(~done, owner)
-            pcell = out_cell[keep_prev]
-            if len(P) == 0:
-                break
-        # final pieces, in the order of the rounds that finished them
-        polys, fcell, fround, findex = [], [], [], []
-        for t, idx, cell, done_polys in finished:
-            fround.append(np.full(len(idx), t))
-            findex.append(idx)
-            fcell.append(cell)
-            polys.append(done_polys)
-        fround = np.concatenate(fround)
-        findex = np.concatenate(findex)
-        fcell = np.concatenate(fcell)
-        pieces = Polygons.concat(polys)
-        codes = code[fcell].copy()
-        cur = np.full(len(fround), -1, dtype=np.int64)
-        for t in range(len(history) - 1, -1, -1):
-            src, side, keep = history[t]
-            here = fround == t
-            cur[here] = findex[here]
-            rows = np.flatnonzero(fround >= t)
-            codes[rows, pair_unit[first[fcell[rows]] + t]] = side[cur[rows]]
-            if t > 0:
-                cur[rows] = keep[src[cur[rows]]]
-        return pieces, fcell, codes
+            # pieces the unit did not split stay in the pool as they are
+            pieces_of = np.bincount(src, minlength=len(live))
+            split = pieces_of != 1
+            if not split.any():
+                continue
+            new = np.flatnonzero(split[src])
+            pool.replace(live[split], out.take(new), pool.cell[live][src[new]])
+        pieces, pcell = pool.final()
+        codes = code[pcell].copy()
+        point = pieces.vertex_mean()
+        # every final piece, for every cutting unit of its cell: its code at the vertex mean
+        per = counts[pcell]
+        step = max(1, (1 << 22) // max(int(per.max()), 1))
+        for lo in range(0, len(pcell), step):
+            rows = np.arange(lo, min(lo + step, len(pcell)))
+            k = per[rows]
+            r = np.repeat(rows, k)
+            offs = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
+            pair = first[pcell[r]] + offs
+            codes[r, pair_unit[pair]] = label(pair, point[r])
+        return pieces, pcell, codes
 
     def _balls(self, pieces: Polygons):
         """Interior points and inradii (exact, or a lower bound that decides; see the class)."""
@@ -418,3 +434,55 @@ def _tree_order(parent: np.ndarray, code: np.ndarray) -> np.ndarray:
         # 0/1 codes packed eight to a byte keep their lexicographic order (zero padding last)
         keys = np.packbits(code.astype(np.uint8), axis=1)
     return np.lexsort(tuple(keys[:, j] for j in range(keys.shape[1] - 1, -1, -1)) + (parent,))
+
+
+class _PiecePool:
+    """The pieces of the cells being cut, in a growing vertex buffer: replacing a piece appends
+    its parts and marks it dead, so untouched pieces are never copied."""
+
+    def __init__(self, polys: Polygons, cell: np.ndarray):
+        n = len(polys)
+        self.xy = polys.xy.copy()
+        self.used = len(polys.xy)
+        self.start = polys.start[:-1].copy()
+        self.count = polys.counts.copy()
+        self.cell = np.asarray(cell, dtype=np.int64).copy()
+        self.alive = np.ones(n, dtype=bool)
+        self.center, self.reach = _disc(polys)
+
+    def live_ids(self) -> np.ndarray:
+        return np.flatnonzero(self.alive)
+
+    def polygons(self, ids) -> Polygons:
+        counts = self.count[ids]
+        start = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(counts, out=start[1:])
+        rows = np.repeat(self.start[ids] - start[:-1], counts) + np.arange(start[-1])
+        return Polygons(self.xy[rows], start)
+
+    def replace(self, dead, parts: Polygons, cell) -> None:
+        self.alive[dead] = False
+        m = len(parts.xy)
+        if self.used + m > len(self.xy):
+            grown = np.empty((max(2 * len(self.xy), self.used + m), 2))
+            grown[:self.used] = self.xy[:self.used]
+            self.xy = grown
+        self.xy[self.used:self.used + m] = parts.xy
+        center, reach = _disc(parts)
+        self.start = np.concatenate([self.start, parts.start[:-1] + self.used])
+        self.count = np.concatenate([self.count, parts.counts])
+        self.cell = np.concatenate([self.cell, cell])
+        self.alive = np.concatenate([self.alive, np.ones(len(parts), dtype=bool)])
+        self.center = np.concatenate([self.center, center])
+        self.reach = np.concatenate([self.reach, reach])
+        self.used += m
+
+    def final(self) -> tuple[Polygons, np.ndarray]:
+        ids = self.live_ids()
+        return self.polygons(ids), self.cell[ids]
+
+
+def _disc(polys: Polygons):
+    """A disc around each polygon: its vertex mean and the largest distance to a vertex."""
+    center = polys.vertex_mean()
+    return center, _circumradius(polys, center)
