@@ -26,6 +26,9 @@ from .errors import (
 )
 from . import testing  # noqa: F401  (pc.testing: the brute-force oracle for users' tests)
 from .io import load, read_leaves, save_npz, write_leaves
+from .io.onnx import from_onnx
+from .io.vnnlib import read_vnnlib
+from .verify import VerifyResult, verify
 from .network import Layer, Network
 
 __version__ = "0.1.0"
@@ -36,7 +39,7 @@ __all__ = [
     "subdivide", "stream_leaves", "write_leaves", "read_leaves",
     "BudgetExceeded", "DomainError", "NetworkError", "PointError", "PowercellsError",
     "SolverError", "UnsupportedLayerError",
-    "load", "save_npz",
+    "load", "save_npz", "from_onnx", "read_vnnlib", "verify", "VerifyResult",
     "Layer", "Network",
     "__version__",
 ]

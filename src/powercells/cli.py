@@ -49,6 +49,19 @@ def _parser() -> argparse.ArgumentParser:
                           help="show a progress line on stderr (default: when stderr is a tty)")
     progress.add_argument("--no-progress", dest="progress", action="store_false")
 
+    ver = sub.add_parser("verify", help="decide a VNN-LIB property exactly",
+                         description="Enumerate every region over each input box of the "
+                                     "property and decide, per region, whether the unsafe "
+                                     "output set is reachable (one LP per region, stopping at "
+                                     "the first counterexample, which is checked by a forward "
+                                     "pass).")
+    ver.add_argument("network", help="network file (.onnx or .npz)")
+    ver.add_argument("property", help="VNN-LIB file")
+    ver.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval"])
+    ver.add_argument("--json", action="store_true")
+    ver.add_argument("--max-regions", type=int, default=None, metavar="N")
+    ver.add_argument("--time-limit", type=float, default=None, metavar="S")
+
     plot = sub.add_parser("plot", help="draw the partition of a 2-D domain or plane",
                           description="Draw the exact partition after a layer (its new edges "
                                       "over the earlier ones, faces coloured, the decision "
@@ -88,6 +101,8 @@ def _domain_args(p):
     p.add_argument("--segment", nargs=2, metavar=("P0", "P1"),
                    help="the segment through two input points (.npy files): x = P0 + t (P1 - "
                         "P0), t in --box (default [0, 1])")
+    p.add_argument("--vnnlib", metavar="PROP.vnnlib",
+                   help="the input boxes of a VNN-LIB property (each box is reported)")
 
 
 def _load_point(path, d):
@@ -108,6 +123,8 @@ def _domain(args, network):
     from .domain import Box, Polytope, Slice
     from .errors import DomainError
 
+    if getattr(args, "vnnlib", None) is not None:
+        raise DomainError("--vnnlib gives several boxes; it is handled by count")
     points = getattr(args, "plane", None) or getattr(args, "segment", None)
     if points is not None:
         if args.plane is not None and args.segment is not None:
@@ -144,6 +161,8 @@ def _count(args) -> int:
     from .io import load
 
     network = load(args.network)
+    if args.vnnlib is not None:
+        return _count_vnnlib(args, network)
     domain = _domain(args, network)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = count_regions(network, domain, engine=args.engine, lp=args.lp, tol=args.tol,
@@ -163,6 +182,66 @@ def _count(args) -> int:
         print(f"seconds: {result.seconds:.3f}")
         if result.partial:
             print("PARTIAL: a budget stopped the enumeration; the counts are lower bounds")
+    if result.partial:
+        print("powercells: partial result (budget reached)", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _count_vnnlib(args, network) -> int:
+    from .enumerate import count_regions
+    from .errors import DomainError
+    from .io.vnnlib import read_vnnlib
+
+    if any(getattr(args, k) is not None for k in ("box", "domain", "plane", "segment")):
+        raise DomainError("--vnnlib gives the input boxes; do not combine it with another domain")
+    prop = read_vnnlib(args.vnnlib)
+    if prop.n_inputs != network.input_dim:
+        raise DomainError(f"{args.vnnlib}: the property has {prop.n_inputs} inputs, the network "
+                          f"{network.input_dim}")
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    results, partial = [], False
+    for i, region in enumerate(prop.regions):
+        r = count_regions(network, region.domain, engine=args.engine, lp=args.lp, tol=args.tol,
+                          max_regions=args.max_regions, time_limit=args.time_limit,
+                          progress=progress)
+        partial |= r.partial
+        results.append({"box": i, "lo": region.domain.bounds()[0].tolist(),
+                        "hi": region.domain.bounds()[1].tolist(), **r.as_dict()})
+    if args.json:
+        print(json.dumps({"boxes": results}))
+    else:
+        print(f"network: {args.network} ({network.input_dim} -> {list(network.widths)})")
+        print(f"property: {args.vnnlib} ({len(results)} input box(es))")
+        for r in results:
+            flag = "  PARTIAL (lower bounds)" if r["partial"] else ""
+            print(f"box {r['box']}: regions {r['regions']}, per layer {r['per_layer']}, "
+                  f"{r['seconds']:.3f} s, engine {r['engine']}{flag}")
+    if partial:
+        print("powercells: partial result (budget reached)", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _verify(args) -> int:
+    from .io import load
+    from .verify import verify
+
+    network = load(args.network)
+    result = verify(network, args.property, engine=args.engine, max_regions=args.max_regions,
+                    time_limit=args.time_limit)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(f"network: {args.network}")
+        print(f"property: {args.property}")
+        print(f"result: {result.status}")
+        print(f"regions checked per box: {result.leaves}; LPs: {result.lps}")
+        if result.counterexample is not None:
+            print(f"counterexample (box {result.region}): x = {result.counterexample.tolist()}")
+            print(f"output there (forward pass): y = {result.output.tolist()}")
+        if result.undecided:
+            print(f"undecided regions: {result.undecided}")
     if result.partial:
         print("powercells: partial result (budget reached)", file=sys.stderr)
         return EXIT_PARTIAL
@@ -244,6 +323,8 @@ def main(argv=None) -> int:
             return _count(args)
         if args.command == "plot":
             return _plot(args)
+        if args.command == "verify":
+            return _verify(args)
         return _info(args)
     except PowercellsError as exc:
         print(f"powercells: error: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ __all__ = ["load", "load_npz", "save_npz", "read_leaves", "write_leaves"]
 
 
 def load(path):
-    """Load a network from a file; the format follows the extension (``.npz``).
+    """Load a network from a file; the format follows the extension (``.npz``, ``.onnx``).
 
     Raises
     ------
@@ -22,4 +22,10 @@ def load(path):
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext == ".npz":
         return load_npz(path)
-    raise NetworkError(f"{path}: unknown network format {ext!r}; supported: .npz")
+    if ext == ".onnx":
+        from .onnx import from_onnx
+
+        if not os.path.exists(path):
+            raise NetworkError(f"{path}: no such file")
+        return from_onnx(path)
+    raise NetworkError(f"{path}: unknown network format {ext!r}; supported: .npz, .onnx")
