@@ -27,6 +27,7 @@ from .errors import (
 from . import testing  # noqa: F401  (pc.testing: the brute-force oracle for users' tests)
 from .io import load, read_leaves, save_npz, write_leaves
 from .io.onnx import from_onnx
+from .io.torch import from_torch
 from .io.vnnlib import read_vnnlib
 from .verify import VerifyResult, verify
 from .network import Layer, Network
@@ -39,7 +40,7 @@ __all__ = [
     "subdivide", "stream_leaves", "write_leaves", "read_leaves",
     "BudgetExceeded", "DomainError", "NetworkError", "PointError", "PowercellsError",
     "SolverError", "UnsupportedLayerError",
-    "load", "save_npz", "from_onnx", "read_vnnlib", "verify", "VerifyResult",
+    "load", "save_npz", "from_onnx", "from_torch", "read_vnnlib", "verify", "VerifyResult",
     "Layer", "Network",
     "__version__",
 ]

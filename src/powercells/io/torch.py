@@ -1,0 +1,139 @@
+"""PyTorch modules in: ``nn.Sequential`` (nested too) of piecewise-affine modules.
+
+Supported: Linear, Conv2d (any stride, padding, dilation, groups; zero padding), BatchNorm1d /
+BatchNorm2d in eval mode (folded), ReLU, LeakyReLU, Flatten, AvgPool2d, MaxPool2d (as MASO
+pieces), Dropout, Identity. Weights are read in float64; the walk goes through
+:class:`~powercells.network.builder.NetworkBuilder`, like the ONNX importer. Anything else (a
+smooth activation, attention, batch norm in training mode, a custom module) raises an error that
+names the module and its position.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import NetworkError, UnsupportedLayerError
+from ..network.builder import NetworkBuilder, conv2d, pool_windows
+
+__all__ = ["from_torch"]
+
+
+def from_torch(module, input_shape):
+    """A :class:`~powercells.Network` equal to ``module`` on inputs of ``input_shape``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        An ``nn.Sequential`` (possibly nested) or a single supported module.
+    input_shape : tuple of int
+        The shape of one input without the batch axis, e.g. ``(784,)`` or ``(1, 28, 28)``. The
+        network's input is that tensor flattened in C order.
+
+    Raises
+    ------
+    UnsupportedLayerError
+        Naming the module (``"features.3 (Sigmoid)"``) that is not piecewise affine or not
+        supported.
+    """
+    try:
+        import torch.nn as nn
+    except ImportError as exc:  # pragma: no cover - exercised without torch only
+        raise NetworkError("from_torch needs torch") from exc
+    builder = NetworkBuilder(input_shape)
+    x = builder.input
+    for path, mod in _leaves(module, nn):
+        where = f"{path} ({type(mod).__name__})" if path else type(mod).__name__
+        try:
+            x = _apply(mod, x, builder, where, nn)
+        except (UnsupportedLayerError, NetworkError) as exc:
+            raise type(exc)(f"module {where}: {exc}") from None
+    return builder.finish(x, "output")
+
+
+def _leaves(module, nn, prefix=""):
+    if isinstance(module, nn.Sequential):
+        for name, child in module.named_children():
+            yield from _leaves(child, nn, f"{prefix}.{name}" if prefix else name)
+    else:
+        yield prefix, module
+
+
+def _np(t):
+    return t.detach().cpu().double().numpy()
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _apply(mod, x, builder, where, nn):
+    if isinstance(mod, (nn.Identity, nn.Dropout)):
+        return x
+    if isinstance(mod, nn.Linear):
+        W = _np(mod.weight)
+        b = _np(mod.bias) if mod.bias is not None else 0.0
+        if x.shape[-1] != W.shape[1]:
+            raise NetworkError(f"expects {W.shape[1]} features, gets shape {x.shape}")
+        return x.affine(lambda T: np.matmul(T, W.T)) + b
+    if isinstance(mod, nn.Flatten):
+        shape = x.shape
+        start = mod.start_dim - 1 if mod.start_dim > 0 else mod.start_dim  # no batch axis here
+        end = mod.end_dim - 1 if mod.end_dim > 0 else mod.end_dim
+        start %= len(shape)
+        end %= len(shape)
+        return x.reshape(shape[:start] + (int(np.prod(shape[start:end + 1])),) + shape[end + 1:])
+    if isinstance(mod, nn.ReLU):
+        return builder.activation(x, "relu", where)
+    if isinstance(mod, nn.LeakyReLU):
+        return builder.activation(x, f"leaky_relu:{mod.negative_slope!r}", where)
+    if isinstance(mod, nn.Conv2d):
+        if mod.padding_mode != "zeros":
+            raise UnsupportedLayerError(f"padding_mode {mod.padding_mode!r} (only zeros)")
+        if isinstance(mod.padding, str):
+            raise UnsupportedLayerError("string padding; give the padding as numbers")
+        ph, pw = _pair(mod.padding)
+        W = _np(mod.weight)
+        b = _np(mod.bias) if mod.bias is not None else None
+        _image(x)
+        return x.affine(lambda T: conv2d(T, W, b, _pair(mod.stride), (ph, pw, ph, pw),
+                                         _pair(mod.dilation), mod.groups))
+    if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        if mod.training:
+            raise UnsupportedLayerError("batch norm in training mode is not affine; call "
+                                        "module.eval() first")
+        if not mod.track_running_stats or mod.running_mean is None:
+            raise UnsupportedLayerError("batch norm without running statistics")
+        factor = 1.0 / np.sqrt(_np(mod.running_var) + mod.eps)
+        shift = -_np(mod.running_mean) * factor
+        if mod.affine:
+            factor, shift = factor * _np(mod.weight), shift * _np(mod.weight) + _np(mod.bias)
+        shape = (-1,) + (1,) * (len(x.shape) - 1)     # channels first, no batch axis
+        return x.scale(factor.reshape(shape)) + shift.reshape(shape)
+    if isinstance(mod, (nn.MaxPool2d, nn.AvgPool2d)):
+        chw = _image(x)
+        kernel = _pair(mod.kernel_size)
+        stride = _pair(mod.stride if mod.stride is not None else mod.kernel_size)
+        ph, pw = _pair(mod.padding)
+        if mod.ceil_mode:
+            raise UnsupportedLayerError("ceil_mode=True is not supported")
+        dilation = _pair(getattr(mod, "dilation", 1))
+        windows, out_shape = pool_windows(chw, kernel, stride, (ph, pw, ph, pw), dilation)
+        if isinstance(mod, nn.MaxPool2d):
+            return builder.maxpool(x, windows, out_shape, where)
+        if mod.divisor_override:
+            raise UnsupportedLayerError("divisor_override is not supported")
+        n_in = int(np.prod(chw))
+        P = np.zeros((len(windows), n_in))
+        for k, w in enumerate(windows):
+            P[k, w] = 1.0 / (kernel[0] * kernel[1] if mod.count_include_pad else len(w))
+        return x.affine(lambda T: (T.reshape(T.shape[0], -1) @ P.T).reshape((T.shape[0],)
+                                                                             + out_shape))
+    raise UnsupportedLayerError(f"{type(mod).__name__} is not a supported piecewise-affine "
+                                "module (Linear, Conv2d, BatchNorm1d/2d, ReLU, LeakyReLU, "
+                                "Flatten, AvgPool2d, MaxPool2d, Dropout, Identity)")
+
+
+def _image(x):
+    if len(x.shape) != 3:
+        raise NetworkError(f"expects an image (C, H, W), gets shape {x.shape}")
+    return x.shape
