@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NetworkError, UnsupportedLayerError
-from ..network.builder import AffineTensor, NetworkBuilder, conv2d, pool_windows
+from ..network.builder import (AffineTensor, NetworkBuilder, average_pool, conv2d,
+                               pool_windows)
 
 __all__ = ["from_onnx"]
 
@@ -318,13 +319,8 @@ def _maxpool(args, attrs, builder, src, name):
 def _avgpool(args, attrs, builder, src, name):
     x = args[0]
     windows, out_shape, kernel = _pool_setup(x, attrs)
-    include_pad = attrs.get("count_include_pad", 0)
-    n_in = int(np.prod(x.shape))
-    P = np.zeros((len(windows), n_in))
-    for k, w in enumerate(windows):
-        P[k, w] = 1.0 / (kernel[0] * kernel[1] if include_pad else len(w))
-    return x.affine(lambda T: (T.reshape(T.shape[0], -1) @ P.T).reshape((T.shape[0],)
-                                                                         + tuple(out_shape)))
+    return average_pool(x, windows, out_shape, kernel[0] * kernel[1],
+                        bool(attrs.get("count_include_pad", 0)))
 
 
 def _global_avgpool(args, attrs, builder, src, name):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NetworkError, UnsupportedLayerError
-from ..network.builder import NetworkBuilder, conv2d, pool_windows
+from ..network.builder import NetworkBuilder, average_pool, conv2d, pool_windows
 
 __all__ = ["from_torch"]
 
@@ -122,12 +122,8 @@ def _apply(mod, x, builder, where, nn):
             return builder.maxpool(x, windows, out_shape, where)
         if mod.divisor_override:
             raise UnsupportedLayerError("divisor_override is not supported")
-        n_in = int(np.prod(chw))
-        P = np.zeros((len(windows), n_in))
-        for k, w in enumerate(windows):
-            P[k, w] = 1.0 / (kernel[0] * kernel[1] if mod.count_include_pad else len(w))
-        return x.affine(lambda T: (T.reshape(T.shape[0], -1) @ P.T).reshape((T.shape[0],)
-                                                                             + out_shape))
+        return average_pool(x, windows, out_shape, kernel[0] * kernel[1],
+                            bool(mod.count_include_pad))
     raise UnsupportedLayerError(f"{type(mod).__name__} is not a supported piecewise-affine "
                                 "module (Linear, Conv2d, BatchNorm1d/2d, ReLU, LeakyReLU, "
                                 "Flatten, AvgPool2d, MaxPool2d, Dropout, Identity)")

@@ -212,3 +212,16 @@ def pool_windows(shape, kernel, stride, padding=(0, 0, 0, 0), dilation=(1, 1)):
                             idx.append((c * H + h) * W + w)
                 windows.append(np.array(idx, dtype=np.int64))
     return windows, (C, Ho, Wo)
+
+
+def average_pool(x: AffineTensor, windows, out_shape, window_size: int,
+                 include_pad: bool) -> AffineTensor:
+    """Average over each window (flat indices into ``x``); a padded window divides by
+    ``window_size`` when ``include_pad``, else by its number of real entries."""
+    n_in = int(np.prod(x.shape))
+    P = np.zeros((len(windows), n_in))
+    for k, w in enumerate(windows):
+        P[k, w] = 1.0 / (window_size if include_pad else len(w))
+    out_shape = tuple(out_shape)
+    return x.affine(lambda T: (T.reshape(T.shape[0], -1) @ P.T).reshape((T.shape[0],)
+                                                                         + out_shape))
