@@ -71,8 +71,11 @@ def test_acas_structure_and_source_names():
     assert network.input_dim == 5 and network.output_dim == 5
     assert list(network.widths) == [50] * 6 + [5]
     assert [layer.kind for layer in network.layers] == ["relu"] * 6 + ["identity"]
-    assert network.layers[2].name == "layer 3 (Operation_3_Add)"
-    assert network.layers[-1].name == "layer 7 (linear_7_Add)"
+    assert network.layers[2].name == "layer 3 (node Operation_3_Add)"
+    assert network.layers[-1].name == "layer 7 (node linear_7_Add)"
+    assert network.unit_name(3, 17) == "layer 3 (node Operation_3_Add), unit 17"
+    with pytest.raises(pc.NetworkError, match="units 0..49, not 50"):
+        network.unit_name(3, 50)
 
 
 @pytest.mark.parametrize("factor,lo,hi", [

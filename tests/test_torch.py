@@ -36,7 +36,7 @@ def test_mlp_with_every_dense_module():
         nn.Linear(6, 3))
     network = pc.from_torch(module.eval(), (4,))
     assert [layer.kind for layer in network.layers] == ["relu", "leaky_relu", "identity"]
-    assert network.layers[1].name == "layer 2 (4.1 (LeakyReLU))"
+    assert network.layers[1].name == "layer 2 (module 4.1 (LeakyReLU))"
     assert max_error(module, network, (4,)) < 1e-12
 
 

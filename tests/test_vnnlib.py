@@ -134,6 +134,6 @@ def test_cli_count_vnnlib_verify_and_info(capsys):
     assert json.loads(capsys.readouterr().out)["status"] == "holds"
     assert main(["info", acas]) == 0
     out = capsys.readouterr().out
-    assert "layer 3 (Operation_3_Add): relu 50 -> 50" in out
+    assert "layer 3 (node Operation_3_Add): relu 50 -> 50" in out
     assert main(["count", acas, "--vnnlib", prop6, "--box", "0", "1"]) == EXIT_ERROR
     assert "do not combine" in capsys.readouterr().err

@@ -25,7 +25,7 @@ def from_onnx(path):
 
     The network's input is the model's input flattened in C order (batch dimension of size 1
     dropped from the count); its layers are named after the ONNX nodes that produced their
-    pre-activations, e.g. ``"layer 3 (Operation_3_Add)"``.
+    pre-activations, e.g. ``"layer 3 (node Operation_3_Add)"``.
 
     Raises
     ------

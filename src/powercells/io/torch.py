@@ -39,7 +39,7 @@ def from_torch(module, input_shape):
         import torch.nn as nn
     except ImportError as exc:  # pragma: no cover - exercised without torch only
         raise NetworkError("from_torch needs torch") from exc
-    builder = NetworkBuilder(input_shape)
+    builder = NetworkBuilder(input_shape, label="module")
     x = builder.input
     for path, mod in _leaves(module, nn):
         where = f"{path} ({type(mod).__name__})" if path else type(mod).__name__
@@ -47,7 +47,7 @@ def from_torch(module, input_shape):
             x = _apply(mod, x, builder, where, nn)
         except (UnsupportedLayerError, NetworkError) as exc:
             raise type(exc)(f"module {where}: {exc}") from None
-    return builder.finish(x, "output")
+    return builder.finish(x, "(output)")
 
 
 def _leaves(module, nn, prefix=""):

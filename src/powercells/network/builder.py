@@ -72,7 +72,8 @@ class AffineTensor:
 class NetworkBuilder:
     """Collects layers while a graph is walked; see the module docstring."""
 
-    def __init__(self, input_shape):
+    def __init__(self, input_shape, label: str = "node"):
+        self.label = label          # how a source is named: "node" (ONNX), "module" (torch)
         shape = tuple(int(s) for s in input_shape)
         if not shape or any(s < 1 for s in shape):
             raise NetworkError(f"input shape must have positive sizes, got {input_shape}")
@@ -88,7 +89,7 @@ class NetworkBuilder:
         self._check_stage(x)
         W, b = x.flat()
         index = len(self.layers)
-        self.layers.append(Layer.dense(W, b, kind, name=f"layer {index + 1} ({source})"))
+        self.layers.append(Layer.dense(W, b, kind, name=self._name(index, source)))
         self.sources.append(source)
         self._last_relu = (x, index) if kind == "relu" else None
         return self._output(x.shape, W.shape[0])
@@ -103,7 +104,7 @@ class NetworkBuilder:
                 and x.stage == len(self.layers) and _is_identity(x)):
             pre, index = self._last_relu
             W, b = pre.flat()
-            name = f"layer {index + 1} ({self.sources[index]} + {source})"
+            name = self._name(index, f"{self.sources[index]} + {source}")
             self.layers[index] = Layer.relu_maxpool(W, b, groups, name=name)
             self.sources[index] = f"{self.sources[index]} + {source}"
             self._last_relu = None
@@ -118,7 +119,7 @@ class NetworkBuilder:
             A[k], B[k] = W[rows], b[rows]
         index = len(self.layers)
         layer = Layer(A, B, kind="maso", n_pieces=np.array([len(g) for g in groups]),
-                      name=f"layer {index + 1} ({source})")
+                      name=self._name(index, source))
         self.layers.append(layer)
         self.sources.append(source)
         self._last_relu = None
@@ -131,9 +132,12 @@ class NetworkBuilder:
         if not self.layers or not _is_identity(x) or x.stage != len(self.layers):
             W, b = x.flat()
             index = len(self.layers)
-            self.layers.append(Layer.dense(W, b, "identity", name=f"layer {index + 1} ({source})"))
+            self.layers.append(Layer.dense(W, b, "identity", name=self._name(index, source)))
             self.sources.append(source)
         return Network(self.layers)
+
+    def _name(self, index: int, source: str) -> str:
+        return f"layer {index + 1} ({self.label} {source})"
 
     def _output(self, shape, n) -> AffineTensor:
         return AffineTensor(np.eye(n).reshape(tuple(shape) + (n,)), np.zeros(shape),

@@ -113,6 +113,22 @@ class Network:
         """One line per layer: kind, widths and pieces."""
         return "\n".join(layer.describe() for layer in self.layers)
 
+    def unit_name(self, layer: int, unit: int) -> str:
+        """``"layer 3 (node linear_3_Add), unit 17"``: a unit named with its layer's source
+        (``layer`` is 1-based, as everywhere in powercells' messages).
+
+        Raises
+        ------
+        NetworkError
+            If the layer or the unit does not exist.
+        """
+        if not 1 <= layer <= self.depth:
+            raise NetworkError(f"layer {layer} does not exist; layers are 1..{self.depth}")
+        if not 0 <= unit < self.layers[layer - 1].out_dim:
+            raise NetworkError(f"{self.layers[layer - 1].name} has units "
+                               f"0..{self.layers[layer - 1].out_dim - 1}, not {unit}")
+        return f"{self.layers[layer - 1].name}, unit {unit}"
+
     # ----------------------------------------------------------------- evaluation
     def _points(self, X) -> np.ndarray:
         try:
