@@ -137,3 +137,29 @@ def test_cli_count_vnnlib_verify_and_info(capsys):
     assert "layer 3 (node Operation_3_Add): relu 50 -> 50" in out
     assert main(["count", acas, "--vnnlib", prop6, "--box", "0", "1"]) == EXIT_ERROR
     assert "do not combine" in capsys.readouterr().err
+
+
+def test_verify_acas_on_a_small_sub_box(tmp_path):
+    network = pc.load(DATA / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    prop = pc.read_vnnlib(DATA / "acasxu" / "prop_1.vnnlib")
+    box = prop.regions[0].domain
+    (unsafe,) = prop.regions[0].unsafe
+    c, h = (box.lo + box.hi) / 2, (box.hi - box.lo) / 2
+    lo, hi = c - 0.02 * h, c + 0.02 * h
+    # the exact maximum of the unsafe margin rhs - mat @ y ... over the sub-box, leaf by leaf
+    from scipy.optimize import linprog
+
+    tree = pc.subdivide(network, pc.Box(lo, hi))
+    worst = -np.inf
+    for i in range(tree.n_regions):
+        A, B = tree.affine_map(tree.depth, i)
+        H, hh = tree.halfspaces(tree.depth, i)
+        g = -(unsafe.mat @ A)[0]                          # maximise -(mat y) = Y_0
+        res = linprog(-g, A_ub=H, b_ub=hh, bounds=[(None, None)] * 5, method="highs")
+        worst = max(worst, -res.fun - (unsafe.mat @ B)[0])
+    for threshold, expected in [(worst + 1e-6, "holds"), (worst - 1e-6, "violated")]:
+        path = tmp_path / f"p{expected}.vnnlib"
+        _write_property(path, (lo, hi), [[-1.0, 0, 0, 0, 0]], [-threshold])   # Y_0 >= thr
+        result = pc.verify(network, path)
+        assert result.status == expected, (threshold, result)
+        assert result.leaves[0] <= tree.n_regions
