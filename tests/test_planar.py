@@ -314,3 +314,19 @@ def test_decision_boundary_segments_are_ties_and_complete(seed, head):
     np.maximum.at(hi, owner, label)
     mixed = set(np.flatnonzero(lo != hi).tolist())
     assert mixed <= set(db.leaf.tolist())
+
+
+@pytest.mark.parametrize("scale", [1e-4, 1e4])
+def test_tolerances_follow_the_domain_scale(scale):
+    # the same partition drawn at another scale: identical counts, codes, Euler, areas
+    base = random_network(2, [6, 5], seed=1, head=2)
+    pairs = [(base.layers[0].switch_W / scale, base.layers[0].switch_b),
+             (base.layers[1].switch_W, base.layers[1].switch_b),
+             (base.layers[2].A[:, 0, :], base.layers[2].B[:, 0])]
+    network = pc.Network.from_weights(pairs, ["relu", "relu", "identity"])
+    box = pc.Box(-scale, scale, dim=2)
+    planar, _ = both(network, box)
+    reference = pc.subdivide(base, BOX2, engine="planar")
+    assert leaf_code_set(planar) == leaf_code_set(reference)
+    assert planar.mesh().euler_characteristic == 1
+    assert planar.areas().sum() == pytest.approx(4 * scale ** 2, rel=1e-12)
