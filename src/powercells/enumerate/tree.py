@@ -224,6 +224,19 @@ class SubdivisionTree:
             A, B = layer.compose(A, B, self.levels[j + 1].code[chain[j]])
         return A, B
 
+    def power_sites(self, depth: int | None = None):
+        """Every node's power-diagram centroid and radius at ``depth`` (default: the leaves),
+        SPEC §3.3: ``mu = A^T 1``, ``rad = ||mu||^2 + 2 <1, B>`` from the node's affine map.
+
+        Returns
+        -------
+        mu : ndarray, shape (n, k)
+        rad : ndarray, shape (n,)
+        """
+        from ..geometry.power import node_sites
+
+        return node_sites(*self.affine_maps(depth))
+
     def halfspaces(self, depth: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """An H-representation ``H t <= h`` of the node, rebuilt from its code path.
 
