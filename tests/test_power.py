@@ -89,3 +89,26 @@ def test_bad_codes():
         layer_sites(layer, np.array([[1, 0, 1]]))
     with pytest.raises(ValueError, match="piece the unit does not have"):
         layer_sites(layer, np.array([[2, 0]]))
+
+
+@pytest.mark.parametrize("network", NETS[:2])
+def test_lipschitz_bounds_every_sampled_slope(network):
+    d = network.input_dim
+    tree = pc.subdivide(network, pc.Box(-1, 1, dim=d))
+    lip = tree.lipschitz()
+    A, _ = tree.affine_maps()
+    np.testing.assert_allclose(lip, [np.linalg.svd(a, compute_uv=False)[0] for a in A])
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-1, 1, (300, d))
+    Y = X + rng.normal(size=X.shape) * 1e-3
+    Y = np.clip(Y, -1, 1)
+    ratio = (np.linalg.norm(network.forward(X) - network.forward(Y), axis=1)
+             / np.linalg.norm(X - Y, axis=1))
+    assert ratio.max() <= lip.max() * (1 + 1e-9)
+    # inside one leaf the slope along the top singular direction attains its constant
+    i = int(np.argmax(lip))
+    _, s, Vt = np.linalg.svd(A[i])
+    x0 = tree.levels[-1].interior_point[i]
+    step = 0.5 * tree.levels[-1].inradius[i] * Vt[0]
+    slope = np.linalg.norm(network.forward((x0 + step)[None]) - network.forward(x0[None]))
+    assert slope / np.linalg.norm(step) == pytest.approx(lip[i], rel=1e-9)

@@ -224,6 +224,13 @@ class SubdivisionTree:
             A, B = layer.compose(A, B, self.levels[j + 1].code[chain[j]])
         return A, B
 
+    def lipschitz(self, depth: int | None = None, ord=2) -> np.ndarray:
+        """Per node, the Lipschitz constant of ``z^(depth)`` on it (SPEC §5.2): the operator
+        norm of its linear part (``ord=2``: spectral norm, w.r.t. the Euclidean norm of engine
+        coordinates). The network's constant over the domain is the leaves' maximum."""
+        A, _ = self.affine_maps(depth)
+        return np.linalg.norm(A, ord=ord, axis=(1, 2)) if len(A) else np.empty(0)
+
     def power_sites(self, depth: int | None = None):
         """Every node's power-diagram centroid and radius at ``depth`` (default: the leaves),
         SPEC §3.3: ``mu = A^T 1``, ``rad = ||mu||^2 + 2 <1, B>`` from the node's affine map.
