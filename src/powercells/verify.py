@@ -110,10 +110,10 @@ def verify(network, prop, *, tol: float = 1e-9, **options) -> VerifyResult:
                 A, B = net.affine_map_of_codes(path)
                 x0 = chunk.interior_point[i]
                 H = h = None
+                y0 = A @ x0 + B
                 for mat, rhs in constraints:
                     # the leaf's interior point first: often a counterexample without an LP
-                    if np.all(mat @ (A @ x0 + B) <= rhs) and _confirmed(network, domain, x0,
-                                                                         mat, rhs, tol):
+                    if np.all(mat @ y0 <= rhs) and _confirmed(network, domain, x0, mat, rhs, tol):
                         raise _Found(x0)
                     if H is None:
                         H, h = region_halfspaces(net, domain, path)

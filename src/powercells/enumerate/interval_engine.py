@@ -118,13 +118,11 @@ class IntervalEngine:
         code = np.argmax(vals, axis=2).astype(np.int16)
         # merge consecutive sub-intervals of a cell with the same code
         new = np.r_[True, (sub_cell[1:] != sub_cell[:-1]) | np.any(code[1:] != code[:-1], axis=1)]
-        group = np.cumsum(new) - 1
         first = np.flatnonzero(new)
         last = np.r_[first[1:], len(new)] - 1
         lo, hi = lo[first], hi[last]
         code, parent = code[first], sub_cell[first]
         radius = (hi - lo) / 2
-        del group
         region = radius > self.tol.region
         sliver = ~region & (radius > eps)
         keep = np.flatnonzero(region)

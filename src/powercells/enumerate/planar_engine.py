@@ -34,7 +34,8 @@ from .tolerances import Tolerances
 
 __all__ = ["PlanarCells", "PlanarEngine"]
 
-#: Upper bound on the floats held per batch for the vertex-by-unit value tables.
+#: Bound on the floats of a batch's per-(cell, unit) tables (pulled-back maps, screens), which
+#: dominate a batch's memory; about 8 such tables live at once.
 _VALUES_BUDGET = 1 << 22
 
 
@@ -123,7 +124,7 @@ class PlanarEngine:
                            _Maps.eager(eye[None, :, 0], eye[None, :, 1], np.zeros((1, 2))))
 
     def batch_size(self, layer: Layer) -> int:
-        """Cells per batch for ``layer``: the vertex-by-piece value tables stay bounded."""
+        """Cells per batch for ``layer``: the per-(cell, unit) tables stay bounded."""
         pieces = layer.out_dim * (1 if layer.is_switch else layer.max_pieces)
         return int(max(64, _VALUES_BUDGET // (8 * max(pieces, 1))))
 
