@@ -22,6 +22,7 @@ from .base import Split
 from .lp_engine import LPEngine
 from .interval_engine import IntervalEngine
 from .planar_engine import PlanarEngine
+from .vertex_engine import VertexEngine
 from .sinks import CountSink, LeafSink, Sink, TreeSink
 from .tolerances import Tolerances
 from .tree import Level, SliverTable, SubdivisionTree
@@ -29,7 +30,7 @@ from .tree import Level, SliverTable, SubdivisionTree
 __all__ = ["subdivide", "count_regions", "stream_leaves", "RegionCount", "ENGINES"]
 
 #: Engine names accepted by ``engine=``.
-ENGINES = ("auto", "lp", "planar", "interval")
+ENGINES = ("auto", "lp", "planar", "interval", "vertex")
 
 
 @dataclass
@@ -203,6 +204,10 @@ def _make_engine(name, lp, resolved, domain, exact_balls):
         return PlanarEngine(resolved, exact_balls=exact_balls)
     if name == "interval":
         return IntervalEngine(resolved)
+    if name == "vertex":
+        # the LP backend settles only the Chebyshev balls the vertex bounds leave open
+        return VertexEngine(resolved, get_backend(lp), 2.0 * domain.diameter,
+                            exact_balls=exact_balls)
     return LPEngine(get_backend(lp), resolved, 2.0 * domain.diameter)
 
 

@@ -1,0 +1,402 @@
+"""The ``vertex`` engine: exact subdivision in low input dimension by edge subdivision, no LP.
+
+Every cell is a convex polytope kept as its vertices (each with the set of its tight
+constraints), its edges and its facets (:class:`~powercells.geometry.polytopes.Polytopes`), with
+the affine map from the input to the current layer's output. Splitting a batch of cells by the
+next layer is vectorised over the batch, as in the ``planar`` engine:
+
+1. Every unit is pulled back to every cell. A unit whose pulled-back gradient cancels is constant
+   on the cell and decided by the exact rule of the ``lp`` engine (SPEC §3.4); any other unit is
+   decided by its signed distance at the cell's vertices, which is exact for a convex polytope:
+   it cuts the cell iff some vertex is strictly on each side (beyond the ``empty`` tolerance).
+   A ball around each cell's vertex mean screens out units whose hyperplane misses it.
+2. The cutting units of every cell are applied in rounds, all cells at once; a ReLU-type unit
+   splits a piece by its hyperplane (new vertices on the crossing edges, new edges from the
+   section's incidences, exact on degenerate input), a maxout / max-pool unit clips the piece to
+   each candidate piece's power-diagram cell. The side taken is recorded per round.
+3. A final piece is a region iff its inradius exceeds the region tolerance. The ball around the
+   vertex mean that touches the nearest facet is a lower bound and half the smallest width across
+   a facet an upper bound; an LP settles only what the bounds leave open (or every child, when
+   the tree's exact Chebyshev balls are asked for).
+
+A cell that no unit cuts keeps its polytope and its ball.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..geometry.polytopes import Polytopes, csr_rows
+from ..network.layers import Layer
+from .base import Split, SplitSlivers
+from .planar_engine import _tree_order
+from .tolerances import Tolerances
+
+__all__ = ["VertexCells", "VertexEngine"]
+
+#: Bound on the vertex-unit values of a batch (cells * vertices * units), which with the section
+#: pairs dominates a batch's memory.
+_VALUES_BUDGET = 1 << 22
+
+
+class VertexCells:
+    """A batch of cells of one depth.
+
+    Attributes
+    ----------
+    polys : Polytopes
+    center, radius : ndarray, shapes (n, k) and (n,)
+        An interior point and the inradius (exact Chebyshev balls, or in counting mode a ball
+        around the vertex mean whose radius is a lower bound deciding the region test).
+    maps : tuple ``(A, B)`` of ndarrays (n, D, k) and (n, D)
+        On cell i the current layer's output is ``A[i] x + B[i]`` (computed on first use).
+    """
+
+    def __init__(self, polys: Polytopes, center, radius, maps, rows=None):
+        self.polys = polys
+        self.center = center
+        self.radius = radius
+        self._maps = maps
+        self._rows = np.arange(len(polys)) if rows is None else rows
+        self._loaded = None
+
+    def __len__(self) -> int:
+        return len(self.polys)
+
+    @property
+    def maps(self):
+        if self._loaded is None:
+            self._loaded = self._maps(self._rows)
+        return self._loaded
+
+    def take(self, idx) -> "VertexCells":
+        idx = np.asarray(idx, dtype=np.int64)
+        return VertexCells(self.polys.take(idx), self.center[idx], self.radius[idx],
+                           self._maps, self._rows[idx])
+
+
+class VertexEngine:
+    """Splits batches of cells of a low-dimensional domain by one layer (module docstring).
+
+    Parameters
+    ----------
+    tolerances : Tolerances
+        Resolved tolerances.
+    backend : LPBackend
+        For the Chebyshev balls the bounds cannot settle.
+    cap : float
+        Any number above every inradius (the domain's diameter).
+    exact_balls : bool
+        Compute every child's Chebyshev ball by LP (for the tree); when False (counting) the
+        bounds decide and an LP runs only where they cannot.
+    """
+
+    name = "vertex"
+
+    def __init__(self, tolerances: Tolerances, backend, cap: float, exact_balls: bool = True):
+        self.tol = tolerances
+        self.backend = backend
+        self.cap = float(cap)
+        self.exact_balls = exact_balls
+        self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
+                      "units_constant": 0, "ball_lps": 0}
+
+    # ------------------------------------------------------------------ driver interface
+    def root(self, domain) -> VertexCells:
+        H, h = domain.halfspaces()
+        lo, hi = domain.bounds()
+        k = domain.dim
+        if _is_box(H, h, lo, hi):
+            polys = Polytopes.box(lo, hi)
+        else:
+            pad = 1e-9 * max(1.0, float(np.max(hi - lo)))
+            polys = Polytopes.from_halfspaces(H, h, lo - pad, hi + pad, self.tol.empty).prune()
+        center, radius = self._ball_lp(polys, np.arange(1))
+        eye = np.eye(k)
+        return VertexCells(polys, center, radius,
+                           lambda rows: (eye[None].repeat(len(rows), 0), np.zeros((len(rows), k))))
+
+    def batch_size(self, layer: Layer) -> int:
+        pieces = layer.out_dim * (1 if layer.is_switch else layer.max_pieces)
+        return int(max(16, _VALUES_BUDGET // (64 * max(pieces, 1))))
+
+    @staticmethod
+    def take(cells: VertexCells, lo: int, hi: int) -> VertexCells:
+        return cells.take(np.arange(lo, min(hi, len(cells))))
+
+    def split(self, cells: VertexCells, layer: Layer) -> Split:
+        self.stats["cells_split"] += len(cells)
+        if layer.is_switch:
+            return self._split_switch(cells, layer)
+        return self._split_pieces(cells, layer)
+
+    # ------------------------------------------------------------------ ReLU-type layers
+    def _split_switch(self, cells: VertexCells, layer: Layer) -> Split:
+        W, b = layer.switch_W, layer.switch_b
+        n, K = len(cells), layer.out_dim
+        A, B = cells.maps
+        PA = np.matmul(W, A)                       # (n, K, k)
+        PB = B @ W.T + b
+        norm = np.linalg.norm(PA, axis=2)
+        absW = np.abs(W)
+        # constant units (SPEC §3.4): the gradient cancels relative to the terms that made it
+        row_norm = np.linalg.norm(A, axis=2)       # (n, D)
+        zero = self.tol.zero
+        suspect = norm <= zero * (row_norm.max(axis=1)[:, None] * absW.sum(axis=1)[None, :])
+        constant = np.zeros((n, K), dtype=bool)
+        if suspect.any():
+            sc, su = np.nonzero(suspect)
+            constant[sc, su] = norm[sc, su] <= zero * np.einsum("pd,pd->p", row_norm[sc],
+                                                                absW[su])
+        code = np.zeros((n, K), dtype=np.int16)
+        if constant.any():
+            scale_B = np.abs(B) @ absW.T + np.abs(b)
+            code[constant] = PB[constant] > zero * scale_B[constant]
+            self.stats["units_constant"] += int(constant.sum())
+        eps = self.tol.empty
+        safe = np.where(constant, 1.0, norm)
+        G, g = PA / safe[:, :, None], PB / safe    # unit normals: signed distances
+        polys = cells.polys
+        mean = polys.vertex_mean()
+        reach = polys.reach(mean) + 2 * eps
+        at_mean = np.einsum("nkd,nd->nk", G, mean) + g
+        near = ~constant & (np.abs(at_mean) <= reach[:, None])
+        code[~constant & ~near & (at_mean > 0)] = 1
+        crossing = np.zeros((n, K), dtype=bool)
+        nc, nu = np.nonzero(near)
+        if nc.size:
+            smax, smin = _pair_extremes(polys, nc, G[nc, nu], g[nc, nu])
+            crossing[nc, nu] = (smax > eps) & (smin < -eps)
+            code[nc, nu] = (~crossing[nc, nu] & (smax > eps)).astype(np.int16)
+        cc, cu = np.nonzero(crossing)
+
+        def cut(P, pcell, pair):
+            Gp, gp = G[cc[pair], cu[pair]], g[cc[pair], cu[pair]]
+            owner = P.vertex_owner
+            s = np.einsum("vd,vd->v", P.X, Gp[owner]) + gp[owner]
+            return P.cut(s, Gp, gp, eps)
+
+        def screen(pair, center):
+            return np.einsum("pd,pd->p", G[cc[pair], cu[pair]], center) + g[cc[pair], cu[pair]]
+
+        pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, screen)
+        factor = layer.switch_factors
+
+        def child_maps(cell, child_code):
+            f = factor[child_code]
+            return f[:, :, None] * PA[cell], f * PB[cell]
+
+        return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
+
+    # ------------------------------------------------------------------ layers with R pieces
+    def _split_pieces(self, cells: VertexCells, layer: Layer) -> Split:
+        n, K, R = len(cells), layer.out_dim, layer.max_pieces
+        D = layer.in_dim
+        A, B = cells.maps
+        k = A.shape[2]
+        flatA = layer.A.reshape(K * R, D)
+        PA = np.matmul(flatA, A).reshape(n, K, R, k)
+        PB = (B @ flatA.T + layer.B.reshape(K * R)).reshape(n, K, R)
+        zero, eps = self.tol.zero, self.tol.empty
+        row_norm = np.linalg.norm(A, axis=2)       # (n, D)
+        abs_B = np.abs(B)
+        code = np.zeros((n, K), dtype=np.int16)
+        crossing = np.zeros((n, K), dtype=bool)
+        # per unit and ordered pair of pieces (r, q): the hyperplane where r ties q (unit
+        # normal), or a vacuous constraint when the difference is constant and r wins it
+        pair_G = np.zeros((n, K, R, R, k))
+        pair_g = np.zeros((n, K, R, R))
+        possible = np.zeros((n, K, R), dtype=bool)
+        every = np.arange(n)
+        for u in range(K):
+            m = int(layer.n_pieces[u])
+            alive = np.ones((n, m), dtype=bool)
+            for r in range(m):
+                for q in range(m):
+                    if q == r:
+                        continue
+                    delta = layer.A[u, r] - layer.A[u, q]
+                    dG = PA[:, u, r] - PA[:, u, q]
+                    dB = PB[:, u, r] - PB[:, u, q]
+                    nrm = np.linalg.norm(dG, axis=1)
+                    const = nrm <= zero * (row_norm @ np.abs(delta))
+                    gap_scale = abs_B @ np.abs(delta) + abs(layer.B[u, r]) + abs(layer.B[u, q])
+                    # a constant difference: r beats q everywhere or loses everywhere (ties go
+                    # to the smaller index, SPEC §1.3)
+                    beats = (dB > zero * gap_scale) | ((np.abs(dB) <= zero * gap_scale) & (r < q))
+                    alive[:, r] &= ~const | beats
+                    safe = np.where(const, 1.0, nrm)
+                    pair_G[:, u, r, q] = np.where(const[:, None], 0.0, dG / safe[:, None])
+                    pair_g[:, u, r, q] = np.where(const, 1.0, dB / safe)
+            # a non-constant pair that r loses at every vertex: r has no interior in the cell
+            for r in range(m):
+                for q in range(m):
+                    if q != r:
+                        smax, _ = _pair_extremes(cells.polys, every, pair_G[:, u, r, q],
+                                                 pair_g[:, u, r, q])
+                        alive[:, r] &= smax > eps
+            count = alive.sum(axis=1)
+            code[:, u] = np.argmax(alive, axis=1)
+            crossing[:, u] = count > 1
+            possible[:, u, :m] = alive
+            if np.any(count == 0):
+                # cannot happen for a cell wider than the tolerances; decide at the centre
+                bad = np.flatnonzero(count == 0)
+                vals = np.einsum("nrd,nd->nr", PA[bad, u, :m], cells.center[bad]) + PB[bad, u, :m]
+                code[bad, u] = np.argmax(vals, axis=1)
+        pair_cell, pair_unit = np.nonzero(crossing)
+
+        def cut(P, pcell, pair):
+            unit = pair_unit[pair]
+            outs, srcs, sides = [], [], []
+            for r in range(R):
+                cand = np.flatnonzero(possible[pcell, unit, r])
+                if cand.size == 0:
+                    continue
+                Q = P.take(cand)
+                origin = cand
+                for q in range(R):
+                    if q == r or len(Q) == 0:
+                        continue
+                    c, u = pcell[origin], unit[origin]
+                    live = possible[c, u, q]
+                    Gq = np.where(live[:, None], pair_G[c, u, r, q], 0.0)
+                    gq = np.where(live, pair_g[c, u, r, q], 1.0)   # cannot win: no constraint
+                    owner = Q.vertex_owner
+                    s = np.einsum("vd,vd->v", Q.X, Gq[owner]) + gq[owner]
+                    Q, keep, _ = Q.cut(s, Gq, gq, eps, both=False)
+                    origin = origin[keep]
+                outs.append(Q)
+                srcs.append(origin)
+                sides.append(np.full(len(Q), r, dtype=np.int16))
+            out = Polytopes.concat(outs, P.dim)
+            src = np.concatenate(srcs) if srcs else np.empty(0, dtype=np.int64)
+            side = np.concatenate(sides) if sides else np.empty(0, dtype=np.int16)
+            order = np.lexsort((side, src))
+            return out.take(order), src[order], side[order]
+
+        pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, None)
+
+        def child_maps(cell, child_code):
+            idx = child_code.astype(np.intp)
+            cols = np.arange(K)[None, :]
+            return PA[cell[:, None], cols, idx], PB[cell[:, None], cols, idx]
+
+        return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
+
+    # ------------------------------------------------------------------ shared steps
+    def _rounds(self, cells: VertexCells, crossing, code, cut, screen):
+        """Apply every cell's cutting units in rounds; return the final pieces, their cells and
+        their codes (the cells' codes with the cutting units filled in by the sides taken)."""
+        counts = crossing.sum(axis=1)
+        cut_cells = np.flatnonzero(counts)
+        k = cells.polys.dim
+        if cut_cells.size == 0:
+            return Polytopes.empty(k), np.empty(0, dtype=np.int64), code[:0]
+        self.stats["cells_cut"] += len(cut_cells)
+        pair_cell, pair_unit = np.nonzero(crossing)
+        first = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=first[1:])
+        pieces = cells.polys.take(cut_cells)
+        pcell = cut_cells
+        pcode = code[pcell].copy()
+        center = pieces.vertex_mean()
+        reach = pieces.reach(center)
+        eps = self.tol.empty
+        for t in range(int(counts.max())):
+            live = np.flatnonzero(counts[pcell] > t)
+            if live.size == 0:
+                break
+            pair = first[pcell[live]] + t
+            unit = pair_unit[pair]
+            if screen is not None:
+                dist = screen(pair, center[live])
+                far = np.abs(dist) > reach[live] + 2 * eps
+                pcode[live[far], unit[far]] = dist[far] > 0
+                live, pair, unit = live[~far], pair[~far], unit[~far]
+                if live.size == 0:
+                    continue
+            out, src, side = cut(pieces.take(live), pcell[live], pair)
+            self.stats["rounds"] += 1
+            self.stats["pieces_cut"] += len(live)
+            rest = np.ones(len(pieces), dtype=bool)
+            rest[live] = False
+            rest = np.flatnonzero(rest)
+            new_code = pcode[live][src]
+            new_code[np.arange(len(src)), unit[src]] = side
+            out_center = out.vertex_mean()
+            pieces = Polytopes.concat([pieces.take(rest), out], k)
+            pcell = np.concatenate([pcell[rest], pcell[live][src]])
+            pcode = np.concatenate([pcode[rest], new_code])
+            center = np.concatenate([center[rest], out_center])
+            reach = np.concatenate([reach[rest], out.reach(out_center)])
+        return pieces, pcell, pcode
+
+    def _ball_lp(self, polys: Polytopes, idx):
+        self.stats["ball_lps"] += len(idx)
+        return polys.chebyshev(self.backend, self.cap, idx)
+
+    def _balls(self, pieces: Polytopes):
+        """Interior points and inradii: exact, or (counting) a lower bound that decides."""
+        if self.exact_balls:
+            return self._ball_lp(pieces, np.arange(len(pieces)))
+        center = pieces.vertex_mean()
+        radius = pieces.inner_ball(center)
+        unsure = np.flatnonzero(radius <= self.tol.region)
+        if unsure.size:
+            upper = pieces.take(unsure).width_bound()
+            radius[unsure] = np.minimum(radius[unsure], upper)
+            lp = unsure[upper > self.tol.empty]
+            if lp.size:
+                center[lp], radius[lp] = self._ball_lp(pieces, lp)
+        return center, radius
+
+    def _finish(self, cells, crossing, code, pieces, pcell, code_p, child_maps) -> Split:
+        uncut = np.flatnonzero(~crossing.any(axis=1))
+        center_p, radius_p = self._balls(pieces)
+        region = radius_p > self.tol.region
+        sliver = ~region & (radius_p > self.tol.empty)
+        keep = np.flatnonzero(region)
+        parent = np.concatenate([uncut, pcell[keep]])
+        child_code = np.concatenate([code[uncut], code_p[keep]])
+        polys = Polytopes.concat([cells.polys.take(uncut), pieces.take(keep).prune()],
+                                 cells.polys.dim)
+        center = np.concatenate([cells.center[uncut], center_p[keep]])
+        radius = np.concatenate([cells.radius[uncut], radius_p[keep]])
+        order = _tree_order(parent, child_code)
+        parent, child_code = parent[order], child_code[order]
+        children = VertexCells(polys.take(order), center[order], radius[order],
+                               lambda rows: child_maps(parent[rows], child_code[rows]))
+        sl = np.flatnonzero(sliver)
+        slivers = SplitSlivers(parent=pcell[sl], code=code_p[sl], center=center_p[sl],
+                               radius=radius_p[sl])
+        return Split(children=children, parent=parent, code=child_code,
+                     center=children.center, radius=children.radius, slivers=slivers)
+
+
+def _is_box(H, h, lo, hi) -> bool:
+    """Whether ``H x <= h`` is exactly the box ``[lo, hi]`` (rows +-e_i, in any order)."""
+    k = H.shape[1]
+    if len(H) != 2 * k:
+        return False
+    nz = H != 0
+    if not np.all(nz.sum(axis=1) == 1):
+        return False
+    axis = np.argmax(nz, axis=1)
+    val = H[np.arange(len(H)), axis]
+    bound = h / np.abs(val)
+    upper = val > 0
+    if sorted(axis[upper].tolist()) != list(range(k)) or sorted(axis[~upper].tolist()) != \
+            list(range(k)):
+        return False
+    return bool(np.allclose(bound[upper], hi[axis[upper]], rtol=0, atol=0)
+                and np.allclose(-bound[~upper], lo[axis[~upper]], rtol=0, atol=0))
+
+
+def _pair_extremes(polys: Polytopes, cell: np.ndarray, G: np.ndarray, g: np.ndarray):
+    """Max and min of ``G[p] . x + g[p]`` over the vertices of polytope ``cell[p]``, for every
+    pair p."""
+    rows, start = csr_rows(polys.vstart, cell)
+    pair = np.repeat(np.arange(len(cell)), np.diff(start))
+    S = np.einsum("pd,pd->p", polys.X[rows], G[pair]) + g[pair]
+    return np.maximum.reduceat(S, start[:-1]), np.minimum.reduceat(S, start[:-1])

@@ -1,0 +1,454 @@
+"""Batches of convex polytopes in any dimension, kept as vertices, edges and facets, and cut by
+hyperplanes with no LP (the edge-subdivision method of Berzins, ICML 2023, made exact on
+degenerate input).
+
+Each polytope of a batch stores
+
+* its vertices, and for every vertex the set of the polytope's constraints that are tight there
+  (its *incidence*, a bit set over the polytope's constraint *slots*);
+* its edges, as pairs of local vertex indices;
+* its constraints ``n . x <= h`` with unit normals, each in its own slot.
+
+Cutting a polytope ``P`` by a hyperplane ``s(x) = g . x + g0 = 0`` (``|g| = 1``) is combinatorial:
+vertices with ``s > eps`` go to the ``+`` side, those with ``s < -eps`` to the ``-`` side, the
+others lie on the hyperplane and belong to both; every edge with ends strictly on opposite sides
+gets a new vertex. The new edges are those of the section ``Q = P n {s = 0}``; two vertices ``a``,
+``b`` of ``Q`` span an edge of ``Q`` exactly when no third vertex of ``Q`` is tight on every
+constraint tight at both (the smallest face of ``Q`` holding ``a`` and ``b`` is cut out by those
+constraints, and a face with two vertices is a segment). That test needs no general position, so
+vertices on the hyperplane, several hyperplanes through one vertex, and hyperplanes along faces
+are all exact; a popcount filter (an edge of ``Q`` lies on at least ``d - 1`` constraints) keeps
+it cheap.
+
+Constraints tight at fewer than ``d`` vertices are not facets and are dropped by :meth:`prune`,
+which keeps the slot count small.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Polytopes", "csr_rows"]
+
+_ONE = np.uint64(1)
+
+
+def csr_rows(start: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the CSR segments ``idx`` (in that order) and the start array of the gathered
+    segments."""
+    idx = np.asarray(idx, dtype=np.int64)
+    counts = start[idx + 1] - start[idx]
+    new = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(counts, out=new[1:])
+    rows = np.repeat(start[idx] - new[:-1], counts) + np.arange(new[-1])
+    return rows, new
+
+
+def _owner(start: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(len(start) - 1), np.diff(start))
+
+
+def _start(owner: np.ndarray, n: int) -> np.ndarray:
+    start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=n), out=start[1:])
+    return start
+
+
+def _bits(slot: np.ndarray, words: int) -> np.ndarray:
+    """Bit sets ``(len(slot), words)`` holding one slot each."""
+    out = np.zeros((len(slot), words), dtype=np.uint64)
+    slot = np.asarray(slot, dtype=np.int64)
+    out[np.arange(len(slot)), slot // 64] = _ONE << (slot % 64).astype(np.uint64)
+    return out
+
+
+def _popcount(bits: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(bits).sum(axis=1, dtype=np.int64)
+
+
+class Polytopes:
+    """A batch of convex polytopes in R^d (see the module docstring).
+
+    Attributes
+    ----------
+    X : ndarray (n_vertices, d)
+        Vertices, polytope by polytope (CSR by ``vstart``).
+    inc : ndarray of uint64 (n_vertices, words)
+        Incidence bit sets over the owning polytope's constraint slots.
+    E : ndarray of int64 (n_edges, 2)
+        Edges as local vertex indices (CSR by ``estart``).
+    N, h, slot : ndarrays (n_constraints, d), (n_constraints,), (n_constraints,)
+        Constraints ``N x <= h`` with unit rows, and their slots (CSR by ``cstart``).
+    """
+
+    def __init__(self, X, inc, vstart, E, estart, N, h, slot, cstart):
+        self.X, self.inc, self.vstart = X, inc, vstart
+        self.E, self.estart = E, estart
+        self.N, self.h, self.slot, self.cstart = N, h, slot, cstart
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def box(cls, lo, hi) -> "Polytopes":
+        """The box ``[lo, hi]`` as a batch of one: slot ``2i`` is ``x_i >= lo_i``, slot ``2i+1``
+        is ``x_i <= hi_i``."""
+        lo = np.asarray(lo, dtype=np.float64)
+        hi = np.asarray(hi, dtype=np.float64)
+        d = len(lo)
+        corners = (np.arange(1 << d)[:, None] >> np.arange(d)[None, :]) & 1   # 1 = upper
+        X = np.where(corners == 1, hi, lo)
+        words = (2 * d + 63) // 64
+        inc = np.zeros((1 << d, words), dtype=np.uint64)
+        for i in range(d):
+            s = 2 * i + corners[:, i]
+            inc |= _bits(s, words)
+        a = np.repeat(np.arange(1 << d), d)
+        flip = np.tile(1 << np.arange(d), 1 << d)
+        b = a ^ flip
+        keep = a < b
+        E = np.stack([a[keep], b[keep]], axis=1).astype(np.int64)
+        N = np.zeros((2 * d, d))
+        N[0::2] = -np.eye(d)
+        N[1::2] = np.eye(d)
+        h = np.empty(2 * d)
+        h[0::2], h[1::2] = -lo, hi
+        return cls(X, inc, np.array([0, 1 << d]), E, np.array([0, len(E)]), N, h,
+                   np.arange(2 * d), np.array([0, 2 * d]))
+
+    @classmethod
+    def from_halfspaces(cls, H, hvec, lo, hi, eps: float) -> "Polytopes":
+        """``{x : H x <= hvec}`` inside the box ``[lo, hi]`` (which must contain it), as a batch
+        of one, by clipping the box. Rows of ``H`` need not be unit."""
+        P = cls.box(lo, hi)
+        H = np.asarray(H, dtype=np.float64)
+        hvec = np.asarray(hvec, dtype=np.float64)
+        for row, off in zip(H, hvec):
+            nrm = float(np.linalg.norm(row))
+            if nrm == 0:
+                continue
+            g, g0 = -row / nrm, off / nrm          # keep g . x + g0 >= 0
+            s = P.X @ g + g0
+            P, _, _ = P.cut(s, g[None, :], np.array([g0]), eps, both=False)
+        return P
+
+    @classmethod
+    def concat(cls, parts: list["Polytopes"], dim: int | None = None) -> "Polytopes":
+        parts = [p for p in parts if p is not None]
+        if dim is None:
+            dim = parts[0].dim
+        parts = [p for p in parts if len(p)] or ([parts[0]] if parts else [])
+        if not parts:
+            return cls.empty(dim)
+        if len(parts) == 1:
+            return parts[0]
+        words = max(p.words for p in parts)
+        incs = [p.inc if p.words == words else
+                np.hstack([p.inc, np.zeros((len(p.inc), words - p.words), np.uint64)])
+                for p in parts]
+
+        def starts(name):
+            out, off = [np.zeros(1, dtype=np.int64)], 0
+            for p in parts:
+                s = getattr(p, name)
+                out.append(s[1:] + off)
+                off += s[-1]
+            return np.concatenate(out)
+
+        return cls(np.vstack([p.X for p in parts]), np.vstack(incs), starts("vstart"),
+                   np.vstack([p.E for p in parts]), starts("estart"),
+                   np.vstack([p.N for p in parts]), np.concatenate([p.h for p in parts]),
+                   np.concatenate([p.slot for p in parts]), starts("cstart"))
+
+    @classmethod
+    def empty(cls, dim: int) -> "Polytopes":
+        z = np.zeros(1, dtype=np.int64)
+        return cls(np.zeros((0, dim)), np.zeros((0, 1), np.uint64), z, np.zeros((0, 2), np.int64),
+                   z, np.zeros((0, dim)), np.zeros(0), np.zeros(0, np.int64), z)
+
+    # ------------------------------------------------------------------ basic access
+    def __len__(self) -> int:
+        return len(self.vstart) - 1
+
+    @property
+    def dim(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def words(self) -> int:
+        return self.inc.shape[1]
+
+    @property
+    def vertex_owner(self) -> np.ndarray:
+        return _owner(self.vstart)
+
+    @property
+    def n_vertices(self) -> np.ndarray:
+        return np.diff(self.vstart)
+
+    @property
+    def n_edges(self) -> np.ndarray:
+        return np.diff(self.estart)
+
+    @property
+    def n_facets(self) -> np.ndarray:
+        return np.diff(self.cstart)
+
+    def vertices(self, i: int) -> np.ndarray:
+        return self.X[self.vstart[i]:self.vstart[i + 1]]
+
+    def edges(self, i: int) -> np.ndarray:
+        return self.E[self.estart[i]:self.estart[i + 1]]
+
+    def take(self, idx) -> "Polytopes":
+        idx = np.asarray(idx, dtype=np.int64)
+        vr, vs = csr_rows(self.vstart, idx)
+        er, es = csr_rows(self.estart, idx)
+        cr, cs = csr_rows(self.cstart, idx)
+        return Polytopes(self.X[vr], self.inc[vr], vs, self.E[er], es, self.N[cr], self.h[cr],
+                         self.slot[cr], cs)
+
+    def vertex_mean(self) -> np.ndarray:
+        owner = self.vertex_owner
+        out = np.empty((len(self), self.dim))
+        for j in range(self.dim):
+            out[:, j] = np.bincount(owner, weights=self.X[:, j], minlength=len(self))
+        return out / np.maximum(self.n_vertices, 1)[:, None]
+
+    def reach(self, center: np.ndarray) -> np.ndarray:
+        """Largest distance from each polytope's ``center`` to its vertices."""
+        owner = self.vertex_owner
+        dist = np.linalg.norm(self.X - center[owner], axis=1)
+        out = np.zeros(len(self))
+        np.maximum.at(out, owner, dist)
+        return out
+
+    def extremes(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per polytope, the max and min of per-vertex values ``s``."""
+        lo = self.vstart[:-1]
+        return np.maximum.reduceat(s, lo), np.minimum.reduceat(s, lo)
+
+    # ------------------------------------------------------------------ balls
+    def inner_ball(self, center: np.ndarray) -> np.ndarray:
+        """Radius of the largest ball around each ``center`` inside its polytope (a lower
+        bound on the inradius when the centre is inside, negative when it is outside)."""
+        owner = _owner(self.cstart)
+        slack = self.h - np.einsum("cd,cd->c", self.N, center[owner])
+        return np.minimum.reduceat(slack, self.cstart[:-1])
+
+    def width_bound(self) -> np.ndarray:
+        """An upper bound on each inradius: half the smallest width across a facet normal."""
+        cowner = _owner(self.cstart)
+        vr, _ = csr_rows(self.vstart, cowner)        # every (constraint, vertex) pair
+        counts = self.n_vertices[cowner]
+        crow = np.repeat(np.arange(len(cowner)), counts)
+        slack = self.h[crow] - np.einsum("pd,pd->p", self.N[crow], self.X[vr])
+        cstart = np.zeros(len(cowner) + 1, dtype=np.int64)
+        np.cumsum(counts, out=cstart[1:])
+        width = np.maximum.reduceat(slack, cstart[:-1])
+        return 0.5 * np.minimum.reduceat(width, self.cstart[:-1])
+
+    def chebyshev(self, backend, cap: float, idx=None) -> tuple[np.ndarray, np.ndarray]:
+        """Chebyshev centres and inradii by LP, for the polytopes ``idx`` (default all).
+
+        Parameters
+        ----------
+        backend : LPBackend
+        cap : float
+            Bound on the radius variable (any number above every inradius).
+        """
+        idx = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64)
+        center = np.zeros((len(idx), self.dim))
+        radius = np.zeros(len(idx))
+        for j, i in enumerate(idx):
+            lo, hi = self.cstart[i], self.cstart[i + 1]
+            ctx = backend.context(self.N[lo:hi], self.h[lo:hi], cap=cap)
+            try:
+                ball = ctx.chebyshev()
+            finally:
+                ctx.close()
+            center[j], radius[j] = ball.center, ball.radius
+        return center, radius
+
+    # ------------------------------------------------------------------ cutting
+    def cut(self, s: np.ndarray, g: np.ndarray, g0: np.ndarray, eps: float, both: bool = True):
+        """Cut every polytope ``i`` by its own hyperplane ``g[i] . x + g0[i] = 0``.
+
+        Parameters
+        ----------
+        s : ndarray (n_vertices,)
+            ``g . x + g0`` at every vertex (its owner's hyperplane; ``|g| = 1``).
+        g, g0 : ndarrays (n, d), (n,)
+        eps : float
+            Vertices with ``|s| <= eps`` lie on the hyperplane.
+        both : bool
+            Keep both sides (a split) or only ``s >= 0`` (a clip).
+
+        Returns
+        -------
+        pieces : Polytopes
+        src : ndarray of int64
+            The polytope each piece comes from (non-decreasing).
+        side : ndarray of int16
+            1 for the ``+`` side (a polytope the hyperplane does not cut is on the ``+`` side
+            iff it has a vertex with ``s > eps``), 0 for the ``-`` side.
+        """
+        n = len(self)
+        owner = self.vertex_owner
+        pos, neg = s > eps, s < -eps
+        has_pos = np.bincount(owner, weights=pos, minlength=n) > 0
+        has_neg = np.bincount(owner, weights=neg, minlength=n) > 0
+        split = has_pos & has_neg
+        whole = np.flatnonzero(~split & (has_pos | both))
+        parts = [self.take(whole)]
+        srcs = [whole]
+        sides = [has_pos[whole].astype(np.int16)]
+        cut_ids = np.flatnonzero(split)
+        if cut_ids.size:
+            C = self.take(cut_ids)
+            vr, _ = csr_rows(self.vstart, cut_ids)
+            for side, P in C._split(s[vr], g[cut_ids], g0[cut_ids], eps, both):
+                parts.append(P)
+                srcs.append(cut_ids)
+                sides.append(np.full(len(cut_ids), side, dtype=np.int16))
+        src = np.concatenate(srcs)
+        side = np.concatenate(sides)
+        order = np.lexsort((-side, src))
+        return Polytopes.concat(parts, self.dim).take(order), src[order], side[order]
+
+    def _split(self, s, g, g0, eps, both):
+        """Both sides (``+`` first) of polytopes that the hyperplanes all cut strictly."""
+        n, d = len(self), self.dim
+        owner = self.vertex_owner
+        pos, neg = s > eps, s < -eps
+        on = ~pos & ~neg
+        # a free slot for the new constraint in every polytope
+        slot, inc = self._free_slots()
+        words = inc.shape[1]
+        new_bit = _bits(slot, words)
+        # new vertices on the crossing edges
+        eowner = _owner(self.estart)
+        ga = self.E[:, 0] + self.vstart[eowner]
+        gb = self.E[:, 1] + self.vstart[eowner]
+        cross = (pos[ga] & neg[gb]) | (neg[ga] & pos[gb])
+        ca, cb, cown = ga[cross], gb[cross], eowner[cross]
+        t = s[ca] / (s[ca] - s[cb])
+        Xn = self.X[ca] + t[:, None] * (self.X[cb] - self.X[ca])
+        incn = (inc[ca] & inc[cb]) | new_bit[cown]
+        # the section Q: vertices on the hyperplane, then the new ones, polytope by polytope
+        zid = np.flatnonzero(on)
+        q_owner = np.concatenate([owner[zid], cown])
+        q_inc = np.vstack([inc[zid] | new_bit[owner[zid]], incn])
+        q_kind = np.concatenate([np.zeros(len(zid), np.int8), np.ones(len(cown), np.int8)])
+        q_ref = np.concatenate([zid, np.arange(len(cown))])
+        order = np.argsort(q_owner, kind="stable")
+        q_owner, q_inc, q_kind, q_ref = q_owner[order], q_inc[order], q_kind[order], q_ref[order]
+        qa, qb = _section_edges(q_owner, q_inc, n, d)
+        out = []
+        for side, keep_old in ((1, pos | on), (0, neg | on)):
+            if side == 0 and not both:
+                break
+            out.append((side, self._side(side, keep_old, on, inc, new_bit, ga, gb, cross,
+                                         Xn, incn, cown, q_kind, q_ref, q_owner, qa, qb,
+                                         g, g0, slot, pos if side else neg)))
+        return out
+
+    def _side(self, side, keep_old, on, inc, new_bit, ga, gb, cross, Xn, incn, cown, q_kind,
+              q_ref, q_owner, qa, qb, g, g0, slot, strict):
+        n = len(self)
+        owner = self.vertex_owner
+        old = np.flatnonzero(keep_old)
+        v_owner = np.concatenate([owner[old], cown])
+        v_X = np.vstack([self.X[old], Xn])
+        v_inc = np.vstack([np.where(on[old][:, None], inc[old] | new_bit[owner[old]], inc[old]),
+                           incn])
+        order = np.argsort(v_owner, kind="stable")
+        vstart = _start(v_owner, n)
+        local = np.empty(len(order), dtype=np.int64)
+        local[order] = np.arange(len(order)) - vstart[v_owner[order]]
+        old_local = np.full(len(self.X), -1, dtype=np.int64)
+        old_local[old] = local[:len(old)]
+        new_local = local[len(old):]
+        # edges: old ones on this side (not both ends on the hyperplane: those come with the
+        # section), the kept halves of crossing edges, and the section's edges
+        eowner = _owner(self.estart)
+        keep_e = keep_old[ga] & keep_old[gb] & ~(on[ga] & on[gb])
+        kept_half = np.where(strict[ga[cross]], ga[cross], gb[cross])
+        q_local = np.empty(len(q_kind), dtype=np.int64)
+        q_local[q_kind == 0] = old_local[q_ref[q_kind == 0]]
+        q_local[q_kind == 1] = new_local[q_ref[q_kind == 1]]
+        e_owner = np.concatenate([eowner[keep_e], cown, q_owner[qa]])
+        E = np.vstack([np.stack([old_local[ga[keep_e]], old_local[gb[keep_e]]], axis=1),
+                       np.stack([old_local[kept_half], new_local], axis=1),
+                       np.stack([q_local[qa], q_local[qb]], axis=1)])
+        e_order = np.argsort(e_owner, kind="stable")
+        # constraints: the old ones and the hyperplane, oriented to keep this side
+        cowner = _owner(self.cstart)
+        sign = -1.0 if side else 1.0
+        c_owner = np.concatenate([cowner, np.arange(n)])
+        c_order = np.argsort(c_owner, kind="stable")
+        N = np.vstack([self.N, sign * g])[c_order]
+        h = np.concatenate([self.h, -sign * g0])[c_order]
+        slots = np.concatenate([self.slot, slot])[c_order]
+        return Polytopes(v_X[order], v_inc[order], vstart, E[e_order], _start(e_owner, n),
+                         N, h, slots, _start(c_owner, n))
+
+    def _free_slots(self):
+        """The lowest free constraint slot of every polytope, and the incidence array (grown by
+        a word when some polytope has no free slot)."""
+        n, words = len(self), self.words
+        used = np.zeros((n, words), dtype=np.uint64)
+        if len(self.slot):
+            bits = _bits(self.slot, words)
+            used = np.bitwise_or.reduceat(bits, self.cstart[:-1], axis=0)
+            used[self.cstart[:-1] == self.cstart[1:]] = 0
+        free = ~used
+        inc = self.inc
+        if not np.all(free.any(axis=1)):
+            free = np.hstack([free, np.full((n, 1), ~np.uint64(0))])
+            inc = np.hstack([inc, np.zeros((len(inc), 1), np.uint64)])
+            words += 1
+        word = np.argmax(free != 0, axis=1)
+        f = free[np.arange(n), word]
+        lowest = f & (~f + _ONE)
+        return word * 64 + np.bitwise_count(lowest - _ONE).astype(np.int64), inc
+
+    def prune(self) -> "Polytopes":
+        """Drop constraints tight at fewer than ``d`` vertices (not facets) and their bits."""
+        n, d = len(self), self.dim
+        if not len(self.slot):
+            return self
+        bits = np.unpackbits(self.inc.view(np.uint8), axis=1, bitorder="little")
+        tight = np.add.reduceat(bits.astype(np.int32), self.vstart[:-1], axis=0)   # (n, slots)
+        cowner = _owner(self.cstart)
+        keep = tight[cowner, self.slot] >= d
+        if keep.all():
+            return self
+        kept_bits = _bits(self.slot[keep], self.words)
+        mask = np.zeros((n, self.words), dtype=np.uint64)
+        np.bitwise_or.at(mask, cowner[keep], kept_bits)
+        inc = self.inc & mask[self.vertex_owner]
+        return Polytopes(self.X, inc, self.vstart, self.E, self.estart, self.N[keep],
+                         self.h[keep], self.slot[keep], _start(cowner[keep], n))
+
+
+def _section_edges(q_owner, q_inc, n, d):
+    """Edges of every section ``Q``: pairs ``(a, b)`` of its vertices (indices into the sorted
+    section arrays) such that no third vertex of the same section is tight on every constraint
+    tight at both."""
+    qstart = _start(q_owner, n)
+    m = len(q_owner)
+    partners = qstart[q_owner + 1] - np.arange(m) - 1          # later vertices of the section
+    a = np.repeat(np.arange(m), partners)
+    first = np.repeat(np.cumsum(partners) - partners, partners)
+    b = a + 1 + (np.arange(len(a)) - first)
+    common = q_inc[a] & q_inc[b]
+    cand = np.flatnonzero(_popcount(common) >= d - 1)
+    a, b, common = a[cand], b[cand], common[cand]
+    # the third-vertex test, candidate by candidate against its whole section
+    size = np.diff(qstart)[q_owner[a]]
+    pair = np.repeat(np.arange(len(a)), size)
+    pfirst = np.repeat(np.cumsum(size) - size, size)
+    c = qstart[q_owner[a]][pair] + (np.arange(len(pair)) - pfirst)
+    T = common[pair]
+    covers = np.all((q_inc[c] & T) == T, axis=1) & (c != a[pair]) & (c != b[pair])
+    blocked = np.bincount(pair, weights=covers, minlength=len(a)) > 0
+    return a[~blocked], b[~blocked]
