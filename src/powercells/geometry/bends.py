@@ -11,6 +11,17 @@ oriented). Where ``h_k`` vanishes on the shared edge the two pieces meet at a ri
 A target unit that is constant on one side (``n = 0``) has no piece there and no ridge. A ridge
 through a mesh vertex (where several edges meet) is not reported: the edges meeting there are
 not a single facet.
+
+:func:`planar_bends` reads the ridges off the planar mesh (2-D, ReLU-type targets).
+:func:`bends` works in any dimension from the facet adjacency (:mod:`.adjacency`): for every
+adjacent pair and every target hyperplane (a ReLU-type unit's switch, or two pieces ``r1 < r2``
+of a maxout / max-pool / MASO unit, which bend where those two pieces tie at the top), the ridge
+``F ∩ {h = 0}`` must have a ``(d-2)``-dimensional relative interior inside the facet ``F``. It is
+certified without an LP when the facet's inscribed ball meets the target hyperplane in a ball of
+radius above the region tolerance; otherwise one LP (the Chebyshev ball within the ridge's flat)
+decides. :func:`decision_boundary_bends` applies the same to the network's linear head (SPEC
+§4.4): the logit for one output, the logit differences ``f_c - f_c'`` (tied at the top) for
+several.
 """
 
 from __future__ import annotations
@@ -19,14 +30,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Bends", "planar_bends"]
+__all__ = ["Bends", "bends", "decision_boundary_bends", "planar_bends"]
 
 
 @dataclass
 class Bends:
     """One row per ridge: the two regions (indices in ``tree.levels[layer - 1]``), the unit the
     shared edge lies on (crossing), the unit whose boundary bends (target), the ridge point and
-    both angles (radians)."""
+    both angles (radians).
+
+    ``piece_1, piece_2`` name the two pieces of the target unit that tie on the ridge for
+    maxout / max-pool / MASO targets and the two classes for the decision boundary; they are -1
+    for ReLU-type targets (the switch ``h_k = 0``) and for a one-logit head (``f = 0``).
+    ``normal_a, normal_b`` are the gradients of the same continuous function (``h_k``, the
+    piece difference ``piece_1 - piece_2``, or the logit difference) on either region.
+    """
 
     region_a: np.ndarray
     region_b: np.ndarray
@@ -39,6 +57,13 @@ class Bends:
     normal_b: np.ndarray
     bend_oriented: np.ndarray
     bend_unsigned: np.ndarray
+    piece_1: np.ndarray | None = None
+    piece_2: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.piece_1 is None:
+            self.piece_1 = np.full(len(self.region_a), -1, dtype=np.int64)
+            self.piece_2 = np.full(len(self.region_a), -1, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.region_a)
@@ -83,3 +108,246 @@ def planar_bends(tree, layer: int, eps: float | None = None) -> Bends:
                  target_layer=np.full(len(e), layer), target_unit=k, point=point,
                  normal_a=na, normal_b=nb, bend_oriented=np.arccos(cos),
                  bend_unsigned=np.arccos(np.abs(cos)))
+
+
+# ------------------------------------------------------------------------------- any dimension
+def _target_items(target):
+    """The hyperplanes a target layer bends on: ``unit, piece_1, piece_2`` (M,), the piece
+    difference ``dA (M, D)``, ``dB (M,)``, and per item the rows "no other piece is above
+    piece_1" as ``(G (T, D), g (T,))`` meaning ``G z + g <= 0``."""
+    if target.is_switch:
+        K = target.out_dim
+        none = np.full(K, -1, dtype=np.int64)
+        return (np.arange(K), none, none, target.switch_W, target.switch_b,
+                [(np.empty((0, target.in_dim)), np.empty(0))] * K)
+    units, p1, p2, dA, dB, tops = [], [], [], [], [], []
+    for k in range(target.out_dim):
+        n = int(target.n_pieces[k])
+        for r1 in range(n):
+            for r2 in range(r1 + 1, n):
+                others = [s for s in range(n) if s not in (r1, r2)]
+                units.append(k)
+                p1.append(r1)
+                p2.append(r2)
+                dA.append(target.A[k, r1] - target.A[k, r2])
+                dB.append(target.B[k, r1] - target.B[k, r2])
+                tops.append((target.A[k, others] - target.A[k, r1],
+                             target.B[k, others] - target.B[k, r1]))
+    D = target.in_dim
+    return (np.array(units, dtype=np.int64), np.array(p1, dtype=np.int64),
+            np.array(p2, dtype=np.int64), np.array(dA).reshape(-1, D), np.array(dB), tops)
+
+
+def _present(tree, layer, units, p1, p2):
+    """``(n_regions, M)``: whether each depth ``layer - 1`` region has children on both sides
+    of each target item (a necessary condition for a ridge on its boundary: near a ridge point,
+    the target's boundary cuts the region)."""
+    level = tree.levels[layer]
+    n = len(tree.levels[layer - 1])
+    R = int(tree.network.layers[layer - 1].max_pieces)
+    K = tree.network.layers[layer - 1].out_dim
+    has = np.zeros((n, K, max(R, 2)), dtype=bool)
+    code = level.code.astype(np.intp)
+    rows = np.repeat(level.parent, K)
+    cols = np.tile(np.arange(K), len(level))
+    has[rows, cols, code.reshape(-1)] = True
+    q1 = np.where(p1 < 0, 0, p1)      # switch units: codes 0 and 1
+    q2 = np.where(p2 < 0, 1, p2)
+    return has[:, units, q1] & has[:, units, q2]
+
+
+def bends(tree, layer: int, *, adjacency=None, lp=None) -> Bends:
+    """The bends of layer ``layer``'s boundaries across the facets between depth
+    ``layer - 1`` regions, in any dimension (SPEC §4.2-4.3).
+
+    Parameters
+    ----------
+    tree : SubdivisionTree
+    layer : int
+        The target layer, ``2 .. tree.depth``; any kind but a linear (identity) layer, which
+        has no boundary (see :func:`decision_boundary_bends` for a linear head).
+    adjacency : Adjacency, optional
+        The facet adjacency of depth ``layer - 1`` (computed when not given).
+    lp : str or LPBackend, optional
+        LP backend for the adjacency and the ridges that the facet ball does not certify.
+
+    Returns
+    -------
+    Bends
+        Regions are indices in ``tree.levels[layer - 1]``.
+
+    Raises
+    ------
+    PowercellsError
+        For a layer outside ``2 .. depth``, a linear target layer, or an adjacency of another
+        depth.
+    """
+    from ..errors import PowercellsError
+
+    if not 2 <= layer <= tree.depth:
+        raise PowercellsError(f"bends need a layer between 2 and {tree.depth}, got {layer}")
+    target = tree.network.layers[layer - 1]
+    if target.kind == "identity" or target.max_pieces == 1:
+        raise PowercellsError(f"{target.name} is linear: it has no boundary to bend (use "
+                              "decision_boundary_bends for a linear head)")
+    units, p1, p2, dA, dB, tops = _target_items(target)
+    present = _present(tree, layer, units, p1, p2)
+    return _ridges(tree, layer - 1, adjacency, lp, units, p1, p2, dA, dB, tops, present,
+                   target_layer=layer, certify=target.is_switch)
+
+
+def decision_boundary_bends(tree, *, adjacency=None, lp=None) -> Bends:
+    """Bends of the decision boundary (SPEC §4.4) across the facets between the regions of the
+    hidden layers (depth ``L - 1``), in any dimension.
+
+    The target is the linear head: ``f = 0`` for one output (``piece_1 = piece_2 = -1``), the
+    ties ``f_c = f_c' >= f_j`` for several (``piece_1, piece_2 = c, c'``, ``c < c'``).
+    ``target_layer`` is ``L`` and ``target_unit`` 0.
+
+    Raises
+    ------
+    PowercellsError
+        If the last layer is not linear, or the network has no hidden layer.
+    """
+    from ..errors import PowercellsError
+
+    head = tree.network.layers[-1]
+    if head.kind != "identity":
+        raise PowercellsError(f"{head.name} is {head.kind}, not a linear head: the decision "
+                              "boundary of SPEC §5.3 needs one")
+    if tree.depth < 2:
+        raise PowercellsError("the network has no hidden layer: its decision boundary is flat")
+    W, b = head.A[:, 0, :], head.B[:, 0]
+    C, D = W.shape
+    if C == 1:
+        units, p1, p2 = np.zeros(1, np.int64), np.full(1, -1), np.full(1, -1)
+        dA, dB, tops = W, b, [(np.empty((0, D)), np.empty(0))]
+        certify = True
+    else:
+        c1, c2 = np.triu_indices(C, 1)
+        units, p1, p2 = np.zeros(len(c1), np.int64), c1.astype(np.int64), c2.astype(np.int64)
+        dA, dB = W[c1] - W[c2], b[c1] - b[c2]
+        tops = [(W[[j for j in range(C) if j not in (i, k)]] - W[i],
+                 b[[j for j in range(C) if j not in (i, k)]] - b[i]) for i, k in zip(c1, c2)]
+        certify = False
+    # a ridge needs a decision-boundary piece on both sides: the pieces name the class pairs
+    # present in each region (2-D: the leaves' segments, exact clipping; else one LP each)
+    present = np.zeros((len(tree.levels[tree.depth - 1]), len(units)), dtype=bool)
+    if tree.levels[-1].polygons is not None:
+        db = tree.decision_boundary()
+        region, classes = tree.levels[-1].parent[db.leaf], db.classes
+    else:
+        from .boundary import decision_boundary_pieces
+
+        pieces = decision_boundary_pieces(tree, lp=lp)
+        region, classes = pieces.region, pieces.classes
+    if C == 1:
+        present[region, 0] = True
+    else:
+        item = {(int(i), int(k)): m for m, (i, k) in enumerate(zip(c1, c2))}
+        for r, (i, k) in zip(region, classes):
+            present[r, item[(int(i), int(k))]] = True
+    return _ridges(tree, tree.depth - 1, adjacency, lp, units, p1, p2, dA, dB, tops, present,
+                   target_layer=tree.depth, certify=certify)
+
+
+def _ridges(tree, depth, adjacency, lp, units, p1, p2, dA, dB, tops, present, *,
+            target_layer, certify) -> Bends:
+    from ..errors import PowercellsError
+    from .adjacency import _LPAdjacency, facet_adjacency
+
+    k = tree.domain.dim
+    if adjacency is None:
+        adjacency = facet_adjacency(tree, depth, lp=lp)
+    elif adjacency.depth != depth:
+        raise PowercellsError(f"the adjacency is of depth {adjacency.depth}; bends of layer "
+                              f"{depth + 1} need depth {depth}")
+    empty = Bends(*(np.empty(0, np.int64),) * 6, np.empty((0, k)), np.empty((0, k)),
+                  np.empty((0, k)), np.empty(0), np.empty(0))
+    if k < 2 or len(adjacency) == 0:
+        return empty
+    tol = tree.tolerances
+    A, B = tree.affine_maps(depth)
+    a, b = adjacency.region_a, adjacency.region_b
+    e, m = np.nonzero(present[a] & present[b])
+    ga = np.einsum("md,mdk->mk", dA[m], A[a[e]])
+    gb = np.einsum("md,mdk->mk", dA[m], A[b[e]])
+    c0 = np.einsum("md,md->m", dA[m], B[a[e]]) + dB[m]
+    norm_a, norm_b = np.linalg.norm(ga, axis=1), np.linalg.norm(gb, axis=1)
+    n = adjacency.normal[e]
+    g_in = ga - np.einsum("mk,mk->m", ga, n)[:, None] * n      # gradient within the facet
+    norm_in = np.linalg.norm(g_in, axis=1)
+    scale = np.maximum(norm_a, norm_b)
+    # no piece on a side (constant there), or a target hyperplane parallel to the facet
+    live = (norm_a > tol.zero * scale) & (norm_b > tol.zero * scale) & (norm_in > 1e-9 * norm_a)
+    e, m, ga, gb, c0, n, g_in = e[live], m[live], ga[live], gb[live], c0[live], n[live], g_in[live]
+    norm_a, norm_b, norm_in = norm_a[live], norm_b[live], norm_in[live]
+    center, radius = adjacency.center[e], adjacency.radius[e]
+    h_center = np.einsum("mk,mk->m", ga, center) + c0
+    delta = np.abs(h_center) / norm_in
+    point = center - (h_center / norm_in ** 2)[:, None] * g_in
+    if k == 2:
+        sure = delta < radius - tol.region
+    else:
+        sure = radius ** 2 - delta ** 2 > tol.region ** 2
+    sure &= certify
+    found = sure.copy()
+    rows = _LPAdjacency(tree, lp)
+    for i in np.flatnonzero(~sure):
+        Ga, ga_ = rows.rows(depth, a[e[i]])
+        Gb, gb_ = rows.rows(depth, b[e[i]])
+        G, g = np.vstack([Ga, Gb]), np.concatenate([ga_, gb_])
+        Gt, gt = tops[m[i]]
+        if len(gt):
+            Tt = Gt @ A[a[e[i]]]
+            tt = -(Gt @ B[a[e[i]]] + gt)
+            tn = np.linalg.norm(Tt, axis=1)
+            ok = tn > 0
+            if np.any(~ok & (tt < -tol.region)):
+                continue
+            G = np.vstack([G, Tt[ok] / tn[ok, None]])
+            g = np.concatenate([g, tt[ok] / tn[ok]])
+        x = _ridge_point(rows, G, g, n[i], adjacency.offset[e[i]], ga[i], c0[i], tol)
+        if x is not None:
+            found[i] = True
+            point[i] = x
+    e, m = e[found], m[found]
+    ga, gb, point = ga[found], gb[found], point[found]
+    cos = np.clip(np.einsum("ij,ij->i", ga, gb) / (norm_a[found] * norm_b[found]), -1.0, 1.0)
+    first = np.searchsorted(adjacency.unit_pair, e)
+    return Bends(region_a=a[e], region_b=b[e], crossing_layer=adjacency.layer[first],
+                 crossing_unit=adjacency.unit[first],
+                 target_layer=np.full(len(e), target_layer, dtype=np.int64),
+                 target_unit=units[m], point=point, normal_a=ga, normal_b=gb,
+                 bend_oriented=np.arccos(cos), bend_unsigned=np.arccos(np.abs(cos)),
+                 piece_1=p1[m], piece_2=p2[m])
+
+
+def _ridge_point(rows, G, g, n, offset, grad, const, tol):
+    """A point in the relative interior of ``{G t <= g, n t = offset, grad t + const = 0}``
+    whose ``(d-2)``-ball there has radius above the region tolerance, or None."""
+    k = len(n)
+    M = np.stack([n, grad])
+    x0 = np.linalg.lstsq(M, np.array([offset, -const]), rcond=None)[0]
+    q, _ = np.linalg.qr(M.T, mode="complete")
+    N = q[:, 2:]
+    rhs = g - G @ x0
+    P = G @ N
+    norms = np.linalg.norm(P, axis=1) if k > 2 else np.zeros(len(g))
+    flat = norms <= 1e-10
+    on_facet = np.abs(G[flat] @ n) >= 1 - 1e-9
+    # the facet's own rows hold with equality; any other row must hold strictly, or the ridge
+    # runs along the facet's relative boundary
+    if np.any(rhs[flat][on_facet] < -tol.region) or np.any(rhs[flat][~on_facet] <= tol.region):
+        return None
+    if k == 2:
+        return x0
+    P, rhs, norms = P[~flat], rhs[~flat], norms[~flat]
+    ctx = rows.backend.context(P / norms[:, None], rhs / norms, cap=rows.diam)
+    try:
+        ball = ctx.chebyshev()
+    finally:
+        ctx.close()
+    if not ball.radius > tol.region:
+        return None
+    return x0 + N @ ball.center

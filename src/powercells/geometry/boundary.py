@@ -14,7 +14,7 @@ import numpy as np
 
 from .polygons import Polygons
 
-__all__ = ["DecisionBoundary", "decision_boundary"]
+__all__ = ["DecisionBoundary", "DecisionPieces", "decision_boundary", "decision_boundary_pieces"]
 
 
 @dataclass
@@ -153,3 +153,114 @@ def _line_segments(P: Polygons, s: np.ndarray, A, c, c2, eps):
     length = np.hypot(*(pts[last] - pts[first]).T)
     has[p] = length > eps
     return seg, has
+
+
+@dataclass
+class DecisionPieces:
+    """The decision boundary as a sub-complex in any dimension (SPEC §5.3): its pieces with a
+    non-empty relative interior, per region of the hidden layers.
+
+    Attributes
+    ----------
+    region : ndarray of int64, shape (m,)
+        Index in ``tree.levels[L - 1]`` (the hidden layers' regions; the linear head splits
+        nothing).
+    classes : ndarray of int64, shape (m, 2)
+        ``(c, c')``, ``c < c'``, tied on the piece ``{f_c = f_c' >= f_j for all j}``; for one
+        output, ``(0, 1)`` with class 1 where ``f > 0``.
+    normal, offset : ndarray, shapes (m, k) and (m,)
+        The piece's hyperplane ``normal @ t == offset`` (unit normal pointing where ``c'``
+        wins).
+    center, radius : ndarray, shapes (m, k) and (m,)
+        Centre and radius of the largest ``(d-1)``-ball inside the piece, within its
+        hyperplane (``inf`` radius for the points of a 1-D domain).
+    tied : ndarray of int64, shape (q, 3)
+        ``(region, c, c')`` where the two outputs are identical on the whole region (the
+        boundary is not a hyperplane there): reported, not listed as pieces.
+    undecided : ndarray of int64, shape (u, 3)
+        ``(region, c, c')`` whose piece has a relative inradius in ``(empty, region]``.
+    """
+
+    region: np.ndarray
+    classes: np.ndarray
+    normal: np.ndarray
+    offset: np.ndarray
+    center: np.ndarray
+    radius: np.ndarray
+    tied: np.ndarray
+    undecided: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.region)
+
+
+def decision_boundary_pieces(tree, *, lp=None) -> DecisionPieces:
+    """The pieces of the decision boundary inside every hidden region, in any dimension: one
+    Chebyshev LP within the hyperplane ``f_c = f_c'`` per region and class pair (SPEC §5.3).
+
+    Raises
+    ------
+    PowercellsError
+        If the last layer is not a linear head.
+    """
+    from ..errors import PowercellsError
+    from .adjacency import _LPAdjacency
+
+    head = tree.network.layers[-1]
+    if head.kind != "identity":
+        raise PowercellsError(f"{head.name} is {head.kind}, not a linear head: the decision "
+                              "boundary of SPEC §5.3 needs one")
+    depth = tree.depth - 1
+    W, b = head.A[:, 0, :], head.B[:, 0]
+    if W.shape[0] == 1:
+        W = np.vstack([np.zeros_like(W), W])
+        b = np.concatenate([[0.0], b])
+    C = W.shape[0]
+    k = tree.domain.dim
+    A, B = tree.affine_maps(depth)
+    tol = tree.tolerances
+    rows = _LPAdjacency(tree, lp)
+    out = {"region": [], "classes": [], "normal": [], "offset": [], "center": [], "radius": []}
+    tied, undecided = [], []
+    for c1, c2 in zip(*np.triu_indices(C, 1)):
+        grad = (W[c2] - W[c1]) @ A                          # f_c' - f_c on every region
+        const = B @ (W[c2] - W[c1]) + b[c2] - b[c1]
+        norm = np.linalg.norm(grad, axis=1)
+        scale = np.linalg.norm(W[c1] @ A, axis=1) + np.linalg.norm(W[c2] @ A, axis=1)
+        flat = norm <= tol.zero * np.maximum(scale, 1e-300)
+        others = [j for j in range(C) if j not in (c1, c2)]
+        for i in np.flatnonzero(flat):
+            if abs(const[i]) <= tol.zero * (np.abs(B[i] @ W[c1]) + abs(b[c1]) + 1e-300) + 1e-300:
+                tied.append((i, c1, c2))
+        for i in np.flatnonzero(~flat):
+            G, g = rows.rows(depth, i)
+            if others:
+                # f_j <= f_c on the piece
+                Gt = (W[others] - W[c1]) @ A[i]
+                gt = -((W[others] - W[c1]) @ B[i] + b[others] - b[c1])
+                tn = np.linalg.norm(Gt, axis=1)
+                live = tn > 0
+                if np.any(~live & (gt < -tol.region)):
+                    continue
+                G = np.vstack([G, Gt[live] / tn[live, None]])
+                g = np.concatenate([g, gt[live] / tn[live]])
+            n, off = grad[i] / norm[i], -const[i] / norm[i]
+            center, radius = rows.facet(G, g, n, off)
+            if radius > tol.region:
+                for key, val in (("region", i), ("classes", (c1, c2)), ("normal", n),
+                                 ("offset", off), ("center", center), ("radius", radius)):
+                    out[key].append(val)
+            elif radius > tol.empty:
+                undecided.append((i, c1, c2))
+    m = len(out["region"])
+    region = np.array(out["region"], dtype=np.int64)
+    order = np.lexsort((np.array(out["classes"], dtype=np.int64).reshape(m, 2)[:, 1],
+                        np.array(out["classes"], dtype=np.int64).reshape(m, 2)[:, 0], region))
+    return DecisionPieces(region[order],
+                          np.array(out["classes"], dtype=np.int64).reshape(m, 2)[order],
+                          np.array(out["normal"]).reshape(m, k)[order],
+                          np.array(out["offset"]).reshape(m)[order],
+                          np.array(out["center"]).reshape(m, k)[order],
+                          np.array(out["radius"]).reshape(m)[order],
+                          np.array(tied, dtype=np.int64).reshape(-1, 3),
+                          np.array(undecided, dtype=np.int64).reshape(-1, 3))
