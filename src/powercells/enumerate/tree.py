@@ -231,6 +231,57 @@ class SubdivisionTree:
         A, _ = self.affine_maps(depth)
         return np.linalg.norm(A, ord=ord, axis=(1, 2)) if len(A) else np.empty(0)
 
+    def templates(self, index=None):
+        """The leaves' templates (SPEC §5.1): the rows of each leaf's output map ``f = A x + B``
+        in **network-input** coordinates (for a slice, the full input space, not the slice's),
+        i.e. the matched filters ``[A]_c`` and the saliency ``grad_x f_c`` on the leaf.
+
+        Parameters
+        ----------
+        index : array_like of int, optional
+            Leaves (indices in ``levels[-1]``); default every leaf.
+
+        Returns
+        -------
+        A : ndarray, shape (n, K_L, d)
+        B : ndarray, shape (n, K_L)
+            ``f(x) = A[i] x + B[i]`` on leaf ``index[i]``; ``A @ A.transpose(0, 2, 1)`` is the
+            Gram matrix of the templates.
+        """
+        idx = np.arange(self.n_regions) if index is None else np.atleast_1d(np.asarray(index))
+        chain = [idx]
+        for d in range(self.depth, 1, -1):
+            chain.append(self.levels[d].parent[chain[-1]])
+        chain = chain[::-1]
+        d_in = self.source_network.input_dim
+        A = np.broadcast_to(np.eye(d_in), (len(idx), d_in, d_in))
+        B = np.zeros((len(idx), d_in))
+        for j, layer in enumerate(self.source_network.layers):
+            A, B = layer.compose(A, B, self.levels[j + 1].code[chain[j]])
+        return A, B
+
+    def volumes(self, depth: int | None = None, *, method: str = "auto",
+                samples: int = 100_000, seed=None):
+        """Volumes of a level's nodes (default: the leaves), engine coordinates: exact for
+        d <= 3, Monte Carlo with standard errors above (SPEC §5.4); see
+        :func:`powercells.geometry.volume.region_volumes`.
+
+        Returns
+        -------
+        Volumes
+            ``volume``, ``stderr``, ``exact``.
+        """
+        from ..geometry.volume import region_volumes
+
+        return region_volumes(self, depth, method=method, samples=samples, seed=seed)
+
+    def adjacency(self, depth: int | None = None, *, method: str = "auto", lp=None):
+        """Facet adjacency between the nodes of a level (default: the leaves), any dimension;
+        see :func:`powercells.geometry.adjacency.facet_adjacency`."""
+        from ..geometry.adjacency import facet_adjacency
+
+        return facet_adjacency(self, depth, method=method, lp=lp)
+
     def power_sites(self, depth: int | None = None):
         """Every node's power-diagram centroid and radius at ``depth`` (default: the leaves),
         SPEC §3.3: ``mu = A^T 1``, ``rad = ||mu||^2 + 2 <1, B>`` from the node's affine map.
