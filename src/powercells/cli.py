@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -81,6 +82,25 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--size", nargs=2, type=int, default=(800, 800), metavar=("W", "H"),
                       help="image size in pixels (default 800 800)")
     plot.add_argument("--tol", type=float, default=None, help="region tolerance, as for count")
+
+    export = sub.add_parser("export", help="write the tree, ridges and adjacency as Parquet",
+                            description="Enumerate every region, then write DIR/nodes.parquet "
+                                        "(one row per tree node), DIR/ridges.parquet (bend "
+                                        "angles), DIR/adjacency.parquet (facets between "
+                                        "leaves) and DIR/summary.json, atomically.")
+    export.add_argument("network")
+    _domain_args(export)
+    export.add_argument("--out", required=True, metavar="DIR", help="folder to write")
+    export.add_argument("--engine", default="auto",
+                        choices=["auto", "lp", "planar", "interval", "vertex"])
+    export.add_argument("--tol", type=float, default=None, help="region tolerance, as for count")
+    export.add_argument("--no-ridges", dest="ridges", action="store_false",
+                        help="skip the bend angles (ridges.parquet is written empty)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace the contents of an existing folder")
+    export.add_argument("--max-regions", type=int, default=None, metavar="N",
+                        help="refuse networks with more than N regions")
+    export.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     info = sub.add_parser("info", help="print the network's layers",
                           description="Print the layer summary: kinds, widths, pieces.")
@@ -299,6 +319,33 @@ def _plot(args) -> int:
     return EXIT_OK
 
 
+def _export(args) -> int:
+    from .enumerate import subdivide
+    from .errors import PowercellsError
+    from .io import load
+    from .io.export import write_export
+
+    network = load(args.network)
+    domain = _domain(args, network)
+    out = os.path.abspath(args.out)
+    if not os.path.isdir(os.path.dirname(out)):
+        raise PowercellsError(f"{args.out}: the folder {os.path.dirname(out)} does not exist")
+    if os.path.exists(out) and (not os.path.isdir(out) or (os.listdir(out) and
+                                                           not args.overwrite)):
+        raise PowercellsError(f"{args.out} exists and is not an empty folder (use --overwrite)")
+    tree = subdivide(network, domain, engine=args.engine, tol=args.tol,
+                     max_regions=args.max_regions)
+    if tree.partial:
+        raise PowercellsError(f"more than {args.max_regions} regions: nothing written")
+    summary = write_export(tree, out, overwrite=args.overwrite, ridges=args.ridges)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{args.out}: {summary['nodes']} nodes ({summary['regions']} regions), "
+              f"{summary['adjacent_pairs']} adjacent pairs, {summary['ridges']} ridges")
+    return EXIT_OK
+
+
 def _info(args) -> int:
     from .io import load
 
@@ -323,6 +370,8 @@ def main(argv=None) -> int:
             return _count(args)
         if args.command == "plot":
             return _plot(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "verify":
             return _verify(args)
         return _info(args)

@@ -447,7 +447,12 @@ class _LPAdjacency:
 
     # -------------------------------------------------------------- the walk
     def run(self, depth) -> Adjacency:
+        return self.run_all(depth)[-1]
+
+    def run_all(self, depth) -> list:
+        """The adjacency of every depth ``1 .. depth`` (one walk from the root)."""
         tree = self.tree
+        levels = []
         k = self.k
         a = np.empty(0, np.int64)
         b = np.empty(0, np.int64)
@@ -463,6 +468,7 @@ class _LPAdjacency:
                 child[level.parent] = np.arange(len(level))
                 a, b = child[a], child[b]
                 undecided = child[undecided]
+                levels.append(_finish(tree, d, a, b, normal, offset, center, radius, undecided))
                 continue
             # inherited pairs (from adjacent and undecided parent pairs)
             pa = np.concatenate([a, undecided[:, 0]])
@@ -505,7 +511,8 @@ class _LPAdjacency:
             normal, offset = np.concatenate(new_n), np.concatenate(new_o)
             center, radius = np.concatenate(new_c), np.concatenate(new_r)
             undecided = np.array(und_all, dtype=np.int64).reshape(-1, 2)
-        return _finish(tree, depth, a, b, normal, offset, center, radius, undecided)
+            levels.append(_finish(tree, d, a, b, normal, offset, center, radius, undecided))
+        return levels
 
     def _plane_between(self, depth, u, v):
         """The hyperplane of the first unit whose code differs between nodes u and v."""
