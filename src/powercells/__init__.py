@@ -5,7 +5,7 @@ domain, as a subdivision tree with closed-form per-region quantities. See SPEC.m
 mathematics.
 """
 
-from .domain import Box, Domain, Polytope, Slice
+from .domain import Box, Domain, Neighbourhood, Polytope, Slice, random_directions
 from .enumerate import (
     RegionCount,
     SubdivisionTree,
@@ -30,17 +30,21 @@ from .io.onnx import from_onnx
 from .io.torch import from_torch
 from .io.vnnlib import read_vnnlib
 from .verify import VerifyResult, verify
+from . import approx  # pc.approx: the approximate tools (issue 6)
+from .approx import ApproximationError
+from .compare import Comparison, compare
 from .network import Layer, Network
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Box", "Domain", "Polytope", "Slice",
+    "Box", "Domain", "Polytope", "Slice", "Neighbourhood", "random_directions",
     "RegionCount", "SubdivisionTree", "Tolerances", "count_regions", "region_halfspaces",
     "subdivide", "stream_leaves", "write_leaves", "read_leaves",
     "BudgetExceeded", "DomainError", "NetworkError", "PointError", "PowercellsError",
     "SolverError", "UnsupportedLayerError",
     "load", "save_npz", "from_onnx", "from_torch", "read_vnnlib", "verify", "VerifyResult",
     "Layer", "Network",
+    "approx", "ApproximationError", "Comparison", "compare",
     "__version__",
 ]

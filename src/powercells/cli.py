@@ -102,6 +102,51 @@ def _parser() -> argparse.ArgumentParser:
                         help="refuse networks with more than N regions")
     export.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+    # -- issue 6: exact against approximate (compare, local-complexity) --
+    cmp = sub.add_parser("compare", help="exact counts and rugosity against their approximations",
+                         description="Enumerate the domain exactly and compare: sampling counts "
+                                     "(distinct activation patterns among N samples) for "
+                                     "growing N, and on 1-D and 2-D domains the finite-"
+                                     "difference rugosity estimate against its exact limit.")
+    cmp.add_argument("network", help="network file (.npz or .onnx)")
+    _domain_args(cmp)
+    cmp.add_argument("--samples", nargs="+", type=int, default=[100, 1000, 10000, 100000],
+                     metavar="N", help="sample sizes (default 100 1000 10000 100000); with "
+                                       "--method grid, grid points per coordinate")
+    cmp.add_argument("--method", default="random", choices=["random", "grid", "sobol"],
+                     help="how the samples are drawn (default random)")
+    cmp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    cmp.add_argument("--eps", type=float, default=1e-3,
+                     help="perturbation scale of the rugosity estimate (default 1e-3)")
+    cmp.add_argument("--rugosity-samples", type=int, default=1 << 18, metavar="N",
+                     help="samples of the rugosity estimate (default 262144)")
+    cmp.add_argument("--no-rugosity", dest="rugosity", action="store_false",
+                     help="skip the rugosity comparison")
+    cmp.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval"])
+    cmp.add_argument("--tol", type=float, default=None, help="region tolerance, as for count")
+    cmp.add_argument("--max-regions", type=int, default=None, metavar="N")
+    cmp.add_argument("--time-limit", type=float, default=None, metavar="S")
+    cmp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    lc = sub.add_parser("local-complexity",
+                        help="local complexity at a point against the exact counts",
+                        description="Local complexity (Humayun et al.) at a point: per layer, "
+                                    "the neurons whose sign is not the same at the 2P vertices "
+                                    "x +- R v_p of P random orthonormal directions, beside the "
+                                    "exact number of neurons whose zero set meets the "
+                                    "neighbourhood and the exact number of regions in it.")
+    lc.add_argument("network", help="network file (.npz or .onnx)")
+    lc.add_argument("--point", required=True, metavar="X.npy", help="the point x (.npy, d values)")
+    lc.add_argument("--radius", required=True, type=float, metavar="R")
+    lc.add_argument("--directions", required=True, type=int, metavar="P",
+                    help="number of random orthonormal directions")
+    lc.add_argument("--seed", type=int, default=0, help="seed of the directions (default 0)")
+    lc.add_argument("--norm", default="l1", choices=["l1", "linf"],
+                    help="l1: the 2P vertices x +- R v_p (default); linf: the cube's corners")
+    lc.add_argument("--json", action="store_true",
+                    help='print {"lc": [...], "exact_neurons": [...], "exact_regions": N}')
+    # -- end issue 6 --
+
     info = sub.add_parser("info", help="print the network's layers",
                           description="Print the layer summary: kinds, widths, pieces.")
     info.add_argument("network")
@@ -346,6 +391,47 @@ def _export(args) -> int:
     return EXIT_OK
 
 
+def _compare(args) -> int:
+    from .compare import compare
+    from .io import load
+
+    network = load(args.network)
+    domain = _domain(args, network)
+    result = compare(network, domain, samples=args.samples, method=args.method, seed=args.seed,
+                     rugosity=args.rugosity, eps=args.eps,
+                     rugosity_samples=args.rugosity_samples, engine=args.engine, tol=args.tol,
+                     max_regions=args.max_regions, time_limit=args.time_limit)
+    print(json.dumps(result.as_dict()) if args.json else str(result))
+    if result.partial:
+        print("powercells: partial result (budget reached)", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _local_complexity(args) -> int:
+    from .approx import compare_local_complexity
+    from .io import load
+
+    network = load(args.network)
+    point = _load_point(args.point, network.input_dim)
+    result = compare_local_complexity(network, point, radius=args.radius,
+                                      n_directions=args.directions, seed=args.seed,
+                                      norm=args.norm)
+    out = result.as_dict()
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"network: {args.network} ({network.input_dim} -> {list(network.widths)})")
+        print(f"neighbourhood: {args.norm} ball of radius {args.radius:g} in the span of "
+              f"{args.directions} random orthonormal directions (seed {args.seed})")
+        print(f"{'layer':>5} {'LC':>5} {'exact neurons':>13}")
+        for i, (a, b) in enumerate(zip(out["lc"], out["exact_neurons"]), 1):
+            print(f"{i:>5} {a:>5} {b:>13}")
+        print(f"LC total: {sum(out['lc'])}; exact neurons: {sum(out['exact_neurons'])}; "
+              f"exact regions: {out['exact_regions']}")
+    return EXIT_OK
+
+
 def _info(args) -> int:
     from .io import load
 
@@ -374,6 +460,10 @@ def main(argv=None) -> int:
             return _export(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "local-complexity":
+            return _local_complexity(args)
         return _info(args)
     except PowercellsError as exc:
         print(f"powercells: error: {exc}", file=sys.stderr)

@@ -13,7 +13,8 @@ from scipy.optimize import linprog
 
 from .errors import DomainError, PointError
 
-__all__ = ["Domain", "Box", "Polytope", "Slice", "as_domain"]
+__all__ = ["Domain", "Box", "Polytope", "Slice", "Neighbourhood", "random_directions",
+           "as_domain"]
 
 
 def _vector(v, name: str) -> np.ndarray:
@@ -326,6 +327,206 @@ class Slice(Domain):
 
     def __repr__(self) -> str:
         return f"Slice(R^{self.dim} in R^{self.input_dim}, inner={self.inner!r})"
+
+
+#: Norms accepted by :class:`Neighbourhood`.
+NEIGHBOURHOOD_NORMS = ("l1", "linf")
+
+
+def _rng(seed) -> np.random.Generator:
+    """A Generator from an int, a Generator or None (DESIGN: ``seed`` everywhere)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and not isinstance(seed, (int, np.integer)):
+        raise DomainError(f"seed must be an int, a numpy Generator or None, got "
+                          f"{type(seed).__name__}")
+    return np.random.default_rng(seed)
+
+
+def random_directions(dim: int, n_directions: int, *, seed=None) -> np.ndarray:
+    """``n_directions`` random orthonormal directions of R^dim, uniformly distributed (Haar).
+
+    Parameters
+    ----------
+    dim : int
+        d, the dimension of the input space.
+    n_directions : int
+        P, the number of directions, ``1 <= P <= d``.
+    seed : int, numpy Generator or None
+
+    Returns
+    -------
+    ndarray, shape (dim, n_directions)
+        Orthonormal columns.
+
+    Raises
+    ------
+    DomainError
+        If ``P < 1`` or ``P > d``.
+
+    Examples
+    --------
+    >>> V = random_directions(64, 3, seed=0)
+    >>> bool(np.allclose(V.T @ V, np.eye(3)))
+    True
+    """
+    if not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise DomainError(f"dim must be a positive integer, got {dim!r}")
+    if not isinstance(n_directions, (int, np.integer)) or not 1 <= n_directions <= dim:
+        raise DomainError(f"n_directions must be an integer in 1..{dim} (the input dimension), "
+                          f"got {n_directions!r}")
+    rng = _rng(seed)
+    G = rng.standard_normal((dim, int(n_directions)))
+    Q, R = np.linalg.qr(G)
+    # fixing the signs of R's diagonal makes Q Haar-distributed, not just orthonormal
+    return Q * np.where(np.diag(R) < 0, -1.0, 1.0)
+
+
+class _CrossPolytope(Polytope):
+    """The l1 ball ``sum |t_i| <= r`` of R^P, built in closed form (2^P facets, no LP)."""
+
+    def __init__(self, radius: float, dim: int):
+        signs = np.array(np.meshgrid(*[[-1.0, 1.0]] * dim, indexing="ij")).reshape(dim, -1).T
+        self.A = signs
+        self.b = np.full(len(signs), float(radius))
+        self._A = signs / np.sqrt(dim)
+        self._b = self.b / np.sqrt(dim)
+        self._lo = np.full(dim, -float(radius))
+        self._hi = np.full(dim, float(radius))
+        self._center = np.zeros(dim)
+        self._radius = float(radius) / np.sqrt(dim)
+        for arr in (self.A, self.b, self._A, self._b, self._lo, self._hi, self._center):
+            arr.setflags(write=False)
+
+    def __repr__(self) -> str:
+        return f"CrossPolytope(radius={self._hi[0]:g}, dim={self.dim})"
+
+
+class Neighbourhood(Slice):
+    """The l1 ball (cross-polytope) or l-infinity ball (cube) of radius r around a point, in the
+    span of orthonormal directions: ``x = center + directions @ t`` with ``||t||_1 <= r`` or
+    ``||t||_inf <= r``.
+
+    A neighbourhood is a :class:`Slice`, so the input dimension d can be large: engines work in
+    the P slice coordinates ``t``. The l1 ball is the convex hull of the 2P points
+    ``center +- r v_p``, the neighbourhood whose vertices the local complexity of Humayun et al.
+    probes (:func:`powercells.approx.local_complexity`).
+
+    Parameters
+    ----------
+    center : array_like, shape (d,)
+    directions : array_like, shape (d, P)
+        Orthonormal columns v_1..v_P (``directions.T @ directions = I`` to 1e-8).
+    radius : float
+        r > 0.
+    norm : {"l1", "linf"}
+        ``"l1"``: the cross-polytope (2P vertices, 2^P facets); ``"linf"``: the cube
+        (2^P vertices, 2P facets).
+
+    Raises
+    ------
+    DomainError
+        If the shapes do not match, the directions are not orthonormal, the radius is not a
+        positive finite number, or the norm is unknown.
+
+    See Also
+    --------
+    Neighbourhood.random : random orthonormal directions with a seed.
+
+    Examples
+    --------
+    >>> nb = Neighbourhood(np.zeros(3), np.eye(3)[:, :2], 0.5)
+    >>> nb.vertices()
+    array([[ 0.5,  0. ,  0. ],
+           [-0.5,  0. ,  0. ],
+           [ 0. ,  0.5,  0. ],
+           [ 0. , -0.5,  0. ]])
+    """
+
+    def __init__(self, center, directions, radius, *, norm: str = "l1"):
+        center = _vector(center, "center")
+        try:
+            D = np.asarray(directions, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DomainError(f"directions are not numeric ({exc})") from None
+        if D.ndim == 1:
+            D = D[:, None]
+        if D.ndim != 2 or D.shape[0] != center.size or D.shape[1] == 0:
+            raise DomainError(f"directions must have shape ({center.size}, P) with P >= 1 to "
+                              f"match center, got {D.shape}")
+        if not np.all(np.isfinite(D)):
+            raise DomainError("directions contain NaN or infinite values")
+        gram_error = float(np.max(np.abs(D.T @ D - np.eye(D.shape[1]))))
+        if gram_error > 1e-8:
+            raise DomainError(f"directions must be orthonormal columns (max |V^T V - I| = "
+                              f"{gram_error:.3g}); use random_directions or orthonormalise them")
+        try:
+            radius = float(radius)
+        except (TypeError, ValueError):
+            raise DomainError(f"radius must be a number, got {radius!r}") from None
+        if not (np.isfinite(radius) and radius > 0):
+            raise DomainError(f"radius must be a positive finite number, got {radius}")
+        if norm not in NEIGHBOURHOOD_NORMS:
+            raise DomainError(f"unknown norm {norm!r}; choose one of "
+                              f"{', '.join(NEIGHBOURHOOD_NORMS)}")
+        P = D.shape[1]
+        if norm == "l1" and P > 16:
+            raise DomainError(f"an l1 neighbourhood with P = {P} directions has 2^{P} facets; "
+                              "use at most 16 directions (or norm='linf')")
+        inner = _CrossPolytope(radius, P) if norm == "l1" else Box(-radius, radius, dim=P)
+        super().__init__(center, D, inner)
+        self.center, self.radius, self.norm = center, radius, norm
+        self.center.setflags(write=False)
+
+    @classmethod
+    def random(cls, center, n_directions: int, radius, *, norm: str = "l1",
+               seed=None) -> Neighbourhood:
+        """The neighbourhood in the span of ``n_directions`` random orthonormal directions
+        (:func:`random_directions`).
+
+        Raises
+        ------
+        DomainError
+        """
+        center = _vector(center, "center")
+        return cls(center, random_directions(center.size, n_directions, seed=seed), radius,
+                   norm=norm)
+
+    @property
+    def n_directions(self) -> int:
+        """P, the number of directions (the dimension engines enumerate in)."""
+        return self.directions.shape[1]
+
+    def vertices(self) -> np.ndarray:
+        """The vertices in input coordinates: ``center + r v_1, center - r v_1, ...`` (2P rows)
+        for the l1 ball; the 2^P corners of the cube for ``linf``.
+
+        Returns
+        -------
+        ndarray, shape (2P, d) or (2^P, d)
+        """
+        return self.to_input(self.slice_vertices())
+
+    def slice_vertices(self) -> np.ndarray:
+        """The vertices in slice coordinates ``t`` (see :meth:`vertices`)."""
+        P, r = self.n_directions, self.radius
+        if self.norm == "l1":
+            T = np.zeros((2 * P, P))
+            T[0::2][np.arange(P), np.arange(P)] = r
+            T[1::2][np.arange(P), np.arange(P)] = -r
+            return T
+        return r * np.array(np.meshgrid(*[[-1.0, 1.0]] * P, indexing="ij")).reshape(P, -1).T
+
+    def support(self, G) -> np.ndarray:
+        """``max_{t in ball} g . t`` for each row g of G: ``r ||g||_inf`` (l1) or ``r ||g||_1``
+        (linf), the dual norm."""
+        G = np.asarray(G, dtype=np.float64)
+        dual = np.abs(G).max(axis=-1) if self.norm == "l1" else np.abs(G).sum(axis=-1)
+        return self.radius * dual
+
+    def __repr__(self) -> str:
+        return (f"Neighbourhood({self.norm} ball of radius {self.radius:g} in a "
+                f"{self.n_directions}-plane of R^{self.input_dim})")
 
 
 def as_domain(domain, dim: int | None = None) -> Domain:
