@@ -431,9 +431,59 @@ class Polytopes:
 
 
 def _section_edges(q_owner, q_inc, n, d):
-    """Edges of every section ``Q``: pairs ``(a, b)`` of its vertices (indices into the sorted
-    section arrays) such that no third vertex of the same section is tight on every constraint
-    tight at both."""
+    """Edges of every section ``Q``, as pairs ``(a, b)`` of indices into the sorted section
+    arrays.
+
+    A vertex of ``Q`` tight on exactly ``d`` constraints (the hyperplane among them) is *simple*:
+    its constraints are independent, so dropping any one other than the hyperplane leaves a line,
+    and the edges at the vertex are exactly the vertices sharing those ``d - 1`` constraints. On
+    sections whose vertices are all simple the edges are found by matching these keys (a sort);
+    elsewhere by the exact pairwise test (:func:`_pairwise_edges`)."""
+    simple = _popcount(q_inc) == d
+    degenerate = np.bincount(q_owner, weights=~simple, minlength=n) > 0
+    hashed = ~degenerate[q_owner]
+    a1, b1 = _matched_edges(np.flatnonzero(hashed), q_owner, q_inc, d)
+    rest = np.flatnonzero(degenerate[q_owner])
+    if rest.size == 0:
+        return a1, b1
+    a2, b2 = _pairwise_edges(q_owner[rest], q_inc[rest], n, d)
+    a = np.concatenate([a1, rest[a2]])
+    b = np.concatenate([b1, rest[b2]])
+    return a, b
+
+
+def _matched_edges(ids, q_owner, q_inc, d):
+    """Edges among simple section vertices ``ids``: pairs with a common ``(d - 1)``-subset of
+    tight constraints that contains every constraint but one (the section's hyperplane is the
+    one constraint they all share, so it is never the one dropped)."""
+    if ids.size == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    inc = q_inc[ids]
+    words = inc.shape[1]
+    bits = np.unpackbits(inc.view(np.uint8), axis=1, bitorder="little").astype(bool)
+    # the bits every vertex of the section has (the hyperplane, and any constraint the whole
+    # section lies on) are never dropped
+    owner = q_owner[ids]
+    row, bit = np.nonzero(bits)
+    key = inc[row] ^ _bits(bit, words)
+    # a dropped bit shared by the whole section gives a key no other vertex can match as an
+    # edge of Q; keep only bits not common to the section
+    seg = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])     # owner is sorted
+    common = np.bitwise_and.reduceat(inc, seg, axis=0)
+    group = np.cumsum(np.r_[True, owner[1:] != owner[:-1]]) - 1
+    shared = np.any(common[group[row]] & _bits(bit, words), axis=1)
+    row, key = row[~shared], key[~shared]
+    cols = tuple(key[:, w] for w in range(words - 1, -1, -1)) + (owner[row],)
+    order = np.lexsort(cols)
+    row, key = row[order], key[order]
+    same = np.all(key[1:] == key[:-1], axis=1) & (owner[row[1:]] == owner[row[:-1]])
+    i = np.flatnonzero(same)
+    return ids[row[i]], ids[row[i + 1]]
+
+
+def _pairwise_edges(q_owner, q_inc, n, d):
+    """Edges of every section by the exact test: ``(a, b)`` is an edge iff they share at least
+    ``d - 1`` tight constraints and no third vertex of the section is tight on all of them."""
     qstart = _start(q_owner, n)
     m = len(q_owner)
     partners = qstart[q_owner + 1] - np.arange(m) - 1          # later vertices of the section
@@ -443,7 +493,6 @@ def _section_edges(q_owner, q_inc, n, d):
     common = q_inc[a] & q_inc[b]
     cand = np.flatnonzero(_popcount(common) >= d - 1)
     a, b, common = a[cand], b[cand], common[cand]
-    # the third-vertex test, candidate by candidate against its whole section
     size = np.diff(qstart)[q_owner[a]]
     pair = np.repeat(np.arange(len(a)), size)
     pfirst = np.repeat(np.cumsum(size) - size, size)
