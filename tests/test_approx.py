@@ -1,0 +1,405 @@
+"""Approximate tools against the exact engine (issue 6): sampling counts, local complexity,
+rugosity; compare and the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+import powercells as pc
+from powercells import approx
+from powercells.cli import main
+from powercells.enumerate import region_halfspaces
+from powercells.testing import brute_force_regions
+from networks import random_network, tent_map
+from strategies import integer_networks
+
+
+# ----------------------------------------------------------------------------- local complexity
+def _meeting_by_leaves(net, nb):
+    """Independent oracle: per layer, the ReLU-type units whose pre-activation has min <= 0 <= max
+    over the neighbourhood, from brute-force leaves and two LPs per (leaf, unit)."""
+    folded = nb.network_on(net)
+    codes = brute_force_regions(net, nb).codes
+    widths = np.cumsum((0,) + net.widths)
+    lo = [np.full(w, np.inf) for w in net.widths]
+    hi = [np.full(w, -np.inf) for w in net.widths]
+    for code in codes:
+        path = [np.array(code[widths[i]:widths[i + 1]]) for i in range(net.depth)]
+        H, h = region_halfspaces(folded, nb, path)
+        for li, layer in enumerate(folded.layers):
+            if not layer.is_switch:
+                continue
+            A, B = folded.affine_map_of_codes(path, depth=li)
+            G, c = layer.switch_W @ A, layer.switch_W @ B + layer.switch_b
+            for k in range(layer.out_dim):
+                for sign, store, pick in ((1, lo, min), (-1, hi, max)):
+                    res = linprog(sign * G[k], A_ub=H, b_ub=h, bounds=[(None, None)] * nb.dim,
+                                  method="highs")
+                    store[li][k] = pick(store[li][k], sign * res.fun + c[k])
+    return [int(np.sum((a <= 1e-9) & (b >= -1e-9))) for a, b in zip(lo, hi)]
+
+
+@pytest.mark.parametrize("P,seed", [(2, 0), (3, 1)])
+def test_exact_neurons_against_an_independent_lp_oracle(P, seed):
+    net = random_network(64, [10, 10], seed=seed)
+    x = np.random.default_rng(seed).normal(size=64)
+    V = pc.random_directions(64, P, seed=seed)
+    res = approx.compare_local_complexity(net, x, radius=0.7, directions=V)
+    oracle = _meeting_by_leaves(net, pc.Neighbourhood(x, V, 0.7))
+    assert res.exact.neurons[0].tolist() == oracle
+    assert res.exact.crossing[0].tolist() == oracle         # generic: no neuron only touches
+
+
+@pytest.mark.parametrize("P", [2, 3])
+def test_first_layer_lc_is_exact_and_deeper_layers_are_lower_bounds_in_64d(P):
+    net = random_network(64, [24, 24, 24], seed=P, head=3)
+    X = np.random.default_rng(10 + P).normal(size=(3, 64))
+    for radius in (0.3, 1.5):
+        res = approx.compare_local_complexity(net, X, radius=radius, n_directions=P, seed=4)
+        lc, exact = res.estimate.per_point, res.exact.neurons
+        np.testing.assert_array_equal(lc[:, 0], exact[:, 0])
+        assert np.all(lc <= exact)
+        assert np.all(lc[:, -1] == 0) and np.all(exact[:, -1] == 0)     # the linear head
+        assert np.all(res.exact.regions >= 1)
+        assert np.all(res.exact.crossing <= exact)
+    assert res.exact.neurons[:, 1:].sum() > 0      # the large radius reaches deeper neurons
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(integer_networks(dims=(2, 3), depth=(1, 3), width=(1, 4)), st.integers(-1, 1),
+       st.sampled_from(["l1", "linf"]))
+def test_lc_never_exceeds_exact_on_degenerate_networks(net_d, shift, norm):
+    # integer weights, axis directions, an integer centre and radius: the vertex values are
+    # exact, so ties (a pre-activation exactly 0 at a vertex, dead units, duplicates) happen
+    net, d = net_d
+    x = np.full(d, float(shift))
+    res = approx.compare_local_complexity(net, x, radius=1.0, directions=np.eye(d)[:, :2],
+                                          norm=norm)
+    lc, exact = res.estimate.per_point[0], res.exact.neurons[0]
+    assert lc[0] == exact[0]
+    assert np.all(lc <= exact)
+
+
+def test_a_deep_neuron_that_lc_misses():
+    # layer 2: h = |x1| + |x2| - 0.5, negative at the centre and +0.5 at all four vertices
+    W1 = np.array([[1.0, 0], [-1, 0], [0, 1], [0, -1]])
+    net = pc.Network.from_weights([(W1, np.zeros(4)), (np.ones((1, 4)), [-0.5])],
+                                  ["relu", "relu"])
+    res = approx.compare_local_complexity(net, [0.0, 0.0], radius=1.0, directions=np.eye(2))
+    assert res.as_dict() == {"lc": [4, 0], "exact_neurons": [4, 1], "exact_regions": 8}
+    # with ties: the pre-activation of the first layer is exactly 0 at two vertices each
+    assert res.exact.crossing[0].tolist() == [4, 1]
+
+
+def test_touching_neurons_count_as_meeting():
+    # layer 2: h = |x1| - 1 touches 0 at the vertices (+-1, 0) and is negative elsewhere
+    W1 = np.array([[1.0, 0], [-1, 0]])
+    net = pc.Network.from_weights([(W1, np.zeros(2)), (np.ones((1, 2)), [-1.0])],
+                                  ["relu", "relu"])
+    res = approx.compare_local_complexity(net, [0.0, 0.0], radius=1.0, directions=np.eye(2))
+    assert res.estimate.per_point[0].tolist() == [2, 1]      # 0 at a vertex counts as a change
+    assert res.exact.neurons[0].tolist() == [2, 1]
+    assert res.exact.crossing[0].tolist() == [2, 0]          # it touches, it does not cut
+    # the same with the LP engine (minimum over each region by LP, not by polygon vertices)
+    lp = approx.exact_local_complexity(net, [0.0, 0.0], radius=1.0, directions=np.eye(2),
+                                       engine="lp")
+    assert lp.neurons[0].tolist() == [2, 1]
+
+
+def test_lc_on_maxout_units():
+    net = pc.Network([pc.Layer.maxout(np.array([[1.0, 0], [-1, 0], [0, 1], [0, 0]]),
+                                      np.array([0.0, 0, 0, 0.6]), pieces=2, name="layer 1"),
+                      pc.Layer.dense(np.array([[1.0, 1.0]]), [-1.2], "relu", name="layer 2")])
+    res = approx.compare_local_complexity(net, [0.0, 0.0], radius=1.0, directions=np.eye(2))
+    # unit 1 = |x1| switches at x1 = 0; unit 2 = max(x2, 0.6) switches at x2 = 0.6
+    assert res.estimate.per_point[0, 0] == res.exact.neurons[0, 0] == 2
+    assert np.all(res.estimate.per_point <= res.exact.neurons)
+
+
+def test_local_complexity_errors():
+    net = random_network(4, [3])
+    with pytest.raises(pc.PointError, match=r"shape \(n, 4\)"):
+        approx.local_complexity(net, np.zeros(3), radius=1, n_directions=2)
+    with pytest.raises(approx.ApproximationError, match="radius must be a positive"):
+        approx.local_complexity(net, np.zeros(4), radius=-1, n_directions=2)
+    with pytest.raises(approx.ApproximationError, match="exceeds the input dimension 4"):
+        approx.local_complexity(net, np.zeros(4), radius=1, n_directions=5)
+    with pytest.raises(approx.ApproximationError, match="give n_directions"):
+        approx.local_complexity(net, np.zeros(4), radius=1)
+    with pytest.raises(pc.DomainError, match="not orthonormal"):
+        approx.local_complexity(net, np.zeros(4), radius=1, directions=np.ones((4, 2)))
+    assert issubclass(approx.ApproximationError, pc.PowercellsError)
+
+
+# ----------------------------------------------------------------------------- sampling counts
+@pytest.mark.parametrize("d,widths,seed", [(2, [8, 8], 0), (3, [6, 6], 1), (4, [5, 5], 2)])
+def test_sampling_counts_never_exceed_the_exact_count(d, widths, seed):
+    net = random_network(d, widths, seed=seed, head=2)
+    box = pc.Box(-1, 1, dim=d)
+    tree = pc.subdivide(net, box)
+    s = approx.sampling_counts(net, box, [10, 100, 1000, 20000], seed=seed)
+    assert np.all(np.diff(s.regions) >= 0)
+    assert np.all(s.per_layer <= np.array(tree.per_layer))
+    assert np.all(s.per_layer[:, -1] == s.regions)
+    leaves = {r.tobytes() for r in tree.leaf_codes()}
+    assert {r.tobytes() for r in s.patterns} <= leaves
+
+
+def test_sampling_reaches_the_exact_count_when_every_region_is_large():
+    net = pc.Network.from_weights([(np.array([[1.0, 0.2], [-0.3, 1.0], [1.0, 1.0]]),
+                                    [0.1, -0.2, 0.3])], ["relu"])
+    box = pc.Box(-1, 1, dim=2)
+    tree = pc.subdivide(net, box)
+    # precondition: every region holds a disc of radius 0.09 (area > 0.63% of the box), so
+    # 5000 uniform samples miss one with probability < 7 * (1 - 0.0063)^5000 < 1e-12, and the
+    # 71 x 71 grid (spacing 0.029) puts a point in every such disc
+    assert tree.levels[-1].inradius.min() > 0.09
+    for method, n in (("random", 5000), ("sobol", 4096), ("grid", 71)):
+        s = approx.sampling_counts(net, box, [n], method=method, seed=1)
+        assert s.regions[-1] == tree.n_regions == 7
+
+
+def test_sampling_counts_in_a_neighbourhood_of_a_64d_input():
+    net = random_network(64, [20, 20], seed=3)
+    nb = pc.Neighbourhood.random(np.zeros(64), 3, 1.0, seed=2)
+    s = approx.sampling_counts(net, nb, [100, 10000], seed=0)
+    exact = pc.count_regions(net, nb).regions
+    assert s.regions[0] <= s.regions[1] <= exact
+    T = approx.sample_domain(nb, 5000, seed=1)
+    assert np.all(np.abs(T).sum(axis=1) <= 1.0)
+    # uniform in the l1 ball: the mass within half the radius is 2^-3
+    assert abs(np.mean(np.abs(T).sum(axis=1) <= 0.5) - 0.125) < 0.02
+
+
+def test_grid_samples_on_the_tent_map_find_spurious_patterns():
+    # SPEC §6.1.4: z^(m) touches 0 at dyadic points; a grid through them sees patterns no region
+    # has, and compare reports them apart
+    L = 4
+    res = pc.compare(tent_map(L), pc.Box(0, 1, dim=1), samples=[2 ** L + 1, 2 ** (L + 3) + 1],
+                     method="grid", rugosity=False)
+    assert res.regions == 2 ** L
+    assert res.spurious[-1] > 0
+    assert res.found[-1] == 2 ** L
+    assert res.sampling.regions[-1] > res.regions
+
+
+def test_sampling_errors():
+    net = random_network(2, [3])
+    with pytest.raises(approx.ApproximationError, match="unknown sampling method 'lhs'"):
+        approx.sampling_counts(net, pc.Box(-1, 1, dim=2), method="lhs")
+    with pytest.raises(approx.ApproximationError, match="n_samples must be a positive"):
+        approx.sampling_counts(net, pc.Box(-1, 1, dim=2), [0])
+    with pytest.raises(pc.DomainError, match="R\\^3"):
+        approx.sampling_counts(net, pc.Box(-1, 1, dim=3))
+
+
+# ----------------------------------------------------------------------------- rugosity
+def _one_layer_limit(W, b, v, lo, hi, n_grid=200_001):
+    """SPEC §5.6: each neuron's line contributes |v_k| ||w_k|| len_k sqrt(2/pi) / area (2-D);
+    the lengths are measured by a fine parametrisation of the line, not by the engine."""
+    total = 0.0
+    for w, c, a in zip(W, b, v):
+        # points of {w.x + c = 0}: x = p + s t, t along the line
+        p = -c * w / (w @ w)
+        t = np.array([-w[1], w[0]]) / np.linalg.norm(w)
+        s = np.linspace(-10, 10, n_grid)
+        pts = p + s[:, None] * t
+        inside = np.all((pts >= lo) & (pts <= hi), axis=1)
+        length = inside.sum() * (s[1] - s[0])
+        total += abs(a) * np.linalg.norm(w) * length
+    return total * np.sqrt(2 / np.pi) / np.prod(hi - lo)
+
+
+def test_rugosity_limit_of_a_one_layer_network_in_closed_form():
+    rng = np.random.default_rng(0)
+    W, b, v = rng.normal(size=(6, 2)), rng.normal(size=6) * 0.5, rng.normal(size=(1, 6))
+    net = pc.Network.from_weights([(W, b), (v, [0.0])], ["relu", "identity"])
+    lo, hi = np.array([-1.0, -1.5]), np.array([1.0, 1.0])
+    lim = approx.rugosity_limit(net, pc.Box(lo, hi))
+    assert lim.value == pytest.approx(_one_layer_limit(W, b, v[0], lo, hi), rel=1e-4)
+    # 1-D: sqrt(2/pi) sum |slope jump| / |X|
+    w1, b1 = rng.normal(size=(5, 1)), rng.normal(size=5) * 0.5
+    net1 = pc.Network.from_weights([(w1, b1), (v[:, :5], [0.0])], ["relu", "identity"])
+    knots = -b1 / w1[:, 0]
+    inside = np.abs(knots) < 1
+    expected = np.sqrt(2 / np.pi) * np.sum(np.abs(v[0, :5] * w1[:, 0])[inside]) / 2
+    assert approx.rugosity_limit(net1, pc.Box(-1, 1, dim=1)).value == pytest.approx(expected)
+
+
+def _separated_1d_network():
+    net = random_network(1, [5, 5], seed=157, head=1)
+    tree = pc.subdivide(net, pc.Box(-1, 1, dim=1))
+    knots = np.sort(tree.intervals()[0])[1:]
+    # precondition of a 0.1% test at eps = 1e-2: knots (and the ends) at least 16 eps apart,
+    # so that a perturbation crosses two of them with probability < 1e-50
+    assert len(knots) == 6 and np.diff(np.r_[-1, knots, 1]).min() > 0.16
+    return net
+
+
+def test_rugosity_estimate_converges_in_1d():
+    net = _separated_1d_network()
+    box = pc.Box(-1, 1, dim=1)
+    exact = approx.rugosity_limit(net, box).value
+    errors = [abs(approx.rugosity_estimate(net, box, eps=eps, n_samples=n, seed=3,
+                                           sampling="sobol").value / exact - 1)
+              for eps, n in ((0.3, 1 << 12), (0.05, 1 << 16), (1e-2, 1 << 20))]
+    assert errors[0] > 0.01               # a large eps is visibly biased (double crossings)
+    assert errors[-1] < 1e-3              # 1-D within 0.1%
+    assert errors[-1] < errors[0]
+    # the authors' i.i.d. Monte Carlo agrees within its standard error
+    r = approx.rugosity_estimate(net, box, eps=1e-2, n_samples=1 << 18, seed=5)
+    assert abs(r.value - exact) < 4 * r.stderr and r.stderr < 0.03 * exact
+
+
+def _net_2d():
+    net = random_network(2, [6, 6], seed=1, head=1)
+    box = pc.Box(-1, 1, dim=2)
+    assert pc.subdivide(net, box).levels[-1].inradius.min() > 2e-3
+    return net, box
+
+
+def test_rugosity_estimate_agrees_in_2d_within_its_standard_error():
+    net, box = _net_2d()
+    exact = approx.rugosity_limit(net, box).value
+    r = approx.rugosity_estimate(net, box, eps=1e-3, n_samples=1 << 20, seed=0)
+    assert r.crossings > 1000
+    assert abs(r.value - exact) < 4 * r.stderr + 0.005 * exact
+
+
+@pytest.mark.slow
+def test_rugosity_estimate_converges_in_2d_within_one_percent():
+    net, box = _net_2d()
+    exact = approx.rugosity_limit(net, box).value
+    r = approx.rugosity_estimate(net, box, eps=1e-3, n_samples=1 << 25, seed=0, sampling="sobol")
+    assert abs(r.value / exact - 1) < 0.01
+
+
+def test_tangent_rugosity_on_a_64d_neighbourhood():
+    # SPEC §5.6 item 4 with U = the neighbourhood's orthonormal directions
+    net = random_network(64, [8, 8], seed=4, head=2)
+    nb = pc.Neighbourhood.random(np.zeros(64), 2, 2.0, norm="linf", seed=1)
+    exact = approx.rugosity_limit(net, nb)
+    r = approx.rugosity_estimate(net, nb, eps=1e-3, n_samples=1 << 19, seed=2)
+    assert exact.value > 0 and exact.facets > 10
+    assert abs(r.value - exact.value) < 4 * r.stderr + 0.005 * exact.value
+
+
+@pytest.mark.parametrize("perturbation", ["gaussian", "sphere"])
+def test_rugosity_with_a_tangent_direction_and_sphere_perturbations(perturbation):
+    net = _separated_1d_network()
+    seg = pc.Slice([0.0], [[1.0]], pc.Box(-1, 1, dim=1))
+    box = pc.Box(-1, 1, dim=1)
+    # a segment of a 1-input net is the net itself; T = 2 doubles the jump and the crossing rate
+    base = approx.rugosity_limit(net, box, perturbation=perturbation).value
+    assert approx.rugosity_limit(net, seg, perturbation=perturbation).value == pytest.approx(base)
+    assert approx.rugosity_limit(net, box, tangent=[[2.0]],
+                                 perturbation=perturbation).value == pytest.approx(4 * base)
+    r = approx.rugosity_estimate(net, box, eps=1e-2, n_samples=1 << 18, seed=1,
+                                 perturbation=perturbation, tangent=[[2.0]])
+    assert abs(r.value - 4 * base) < 4 * r.stderr
+    if perturbation == "sphere":   # on the 1-sphere u = +-1: E|u| = 1 against sqrt(2/pi)
+        gauss = approx.rugosity_limit(net, box).value
+        assert base == pytest.approx(gauss / np.sqrt(2 / np.pi))
+
+
+def test_rugosity_errors():
+    net = random_network(3, [4], head=1)
+    with pytest.raises(approx.ApproximationError, match="1-D and 2-D domains"):
+        approx.rugosity_limit(net, pc.Box(-1, 1, dim=3))
+    with pytest.raises(approx.ApproximationError, match="eps must be a positive"):
+        approx.rugosity_estimate(net, pc.Box(-1, 1, dim=3), eps=0, n_samples=10)
+    with pytest.raises(approx.ApproximationError, match=r"tangent must be .* shape \(3, m\)"):
+        approx.rugosity_estimate(net, pc.Box(-1, 1, dim=3), eps=1e-3, n_samples=10,
+                                 tangent=np.eye(2))
+    with pytest.raises(approx.ApproximationError, match="unknown perturbation 'cauchy'"):
+        approx.rugosity_estimate(net, pc.Box(-1, 1, dim=3), eps=1e-3, n_samples=10,
+                                 perturbation="cauchy")
+
+
+def test_jacobians_match_the_local_affine_maps():
+    net = pc.Network([pc.Layer.maxout(np.random.default_rng(0).normal(size=(6, 3)),
+                                      np.zeros(6), pieces=3, name="l1"),
+                      pc.Layer.dense(np.random.default_rng(1).normal(size=(4, 2)), None,
+                                     "leaky_relu:0.1", name="l2"),
+                      pc.Layer.dense(np.ones((2, 4)), None, "identity", name="head")])
+    X = np.random.default_rng(2).normal(size=(20, 3))
+    J = approx.jacobians(net, X)
+    for x, j in zip(X, J):
+        np.testing.assert_allclose(j, net.affine_map(x)[0], atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- compare and CLI
+def test_compare_report():
+    net = random_network(2, [8, 8], seed=1, head=2)
+    res = pc.compare(net, pc.Box(-1, 1, dim=2), samples=[100, 10000], seed=0,
+                     rugosity_samples=1 << 16)
+    out = res.as_dict()
+    assert out["exact"]["regions"] == res.regions == pc.count_regions(net, res_box()).regions
+    assert out["sampling"]["found"] == out["sampling"]["regions"]         # generic: no spurious
+    assert all(-1 <= e <= 0 for e in out["sampling"]["relative_error"])
+    assert out["rugosity"]["relative_error"] == pytest.approx(
+        res.rugosity.value / res.rugosity_limit.value - 1)
+    text = str(res)
+    assert "exact regions" in text and "rugosity" in text
+    res3 = pc.compare(random_network(3, [4], head=1), pc.Box(-1, 1, dim=3), samples=[10])
+    assert res3.rugosity is None and "dimension 3" in res3.rugosity_note
+
+
+def res_box():
+    return pc.Box(-1, 1, dim=2)
+
+
+def test_figures(tmp_path):
+    pytest.importorskip("matplotlib")
+    from powercells.approx.plot import plot_local_complexity, plot_sampling_convergence
+
+    net = random_network(2, [8, 8], seed=1)
+    res = pc.compare(net, res_box(), samples=[10, 100, 1000], seed=0, rugosity=False)
+    fig = plot_sampling_convergence(res, per_layer=True)
+    fig.savefig(tmp_path / "s.png")
+    lc = approx.compare_local_complexity(net, np.zeros((2, 2)), radius=0.5, n_directions=2,
+                                         seed=0)
+    fig = plot_local_complexity(lc)
+    fig.savefig(tmp_path / "lc.png")
+    assert (tmp_path / "s.png").stat().st_size > 0 and (tmp_path / "lc.png").stat().st_size > 0
+
+
+def test_cli_local_complexity(tmp_path, capsys):
+    net = random_network(16, [10, 10], seed=2)
+    path = tmp_path / "net.npz"
+    pc.save_npz(net, path)
+    x = np.random.default_rng(0).normal(size=16)
+    np.save(tmp_path / "x.npy", x)
+    argv = ["local-complexity", str(path), "--point", str(tmp_path / "x.npy"), "--radius", "0.5",
+            "--directions", "2", "--seed", "3", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    V = pc.random_directions(16, 2, seed=np.random.default_rng(3))
+    expected = approx.compare_local_complexity(net, x, radius=0.5, directions=V).as_dict()
+    assert out == expected
+    assert set(out) == {"lc", "exact_neurons", "exact_regions"}
+    np.save(tmp_path / "bad.npy", np.zeros(5))
+    assert main(argv[:3] + [str(tmp_path / "bad.npy")] + argv[4:]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs 16 values" in err
+    assert main(argv[:5] + ["0"] + argv[6:]) == 2
+    assert "radius must be a positive" in capsys.readouterr().err
+
+
+def test_cli_compare(tmp_path, capsys):
+    net = random_network(2, [6, 6], seed=0, head=1)
+    path = tmp_path / "net.npz"
+    pc.save_npz(net, path)
+    assert main(["compare", str(path), "--box", "-1", "1", "--samples", "100", "1000",
+                 "--rugosity-samples", "4096", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["exact"]["regions"] == pc.count_regions(net, res_box()).regions
+    assert out["sampling"]["n_samples"] == [100, 1000]
+    assert main(["compare", str(path), "--box", "-1", "1", "--samples", "0"]) == 2
+    assert "n_samples must be a positive" in capsys.readouterr().err
+    assert main(["compare", str(path), "--box", "-1", "1", "--samples", "50", "--no-rugosity"]) == 0
+    assert "rugosity: not requested" in capsys.readouterr().out
