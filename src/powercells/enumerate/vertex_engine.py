@@ -170,16 +170,10 @@ class VertexEngine:
             code[nc, nu] = (~crossing[nc, nu] & (smax > eps)).astype(np.int16)
         cc, cu = np.nonzero(crossing)
 
-        def cut(P, pcell, pair):
-            Gp, gp = G[cc[pair], cu[pair]], g[cc[pair], cu[pair]]
-            owner = P.vertex_owner
-            s = np.einsum("vd,vd->v", P.X, Gp[owner]) + gp[owner]
-            return P.cut(s, Gp, gp, eps)
+        def hyperplane(pair):
+            return G[cc[pair], cu[pair]], g[cc[pair], cu[pair]]
 
-        def screen(pair, center):
-            return np.einsum("pd,pd->p", G[cc[pair], cu[pair]], center) + g[cc[pair], cu[pair]]
-
-        pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, screen)
+        pieces, pcell, code_p = self._rounds(cells, crossing, code, hyperplane=hyperplane)
         factor = layer.switch_factors
 
         def child_maps(cell, child_code):
@@ -272,10 +266,9 @@ class VertexEngine:
             out = Polytopes.concat(outs, P.dim)
             src = np.concatenate(srcs) if srcs else np.empty(0, dtype=np.int64)
             side = np.concatenate(sides) if sides else np.empty(0, dtype=np.int16)
-            order = np.lexsort((side, src))
-            return out.take(order), src[order], side[order]
+            return out, src, side
 
-        pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, None)
+        pieces, pcell, code_p = self._rounds(cells, crossing, code, cut=cut)
 
         def child_maps(cell, child_code):
             idx = child_code.astype(np.intp)
@@ -285,9 +278,16 @@ class VertexEngine:
         return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
 
     # ------------------------------------------------------------------ shared steps
-    def _rounds(self, cells: VertexCells, crossing, code, cut, screen):
+    def _rounds(self, cells: VertexCells, crossing, code, hyperplane=None, cut=None):
         """Apply every cell's cutting units in rounds; return the final pieces, their cells and
-        their codes (the cells' codes with the cutting units filled in by the sides taken)."""
+        their codes (the cells' codes with the cutting units filled in by the sides taken).
+
+        Round ``t`` offers every live piece of every cell with more than ``t`` cutting units to
+        that cell's ``t``-th unit: either a hyperplane (``hyperplane(pair) -> (G, g)``, unit
+        normals; ReLU-type units) or a general ``cut(pieces, cell, pair) -> (out, src, side)``
+        (units with several pieces). Pieces live in chunks (one per round's output) with an alive
+        flag: a hyperplane that misses a piece's ball, or leaves all its vertices on one side,
+        only records the side, so untouched pieces are never copied."""
         counts = crossing.sum(axis=1)
         cut_cells = np.flatnonzero(counts)
         k = cells.polys.dim
@@ -297,40 +297,87 @@ class VertexEngine:
         pair_cell, pair_unit = np.nonzero(crossing)
         first = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=first[1:])
-        pieces = cells.polys.take(cut_cells)
+        chunks = [cells.polys.take(cut_cells)]
+        base = [0]                                  # global id of each chunk's first piece
         pcell = cut_cells
         pcode = code[pcell].copy()
-        center = pieces.vertex_mean()
-        reach = pieces.reach(center)
+        center = chunks[0].vertex_mean()
+        reach = chunks[0].reach(center)
+        alive = np.ones(len(pcell), dtype=bool)
         eps = self.tol.empty
+
+        def gather(ids):
+            which = np.searchsorted(base, ids, side="right") - 1
+            order = np.argsort(which, kind="stable")
+            parts = [chunks[c].take(ids[order][which[order] == c] - base[c])
+                     for c in np.unique(which)]
+            return Polytopes.concat(parts, k), order
+
         for t in range(int(counts.max())):
-            live = np.flatnonzero(counts[pcell] > t)
+            live = np.flatnonzero(alive & (counts[pcell] > t))
             if live.size == 0:
                 break
             pair = first[pcell[live]] + t
             unit = pair_unit[pair]
-            if screen is not None:
-                dist = screen(pair, center[live])
+            self.stats["rounds"] += 1
+            if hyperplane is not None:
+                Gp, gp = hyperplane(pair)
+                dist = np.einsum("pd,pd->p", Gp, center[live]) + gp
                 far = np.abs(dist) > reach[live] + 2 * eps
                 pcode[live[far], unit[far]] = dist[far] > 0
-                live, pair, unit = live[~far], pair[~far], unit[~far]
+                near = np.flatnonzero(~far)
+                live, pair, unit, Gp, gp = live[near], pair[near], unit[near], Gp[near], gp[near]
                 if live.size == 0:
                     continue
-            out, src, side = cut(pieces.take(live), pcell[live], pair)
-            self.stats["rounds"] += 1
+                smax, smin = self._extremes(chunks, base, live, Gp, gp)
+                split = (smax > eps) & (smin < -eps)
+                whole = ~split
+                pcode[live[whole], unit[whole]] = smax[whole] > eps
+                live, pair, unit, Gp, gp = live[split], pair[split], unit[split], Gp[split], gp[split]
+                if live.size == 0:
+                    continue
+                P, order = gather(live)
+                live, pair, unit, Gp, gp = (live[order], pair[order], unit[order], Gp[order],
+                                            gp[order])
+                owner = P.vertex_owner
+                s = np.einsum("vd,vd->v", P.X, Gp[owner]) + gp[owner]
+                out, src, side = P.cut(s, Gp, gp, eps)
+            else:
+                P, order = gather(live)
+                live, pair, unit = live[order], pair[order], unit[order]
+                out, src, side = cut(P, pcell[live], pair)
             self.stats["pieces_cut"] += len(live)
-            rest = np.ones(len(pieces), dtype=bool)
-            rest[live] = False
-            rest = np.flatnonzero(rest)
             new_code = pcode[live][src]
             new_code[np.arange(len(src)), unit[src]] = side
             out_center = out.vertex_mean()
-            pieces = Polytopes.concat([pieces.take(rest), out], k)
-            pcell = np.concatenate([pcell[rest], pcell[live][src]])
-            pcode = np.concatenate([pcode[rest], new_code])
-            center = np.concatenate([center[rest], out_center])
-            reach = np.concatenate([reach[rest], out.reach(out_center)])
-        return pieces, pcell, pcode
+            alive[live] = False
+            base.append(len(pcell))
+            chunks.append(out)
+            pcell = np.concatenate([pcell, pcell[live][src]])
+            pcode = np.concatenate([pcode, new_code])
+            center = np.concatenate([center, out_center])
+            reach = np.concatenate([reach, out.reach(out_center)])
+            alive = np.concatenate([alive, np.ones(len(src), dtype=bool)])
+            keep = [c for c in range(len(chunks)) if alive[base[c]:base[c] + len(chunks[c])].any()]
+            if len(keep) < len(chunks):
+                chunks = [chunks[c] for c in keep]
+                base = [base[c] for c in keep]
+        ids = np.flatnonzero(alive)
+        pieces, order = gather(ids)
+        ids = ids[order]
+        return pieces, pcell[ids], pcode[ids]
+
+    @staticmethod
+    def _extremes(chunks, base, ids, G, g):
+        """Max and min of ``G[i] . x + g[i]`` over the vertices of piece ``ids[i]``."""
+        smax = np.empty(len(ids))
+        smin = np.empty(len(ids))
+        which = np.searchsorted(base, ids, side="right") - 1
+        for c in np.unique(which):
+            sel = np.flatnonzero(which == c)
+            hi, lo = _pair_extremes(chunks[c], ids[sel] - base[c], G[sel], g[sel])
+            smax[sel], smin[sel] = hi, lo
+        return smax, smin
 
     def _ball_lp(self, polys: Polytopes, idx):
         self.stats["ball_lps"] += len(idx)

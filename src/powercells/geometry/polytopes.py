@@ -286,7 +286,7 @@ class Polytopes:
         -------
         pieces : Polytopes
         src : ndarray of int64
-            The polytope each piece comes from (non-decreasing).
+            The polytope each piece comes from (pieces are in no particular order).
         side : ndarray of int16
             1 for the ``+`` side (a polytope the hyperplane does not cut is on the ``+`` side
             iff it has a vertex with ``s > eps``), 0 for the ``-`` side.
@@ -298,21 +298,26 @@ class Polytopes:
         has_neg = np.bincount(owner, weights=neg, minlength=n) > 0
         split = has_pos & has_neg
         whole = np.flatnonzero(~split & (has_pos | both))
-        parts = [self.take(whole)]
-        srcs = [whole]
-        sides = [has_pos[whole].astype(np.int16)]
+        parts, srcs, sides = [], [], []
+        if whole.size:
+            parts.append(self.take(whole))
+            srcs.append(whole)
+            sides.append(has_pos[whole].astype(np.int16))
         cut_ids = np.flatnonzero(split)
         if cut_ids.size:
-            C = self.take(cut_ids)
-            vr, _ = csr_rows(self.vstart, cut_ids)
-            for side, P in C._split(s[vr], g[cut_ids], g0[cut_ids], eps, both):
+            if cut_ids.size == n:
+                C, s_cut = self, s
+            else:
+                C = self.take(cut_ids)
+                vr, _ = csr_rows(self.vstart, cut_ids)
+                s_cut = s[vr]
+            for side, P in C._split(s_cut, g[cut_ids], g0[cut_ids], eps, both):
                 parts.append(P)
                 srcs.append(cut_ids)
                 sides.append(np.full(len(cut_ids), side, dtype=np.int16))
-        src = np.concatenate(srcs)
-        side = np.concatenate(sides)
-        order = np.lexsort((-side, src))
-        return Polytopes.concat(parts, self.dim).take(order), src[order], side[order]
+        if not parts:
+            return (Polytopes.empty(self.dim), np.empty(0, np.int64), np.empty(0, np.int16))
+        return Polytopes.concat(parts, self.dim), np.concatenate(srcs), np.concatenate(sides)
 
     def _split(self, s, g, g0, eps, both):
         """Both sides (``+`` first) of polytopes that the hyperplanes all cut strictly."""
@@ -416,8 +421,9 @@ class Polytopes:
         n, d = len(self), self.dim
         if not len(self.slot):
             return self
-        bits = np.unpackbits(self.inc.view(np.uint8), axis=1, bitorder="little")
-        tight = np.add.reduceat(bits.astype(np.int32), self.vstart[:-1], axis=0)   # (n, slots)
+        used = int(self.slot.max()) + 1
+        bits = np.unpackbits(self.inc.view(np.uint8), axis=1, count=used, bitorder="little")
+        tight = np.add.reduceat(bits, self.vstart[:-1], axis=0, dtype=np.int32)   # (n, used)
         cowner = _owner(self.cstart)
         keep = tight[cowner, self.slot] >= d
         if keep.all():
