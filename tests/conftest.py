@@ -30,13 +30,13 @@ def lp(request):
     return request.param
 
 
-@pytest.fixture(params=["highs", "cvxpy", "planar", "interval"])
+@pytest.fixture(params=["highs", "cvxpy", "planar", "interval", "vertex"])
 def engine(request):
     """Keyword arguments selecting an exact engine: the lp engine on both LP backends, the
-    planar engine (2-D domains only) and the interval engine (1-D only); see
-    ``networks.engine_for``."""
+    planar engine (2-D domains only), the interval engine (1-D only) and the vertex engine
+    (low dimensions); see ``networks.engine_for``."""
     if request.param == "cvxpy":
         pytest.importorskip("cvxpy")
-    if request.param in ("planar", "interval"):
+    if request.param in ("planar", "interval", "vertex"):
         return {"engine": request.param}
     return {"engine": "lp", "lp": request.param}

@@ -17,8 +17,9 @@ def net(*layers):
 
 
 def check(network, domain, expected, lp="highs"):
-    """The lp engine on the given backend and, on 2-D domains, the planar engine: both give the
-    hand-derived counts and the brute-force enumerator's code sets."""
+    """The lp engine on the given backend, the vertex engine and, on 1-D and 2-D domains, the
+    interval and planar engines: all give the hand-derived counts and the brute-force
+    enumerator's code sets."""
     tree = pc.subdivide(network, domain, engine="lp", lp=lp)
     assert tree.per_layer == expected
     assert len(tree.slivers) == 0
@@ -31,6 +32,12 @@ def check(network, domain, expected, lp="highs"):
         assert_partitions_equal(planar, brute)
         if domain.dim == 2:
             assert np.isclose(planar.areas().sum(), planar.areas(0).sum(), rtol=1e-12)
+    vertex = pc.subdivide(network, domain, engine="vertex")
+    assert vertex.per_layer == expected
+    assert len(vertex.slivers) == 0
+    assert_partitions_equal(vertex, brute)
+    counted = pc.count_regions(network, domain, engine="vertex")
+    assert counted.per_layer == expected and counted.slivers == [0] * len(expected)
     return tree
 
 

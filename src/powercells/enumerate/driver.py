@@ -190,6 +190,10 @@ def _choose_engine(engine: str, lp, domain) -> str:
     if engine == "planar" and domain.dim != 2:
         raise PowercellsError(f"the planar engine needs a 2-D domain or plane slice; this domain "
                               f"has dimension {domain.dim} (use engine='lp' or 'auto')")
+    if engine == "vertex" and domain.dim > VertexEngine.max_dim:
+        raise PowercellsError(f"the vertex engine handles domains of dimension up to "
+                              f"{VertexEngine.max_dim} (a box has 2^d vertices); this domain has "
+                              f"dimension {domain.dim} (use engine='lp' or a slice)")
     if engine == "interval" and domain.dim != 1:
         raise PowercellsError(f"the interval engine needs a 1-D domain or a segment between two "
                               f"points; this domain has dimension {domain.dim} (use engine='lp' "

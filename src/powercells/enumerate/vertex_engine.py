@@ -69,7 +69,7 @@ class VertexCells:
             self._loaded = self._maps(self._rows)
         return self._loaded
 
-    def take(self, idx) -> "VertexCells":
+    def take(self, idx) -> VertexCells:
         idx = np.asarray(idx, dtype=np.int64)
         return VertexCells(self.polys.take(idx), self.center[idx], self.radius[idx],
                            self._maps, self._rows[idx])
@@ -92,6 +92,8 @@ class VertexEngine:
     """
 
     name = "vertex"
+    #: Highest domain dimension accepted: the root box alone has 2^d vertices.
+    max_dim = 12
 
     def __init__(self, tolerances: Tolerances, backend, cap: float, exact_balls: bool = True):
         self.tol = tolerances
@@ -238,7 +240,7 @@ class VertexEngine:
                 bad = np.flatnonzero(count == 0)
                 vals = np.einsum("nrd,nd->nr", PA[bad, u, :m], cells.center[bad]) + PB[bad, u, :m]
                 code[bad, u] = np.argmax(vals, axis=1)
-        pair_cell, pair_unit = np.nonzero(crossing)
+        _pair_cell, pair_unit = np.nonzero(crossing)
 
         def cut(P, pcell, pair):
             unit = pair_unit[pair]
@@ -294,7 +296,7 @@ class VertexEngine:
         if cut_cells.size == 0:
             return Polytopes.empty(k), np.empty(0, dtype=np.int64), code[:0]
         self.stats["cells_cut"] += len(cut_cells)
-        pair_cell, pair_unit = np.nonzero(crossing)
+        _pair_cell, pair_unit = np.nonzero(crossing)
         first = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=first[1:])
         chunks = [cells.polys.take(cut_cells)]

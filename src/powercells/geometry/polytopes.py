@@ -88,7 +88,7 @@ class Polytopes:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def box(cls, lo, hi) -> "Polytopes":
+    def box(cls, lo, hi) -> Polytopes:
         """The box ``[lo, hi]`` as a batch of one: slot ``2i`` is ``x_i >= lo_i``, slot ``2i+1``
         is ``x_i <= hi_i``."""
         lo = np.asarray(lo, dtype=np.float64)
@@ -115,7 +115,7 @@ class Polytopes:
                    np.arange(2 * d), np.array([0, 2 * d]))
 
     @classmethod
-    def from_halfspaces(cls, H, hvec, lo, hi, eps: float) -> "Polytopes":
+    def from_halfspaces(cls, H, hvec, lo, hi, eps: float) -> Polytopes:
         """``{x : H x <= hvec}`` inside the box ``[lo, hi]`` (which must contain it), as a batch
         of one, by clipping the box. Rows of ``H`` need not be unit."""
         P = cls.box(lo, hi)
@@ -131,7 +131,7 @@ class Polytopes:
         return P
 
     @classmethod
-    def concat(cls, parts: list["Polytopes"], dim: int | None = None) -> "Polytopes":
+    def concat(cls, parts: list[Polytopes], dim: int | None = None) -> Polytopes:
         parts = [p for p in parts if p is not None]
         if dim is None:
             dim = parts[0].dim
@@ -159,7 +159,7 @@ class Polytopes:
                    np.concatenate([p.slot for p in parts]), starts("cstart"))
 
     @classmethod
-    def empty(cls, dim: int) -> "Polytopes":
+    def empty(cls, dim: int) -> Polytopes:
         z = np.zeros(1, dtype=np.int64)
         return cls(np.zeros((0, dim)), np.zeros((0, 1), np.uint64), z, np.zeros((0, 2), np.int64),
                    z, np.zeros((0, dim)), np.zeros(0), np.zeros(0, np.int64), z)
@@ -198,7 +198,7 @@ class Polytopes:
     def edges(self, i: int) -> np.ndarray:
         return self.E[self.estart[i]:self.estart[i + 1]]
 
-    def take(self, idx) -> "Polytopes":
+    def take(self, idx) -> Polytopes:
         idx = np.asarray(idx, dtype=np.int64)
         vr, vs = csr_rows(self.vstart, idx)
         er, es = csr_rows(self.estart, idx)
@@ -416,7 +416,7 @@ class Polytopes:
         lowest = f & (~f + _ONE)
         return word * 64 + np.bitwise_count(lowest - _ONE).astype(np.int64), inc
 
-    def prune(self) -> "Polytopes":
+    def prune(self) -> Polytopes:
         """Drop constraints tight at fewer than ``d`` vertices (not facets) and their bits."""
         n, d = len(self), self.dim
         if not len(self.slot):
