@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from networks import random_network
 
 import powercells as pc
 from powercells.testing import brute_force_regions
-from networks import random_network
 
 
 def test_random_directions_are_orthonormal_and_seeded():
@@ -28,7 +28,7 @@ def test_l1_neighbourhood_is_the_hull_of_the_2p_vertices():
     T = rng.uniform(-0.2, 0.2, size=(2000, 3))
     inside = np.abs(T).sum(axis=1) <= 0.2
     np.testing.assert_array_equal(nb.contains(T), inside)
-    center, radius = nb.chebyshev
+    _, radius = nb.chebyshev
     assert radius == pytest.approx(0.2 / np.sqrt(3))
     assert nb.dim == 3 and nb.input_dim == 64
     cube = pc.Neighbourhood(x, V, 0.2, norm="linf")

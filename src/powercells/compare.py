@@ -204,9 +204,12 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
                           for row in counts.patterns], dtype=bool)
     spurious_first = np.sort(counts.first_seen[~is_region])
     if counts.method == "grid":
-        # grids are not nested: only the last grid's patterns are kept
+        # grids are not nested: every grid's patterns are checked on their own
         spurious = np.zeros(len(counts.n_samples), dtype=np.int64)
-        spurious[-1] = int((~is_region).sum())
+        for i, m in enumerate(counts.grid_sizes):
+            patterns = sampling_counts(network, domain, [int(m)], method="grid").patterns
+            spurious[i] = sum(row.astype(np.int16).tobytes() not in leaf_keys
+                              for row in patterns)
     else:
         spurious = np.searchsorted(spurious_first, counts.n_samples, side="left")
     found = counts.regions - spurious
