@@ -183,7 +183,7 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
     --------
     >>> import numpy as np, powercells as pc
     >>> net = pc.Network.from_weights([(np.eye(2), [0.0, 0.0])], ["relu"])
-    >>> result = pc.compare(net, pc.Box(-1, 1, dim=2), samples=[10, 1000], seed=0,
+    >>> result = pc.compare(net, pc.Box(-1, 1, dim=2), samples=[1000, 10000], seed=0,
     ...                     rugosity=False)
     >>> result.regions, result.sampling.regions.tolist()
     (4, [4, 4])
