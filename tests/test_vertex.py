@@ -234,7 +234,7 @@ def test_euler_relation_of_the_skeleton(d, widths, seed):
     cells = engine.root(box)
     for layer in network.layers:
         cells = engine.split(cells, layer).children
-    P = cells.polys
+    P = cells.polytopes
     keys = np.round(P.X, 9) + 0.0
     _, vid = np.unique(keys, axis=0, return_inverse=True)
     vid = vid.ravel()

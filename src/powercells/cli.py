@@ -30,9 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                                        "the counts.")
     count.add_argument("network", help="network file (.npz: W0, b0, W1, b1, ... [activations])")
     _domain_args(count)
-    count.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval"],
+    count.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval", "vertex"],
                        help="enumeration engine (default: auto: interval for 1-D domains, planar "
-                            "for 2-D domains and planes, lp otherwise)")
+                            "for 2-D domains and planes, vertex for 3-6 dimensions, lp otherwise)")
     count.add_argument("--lp", default=None, choices=["highs", "cvxpy"],
                        help="LP backend of the lp engine (default: highs); implies --engine lp "
                             "under auto")
@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "pass).")
     ver.add_argument("network", help="network file (.onnx or .npz)")
     ver.add_argument("property", help="VNN-LIB file")
-    ver.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval"])
+    ver.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval", "vertex"])
     ver.add_argument("--json", action="store_true")
     ver.add_argument("--max-regions", type=int, default=None, metavar="N")
     ver.add_argument("--time-limit", type=float, default=None, metavar="S")
@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="samples of the rugosity estimate (default 262144)")
     cmp.add_argument("--no-rugosity", dest="rugosity", action="store_false",
                      help="skip the rugosity comparison")
-    cmp.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval"])
+    cmp.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval", "vertex"])
     cmp.add_argument("--tol", type=float, default=None, help="region tolerance, as for count")
     cmp.add_argument("--max-regions", type=int, default=None, metavar="N")
     cmp.add_argument("--time-limit", type=float, default=None, metavar="S")

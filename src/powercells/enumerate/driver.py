@@ -32,6 +32,9 @@ __all__ = ["subdivide", "count_regions", "stream_leaves", "RegionCount", "ENGINE
 #: Engine names accepted by ``engine=``.
 ENGINES = ("auto", "lp", "planar", "interval", "vertex")
 
+#: Highest dimension for which ``engine="auto"`` picks the vertex engine.
+VERTEX_AUTO_MAX_DIM = 6
+
 
 @dataclass
 class RegionCount:
@@ -182,10 +185,13 @@ class _LevelParts:
 
 def _choose_engine(engine: str, lp, domain) -> str:
     if engine == "auto":
-        # an explicit LP backend asks for the lp engine; otherwise 1-D and 2-D domains go to the
-        # engines that need no LP
+        # an explicit LP backend asks for the lp engine; otherwise low dimensions go to the
+        # engines that need no LP (the vertex engine's cells grow like 2^d vertices: above
+        # d = 6 the lp engine is faster, benchmarks/bench_vertex.py)
         if lp is None and domain.dim in (1, 2):
             return {1: "interval", 2: "planar"}[domain.dim]
+        if lp is None and domain.dim <= VERTEX_AUTO_MAX_DIM:
+            return "vertex"
         return "lp"
     if engine == "planar" and domain.dim != 2:
         raise PowercellsError(f"the planar engine needs a 2-D domain or plane slice; this domain "
@@ -305,11 +311,14 @@ def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | No
     network : Network
     domain : Domain or (lo, hi) or (A, b)
         A :class:`Box`, :class:`Polytope` or :class:`Slice`.
-    engine : {"auto", "lp", "planar", "interval"}
+    engine : {"auto", "lp", "planar", "interval", "vertex"}
         ``auto`` picks ``interval`` for 1-D domains, ``planar`` for 2-D domains and plane
-        slices (both exact and LP-free), and ``lp`` otherwise or when ``lp`` is given.
+        slices, ``vertex`` for 3 to 6 dimensions (all three exact and LP-free; the crossover
+        with ``lp`` measured by ``benchmarks/bench_vertex.py``), and ``lp`` otherwise or when
+        ``lp`` is given.
     lp : None, "highs", "cvxpy" or an LPBackend
-        LP backend of the ``lp`` engine; default HiGHS.
+        LP backend of the ``lp`` engine (default HiGHS), also used by the ``vertex`` engine for
+        the Chebyshev balls of the tree.
     tol : float, optional
         Region tolerance tau (a region has inradius > tau); default ``1e-9 * diameter``.
     tolerances : Tolerances, optional

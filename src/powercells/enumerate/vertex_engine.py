@@ -44,7 +44,7 @@ class VertexCells:
 
     Attributes
     ----------
-    polys : Polytopes
+    polytopes : Polytopes
     center, radius : ndarray, shapes (n, k) and (n,)
         An interior point and the inradius (exact Chebyshev balls, or in counting mode a ball
         around the vertex mean whose radius is a lower bound deciding the region test).
@@ -52,16 +52,16 @@ class VertexCells:
         On cell i the current layer's output is ``A[i] x + B[i]`` (computed on first use).
     """
 
-    def __init__(self, polys: Polytopes, center, radius, maps, rows=None):
-        self.polys = polys
+    def __init__(self, polytopes: Polytopes, center, radius, maps, rows=None):
+        self.polytopes = polytopes
         self.center = center
         self.radius = radius
         self._maps = maps
-        self._rows = np.arange(len(polys)) if rows is None else rows
+        self._rows = np.arange(len(polytopes)) if rows is None else rows
         self._loaded = None
 
     def __len__(self) -> int:
-        return len(self.polys)
+        return len(self.polytopes)
 
     @property
     def maps(self):
@@ -71,7 +71,7 @@ class VertexCells:
 
     def take(self, idx) -> VertexCells:
         idx = np.asarray(idx, dtype=np.int64)
-        return VertexCells(self.polys.take(idx), self.center[idx], self.radius[idx],
+        return VertexCells(self.polytopes.take(idx), self.center[idx], self.radius[idx],
                            self._maps, self._rows[idx])
 
 
@@ -109,13 +109,13 @@ class VertexEngine:
         lo, hi = domain.bounds()
         k = domain.dim
         if _is_box(H, h, lo, hi):
-            polys = Polytopes.box(lo, hi)
+            polytopes = Polytopes.box(lo, hi)
         else:
             pad = 1e-9 * max(1.0, float(np.max(hi - lo)))
-            polys = Polytopes.from_halfspaces(H, h, lo - pad, hi + pad, self.tol.empty).prune()
-        center, radius = self._ball_lp(polys, np.arange(1))
+            polytopes = Polytopes.from_halfspaces(H, h, lo - pad, hi + pad, self.tol.empty).prune()
+        center, radius = self._ball_lp(polytopes, np.arange(1))
         eye = np.eye(k)
-        return VertexCells(polys, center, radius,
+        return VertexCells(polytopes, center, radius,
                            lambda rows: (eye[None].repeat(len(rows), 0), np.zeros((len(rows), k))))
 
     def batch_size(self, layer: Layer) -> int:
@@ -158,16 +158,16 @@ class VertexEngine:
         eps = self.tol.empty
         safe = np.where(constant, 1.0, norm)
         G, g = PA / safe[:, :, None], PB / safe    # unit normals: signed distances
-        polys = cells.polys
-        mean = polys.vertex_mean()
-        reach = polys.reach(mean) + 2 * eps
+        polytopes = cells.polytopes
+        mean = polytopes.vertex_mean()
+        reach = polytopes.reach(mean) + 2 * eps
         at_mean = np.einsum("nkd,nd->nk", G, mean) + g
         near = ~constant & (np.abs(at_mean) <= reach[:, None])
         code[~constant & ~near & (at_mean > 0)] = 1
         crossing = np.zeros((n, K), dtype=bool)
         nc, nu = np.nonzero(near)
         if nc.size:
-            smax, smin = _pair_extremes(polys, nc, G[nc, nu], g[nc, nu])
+            smax, smin = _pair_extremes(polytopes, nc, G[nc, nu], g[nc, nu])
             crossing[nc, nu] = (smax > eps) & (smin < -eps)
             code[nc, nu] = (~crossing[nc, nu] & (smax > eps)).astype(np.int16)
         cc, cu = np.nonzero(crossing)
@@ -228,7 +228,7 @@ class VertexEngine:
             for r in range(m):
                 for q in range(m):
                     if q != r:
-                        smax, _ = _pair_extremes(cells.polys, every, pair_G[:, u, r, q],
+                        smax, _ = _pair_extremes(cells.polytopes, every, pair_G[:, u, r, q],
                                                  pair_g[:, u, r, q])
                         alive[:, r] &= smax > eps
             count = alive.sum(axis=1)
@@ -292,14 +292,14 @@ class VertexEngine:
         only records the side, so untouched pieces are never copied."""
         counts = crossing.sum(axis=1)
         cut_cells = np.flatnonzero(counts)
-        k = cells.polys.dim
+        k = cells.polytopes.dim
         if cut_cells.size == 0:
             return Polytopes.empty(k), np.empty(0, dtype=np.int64), code[:0]
         self.stats["cells_cut"] += len(cut_cells)
         _pair_cell, pair_unit = np.nonzero(crossing)
         first = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=first[1:])
-        chunks = [cells.polys.take(cut_cells)]
+        chunks = [cells.polytopes.take(cut_cells)]
         base = [0]                                  # global id of each chunk's first piece
         pcell = cut_cells
         pcode = code[pcell].copy()
@@ -381,9 +381,9 @@ class VertexEngine:
             smax[sel], smin[sel] = hi, lo
         return smax, smin
 
-    def _ball_lp(self, polys: Polytopes, idx):
+    def _ball_lp(self, polytopes: Polytopes, idx):
         self.stats["ball_lps"] += len(idx)
-        return polys.chebyshev(self.backend, self.cap, idx)
+        return polytopes.chebyshev(self.backend, self.cap, idx)
 
     def _balls(self, pieces: Polytopes):
         """Interior points and inradii: exact, or (counting) a lower bound that decides."""
@@ -408,13 +408,13 @@ class VertexEngine:
         keep = np.flatnonzero(region)
         parent = np.concatenate([uncut, pcell[keep]])
         child_code = np.concatenate([code[uncut], code_p[keep]])
-        polys = Polytopes.concat([cells.polys.take(uncut), pieces.take(keep).prune()],
-                                 cells.polys.dim)
+        polytopes = Polytopes.concat([cells.polytopes.take(uncut), pieces.take(keep).prune()],
+                                 cells.polytopes.dim)
         center = np.concatenate([cells.center[uncut], center_p[keep]])
         radius = np.concatenate([cells.radius[uncut], radius_p[keep]])
         order = _tree_order(parent, child_code)
         parent, child_code = parent[order], child_code[order]
-        children = VertexCells(polys.take(order), center[order], radius[order],
+        children = VertexCells(polytopes.take(order), center[order], radius[order],
                                lambda rows: child_maps(parent[rows], child_code[rows]))
         sl = np.flatnonzero(sliver)
         slivers = SplitSlivers(parent=pcell[sl], code=code_p[sl], center=center_p[sl],
@@ -442,10 +442,10 @@ def _is_box(H, h, lo, hi) -> bool:
                 and np.allclose(-bound[~upper], lo[axis[~upper]], rtol=0, atol=0))
 
 
-def _pair_extremes(polys: Polytopes, cell: np.ndarray, G: np.ndarray, g: np.ndarray):
+def _pair_extremes(polytopes: Polytopes, cell: np.ndarray, G: np.ndarray, g: np.ndarray):
     """Max and min of ``G[p] . x + g[p]`` over the vertices of polytope ``cell[p]``, for every
     pair p."""
-    rows, start = csr_rows(polys.vstart, cell)
+    rows, start = csr_rows(polytopes.vstart, cell)
     pair = np.repeat(np.arange(len(cell)), np.diff(start))
-    S = np.einsum("pd,pd->p", polys.X[rows], G[pair]) + g[pair]
+    S = np.einsum("pd,pd->p", polytopes.X[rows], G[pair]) + g[pair]
     return np.maximum.reduceat(S, start[:-1]), np.minimum.reduceat(S, start[:-1])
