@@ -8,9 +8,9 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # tiny matrices: BLAS threads only spin
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import powercells as pc  # noqa: E402
+import powercells as pc
 
 
 def he_network(d, widths, seed=0, bias=0.1):

@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+from networks import random_network
 
 from powercells.cli import EXIT_ERROR, EXIT_PARTIAL, main
-from networks import random_network
 
 
 @pytest.fixture

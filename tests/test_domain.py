@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from networks import random_network
 
 import powercells as pc
 from powercells.testing import assert_partitions_equal, brute_force_regions
-from networks import random_network
 
 
 def test_box_broadcast_and_halfspaces():

@@ -5,11 +5,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from networks import maxout_network, maxpool_network, random_network
+from strategies import integer_networks
 
 import powercells as pc
-from powercells.testing import assert_partitions_equal, brute_force_regions, leaf_code_set
-from strategies import integer_networks
-from networks import maxout_network, maxpool_network, random_network
+from powercells.testing import (
+    assert_partitions_equal,
+    brute_force_regions,
+    leaf_code_set,
+)
 
 SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

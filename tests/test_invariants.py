@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from networks import maxout_network, random_network
 
 import powercells as pc
 from powercells.geometry import polytope_volume
-from networks import maxout_network, random_network
 
 CASES = [
     (random_network(2, [6, 5], 0), 2),

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from networks import random_network
 
 import powercells as pc
 from powercells.network import parse_activation
-from networks import random_network
 
 
 def reference_forward(pairs, acts, X):

@@ -10,8 +10,8 @@ import powercells as pc
 from powercells.testing import assert_partitions_equal, brute_force_regions
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-from onnx.reference import ReferenceEvaluator  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 ACAS = DATA / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx"

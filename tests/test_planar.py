@@ -7,12 +7,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from networks import maxout_network, maxpool_network, random_network
+from strategies import integer_networks
 
 import powercells as pc
 from powercells.geometry.polygons import Polygons
-from powercells.testing import assert_partitions_equal, brute_force_regions, leaf_code_set
-from strategies import integer_networks
-from networks import maxout_network, maxpool_network, random_network
+from powercells.testing import (
+    assert_partitions_equal,
+    brute_force_regions,
+    leaf_code_set,
+)
 
 ACTIVATIONS = ["relu", "leaky_relu:0.1", "abs"]
 SETTINGS = settings(max_examples=20, deadline=None,
@@ -224,7 +228,7 @@ MESH_CASES = [
 def test_mesh_euler_and_edge_units(network):
     tree = pc.subdivide(network, BOX2, engine="planar")
     assert len(tree.slivers) == 0
-    for depth in range(0, tree.depth + 1):
+    for depth in range(tree.depth + 1):
         mesh = tree.mesh(depth)
         # a tiling of the square (T-junctions split): V - E + F = 1, one boundary loop
         assert mesh.euler_characteristic == 1

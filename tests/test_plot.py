@@ -2,15 +2,15 @@
 
 import numpy as np
 import pytest
+from networks import random_network
 
 import powercells as pc
-from networks import random_network
 
 mpl = pytest.importorskip("matplotlib")
 mpl.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from powercells.plot import face_values, plot_layers, plot_partition, plot_profile  # noqa: E402
+from powercells.plot import face_values, plot_layers, plot_partition, plot_profile
 
 BOX2 = pc.Box(-1, 1, dim=2)
 

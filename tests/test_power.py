@@ -4,10 +4,10 @@ import itertools
 
 import numpy as np
 import pytest
+from networks import maxout_network, random_network, worked_example
 
 import powercells as pc
 from powercells.geometry.power import layer_sites, node_sites, power, pulled_back_sites
-from networks import maxout_network, random_network, worked_example
 
 
 def test_worked_example_sites_and_powers():

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from networks import random_network
 
 import powercells as pc
-from networks import random_network
 
 
 @pytest.mark.parametrize("d,engine", [(2, "planar"), (1, "interval"), (3, "lp")])

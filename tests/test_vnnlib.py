@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from networks import random_network
 
 import powercells as pc
 from powercells.cli import EXIT_ERROR, main
-from networks import random_network
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

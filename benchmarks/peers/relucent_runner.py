@@ -27,8 +27,8 @@ import numpy as np
 _stdout = os.dup(1)
 os.dup2(2, 1)
 
-import relucent  # noqa: E402
-from relucent.model.model import LinearLayer, ReLULayer, ReLUNetwork  # noqa: E402
+import relucent
+from relucent.model.model import LinearLayer, ReLULayer, ReLUNetwork
 
 relucent.update_settings(VERBOSE=0)  # no progress bars
 

@@ -5,6 +5,12 @@ domain, as a subdivision tree with closed-form per-region quantities. See SPEC.m
 mathematics.
 """
 
+from . import (
+    approx,  # pc.approx: the approximate tools (issue 6)
+    testing,  # noqa: F401  (pc.testing: the brute-force oracle for users' tests)
+)
+from .approx import ApproximationError
+from .compare import Comparison, compare
 from .domain import Box, Domain, Neighbourhood, Polytope, Slice, random_directions
 from .enumerate import (
     RegionCount,
@@ -24,27 +30,50 @@ from .errors import (
     SolverError,
     UnsupportedLayerError,
 )
-from . import testing  # noqa: F401  (pc.testing: the brute-force oracle for users' tests)
 from .io import load, read_leaves, save_npz, write_leaves
 from .io.onnx import from_onnx
 from .io.torch import from_torch
 from .io.vnnlib import read_vnnlib
-from .verify import VerifyResult, verify
-from . import approx  # pc.approx: the approximate tools (issue 6)
-from .approx import ApproximationError
-from .compare import Comparison, compare
 from .network import Layer, Network
+from .verify import VerifyResult, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Box", "Domain", "Polytope", "Slice", "Neighbourhood", "random_directions",
-    "RegionCount", "SubdivisionTree", "Tolerances", "count_regions", "region_halfspaces",
-    "subdivide", "stream_leaves", "write_leaves", "read_leaves",
-    "BudgetExceeded", "DomainError", "NetworkError", "PointError", "PowercellsError",
-    "SolverError", "UnsupportedLayerError",
-    "load", "save_npz", "from_onnx", "from_torch", "read_vnnlib", "verify", "VerifyResult",
-    "Layer", "Network",
-    "approx", "ApproximationError", "Comparison", "compare",
+    "ApproximationError",
+    "Box",
+    "BudgetExceeded",
+    "Comparison",
+    "Domain",
+    "DomainError",
+    "Layer",
+    "Neighbourhood",
+    "Network",
+    "NetworkError",
+    "PointError",
+    "Polytope",
+    "PowercellsError",
+    "RegionCount",
+    "Slice",
+    "SolverError",
+    "SubdivisionTree",
+    "Tolerances",
+    "UnsupportedLayerError",
+    "VerifyResult",
     "__version__",
+    "approx",
+    "compare",
+    "count_regions",
+    "from_onnx",
+    "from_torch",
+    "load",
+    "random_directions",
+    "read_leaves",
+    "read_vnnlib",
+    "region_halfspaces",
+    "save_npz",
+    "stream_leaves",
+    "subdivide",
+    "verify",
+    "write_leaves",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from math import comb
 
-__all__ = ["zaslavsky", "serra_bound", "maso_layer_bound"]
+__all__ = ["maso_layer_bound", "serra_bound", "zaslavsky"]
 
 
 def zaslavsky(n: int, d: int) -> int:
@@ -48,7 +48,7 @@ def serra_bound(n0: int, widths) -> int:
             return 1
         n = widths[level]
         total = 0
-        for j in range(0, min(cap, n) + 1):
+        for j in range(min(cap, n) + 1):
             total += comb(n, j) * rec(level + 1, min(cap, n - j))
         return total
 

@@ -13,8 +13,15 @@ from scipy.optimize import linprog
 
 from .errors import DomainError, PointError
 
-__all__ = ["Domain", "Box", "Polytope", "Slice", "Neighbourhood", "random_directions",
-           "as_domain"]
+__all__ = [
+    "Box",
+    "Domain",
+    "Neighbourhood",
+    "Polytope",
+    "Slice",
+    "as_domain",
+    "random_directions",
+]
 
 
 def _vector(v, name: str) -> np.ndarray:
@@ -286,7 +293,7 @@ class Slice(Domain):
         self._center, self._radius = inner._center, inner._radius
 
     @classmethod
-    def through_points(cls, points, inner: Domain | None = None) -> "Slice":
+    def through_points(cls, points, inner: Domain | None = None) -> Slice:
         """The slice through two (a line) or three (a plane) input points.
 
         ``t = 0`` is the first point and the unit vectors ``e_i`` map to the others.

@@ -7,13 +7,13 @@ catch the package's errors with one ``except`` clause and let programming errors
 from __future__ import annotations
 
 __all__ = [
-    "PowercellsError",
-    "NetworkError",
-    "UnsupportedLayerError",
-    "DomainError",
-    "PointError",
-    "SolverError",
     "BudgetExceeded",
+    "DomainError",
+    "NetworkError",
+    "PointError",
+    "PowercellsError",
+    "SolverError",
+    "UnsupportedLayerError",
 ]
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import PowercellsError
 
-__all__ = ["plot_partition", "plot_layers", "plot_profile", "face_values", "COLOR_BY"]
+__all__ = ["COLOR_BY", "face_values", "plot_layers", "plot_partition", "plot_profile"]
 
 #: Named per-face quantities for ``color_by``.
 COLOR_BY = ("slope", "code", "random", "none")
@@ -24,7 +24,7 @@ COLOR_BY = ("slope", "code", "random", "none")
 
 def _pyplot():
     try:
-        import matplotlib.pyplot as plt   # falls back to the Agg backend without a display
+        import matplotlib.pyplot as plt  # falls back to the Agg backend without a display
     except ImportError as exc:  # pragma: no cover - exercised without matplotlib only
         raise PowercellsError("plotting needs matplotlib: pip install 'powercells[plot]'") from exc
     return plt

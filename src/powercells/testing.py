@@ -19,7 +19,7 @@ from scipy.optimize import linprog
 
 from .domain import as_domain
 
-__all__ = ["BruteForceResult", "brute_force_regions", "leaf_code_set", "assert_partitions_equal"]
+__all__ = ["BruteForceResult", "assert_partitions_equal", "brute_force_regions", "leaf_code_set"]
 
 
 @dataclass

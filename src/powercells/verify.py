@@ -19,7 +19,7 @@ from .enumerate.driver import stream_leaves
 from .enumerate.regions import region_halfspaces
 from .errors import PowercellsError
 
-__all__ = ["verify", "VerifyResult"]
+__all__ = ["VerifyResult", "verify"]
 
 
 class _Found(Exception):

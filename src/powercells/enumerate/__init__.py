@@ -7,6 +7,20 @@ from .sinks import CountSink, Sink, TreeSink
 from .tolerances import Tolerances
 from .tree import Level, SliverTable, SubdivisionTree
 
-__all__ = ["ENGINES", "RegionCount", "count_regions", "subdivide", "stream_leaves",
-           "EngineStats", "LPEngine", "region_halfspaces", "CountSink", "Sink", "TreeSink",
-           "Tolerances", "Level", "SliverTable", "SubdivisionTree"]
+__all__ = [
+           "ENGINES",
+           "CountSink",
+           "EngineStats",
+           "LPEngine",
+           "Level",
+           "RegionCount",
+           "Sink",
+           "SliverTable",
+           "SubdivisionTree",
+           "Tolerances",
+           "TreeSink",
+           "count_regions",
+           "region_halfspaces",
+           "stream_leaves",
+           "subdivide",
+]

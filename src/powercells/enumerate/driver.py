@@ -19,15 +19,15 @@ from ..geometry.polygons import Polygons
 from ..lp.base import get_backend
 from ..network import Network
 from .base import Split
-from .lp_engine import LPEngine
 from .interval_engine import IntervalEngine
+from .lp_engine import LPEngine
 from .planar_engine import PlanarEngine
-from .vertex_engine import VertexEngine
 from .sinks import CountSink, LeafSink, Sink, TreeSink
 from .tolerances import Tolerances
 from .tree import Level, SliverTable, SubdivisionTree
+from .vertex_engine import VertexEngine
 
-__all__ = ["subdivide", "count_regions", "stream_leaves", "RegionCount", "ENGINES"]
+__all__ = ["ENGINES", "RegionCount", "count_regions", "stream_leaves", "subdivide"]
 
 #: Engine names accepted by ``engine=``.
 ENGINES = ("auto", "lp", "planar", "interval", "vertex")

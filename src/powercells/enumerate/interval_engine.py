@@ -37,7 +37,7 @@ class IntervalCells:
     def __len__(self) -> int:
         return len(self.lo)
 
-    def take(self, idx) -> "IntervalCells":
+    def take(self, idx) -> IntervalCells:
         return IntervalCells(self.lo[idx], self.hi[idx], self.a[idx], self.B[idx])
 
     @property

@@ -35,7 +35,7 @@ from ..network.layers import Layer
 from .base import Split, SplitSlivers
 from .tolerances import Tolerances
 
-__all__ = ["Node", "Sliver", "EngineStats", "LPEngine"]
+__all__ = ["EngineStats", "LPEngine", "Node", "Sliver"]
 
 #: How many known closure points a node hands down to its children.
 MAX_POINTS_PER_NODE = 32
@@ -117,7 +117,7 @@ class _Unit:
     distance), position 1 on its positive side. A unit with more pieces keeps all of them.
     """
 
-    __slots__ = ("index", "pieces", "normal", "offset", "a", "beta", "_rows", "row_ids")
+    __slots__ = ("_rows", "a", "beta", "index", "normal", "offset", "pieces", "row_ids")
 
     def __init__(self, index, pieces, *, normal=None, offset=None, a=None, beta=None):
         self.index = index
@@ -275,7 +275,7 @@ class _Cell:
 class _LazyContext:
     """The node's LP context, created on the first LP (many nodes need none)."""
 
-    def __init__(self, engine: "LPEngine", node: Node):
+    def __init__(self, engine: LPEngine, node: Node):
         self._engine = engine
         self._node = node
         self._ctx = None

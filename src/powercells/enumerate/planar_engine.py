@@ -24,7 +24,6 @@ A cell that no unit cuts keeps its polygon and its ball.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..geometry.polygons import Polygons, polygon_from_halfspaces
@@ -47,7 +46,7 @@ class _Maps:
         self.get = get
 
     @classmethod
-    def eager(cls, Ax: np.ndarray, Ay: np.ndarray, B: np.ndarray) -> "_Maps":
+    def eager(cls, Ax: np.ndarray, Ay: np.ndarray, B: np.ndarray) -> _Maps:
         return cls(lambda rows: (Ax[rows], Ay[rows], B[rows]))
 
 
@@ -81,12 +80,12 @@ class PlanarCells:
             self._loaded = self._maps.get(self._rows)
         return self._loaded
 
-    def take(self, idx) -> "PlanarCells":
+    def take(self, idx) -> PlanarCells:
         idx = np.asarray(idx, dtype=np.int64)
         return PlanarCells(self.polys.take(idx), self.center[idx], self.radius[idx], self._maps,
                            self._rows[idx])
 
-    def slice(self, lo: int, hi: int) -> "PlanarCells":
+    def slice(self, lo: int, hi: int) -> PlanarCells:
         return self.take(np.arange(lo, min(hi, len(self))))
 
 

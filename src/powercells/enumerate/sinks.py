@@ -13,7 +13,7 @@ import numpy as np
 
 from .tree import Level
 
-__all__ = ["Sink", "CountSink", "TreeSink", "LeafSink", "LeafChunk"]
+__all__ = ["CountSink", "LeafChunk", "LeafSink", "Sink", "TreeSink"]
 
 
 class Sink:

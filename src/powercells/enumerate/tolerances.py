@@ -39,7 +39,7 @@ class Tolerances:
     empty: float | None = None
     zero: float = 1e-12
 
-    def resolve(self, diameter: float) -> "Tolerances":
+    def resolve(self, diameter: float) -> Tolerances:
         """Absolute values for a domain of the given diameter."""
         region = 1e-9 * diameter if self.region is None else float(self.region)
         empty = 1e-3 * region if self.empty is None else float(self.empty)

@@ -47,12 +47,12 @@ class Level:
         return len(self.parent)
 
     @classmethod
-    def empty(cls, width: int, dim: int) -> "Level":
+    def empty(cls, width: int, dim: int) -> Level:
         return cls(np.empty((0, width), dtype=np.int16), np.empty(0, dtype=np.int64),
                    np.empty((0, dim)), np.empty(0))
 
     @classmethod
-    def concat(cls, levels: list["Level"]) -> "Level":
+    def concat(cls, levels: list[Level]) -> Level:
         polygons = None
         if levels and all(lv.polygons is not None for lv in levels if len(lv)):
             from ..geometry.polygons import Polygons

@@ -37,12 +37,12 @@ class Polygons:
         return len(self.start) - 1
 
     @classmethod
-    def single(cls, xy) -> "Polygons":
+    def single(cls, xy) -> Polygons:
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         return cls(xy, np.array([0, len(xy)], dtype=np.int64))
 
     @classmethod
-    def concat(cls, parts: list["Polygons"]) -> "Polygons":
+    def concat(cls, parts: list[Polygons]) -> Polygons:
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls(np.empty((0, 2)), np.zeros(1, dtype=np.int64))
@@ -67,7 +67,7 @@ class Polygons:
         nxt[last] = self.start[:-1]
         return nxt
 
-    def take(self, idx) -> "Polygons":
+    def take(self, idx) -> Polygons:
         """The polygons ``idx`` (an index array), in that order."""
         idx = np.asarray(idx, dtype=np.int64)
         counts = self.counts[idx]
@@ -77,7 +77,7 @@ class Polygons:
         src = np.repeat(self.start[idx] - start[:-1], counts) + np.arange(start[-1])
         return Polygons(self.xy[src], start)
 
-    def select(self, mask: np.ndarray, owner: np.ndarray | None = None) -> "Polygons":
+    def select(self, mask: np.ndarray, owner: np.ndarray | None = None) -> Polygons:
         """The polygons where ``mask`` is True, in order (cheaper than :meth:`take`); ``owner``
         may pass :attr:`owner` when the caller has it already."""
         owner = self.owner if owner is None else owner

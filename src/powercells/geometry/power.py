@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["layer_sites", "pulled_back_sites", "node_sites", "power"]
+__all__ = ["layer_sites", "node_sites", "power", "pulled_back_sites"]
 
 
 def _selected(layer, codes):

@@ -8,7 +8,7 @@ from ..errors import NetworkError
 from .leaves import read_leaves, write_leaves
 from .npz import load_npz, save_npz
 
-__all__ = ["load", "load_npz", "save_npz", "read_leaves", "write_leaves"]
+__all__ = ["load", "load_npz", "read_leaves", "save_npz", "write_leaves"]
 
 
 def load(path):

@@ -24,7 +24,7 @@ from ..enumerate.sinks import LeafChunk
 from ..errors import PowercellsError
 from ..geometry.polygons import Polygons
 
-__all__ = ["write_leaves", "read_leaves"]
+__all__ = ["read_leaves", "write_leaves"]
 
 
 def write_leaves(network, domain, directory, **options):

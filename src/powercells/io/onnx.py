@@ -14,8 +14,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NetworkError, UnsupportedLayerError
-from ..network.builder import (AffineTensor, NetworkBuilder, average_pool, conv2d,
-                               pool_windows)
+from ..network.builder import (
+    AffineTensor,
+    NetworkBuilder,
+    average_pool,
+    conv2d,
+    pool_windows,
+)
 
 __all__ = ["from_onnx"]
 

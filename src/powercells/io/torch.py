@@ -36,7 +36,7 @@ def from_torch(module, input_shape):
         supported.
     """
     try:
-        import torch.nn as nn
+        from torch import nn
     except ImportError as exc:  # pragma: no cover - exercised without torch only
         raise NetworkError("from_torch needs torch") from exc
     builder = NetworkBuilder(input_shape, label="module")

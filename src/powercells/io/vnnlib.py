@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import PowercellsError
 
-__all__ = ["read_vnnlib", "VnnlibProperty", "InputRegion", "OutputConstraint"]
+__all__ = ["InputRegion", "OutputConstraint", "VnnlibProperty", "read_vnnlib"]
 
 
 class VnnlibError(PowercellsError):

@@ -23,8 +23,15 @@ import numpy as np
 
 from ..errors import PowercellsError
 
-__all__ = ["LPStatus", "Ball", "Extreme", "PolytopeContext", "LPBackend", "get_backend",
-           "BACKENDS"]
+__all__ = [
+    "BACKENDS",
+    "Ball",
+    "Extreme",
+    "LPBackend",
+    "LPStatus",
+    "PolytopeContext",
+    "get_backend",
+]
 
 
 class LPStatus(enum.Enum):

@@ -28,7 +28,7 @@ class _Model:
     c @ x over the same rows, so one model (one factorisation, one basis) serves both.
     """
 
-    def __init__(self, ctx: "HighsContext", h):
+    def __init__(self, ctx: HighsContext, h):
         hs = ctx._hs
         self.ctx = ctx
         k = ctx.A.shape[1]
@@ -81,7 +81,7 @@ class _Model:
 
 
 class HighsContext(PolytopeContext):
-    def __init__(self, A, b, cap, backend: "HighsBackend"):
+    def __init__(self, A, b, cap, backend: HighsBackend):
         super().__init__(A, b, cap)
         import highspy
 

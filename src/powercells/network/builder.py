@@ -37,14 +37,14 @@ class AffineTensor:
     def shape(self) -> tuple:
         return self.c.shape
 
-    def affine(self, fn) -> "AffineTensor":
+    def affine(self, fn) -> AffineTensor:
         """Apply an affine map ``fn`` (batched over a leading axis): its offset lands in c."""
         zero = fn(np.zeros((1,) + self.shape))[0]
         batch = np.moveaxis(self.M, -1, 0)
         lin = fn(batch) - zero
         return AffineTensor(np.moveaxis(lin, 0, -1), fn(self.c[None])[0], self.stage)
 
-    def reshape(self, shape) -> "AffineTensor":
+    def reshape(self, shape) -> AffineTensor:
         return AffineTensor(self.M.reshape(tuple(shape) + (self.M.shape[-1],)),
                             self.c.reshape(shape), self.stage)
 
@@ -59,7 +59,7 @@ class AffineTensor:
         M = np.broadcast_to(self.M, c.shape + (self.M.shape[-1],)).copy()
         return AffineTensor(M, c, self.stage)
 
-    def scale(self, factor) -> "AffineTensor":
+    def scale(self, factor) -> AffineTensor:
         factor = np.asarray(factor, dtype=np.float64)
         c = self.c * factor
         M = np.broadcast_to(self.M, c.shape + (self.M.shape[-1],)) * factor[..., None]

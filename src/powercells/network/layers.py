@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import NetworkError, UnsupportedLayerError
 
-__all__ = ["Layer", "parse_activation", "ACTIVATION_KINDS"]
+__all__ = ["ACTIVATION_KINDS", "Layer", "parse_activation"]
 
 #: Activation kinds a dense layer can carry, with the spelling used in ``.npz`` files.
 ACTIVATION_KINDS = ("relu", "leaky_relu:<slope>", "abs", "identity", "maxout:<R>")
@@ -176,8 +176,17 @@ class Layer:
     """
 
     __slots__ = (
-        "kind", "A", "B", "n_pieces", "slope", "switch_W", "switch_b",
-        "weight", "bias", "groups", "name",
+        "A",
+        "B",
+        "bias",
+        "groups",
+        "kind",
+        "n_pieces",
+        "name",
+        "slope",
+        "switch_W",
+        "switch_b",
+        "weight",
     )
 
     def __init__(self, A, B, *, kind="maso", n_pieces=None, slope=None, switch=None,
@@ -208,7 +217,7 @@ class Layer:
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def dense(cls, W, b=None, activation: str = "relu", *, name: str = "layer") -> "Layer":
+    def dense(cls, W, b=None, activation: str = "relu", *, name: str = "layer") -> Layer:
         """A dense layer ``h = W z + b`` followed by an activation.
 
         Parameters
@@ -245,7 +254,7 @@ class Layer:
         return cls(A, B, kind=kind, slope=param, switch=switch, weight=W, bias=b, name=name)
 
     @classmethod
-    def maxout(cls, W, b=None, *, pieces: int, name: str = "layer") -> "Layer":
+    def maxout(cls, W, b=None, *, pieces: int, name: str = "layer") -> Layer:
         """A maxout layer: unit k is the max of rows ``k*pieces .. k*pieces+pieces-1`` of
         ``W z + b``.
 
@@ -267,7 +276,7 @@ class Layer:
         return cls(A, B, kind="maxout", weight=W, bias=b, name=name)
 
     @classmethod
-    def relu_maxpool(cls, W, b=None, groups=None, *, name: str = "layer") -> "Layer":
+    def relu_maxpool(cls, W, b=None, groups=None, *, name: str = "layer") -> Layer:
         """Dense -> ReLU -> max-pool: unit k is ``max(0, max_{i in groups[k]} W[i] z + b[i])``.
 
         Piece 0 is the zero piece (the whole window inactive); piece ``j >= 1`` is row
@@ -305,7 +314,7 @@ class Layer:
                    groups=groups, name=name)
 
     @classmethod
-    def maso(cls, A, B, *, name: str = "layer") -> "Layer":
+    def maso(cls, A, B, *, name: str = "layer") -> Layer:
         """A general max-affine spline operator from its pieces ``A (K, R, D)``, ``B (K, R)``."""
         return cls(A, B, kind="maso", name=name)
 
@@ -330,7 +339,7 @@ class Layer:
         """True for ReLU-type layers, whose units switch on a single hyperplane."""
         return self.switch_W is not None
 
-    def with_input_map(self, M: np.ndarray, c: np.ndarray) -> "Layer":
+    def with_input_map(self, M: np.ndarray, c: np.ndarray) -> Layer:
         """The layer applied to ``M t + c``: pieces ``A M`` and ``A c + B`` (used to fold a slice
         or an affine pre-processing step into the first layer)."""
         A = self.A @ M

@@ -50,7 +50,7 @@ class Network:
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def from_weights(cls, weights, activations=None) -> "Network":
+    def from_weights(cls, weights, activations=None) -> Network:
         """Build a network from ``(W, b)`` pairs, W of shape (out, in).
 
         Parameters
@@ -224,7 +224,7 @@ class Network:
             raise PointError(f"affine_map takes one point, got {x.shape[0]}")
         return self.affine_map_of_codes([c[0] for c in self.codes(x)])
 
-    def with_input_map(self, M, c) -> "Network":
+    def with_input_map(self, M, c) -> Network:
         """The network composed with the affine map ``x = M t + c`` (M of shape (d, k)).
 
         A slice through input space folds into the first layer this way, so engines see a
