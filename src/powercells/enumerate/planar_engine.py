@@ -30,6 +30,7 @@ from ..geometry.polygons import Polygons, polygon_from_halfspaces
 from ..network.layers import Layer
 from .base import Split, SplitSlivers
 from .tolerances import Tolerances
+from .unit_rules import constant_piece_pair, constant_switch_units
 
 __all__ = ["PlanarCells", "PlanarEngine"]
 
@@ -144,22 +145,10 @@ class PlanarEngine:
         Ax, Ay, B = cells.maps
         PAx, PAy, PB = Ax @ W.T, Ay @ W.T, B @ W.T + b
         norm = np.sqrt(PAx * PAx + PAy * PAy)
-        absW = np.abs(W)
-        # constant units (SPEC §3.4): the gradient cancels relative to the terms that made it;
-        # a cheap upper bound of those terms screens out almost every pair first
+        # constant units (SPEC §3.4): decided exactly, as in the lp engine
         row_norm = np.sqrt(Ax * Ax + Ay * Ay)
-        zero = self.tol.zero
-        suspect = norm <= zero * (row_norm.max(axis=1)[:, None] * absW.sum(axis=1)[None, :])
-        constant = np.zeros((n, K), dtype=bool)
-        if suspect.any():
-            sc, su = np.nonzero(suspect)
-            constant[sc, su] = norm[sc, su] <= zero * np.einsum("pd,pd->p", row_norm[sc],
-                                                                absW[su])
-        code = np.zeros((n, K), dtype=np.int16)
-        if constant.any():
-            scale_B = np.abs(B) @ absW.T + np.abs(b)
-            code[constant] = PB[constant] > self.tol.zero * scale_B[constant]
-            self.stats["units_constant"] += int(constant.sum())
+        constant, code = constant_switch_units(norm, row_norm, PB, B, W, b, self.tol.zero)
+        self.stats["units_constant"] += int(constant.sum())
         eps = self.tol.empty
         # A unit whose line misses the disc around the Chebyshev centre that holds every vertex
         # is on one side of the whole cell; only the others are evaluated at the vertices.
@@ -228,16 +217,13 @@ class PlanarEngine:
                 for q in range(m):
                     if q == r:
                         continue
-                    delta = layer.A[k, r] - layer.A[k, q]
                     dx = PAx[:, k, r] - PAx[:, k, q]
                     dy = PAy[:, k, r] - PAy[:, k, q]
                     dB = PB[:, k, r] - PB[:, k, q]
                     nrm = np.hypot(dx, dy)
-                    const = nrm <= zero * (row_norm @ np.abs(delta))
-                    gap_scale = abs_B @ np.abs(delta) + abs(layer.B[k, r]) + abs(layer.B[k, q])
-                    # a constant difference: r beats q everywhere, or loses everywhere (ties go
-                    # to the smaller index, SPEC §1.3)
-                    beats = (dB > zero * gap_scale) | ((np.abs(dB) <= zero * gap_scale) & (r < q))
+                    # a constant difference: r beats q everywhere, or loses everywhere
+                    const, beats = constant_piece_pair(nrm, row_norm, abs_B, dB, layer, k, r, q,
+                                                       zero)
                     alive[:, r] &= ~const | beats
                     safe = np.where(const, 1.0, nrm)
                     pair_Gx[:, k, r, q] = np.where(const, 0.0, dx / safe)
@@ -327,7 +313,7 @@ class PlanarEngine:
         if cut_cells.size == 0:
             return Polygons.concat([]), np.empty(0, dtype=np.int64), code[:0]
         self.stats["cells_cut"] += len(cut_cells)
-        pair_cell, pair_unit = np.nonzero(crossing)
+        _, pair_unit = np.nonzero(crossing)
         first = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=first[1:])
         pool = _PiecePool(cells.polys.take(cut_cells), cut_cells)

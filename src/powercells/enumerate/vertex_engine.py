@@ -31,11 +31,12 @@ from ..network.layers import Layer
 from .base import Split, SplitSlivers
 from .planar_engine import _tree_order
 from .tolerances import Tolerances
+from .unit_rules import constant_piece_pair, constant_switch_units
 
 __all__ = ["VertexCells", "VertexEngine"]
 
-#: Bound on the vertex-unit values of a batch (cells * vertices * units), which with the section
-#: pairs dominates a batch's memory.
+#: Bound on a batch's cells * units * 2^d (2^d stands for a cell's vertex count, which grows
+#: like it): the per-(cell, unit) tables and the pieces' vertices and edges stay bounded.
 _VALUES_BUDGET = 1 << 22
 
 
@@ -100,6 +101,7 @@ class VertexEngine:
         self.backend = backend
         self.cap = float(cap)
         self.exact_balls = exact_balls
+        self.dim = 1
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
                       "units_constant": 0, "ball_lps": 0}
 
@@ -107,7 +109,7 @@ class VertexEngine:
     def root(self, domain) -> VertexCells:
         H, h = domain.halfspaces()
         lo, hi = domain.bounds()
-        k = domain.dim
+        k = self.dim = domain.dim
         if _is_box(H, h, lo, hi):
             polytopes = Polytopes.box(lo, hi)
         else:
@@ -120,7 +122,7 @@ class VertexEngine:
 
     def batch_size(self, layer: Layer) -> int:
         pieces = layer.out_dim * (1 if layer.is_switch else layer.max_pieces)
-        return int(max(16, _VALUES_BUDGET // (64 * max(pieces, 1))))
+        return int(max(16, _VALUES_BUDGET // (max(pieces, 1) << min(self.dim, self.max_dim))))
 
     @staticmethod
     def take(cells: VertexCells, lo: int, hi: int) -> VertexCells:
@@ -140,21 +142,10 @@ class VertexEngine:
         PA = np.matmul(W, A)                       # (n, K, k)
         PB = B @ W.T + b
         norm = np.linalg.norm(PA, axis=2)
-        absW = np.abs(W)
-        # constant units (SPEC §3.4): the gradient cancels relative to the terms that made it
+        # constant units (SPEC §3.4): decided exactly, as in the lp engine
         row_norm = np.linalg.norm(A, axis=2)       # (n, D)
-        zero = self.tol.zero
-        suspect = norm <= zero * (row_norm.max(axis=1)[:, None] * absW.sum(axis=1)[None, :])
-        constant = np.zeros((n, K), dtype=bool)
-        if suspect.any():
-            sc, su = np.nonzero(suspect)
-            constant[sc, su] = norm[sc, su] <= zero * np.einsum("pd,pd->p", row_norm[sc],
-                                                                absW[su])
-        code = np.zeros((n, K), dtype=np.int16)
-        if constant.any():
-            scale_B = np.abs(B) @ absW.T + np.abs(b)
-            code[constant] = PB[constant] > zero * scale_B[constant]
-            self.stats["units_constant"] += int(constant.sum())
+        constant, code = constant_switch_units(norm, row_norm, PB, B, W, b, self.tol.zero)
+        self.stats["units_constant"] += int(constant.sum())
         eps = self.tol.empty
         safe = np.where(constant, 1.0, norm)
         G, g = PA / safe[:, :, None], PB / safe    # unit normals: signed distances
@@ -211,15 +202,12 @@ class VertexEngine:
                 for q in range(m):
                     if q == r:
                         continue
-                    delta = layer.A[u, r] - layer.A[u, q]
                     dG = PA[:, u, r] - PA[:, u, q]
                     dB = PB[:, u, r] - PB[:, u, q]
                     nrm = np.linalg.norm(dG, axis=1)
-                    const = nrm <= zero * (row_norm @ np.abs(delta))
-                    gap_scale = abs_B @ np.abs(delta) + abs(layer.B[u, r]) + abs(layer.B[u, q])
-                    # a constant difference: r beats q everywhere or loses everywhere (ties go
-                    # to the smaller index, SPEC §1.3)
-                    beats = (dB > zero * gap_scale) | ((np.abs(dB) <= zero * gap_scale) & (r < q))
+                    # a constant difference: r beats q everywhere or loses everywhere
+                    const, beats = constant_piece_pair(nrm, row_norm, abs_B, dB, layer, u, r, q,
+                                                       zero)
                     alive[:, r] &= ~const | beats
                     safe = np.where(const, 1.0, nrm)
                     pair_G[:, u, r, q] = np.where(const[:, None], 0.0, dG / safe[:, None])
