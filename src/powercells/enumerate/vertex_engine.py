@@ -46,6 +46,8 @@ class VertexCells:
     Attributes
     ----------
     polytopes : Polytopes
+        Built on first use: the last layer's children are never split, so their polytopes
+        are never assembled.
     center, radius : ndarray, shapes (n, k) and (n,)
         An interior point and the inradius (exact Chebyshev balls, or in counting mode a ball
         around the vertex mean whose radius is a lower bound deciding the region test).
@@ -53,16 +55,24 @@ class VertexCells:
         On cell i the current layer's output is ``A[i] x + B[i]`` (computed on first use).
     """
 
-    def __init__(self, polytopes: Polytopes, center, radius, maps, rows=None):
-        self.polytopes = polytopes
+    def __init__(self, polytopes, center, radius, maps, rows=None):
+        # ``polytopes`` and ``maps`` are functions of the rows of the batch they were made for
+        self._polytopes = polytopes
         self.center = center
         self.radius = radius
         self._maps = maps
-        self._rows = np.arange(len(polytopes)) if rows is None else rows
+        self._rows = np.arange(len(radius)) if rows is None else rows
         self._loaded = None
+        self._built = None
 
     def __len__(self) -> int:
-        return len(self.polytopes)
+        return len(self._rows)
+
+    @property
+    def polytopes(self) -> Polytopes:
+        if self._built is None:
+            self._built = self._polytopes(self._rows)
+        return self._built
 
     @property
     def maps(self):
@@ -72,8 +82,8 @@ class VertexCells:
 
     def take(self, idx) -> VertexCells:
         idx = np.asarray(idx, dtype=np.int64)
-        return VertexCells(self.polytopes.take(idx), self.center[idx], self.radius[idx],
-                           self._maps, self._rows[idx])
+        return VertexCells(self._polytopes, self.center[idx], self.radius[idx], self._maps,
+                           self._rows[idx])
 
 
 class VertexEngine:
@@ -117,7 +127,7 @@ class VertexEngine:
             polytopes = Polytopes.from_halfspaces(H, h, lo - pad, hi + pad, self.tol.empty).prune()
         center, radius = self._ball_lp(polytopes, np.arange(1))
         eye = np.eye(k)
-        return VertexCells(polytopes, center, radius,
+        return VertexCells(polytopes.take, center, radius,
                            lambda rows: (eye[None].repeat(len(rows), 0), np.zeros((len(rows), k))))
 
     def batch_size(self, layer: Layer) -> int:
@@ -396,13 +406,26 @@ class VertexEngine:
         keep = np.flatnonzero(region)
         parent = np.concatenate([uncut, pcell[keep]])
         child_code = np.concatenate([code[uncut], code_p[keep]])
-        polytopes = Polytopes.concat([cells.polytopes.take(uncut), pieces.take(keep).prune()],
-                                 cells.polytopes.dim)
         center = np.concatenate([cells.center[uncut], center_p[keep]])
         radius = np.concatenate([cells.radius[uncut], radius_p[keep]])
         order = _tree_order(parent, child_code)
         parent, child_code = parent[order], child_code[order]
-        children = VertexCells(polytopes.take(order), center[order], radius[order],
+        source = order                  # < len(uncut): an uncut cell; else a kept piece
+        parents = cells.polytopes
+
+        def build(rows):
+            src = source[rows]
+            whole = src < len(uncut)
+            part = np.flatnonzero(whole)
+            rest = np.flatnonzero(~whole)
+            built = Polytopes.concat([parents.take(uncut[src[part]]),
+                                      pieces.take(keep[src[rest] - len(uncut)]).prune()],
+                                     parents.dim)
+            back = np.empty(len(rows), dtype=np.int64)
+            back[np.concatenate([part, rest])] = np.arange(len(rows))
+            return built.take(back)
+
+        children = VertexCells(build, center[order], radius[order],
                                lambda rows: child_maps(parent[rows], child_code[rows]))
         sl = np.flatnonzero(sliver)
         slivers = SplitSlivers(parent=pcell[sl], code=code_p[sl], center=center_p[sl],
