@@ -62,6 +62,21 @@ def _bits(slot: np.ndarray, words: int) -> np.ndarray:
     return out
 
 
+def _merge_positions(owners: list, n: int):
+    """Positions that interleave groups of rows, each sorted by owner, owner by owner (group 0's
+    rows of an owner first), and the start array of the result."""
+    counts = [np.bincount(o, minlength=n) for o in owners]
+    start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sum(counts), out=start[1:])
+    out = []
+    before = start[:-1].copy()          # where each owner's rows of this group begin
+    for o, c in zip(owners, counts):
+        first = np.cumsum(c) - c        # index of each owner's first row within the group
+        out.append(before[o] + np.arange(len(o)) - first[o])
+        before += c
+    return out, start
+
+
 def _popcount(bits: np.ndarray) -> np.ndarray:
     return np.bitwise_count(bits).sum(axis=1, dtype=np.int64)
 
@@ -360,41 +375,46 @@ class Polytopes:
               q_ref, q_owner, qa, qb, g, g0, slot, strict):
         n = len(self)
         owner = self.vertex_owner
+        # vertices: each polytope's kept old ones, then its new ones (both groups are sorted by
+        # polytope already, so positions follow from counts: no sort)
         old = np.flatnonzero(keep_old)
-        v_owner = np.concatenate([owner[old], cown])
-        v_X = np.vstack([self.X[old], Xn])
-        v_inc = np.vstack([np.where(on[old][:, None], inc[old] | new_bit[owner[old]], inc[old]),
-                           incn])
-        order = np.argsort(v_owner, kind="stable")
-        vstart = _start(v_owner, n)
-        local = np.empty(len(order), dtype=np.int64)
-        local[order] = np.arange(len(order)) - vstart[v_owner[order]]
+        (p_old, p_new), vstart = _merge_positions([owner[old], cown], n)
+        m = len(old) + len(cown)
+        v_X = np.empty((m, self.dim))
+        v_X[p_old], v_X[p_new] = self.X[old], Xn
+        v_inc = np.empty((m, inc.shape[1]), dtype=np.uint64)
+        v_inc[p_old] = np.where(on[old][:, None], inc[old] | new_bit[owner[old]], inc[old])
+        v_inc[p_new] = incn
         old_local = np.full(len(self.X), -1, dtype=np.int64)
-        old_local[old] = local[:len(old)]
-        new_local = local[len(old):]
+        old_local[old] = p_old - vstart[owner[old]]
+        new_local = p_new - vstart[cown]
         # edges: old ones on this side (not both ends on the hyperplane: those come with the
         # section), the kept halves of crossing edges, and the section's edges
         eowner = _owner(self.estart)
         keep_e = keep_old[ga] & keep_old[gb] & ~(on[ga] & on[gb])
         kept_half = np.where(strict[ga[cross]], ga[cross], gb[cross])
         q_local = np.empty(len(q_kind), dtype=np.int64)
-        q_local[q_kind == 0] = old_local[q_ref[q_kind == 0]]
-        q_local[q_kind == 1] = new_local[q_ref[q_kind == 1]]
-        e_owner = np.concatenate([eowner[keep_e], cown, q_owner[qa]])
-        E = np.vstack([np.stack([old_local[ga[keep_e]], old_local[gb[keep_e]]], axis=1),
-                       np.stack([old_local[kept_half], new_local], axis=1),
-                       np.stack([q_local[qa], q_local[qb]], axis=1)])
-        e_order = np.argsort(e_owner, kind="stable")
-        # constraints: the old ones and the hyperplane, oriented to keep this side
-        cowner = _owner(self.cstart)
+        zero_kind = q_kind == 0
+        q_local[zero_kind] = old_local[q_ref[zero_kind]]
+        q_local[~zero_kind] = new_local[q_ref[~zero_kind]]
+        q_order = np.argsort(q_owner[qa], kind="stable")
+        qa, qb = qa[q_order], qb[q_order]
+        (e_old, e_half, e_q), estart = _merge_positions(
+            [eowner[keep_e], cown, q_owner[qa]], n)
+        E = np.empty((len(e_old) + len(e_half) + len(e_q), 2), dtype=np.int64)
+        E[e_old, 0], E[e_old, 1] = old_local[ga[keep_e]], old_local[gb[keep_e]]
+        E[e_half, 0], E[e_half, 1] = old_local[kept_half], new_local
+        E[e_q, 0], E[e_q, 1] = q_local[qa], q_local[qb]
+        # constraints: the old ones and the hyperplane (last), oriented to keep this side
         sign = -1.0 if side else 1.0
-        c_owner = np.concatenate([cowner, np.arange(n)])
-        c_order = np.argsort(c_owner, kind="stable")
-        N = np.vstack([self.N, sign * g])[c_order]
-        h = np.concatenate([self.h, -sign * g0])[c_order]
-        slots = np.concatenate([self.slot, slot])[c_order]
-        return Polytopes(v_X[order], v_inc[order], vstart, E[e_order], _start(e_owner, n),
-                         N, h, slots, _start(c_owner, n))
+        (c_old, c_new), cstart = _merge_positions([_owner(self.cstart), np.arange(n)], n)
+        N = np.empty((len(self.N) + n, self.dim))
+        N[c_old], N[c_new] = self.N, sign * g
+        h = np.empty(len(self.h) + n)
+        h[c_old], h[c_new] = self.h, -sign * g0
+        slots = np.empty(len(self.h) + n, dtype=np.int64)
+        slots[c_old], slots[c_new] = self.slot, slot
+        return Polytopes(v_X, v_inc, vstart, E, estart, N, h, slots, cstart)
 
     def _free_slots(self):
         """The lowest free constraint slot of every polytope, and the incidence array (grown by
