@@ -292,7 +292,8 @@ class VertexEngine:
         cut_cells = np.flatnonzero(counts)
         k = cells.polytopes.dim
         if cut_cells.size == 0:
-            return Polytopes.empty(k), np.empty(0, dtype=np.int64), code[:0]
+            return (_Pieces([], [], np.empty(0, np.int64), np.zeros((0, k)), k),
+                    np.empty(0, dtype=np.int64), code[:0])
         self.stats["cells_cut"] += len(cut_cells)
         _pair_cell, pair_unit = np.nonzero(crossing)
         first = np.zeros(len(counts) + 1, dtype=np.int64)
@@ -363,9 +364,7 @@ class VertexEngine:
                 chunks = [chunks[c] for c in keep]
                 base = [base[c] for c in keep]
         ids = np.flatnonzero(alive)
-        pieces, order = gather(ids)
-        ids = ids[order]
-        return pieces, pcell[ids], pcode[ids]
+        return _Pieces(chunks, base, ids, center[ids], k), pcell[ids], pcode[ids]
 
     @staticmethod
     def _extremes(chunks, base, ids, G, g):
@@ -379,15 +378,16 @@ class VertexEngine:
             smax[sel], smin[sel] = hi, lo
         return smax, smin
 
-    def _ball_lp(self, polytopes: Polytopes, idx):
+    def _ball_lp(self, polytopes, idx):
+        """Chebyshev balls by LP of the polytopes ``idx`` of a Polytopes or _Pieces."""
         self.stats["ball_lps"] += len(idx)
-        return polytopes.chebyshev(self.backend, self.cap, idx)
+        return polytopes.take(idx).chebyshev(self.backend, self.cap)
 
-    def _balls(self, pieces: Polytopes):
+    def _balls(self, pieces: _Pieces):
         """Interior points and inradii: exact, or (counting) a lower bound that decides."""
         if self.exact_balls:
             return self._ball_lp(pieces, np.arange(len(pieces)))
-        center = pieces.vertex_mean()
+        center = pieces.center.copy()
         radius = pieces.inner_ball(center)
         unsure = np.flatnonzero(radius <= self.tol.region)
         if unsure.size:
@@ -432,6 +432,54 @@ class VertexEngine:
                                radius=radius_p[sl])
         return Split(children=children, parent=parent, code=child_code,
                      center=children.center, radius=children.radius, slivers=slivers)
+
+
+class _Pieces:
+    """The final pieces of a split, left in the chunks the rounds made them in (copied out only
+    when asked for); ``center`` holds their vertex means."""
+
+    def __init__(self, chunks, base, ids, center, dim):
+        self.chunks = chunks
+        self.center = center
+        self.dim = dim
+        self.which = np.searchsorted(np.asarray(base, dtype=np.int64), ids, side="right") - 1
+        self.local = ids - np.asarray(base, dtype=np.int64)[self.which] if len(ids) else ids
+
+    def __len__(self) -> int:
+        return len(self.which)
+
+    def _groups(self, idx):
+        """``(chunk, positions in idx, local ids)`` for every chunk that ``idx`` reaches."""
+        which = self.which[idx]
+        for c in np.unique(which):
+            sel = np.flatnonzero(which == c)
+            yield self.chunks[c], sel, self.local[idx[sel]]
+
+    def take(self, idx) -> Polytopes:
+        idx = np.asarray(idx, dtype=np.int64)
+        parts, where = [], []
+        for chunk, sel, local in self._groups(idx):
+            parts.append(chunk.take(local))
+            where.append(sel)
+        if not parts:
+            return Polytopes.empty(self.dim)
+        built = Polytopes.concat(parts, self.dim)
+        where = np.concatenate(where)
+        if np.array_equal(where, np.arange(len(idx))):
+            return built
+        back = np.empty(len(idx), dtype=np.int64)
+        back[where] = np.arange(len(idx))
+        return built.take(back)
+
+    def inner_ball(self, center: np.ndarray) -> np.ndarray:
+        """:meth:`Polytopes.inner_ball` of every piece, reading only the pieces' constraints."""
+        out = np.empty(len(self))
+        for chunk, sel, local in self._groups(np.arange(len(self))):
+            rows, start = csr_rows(chunk.cstart, local)
+            owner = np.repeat(np.arange(len(local)), np.diff(start))
+            slack = chunk.h[rows] - np.einsum("cd,cd->c", chunk.N[rows], center[sel][owner])
+            out[sel] = np.minimum.reduceat(slack, start[:-1])
+        return out
 
 
 def _is_box(H, h, lo, hi) -> bool:
