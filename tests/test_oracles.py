@@ -8,7 +8,8 @@ import powercells as pc
 from powercells.bounds import serra_bound, zaslavsky
 
 
-@pytest.mark.parametrize("d,n,expected", [(1, 5, 6), (2, 6, 22), (2, 9, 46), (3, 7, 64)])
+@pytest.mark.parametrize("d,n,expected", [(1, 5, 6), (2, 6, 22), (2, 9, 46), (3, 7, 64),
+                                          (4, 7, 99), (5, 8, 219), (6, 8, 247)])
 def test_zaslavsky_general_position(d, n, expected, engine):
     assert zaslavsky(n, d) == expected
     net, box = general_position_layer(n, d, seed=d * 10 + n)
@@ -39,7 +40,7 @@ def test_zaslavsky_bounded_regions():
     assert bounded == 15
 
 
-@pytest.mark.parametrize("d,K", [(2, 2), (3, 2), (3, 3), (5, 4)])
+@pytest.mark.parametrize("d,K", [(2, 2), (3, 2), (3, 3), (5, 4), (6, 6), (6, 3)])
 def test_full_row_rank_gives_2_to_K(d, K):
     rng = np.random.default_rng(K + d)
     W = rng.normal(size=(K, d))
