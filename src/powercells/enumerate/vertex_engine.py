@@ -37,7 +37,7 @@ __all__ = ["VertexCells", "VertexEngine"]
 
 #: Bound on a batch's cells * units * 2^d (2^d stands for a cell's vertex count, which grows
 #: like it): the per-(cell, unit) tables and the pieces' vertices and edges stay bounded.
-_VALUES_BUDGET = 1 << 22
+_VALUES_BUDGET = 1 << 19
 
 
 class VertexCells:
