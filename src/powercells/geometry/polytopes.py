@@ -326,16 +326,17 @@ class Polytopes:
                 C = self.take(cut_ids)
                 vr, _ = csr_rows(self.vstart, cut_ids)
                 s_cut = s[vr]
-            for side, P in C._split(s_cut, g[cut_ids], g0[cut_ids], eps, both):
-                parts.append(P)
-                srcs.append(cut_ids)
-                sides.append(np.full(len(cut_ids), side, dtype=np.int16))
+            parts.append(C._split(s_cut, g[cut_ids], g0[cut_ids], eps, both))
+            srcs.append(np.tile(cut_ids, 2 if both else 1))
+            sides.append(np.repeat(np.array([1, 0][:2 if both else 1], dtype=np.int16),
+                                   len(cut_ids)))
         if not parts:
             return (Polytopes.empty(self.dim), np.empty(0, np.int64), np.empty(0, np.int16))
         return Polytopes.concat(parts, self.dim), np.concatenate(srcs), np.concatenate(sides)
 
     def _split(self, s, g, g0, eps, both):
-        """Both sides (``+`` first) of polytopes that the hyperplanes all cut strictly."""
+        """Both sides (all ``+`` sides, then all ``-`` sides; or the ``+`` sides alone) of
+        polytopes that the hyperplanes all cut strictly."""
         n, d = len(self), self.dim
         owner = self.vertex_owner
         pos, neg = s > eps, s < -eps
@@ -361,59 +362,81 @@ class Polytopes:
         q_ref = np.concatenate([zid, np.arange(len(cown))])
         order = np.argsort(q_owner, kind="stable")
         q_owner, q_inc, q_kind, q_ref = q_owner[order], q_inc[order], q_kind[order], q_ref[order]
-        qa, qb = _section_edges(q_owner, q_inc, n, d)
-        out = []
-        for side, keep_old in ((1, pos | on), (0, neg | on)):
-            if side == 0 and not both:
-                break
-            out.append((side, self._side(side, keep_old, on, inc, new_bit, ga, gb, cross,
-                                         Xn, incn, cown, q_kind, q_ref, q_owner, qa, qb,
-                                         g, g0, slot, pos if side else neg)))
-        return out
+        qa, qb = _section_edges(q_owner, q_inc, n, d, slot)
+        return self._sides(both, pos, neg, on, inc, new_bit, ga, gb, cross, Xn, incn, cown,
+                           q_kind, q_ref, q_owner, qa, qb, g, g0, slot)
 
-    def _side(self, side, keep_old, on, inc, new_bit, ga, gb, cross, Xn, incn, cown, q_kind,
-              q_ref, q_owner, qa, qb, g, g0, slot, strict):
-        n = len(self)
+    def _sides(self, both, pos, neg, on, inc, new_bit, ga, gb, cross, Xn, incn, cown, q_kind,
+               q_ref, q_owner, qa, qb, g, g0, slot):
+        """The children of a split as one batch: the ``+`` sides of the ``n`` polytopes, then
+        (``both``) their ``-`` sides. Every group of rows below is sorted by child already, so
+        the children's rows are placed by positions computed from counts, with no sort."""
+        n, nv = len(self), len(self.X)
+        sides = (1, 0) if both else (1,)
+        S = len(sides)
         owner = self.vertex_owner
-        # vertices: each polytope's kept old ones, then its new ones (both groups are sorted by
-        # polytope already, so positions follow from counts: no sort)
-        old = np.flatnonzero(keep_old)
-        (p_old, p_new), vstart = _merge_positions([owner[old], cown], n)
-        m = len(old) + len(cown)
+        keep = [pos | on, neg | on][:S]
+        strict = [pos, neg][:S]
+        # vertices: each child's kept old ones, then its new ones
+        old = [np.flatnonzero(k) for k in keep]
+        old_owner = np.concatenate([owner[o] + j * n for j, o in enumerate(old)])
+        old_rows = np.concatenate(old)
+        new_owner = np.concatenate([cown + j * n for j in range(S)])
+        (p_old, p_new), vstart = _merge_positions([old_owner, new_owner], S * n)
+        m = len(old_rows) + len(new_owner)
         v_X = np.empty((m, self.dim))
-        v_X[p_old], v_X[p_new] = self.X[old], Xn
+        v_X[p_old] = self.X[old_rows]
+        v_X[p_new] = np.tile(Xn, (S, 1))
         v_inc = np.empty((m, inc.shape[1]), dtype=np.uint64)
-        v_inc[p_old] = np.where(on[old][:, None], inc[old] | new_bit[owner[old]], inc[old])
-        v_inc[p_new] = incn
-        old_local = np.full(len(self.X), -1, dtype=np.int64)
-        old_local[old] = p_old - vstart[owner[old]]
-        new_local = p_new - vstart[cown]
-        # edges: old ones on this side (not both ends on the hyperplane: those come with the
-        # section), the kept halves of crossing edges, and the section's edges
+        v_inc[p_old] = np.where(on[old_rows][:, None], inc[old_rows] | new_bit[owner[old_rows]],
+                                inc[old_rows])
+        v_inc[p_new] = np.tile(incn, (S, 1))
+        old_local = np.full((S, nv), -1, dtype=np.int64)
+        old_local[np.repeat(np.arange(S), [len(o) for o in old]), old_rows] = \
+            p_old - vstart[old_owner]
+        new_local = (p_new - vstart[new_owner]).reshape(S, len(cown))
+        # edges: old ones on each side (not both ends on the hyperplane: those come with the
+        # section), the kept halves of crossing edges, and the section's edges (on both sides)
         eowner = _owner(self.estart)
-        keep_e = keep_old[ga] & keep_old[gb] & ~(on[ga] & on[gb])
-        kept_half = np.where(strict[ga[cross]], ga[cross], gb[cross])
-        q_local = np.empty(len(q_kind), dtype=np.int64)
-        zero_kind = q_kind == 0
-        q_local[zero_kind] = old_local[q_ref[zero_kind]]
-        q_local[~zero_kind] = new_local[q_ref[~zero_kind]]
+        both_on = on[ga] & on[gb]
         q_order = np.argsort(q_owner[qa], kind="stable")
         qa, qb = qa[q_order], qb[q_order]
-        (e_old, e_half, e_q), estart = _merge_positions(
-            [eowner[keep_e], cown, q_owner[qa]], n)
-        E = np.empty((len(e_old) + len(e_half) + len(e_q), 2), dtype=np.int64)
-        E[e_old, 0], E[e_old, 1] = old_local[ga[keep_e]], old_local[gb[keep_e]]
-        E[e_half, 0], E[e_half, 1] = old_local[kept_half], new_local
-        E[e_q, 0], E[e_q, 1] = q_local[qa], q_local[qb]
-        # constraints: the old ones and the hyperplane (last), oriented to keep this side
-        sign = -1.0 if side else 1.0
-        (c_old, c_new), cstart = _merge_positions([_owner(self.cstart), np.arange(n)], n)
-        N = np.empty((len(self.N) + n, self.dim))
-        N[c_old], N[c_new] = self.N, sign * g
-        h = np.empty(len(self.h) + n)
-        h[c_old], h[c_new] = self.h, -sign * g0
-        slots = np.empty(len(self.h) + n, dtype=np.int64)
-        slots[c_old], slots[c_new] = self.slot, slot
+        zero_kind = q_kind == 0
+        groups_old, groups_half, groups_q, pairs = [], [], [], []
+        for j in range(S):
+            keep_e = np.flatnonzero(keep[j][ga] & keep[j][gb] & ~both_on)
+            half = np.where(strict[j][ga[cross]], ga[cross], gb[cross])
+            q_local = np.empty(len(q_kind), dtype=np.int64)
+            q_local[zero_kind] = old_local[j, q_ref[zero_kind]]
+            q_local[~zero_kind] = new_local[j, q_ref[~zero_kind]]
+            groups_old.append(eowner[keep_e] + j * n)
+            groups_half.append(cown + j * n)
+            groups_q.append(q_owner[qa] + j * n)
+            pairs.append(((old_local[j, ga[keep_e]], old_local[j, gb[keep_e]]),
+                          (old_local[j, half], new_local[j]),
+                          (q_local[qa], q_local[qb])))
+        positions, estart = _merge_positions(
+            [np.concatenate(groups_old), np.concatenate(groups_half),
+             np.concatenate(groups_q)], S * n)
+        E = np.empty((int(estart[-1]), 2), dtype=np.int64)
+        for k, pos_k in enumerate(positions):
+            E[pos_k, 0] = np.concatenate([pairs[j][k][0] for j in range(S)])
+            E[pos_k, 1] = np.concatenate([pairs[j][k][1] for j in range(S)])
+        # constraints: the old ones and the hyperplane (last), oriented to keep each side
+        cowner = _owner(self.cstart)
+        sign = np.array([-1.0, 1.0][:S])       # + side keeps g.x + g0 >= 0: -g.x <= g0
+        (c_old, c_new), cstart = _merge_positions(
+            [np.concatenate([cowner + j * n for j in range(S)]), np.arange(S * n)], S * n)
+        nc = len(self.h)
+        N = np.empty((S * (nc + n), self.dim))
+        N[c_old] = np.tile(self.N, (S, 1))
+        N[c_new] = (sign[:, None, None] * g[None]).reshape(S * n, self.dim)
+        h = np.empty(S * (nc + n))
+        h[c_old] = np.tile(self.h, S)
+        h[c_new] = (-sign[:, None] * g0[None]).ravel()
+        slots = np.empty(S * (nc + n), dtype=np.int64)
+        slots[c_old] = np.tile(self.slot, S)
+        slots[c_new] = np.tile(slot, S)
         return Polytopes(v_X, v_inc, vstart, E, estart, N, h, slots, cstart)
 
     def _free_slots(self):
@@ -456,7 +479,7 @@ class Polytopes:
                          self.h[keep], self.slot[keep], _start(cowner[keep], n))
 
 
-def _section_edges(q_owner, q_inc, n, d):
+def _section_edges(q_owner, q_inc, n, d, slot):
     """Edges of every section ``Q``, as pairs ``(a, b)`` of indices into the sorted section
     arrays.
 
@@ -468,7 +491,7 @@ def _section_edges(q_owner, q_inc, n, d):
     simple = _popcount(q_inc) == d
     degenerate = np.bincount(q_owner, weights=~simple, minlength=n) > 0
     hashed = ~degenerate[q_owner]
-    a1, b1 = _matched_edges(np.flatnonzero(hashed), q_owner, q_inc, d)
+    a1, b1 = _matched_edges(np.flatnonzero(hashed), q_owner, q_inc, slot)
     rest = np.flatnonzero(degenerate[q_owner])
     if rest.size == 0:
         return a1, b1
@@ -478,33 +501,42 @@ def _section_edges(q_owner, q_inc, n, d):
     return a, b
 
 
-def _matched_edges(ids, q_owner, q_inc, d):
-    """Edges among simple section vertices ``ids``: pairs with a common ``(d - 1)``-subset of
-    tight constraints that contains every constraint but one (the section's hyperplane is the
-    one constraint they all share, so it is never the one dropped)."""
+def _matched_edges(ids, q_owner, q_inc, slot):
+    """Edges among simple section vertices ``ids``: pairs tight on the same constraints but
+    one (never the section's hyperplane, in slot ``slot[owner]``, which they all share)."""
     if ids.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     inc = q_inc[ids]
     words = inc.shape[1]
-    bits = np.unpackbits(inc.view(np.uint8), axis=1, bitorder="little").astype(bool)
-    # the bits every vertex of the section has (the hyperplane, and any constraint the whole
-    # section lies on) are never dropped
     owner = q_owner[ids]
-    row, bit = np.nonzero(bits)
+    row, bit = _set_bits(inc)
+    other = bit != slot[owner[row]]
+    row, bit = row[other], bit[other]
     key = inc[row] ^ _bits(bit, words)
-    # a dropped bit shared by the whole section gives a key no other vertex can match as an
-    # edge of Q; keep only bits not common to the section
-    seg = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])     # owner is sorted
-    common = np.bitwise_and.reduceat(inc, seg, axis=0)
-    group = np.cumsum(np.r_[True, owner[1:] != owner[:-1]]) - 1
-    shared = np.any(common[group[row]] & _bits(bit, words), axis=1)
-    row, key = row[~shared], key[~shared]
-    cols = tuple(key[:, w] for w in range(words - 1, -1, -1)) + (owner[row],)
-    order = np.lexsort(cols)
+    order = np.lexsort(tuple(key[:, w] for w in range(words - 1, -1, -1)) + (owner[row],))
     row, key = row[order], key[order]
     same = np.all(key[1:] == key[:-1], axis=1) & (owner[row[1:]] == owner[row[:-1]])
     i = np.flatnonzero(same)
     return ids[row[i]], ids[row[i + 1]]
+
+
+def _set_bits(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(row, position)`` of every set bit of the bit sets ``bits`` (rows of uint64 words),
+    peeling the lowest set bit of every row at once (a few passes, not 64)."""
+    rows, positions = [], []
+    for w in range(bits.shape[1]):
+        x = bits[:, w].copy()
+        live = np.flatnonzero(x)
+        while live.size:
+            xl = x[live]
+            low = xl & (~xl + _ONE)
+            rows.append(live)
+            positions.append(64 * w + np.bitwise_count(low - _ONE).astype(np.int64))
+            x[live] = xl ^ low
+            live = live[x[live] != 0]
+    if not rows:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(rows), np.concatenate(positions)
 
 
 def _pairwise_edges(q_owner, q_inc, n, d):
