@@ -1,9 +1,10 @@
 """The vertex engine against the lp engine and the brute-force enumerator, on the same networks.
 
-    python benchmarks/bench_vertex.py [--runs 3] [--nets d3,d4,d6,d8] [--no-brute] [--json OUT]
+    python benchmarks/bench_vertex.py [--runs 3] [--nets d3,d4,d6,d7,d8] [--no-brute] [--json OUT]
 
 Networks (issue 7): He-initialised weights, biases N(0, 0.5^2), seed 0, box [-1, 1]^d:
-d=3 [16,16], d=4 [16,16], d=6 [10,10], d=8 [10,10]. Both engines count regions ``--runs`` times
+d=3 [16,16], d=4 [16,16], d=6 [10,10], d=7 [10,10] (where engine="auto" switches to lp),
+d=8 [10,10]. Both engines count regions ``--runs`` times
 (median); the brute-force enumerator (powercells.testing, one scipy LP per candidate pattern)
 runs once, as it is slow. The three leaf code sets must be identical (checked on the trees).
 """
@@ -22,13 +23,13 @@ import powercells as pc
 from powercells.testing import brute_force_regions, leaf_code_set
 
 NETS = {"d2": (2, [32, 32, 32]), "d3": (3, [16, 16]), "d4": (4, [16, 16]),
-        "d5": (5, [12, 12]), "d6": (6, [10, 10]), "d8": (8, [10, 10])}
+        "d5": (5, [12, 12]), "d6": (6, [10, 10]), "d7": (7, [10, 10]), "d8": (8, [10, 10])}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--nets", default="d3,d4,d6,d8")
+    parser.add_argument("--nets", default="d3,d4,d6,d7,d8")
     parser.add_argument("--no-brute", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)

@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     _domain_args(count)
     count.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval", "vertex"],
                        help="enumeration engine (default: auto: interval for 1-D domains, planar "
-                            "for 2-D domains and planes, vertex for 3-6 dimensions, lp otherwise)")
+                            "for 2-D domains and planes, vertex for 3-7 dimensions, lp otherwise)")
     count.add_argument("--lp", default=None, choices=["highs", "cvxpy"],
                        help="LP backend of the lp engine (default: highs); implies --engine lp "
                             "under auto")
@@ -120,9 +120,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="perturbation scale of the rugosity estimate (default 1e-3)")
     cmp.add_argument("--rugosity-samples", type=int, default=1 << 18, metavar="N",
                      help="samples of the rugosity estimate (default 262144)")
+    cmp.add_argument("--rugosity-sampling", default="random", choices=["random", "sobol"],
+                     help="random: i.i.d. points and perturbations (the authors' Monte Carlo, "
+                          "default); sobol: scrambled Sobol points (boxes and slices of boxes)")
     cmp.add_argument("--no-rugosity", dest="rugosity", action="store_false",
                      help="skip the rugosity comparison")
-    cmp.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval", "vertex"])
+    cmp.add_argument("--engine", default="auto",
+                     choices=["auto", "lp", "planar", "interval", "vertex"],
+                     help="enumeration engine, as for count (default auto)")
     cmp.add_argument("--tol", type=float, default=None, help="region tolerance, as for count")
     cmp.add_argument("--max-regions", type=int, default=None, metavar="N")
     cmp.add_argument("--time-limit", type=float, default=None, metavar="S")
@@ -143,8 +148,14 @@ def _parser() -> argparse.ArgumentParser:
     lc.add_argument("--seed", type=int, default=0, help="seed of the directions (default 0)")
     lc.add_argument("--norm", default="l1", choices=["l1", "linf"],
                     help="l1: the 2P vertices x +- R v_p (default); linf: the cube's corners")
+    lc.add_argument("--engine", default="auto",
+                    choices=["auto", "lp", "planar", "interval", "vertex"],
+                    help="engine of the exact subdivision of the neighbourhood, as for count "
+                         "(default auto)")
+    lc.add_argument("--tol", type=float, default=None, help="region tolerance, as for count")
     lc.add_argument("--json", action="store_true",
-                    help='print {"lc": [...], "exact_neurons": [...], "exact_regions": N}')
+                    help='print {"lc": [...], "exact_neurons": [...], "exact_regions": N, '
+                         '"exact_crossing": [...], "exact_slivers": S, "points": 1}')
     # -- end issue 6 --
 
     info = sub.add_parser("info", help="print the network's layers",
@@ -366,7 +377,7 @@ def _plot(args) -> int:
 
 def _export(args) -> int:
     from .enumerate import subdivide
-    from .errors import PowercellsError
+    from .errors import GeometryError
     from .io import load
     from .io.export import write_export
 
@@ -374,14 +385,14 @@ def _export(args) -> int:
     domain = _domain(args, network)
     out = os.path.abspath(args.out)
     if not os.path.isdir(os.path.dirname(out)):
-        raise PowercellsError(f"{args.out}: the folder {os.path.dirname(out)} does not exist")
+        raise GeometryError(f"{args.out}: the folder {os.path.dirname(out)} does not exist")
     if os.path.exists(out) and (not os.path.isdir(out) or (os.listdir(out) and
                                                            not args.overwrite)):
-        raise PowercellsError(f"{args.out} exists and is not an empty folder (use --overwrite)")
+        raise GeometryError(f"{args.out} exists and is not an empty folder (use --overwrite)")
     tree = subdivide(network, domain, engine=args.engine, tol=args.tol,
                      max_regions=args.max_regions)
     if tree.partial:
-        raise PowercellsError(f"more than {args.max_regions} regions: nothing written")
+        raise GeometryError(f"more than {args.max_regions} regions: nothing written")
     summary = write_export(tree, out, overwrite=args.overwrite, ridges=args.ridges)
     if args.json:
         print(json.dumps(summary))
@@ -399,7 +410,8 @@ def _compare(args) -> int:
     domain = _domain(args, network)
     result = compare(network, domain, samples=args.samples, method=args.method, seed=args.seed,
                      rugosity=args.rugosity, eps=args.eps,
-                     rugosity_samples=args.rugosity_samples, engine=args.engine, tol=args.tol,
+                     rugosity_samples=args.rugosity_samples,
+                     rugosity_sampling=args.rugosity_sampling, engine=args.engine, tol=args.tol,
                      max_regions=args.max_regions, time_limit=args.time_limit)
     print(json.dumps(result.as_dict()) if args.json else str(result))
     if result.partial:
@@ -416,7 +428,7 @@ def _local_complexity(args) -> int:
     point = _load_point(args.point, network.input_dim)
     result = compare_local_complexity(network, point, radius=args.radius,
                                       n_directions=args.directions, seed=args.seed,
-                                      norm=args.norm)
+                                      norm=args.norm, engine=args.engine, tol=args.tol)
     out = result.as_dict()
     if args.json:
         print(json.dumps(out))
@@ -424,11 +436,13 @@ def _local_complexity(args) -> int:
         print(f"network: {args.network} ({network.input_dim} -> {list(network.widths)})")
         print(f"neighbourhood: {args.norm} ball of radius {args.radius:g} in the span of "
               f"{args.directions} random orthonormal directions (seed {args.seed})")
-        print(f"{'layer':>5} {'LC':>5} {'exact neurons':>13}")
-        for i, (a, b) in enumerate(zip(out["lc"], out["exact_neurons"]), 1):
-            print(f"{i:>5} {a:>5} {b:>13}")
-        print(f"LC total: {sum(out['lc'])}; exact neurons: {sum(out['exact_neurons'])}; "
-              f"exact regions: {out['exact_regions']}")
+        print(f"{'layer':>5} {'LC':>5} {'exact neurons':>13} {'crossing':>8}")
+        for i, (a, b, c) in enumerate(zip(out["lc"], out["exact_neurons"],
+                                          out["exact_crossing"]), 1):
+            print(f"{i:>5} {a:>5g} {b:>13g} {c:>8g}")
+        print(f"LC total: {sum(out['lc']):g}; exact neurons: {sum(out['exact_neurons']):g}; "
+              f"exact regions: {out['exact_regions']:g}; slivers (not counted): "
+              f"{out['exact_slivers']:g}")
     return EXIT_OK
 
 
