@@ -222,19 +222,17 @@ class Polytopes:
                          self.slot[cr], cs)
 
     def vertex_mean(self) -> np.ndarray:
-        owner = self.vertex_owner
-        out = np.empty((len(self), self.dim))
-        for j in range(self.dim):
-            out[:, j] = np.bincount(owner, weights=self.X[:, j], minlength=len(self))
-        return out / np.maximum(self.n_vertices, 1)[:, None]
+        if not len(self):
+            return np.zeros((0, self.dim))
+        # every polytope has vertices, so the CSR segments are never empty
+        return np.add.reduceat(self.X, self.vstart[:-1], axis=0) / self.n_vertices[:, None]
 
     def reach(self, center: np.ndarray) -> np.ndarray:
         """Largest distance from each polytope's ``center`` to its vertices."""
-        owner = self.vertex_owner
-        dist = np.linalg.norm(self.X - center[owner], axis=1)
-        out = np.zeros(len(self))
-        np.maximum.at(out, owner, dist)
-        return out
+        if not len(self):
+            return np.zeros(0)
+        diff = self.X - np.repeat(center, self.n_vertices, axis=0)
+        return np.sqrt(np.maximum.reduceat(np.einsum("vd,vd->v", diff, diff), self.vstart[:-1]))
 
     def extremes(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per polytope, the max and min of per-vertex values ``s``."""
@@ -356,12 +354,16 @@ class Polytopes:
         incn = (inc[ca] & inc[cb]) | new_bit[cown]
         # the section Q: vertices on the hyperplane, then the new ones, polytope by polytope
         zid = np.flatnonzero(on)
-        q_owner = np.concatenate([owner[zid], cown])
-        q_inc = np.vstack([inc[zid] | new_bit[owner[zid]], incn])
-        q_kind = np.concatenate([np.zeros(len(zid), np.int8), np.ones(len(cown), np.int8)])
-        q_ref = np.concatenate([zid, np.arange(len(cown))])
-        order = np.argsort(q_owner, kind="stable")
-        q_owner, q_inc, q_kind, q_ref = q_owner[order], q_inc[order], q_kind[order], q_ref[order]
+        (p_zero, p_new), _ = _merge_positions([owner[zid], cown], n)
+        mq = len(zid) + len(cown)
+        q_owner = np.empty(mq, dtype=np.int64)
+        q_owner[p_zero], q_owner[p_new] = owner[zid], cown
+        q_inc = np.empty((mq, words), dtype=np.uint64)
+        q_inc[p_zero], q_inc[p_new] = inc[zid] | new_bit[owner[zid]], incn
+        q_kind = np.empty(mq, dtype=np.int8)
+        q_kind[p_zero], q_kind[p_new] = 0, 1
+        q_ref = np.empty(mq, dtype=np.int64)
+        q_ref[p_zero], q_ref[p_new] = zid, np.arange(len(cown))
         qa, qb = _section_edges(q_owner, q_inc, n, d, slot)
         return self._sides(both, pos, neg, on, inc, new_bit, ga, gb, cross, Xn, incn, cown,
                            q_kind, q_ref, q_owner, qa, qb, g, g0, slot)
@@ -513,11 +515,22 @@ def _matched_edges(ids, q_owner, q_inc, slot):
     other = bit != slot[owner[row]]
     row, bit = row[other], bit[other]
     key = inc[row] ^ _bits(bit, words)
-    order = np.lexsort(tuple(key[:, w] for w in range(words - 1, -1, -1)) + (owner[row],))
-    row, key = row[order], key[order]
-    same = np.all(key[1:] == key[:-1], axis=1) & (owner[row[1:]] == owner[row[:-1]])
+    # equal (section, key) pairs must end up adjacent: sort by a 64-bit hash of both (one
+    # quicksort), and fall back to the exact lexicographic sort if two different pairs share a
+    # hash (then a run of equal hashes could interleave them)
+    digest = owner[row].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    for w in range(words):
+        digest = (digest ^ key[:, w]) * np.uint64(0xBF58476D1CE4E5B9)
+    order = np.argsort(digest)
+    srow, skey = row[order], key[order]
+    equal_hash = digest[order][1:] == digest[order][:-1]
+    same = np.all(skey[1:] == skey[:-1], axis=1) & (owner[srow[1:]] == owner[srow[:-1]])
+    if np.any(equal_hash & ~same):
+        order = np.lexsort(tuple(key[:, w] for w in range(words - 1, -1, -1)) + (owner[row],))
+        srow, skey = row[order], key[order]
+        same = np.all(skey[1:] == skey[:-1], axis=1) & (owner[srow[1:]] == owner[srow[:-1]])
     i = np.flatnonzero(same)
-    return ids[row[i]], ids[row[i + 1]]
+    return ids[srow[i]], ids[srow[i + 1]]
 
 
 def _set_bits(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
