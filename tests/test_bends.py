@@ -81,6 +81,7 @@ def test_refraction_invariant_and_rank_one_update(acts):
 # ----------------------------------------------------------------------- any dimension
 from networks import maxout_network
 
+from powercells.geometry.adjacency import facet_adjacency
 from powercells.geometry.bends import bends, decision_boundary_bends
 
 
@@ -240,3 +241,145 @@ def test_decision_boundary_pieces_match_the_planar_segments():
     top = out.max(axis=1)
     np.testing.assert_allclose(out[np.arange(len(p3)), p3.classes[:, 0]], top, atol=1e-9)
     np.testing.assert_allclose(out[np.arange(len(p3)), p3.classes[:, 1]], top, atol=1e-9)
+
+
+# ----------------------------------------------------------------------- review fixes
+def _code_keys(b, tree, depth):
+    codes = tree.path_codes(depth)
+    return {(tuple(codes[x]), tuple(codes[y]), int(k), int(p), int(q)): i for i, (x, y, k, p, q)
+            in enumerate(zip(b.region_a, b.region_b, b.target_unit, b.piece_1, b.piece_2))}
+
+
+@pytest.mark.parametrize("acts", [["relu", "relu", "relu"], ["leaky_relu:0.2", "abs", "relu"]])
+def test_lp_tree_bends_equal_the_planar_ones_keyed_by_codes(acts):
+    """The any-d path on an LP-engine tree (LP adjacency, LP ridges) against the mesh-based
+    planar_bends on a planar tree of the same network: the same ridges, angles and points."""
+    network = random_network(2, [6, 6, 5], seed=3, activations=acts)
+    box = pc.Box(-1, 1, dim=2)
+    planar = pc.subdivide(network, box)
+    lp_tree = pc.subdivide(network, box, engine="lp")
+    for layer in (2, 3):
+        p = planar_bends(planar, layer)
+        g = bends(lp_tree, layer)
+        kp, kg = _code_keys(p, planar, layer - 1), _code_keys(g, lp_tree, layer - 1)
+        assert len(kg) > 0 and kp.keys() == kg.keys()
+        assert len(g.undecided) == 0 and len(g.coincident) == 0
+        for key, i in kp.items():
+            j = kg[key]
+            assert g.bend_oriented[j] == pytest.approx(p.bend_oriented[i], abs=1e-9)
+            np.testing.assert_allclose(g.point[j], p.point[i], atol=1e-9)
+
+
+def _ridge_radius(H, h, n, c, grad, const, diam):
+    """Independent ridge check (scipy linprog): the largest s such that a point t of the flat
+    ``n t = c, grad t + const = 0`` keeps distance s, within the flat, from every row of
+    ``H t <= h`` not parallel to it (rows parallel to the facet must hold)."""
+    from scipy.optimize import linprog
+
+    k = len(n)
+    basis, _ = np.linalg.qr(np.stack([n, grad], axis=1))
+    proj = np.linalg.norm(H - (H @ basis) @ basis.T, axis=1)
+    par = proj <= 1e-9
+    res = linprog(np.r_[np.zeros(k), -1.0],
+                  A_ub=np.hstack([H, np.where(par, 0.0, proj)[:, None]]),
+                  b_ub=h + np.where(par, 1e-12, 0.0),
+                  A_eq=np.array([np.r_[n, 0.0], np.r_[grad, 0.0]]), b_eq=[c, -const],
+                  bounds=[(None, None)] * k + [(None, diam)], method="highs")
+    return -res.fun if res.status == 0 else -np.inf
+
+
+@pytest.mark.parametrize("network", [random_network(3, [6, 5], seed=11),
+                                     random_network(3, [5, 4], seed=12,
+                                                    activations=["leaky_relu:0.1", "abs"])])
+def test_ridges_are_complete_against_a_brute_force_in_3d(network):
+    """For every adjacent pair and every target unit, an independent ridge LP (linprog, no
+    'present' screen, no certification by the facet ball): the ridges found are exactly those
+    with a radius clearly above the region tolerance."""
+    tree = pc.subdivide(network, pc.Box(-1, 1, dim=3))
+    adj = facet_adjacency(tree, 1)
+    b = bends(tree, 2, adjacency=adj)
+    target = network.layers[1]
+    A, B = tree.affine_maps(1)
+    tau = tree.tolerances.region
+    found = {(int(x), int(y), int(k)) for x, y, k in zip(b.region_a, b.region_b, b.target_unit)}
+    brute = {}
+    for i, (x, y) in enumerate(adj.pairs):
+        H = np.vstack([tree.halfspaces(1, x)[0], tree.halfspaces(1, y)[0]])
+        h = np.concatenate([tree.halfspaces(1, x)[1], tree.halfspaces(1, y)[1]])
+        norms = np.linalg.norm(H, axis=1)
+        H, h = H / norms[:, None], h / norms
+        for k in range(target.out_dim):
+            grad = target.switch_W[k] @ A[x]
+            const = target.switch_W[k] @ B[x] + target.switch_b[k]
+            r = _ridge_radius(H, h, adj.normal[i], adj.offset[i], grad / np.linalg.norm(grad),
+                              const / np.linalg.norm(grad), tree.domain.diameter)
+            brute[(int(x), int(y), k)] = r
+    assert len(found) > 5
+    assert {key for key, r in brute.items() if r > 1e3 * tau} <= found
+    assert all(brute[key] > tau / 10 for key in found)
+
+
+def _coincident_network(dim):
+    """Layer 1: relu(x), relu(-x) (the facet x = 0 between the two depth-1 regions) and
+    relu(x_i + 2) for the other coordinates (always active). Layer 2: h0 = relu(x) - relu(-x)
+    = x (the facet's own hyperplane, the same gradient on both sides: bend 0) and
+    h1 = relu(x) + relu(-x) = |x| (a fold onto the facet: bend pi), plus a generic unit."""
+    rest = dim - 1
+    W1 = np.zeros((2 + rest, dim))
+    W1[0, 0], W1[1, 0] = 1.0, -1.0
+    W1[2:, 1:] = np.eye(rest)
+    b1 = np.r_[0.0, 0.0, np.full(rest, 2.0)]
+    W2 = np.zeros((3, 2 + rest))
+    W2[0, :2] = [1.0, -1.0]
+    W2[1, :2] = [1.0, 1.0]
+    W2[2] = np.r_[0.7, -0.4, np.linspace(1.0, 0.5, rest)]
+    b2 = np.array([0.0, 0.0, -2.0 * np.linspace(1.0, 0.5, rest).sum() + 0.1])
+    return pc.Network.from_weights([(W1, b1), (W2, b2)], ["relu", "relu"])
+
+
+@pytest.mark.parametrize("dim, engine", [(2, "auto"), (2, "lp"), (3, "auto")])
+def test_targets_containing_the_facet_are_reported_with_bend_0_or_pi(dim, engine):
+    tree = pc.subdivide(_coincident_network(dim), pc.Box(-1, 1, dim=dim), engine=engine)
+    b = bends(tree, 2)
+    adj = facet_adjacency(tree, 1)
+    assert len(adj) == 1
+    pair = (int(adj.region_a[0]), int(adj.region_b[0]))
+    got = {int(row[2]): float(angle) for row, angle in zip(b.coincident, b.coincident_bend)
+           if (int(row[0]), int(row[1])) == pair}
+    assert got == {0: 0.0, 1: pytest.approx(np.pi)}
+    # not among the ridges, nothing undecided; the generic unit bends normally
+    assert not ({0, 1} & set(b.target_unit.tolist()))
+    assert len(b.undecided) == 0
+    assert set(b.target_unit.tolist()) == {2}
+
+
+def test_one_logit_head_identically_zero_is_tied_not_dropped():
+    """f = 0.1 u + 0.2 u - 0.3 u for three copies u of relu(x + 2): zero up to rounding
+    (0.1 + 0.2 - 0.3 = 5.6e-17). Every hidden region must be reported as tied, none as a piece."""
+    from powercells.geometry.boundary import decision_boundary_pieces
+
+    W1 = np.array([[1.0, 0.0]] * 3 + [[0.0, 1.0]])
+    b1 = np.array([2.0, 2.0, 2.0, 0.0])
+    head = (np.array([[0.1, 0.2, -0.3, 0.0]]), np.array([0.0]))
+    net = pc.Network.from_weights([(W1, b1), head], ["relu", "identity"])
+    tree = pc.subdivide(net, pc.Box(-1, 1, dim=2), engine="lp")
+    pieces = decision_boundary_pieces(tree)
+    assert len(pieces) == 0 and len(pieces.undecided) == 0
+    n = len(tree.levels[tree.depth - 1])
+    assert n == 2
+    assert sorted(pieces.tied[:, 0].tolist()) == list(range(n))
+    assert np.all(pieces.tied[:, 1:] == [0, 1])
+
+
+def test_bad_arguments_raise_geometry_errors():
+    from powercells.errors import GeometryError
+
+    tree = pc.subdivide(random_network(2, [3, 2], seed=0), pc.Box(-1, 1, dim=2))
+    with pytest.raises(GeometryError, match="between 2 and 2"):
+        bends(tree, 3)
+    with pytest.raises(GeometryError, match="between 2 and 2"):
+        planar_bends(tree, 1)
+    with pytest.raises(GeometryError, match="not a linear head"):
+        decision_boundary_bends(tree)
+    with pytest.raises(GeometryError, match="need depth 1"):
+        bends(tree, 2, adjacency=facet_adjacency(tree, 2))

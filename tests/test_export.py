@@ -10,6 +10,7 @@ from networks import random_network
 
 import powercells as pc
 from powercells.cli import main
+from powercells.errors import GeometryError
 from powercells.geometry.bends import bends, decision_boundary_bends
 from powercells.io.export import (
     adjacency_graph,
@@ -86,8 +87,12 @@ def test_parquet_round_trip(tmp_path, tree3):
     assert back["adjacency"].equals(adjacency_table(tree3))
     assert summary["regions"] == tree3.n_regions and summary["ridges"] == back["ridges"].num_rows
     assert sorted(os.listdir(tmp_path)) == ["export"]          # no temporary folder left
-    with pytest.raises(pc.PowercellsError, match="not empty"):
+    with pytest.raises(GeometryError, match="not empty"):
         write_export(tree3, out)
+    with pytest.raises(GeometryError, match="does not exist"):
+        write_export(tree3, tmp_path / "missing" / "export")
+    with pytest.raises(GeometryError, match="not an export folder"):
+        read_export(tmp_path)
     write_export(tree3, out, overwrite=True, ridges=False)
     assert read_export(out)["ridges"].empty
     assert sorted(os.listdir(tmp_path)) == ["export"]
@@ -133,3 +138,54 @@ def test_export_command(tmp_path, capsys):
     assert main(["export", str(path), "--box", "-1", "1", "--out", str(tmp_path / "small"),
                  "--max-regions", "2"]) == 2
     assert not (tmp_path / "small").exists()
+
+
+def test_a_failed_rename_restores_the_previous_export(tmp_path, tree3, monkeypatch):
+    """Overwriting moves the old export aside, then renames the new one into place; if that
+    second rename fails the old export must be put back, and no hidden folder left behind."""
+    out = tmp_path / "export"
+    write_export(tree3, out, ridges=False)
+    before = {f: (out / f).read_bytes() for f in os.listdir(out)}
+    real = os.rename
+    calls = []
+
+    def failing(src, dst, *args, **kwargs):
+        calls.append((os.fspath(src), os.fspath(dst)))
+        if len(calls) == 2:                   # tmp -> out, after out -> .old
+            raise OSError("rename failed")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", failing)
+    with pytest.raises(OSError, match="rename failed"):
+        write_export(tree3, out, overwrite=True)
+    monkeypatch.setattr(os, "rename", real)
+    assert len(calls) == 3                    # out -> .old, tmp -> out (failed), .old -> out
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+    assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
+
+
+def test_lipschitz_is_in_input_space_on_a_slice(tmp_path):
+    """SPEC §5.2: ``lipschitz`` is the spectral norm of the node's map in network-input
+    coordinates (for a plane through a 5-D input space, not the plane's coordinates);
+    ``lipschitz_domain`` is the engine-coordinate one. Checked against finite differences."""
+    net = random_network(5, [6, 4], seed=4, head=2)
+    rng = np.random.default_rng(3)
+    plane = pc.Slice.through_points(rng.normal(size=(3, 5)) * 3)
+    tree = pc.subdivide(net, plane)
+    nodes = node_table(tree).to_pandas()
+    leaves = nodes[nodes["depth"] == tree.depth]
+    A, _ = tree.templates()
+    np.testing.assert_allclose(leaves["lipschitz"], np.linalg.norm(A, ord=2, axis=(1, 2)))
+    np.testing.assert_allclose(leaves["lipschitz_domain"], tree.lipschitz())
+    # the input-space constant bounds every directional slope, and one direction attains it
+    X = tree.input_points()
+    for i in np.argsort(tree.levels[-1].inradius)[-5:]:
+        vt = np.linalg.svd(A[i])[2]
+        v = 1e-7 * vt[0]
+        slope = np.linalg.norm(net.forward(X[i] + v) - net.forward(X[i])) / 1e-7
+        assert slope == pytest.approx(leaves["lipschitz"].iloc[i], rel=1e-5)
+    assert not np.allclose(leaves["lipschitz"], leaves["lipschitz_domain"])
+    summary = write_export(tree, tmp_path / "slice", ridges=False)
+    assert summary["lipschitz"] == pytest.approx(leaves["lipschitz"].max())
+    assert summary["lipschitz_domain"] == pytest.approx(leaves["lipschitz_domain"].max())
+    assert "input" in summary["lipschitz_coordinates"]

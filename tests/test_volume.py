@@ -7,6 +7,7 @@ import pytest
 from networks import maxout_network, random_network
 
 import powercells as pc
+from powercells.errors import GeometryError
 
 
 def _children_sum(tree, vols, depth):
@@ -38,12 +39,56 @@ def test_monte_carlo_volumes_in_4d():
     vols = [None, parents.volume, leaves.volume]
     np.testing.assert_allclose(_children_sum(tree, vols, 1), parents.volume, rtol=1e-12)
     assert leaves.volume.sum() + leaves.unassigned * 16 / 40_000 == pytest.approx(16.0)
-    np.testing.assert_allclose(leaves.stderr, 16 * np.sqrt(leaves.volume / 16 *
-                                                           (1 - leaves.volume / 16) / 40_000))
-    with pytest.raises(pc.PowercellsError, match="d <= 3"):
-        tree.volumes(method="exact")
-    with pytest.raises(pc.PowercellsError, match="samples must be positive"):
+    assert leaves.hits.sum() + leaves.unassigned == 40_000
+    # exact volumes (qhull) in 4-D: they tile the box and sum over children
+    exact = [tree.volumes(depth, method="exact").volume for depth in range(3)]
+    assert exact[0][0] == pytest.approx(16.0)
+    for depth in range(2):
+        np.testing.assert_allclose(_children_sum(tree, exact, depth), exact[depth], rtol=1e-9)
+    with pytest.raises(GeometryError, match="samples must be positive"):
         tree.volumes(samples=0)
+    with pytest.raises(GeometryError, match="positive integer"):
+        tree.volumes(samples=1000.5)
+    with pytest.raises(GeometryError, match="positive integer"):
+        tree.volumes(samples="1000")
+    with pytest.raises(GeometryError, match="seed must be"):
+        tree.volumes(samples=100, seed="x")
+    with pytest.raises(GeometryError, match="seed must be"):
+        tree.volumes(samples=100, seed=1.5)
+    with pytest.raises(GeometryError, match="depth must be"):
+        tree.volumes(5)
+    with pytest.raises(GeometryError, match="unknown volume method"):
+        tree.volumes(method="grid")
+
+
+def test_monte_carlo_estimates_cover_the_exact_volumes_over_seeds():
+    """In 4-D against exact (qhull) volumes, over several seeds: hit regions within 4.5
+    standard errors; a region no sample hit is flagged unresolved, its standard error is the
+    rule-of-three bound 3 vol(box) / N, and its exact volume is small (a region of volume
+    10 vol(box) / N is missed with probability e^-10)."""
+    net = random_network(4, [7, 6], seed=2)
+    tree = pc.subdivide(net, pc.Box(-1, 1, dim=4))
+    exact = tree.volumes(method="exact").volume
+    n = 20_000
+    se_exact = 16 * np.sqrt(exact / 16 * (1 - exact / 16) / n)
+    misses, inside, total = 0, 0, 0
+    for seed in range(5):
+        mc = tree.volumes(samples=n, seed=seed)
+        hit = ~mc.unresolved
+        np.testing.assert_array_equal(hit, mc.hits > 0)
+        err = np.abs(mc.volume - exact)
+        # (the estimated error understates small counts: bound by the larger of the two)
+        assert np.all(err[hit] <= 5 * np.maximum(mc.stderr, se_exact)[hit])
+        many = mc.hits >= 30
+        inside += int(np.sum(err[many] <= 2 * mc.stderr[many]))
+        total += int(many.sum())
+        np.testing.assert_allclose(mc.stderr[~hit], 3 * 16 / n)
+        assert np.all(mc.volume[~hit] == 0) and np.all(exact[~hit] < 10 * 16 / n)
+        misses += int((~hit).sum())
+    assert misses > 0, "the network should have regions too small for 20 000 samples"
+    assert inside >= 0.85 * total            # ~95% expected within two standard errors
+    # exact volumes carry no Monte Carlo flags
+    assert not tree.volumes(method="exact").unresolved.any()
 
 
 def test_monte_carlo_agrees_with_exact_volumes():

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "BudgetExceeded",
     "DomainError",
+    "GeometryError",
     "NetworkError",
     "PointError",
     "PowercellsError",
@@ -33,6 +34,12 @@ class UnsupportedLayerError(NetworkError):
 class DomainError(PowercellsError, ValueError):
     """An input domain is malformed, empty, lower-dimensional, unbounded, or of the wrong
     dimension for the network."""
+
+
+class GeometryError(PowercellsError, ValueError):
+    """A geometry or export routine (adjacency, bends, decision boundary, volumes, exports) got a
+    bad argument: a depth or layer outside the tree, an unknown method, a partial tree, a
+    non-integer sample size, an unusable output folder."""
 
 
 class PointError(PowercellsError, ValueError):

@@ -24,7 +24,17 @@ How it is computed (``method="lp"``, any dimension), level by level from the roo
 
 ``method="mesh"`` reads the same pairs off the planar mesh of a 2-D tree (shared edges, split at
 T-junctions): the common facet of a pair is the union of its shared mesh edges, a segment whose
-half-length is its relative inradius.
+half-length is its relative inradius, classified with the same tolerances as the LP method
+(facet above the region tolerance, undecided in ``(empty, region]``). The mesh merges vertices
+closer than half the region tolerance, so a shared edge shorter than that disappears from it;
+wherever merged vertex copies lie farther apart than the empty tolerance, every pair of faces
+around the merged vertex that the mesh does not pair is decided by the facet LP instead, so such
+a pair is reported (as undecided) rather than lost.
+
+Tolerances all come from ``tree.tolerances``: ``region`` and ``empty`` classify facets;
+``zero`` (relative to the terms that produced it) says when a pulled-back row or gradient
+vanishes; a row counts as parallel to a hyperplane when it tilts by at most ``region`` across
+the domain's diameter.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import PowercellsError
+from ..errors import GeometryError, PowercellsError
 
 __all__ = ["ADJACENCY_METHODS", "Adjacency", "facet_adjacency"]
 
@@ -112,7 +122,8 @@ def facet_adjacency(tree, depth: int | None = None, *, method: str = "auto", lp=
         ``"mesh"``: from the planar mesh (2-D trees of the planar engine); ``"lp"``: one LP per
         candidate pair, any dimension; ``"auto"``: the mesh when the tree keeps polygons.
     lp : str or LPBackend, optional
-        LP backend of the ``"lp"`` method (default HiGHS).
+        LP backend of the ``"lp"`` method and of the mesh's collapsed-edge checks (default
+        HiGHS).
 
     Returns
     -------
@@ -120,25 +131,25 @@ def facet_adjacency(tree, depth: int | None = None, *, method: str = "auto", lp=
 
     Raises
     ------
-    PowercellsError
+    GeometryError
         For an unknown method, a depth outside the tree, a mesh requested of a tree without
         polygons, or a partial tree (a budget stopped its enumeration: regions are missing).
     """
     depth = tree.depth if depth is None else int(depth)
     if not 1 <= depth <= tree.depth:
-        raise PowercellsError(f"adjacency needs a depth between 1 and {tree.depth}, got {depth}")
+        raise GeometryError(f"adjacency needs a depth between 1 and {tree.depth}, got {depth}")
     if method not in ADJACENCY_METHODS:
-        raise PowercellsError(f"unknown adjacency method {method!r}; choose one of "
+        raise GeometryError(f"unknown adjacency method {method!r}; choose one of "
                               f"{', '.join(ADJACENCY_METHODS)}")
     if tree.partial:
-        raise PowercellsError("the tree is partial (a budget stopped the enumeration): "
-                              "adjacency needs every region")
+        raise GeometryError("the tree is partial (a budget stopped the enumeration): "
+                            "adjacency needs every region")
     has_polygons = tree.levels[depth].polygons is not None
     if method == "mesh" or (method == "auto" and has_polygons):
         if not has_polygons:
-            raise PowercellsError(f"method 'mesh' needs a 2-D tree of the planar engine; this one "
-                                  f"was built by {tree.engine!r}")
-        return _mesh_adjacency(tree, depth)
+            raise GeometryError(f"method 'mesh' needs a 2-D tree of the planar engine; this one "
+                                f"was built by {tree.engine!r}")
+        return _mesh_adjacency(tree, depth, lp)
     return _LPAdjacency(tree, lp).run(depth)
 
 
@@ -170,42 +181,114 @@ def _finish(tree, depth, a, b, normal, offset, center, radius, undecided) -> Adj
 
 
 # ------------------------------------------------------------------------------- planar mesh
-def _mesh_adjacency(tree, depth) -> Adjacency:
-    mesh = tree.mesh(depth)
+def _mesh_adjacency(tree, depth, lp=None) -> Adjacency:
+    tol = tree.tolerances
+    merge = 0.5 * tol.region
+    mesh = tree.mesh(depth, merge)
     inner = np.flatnonzero(mesh.edge_faces[:, 1] >= 0)
-    faces = np.sort(mesh.edge_faces[inner], axis=1)
     k = 2
-    if len(inner) == 0:
-        return _finish(tree, depth, np.empty(0), np.empty(0), np.empty((0, k)), np.empty(0),
-                       np.empty((0, k)), np.empty(0), [])
-    pairs, pair_of_edge = np.unique(faces, axis=0, return_inverse=True)
-    pair_of_edge = pair_of_edge.reshape(-1)
-    p = mesh.vertices[mesh.edges[inner, 0]]
-    q = mesh.vertices[mesh.edges[inner, 1]]
-    # the direction of each pair's facet: its longest shared edge (collinear pieces)
-    length = np.hypot(*(q - p).T)
-    longest = np.full(len(pairs), -1, dtype=np.int64)
-    order = np.lexsort((length, pair_of_edge))
-    longest[pair_of_edge[order]] = order                  # the last write is the longest edge
-    d = (q - p)[longest] / length[longest][:, None]
-    # extent of the union of the pair's edges along that direction
-    base = p[longest]
-    tp = np.einsum("ij,ij->i", p - base[pair_of_edge], d[pair_of_edge])
-    tq = np.einsum("ij,ij->i", q - base[pair_of_edge], d[pair_of_edge])
-    lo = np.full(len(pairs), np.inf)
-    hi = np.full(len(pairs), -np.inf)
-    np.minimum.at(lo, pair_of_edge, np.minimum(tp, tq))
-    np.maximum.at(hi, pair_of_edge, np.maximum(tp, tq))
-    center = base + 0.5 * (lo + hi)[:, None] * d
-    radius = 0.5 * (hi - lo)
-    normal = np.stack([d[:, 1], -d[:, 0]], axis=1)
-    offset = np.einsum("ij,ij->i", normal, center)
-    # orient from a into b: a's interior point is on the negative side
-    ip = tree.levels[depth].interior_point
-    flip = np.einsum("ij,ij->i", normal, ip[pairs[:, 0]]) > offset
-    normal = np.where(flip[:, None], -normal, normal)
-    offset = np.where(flip, -offset, offset)
-    return _finish(tree, depth, pairs[:, 0], pairs[:, 1], normal, offset, center, radius, [])
+    pairs = np.sort(mesh.edge_faces[inner], axis=1)
+    if len(inner):
+        pairs, pair_of_edge = np.unique(pairs, axis=0, return_inverse=True)
+        pair_of_edge = pair_of_edge.reshape(-1)
+        p = mesh.vertices[mesh.edges[inner, 0]]
+        q = mesh.vertices[mesh.edges[inner, 1]]
+        # the direction of each pair's facet: its longest shared edge (collinear pieces), one
+        # index per pair (the last of each group in (pair, length) order)
+        length = np.hypot(*(q - p).T)
+        order = np.lexsort((length, pair_of_edge))
+        group = pair_of_edge[order]
+        last = np.r_[group[1:] != group[:-1], True]
+        longest = np.empty(len(pairs), dtype=np.int64)
+        longest[group[last]] = order[last]
+        d = (q - p)[longest] / length[longest][:, None]
+        # extent of the union of the pair's edges along that direction
+        base = p[longest]
+        tp = np.einsum("ij,ij->i", p - base[pair_of_edge], d[pair_of_edge])
+        tq = np.einsum("ij,ij->i", q - base[pair_of_edge], d[pair_of_edge])
+        lo = np.full(len(pairs), np.inf)
+        hi = np.full(len(pairs), -np.inf)
+        np.minimum.at(lo, pair_of_edge, np.minimum(tp, tq))
+        np.maximum.at(hi, pair_of_edge, np.maximum(tp, tq))
+        center = base + 0.5 * (lo + hi)[:, None] * d
+        radius = 0.5 * (hi - lo)
+        normal = np.stack([d[:, 1], -d[:, 0]], axis=1)
+        offset = np.einsum("ij,ij->i", normal, center)
+        # orient from a into b: a's interior point is on the negative side
+        ip = tree.levels[depth].interior_point
+        flip = np.einsum("ij,ij->i", normal, ip[pairs[:, 0]]) > offset
+        normal = np.where(flip[:, None], -normal, normal)
+        offset = np.where(flip, -offset, offset)
+    else:
+        pairs = np.empty((0, 2), np.int64)
+        normal, offset = np.empty((0, k)), np.empty(0)
+        center, radius = np.empty((0, k)), np.empty(0)
+    # the same rule as the LP method: a facet above the region tolerance, undecided above empty
+    facet = radius > tol.region
+    undecided = [pairs[(radius > tol.empty) & ~facet]]
+    a, b = [pairs[facet, 0]], [pairs[facet, 1]]
+    normals, offsets, centers, radii = [normal[facet]], [offset[facet]], [center[facet]], \
+        [radius[facet]]
+    # shared edges shorter than the merging distance vanish from the mesh: decide the pairs
+    # around every merged vertex whose copies lie farther apart than the empty tolerance
+    extra = _merged_candidates(tree, depth, mesh, merge, pairs)
+    if len(extra):
+        solver = _LPAdjacency(tree, lp)
+        planes = [solver._plane_between(depth, u, v) for u, v in extra]
+        en = np.array([pl[0] for pl in planes]).reshape(-1, k)
+        eo = np.array([pl[1] for pl in planes])
+        ok = np.all(np.isfinite(en), axis=1) & np.isfinite(eo)
+        extra, en, eo = extra[ok], en[ok], eo[ok]
+        keep, cen, rad, und = solver.decide(depth, extra[:, 0], extra[:, 1], en, eo)
+        a.append(extra[keep, 0])
+        b.append(extra[keep, 1])
+        normals.append(en[keep])
+        offsets.append(eo[keep])
+        centers.append(cen)
+        radii.append(rad)
+        undecided.append(np.asarray(und, dtype=np.int64).reshape(-1, 2))
+    return _finish(tree, depth, np.concatenate(a), np.concatenate(b), np.concatenate(normals),
+                   np.concatenate(offsets), np.concatenate(centers), np.concatenate(radii),
+                   np.concatenate(undecided))
+
+
+def _merged_candidates(tree, depth, mesh, merge, known) -> np.ndarray:
+    """Pairs of faces around a merged mesh vertex whose original copies spread farther than the
+    empty tolerance (a shared edge up to twice that long may have collapsed into the vertex),
+    minus the pairs the mesh already has: ``(m, 2)``, smaller index first."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    polys = tree.polygons(depth)
+    xy = polys.xy
+    close = cKDTree(xy).query_pairs(merge, output_type="ndarray")
+    if len(close) == 0:
+        return np.empty((0, 2), np.int64)
+    n = len(xy)
+    graph = coo_matrix((np.ones(len(close)), (close[:, 0], close[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    first = np.full(label.max() + 1, n, dtype=np.int64)
+    np.minimum.at(first, label, np.arange(n))
+    spread = np.zeros(len(first))
+    np.maximum.at(spread, label, np.linalg.norm(xy - xy[first[label]], axis=1))
+    wide = np.flatnonzero(spread > tree.tolerances.empty)
+    if len(wide) == 0:
+        return np.empty((0, 2), np.int64)
+    known = {(int(u), int(v)) for u, v in known}
+    vkd = cKDTree(mesh.vertices)
+    out = set()
+    for c in wide:
+        faces = set(polys.owner[label == c].tolist())
+        for v in vkd.query_ball_point(xy[first[c]], merge):
+            on = (mesh.edges[:, 0] == v) | (mesh.edges[:, 1] == v)
+            faces.update(int(f) for f in mesh.edge_faces[on].reshape(-1) if f >= 0)
+        faces = sorted(faces)
+        for i, u in enumerate(faces):
+            for v in faces[i + 1:]:
+                if (u, v) not in known:
+                    out.add((u, v))
+    return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
 
 
 # ------------------------------------------------------------------------------- LP method
@@ -217,10 +300,12 @@ def _complement(n: np.ndarray) -> np.ndarray:
 
 def _layer_rows(layer, A, B, code):
     """Rows ``G t <= g`` saying "each unit's coded piece wins", for nodes whose layer input is
-    ``A t + B``: ``G (n, m, k)``, ``g (n, m)``, and the unit of each row ``(m,)``."""
+    ``A t + B``: ``G (n, m, k)``, ``g (n, m)``, the unit of each row ``(m,)``, and the size of
+    the terms that produced each row of G ``(n, m)`` (for the relative zero rule)."""
     n, _, k = A.shape
     if layer.kind == "identity" or layer.max_pieces == 1:
-        return np.empty((n, 0, k)), np.empty((n, 0)), np.empty(0, dtype=np.int64)
+        return (np.empty((n, 0, k)), np.empty((n, 0)), np.empty(0, dtype=np.int64),
+                np.empty((n, 0)))
     code = np.asarray(code, dtype=np.intp)
     K, R = layer.out_dim, layer.max_pieces
     units = np.arange(K)
@@ -231,19 +316,33 @@ def _layer_rows(layer, A, B, code):
     dB = layer.B[None, :, :] - chosen_B[:, :, None]                 # (n, K, R)
     G = np.einsum("nkrd,ndj->nkrj", dA, A).reshape(n, K * R, k)
     g = -(np.einsum("nkrd,nd->nkr", dA, B) + dB).reshape(n, K * R)
-    return G, g, np.repeat(units, R)
+    terms = np.einsum("nkrd,nd->nkr", np.abs(dA), np.linalg.norm(A, axis=2)).reshape(n, K * R)
+    return G, g, np.repeat(units, R), terms
+
+
+def _item_deltas(layer):
+    """Per hyperplane item of :func:`_item_planes` (same order): the piece difference
+    ``dA (M, D)`` and the size of its constant terms ``|B_s| + |B_r| (M,)``."""
+    K = layer.out_dim
+    items = [(u, r, s) for u in range(K) for r in range(int(layer.n_pieces[u]))
+             for s in range(r + 1, int(layer.n_pieces[u]))]
+    u, r, s = (np.array([it[i] for it in items], dtype=np.intp) for i in range(3))
+    return layer.A[u, s] - layer.A[u, r], np.abs(layer.B[u, s]) + np.abs(layer.B[u, r])
 
 
 def _item_planes(layer, A, B):
     """Every hyperplane a unit switches on, pulled back through maps ``A t + B``: gradients
-    ``(n, M, k)``, offsets ``(n, M)`` (``grad @ t + offset = 0``), and the unit of each."""
+    ``(n, M, k)``, offsets ``(n, M)`` (``grad @ t + offset = 0``), the unit of each, and the
+    size of the terms of each gradient ``(n, M)`` (``row_norm(A) @ |piece difference|``, the
+    scale of the relative zero rule of :mod:`powercells.enumerate.unit_rules`)."""
     K = layer.out_dim
     items = [(u, r, s) for u in range(K) for r in range(int(layer.n_pieces[u]))
              for s in range(r + 1, int(layer.n_pieces[u]))]
     u, r, s = (np.array([it[i] for it in items], dtype=np.intp) for i in range(3))
     dA = layer.A[u, s] - layer.A[u, r]                               # (M, D)
     dB = layer.B[u, s] - layer.B[u, r]
-    return np.einsum("md,ndj->nmj", dA, A), B @ dA.T + dB, u
+    terms = np.linalg.norm(A, axis=2) @ np.abs(dA).T
+    return np.einsum("md,ndj->nmj", dA, A), B @ dA.T + dB, u, terms
 
 
 class _LPAdjacency:
@@ -271,24 +370,35 @@ class _LPAdjacency:
         if depth not in self._rows:
             level = self.tree.levels[depth]
             A, B = self.maps(depth - 1)
-            self._rows[depth] = _layer_rows(self.net.layers[depth - 1], A[level.parent],
-                                            B[level.parent], level.code)[:2]
+            G, g, _, terms = _layer_rows(self.net.layers[depth - 1], A[level.parent],
+                                         B[level.parent], level.code)
+            self._rows[depth] = G, g, terms
         return self._rows[depth]
 
     def rows(self, depth, index):
         """The normalised H-representation of node ``index`` at ``depth``."""
         Gs, gs = [self.H0], [self.h0]
+        scales = [np.linalg.norm(self.H0, axis=1)]
         i = index
         for d in range(depth, 0, -1):
-            G, g = self.level_rows(d)
+            G, g, terms = self.level_rows(d)
             Gs.append(G[i])
             gs.append(g[i])
+            scales.append(terms[i])
             i = self.tree.levels[d].parent[i]
         G = np.vstack(Gs)
         g = np.concatenate(gs)
         norms = np.linalg.norm(G, axis=1)
-        keep = norms > 0
+        # a row whose gradient cancels (relative to its terms) is a constant unit: no constraint
+        # (the s = coded piece rows are exactly zero and go the same way)
+        keep = norms > self.tol.zero * np.concatenate(scales)
+        keep &= norms > 0
         return G[keep] / norms[keep, None], g[keep] / norms[keep]
+
+    def parallel(self, sin):
+        """Whether a hyperplane at angle ``arcsin(sin)`` to another tilts away from it by at
+        most the region tolerance across the domain."""
+        return sin * self.diam <= self.tol.region
 
     # -------------------------------------------------------------- the facet LP
     def facet(self, G, g, n, c):
@@ -302,7 +412,7 @@ class _LPAdjacency:
         N = _complement(n)
         P = G @ N
         norms = np.linalg.norm(P, axis=1)
-        flat = norms <= 1e-10
+        flat = self.parallel(norms)
         # rows parallel to the hyperplane: the facet's own rows (and coincident duplicates)
         if np.any(rhs[flat] < -self.tol.region):
             return x0, -np.inf
@@ -347,16 +457,25 @@ class _LPAdjacency:
         step = max(1, 2_000_000 // max(1, (K * layer.max_pieces ** 2) ** 2))
         from scipy.sparse.csgraph import connected_components
 
+        center = self.tree.domain.chebyshev[0]
         for lo in range(0, n, step):
-            G, g, unit = _item_planes(layer, A[lo:lo + step], B[lo:lo + step])
+            G, g, unit, terms = _item_planes(layer, A[lo:lo + step], B[lo:lo + step])
             norm = np.linalg.norm(G, axis=2)
-            live = norm > self.tol.zero * max(1.0, float(norm.max(initial=0.0)))
+            # each hyperplane against its own terms (the rule of enumerate.unit_rules)
+            live = (norm > self.tol.zero * terms) & (norm > 0)
             safe = np.where(live, norm, 1.0)
-            Gn, gn = G / safe[..., None], g / safe
+            Gn, gn = G / safe[..., None], (g + G @ center) / safe    # offsets at the centre
             cos = np.einsum("nik,njk->nij", Gn, Gn)
-            sign = np.sign(cos)
-            same = (np.abs(cos) >= 1 - 1e-9) & (np.abs(gn[:, :, None] - sign * gn[:, None, :])
-                                                <= self.tol.region)
+            sign = np.where(cos < 0, -1.0, 1.0)
+            # coincident within the region tolerance across the domain: the normals agree up to
+            # sign (sin of the angle ~ |Gn_i - s Gn_j|) and the offsets at the centre agree
+            # (screened on cos first; 1 - |cos| ~ sin^2 / 2 loses the small angles to rounding)
+            screen = 1 - np.abs(cos) <= (self.tol.region / self.diam) ** 2 + 1e-9
+            pi, ii, jj = np.nonzero(screen)
+            sin = np.linalg.norm(Gn[pi, ii] - sign[pi, ii, jj, None] * Gn[pi, jj], axis=1)
+            same = np.zeros_like(screen)
+            same[pi, ii, jj] = self.parallel(sin) & (
+                np.abs(gn[pi, ii] - sign[pi, ii, jj] * gn[pi, jj]) <= self.tol.region)
             same &= live[:, :, None] & live[:, None, :]
             same &= unit[None, :, None] != unit[None, None, :]
             for p in np.flatnonzero(same.any(axis=(1, 2))):
@@ -416,15 +535,21 @@ class _LPAdjacency:
         K = layer.out_dim
         # units with a piece pair that vanishes identically on the facet's hyperplane
         tied = np.zeros((len(pa), K), dtype=bool)
+        tol = self.tol
+        dA_items, dB_terms = _item_deltas(layer)
         for side in (pa, pb):
-            G, g, unit = _item_planes(layer, A[side], B[side])
+            G, g, unit, terms = _item_planes(layer, A[side], B[side])
             along = np.einsum("nmk,nk->nm", G, normal)
             perp = np.linalg.norm(G - along[..., None] * normal[:, None, :], axis=2)
-            value = along * offset[:, None] + g
+            value = along * offset[:, None] + g                 # at the facet's foot point
             scale = np.linalg.norm(G, axis=2)
-            vanish = (perp <= 1e-9 * scale) & (
-                np.abs(value) <= 1e-9 * (scale * (np.abs(offset)[:, None] + self.diam)
-                                         + np.abs(g)))
+            safe = np.where(scale > 0, scale, 1.0)
+            # the piece difference vanishes on the facet's hyperplane (within the region
+            # tolerance across the domain), or is identically zero (gradient and constant
+            # cancel relative to their terms)
+            g_terms = np.abs(B[side]) @ np.abs(dA_items).T + dB_terms
+            vanish = (self.parallel(perp / safe) & (np.abs(value) / safe <= tol.region)) | (
+                (scale <= tol.zero * terms) & (np.abs(g) <= tol.zero * g_terms))
             rows, cols = np.nonzero(vanish)
             tied[rows, unit[cols]] = True
         n_a = starts[pa + 1] - starts[pa]
@@ -529,6 +654,8 @@ class _LPAdjacency:
                 dB = layer.B[j, int(cv[j])] - layer.B[j, int(cu[j])]
                 grad, const = dA @ A[p], dA @ B[p] + dB
                 norm = np.linalg.norm(grad)
+                if not norm > 0:
+                    return np.full(len(grad), np.nan), np.nan
                 return grad / norm, -const / norm
         raise PowercellsError("two nodes with the same code path")  # pragma: no cover
 

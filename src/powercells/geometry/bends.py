@@ -22,6 +22,15 @@ radius above the region tolerance; otherwise one LP (the Chebyshev ball within t
 decides. :func:`decision_boundary_bends` applies the same to the network's linear head (SPEC
 §4.4): the logit for one output, the logit differences ``f_c - f_c'`` (tied at the top) for
 several.
+
+Nothing undecided is dropped silently. A target hyperplane *parallel to* the facet (SPEC §4.3,
+the non-generic case ``n ∥ u_j``) either misses it (no ridge) or contains it: then ``h`` vanishes
+on the whole facet and the bend is exactly 0 (``h`` changes sign across it) or pi (a fold); such
+pairs are listed in ``Bends.coincident`` with that angle. A ridge whose ``(d-2)``-ball has a
+radius in ``(empty, region]`` (for ``d = 2``: a ridge point within ``region`` of the facet's
+end) is listed in ``Bends.undecided``. Tolerances come from ``tree.tolerances``: ``zero``
+(relative to the terms) says a target is constant on a side; a target hyperplane is parallel to
+the facet when it tilts from it by at most ``region`` across the domain's diameter.
 """
 
 from __future__ import annotations
@@ -44,6 +53,12 @@ class Bends:
     for ReLU-type targets (the switch ``h_k = 0``) and for a one-logit head (``f = 0``).
     ``normal_a, normal_b`` are the gradients of the same continuous function (``h_k``, the
     piece difference ``piece_1 - piece_2``, or the logit difference) on either region.
+
+    ``coincident`` ``(q, 5)``: ``region_a, region_b, target_unit, piece_1, piece_2`` where the
+    target's hyperplane contains the whole facet (parallel case of SPEC §4.3), with
+    ``coincident_bend`` ``(q,)`` the oriented bend there, 0 or pi. ``undecided`` ``(u, 5)``, same
+    columns: ridges too thin to call under the region tolerance, too wide to call empty. Neither
+    is counted among the ridges.
     """
 
     region_a: np.ndarray
@@ -59,11 +74,19 @@ class Bends:
     bend_unsigned: np.ndarray
     piece_1: np.ndarray | None = None
     piece_2: np.ndarray | None = None
+    coincident: np.ndarray | None = None
+    coincident_bend: np.ndarray | None = None
+    undecided: np.ndarray | None = None
 
     def __post_init__(self):
         if self.piece_1 is None:
             self.piece_1 = np.full(len(self.region_a), -1, dtype=np.int64)
             self.piece_2 = np.full(len(self.region_a), -1, dtype=np.int64)
+        if self.coincident is None:
+            self.coincident = np.empty((0, 5), dtype=np.int64)
+            self.coincident_bend = np.empty(0)
+        if self.undecided is None:
+            self.undecided = np.empty((0, 5), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.region_a)
@@ -72,11 +95,14 @@ class Bends:
 def planar_bends(tree, layer: int, eps: float | None = None) -> Bends:
     """The bends of layer ``layer``'s switch units across the edges between depth
     ``layer - 1`` regions of a 2-D tree (``layer >= 2``; ReLU-type target layers)."""
+    from ..errors import GeometryError
+
     if not 2 <= layer <= tree.depth:
-        raise ValueError(f"bends need a layer between 2 and {tree.depth}, got {layer}")
+        raise GeometryError(f"bends need a layer between 2 and {tree.depth}, got {layer}")
     target = tree.network.layers[layer - 1]
     if not target.is_switch:
-        raise ValueError(f"{target.name}: bends are computed for ReLU-type layers")
+        raise GeometryError(f"{target.name}: planar bends are computed for ReLU-type layers "
+                            "(use bends() for maxout / max-pool targets)")
     eps = tree.tolerances.empty if eps is None else eps
     depth = layer - 1
     mesh = tree.mesh(depth)
@@ -178,17 +204,17 @@ def bends(tree, layer: int, *, adjacency=None, lp=None) -> Bends:
 
     Raises
     ------
-    PowercellsError
+    GeometryError
         For a layer outside ``2 .. depth``, a linear target layer, or an adjacency of another
         depth.
     """
-    from ..errors import PowercellsError
+    from ..errors import GeometryError
 
     if not 2 <= layer <= tree.depth:
-        raise PowercellsError(f"bends need a layer between 2 and {tree.depth}, got {layer}")
+        raise GeometryError(f"bends need a layer between 2 and {tree.depth}, got {layer}")
     target = tree.network.layers[layer - 1]
     if target.kind == "identity" or target.max_pieces == 1:
-        raise PowercellsError(f"{target.name} is linear: it has no boundary to bend (use "
+        raise GeometryError(f"{target.name} is linear: it has no boundary to bend (use "
                               "decision_boundary_bends for a linear head)")
     units, p1, p2, dA, dB, tops = _target_items(target)
     present = _present(tree, layer, units, p1, p2)
@@ -206,17 +232,17 @@ def decision_boundary_bends(tree, *, adjacency=None, lp=None) -> Bends:
 
     Raises
     ------
-    PowercellsError
+    GeometryError
         If the last layer is not linear, or the network has no hidden layer.
     """
-    from ..errors import PowercellsError
+    from ..errors import GeometryError
 
     head = tree.network.layers[-1]
     if head.kind != "identity":
-        raise PowercellsError(f"{head.name} is {head.kind}, not a linear head: the decision "
-                              "boundary of SPEC §5.3 needs one")
+        raise GeometryError(f"{head.name} is {head.kind}, not a linear head: the decision "
+                            "boundary of SPEC §5.3 needs one")
     if tree.depth < 2:
-        raise PowercellsError("the network has no hidden layer: its decision boundary is flat")
+        raise GeometryError("the network has no hidden layer: its decision boundary is flat")
     W, b = head.A[:, 0, :], head.B[:, 0]
     C, D = W.shape
     if C == 1:
@@ -253,35 +279,91 @@ def decision_boundary_bends(tree, *, adjacency=None, lp=None) -> Bends:
 
 def _ridges(tree, depth, adjacency, lp, units, p1, p2, dA, dB, tops, present, *,
             target_layer, certify) -> Bends:
-    from ..errors import PowercellsError
+    from ..errors import GeometryError
     from .adjacency import _LPAdjacency, facet_adjacency
 
     k = tree.domain.dim
     if adjacency is None:
         adjacency = facet_adjacency(tree, depth, lp=lp)
     elif adjacency.depth != depth:
-        raise PowercellsError(f"the adjacency is of depth {adjacency.depth}; bends of layer "
-                              f"{depth + 1} need depth {depth}")
+        raise GeometryError(f"the adjacency is of depth {adjacency.depth}; bends of layer "
+                            f"{depth + 1} need depth {depth}")
     empty = Bends(*(np.empty(0, np.int64),) * 6, np.empty((0, k)), np.empty((0, k)),
                   np.empty((0, k)), np.empty(0), np.empty(0))
     if k < 2 or len(adjacency) == 0:
         return empty
     tol = tree.tolerances
+    rows = _LPAdjacency(tree, lp)
     A, B = tree.affine_maps(depth)
+    row_norm = np.linalg.norm(A, axis=2)                    # (n, D): terms of the gradients
+    absdA = np.abs(dA)
     a, b = adjacency.region_a, adjacency.region_b
+
+    def gradients(e, m):
+        ga = np.einsum("md,mdk->mk", dA[m], A[a[e]])
+        gb = np.einsum("md,mdk->mk", dA[m], A[b[e]])
+        c0 = np.einsum("md,md->m", dA[m], B[a[e]]) + dB[m]
+        norm_a, norm_b = np.linalg.norm(ga, axis=1), np.linalg.norm(gb, axis=1)
+        # constant on a side (relative to its terms): no piece there (SPEC §4.2 "undefined")
+        live = (norm_a > tol.zero * np.einsum("md,md->m", row_norm[a[e]], absdA[m])) & (
+            norm_b > tol.zero * np.einsum("md,md->m", row_norm[b[e]], absdA[m])) & (
+            norm_a > 0) & (norm_b > 0)
+        n = adjacency.normal[e]
+        g_in = ga - np.einsum("mk,mk->m", ga, n)[:, None] * n   # gradient within the facet
+        norm_in = np.linalg.norm(g_in, axis=1)
+        parallel = rows.parallel(norm_in / np.where(norm_a > 0, norm_a, 1.0))
+        return ga, gb, c0, norm_a, norm_b, live, g_in, norm_in, parallel
+
+    def top_rows(i_e, i_m):
+        """The rows "piece_1 is at the top" on region_a, normalised; None when infeasible."""
+        Gt, gt = tops[i_m]
+        if not len(gt):
+            return np.empty((0, k)), np.empty(0)
+        Tt = Gt @ A[a[i_e]]
+        tt = -(Gt @ B[a[i_e]] + gt)
+        tn = np.linalg.norm(Tt, axis=1)
+        ok = (tn > tol.zero * (np.abs(Gt) @ row_norm[a[i_e]])) & (tn > 0)
+        if np.any(~ok & (tt < -tol.region)):
+            return None
+        return Tt[ok] / tn[ok, None], tt[ok] / tn[ok]
+
+    # ---- the parallel case (SPEC §4.3, n ∥ u_j): every (pair, item), not only the "present"
+    # ones (a target containing the facet keeps each region on one side of it)
+    M = len(units)
+    coincident, coincident_bend, undecided = [], [], []
+    step = max(1, 200_000 // max(1, M * k))
+    for lo in range(0, len(adjacency), step):
+        e = np.repeat(np.arange(lo, min(lo + step, len(adjacency))), M)
+        m = np.tile(np.arange(M), len(e) // M)
+        ga, gb, c0, norm_a, _, live, _, _, parallel = gradients(e, m)
+        h_center = np.einsum("mk,mk->m", ga, adjacency.center[e]) + c0
+        on = live & parallel & (np.abs(h_center) <= 2 * tol.region * norm_a)
+        for i in np.flatnonzero(on):
+            top = top_rows(e[i], m[i])
+            if top is None:
+                continue
+            if len(top[1]):
+                Ga, ga_ = rows.rows(depth, a[e[i]])
+                Gb, gb_ = rows.rows(depth, b[e[i]])
+                _, radius = rows.facet(np.vstack([Ga, Gb, top[0]]),
+                                       np.concatenate([ga_, gb_, top[1]]),
+                                       adjacency.normal[e[i]], adjacency.offset[e[i]])
+            else:
+                radius = adjacency.radius[e[i]]
+            key = (a[e[i]], b[e[i]], units[m[i]], p1[m[i]], p2[m[i]])
+            if radius > tol.region:
+                coincident.append(key)
+                coincident_bend.append(0.0 if ga[i] @ gb[i] >= 0 else np.pi)
+            elif radius > tol.empty:
+                undecided.append(key)
+
+    # ---- ridges: a target hyperplane crossing the facet
     e, m = np.nonzero(present[a] & present[b])
-    ga = np.einsum("md,mdk->mk", dA[m], A[a[e]])
-    gb = np.einsum("md,mdk->mk", dA[m], A[b[e]])
-    c0 = np.einsum("md,md->m", dA[m], B[a[e]]) + dB[m]
-    norm_a, norm_b = np.linalg.norm(ga, axis=1), np.linalg.norm(gb, axis=1)
-    n = adjacency.normal[e]
-    g_in = ga - np.einsum("mk,mk->m", ga, n)[:, None] * n      # gradient within the facet
-    norm_in = np.linalg.norm(g_in, axis=1)
-    scale = np.maximum(norm_a, norm_b)
-    # no piece on a side (constant there), or a target hyperplane parallel to the facet
-    live = (norm_a > tol.zero * scale) & (norm_b > tol.zero * scale) & (norm_in > 1e-9 * norm_a)
-    e, m, ga, gb, c0, n, g_in = e[live], m[live], ga[live], gb[live], c0[live], n[live], g_in[live]
+    ga, gb, c0, norm_a, norm_b, live, g_in, norm_in, parallel = gradients(e, m)
+    live &= ~parallel
+    e, m, ga, gb, c0, g_in = e[live], m[live], ga[live], gb[live], c0[live], g_in[live]
     norm_a, norm_b, norm_in = norm_a[live], norm_b[live], norm_in[live]
+    n = adjacency.normal[e]
     center, radius = adjacency.center[e], adjacency.radius[e]
     h_center = np.einsum("mk,mk->m", ga, center) + c0
     delta = np.abs(h_center) / norm_in
@@ -292,25 +374,20 @@ def _ridges(tree, depth, adjacency, lp, units, p1, p2, dA, dB, tops, present, *,
         sure = radius ** 2 - delta ** 2 > tol.region ** 2
     sure &= certify
     found = sure.copy()
-    rows = _LPAdjacency(tree, lp)
     for i in np.flatnonzero(~sure):
+        top = top_rows(e[i], m[i])
+        if top is None:
+            continue
         Ga, ga_ = rows.rows(depth, a[e[i]])
         Gb, gb_ = rows.rows(depth, b[e[i]])
-        G, g = np.vstack([Ga, Gb]), np.concatenate([ga_, gb_])
-        Gt, gt = tops[m[i]]
-        if len(gt):
-            Tt = Gt @ A[a[e[i]]]
-            tt = -(Gt @ B[a[e[i]]] + gt)
-            tn = np.linalg.norm(Tt, axis=1)
-            ok = tn > 0
-            if np.any(~ok & (tt < -tol.region)):
-                continue
-            G = np.vstack([G, Tt[ok] / tn[ok, None]])
-            g = np.concatenate([g, tt[ok] / tn[ok]])
-        x = _ridge_point(rows, G, g, n[i], adjacency.offset[e[i]], ga[i], c0[i], tol)
-        if x is not None:
+        G = np.vstack([Ga, Gb, top[0]])
+        g = np.concatenate([ga_, gb_, top[1]])
+        x, r = _ridge_point(rows, G, g, n[i], adjacency.offset[e[i]], ga[i], c0[i], tol)
+        if r > tol.region:
             found[i] = True
             point[i] = x
+        elif r > tol.empty:
+            undecided.append((a[e[i]], b[e[i]], units[m[i]], p1[m[i]], p2[m[i]]))
     e, m = e[found], m[found]
     ga, gb, point = ga[found], gb[found], point[found]
     cos = np.clip(np.einsum("ij,ij->i", ga, gb) / (norm_a[found] * norm_b[found]), -1.0, 1.0)
@@ -320,12 +397,19 @@ def _ridges(tree, depth, adjacency, lp, units, p1, p2, dA, dB, tops, present, *,
                  target_layer=np.full(len(e), target_layer, dtype=np.int64),
                  target_unit=units[m], point=point, normal_a=ga, normal_b=gb,
                  bend_oriented=np.arccos(cos), bend_unsigned=np.arccos(np.abs(cos)),
-                 piece_1=p1[m], piece_2=p2[m])
+                 piece_1=p1[m], piece_2=p2[m],
+                 coincident=np.array(coincident, dtype=np.int64).reshape(-1, 5),
+                 coincident_bend=np.array(coincident_bend, dtype=np.float64),
+                 undecided=np.array(undecided, dtype=np.int64).reshape(-1, 5))
 
 
 def _ridge_point(rows, G, g, n, offset, grad, const, tol):
-    """A point in the relative interior of ``{G t <= g, n t = offset, grad t + const = 0}``
-    whose ``(d-2)``-ball there has radius above the region tolerance, or None."""
+    """The Chebyshev ball of ``{G t <= g, n t = offset, grad t + const = 0}`` within its
+    ``(d-2)``-flat: ``(centre, radius)``, radius ``-inf`` when the ridge misses the facet. Rows
+    parallel to the flat count as bounds on the radius (the facet's own rows must hold within
+    the region tolerance, any other row strictly: else the ridge runs along the facet's
+    relative boundary); for ``d = 2`` the ridge is a point and its radius is its distance to the
+    facet's ends."""
     k = len(n)
     M = np.stack([n, grad])
     x0 = np.linalg.lstsq(M, np.array([offset, -const]), rcond=None)[0]
@@ -334,20 +418,21 @@ def _ridge_point(rows, G, g, n, offset, grad, const, tol):
     rhs = g - G @ x0
     P = G @ N
     norms = np.linalg.norm(P, axis=1) if k > 2 else np.zeros(len(g))
-    flat = norms <= 1e-10
-    on_facet = np.abs(G[flat] @ n) >= 1 - 1e-9
-    # the facet's own rows hold with equality; any other row must hold strictly, or the ridge
-    # runs along the facet's relative boundary
-    if np.any(rhs[flat][on_facet] < -tol.region) or np.any(rhs[flat][~on_facet] <= tol.region):
-        return None
-    if k == 2:
-        return x0
+    flat = rows.parallel(norms)
+    on_facet = rows.parallel(np.linalg.norm(G[flat] - np.outer(G[flat] @ n, n), axis=1))
+    if np.any(rhs[flat][on_facet] < -tol.region):
+        return x0, -np.inf
+    bound = np.min(rhs[flat][~on_facet], initial=np.inf)
+    if k == 2 or not bound > tol.empty:
+        return x0, bound
     P, rhs, norms = P[~flat], rhs[~flat], norms[~flat]
     ctx = rows.backend.context(P / norms[:, None], rhs / norms, cap=rows.diam)
     try:
         ball = ctx.chebyshev()
     finally:
         ctx.close()
-    if not ball.radius > tol.region:
-        return None
-    return x0 + N @ ball.center
+    if not np.isfinite(ball.radius):
+        return x0, -np.inf
+    radius = float(ball.radius)
+    # a parallel row within the region tolerance of the ridge makes it undecided at best
+    return x0 + N @ ball.center, (radius if bound > tol.region else min(radius, bound))

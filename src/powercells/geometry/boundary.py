@@ -198,17 +198,21 @@ def decision_boundary_pieces(tree, *, lp=None) -> DecisionPieces:
     """The pieces of the decision boundary inside every hidden region, in any dimension: one
     Chebyshev LP within the hyperplane ``f_c = f_c'`` per region and class pair (SPEC §5.3).
 
+    A class pair is *tied* on a region when ``f_c' - f_c`` vanishes identically there: its
+    gradient and its constant are each at most ``tree.tolerances.zero`` times the size of the
+    terms that produced them (both classes' terms: for one output, those of the logit itself).
+
     Raises
     ------
-    PowercellsError
+    GeometryError
         If the last layer is not a linear head.
     """
-    from ..errors import PowercellsError
+    from ..errors import GeometryError
     from .adjacency import _LPAdjacency
 
     head = tree.network.layers[-1]
     if head.kind != "identity":
-        raise PowercellsError(f"{head.name} is {head.kind}, not a linear head: the decision "
+        raise GeometryError(f"{head.name} is {head.kind}, not a linear head: the decision "
                               "boundary of SPEC §5.3 needs one")
     depth = tree.depth - 1
     W, b = head.A[:, 0, :], head.B[:, 0]
@@ -220,17 +224,21 @@ def decision_boundary_pieces(tree, *, lp=None) -> DecisionPieces:
     A, B = tree.affine_maps(depth)
     tol = tree.tolerances
     rows = _LPAdjacency(tree, lp)
+    row_norm = np.linalg.norm(A, axis=2)                    # (n, D): terms of the gradients
+    absB = np.abs(B)
     out = {"region": [], "classes": [], "normal": [], "offset": [], "center": [], "radius": []}
     tied, undecided = [], []
     for c1, c2 in zip(*np.triu_indices(C, 1)):
         grad = (W[c2] - W[c1]) @ A                          # f_c' - f_c on every region
         const = B @ (W[c2] - W[c1]) + b[c2] - b[c1]
         norm = np.linalg.norm(grad, axis=1)
-        scale = np.linalg.norm(W[c1] @ A, axis=1) + np.linalg.norm(W[c2] @ A, axis=1)
-        flat = norm <= tol.zero * np.maximum(scale, 1e-300)
+        # the terms of both classes (for one output, c1 is the prepended zero row)
+        absW = np.abs(W[c1]) + np.abs(W[c2])
+        flat = norm <= tol.zero * (row_norm @ absW)
+        const_terms = absB @ absW + abs(b[c1]) + abs(b[c2])
         others = [j for j in range(C) if j not in (c1, c2)]
         for i in np.flatnonzero(flat):
-            if abs(const[i]) <= tol.zero * (np.abs(B[i] @ W[c1]) + abs(b[c1]) + 1e-300) + 1e-300:
+            if abs(const[i]) <= tol.zero * const_terms[i]:
                 tied.append((i, c1, c2))
         for i in np.flatnonzero(~flat):
             G, g = rows.rows(depth, i)
@@ -239,7 +247,8 @@ def decision_boundary_pieces(tree, *, lp=None) -> DecisionPieces:
                 Gt = (W[others] - W[c1]) @ A[i]
                 gt = -((W[others] - W[c1]) @ B[i] + b[others] - b[c1])
                 tn = np.linalg.norm(Gt, axis=1)
-                live = tn > 0
+                live = (tn > tol.zero * (row_norm[i] @ (np.abs(W[others]) + np.abs(W[c1])).T)
+                        ) & (tn > 0)
                 if np.any(~live & (gt < -tol.region)):
                     continue
                 G = np.vstack([G, Gt[live] / tn[live, None]])

@@ -1,18 +1,27 @@
-"""Region volumes (SPEC §5.4): exact for d <= 3, Monte Carlo with standard errors above."""
+"""Region volumes (SPEC §5.4): exact by default for d <= 3, Monte Carlo with standard errors
+above.
+
+Exact volumes intersect each region's halfspaces and take the convex hull of the vertices
+(qhull). That works in any dimension, but a region of a deep network in ``d`` dimensions can
+have a number of vertices growing like ``m^(d/2)`` in its ``m`` facets, and so does qhull's
+time, so ``method="auto"`` switches to Monte Carlo above 3-D; ``method="exact"`` still computes
+exact volumes there when asked.
+"""
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import PowercellsError
+from ..errors import GeometryError
 
 __all__ = ["Volumes", "monte_carlo_volumes", "polytope_volume", "region_volumes"]
 
 
 def polytope_volume(H, h, interior_point) -> float:
-    """Volume of the bounded polytope ``H x <= h`` in dimension 1, 2 or 3.
+    """Volume of the bounded polytope ``H x <= h`` (any dimension; qhull above 1-D).
 
     Parameters
     ----------
@@ -28,26 +37,28 @@ def polytope_volume(H, h, interior_point) -> float:
 
     Raises
     ------
-    PowercellsError
-        If d > 3 (exact volumes above 3-D need vertex enumeration) or the point is not inside.
+    GeometryError
+        If the point is not strictly inside, or qhull fails (a degenerate polytope).
     """
     H = np.asarray(H, dtype=np.float64)
     h = np.asarray(h, dtype=np.float64)
     x = np.asarray(interior_point, dtype=np.float64)
     d = H.shape[1]
     if np.any(H @ x >= h):
-        raise PowercellsError("the interior point is not strictly inside the polytope")
+        raise GeometryError("the interior point is not strictly inside the polytope")
     if d == 1:
         a = H[:, 0]
         upper = np.min(h[a > 0] / a[a > 0])
         lower = np.max(h[a < 0] / a[a < 0])
         return float(upper - lower)
-    if d > 3:
-        raise PowercellsError(f"exact volumes are implemented for d <= 3, got d = {d}")
-    from scipy.spatial import ConvexHull, HalfspaceIntersection
+    from scipy.spatial import ConvexHull, HalfspaceIntersection, QhullError
 
-    vertices = HalfspaceIntersection(np.hstack([H, -h[:, None]]), x).intersections
-    return float(ConvexHull(vertices).volume)
+    try:
+        vertices = HalfspaceIntersection(np.hstack([H, -h[:, None]]), x).intersections
+        return float(ConvexHull(vertices).volume)
+    except QhullError as exc:
+        raise GeometryError(f"qhull could not compute the volume of a {d}-D polytope: "
+                            f"{str(exc).splitlines()[0]}") from exc
 
 
 @dataclass
@@ -58,13 +69,17 @@ class Volumes:
     ----------
     volume : ndarray, shape (n,)
     stderr : ndarray, shape (n,)
-        Standard error of each estimate (zeros when exact).
+        Standard error of each estimate (zeros when exact). For a node no sample hit
+        (``unresolved``) it holds the rule-of-three 95% upper bound ``3 vol(box) / N`` of its
+        volume instead: its estimate 0 is not an exact zero.
     exact : bool
-        True when computed exactly (d <= 3), False for Monte Carlo estimates.
+        True when computed exactly, False for Monte Carlo estimates.
     samples : int
         Points drawn (0 when exact), rejected ones included.
     unassigned : int
         Points inside the domain that fell in no node (slivers or ties on a boundary).
+    hits : ndarray of int64, shape (n,) or None
+        Monte Carlo: the points that fell in each node (None when exact).
     """
 
     volume: np.ndarray
@@ -72,6 +87,14 @@ class Volumes:
     exact: bool
     samples: int = 0
     unassigned: int = 0
+    hits: np.ndarray | None = None
+
+    @property
+    def unresolved(self) -> np.ndarray:
+        """Boolean mask of the nodes no Monte Carlo sample hit (all False when exact)."""
+        if self.hits is None:
+            return np.zeros(len(self.volume), dtype=bool)
+        return self.hits == 0
 
 
 def region_volumes(tree, depth: int | None = None, *, method: str = "auto",
@@ -81,28 +104,25 @@ def region_volumes(tree, depth: int | None = None, *, method: str = "auto",
     Parameters
     ----------
     method : {"auto", "exact", "monte_carlo"}
-        ``"auto"``: exact for engine dimension <= 3, Monte Carlo above.
+        ``"auto"``: exact for engine dimension <= 3, Monte Carlo above (see the module
+        docstring); ``"exact"`` in any dimension (qhull, slow for large regions above 3-D).
     samples : int
         Monte Carlo sample size.
     seed : int, numpy.random.Generator or None
 
     Raises
     ------
-    PowercellsError
-        For an unknown method, exact volumes above 3-D, or a non-positive sample size.
+    GeometryError
+        For an unknown method, a depth outside the tree, a bad sample size or seed (see
+        :func:`monte_carlo_volumes`), or a polytope qhull cannot handle.
     """
-    depth = tree.depth if depth is None else int(depth)
-    if not 0 <= depth <= tree.depth:
-        raise PowercellsError(f"depth must lie in 0..{tree.depth}, got {depth}")
+    depth = _check_depth(tree, depth)
     if method not in ("auto", "exact", "monte_carlo"):
-        raise PowercellsError(f"unknown volume method {method!r}; choose one of auto, exact, "
-                              "monte_carlo")
+        raise GeometryError(f"unknown volume method {method!r}; choose one of auto, exact, "
+                            "monte_carlo")
     k = tree.domain.dim
     if method == "monte_carlo" or (method == "auto" and k > 3):
         return monte_carlo_volumes(tree, depth, samples=samples, seed=seed)
-    if k > 3:
-        raise PowercellsError(f"exact volumes are implemented for d <= 3, got d = {k}; use "
-                              "method='monte_carlo'")
     level = tree.levels[depth]
     if level.polygons is not None:
         vol = level.polygons.area_perimeter()[0]
@@ -122,18 +142,29 @@ def monte_carlo_volumes(tree, depth: int | None = None, *, samples: int = 100_00
 
     The estimate of a node is ``vol(box) * n_i / N`` with standard error
     ``vol(box) * sqrt(p_i (1 - p_i) / N)``, ``p_i = n_i / N``; points outside the domain count
-    in ``N``. The same points serve every depth, so children's estimates sum exactly to their
-    parent's (up to points that fall in no node, reported as ``unassigned``).
+    in ``N``. A node no point hit (``n_i = 0``, ``Volumes.unresolved``) gets the rule-of-three
+    95% upper bound ``3 vol(box) / N`` as its standard error instead of 0. Calls with the same
+    explicit integer ``seed`` and ``samples`` draw the same points at every depth, so children's
+    estimates then sum exactly to their parent's (up to points that fall in no node, reported as
+    ``unassigned``); with ``seed=None`` (or a shared Generator) each call draws new points.
 
     Raises
     ------
-    PowercellsError
-        If ``samples`` is not positive.
+    GeometryError
+        If ``samples`` is not a positive integer, or ``seed`` is not None, a non-negative
+        integer, a ``numpy.random.Generator`` or a ``SeedSequence``.
     """
-    depth = tree.depth if depth is None else int(depth)
+    depth = _check_depth(tree, depth)
+    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral):
+        raise GeometryError(f"samples must be a positive integer, got {samples!r}")
     samples = int(samples)
     if samples <= 0:
-        raise PowercellsError(f"samples must be positive, got {samples}")
+        raise GeometryError(f"samples must be positive, got {samples}")
+    if not (seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence))
+            or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+                and seed >= 0)):
+        raise GeometryError(f"seed must be None, a non-negative integer, a numpy Generator or "
+                            f"a SeedSequence, got {seed!r}")
     rng = np.random.default_rng(seed)
     lo, hi = tree.domain.bounds()
     box = float(np.prod(hi - lo))
@@ -156,4 +187,13 @@ def monte_carlo_volumes(tree, depth: int | None = None, *, samples: int = 100_00
             else:
                 counts[hit] += int(c)
     p = counts / samples
-    return Volumes(box * p, box * np.sqrt(p * (1 - p) / samples), False, samples, unassigned)
+    stderr = np.where(counts > 0, box * np.sqrt(p * (1 - p) / samples), 3.0 * box / samples)
+    return Volumes(box * p, stderr, False, samples, unassigned, counts)
+
+
+def _check_depth(tree, depth) -> int:
+    depth = tree.depth if depth is None else depth
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) \
+            or not 0 <= depth <= tree.depth:
+        raise GeometryError(f"depth must be an integer in 0..{tree.depth}, got {depth!r}")
+    return int(depth)

@@ -2,8 +2,10 @@
 
 * :func:`node_table`: one row per tree node (root included): ``id``, ``parent``, ``depth``,
   ``code`` (the code path, every layer so far, concatenated), ``interior_point``, ``inradius``,
-  ``centroid`` and ``radius`` (SPEC §3.3), ``lipschitz`` (SPEC §5.2), ``volume`` (exact, d <= 3;
-  null above).
+  ``centroid`` and ``radius`` (SPEC §3.3), ``lipschitz`` (SPEC §5.2: the spectral norm of the
+  node's map in **network-input** coordinates, also for a slice), ``lipschitz_domain`` (the same
+  in engine coordinates: along the slice for a plane through input space, equal to
+  ``lipschitz`` otherwise), ``volume`` (exact, d <= 3; null above; engine coordinates).
 * :func:`ridge_table`: one row per ridge where a layer's boundary (or the decision boundary)
   bends across a facet (SPEC §4): the two regions, the crossing and target units, the target's
   two tied pieces, both angles.
@@ -13,7 +15,11 @@
   written atomically (a temporary folder renamed at the end).
 
 Ids are global node ids (``tree.node_id``); points are in engine coordinates (the slice's
-coordinates for a plane through input space). pyarrow and pandas are imported when used
+coordinates for a plane through input space). ``summary.json`` gives the leaves' maximum of both
+Lipschitz columns (``lipschitz``: input space, the network's constant on the domain;
+``lipschitz_domain``: engine coordinates) and the counts of what is reported but not counted:
+undecided adjacent pairs, undecided ridges, and target hyperplanes containing a whole facet
+(``coincident_ridges``, SPEC §4.3). pyarrow and pandas are imported when used
 (``pip install 'powercells[export]'``).
 """
 
@@ -26,7 +32,7 @@ import tempfile
 
 import numpy as np
 
-from ..errors import PowercellsError
+from ..errors import GeometryError, PowercellsError
 
 __all__ = ["adjacency_graph", "adjacency_table", "node_table", "read_export", "ridge_table",
            "tree_graph", "write_export"]
@@ -64,7 +70,7 @@ def node_table(tree):
 
     exact = tree.domain.dim <= 3 and not tree.partial
     columns = {k: [] for k in ("id", "parent", "depth", "code", "interior_point", "inradius",
-                               "centroid", "radius", "lipschitz", "volume")}
+                               "centroid", "radius", "lipschitz", "lipschitz_domain", "volume")}
     for depth, level in enumerate(tree.levels):
         n = len(level)
         ids = tree.node_id(depth, np.arange(n)).astype(np.int64)
@@ -85,8 +91,11 @@ def node_table(tree):
         columns["inradius"].append(pa.array(level.inradius.astype(np.float64)))
         columns["centroid"].append(_lists(mu, pa, pa.float64()))
         columns["radius"].append(pa.array(rad))
-        columns["lipschitz"].append(pa.array(np.linalg.norm(A, ord=2, axis=(1, 2))
+        A_in = _input_maps(tree, depth)
+        columns["lipschitz"].append(pa.array(np.linalg.norm(A_in, ord=2, axis=(1, 2))
                                              if n else np.empty(0)))
+        columns["lipschitz_domain"].append(pa.array(np.linalg.norm(A, ord=2, axis=(1, 2))
+                                                    if n else np.empty(0)))
         if exact:
             columns["volume"].append(pa.array(tree.volumes(depth).volume))
         else:
@@ -94,13 +103,31 @@ def node_table(tree):
     return pa.table({k: pa.concat_arrays(v) for k, v in columns.items()})
 
 
+def _input_maps(tree, depth) -> np.ndarray:
+    """The linear parts of the nodes' maps at ``depth`` in network-input coordinates
+    ``(n, width, input_dim)`` (SPEC §5.2), composed through ``tree.source_network``."""
+    n = len(tree.levels[depth])
+    d_in = tree.source_network.input_dim
+    A = np.broadcast_to(np.eye(d_in), (n, d_in, d_in))
+    if depth == 0:
+        return A
+    chain = [np.arange(n)]
+    for d in range(depth, 1, -1):
+        chain.append(tree.levels[d].parent[chain[-1]])
+    chain = chain[::-1]
+    B = np.zeros((n, d_in))
+    for j, layer in enumerate(tree.source_network.layers[:depth]):
+        A, B = layer.compose(A, B, tree.levels[j + 1].code[chain[j]])
+    return A
+
+
 def _adjacency_levels(tree, lp=None) -> list:
     """The facet adjacency of every depth ``1 .. L`` (index ``depth - 1``)."""
     from ..geometry.adjacency import _LPAdjacency, facet_adjacency
 
     if tree.partial:
-        raise PowercellsError("the tree is partial (a budget stopped the enumeration): "
-                              "adjacency and ridges need every region")
+        raise GeometryError("the tree is partial (a budget stopped the enumeration): "
+                            "adjacency and ridges need every region")
     if tree.levels[-1].polygons is not None:
         return [facet_adjacency(tree, d, method="mesh") for d in range(1, tree.depth + 1)]
     return _LPAdjacency(tree, lp).run_all(tree.depth)
@@ -128,7 +155,7 @@ def adjacency_table(tree, *, adjacency=None, lp=None):
                      "unit": pa.array(t["unit"].astype(np.int64))})
 
 
-def ridge_table(tree, *, levels=None, lp=None, decision_boundary: bool = True):
+def ridge_table(tree, *, levels=None, lp=None, decision_boundary: bool = True, _counts=None):
     """Every ridge of every layer ``2 .. L`` that has boundaries, and of the decision boundary
     when the network ends with a linear head and has a hidden layer.
 
@@ -137,7 +164,9 @@ def ridge_table(tree, *, levels=None, lp=None, decision_boundary: bool = True):
     the facet), ``target_layer``, ``target_unit``, ``target_piece_1``, ``target_piece_2`` (the
     tied pieces of a maxout / max-pool target or the two classes of the decision boundary; -1
     for ReLU-type targets and a one-logit head), ``bend_oriented``, ``bend_unsigned``
-    (radians), ``decision_boundary`` (bool), ``point`` (a point of the ridge).
+    (radians), ``decision_boundary`` (bool), ``point`` (a point of the ridge). Targets whose
+    hyperplane contains a whole facet (``Bends.coincident``, bend 0 or pi) and undecided ridges
+    (``Bends.undecided``) are not rows; :func:`write_export` counts them in the summary.
 
     Parameters
     ----------
@@ -166,6 +195,9 @@ def ridge_table(tree, *, levels=None, lp=None, decision_boundary: bool = True):
                             "target_layer", "target_unit", "target_piece_1", "target_piece_2",
                             "bend_oriented", "bend_unsigned", "decision_boundary", "point")}
     for depth, b, is_db in parts:
+        if _counts is not None:
+            _counts["undecided"] += len(b.undecided)
+            _counts["coincident"] += len(b.coincident)
         cols["region_a"].append(tree.node_id(depth, b.region_a).astype(np.int64))
         cols["region_b"].append(tree.node_id(depth, b.region_b).astype(np.int64))
         for name in ("crossing_layer", "crossing_unit", "target_layer", "target_unit"):
@@ -251,7 +283,7 @@ def write_export(tree, directory, *, overwrite: bool = False, lp=None,
 
     Raises
     ------
-    PowercellsError
+    GeometryError
         If the folder exists and is not empty (without ``overwrite``), its parent folder does
         not exist, or the tree is partial.
     """
@@ -261,19 +293,23 @@ def write_export(tree, directory, *, overwrite: bool = False, lp=None,
     out = os.path.abspath(os.fspath(directory))
     parent = os.path.dirname(out)
     if not os.path.isdir(parent):
-        raise PowercellsError(f"{directory}: the folder {parent} does not exist")
+        raise GeometryError(f"{directory}: the folder {parent} does not exist")
     if os.path.exists(out):
         if not os.path.isdir(out):
-            raise PowercellsError(f"{directory} exists and is not a folder")
+            raise GeometryError(f"{directory} exists and is not a folder")
         if os.listdir(out) and not overwrite:
-            raise PowercellsError(f"{directory} exists and is not empty (use overwrite)")
+            raise GeometryError(f"{directory} exists and is not empty (use overwrite)")
     start = time.perf_counter()
     levels = _adjacency_levels(tree, lp)
     nodes = node_table(tree)
-    ridge = ridge_table(tree, levels=levels, lp=lp) if ridges else _empty_ridges(tree)
+    counts = {"undecided": 0, "coincident": 0}
+    ridge = (ridge_table(tree, levels=levels, lp=lp, _counts=counts) if ridges
+             else _empty_ridges(tree))
     adjacency = adjacency_table(tree, adjacency=levels[-1])
     undecided = int(sum(len(lv.undecided) for lv in levels))
-    lip = np.asarray(nodes.column("lipschitz"))[np.asarray(nodes.column("depth")) == tree.depth]
+    leaves = np.asarray(nodes.column("depth")) == tree.depth
+    lip = np.asarray(nodes.column("lipschitz"))[leaves]
+    lip_domain = np.asarray(nodes.column("lipschitz_domain"))[leaves]
     summary = {
         "network": {"input_dim": tree.source_network.input_dim,
                     "widths": list(tree.network.widths),
@@ -284,7 +320,11 @@ def write_export(tree, directory, *, overwrite: bool = False, lp=None,
                     for i in range(tree.depth)],
         "adjacent_pairs": len(levels[-1]), "adjacency_rows": adjacency.num_rows,
         "undecided_pairs": undecided, "ridges": ridge.num_rows,
+        "undecided_ridges": counts["undecided"] if ridges else None,
+        "coincident_ridges": counts["coincident"] if ridges else None,
         "lipschitz": float(lip.max()) if len(lip) else None,
+        "lipschitz_coordinates": "network input (SPEC §5.2)",
+        "lipschitz_domain": float(lip_domain.max()) if len(lip_domain) else None,
         "volumes": "exact" if tree.domain.dim <= 3 else "omitted (d > 3)",
         "seconds": round(time.perf_counter() - start, 6),
         "files": list(FILES),
@@ -301,7 +341,12 @@ def write_export(tree, directory, *, overwrite: bool = False, lp=None,
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old.", dir=parent)
             os.rmdir(old)
             os.rename(out, old)
-        os.rename(tmp, out)
+        try:
+            os.rename(tmp, out)
+        except BaseException:
+            if old is not None:
+                os.rename(old, out)          # put the previous export back
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
@@ -332,14 +377,14 @@ def read_export(directory, *, as_pandas: bool = True) -> dict:
 
     Raises
     ------
-    PowercellsError
+    GeometryError
         If a file is missing.
     """
     _, pq = _pyarrow()
     directory = os.fspath(directory)
     missing = [f for f in FILES if not os.path.exists(os.path.join(directory, f))]
     if missing:
-        raise PowercellsError(f"{directory}: not an export folder (missing {', '.join(missing)})")
+        raise GeometryError(f"{directory}: not an export folder (missing {', '.join(missing)})")
     out = {}
     for name in ("nodes", "ridges", "adjacency"):
         table = pq.read_table(os.path.join(directory, f"{name}.parquet"))
