@@ -13,6 +13,7 @@ from strategies import integer_networks
 
 import powercells as pc
 from powercells import approx
+from powercells.approx.local_complexity import MAX_LINF_DIRECTIONS
 from powercells.cli import main
 from powercells.enumerate import region_halfspaces
 from powercells.testing import brute_force_regions
@@ -90,7 +91,9 @@ def test_a_deep_neuron_that_lc_misses():
     net = pc.Network.from_weights([(W1, np.zeros(4)), (np.ones((1, 4)), [-0.5])],
                                   ["relu", "relu"])
     res = approx.compare_local_complexity(net, [0.0, 0.0], radius=1.0, directions=np.eye(2))
-    assert res.as_dict() == {"lc": [4, 0], "exact_neurons": [4, 1], "exact_regions": 8}
+    assert res.as_dict() == {"lc": [4.0, 0.0], "exact_neurons": [4.0, 1.0],
+                             "exact_regions": 8.0, "exact_crossing": [4.0, 1.0],
+                             "exact_slivers": 0.0, "points": 1}
     # with ties: the pre-activation of the first layer is exactly 0 at two vertices each
     assert res.exact.crossing[0].tolist() == [4, 1]
 
@@ -133,6 +136,43 @@ def test_local_complexity_errors():
     with pytest.raises(pc.DomainError, match="not orthonormal"):
         approx.local_complexity(net, np.zeros(4), radius=1, directions=np.ones((4, 2)))
     assert issubclass(approx.ApproximationError, pc.PowercellsError)
+
+
+@pytest.mark.parametrize("directions,match", [
+    ([[np.nan, 0.0], [0.0, 1.0]], "NaN or infinite"),      # NaN > 1e-8 is False: once accepted
+    ([[np.inf, 0.0], [0.0, 1.0]], "NaN or infinite"),
+    (np.zeros((2, 0)), r"P >= 1"),                         # once a bare numpy ValueError
+    (np.zeros((1, 2, 0)), r"P >= 1"),
+])
+@pytest.mark.parametrize("tool", [approx.local_complexity, approx.exact_local_complexity,
+                                  approx.compare_local_complexity])
+def test_non_finite_or_empty_directions_are_refused(directions, match, tool):
+    net = pc.Network.from_weights([(np.eye(2), [0.0, 0.0])], ["relu"])
+    with pytest.raises(pc.DomainError, match=match):
+        tool(net, [5.0, 5.0], radius=0.1, directions=directions)
+
+
+def test_linf_local_complexity_caps_the_number_of_directions():
+    net = random_network(40, [3], seed=0)
+    assert MAX_LINF_DIRECTIONS == 16
+    # 2^30 corners once went straight to a MemoryError
+    with pytest.raises(approx.ApproximationError, match="limit of 16"):
+        approx.local_complexity(net, np.zeros(40), radius=1.0, n_directions=30, norm="linf",
+                                seed=0)
+    with pytest.raises(approx.ApproximationError, match="limit of 16"):
+        approx.compare_local_complexity(net, np.zeros(40), radius=1.0,
+                                        directions=np.eye(40)[:, :17], norm="linf")
+    # at the cap: 2^16 corners per point, several points (batched); a first-layer unit counts
+    # iff its pre-activation w.x + b changes sign on the cube, i.e. |b| <= r ||w restricted||_1
+    X = np.random.default_rng(1).normal(size=(3, 40)) * 0.3
+    V = np.eye(40)[:, :16]
+    lc = approx.local_complexity(net, X, radius=0.2, directions=V, norm="linf")
+    W, b = net.layers[0].switch_W, net.layers[0].switch_b
+    h = X @ W.T + b
+    spread = 0.2 * np.abs(W[:, :16]).sum(axis=1)
+    expected = (np.abs(h) <= spread).sum(axis=1)
+    assert 0 < expected.sum() < h.size          # both cases occur
+    np.testing.assert_array_equal(lc.per_point[:, 0], expected)
 
 
 # ----------------------------------------------------------------------------- sampling counts
@@ -185,6 +225,30 @@ def test_grid_samples_on_the_tent_map_find_spurious_patterns():
     assert np.all(res.spurious > 0)
     assert np.all(res.found <= 2 ** L) and res.found[-1] == 2 ** L
     assert res.sampling.regions[-1] > res.regions
+
+
+def test_grid_patterns_are_the_finest_grids_whatever_the_order():
+    net, box = tent_map(4), pc.Box(0, 1, dim=1)
+    s = approx.sampling_counts(net, box, [129, 17], method="grid")
+    finest = approx.sampling_counts(net, box, [129], method="grid")
+    assert s.largest == 0 and s.regions[0] == finest.regions[0]
+    np.testing.assert_array_equal(s.patterns, finest.patterns)
+    np.testing.assert_array_equal(s.first_seen, finest.first_seen)
+    assert len(s.patterns) == finest.regions[0] > approx.sampling_counts(
+        net, box, [17], method="grid").regions[0]
+
+
+def test_sobol_points_without_warnings():
+    import warnings
+
+    nb = pc.Neighbourhood.random(np.zeros(6), 3, 1.0, seed=0)
+    net = random_network(1, [4], seed=0, head=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # scipy: seed= deprecated, n not a power of 2
+        T = approx.sample_domain(nb, 100, method="sobol", seed=0)
+        approx.rugosity_estimate(net, pc.Box(-1, 1, dim=1), eps=1e-2, n_samples=1000, seed=0,
+                                 sampling="sobol")
+    assert T.shape == (100, 3) and np.all(np.abs(T).sum(axis=1) <= 1.0)
 
 
 def test_sampling_errors():
@@ -320,6 +384,59 @@ def test_rugosity_errors():
                                  perturbation="cauchy")
 
 
+def test_rugosity_limit_refuses_a_tree_of_another_network_or_domain():
+    net = random_network(2, [5, 5], seed=2, head=1)
+    box = pc.Box(-1, 1, dim=2)
+    tree = pc.subdivide(net, box)
+    value = approx.rugosity_limit(net, box).value
+    assert approx.rugosity_limit(net, tree=tree).value == pytest.approx(value, rel=1e-12)
+    assert approx.rugosity_limit(net, pc.Box(-1, 1, dim=2), tree=tree).value == \
+        pytest.approx(value, rel=1e-12)                      # the same domain, another object
+    other = random_network(2, [5, 5], seed=3, head=1)
+    assert approx.rugosity_limit(other, box).value != pytest.approx(value)
+    with pytest.raises(approx.ApproximationError, match="not a subdivision by this network"):
+        approx.rugosity_limit(other, tree=tree)
+    with pytest.raises(approx.ApproximationError, match="not the tree's domain"):
+        approx.rugosity_limit(net, pc.Box(-0.5, 0.5, dim=2), tree=tree)
+    with pytest.raises(approx.ApproximationError, match="not the tree's domain"):
+        approx.rugosity_limit(net, (np.vstack([np.eye(2), -np.eye(2)]), np.ones(4)), tree=tree)
+    partial = pc.subdivide(net, box, engine="lp", max_regions=3)
+    assert partial.partial
+    with pytest.raises(approx.ApproximationError, match="tree is partial"):
+        approx.rugosity_limit(net, tree=partial)
+
+
+def test_rugosity_on_a_plane_does_not_depend_on_its_parametrisation():
+    # SPEC §5.6 item 4 needs an orthonormal U; Slice.through_points gives neither unit nor
+    # orthogonal directions. The slice's default frame is orthonormal (QR), so the value is a
+    # property of the plane piece: a 2-input network on the parallelogram p0 + D [0, 1]^2 as a
+    # slice equals item 2 on the same parallelogram as a polytope of input space
+    net = random_network(2, [6, 6], seed=5, head=2)
+    p = np.array([[-0.6, -0.5], [0.9, -0.2], [0.1, 0.8]])
+    plane = pc.Slice.through_points(p)
+    D = (p[1:] - p[0]).T
+    Dinv = np.linalg.inv(D)
+    polytope = pc.Polytope(np.vstack([Dinv, -Dinv]), np.r_[1.0 + Dinv @ p[0], -Dinv @ p[0]])
+    on_plane = approx.rugosity_limit(net, plane).value
+    on_polytope = approx.rugosity_limit(net, polytope).value
+    assert on_plane == pytest.approx(on_polytope, rel=1e-9)
+    # the same plane piece in 5-D, parametrised twice (scaled directions, scaled extent)
+    net5 = random_network(5, [6, 6], seed=3, head=2)
+    q = np.random.default_rng(0).normal(size=(3, 5))
+    a = pc.Slice.through_points(q)
+    b = pc.Slice.through_points([q[0], q[0] + 0.5 * (q[1] - q[0]), q[0] + 0.25 * (q[2] - q[0])],
+                                inner=pc.Box([0.0, 0.0], [2.0, 4.0]))
+    lim = approx.rugosity_limit(net5, a).value
+    assert approx.rugosity_limit(net5, b).value == pytest.approx(lim, rel=1e-9)
+    r = approx.rugosity_estimate(net5, b, eps=1e-3, n_samples=1 << 17, seed=0)
+    assert abs(r.value - lim) < 4 * r.stderr + 0.005 * lim
+    # with the raw slice coordinates as the tangent (T = identity) the value changes with the
+    # parametrisation: the documented non-orthonormal case
+    raw_a = approx.rugosity_limit(net5, a, tangent=np.eye(2)).value
+    raw_b = approx.rugosity_limit(net5, b, tangent=np.eye(2)).value
+    assert raw_a != pytest.approx(raw_b, rel=1e-3)
+
+
 def test_jacobians_match_the_local_affine_maps():
     net = pc.Network([pc.Layer.maxout(np.random.default_rng(0).normal(size=(6, 3)),
                                       np.zeros(6), pieces=3, name="l1"),
@@ -335,22 +452,133 @@ def test_jacobians_match_the_local_affine_maps():
 # ----------------------------------------------------------------------------- compare and CLI
 def test_compare_report():
     net = random_network(2, [8, 8], seed=1, head=2)
-    res = pc.compare(net, pc.Box(-1, 1, dim=2), samples=[100, 10000], seed=0,
-                     rugosity_samples=1 << 16)
+    box = pc.Box(-1, 1, dim=2)
+    res = pc.compare(net, box, samples=[100, 10000], seed=0, rugosity_samples=1 << 16)
     out = res.as_dict()
-    assert out["exact"]["regions"] == res.regions == pc.count_regions(net, res_box()).regions
+    brute = brute_force_regions(net, box)                   # independent enumerator
+    assert out["exact"]["regions"] == res.regions == brute.regions
+    assert out["exact"]["per_layer"] == brute.per_layer
     assert out["sampling"]["found"] == out["sampling"]["regions"]         # generic: no spurious
+    assert out["sampling"]["spurious"] == out["sampling"]["in_slivers"] == [0, 0]
     assert all(-1 <= e <= 0 for e in out["sampling"]["relative_error"])
-    assert out["rugosity"]["relative_error"] == pytest.approx(
-        res.rugosity.value / res.rugosity_limit.value - 1)
+    # the found patterns are regions of the brute-force enumeration
+    assert {tuple(int(v) for v in row) for row in res.sampling.patterns} <= brute.codes
     text = str(res)
     assert "exact regions" in text and "rugosity" in text
     res3 = pc.compare(random_network(3, [4], head=1), pc.Box(-1, 1, dim=3), samples=[10])
     assert res3.rugosity is None and "dimension 3" in res3.rugosity_note
 
 
-def res_box():
-    return pc.Box(-1, 1, dim=2)
+def test_compare_relative_errors_by_hand():
+    # four quadrants of [-1, 1]^2: one sample finds one region, (1 - 4) / 4 per layer
+    net = pc.Network.from_weights([(np.eye(2), [0.0, 0.0])], ["relu"])
+    res = pc.compare(net, pc.Box(-1, 1, dim=2), samples=[1], seed=0, rugosity=False)
+    assert res.found.tolist() == [1] and res.regions == 4
+    assert res.sampling_relative_error.tolist() == [-0.75]
+    assert res.as_dict()["sampling"]["per_layer_relative_error"] == [-0.75]
+    # rugosity of relu(x) on [-1, 1]: one knot, slope jump 1, |X| = 2: sqrt(2/pi) / 2
+    relu = pc.Network.from_weights([(np.ones((1, 1)), [0.0]), (np.ones((1, 1)), [0.0])],
+                                   ["relu", "identity"])
+    res = pc.compare(relu, pc.Box(-1, 1, dim=1), samples=[10], seed=0, eps=1e-2,
+                     rugosity_samples=1 << 12)
+    hand = 0.3989422804014327
+    assert res.rugosity_limit.value == pytest.approx(hand, rel=1e-12)
+    # the estimate: a sample contributes |jump| / eps = 1 / eps iff x and x + eps u straddle 0
+    assert res.rugosity.value == pytest.approx(res.rugosity.crossings / (1 << 12) / 1e-2)
+    assert res.rugosity_relative_error == pytest.approx(res.rugosity.value / hand - 1,
+                                                        rel=1e-9)
+
+
+def test_spurious_patterns_do_not_count_in_the_relative_error():
+    # grid points of the tent map sit on boundaries: more patterns than regions, but the
+    # relative error is that of the patterns that are regions (a lower bound: <= 0)
+    res = pc.compare(tent_map(4), pc.Box(0, 1, dim=1), samples=[17, 129], method="grid",
+                     rugosity=False)
+    assert res.sampling.regions[-1] > res.regions == 16
+    assert res.found[-1] == 16
+    assert np.all(res.sampling_relative_error <= 0) and res.sampling_relative_error[-1] == 0
+    assert res.as_dict()["sampling"]["per_layer_relative_error"][-1] == 0
+    np.testing.assert_array_equal(res.found + res.in_slivers + res.spurious,
+                                  res.sampling.regions)
+
+
+def test_compare_on_a_partial_tree_does_not_classify_patterns(tmp_path, capsys):
+    net = random_network(3, [10, 10], seed=0)
+    box = pc.Box(-1, 1, dim=3)
+    res = pc.compare(net, box, samples=[100, 1000], seed=0, engine="lp", max_regions=20,
+                     rugosity=False)
+    assert res.partial
+    # the budget stops early: most sampled patterns are regions never reached, not spurious
+    assert res.sampling.regions[-1] > res.regions
+    assert res.found is None and res.spurious is None and res.in_slivers is None
+    assert res.sampling_relative_error is None and res.per_layer_relative_error is None
+    out = res.as_dict()["sampling"]
+    assert out["found"] is None and out["spurious"] is None and "partial" in out["note"]
+    assert "not split into found" in str(res)
+    # the complete enumeration: every sampled pattern is a region
+    full = pc.compare(net, box, samples=[100, 1000], seed=0, engine="lp", rugosity=False)
+    assert not full.partial and full.spurious.tolist() == [0, 0]
+    np.testing.assert_array_equal(full.found, full.sampling.regions)
+    # the CLI: exit code 3, found / spurious null
+    path = tmp_path / "net.npz"
+    pc.save_npz(net, path)
+    assert main(["compare", str(path), "--box", "-1", "1", "--samples", "100", "--engine", "lp",
+                 "--max-regions", "20", "--json"]) == 3
+    cli = json.loads(capsys.readouterr().out)["sampling"]
+    assert cli["found"] is None and cli["spurious"] is None and cli["relative_error"] is None
+
+
+def _sliver_network():
+    # units x and x + 0.001 y - 0.002 bound a strip 0 < x < 0.002 - 0.001 y (width <= 0.003),
+    # cut by 0.3 x + y + 0.1; the identity head adds no cut
+    W1 = np.array([[1.0, 0.0], [1.0, 0.001], [0.3, 1.0]])
+    return pc.Network.from_weights([(W1, [0.0, -0.002, 0.1]), (np.ones((1, 3)), [0.0])],
+                                   ["relu", "identity"])
+
+
+def test_patterns_of_slivers_are_reported_apart():
+    net, box = _sliver_network(), pc.Box(-1, 1, dim=2)
+    res = pc.compare(net, box, samples=[1000, 200_000], seed=0, tol=0.01, rugosity=False)
+    assert res.regions == 4 and res.slivers == [2, 0]        # the strip's two cells
+    # independent: the sample points in the strip, from the weights
+    T = approx.sample_domain(box, 200_000, seed=np.random.default_rng(0))
+    strip = (T[:, 0] > 0) & (T[:, 0] + 0.001 * T[:, 1] - 0.002 < 0)
+    assert strip.sum() > 100
+    codes = np.hstack(net.codes(T))
+    in_strip = {tuple(row) for row in codes[strip]}
+    outside = {tuple(row) for row in codes[~strip]}
+    assert res.in_slivers[-1] == len(in_strip) == 2
+    assert res.found[-1] == len(outside) == 4 and res.spurious[-1] == 0
+    assert res.found[-1] + res.in_slivers[-1] == res.sampling.regions[-1]
+    assert res.sampling_relative_error[-1] == 0       # slivers are not counted as regions
+    assert "slivers" in str(res) and res.as_dict()["sampling"]["in_slivers"][-1] == 2
+
+
+def test_sliver_codes_match_with_undecided_units():
+    from powercells.compare import _in_slivers
+
+    patterns = np.array([[1, 0, 0, 1], [1, 1, 0, 1], [0, 1, 0, 1]], dtype=np.int16)
+    assert _in_slivers(patterns, [(3, np.array([[1, -1, 0]]))]).tolist() == [True, True, False]
+    assert _in_slivers(patterns, [(3, np.array([[1, 0, 1]]))]).tolist() == [False] * 3
+    assert _in_slivers(patterns, [(2, np.array([[0, 1]])),
+                                  (4, np.array([[1, 0, 0, 1]]))]).tolist() == [True, False, True]
+
+
+def test_compare_checks_every_argument_before_enumerating(monkeypatch):
+    import powercells.enumerate
+
+    def no_enumeration(*args, **kwargs):
+        raise AssertionError("the enumeration ran before the arguments were checked")
+
+    monkeypatch.setattr(powercells.enumerate, "subdivide", no_enumeration)
+    net = random_network(2, [4], seed=0, head=1)
+    with pytest.raises(approx.ApproximationError, match="unknown rugosity sampling 'lhs'"):
+        pc.compare(net, pc.Box(-1, 1, dim=2), samples=[10], rugosity_sampling="lhs")
+    square = pc.Polytope(np.vstack([np.eye(2), -np.eye(2)]), np.ones(4))
+    with pytest.raises(approx.ApproximationError, match="sobol sampling of the rugosity needs"):
+        pc.compare(net, square, samples=[10], rugosity_sampling="sobol")
+    with pytest.raises(approx.ApproximationError, match="eps must be a positive"):
+        pc.compare(net, pc.Box(-1, 1, dim=2), samples=[10], eps=-1.0)
 
 
 def test_figures(tmp_path):
@@ -358,9 +586,13 @@ def test_figures(tmp_path):
     from powercells.approx.plot import plot_local_complexity, plot_sampling_convergence
 
     net = random_network(2, [8, 8], seed=1)
-    res = pc.compare(net, res_box(), samples=[10, 100, 1000], seed=0, rugosity=False)
+    res = pc.compare(net, pc.Box(-1, 1, dim=2), samples=[10, 100, 1000], seed=0, rugosity=False)
     fig = plot_sampling_convergence(res, per_layer=True)
     fig.savefig(tmp_path / "s.png")
+    partial = pc.compare(random_network(3, [10, 10], seed=0), pc.Box(-1, 1, dim=3),
+                         samples=[10, 100], seed=0, engine="lp", max_regions=20, rugosity=False)
+    fig = plot_sampling_convergence(partial)
+    assert "partial tree" in fig.axes[0].get_legend_handles_labels()[1][0]
     lc = approx.compare_local_complexity(net, np.zeros((2, 2)), radius=0.5, n_directions=2,
                                          seed=0)
     fig = plot_local_complexity(lc)
@@ -381,7 +613,14 @@ def test_cli_local_complexity(tmp_path, capsys):
     V = pc.random_directions(16, 2, seed=np.random.default_rng(3))
     expected = approx.compare_local_complexity(net, x, radius=0.5, directions=V).as_dict()
     assert out == expected
-    assert set(out) == {"lc", "exact_neurons", "exact_regions"}
+    assert {"lc", "exact_neurons", "exact_regions"} <= set(out)          # the keys
+    assert len(out["exact_crossing"]) == len(out["lc"]) and out["exact_slivers"] == 0.0
+    # the engine and the tolerance as for count: the lp engine gives the same exact counts
+    assert main(argv + ["--engine", "lp", "--tol", "1e-9"]) == 0
+    lp = json.loads(capsys.readouterr().out)
+    assert lp == out
+    assert main(argv + ["--tol", "-1"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
     np.save(tmp_path / "bad.npy", np.zeros(5))
     assert main(argv[:3] + [str(tmp_path / "bad.npy")] + argv[4:]) == 2
     err = capsys.readouterr().err
@@ -397,9 +636,15 @@ def test_cli_compare(tmp_path, capsys):
     assert main(["compare", str(path), "--box", "-1", "1", "--samples", "100", "1000",
                  "--rugosity-samples", "4096", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["exact"]["regions"] == pc.count_regions(net, res_box()).regions
+    assert out["exact"]["regions"] == pc.count_regions(net, pc.Box(-1, 1, dim=2)).regions
     assert out["sampling"]["n_samples"] == [100, 1000]
     assert main(["compare", str(path), "--box", "-1", "1", "--samples", "0"]) == 2
     assert "n_samples must be a positive" in capsys.readouterr().err
     assert main(["compare", str(path), "--box", "-1", "1", "--samples", "50", "--no-rugosity"]) == 0
     assert "rugosity: not requested" in capsys.readouterr().out
+    assert main(["compare", str(path), "--box", "-1", "1", "--samples", "50",
+                 "--rugosity-samples", "4096", "--rugosity-sampling", "sobol", "--engine",
+                 "planar", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rugosity"]["estimate"]["sampling"] == "sobol"
+    assert out["exact"]["engine"] == "planar"

@@ -1,8 +1,9 @@
 """Exact against approximate: how wrong the usual approximations are, and where (issue 6).
 
 :func:`compare` enumerates a domain exactly and runs the approximate tools on it: sampling counts
-for growing N (split into patterns that are regions and *spurious* patterns of boundary points
-that no region has) and, on 1-D and 2-D domains, the finite-difference rugosity against its exact
+for growing N (split into patterns that are regions, patterns of slivers, and *spurious* patterns
+of boundary points that no full-dimensional cell has; not split when a budget stopped the
+enumeration, since a pattern may then be a region never reached) and, on 1-D and 2-D domains, the finite-difference rugosity against its exact
 small-eps limit. Local complexity is point-wise: see
 :func:`powercells.approx.compare_local_complexity`.
 """
@@ -28,6 +29,7 @@ from .approx._common import (
     positive_int,
     rng_from,
 )
+from .approx.rugosity import _sampling as _rugosity_sampling
 
 __all__ = ["Comparison", "compare"]
 
@@ -35,6 +37,12 @@ __all__ = ["Comparison", "compare"]
 def _relative(approx, exact):
     """``(approx - exact) / exact`` (None when the exact value is 0)."""
     return None if exact == 0 else (approx - exact) / exact
+
+
+#: Why found / in slivers / spurious are missing on a partial tree.
+PARTIAL_NOTE = ("the enumeration is partial (a budget stopped it): a sampled pattern that is not "
+                "among the enumerated regions may be a region never reached, so the sampled "
+                "patterns are not split into found / in slivers / spurious")
 
 
 @dataclass
@@ -50,22 +58,34 @@ class Comparison:
     slivers : list of int
         Cells with inradius below the region tolerance, per layer (not counted).
     partial : bool
-        True when a budget stopped the enumeration (exact counts are then lower bounds).
+        True when a budget stopped the enumeration (exact counts are then lower bounds, and the
+        sampled patterns are not classified: ``found``, ``in_slivers``, ``spurious`` and
+        ``found_per_layer`` are None, ``pattern_note`` says why).
     engine : str
     seconds : float
         Time of the exact enumeration.
     sampling : SamplingCounts
         The sampled pattern counts.
-    found : ndarray of int, shape (m,)
-        Of the sampled patterns among the first N points, those that are regions.
-    spurious : ndarray of int, shape (m,)
-        Those that are not: patterns of points on a boundary (a unit exactly at 0, as on the
-        tent map) or of float rounding, which no full-dimensional region has.
+    found : ndarray of int, shape (m,), or None
+        Of the sampled patterns among the first N points, those that are regions (leaves of the
+        tree): a lower bound of ``regions``.
+    in_slivers : ndarray of int, shape (m,), or None
+        Those that are not regions but belong to a sliver: a full-dimensional cell thinner than
+        the region tolerance, set aside by the engine (its code, -1 for units the engine left
+        undecided, matches the pattern's prefix).
+    spurious : ndarray of int, shape (m,), or None
+        The rest: patterns of points on a boundary (a unit exactly at 0, as on the tent map) or
+        of float rounding, which no full-dimensional cell has.
+    found_per_layer : list of int or None
+        At the largest sample (``sampling.largest``), per layer, the distinct sampled code-path
+        prefixes that are nodes of the tree at that depth.
     rugosity : RugosityEstimate or None
     rugosity_limit : RugosityLimit or None
     rugosity_note : str or None
         Why the rugosity is missing, when it is.
     domain : str
+    pattern_note : str or None
+        Why the sampled patterns are not classified, when they are not.
     """
 
     regions: int
@@ -75,17 +95,32 @@ class Comparison:
     engine: str
     seconds: float
     sampling: SamplingCounts
-    found: np.ndarray
-    spurious: np.ndarray
+    found: np.ndarray | None
+    in_slivers: np.ndarray | None
+    spurious: np.ndarray | None
+    found_per_layer: list | None
     rugosity: RugosityEstimate | None
     rugosity_limit: RugosityLimit | None
     rugosity_note: str | None
     domain: str
+    pattern_note: str | None = None
 
     @property
-    def sampling_relative_error(self) -> np.ndarray:
-        """``(sampled - exact) / exact`` of the region count at each N."""
-        return (self.sampling.regions - self.regions) / max(self.regions, 1)
+    def sampling_relative_error(self) -> np.ndarray | None:
+        """``(found - exact) / exact`` of the region count at each N, from the sampled patterns
+        that are regions (so in [-1, 0]); None on a partial tree."""
+        if self.found is None:
+            return None
+        return (self.found - self.regions) / max(self.regions, 1)
+
+    @property
+    def per_layer_relative_error(self) -> list | None:
+        """Per layer, ``(found - exact) / exact`` at the largest sample; None on a partial
+        tree."""
+        if self.found_per_layer is None:
+            return None
+        return [_relative(float(a), float(b)) for a, b in zip(self.found_per_layer,
+                                                               self.per_layer)]
 
     @property
     def rugosity_relative_error(self) -> float | None:
@@ -96,18 +131,26 @@ class Comparison:
     def as_dict(self) -> dict:
         """The JSON object printed by ``powercells compare --json``."""
         s = self.sampling
+
+        def listed(values):
+            return None if values is None else [int(v) for v in values]
+
+        rel = self.sampling_relative_error
         out = {
             "domain": self.domain,
             "exact": {"regions": self.regions, "per_layer": list(self.per_layer),
                       "slivers": list(self.slivers), "partial": self.partial,
                       "engine": self.engine, "seconds": round(self.seconds, 6)},
-            "sampling": {**s.as_dict(), "found": self.found.tolist(),
-                         "spurious": self.spurious.tolist(),
-                         "relative_error": [float(e) for e in self.sampling_relative_error],
-                         "per_layer_relative_error": [
-                             _relative(float(a), float(b))
-                             for a, b in zip(s.per_layer[-1], self.per_layer)]},
+            "sampling": {**s.as_dict(), "found": listed(self.found),
+                         "in_slivers": listed(self.in_slivers),
+                         "spurious": listed(self.spurious),
+                         "relative_error": None if rel is None else [float(e) for e in rel],
+                         "per_layer_at": int(s.n_samples[s.largest]),
+                         "found_per_layer": listed(self.found_per_layer),
+                         "per_layer_relative_error": self.per_layer_relative_error},
         }
+        if self.pattern_note is not None:
+            out["sampling"]["note"] = self.pattern_note
         if self.rugosity is not None:
             out["rugosity"] = {"estimate": self.rugosity.as_dict(),
                                "exact_limit": self.rugosity_limit.as_dict(),
@@ -127,12 +170,23 @@ class Comparison:
                          f"{list(self.slivers)}")
         what = "grid points" if s.method == "grid" else f"{s.method} samples"
         lines.append(f"sampling counts ({what}):")
-        lines.append(f"  {'N':>10} {'patterns':>9} {'regions':>8} {'spurious':>8} {'rel. error':>10}")
-        for n, c, f, sp, e in zip(s.n_samples, s.regions, self.found, self.spurious,
-                                  self.sampling_relative_error):
-            lines.append(f"  {int(n):>10} {int(c):>9} {int(f):>8} {int(sp):>8} {e:>+10.2%}")
-        lines.append(f"  per layer at N = {int(s.n_samples[-1])}: sampled {s.per_layer[-1].tolist()}"
-                     f" vs exact {list(self.per_layer)}")
+        big = s.largest
+        if self.found is None:
+            lines.append(f"  {'N':>10} {'patterns':>9}")
+            for n, c in zip(s.n_samples, s.regions):
+                lines.append(f"  {int(n):>10} {int(c):>9}")
+            lines.append(f"  {self.pattern_note}")
+            lines.append(f"  per layer at N = {int(s.n_samples[big])}: sampled prefixes "
+                         f"{s.per_layer[big].tolist()} vs enumerated {list(self.per_layer)}")
+        else:
+            lines.append(f"  {'N':>10} {'patterns':>9} {'regions':>8} {'slivers':>8} "
+                         f"{'spurious':>8} {'rel. error':>10}")
+            for n, c, f, sl, sp, e in zip(s.n_samples, s.regions, self.found, self.in_slivers,
+                                          self.spurious, self.sampling_relative_error):
+                lines.append(f"  {int(n):>10} {int(c):>9} {int(f):>8} {int(sl):>8} {int(sp):>8} "
+                             f"{e:>+10.2%}")
+            lines.append(f"  per layer at N = {int(s.n_samples[big])}: found {self.found_per_layer}"
+                         f" vs exact {list(self.per_layer)}")
         if self.rugosity is not None:
             r, lim = self.rugosity, self.rugosity_limit
             lines.append(f"rugosity ({r.perturbation}, eps = {r.eps:g}, N = {r.n_samples}, "
@@ -141,6 +195,52 @@ class Comparison:
         else:
             lines.append(f"rugosity: {self.rugosity_note}")
         return "\n".join(lines)
+
+
+def _keys(C: np.ndarray) -> set:
+    C = np.ascontiguousarray(np.asarray(C, dtype=np.int16))
+    return {row.tobytes() for row in C}
+
+
+def _sliver_codes(tree) -> list:
+    """The slivers as code-path prefixes, grouped by layer: ``[(width, codes)]`` with ``codes``
+    of shape (n, width), the parent's code path then the sliver's layer code (-1: a unit the
+    engine left undecided, which matches any code)."""
+    sl = tree.slivers
+    groups = {}
+    paths = {}
+    for layer, (depth, index), code in zip(sl.layer, sl.parent, sl.code):
+        if depth not in paths:
+            paths[depth] = tree.path_codes(depth) if depth else None
+        prefix = paths[depth][index] if depth else np.empty(0, dtype=np.int16)
+        groups.setdefault(layer, []).append(np.concatenate([prefix, code]).astype(np.int16))
+    return [(len(rows[0]), np.stack(rows)) for _, rows in sorted(groups.items())]
+
+
+def _in_slivers(patterns: np.ndarray, slivers: list, chunk: int = 4096) -> np.ndarray:
+    """Which patterns (full code paths) lie in a sliver: their prefix matches a sliver's code
+    path on every unit the engine decided."""
+    hit = np.zeros(len(patterns), dtype=bool)
+    for width, S in slivers:
+        decided = S >= 0
+        for lo in range(0, len(patterns), chunk):
+            P = patterns[lo:lo + chunk, :width]
+            match = np.all(~decided[None] | (P[:, None, :] == S[None]), axis=2)
+            hit[lo:lo + chunk] |= match.any(axis=1)
+    return hit
+
+
+def _classify(patterns: np.ndarray, leaf_keys: set, slivers: list) -> np.ndarray:
+    """0: a region (a leaf's code path); 1: in a sliver; 2: spurious."""
+    patterns = np.asarray(patterns, dtype=np.int16)
+    kind = np.full(len(patterns), 2, dtype=np.int8)
+    is_region = np.array([row.tobytes() in leaf_keys for row in np.ascontiguousarray(patterns)],
+                         dtype=bool).reshape(-1)
+    kind[is_region] = 0
+    rest = np.flatnonzero(~is_region)
+    if len(rest) and slivers:
+        kind[rest[_in_slivers(patterns[rest], slivers)]] = 1
+    return kind
 
 
 def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: str = "random",
@@ -163,7 +263,8 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
         Also compare the rugosity estimate with its exact limit (1-D and 2-D domains; on others
         the report says why it is missing).
     eps, rugosity_samples, rugosity_sampling
-        Perturbation scale, N and sampling of :func:`powercells.approx.rugosity_estimate`.
+        Perturbation scale, N and sampling (``"random"`` or ``"sobol"``) of
+        :func:`powercells.approx.rugosity_estimate`.
     engine, tol, max_regions, time_limit
         As for :func:`powercells.subdivide`.
 
@@ -175,7 +276,8 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
     Raises
     ------
     ApproximationError
-        For invalid sample sizes, eps or methods.
+        For invalid sample sizes, eps, methods or rugosity sampling; all arguments are checked
+        before the enumeration runs.
     DomainError
         If the domain does not match the network.
 
@@ -193,26 +295,43 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
     network = check_network(network)
     domain = check_domain(network, domain)
     rng = rng_from(seed)
+    # every argument is checked before the (possibly long) enumeration
     if rugosity:
         eps = positive_float(eps, "eps")
         rugosity_samples = positive_int(rugosity_samples, "rugosity_samples")
+        rugosity_sampling = _rugosity_sampling(domain, rugosity_sampling, "gaussian")
     counts = sampling_counts(network, domain, samples, method=method, seed=rng)
     tree = subdivide(network, domain, engine=engine, tol=tol, max_regions=max_regions,
                      time_limit=time_limit)
-    leaf_keys = {row.tobytes() for row in tree.leaf_codes().astype(np.int16)}
-    is_region = np.array([row.astype(np.int16).tobytes() in leaf_keys
-                          for row in counts.patterns], dtype=bool)
-    spurious_first = np.sort(counts.first_seen[~is_region])
-    if counts.method == "grid":
-        # grids are not nested: every grid's patterns are checked on their own
-        spurious = np.zeros(len(counts.n_samples), dtype=np.int64)
-        for i, m in enumerate(counts.grid_sizes):
-            patterns = sampling_counts(network, domain, [int(m)], method="grid").patterns
-            spurious[i] = sum(row.astype(np.int16).tobytes() not in leaf_keys
-                              for row in patterns)
+    found = in_slivers = spurious = found_per_layer = None
+    pattern_note = None
+    if tree.partial:
+        pattern_note = PARTIAL_NOTE
     else:
-        spurious = np.searchsorted(spurious_first, counts.n_samples, side="left")
-    found = counts.regions - spurious
+        leaf_keys = _keys(tree.leaf_codes())
+        slivers = _sliver_codes(tree)
+        kind = _classify(counts.patterns, leaf_keys, slivers)
+        if counts.method == "grid":
+            # grids are not nested: every grid's patterns are classified on their own
+            per_grid = []
+            for i, m in enumerate(counts.grid_sizes):
+                k = kind if i == counts.largest else _classify(
+                    sampling_counts(network, domain, [int(m)], method="grid").patterns,
+                    leaf_keys, slivers)
+                per_grid.append(np.bincount(k, minlength=3))
+            found, in_slivers, spurious = np.array(per_grid, dtype=np.int64).T
+        else:
+            # nested samples: a kind's count at N is the number of its patterns first seen
+            # among the first N points
+            found, in_slivers, spurious = (
+                np.searchsorted(np.sort(counts.first_seen[kind == j]), counts.n_samples,
+                                side="left").astype(np.int64) for j in range(3))
+        bounds = np.cumsum(network.widths)
+        patterns = np.ascontiguousarray(counts.patterns, dtype=np.int16)
+        found_per_layer = []
+        for depth, end in enumerate(bounds, 1):
+            nodes = _keys(tree.path_codes(depth))
+            found_per_layer.append(sum(key in nodes for key in _keys(patterns[:, :end])))
     estimate = limit = None
     note = None
     if not rugosity:
@@ -227,6 +346,6 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
         estimate = rugosity_estimate(network, domain, eps=eps, n_samples=rugosity_samples,
                                      seed=rng, sampling=rugosity_sampling)
     return Comparison(tree.n_regions, tree.per_layer, tree.slivers.per_layer(tree.depth),
-                      tree.partial, tree.engine, tree.seconds, counts, found, spurious, estimate,
-                      limit, note, repr(domain))
-
+                      tree.partial, tree.engine, tree.seconds, counts, found, in_slivers,
+                      spurious, found_per_layer, estimate, limit, note, repr(domain),
+                      pattern_note)

@@ -12,6 +12,7 @@ their exact counterparts (issue 6).
 
 from ._common import SAMPLING_METHODS, ApproximationError, jacobians, sample_domain
 from .local_complexity import (
+    MAX_LINF_DIRECTIONS,
     ExactLocalComplexity,
     LocalComplexity,
     LocalComplexityComparison,
@@ -30,6 +31,7 @@ from .rugosity import (
 from .sampling import SamplingCounts, sampling_counts
 
 __all__ = [
+    "MAX_LINF_DIRECTIONS",
     "PERTURBATIONS",
     "SAMPLING_METHODS",
     "ApproximationError",

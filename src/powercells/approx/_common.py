@@ -133,10 +133,13 @@ def sample_domain(domain: Domain, n: int, *, method: str = "random", seed=None,
     if method == "sobol":
         from scipy.stats import qmc
 
-        sobol = qmc.Sobol(k, scramble=True, seed=rng)
+        sobol = qmc.Sobol(k, scramble=True, rng=rng)
     out, have = [], 0
     for _ in range(max_tries):
         m = max(2 * (n - have), 64)
+        if method == "sobol":
+            # draws of 2^j points keep the balance of the sequence (and scipy quiet)
+            m = max(1 << int(m - 1).bit_length(), sobol.num_generated)
         U = sobol.random(m) if method == "sobol" else rng.random((m, k))
         T = lo + U * (hi - lo)
         T = T[inner.contains(T)] if not isinstance(inner, Box) else T

@@ -16,7 +16,13 @@ only piecewise affine: its zero set can enter the neighbourhood and leave it bet
 vertices, where no vertex sees a sign change. Conversely a sign change between two vertices
 means, by continuity on the convex neighbourhood, a zero in between. So per layer
 
-    LC (first layer) == exact neurons,      LC (deeper layers) <= exact neurons.
+    LC (first layer) == exact neurons,      LC (deeper layers) <= exact neurons,
+
+up to the exact side's zero tolerance: the exact count treats a minimum within
+``tree.tolerances.zero`` (relative to the terms that produced it) as 0, so a neuron whose zero
+set passes that close to the neighbourhood counts as touching it, while LC compares the vertex
+values with 0 exactly. With such near-zeros LC can be below the exact count on the first layer
+too; it is never above it.
 
 Maxout and max-pool units generalise the sign to the code (the winning piece): a unit counts
 when its code is not the same at all vertices or two of its pieces tie at a vertex, and exactly
@@ -40,6 +46,7 @@ from ._common import (
 )
 
 __all__ = [
+    "MAX_LINF_DIRECTIONS",
     "ExactLocalComplexity",
     "LocalComplexity",
     "LocalComplexityComparison",
@@ -48,6 +55,10 @@ __all__ = [
     "local_complexity",
     "neurons_meeting",
 ]
+
+
+#: The most directions of ``norm="linf"`` local complexity (2^P cube corners are evaluated).
+MAX_LINF_DIRECTIONS = 16
 
 
 @dataclass
@@ -126,18 +137,27 @@ class LocalComplexityComparison:
     exact: ExactLocalComplexity
 
     def as_dict(self) -> dict:
-        """``{"lc", "exact_neurons", "exact_regions"}``: per-layer means over the points (plain
-        integers for a single point), as printed by ``powercells local-complexity --json``."""
-        def plain(values):
-            values = np.asarray(values)
-            if np.all(values == np.round(values)):
-                return [int(v) for v in values]
-            return [float(v) for v in values]
+        """The JSON object printed by ``powercells local-complexity --json``: means over the
+        points, always floats.
 
-        regions = self.exact.regions.mean()
-        return {"lc": plain(self.estimate.per_layer),
-                "exact_neurons": plain(self.exact.per_layer),
-                "exact_regions": int(regions) if regions == int(regions) else float(regions)}
+        * ``"lc"``: LC per layer;
+        * ``"exact_neurons"``: neurons whose zero set meets the neighbourhood, per layer;
+        * ``"exact_regions"``: regions inside it;
+        * ``"exact_crossing"``: of the exact neurons, those that cut it, per layer;
+        * ``"exact_slivers"``: cells thinner than the region tolerance set aside by the engine
+          (not counted in ``exact_regions``; a neuron that crosses only such a cell is not in
+          ``exact_crossing``);
+        * ``"points"``: the number of points averaged over.
+        """
+        def floats(values):
+            return [float(v) for v in np.asarray(values, dtype=np.float64)]
+
+        return {"lc": floats(self.estimate.per_layer),
+                "exact_neurons": floats(self.exact.per_layer),
+                "exact_regions": float(self.exact.regions.mean()),
+                "exact_crossing": floats(self.exact.crossing.mean(axis=0)),
+                "exact_slivers": float(self.exact.slivers.mean()),
+                "points": len(self.exact.regions)}
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -176,9 +196,11 @@ def _directions(n_points, d, n_directions, directions, seed) -> np.ndarray:
         raise DomainError(f"directions are not numeric ({exc})") from None
     if V.ndim == 2:
         V = np.broadcast_to(V, (n_points,) + V.shape)
-    if V.ndim != 3 or V.shape[:2] != (n_points, d):
-        raise DomainError(f"directions must have shape ({d}, P) or ({n_points}, {d}, P), got "
-                          f"{np.shape(directions)}")
+    if V.ndim != 3 or V.shape[:2] != (n_points, d) or V.shape[2] == 0:
+        raise DomainError(f"directions must have shape ({d}, P) or ({n_points}, {d}, P) with "
+                          f"P >= 1, got {np.shape(directions)}")
+    if not np.all(np.isfinite(V)):
+        raise DomainError("directions contain NaN or infinite values")
     for i in range(n_points):   # orthonormality is checked once per point, with a clear message
         err = float(np.max(np.abs(V[i].T @ V[i] - np.eye(V.shape[2]))))
         if err > 1e-8:
@@ -243,9 +265,11 @@ def local_complexity(network, points, *, radius, n_directions=None, directions=N
     PointError
         If the points have the wrong shape or are not finite.
     DomainError
-        If the directions are not orthonormal or have the wrong shape, or the norm is unknown.
+        If the directions are not finite, not orthonormal, have the wrong shape or P = 0, or the
+        norm is unknown.
     ApproximationError
-        For a non-positive radius or number of directions.
+        For a non-positive radius or number of directions, more directions than the input
+        dimension, or more than :data:`MAX_LINF_DIRECTIONS` directions with ``norm="linf"``.
 
     Examples
     --------
@@ -265,14 +289,29 @@ def local_complexity(network, points, *, radius, n_directions=None, directions=N
         T[0::2][np.arange(P), np.arange(P)] = r
         T[1::2][np.arange(P), np.arange(P)] = -r
     else:
+        if P > MAX_LINF_DIRECTIONS:
+            raise ApproximationError(
+                f"norm='linf' probes the 2^P corners of the cube; P = {P} directions exceeds the "
+                f"limit of {MAX_LINF_DIRECTIONS} (2^{MAX_LINF_DIRECTIONS} corners); use fewer "
+                "directions or norm='l1' (2P vertices)")
         T = r * np.array(np.meshgrid(*[[-1.0, 1.0]] * P, indexing="ij")).reshape(P, -1).T
+    # points in batches of about 2^16 vertices, whatever P
+    step = max(1, (1 << 16) // len(T))
+    per_point = np.concatenate([_vertex_changes(network, X[lo:lo + step], V[lo:lo + step], T)
+                                for lo in range(0, len(X), step)])
+    return LocalComplexity(per_point, X, np.array(V), r, norm)
+
+
+def _vertex_changes(network, X, V, T) -> np.ndarray:
+    """Per point and layer, the units whose sign (code) differs between the vertices
+    ``x + V t`` (t the rows of T) or ties at one of them; shape (n, L)."""
     Z = X[:, None, :] + np.einsum("ndp,mp->nmd", V, T)        # (n, vertices, d)
     counts = []
     for layer in network.layers:
         counts.append(_changed_units(layer, Z).sum(axis=1))
         n, m, D = Z.shape
         Z = layer.codes_and_outputs(Z.reshape(n * m, D))[1].reshape(n, m, -1)
-    return LocalComplexity(np.stack(counts, axis=1), X, np.array(V), r, norm)
+    return np.stack(counts, axis=1)
 
 
 # ----------------------------------------------------------------------------- exact
@@ -443,14 +482,16 @@ def compare_local_complexity(network, points, *, radius, n_directions=None, dire
     Returns
     -------
     LocalComplexityComparison
-        ``.as_dict()`` gives ``{"lc": [...], "exact_neurons": [...], "exact_regions": N}``.
+        ``.as_dict()`` gives ``{"lc": [...], "exact_neurons": [...], "exact_regions": N, ...}``
+        (means over the points; see :meth:`LocalComplexityComparison.as_dict`).
 
     Examples
     --------
     >>> import numpy as np, powercells as pc
     >>> net = pc.Network.from_weights([(np.eye(2), [0.0, 0.3])], ["relu"])
-    >>> compare_local_complexity(net, [0.0, 0.0], radius=0.5, directions=np.eye(2)).as_dict()
-    {'lc': [2], 'exact_neurons': [2], 'exact_regions': 4}
+    >>> out = compare_local_complexity(net, [0.0, 0.0], radius=0.5, directions=np.eye(2)).as_dict()
+    >>> out["lc"], out["exact_neurons"], out["exact_regions"], out["exact_slivers"]
+    ([2.0], [2.0], 4.0, 0.0)
     """
     estimate = local_complexity(network, points, radius=radius, n_directions=n_directions,
                                 directions=directions, seed=seed, norm=norm)

@@ -20,8 +20,10 @@ def _axes(ax):
 
 
 def plot_sampling_convergence(comparison, *, ax=None, label=None, per_layer: bool = False):
-    """Sampled activation patterns against the number of samples N (log scale), with the exact
-    region count as a horizontal line: the count converges to it, or visibly does not.
+    """Sampled activation patterns that are regions against the number of samples N (log
+    scale), with the exact region count as a horizontal line: the count converges to it, or
+    visibly does not. On a partial tree every sampled pattern is drawn (dashed): they cannot be
+    told apart from patterns of regions never enumerated.
 
     Parameters
     ----------
@@ -39,11 +41,15 @@ def plot_sampling_convergence(comparison, *, ax=None, label=None, per_layer: boo
     """
     fig, ax = _axes(ax)
     s = comparison.sampling
-    line, = ax.plot(s.n_samples, comparison.found, "o-", label=label or comparison.domain)
+    if comparison.found is None:       # partial tree: the patterns are not classified
+        line, = ax.plot(s.n_samples, s.regions, "o--",
+                        label=f"{label or comparison.domain} (all patterns; partial tree)")
+    else:
+        line, = ax.plot(s.n_samples, comparison.found, "o-", label=label or comparison.domain)
+        if np.any(comparison.found != s.regions):
+            ax.plot(s.n_samples, s.regions, "x", color=line.get_color(),
+                    label="with sliver / spurious patterns")
     ax.axhline(comparison.regions, color=line.get_color(), ls=":", lw=1)
-    if np.any(comparison.spurious):
-        ax.plot(s.n_samples, s.regions, "x", color=line.get_color(),
-                label="with spurious patterns")
     if per_layer:
         for i, (col, exact) in enumerate(zip(s.per_layer.T, comparison.per_layer), 1):
             ax.plot(s.n_samples, col, "--", lw=0.8, label=f"layer {i} (exact {exact})")

@@ -7,11 +7,25 @@ difference of the Jacobian (SPEC §5.6 item 1), the form of the authors' code
     R_eps = E_{x ~ U(X), u} || (J_f(x + eps T u) - J_f(x)) T ||_F / eps
 
 where ``J_f`` is the Jacobian of the network's output with respect to the domain's coordinates
-(input coordinates for a box or a polytope, the slice coordinates ``t`` for a :class:`Slice`, so
-that ``J_f T`` is the *tangent* Jacobian along the slice, SPEC §5.6 item 4 with
-``U = directions``), ``T`` is a tangent basis in those coordinates (default: the identity, all
-of the domain's directions), and ``u ~ N(0, I_m)`` (``perturbation="gaussian"``) or uniform on
-the unit sphere of R^m (``"sphere"``).
+(input coordinates for a box or a polytope, the slice coordinates ``t`` for a :class:`Slice`),
+``T`` is a tangent basis in those coordinates and ``u ~ N(0, I_m)``
+(``perturbation="gaussian"``) or uniform on the unit sphere of R^m (``"sphere"``). x is uniform
+in the domain (on a slice: uniform on the piece of the line or plane).
+
+The default ``T``:
+
+* on a box or a polytope, the identity: SPEC §5.6 items 1-2, the full rugosity;
+* on a :class:`Slice` (and a :class:`Neighbourhood`), ``T = R^{-1}`` where
+  ``directions = Q R`` (QR): the input-space perturbation is then ``eps Q u`` and the metric
+  ``||(J' - J) Q||_F`` with ``Q`` an orthonormal basis of the slice's span, which is SPEC §5.6
+  item 4 with ``U = Q``. The value depends on the slice's line or plane and its extent only,
+  not on how it is parametrised (``Slice.through_points`` gives directions that are neither
+  unit nor orthogonal). On a neighbourhood the directions are orthonormal and ``Q`` is them.
+
+A ``tangent`` given by the caller is used as is, in the domain's coordinates: the input-space
+tangent vectors are then ``directions @ T`` on a slice (``T`` on a box), and the value is item 4
+with ``U = directions @ T`` only when those columns are orthonormal (otherwise it scales with
+them: ``T = 2`` on a segment multiplies the value by 4).
 
 For a continuous piecewise-affine f the Hessian vanishes almost everywhere, and ``R_eps`` has a
 finite limit as ``eps -> 0`` (SPEC §5.6 item 2, tangent form of item 4):
@@ -128,8 +142,14 @@ class RugosityLimit:
 
 
 def _tangent(domain, tangent) -> np.ndarray:
+    """The tangent basis T in the domain's coordinates (see the module docstring): the caller's,
+    or by default the identity on a box and ``R^{-1}`` (``directions = Q R``) on a slice, so
+    that ``directions @ T = Q`` is orthonormal."""
     k = domain.dim
     if tangent is None:
+        if isinstance(domain, Slice):
+            _, R = np.linalg.qr(domain.directions)
+            return np.linalg.inv(R)
         return np.eye(k)
     try:
         T = np.asarray(tangent, dtype=np.float64)
@@ -148,6 +168,22 @@ def _perturbation(perturbation: str) -> str:
         raise ApproximationError(f"unknown perturbation {perturbation!r}; choose one of "
                                  f"{', '.join(PERTURBATIONS)}")
     return perturbation
+
+
+def _sampling(domain, sampling: str, perturbation: str) -> str:
+    """Check the ``sampling`` of :func:`rugosity_estimate` against the domain and perturbation
+    (before anything is computed)."""
+    if sampling not in ("random", "sobol"):
+        raise ApproximationError(f"unknown rugosity sampling {sampling!r}; choose random or sobol")
+    if sampling == "sobol":
+        inner = domain.inner if isinstance(domain, Slice) else domain
+        if not hasattr(inner, "lo"):
+            raise ApproximationError("sobol sampling of the rugosity needs a box (or a slice of "
+                                     "a box); use sampling='random'")
+        if perturbation == "sphere":
+            raise ApproximationError("sobol sampling draws Gaussian perturbations only; use "
+                                     "sampling='random' with perturbation='sphere'")
+    return sampling
 
 
 def _input_frame(domain) -> np.ndarray:
@@ -171,7 +207,8 @@ def rugosity_estimate(network, domain, *, eps, n_samples, seed=None, tangent=Non
         N, points x drawn uniformly in the domain, each with one perturbation u.
     seed : int, numpy Generator or None
     tangent : array_like, shape (k, m), optional
-        Tangent basis T in the domain's coordinates (default: the identity).
+        Tangent basis T in the domain's coordinates (default: the identity on a box, an
+        orthonormal basis of the span on a slice; see the module docstring).
     perturbation : {"gaussian", "sphere"}
         The law of u in R^m.
     sampling : {"random", "sobol"}
@@ -203,8 +240,7 @@ def rugosity_estimate(network, domain, *, eps, n_samples, seed=None, tangent=Non
     n = positive_int(n_samples, "n_samples")
     chunk = positive_int(chunk, "chunk")
     perturbation = _perturbation(perturbation)
-    if sampling not in ("random", "sobol"):
-        raise ApproximationError(f"unknown sampling {sampling!r}; choose random or sobol")
+    sampling = _sampling(domain, sampling, perturbation)
     T = _tangent(domain, tangent)
     k, m = T.shape
     rng = rng_from(seed)
@@ -213,15 +249,12 @@ def rugosity_estimate(network, domain, *, eps, n_samples, seed=None, tangent=Non
         from scipy.stats import qmc
 
         inner = domain.inner if isinstance(domain, Slice) else domain
-        if not hasattr(inner, "lo"):
-            raise ApproximationError("sobol sampling of the rugosity needs a box (or a slice of "
-                                     "a box); use sampling='random'")
-        U = qmc.Sobol(k + m, scramble=True, seed=rng).random(n)
+        # a power of 2 keeps the balance of the Sobol points (and scipy quiet); the first n
+        # points of the sequence are the same either way
+        U = qmc.Sobol(k + m, scramble=True, rng=rng).random_base2(int(n - 1).bit_length())[:n]
         U = np.clip(U, 1e-16, 1 - 1e-16)
         points = inner.lo + U[:, :k] * (inner.hi - inner.lo)
         u = ndtri(U[:, k:])
-        if perturbation == "sphere":
-            raise ApproximationError("sobol sampling draws Gaussian perturbations only")
     else:
         points = sample_domain(domain, n, method="random", seed=rng)
         u = rng.standard_normal((n, m))
@@ -249,6 +282,40 @@ def rugosity_estimate(network, domain, *, eps, n_samples, seed=None, tangent=Non
                             sampling)
 
 
+def _same_domain(a, b) -> bool:
+    if a is b:
+        return True
+    if type(a) is not type(b) or a.dim != b.dim or a.input_dim != b.input_dim:
+        return False
+    if isinstance(a, Slice):
+        if not (np.array_equal(a.origin, b.origin) and np.array_equal(a.directions, b.directions)):
+            return False
+        a, b = a.inner, b.inner
+    (Ha, ha), (Hb, hb) = a.halfspaces(), b.halfspaces()
+    return Ha.shape == Hb.shape and np.array_equal(Ha, Hb) and np.array_equal(ha, hb)
+
+
+def _check_tree(network, domain, tree) -> None:
+    """A tree passed to :func:`rugosity_limit` must be a complete subdivision of ``domain`` by
+    ``network``: anything else would give a value for another network or domain, silently."""
+    source = getattr(tree, "source_network", None)
+    if source is None or not hasattr(tree, "levels"):
+        raise ApproximationError(f"tree must be a SubdivisionTree (from powercells.subdivide), "
+                                 f"got {type(tree).__name__}")
+    if source is not network:
+        raise ApproximationError("tree is not a subdivision by this network (tree.source_network "
+                                 "is another Network object); subdivide this network or pass "
+                                 "tree.source_network")
+    if tree.partial:
+        raise ApproximationError("tree is partial (a budget stopped the enumeration): its facets "
+                                 "are not all known, so there is no exact limit")
+    if domain is not None:
+        domain = check_domain(network, domain)
+        if not _same_domain(domain, tree.domain):
+            raise ApproximationError(f"domain {domain!r} is not the tree's domain "
+                                     f"{tree.domain!r}; pass one of them")
+
+
 def rugosity_limit(network, domain=None, *, tangent=None, perturbation: str = "gaussian",
                    tree=None, engine: str = "auto", tol=None) -> RugosityLimit:
     """The exact ``eps -> 0`` limit of :func:`rugosity_estimate`, from the enumerated complex
@@ -263,7 +330,8 @@ def rugosity_limit(network, domain=None, *, tangent=None, perturbation: str = "g
     tangent, perturbation
         As for :func:`rugosity_estimate`.
     tree : SubdivisionTree, optional
-        A subdivision of the domain by the interval or planar engine, to reuse.
+        A complete subdivision of the domain by ``network`` (interval or planar engine), to
+        reuse. With a tree, ``domain`` may be omitted; if given it must be the tree's.
     engine, tol
         As for :func:`powercells.subdivide` (``"auto"`` picks the LP-free engines).
 
@@ -275,11 +343,15 @@ def rugosity_limit(network, domain=None, *, tangent=None, perturbation: str = "g
     ------
     ApproximationError
         If the domain has more than two dimensions (facet volumes are computed from intervals
-        and polygons; take a slice), or for an unknown perturbation or a malformed tangent.
+        and polygons; take a slice), for an unknown perturbation or a malformed tangent, or if
+        ``tree`` is partial (a budget stopped it), is not a subdivision by ``network``, or is
+        of another domain than ``domain``.
     """
     network = check_network(network)
     perturbation = _perturbation(perturbation)
-    if tree is None:
+    if tree is not None:
+        _check_tree(network, domain, tree)
+    else:
         from ..enumerate import subdivide
 
         if domain is None:

@@ -6,7 +6,10 @@ of a point inside a region is that region's pattern, so on a generic network the
 lower bound of the exact count that approaches it as N grows; small regions are found late
 (DESIGN: 20 million samples find 60% of the regions of a 4-input [16, 16] network). A point on a
 boundary can also produce a pattern that no region has (SPEC §6.1 item 4: the tent map touches 0
-at grid points): :func:`powercells.compare` reports such *spurious* patterns apart.
+at grid points), and a point in a sliver (a full-dimensional cell thinner than the region
+tolerance, which the exact count sets aside) the sliver's pattern: :func:`powercells.compare`
+splits the sampled patterns into regions, slivers and *spurious* patterns; only the first are a
+lower bound of the exact count.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ class SamplingCounts:
         Distinct code-path prefixes (layers 1..l) among them: the sampled counterpart of
         ``SubdivisionTree.per_layer``.
     patterns : ndarray of int16, shape (p, sum K_l)
-        The distinct full patterns of the largest sample, in order of first appearance.
+        The distinct full patterns of the largest sample (for grids: of the finest grid,
+        whatever the order of ``n_samples``), in order of first appearance.
     first_seen : ndarray of int, shape (p,)
         For each pattern, the index of the first sample that had it (random and Sobol samples
         are nested: the first N points of the largest sample are the sample of size N).
@@ -61,6 +65,13 @@ class SamplingCounts:
     first_seen: np.ndarray
     method: str
     grid_sizes: np.ndarray | None = None
+
+    @property
+    def largest(self) -> int:
+        """Index of the sample that ``patterns`` and ``first_seen`` describe (the largest N; for
+        grids the finest grid)."""
+        sizes = self.grid_sizes if self.grid_sizes is not None else self.n_samples
+        return int(np.argmax(sizes))
 
     def as_dict(self) -> dict:
         out = {"method": self.method, "n_samples": self.n_samples.tolist(),
@@ -160,17 +171,19 @@ def sampling_counts(network, domain, n_samples=(100, 1_000, 10_000, 100_000), *,
 
     if method == "grid":
         n_points, regions, per_layer = [], [], []
-        counter = None
-        for m in sizes:
+        largest = None                  # the patterns reported are the largest grid's
+        for i, m in enumerate(sizes):
             T = sample_domain(domain, int(m), method="grid")
             counter = _PatternCounter(widths)
             run(T, counter)
             n_points.append(len(T))
             per_layer.append([len(s) for s in counter.seen])
             regions.append(per_layer[-1][-1])
-        first = counter.first_seen(len(widths) - 1)
+            if i == int(np.argmax(sizes)):
+                largest = counter
+        first = largest.first_seen(len(widths) - 1)
         return SamplingCounts(np.array(n_points), np.array(regions), np.array(per_layer),
-                              _patterns(counter), first, method, grid_sizes=sizes)
+                              _patterns(largest), first, method, grid_sizes=sizes)
     T = sample_domain(domain, int(sizes.max()), method=method, seed=rng)
     counter = _PatternCounter(widths)
     run(T, counter)
