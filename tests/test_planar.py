@@ -291,6 +291,21 @@ def test_decision_boundary_worked_example():
     assert np.all(db.classes == [0, 1])
 
 
+def test_decision_boundary_of_a_head_that_cancels_to_rounding():
+    # f = 0.1 relu(x) + 0.2 relu(x) - 0.3 relu(x) + 0 y: mathematically 0 where x > 0, but
+    # float rounding leaves a gradient of ~5.6e-17 there; relative to the terms that made it,
+    # that is an exact zero (SPEC 3.4): a tied leaf, not a zero set through it
+    W1 = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    head = np.array([[0.1, 0.2, -0.3, 0.0]])
+    assert (head[0, :3].sum()) != 0.0
+    network = pc.Network.from_weights([(W1, np.zeros(4)), (head, np.zeros(1))],
+                                      ["relu", "identity"])
+    tree = pc.subdivide(network, BOX2, engine="planar")
+    db = tree.decision_boundary()
+    assert len(db) == 0                              # f is 0 everywhere: no crossing anywhere
+    assert sorted(db.tied_leaves.tolist()) == list(range(tree.n_regions))
+
+
 @pytest.mark.parametrize("seed,head", [(0, 3), (2, 1), (3, 3), (5, 4)])
 def test_decision_boundary_segments_are_ties_and_complete(seed, head):
     network = random_network(2, [8, 8], seed, head=head)

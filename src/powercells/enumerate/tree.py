@@ -417,8 +417,18 @@ class SubdivisionTree:
         from ..geometry.boundary import decision_boundary
 
         A, B = self.affine_maps()
+        terms = None
+        last = self.network.layers[-1]
+        if self.depth >= 1 and (last.is_switch or last.max_pieces == 1):
+            # the sizes of the terms behind each output: |W| times the hidden layer's rows (a
+            # head whose gradient cancels to rounding is then constant, SPEC §3.4)
+            W, b = ((last.switch_W, last.switch_b) if last.is_switch
+                    else (last.A[:, 0, :], last.B[:, 0]))
+            Ap, Bp = self.affine_maps(self.depth - 1, self.levels[-1].parent)
+            absW = np.abs(W)
+            terms = (np.linalg.norm(Ap, axis=2) @ absW.T, np.abs(Bp) @ absW.T + np.abs(b))
         return decision_boundary(self.polygons(), A, B, self.tolerances.empty,
-                                 self.tolerances.zero)
+                                 self.tolerances.zero, terms)
 
     def input_points(self, depth: int | None = None) -> np.ndarray:
         """Interior points of a level mapped to network-input coordinates (default: leaves)."""

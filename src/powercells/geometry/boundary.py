@@ -50,7 +50,7 @@ class DecisionBoundary:
 
 
 def decision_boundary(polys: Polygons, A: np.ndarray, B: np.ndarray, eps: float,
-                      zero: float = 1e-12) -> DecisionBoundary:
+                      zero: float = 1e-12, terms=None) -> DecisionBoundary:
     """Decision-boundary segments of leaves with polygons ``polys`` and output maps ``(A, B)``.
 
     Parameters
@@ -60,11 +60,22 @@ def decision_boundary(polys: Polygons, A: np.ndarray, B: np.ndarray, eps: float,
         Distance under which a vertex lies on a line.
     zero : float
         Relative tolerance under which an output difference is constant on a leaf.
+    terms : tuple of ndarrays (n, C), optional
+        The sizes of the terms that produced each output's gradient and constant (e.g. ``|W|``
+        times the hidden layer's row norms and ``|W| |B_hidden| + |b|``): a difference is
+        constant, and a constant difference a tie, when it is at most ``zero`` times them.
+        Default: the sizes of the outputs' own gradients and constants (which cannot see a
+        gradient that cancels to rounding).
     """
     n, C = B.shape
+    if terms is None:
+        terms = (np.linalg.norm(A, axis=2), np.abs(B))
+    A_terms, B_terms = terms
     if C == 1:   # one logit: classes "f <= 0" and "f > 0"
         A = np.concatenate([np.zeros_like(A), A], axis=1)
         B = np.concatenate([np.zeros_like(B), B], axis=1)
+        A_terms = np.concatenate([np.zeros_like(A_terms), A_terms], axis=1)
+        B_terms = np.concatenate([np.zeros_like(B_terms), B_terms], axis=1)
         C = 2
     segs, leaves, classes, tied = [], [], [], []
     every = np.arange(n)
@@ -76,21 +87,22 @@ def decision_boundary(polys: Polygons, A: np.ndarray, B: np.ndarray, eps: float,
                 for win in (c, c2):
                     if j in (c, c2) or len(P) == 0:
                         continue
-                    s, const = _difference(A[origin], B[origin], win, j, P, zero)
+                    s, const = _difference(A[origin], B[origin], A_terms[origin], win, j, P,
+                                           zero)
                     P, keep = P.clip(s, eps)
                     origin = origin[keep]
             if len(P) == 0:
                 continue
             # ... cut by the line f_c = f_c2
-            _, const = _difference(A[origin], B[origin], c, c2, P, zero)
+            _, const = _difference(A[origin], B[origin], A_terms[origin], c, c2, P, zero)
             gap = B[origin, c] - B[origin, c2]
-            tie = const & (np.abs(gap) <= zero * (np.abs(B[origin, c]) + np.abs(B[origin, c2])))
+            tie = const & (np.abs(gap) <= zero * (B_terms[origin, c] + B_terms[origin, c2]))
             tied.append(origin[tie])
             live = np.flatnonzero(~const)
             if live.size == 0:
                 continue
             P, origin = P.take(live), origin[live]
-            s, _ = _difference(A[origin], B[origin], c, c2, P, zero)
+            s, _ = _difference(A[origin], B[origin], A_terms[origin], c, c2, P, zero)
             seg, has = _line_segments(P, s, A[origin], c, c2, eps)
             segs.append(seg[has])
             leaves.append(origin[has])
@@ -107,15 +119,14 @@ def decision_boundary(polys: Polygons, A: np.ndarray, B: np.ndarray, eps: float,
                             cls[order].astype(np.int64), tied_leaves.astype(np.int64))
 
 
-def _difference(A, B, c, j, P: Polygons, zero):
+def _difference(A, B, A_terms, c, j, P: Polygons, zero):
     """Per vertex of P, the signed distance to ``f_c = f_j`` (positive where c wins); and per
     polygon whether the difference is constant (then the value is +-1 by its sign)."""
     gx = A[:, c, 0] - A[:, j, 0]
     gy = A[:, c, 1] - A[:, j, 1]
     g0 = B[:, c] - B[:, j]
     norm = np.hypot(gx, gy)
-    scale = np.hypot(A[:, c, 0], A[:, c, 1]) + np.hypot(A[:, j, 0], A[:, j, 1])
-    const = norm <= zero * np.maximum(scale, 1e-300)
+    const = norm <= zero * (A_terms[:, c] + A_terms[:, j])
     safe = np.where(const, 1.0, norm)
     owner = P.owner
     s = (gx[owner] * P.xy[:, 0] + gy[owner] * P.xy[:, 1] + g0[owner]) / safe[owner]
