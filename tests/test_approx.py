@@ -370,10 +370,49 @@ def test_rugosity_with_a_tangent_direction_and_sphere_perturbations(perturbation
         assert base == pytest.approx(gauss / np.sqrt(2 / np.pi))
 
 
+def _plane_area_in_box(w, b, lo, hi):
+    """Area of {x : w.x + b = 0} inside the 3-D box [lo, hi], from the plane's crossings of
+    the box's 12 edges (independent of the engines)."""
+    from scipy.spatial import ConvexHull
+
+    corners = np.array([[lo[0], lo[1], lo[2]]]) + np.array(
+        [[(i >> j) & 1 for j in range(3)] for i in range(8)]) * (np.asarray(hi) - lo)
+    points = []
+    for i in range(8):
+        for j in range(3):
+            if not (i >> j) & 1:
+                p, q = corners[i], corners[i | (1 << j)]
+                sp, sq = w @ p + b, w @ q + b
+                if sp * sq < 0:
+                    points.append(p + sp / (sp - sq) * (q - p))
+    if len(points) < 3:
+        return 0.0
+    basis = np.linalg.qr(np.column_stack([w, np.eye(3)]))[0][:, 1:3]
+    return ConvexHull(np.array(points) @ basis).volume
+
+
+def test_rugosity_limit_in_3d_in_closed_form_and_2d_lp_path_equals_the_mesh():
+    # one hidden layer: each neuron's plane contributes |v_k| ||w_k|| area_k (SPEC 5.6 item 2)
+    rng = np.random.default_rng(4)
+    W, b, v = rng.normal(size=(5, 3)), rng.normal(size=5) * 0.4, rng.normal(size=(1, 5))
+    net = pc.Network.from_weights([(W, b), (v, [0.0])], ["relu", "identity"])
+    lo, hi = np.array([-1.0, -1.0, -0.5]), np.array([1.0, 0.5, 1.0])
+    areas = np.array([_plane_area_in_box(W[k], b[k], lo, hi) for k in range(5)])
+    assert np.count_nonzero(areas) >= 3
+    expected = (np.sqrt(2 / np.pi) * np.sum(np.abs(v[0]) * np.linalg.norm(W, axis=1) * areas)
+                / np.prod(hi - lo))
+    lim = approx.rugosity_limit(net, pc.Box(lo, hi))
+    assert lim.value == pytest.approx(expected, rel=1e-9)
+    # a deeper 2-D network: the LP facet path (lp-engine tree) equals the planar mesh path
+    deep = random_network(2, [6, 5], seed=8, head=2)
+    box2 = pc.Box(-1, 1, dim=2)
+    mesh_value = approx.rugosity_limit(deep, box2).value
+    lp_tree = pc.subdivide(deep, box2, engine="lp")
+    assert approx.rugosity_limit(deep, tree=lp_tree).value == pytest.approx(mesh_value, rel=1e-9)
+
+
 def test_rugosity_errors():
     net = random_network(3, [4], head=1)
-    with pytest.raises(approx.ApproximationError, match="1-D and 2-D domains"):
-        approx.rugosity_limit(net, pc.Box(-1, 1, dim=3))
     with pytest.raises(approx.ApproximationError, match="eps must be a positive"):
         approx.rugosity_estimate(net, pc.Box(-1, 1, dim=3), eps=0, n_samples=10)
     with pytest.raises(approx.ApproximationError, match=r"tangent must be .* shape \(3, m\)"):
@@ -465,8 +504,8 @@ def test_compare_report():
     assert {tuple(int(v) for v in row) for row in res.sampling.patterns} <= brute.codes
     text = str(res)
     assert "exact regions" in text and "rugosity" in text
-    res3 = pc.compare(random_network(3, [4], head=1), pc.Box(-1, 1, dim=3), samples=[10])
-    assert res3.rugosity is None and "dimension 3" in res3.rugosity_note
+    res5 = pc.compare(random_network(5, [3], head=1), pc.Box(-1, 1, dim=5), samples=[10])
+    assert res5.rugosity is None and "dimension 5" in res5.rugosity_note
 
 
 def test_compare_relative_errors_by_hand():

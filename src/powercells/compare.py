@@ -3,8 +3,8 @@
 :func:`compare` enumerates a domain exactly and runs the approximate tools on it: sampling counts
 for growing N (split into patterns that are regions, patterns of slivers, and *spurious* patterns
 of boundary points that no full-dimensional cell has; not split when a budget stopped the
-enumeration, since a pattern may then be a region never reached) and, on 1-D and 2-D domains, the finite-difference rugosity against its exact
-small-eps limit. Local complexity is point-wise: see
+enumeration, since a pattern may then be a region never reached) and, on domains of up to 4-D,
+the finite-difference rugosity against its exact small-eps limit. Local complexity is point-wise: see
 :func:`powercells.approx.compare_local_complexity`.
 """
 
@@ -260,7 +260,7 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
         How the sampling counts draw their points.
     seed : int, numpy Generator or None
     rugosity : bool
-        Also compare the rugosity estimate with its exact limit (1-D and 2-D domains; on others
+        Also compare the rugosity estimate with its exact limit (domains of up to 4-D; on others
         the report says why it is missing).
     eps, rugosity_samples, rugosity_sampling
         Perturbation scale, N and sampling (``"random"`` or ``"sobol"``) of
@@ -336,9 +336,10 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
     note = None
     if not rugosity:
         note = "not requested"
-    elif domain.dim > 2:
-        note = (f"exact limit computed on 1-D and 2-D domains only; this domain has dimension "
-                f"{domain.dim} (compare on a Slice or a Neighbourhood)")
+    elif domain.dim > 4:
+        note = (f"exact limit not computed above 4-D domains here (one LP per candidate facet); "
+                f"this domain has dimension {domain.dim}: call rugosity_limit, or compare on a "
+                "Slice or a Neighbourhood")
     elif tree.partial:
         note = "the enumeration is partial: no exact limit"
     else:

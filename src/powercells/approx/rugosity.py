@@ -36,8 +36,9 @@ with ``n_F`` the unit normal of the facet F between two leaves, ``J' - J = a n_F
 the Jacobian across it (rank one by continuity, so ``||(J' - J) T||_F = ||a|| ||T^T n_F||``) and
 ``E|<T u, n>| = ||T^T n|| c_m``, ``c_m = sqrt(2/pi)`` for Gaussian u,
 ``Gamma(m/2) / (sqrt(pi) Gamma((m+1)/2))`` on the sphere. :func:`rugosity_limit` computes it
-from the enumerated complex on 1-D and 2-D domains (segments, planes, neighbourhoods with one or
-two directions, in any input dimension).
+from the enumerated complex: on 1-D and 2-D domains (segments, planes, neighbourhoods with one or
+two directions, in any input dimension) from the intervals or the planar mesh, above from the
+LP facet adjacency and the facets' volumes.
 
 The squared variant ``||.||_F^2 / eps^2`` diverges like ``1/eps`` for CPA networks (SPEC §5.6
 item 3) and is deliberately not offered.
@@ -325,8 +326,10 @@ def rugosity_limit(network, domain=None, *, tangent=None, perturbation: str = "g
     ----------
     network : Network
     domain : Domain or (lo, hi) or (A, b), optional
-        A 1-D or 2-D domain: a segment or box of a 1- or 2-input network, a :class:`Slice`, a
-        :class:`Neighbourhood` with one or two directions. Not needed with ``tree``.
+        Any domain: 1-D and 2-D ones (segments, planes, neighbourhoods with one or two
+        directions) read the facets off the intervals or the planar mesh; in higher dimensions
+        the facets come from the LP adjacency and their volumes from qhull (cost grows with the
+        number of facets). Not needed with ``tree``.
     tangent, perturbation
         As for :func:`rugosity_estimate`.
     tree : SubdivisionTree, optional
@@ -342,8 +345,7 @@ def rugosity_limit(network, domain=None, *, tangent=None, perturbation: str = "g
     Raises
     ------
     ApproximationError
-        If the domain has more than two dimensions (facet volumes are computed from intervals
-        and polygons; take a slice), for an unknown perturbation or a malformed tangent, or if
+        For an unknown perturbation or a malformed tangent, or if
         ``tree`` is partial (a budget stopped it), is not a subdivision by ``network``, or is
         of another domain than ``domain``.
     """
@@ -357,15 +359,8 @@ def rugosity_limit(network, domain=None, *, tangent=None, perturbation: str = "g
         if domain is None:
             raise ApproximationError("give a domain or a tree")
         domain = check_domain(network, domain)
-        if domain.dim > 2:
-            raise ApproximationError(
-                f"the exact rugosity limit is computed on 1-D and 2-D domains; this one has "
-                f"dimension {domain.dim} (take a Slice or a Neighbourhood with 1 or 2 directions)")
         tree = subdivide(network, domain, engine=engine, tol=tol)
     domain = tree.domain
-    if domain.dim > 2:
-        raise ApproximationError(f"the exact rugosity limit is computed on 1-D and 2-D domains; "
-                                 f"this tree's domain has dimension {domain.dim}")
     T = _tangent(domain, tangent)
     c_m = _abs_projection_mean(T.shape[1], perturbation)
     A, _ = tree.affine_maps()                        # (leaves, K_L, k): Jacobians in t
@@ -379,6 +374,16 @@ def rugosity_limit(network, domain=None, *, tangent=None, perturbation: str = "g
         size = np.ones(len(jump))
         root = tree.levels[0].intervals
         volume = float(root[0, 1] - root[0, 0])
+    elif domain.dim > 2 or tree.levels[-1].polygons is None:
+        # any dimension: the facets from the LP adjacency, their (d-1)-volumes by qhull
+        from ..geometry.adjacency import facet_adjacency, facet_volumes
+        from ..geometry.volume import region_volumes
+
+        adjacency = facet_adjacency(tree, method="lp")
+        normal = adjacency.normal
+        size = facet_volumes(tree, adjacency)
+        jump = A[adjacency.region_b] - A[adjacency.region_a]
+        volume = float(region_volumes(tree, 0, method="exact").volume[0])
     else:
         mesh = tree.mesh()
         inner = mesh.edge_faces[:, 1] >= 0

@@ -686,3 +686,52 @@ def _pairs_within(keys: np.ndarray) -> np.ndarray:
         out.append(np.stack([order[first[:, None] + i[None, :]].reshape(-1),
                              order[first[:, None] + j[None, :]].reshape(-1)], axis=1))
     return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
+
+
+def facet_volumes(tree, adjacency: Adjacency) -> np.ndarray:
+    """The ``(d-1)``-volume of every facet of ``adjacency`` (a length in 2-D, an area in 3-D),
+    in engine coordinates: the two regions' H-representations restricted to the facet's
+    hyperplane, whose vertices (qhull, from the facet's inner ball centre) span it.
+
+    Parameters
+    ----------
+    tree : SubdivisionTree
+    adjacency : Adjacency
+        Of ``tree`` (any depth, any dimension >= 2).
+
+    Returns
+    -------
+    ndarray, shape (P,)
+    """
+    from scipy.spatial import ConvexHull, HalfspaceIntersection
+
+    k = tree.domain.dim
+    depth = adjacency.depth
+    out = np.empty(len(adjacency))
+    cache: dict = {}
+
+    def rows(i):
+        if i not in cache:
+            cache[i] = tree.halfspaces(depth, int(i))
+        return cache[i]
+
+    for p in range(len(adjacency)):
+        n = adjacency.normal[p]
+        # an orthonormal basis of the hyperplane: the last k-1 columns of a QR of n
+        Q = np.linalg.qr(np.column_stack([n, np.eye(k)]))[0][:, 1:k]
+        x0 = adjacency.center[p]
+        Ha, ha = rows(adjacency.region_a[p])
+        Hb, hb = rows(adjacency.region_b[p])
+        H = np.vstack([Ha, Hb])
+        h = np.concatenate([ha, hb])
+        G, g = H @ Q, h - H @ x0
+        # rows along the hyperplane (the facet's own, from both sides) restrict nothing in it
+        live = np.linalg.norm(G, axis=1) > 1e-12 * np.linalg.norm(H, axis=1)
+        G, g = G[live], g[live]
+        if k == 2:
+            t = g / G[:, 0]
+            out[p] = np.min(t[G[:, 0] > 0]) - np.max(t[G[:, 0] < 0])
+            continue
+        vertices = HalfspaceIntersection(np.hstack([G, -g[:, None]]), np.zeros(k - 1))
+        out[p] = ConvexHull(vertices.intersections).volume
+    return out
