@@ -17,8 +17,9 @@ gets a new vertex. The new edges are those of the section ``Q = P n {s = 0}``; t
 constraint tight at both (the smallest face of ``Q`` holding ``a`` and ``b`` is cut out by those
 constraints, and a face with two vertices is a segment). That test needs no general position, so
 vertices on the hyperplane, several hyperplanes through one vertex, and hyperplanes along faces
-are all exact; a popcount filter (an edge of ``Q`` lies on at least ``d - 1`` constraints) keeps
-it cheap.
+are all exact. Where every vertex of a section is *simple* (tight on exactly ``d`` constraints,
+the usual case) it reduces to matching ``(d-1)``-subsets of tight constraints, a sort; the
+pairwise test runs only on sections with a degenerate vertex.
 
 Constraints tight at fewer than ``d`` vertices are not facets and are dropped by :meth:`prune`,
 which keeps the slot count small.
