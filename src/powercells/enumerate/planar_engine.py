@@ -30,7 +30,7 @@ from ..geometry.polygons import Polygons, polygon_from_halfspaces
 from ..network.layers import Layer
 from .base import Split, SplitSlivers
 from .tolerances import Tolerances
-from .unit_rules import constant_piece_pair, constant_switch_units
+from .unit_rules import clip_to_winners, constant_piece_pair, constant_switch_units
 
 __all__ = ["PlanarCells", "PlanarEngine"]
 
@@ -249,35 +249,16 @@ class PlanarEngine:
                 code[bad, k] = np.argmax(vals, axis=1)
         pair_cell, pair_unit = np.nonzero(crossing)
 
+        def clip(Q, c, u, r, q, live):
+            owner = Q.owner
+            cv, uv = c[owner], u[owner]
+            s = (pair_Gx[cv, uv, r, q] * Q.xy[:, 0] + pair_Gy[cv, uv, r, q] * Q.xy[:, 1]
+                 + pair_g[cv, uv, r, q])
+            s = np.where(live[owner], s, 1.0)   # a piece that cannot win: no constraint
+            return Q.clip(s, eps)
+
         def cut(P, pcell, pair):
-            unit = pair_unit[pair]
-            outs, srcs, sides = [], [], []
-            for r in range(R):
-                cand = np.flatnonzero(possible[pcell, unit, r])
-                if cand.size == 0:
-                    continue
-                Q = P.take(cand)
-                origin = cand
-                for q in range(R):
-                    if q == r or len(Q) == 0:
-                        continue
-                    c, u = pcell[origin], unit[origin]
-                    live = possible[c, u, q]
-                    owner = Q.owner
-                    cv, uv = c[owner], u[owner]
-                    s = (pair_Gx[cv, uv, r, q] * Q.xy[:, 0] + pair_Gy[cv, uv, r, q] * Q.xy[:, 1]
-                         + pair_g[cv, uv, r, q])
-                    s = np.where(live[owner], s, 1.0)   # a piece that cannot win: no constraint
-                    Q, keep = Q.clip(s, eps)
-                    origin = origin[keep]
-                outs.append(Q)
-                srcs.append(origin)
-                sides.append(np.full(len(Q), r, dtype=np.int16))
-            out = Polygons.concat(outs)
-            src = np.concatenate(srcs) if srcs else np.empty(0, dtype=np.int64)
-            side = np.concatenate(sides) if sides else np.empty(0, dtype=np.int16)
-            order = np.lexsort((side, src))
-            return out.take(order), src[order], side[order]
+            return clip_to_winners(P, pcell, pair_unit[pair], possible, clip, Polygons.concat)
 
         def label(pair, point):
             c, u = pair_cell[pair], pair_unit[pair]

@@ -72,3 +72,48 @@ def constant_piece_pair(nrm, row_norm, abs_B, dB, layer, unit: int, r: int, q: i
     gap_scale = abs_B @ np.abs(delta) + abs(layer.B[unit, r]) + abs(layer.B[unit, q])
     beats = (dB > zero * gap_scale) | ((np.abs(dB) <= zero * gap_scale) & (r < q))
     return const, beats
+
+
+def clip_to_winners(P, pcell, unit, possible, clip, concat):
+    """Split pieces by a max unit into the cells of its pieces' power diagram.
+
+    For every piece ``P[i]`` (of cell ``pcell[i]``, cut by max unit ``unit[i]``) and every
+    piece ``r`` of the unit that can win on the cell, the part of ``P[i]`` where ``r`` wins:
+    ``P[i]`` clipped to ``piece r >= piece q`` for every other piece ``q`` (SPEC §3.2).
+
+    Parameters
+    ----------
+    P : Polygons or Polytopes
+        Anything with ``take(idx)`` and ``len``.
+    pcell, unit : ndarray of int64
+    possible : ndarray of bool (cells, units, R)
+        Which pieces can win on each cell (the others lose everywhere on it).
+    clip : callable ``(Q, cell, unit, r, q, live) -> (Q', keep)``
+        Keep the part of each ``Q[j]`` where ``r >= q`` (no constraint where ``live[j]`` is
+        False); ``keep`` indexes the kept pieces of ``Q``.
+    concat : callable ``(list of pieces) -> pieces``
+
+    Returns
+    -------
+    pieces, src, side
+        The parts, the index in ``P`` each comes from and its winning piece ``r``.
+    """
+    R = possible.shape[2]
+    outs, srcs, sides = [], [], []
+    for r in range(R):
+        cand = np.flatnonzero(possible[pcell, unit, r])
+        if cand.size == 0:
+            continue
+        Q, origin = P.take(cand), cand
+        for q in range(R):
+            if q == r or len(Q) == 0:
+                continue
+            c, u = pcell[origin], unit[origin]
+            Q, keep = clip(Q, c, u, r, q, possible[c, u, q])
+            origin = origin[keep]
+        outs.append(Q)
+        srcs.append(origin)
+        sides.append(np.full(len(Q), r, dtype=np.int16))
+    src = np.concatenate(srcs) if srcs else np.empty(0, dtype=np.int64)
+    side = np.concatenate(sides) if sides else np.empty(0, dtype=np.int16)
+    return concat(outs), src, side

@@ -31,7 +31,7 @@ from ..network.layers import Layer
 from .base import Split, SplitSlivers
 from .planar_engine import _tree_order
 from .tolerances import Tolerances
-from .unit_rules import constant_piece_pair, constant_switch_units
+from .unit_rules import clip_to_winners, constant_piece_pair, constant_switch_units
 
 __all__ = ["VertexCells", "VertexEngine"]
 
@@ -240,33 +240,17 @@ class VertexEngine:
                 code[bad, u] = np.argmax(vals, axis=1)
         _pair_cell, pair_unit = np.nonzero(crossing)
 
+        def clip(Q, c, u, r, q, live):
+            Gq = np.where(live[:, None], pair_G[c, u, r, q], 0.0)
+            gq = np.where(live, pair_g[c, u, r, q], 1.0)     # cannot win: no constraint
+            owner = Q.vertex_owner
+            s = np.einsum("vd,vd->v", Q.X, Gq[owner]) + gq[owner]
+            Q, keep, _ = Q.cut(s, Gq, gq, eps, both=False)
+            return Q, keep
+
         def cut(P, pcell, pair):
-            unit = pair_unit[pair]
-            outs, srcs, sides = [], [], []
-            for r in range(R):
-                cand = np.flatnonzero(possible[pcell, unit, r])
-                if cand.size == 0:
-                    continue
-                Q = P.take(cand)
-                origin = cand
-                for q in range(R):
-                    if q == r or len(Q) == 0:
-                        continue
-                    c, u = pcell[origin], unit[origin]
-                    live = possible[c, u, q]
-                    Gq = np.where(live[:, None], pair_G[c, u, r, q], 0.0)
-                    gq = np.where(live, pair_g[c, u, r, q], 1.0)   # cannot win: no constraint
-                    owner = Q.vertex_owner
-                    s = np.einsum("vd,vd->v", Q.X, Gq[owner]) + gq[owner]
-                    Q, keep, _ = Q.cut(s, Gq, gq, eps, both=False)
-                    origin = origin[keep]
-                outs.append(Q)
-                srcs.append(origin)
-                sides.append(np.full(len(Q), r, dtype=np.int16))
-            out = Polytopes.concat(outs, P.dim)
-            src = np.concatenate(srcs) if srcs else np.empty(0, dtype=np.int64)
-            side = np.concatenate(sides) if sides else np.empty(0, dtype=np.int16)
-            return out, src, side
+            return clip_to_winners(P, pcell, pair_unit[pair], possible, clip,
+                                   lambda parts: Polytopes.concat(parts, P.dim))
 
         pieces, pcell, code_p = self._rounds(cells, crossing, code, cut=cut)
 

@@ -417,11 +417,7 @@ class _LPAdjacency:
         if np.any(rhs[flat] < -self.tol.region):
             return x0, -np.inf
         P, rhs, norms = P[~flat], rhs[~flat], norms[~flat]
-        ctx = self.backend.context(P / norms[:, None], rhs / norms, cap=self.diam)
-        try:
-            ball = ctx.chebyshev()
-        finally:
-            ctx.close()
+        ball = self.backend.chebyshev(P / norms[:, None], rhs / norms, cap=self.diam)
         if not np.isfinite(ball.radius):
             return x0, -np.inf
         return x0 + N @ ball.center, float(ball.radius)

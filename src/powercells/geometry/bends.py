@@ -426,11 +426,7 @@ def _ridge_point(rows, G, g, n, offset, grad, const, tol):
     if k == 2 or not bound > tol.empty:
         return x0, bound
     P, rhs, norms = P[~flat], rhs[~flat], norms[~flat]
-    ctx = rows.backend.context(P / norms[:, None], rhs / norms, cap=rows.diam)
-    try:
-        ball = ctx.chebyshev()
-    finally:
-        ctx.close()
+    ball = rows.backend.chebyshev(P / norms[:, None], rhs / norms, cap=rows.diam)
     if not np.isfinite(ball.radius):
         return x0, -np.inf
     radius = float(ball.radius)

@@ -274,11 +274,7 @@ class Polytopes:
         radius = np.zeros(len(idx))
         for j, i in enumerate(idx):
             lo, hi = self.cstart[i], self.cstart[i + 1]
-            ctx = backend.context(self.N[lo:hi], self.h[lo:hi], cap=cap)
-            try:
-                ball = ctx.chebyshev()
-            finally:
-                ctx.close()
+            ball = backend.chebyshev(self.N[lo:hi], self.h[lo:hi], cap=cap)
             center[j], radius[j] = ball.center, ball.radius
         return center, radius
 

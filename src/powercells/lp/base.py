@@ -161,6 +161,14 @@ class LPBackend:
     def context(self, A: np.ndarray, b: np.ndarray, *, cap: float) -> PolytopeContext:
         raise NotImplementedError  # pragma: no cover
 
+    def chebyshev(self, A: np.ndarray, b: np.ndarray, *, cap: float) -> Ball:
+        """The Chebyshev ball of ``{x : A x <= b}`` (rows of unit norm) in a one-off context."""
+        ctx = self.context(A, b, cap=cap)
+        try:
+            return ctx.chebyshev()
+        finally:
+            ctx.close()
+
 
 BACKENDS = ("highs", "cvxpy")
 
