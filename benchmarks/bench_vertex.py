@@ -3,8 +3,8 @@
     python benchmarks/bench_vertex.py [--runs 3] [--nets d3,d4,d6,d7,d8] [--no-brute] [--json OUT]
 
 Networks (issue 7): He-initialised weights, biases N(0, 0.5^2), seed 0, box [-1, 1]^d:
-d=3 [16,16], d=4 [16,16], d=6 [10,10], d=7 [10,10] (where engine="auto" switches to lp),
-d=8 [10,10]. Both engines count regions ``--runs`` times
+d=3 [16,16], d=4 [16,16], d=6 [10,10], d=7 [10,10], d=8 [10,10] (engine="auto" uses the
+vertex engine up to d=8, where the two engines are within 1.5x). Both engines count regions ``--runs`` times
 (median); the brute-force enumerator (powercells.testing, one scipy LP per candidate pattern)
 runs once, as it is slow. The three leaf code sets must be identical (checked on the trees).
 """

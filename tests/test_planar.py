@@ -152,15 +152,15 @@ def test_count_regions_and_budgets():
     assert part.partial and part.regions <= full.regions
 
 
-def test_auto_picks_planar_for_2d_vertex_up_to_7d_and_lp_otherwise():
+def test_auto_picks_planar_for_2d_vertex_up_to_8d_and_lp_otherwise():
     net2 = random_network(2, [3], seed=0)
     assert pc.subdivide(net2, BOX2).engine == "planar"
     assert pc.subdivide(net2, BOX2, lp="highs").engine == "lp"     # an LP backend asks for lp
     net3 = random_network(3, [3], seed=0)
     assert pc.subdivide(net3, pc.Box(-1, 1, dim=3)).engine == "vertex"
     assert pc.subdivide(net3, pc.Box(-1, 1, dim=3), lp="highs").engine == "lp"
-    assert pc.subdivide(random_network(7, [3], seed=0), pc.Box(-1, 1, dim=7)).engine == "vertex"
-    assert pc.subdivide(random_network(8, [3], seed=0), pc.Box(-1, 1, dim=8)).engine == "lp"
+    assert pc.subdivide(random_network(8, [3], seed=0), pc.Box(-1, 1, dim=8)).engine == "vertex"
+    assert pc.subdivide(random_network(9, [3], seed=0), pc.Box(-1, 1, dim=9)).engine == "lp"
 
 
 def test_planar_errors():

@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     _domain_args(count)
     count.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval", "vertex"],
                        help="enumeration engine (default: auto: interval for 1-D domains, planar "
-                            "for 2-D domains and planes, vertex for 3-7 dimensions, lp otherwise)")
+                            "for 2-D domains and planes, vertex for 3-8 dimensions, lp otherwise)")
     count.add_argument("--lp", default=None, choices=["highs", "cvxpy"],
                        help="LP backend of the lp engine (default: highs); implies --engine lp "
                             "under auto")

@@ -33,7 +33,7 @@ __all__ = ["ENGINES", "RegionCount", "count_regions", "stream_leaves", "subdivid
 ENGINES = ("auto", "lp", "planar", "interval", "vertex")
 
 #: Highest dimension for which ``engine="auto"`` picks the vertex engine.
-VERTEX_AUTO_MAX_DIM = 7
+VERTEX_AUTO_MAX_DIM = 8
 
 
 @dataclass
@@ -187,7 +187,7 @@ def _choose_engine(engine: str, lp, domain) -> str:
     if engine == "auto":
         # an explicit LP backend asks for the lp engine; otherwise low dimensions go to the
         # engines that need no LP (the vertex engine's cells grow like 2^d vertices: above
-        # d = 7 the lp engine is faster, benchmarks/bench_vertex.py)
+        # d = 8 the lp engine is faster, benchmarks/bench_vertex.py)
         if lp is None and domain.dim in (1, 2):
             return {1: "interval", 2: "planar"}[domain.dim]
         if lp is None and domain.dim <= VERTEX_AUTO_MAX_DIM:
@@ -313,7 +313,7 @@ def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | No
         A :class:`Box`, :class:`Polytope` or :class:`Slice`.
     engine : {"auto", "lp", "planar", "interval", "vertex"}
         ``auto`` picks ``interval`` for 1-D domains, ``planar`` for 2-D domains and plane
-        slices, ``vertex`` for 3 to 7 dimensions (all three exact and LP-free; the crossover
+        slices, ``vertex`` for 3 to 8 dimensions (all three exact and LP-free; the crossover
         with ``lp`` measured by ``benchmarks/bench_vertex.py``), and ``lp`` otherwise or when
         ``lp`` is given.
     lp : None, "highs", "cvxpy" or an LPBackend
