@@ -5,9 +5,9 @@
 
 For each (network, property) pair of the issue -- 1_1 with prop_1, 1_9 with prop_7, 3_3 with
 prop_9 -- the property's input box is shrunk around its centre by each factor in turn and its
-regions are counted exactly (engine="auto": the vertex engine for these 5 inputs); a pair stops
-once its ``--budget`` seconds
-are spent, the interrupted count being reported as a lower bound.
+regions are counted exactly (engine="auto": the vertex engine for these 5 inputs); a pair
+stops once its ``--budget`` seconds are spent, the interrupted count being reported as a lower
+bound.
 """
 
 from __future__ import annotations
