@@ -261,3 +261,30 @@ def test_refuses_high_dimensions():
     network = random_network(20, [3], 0)
     with pytest.raises(PowercellsError, match="vertex engine"):
         pc.count_regions(network, pc.Box(-1, 1, dim=20), engine="vertex")
+
+
+def test_near_coincident_hyperplanes_fall_back_to_the_lp_engine():
+    # {-1, 0, 1} weights plus 3e-12 noise, about the empty tolerance: near-duplicate vertices get
+    # inconsistent incidences (vertices with fewer than d edges). Explicitly asked for, the vertex
+    # engine says so with a PrecisionWarning; engine="auto" redoes the enumeration with the lp
+    # engine, which equals the brute force.
+    from powercells.errors import PrecisionWarning
+
+    r = np.random.default_rng(903578)
+    widths = [int(r.integers(2, 7)) for _ in range(int(r.integers(1, 3)))]
+    dims = [4] + widths
+    pairs = [(r.integers(-1, 2, (dims[i + 1], dims[i])) + 3e-12 * r.normal(size=(dims[i + 1],
+                                                                               dims[i])),
+              r.integers(-1, 2, dims[i + 1]) * 0.5 + 3e-12 * r.normal(size=dims[i + 1]))
+             for i in range(len(widths))]
+    network = pc.Network.from_weights(pairs, ["relu"] * len(widths))
+    box = pc.Box(-1, 1, dim=4)
+    with pytest.warns(PrecisionWarning, match="near-coincident hyperplanes"):
+        pc.count_regions(network, box, engine="vertex")
+    auto = pc.count_regions(network, box)
+    assert auto.engine == "lp"
+    brute = brute_force_regions(network, box)
+    assert auto.per_layer == brute.per_layer
+    tree = pc.subdivide(network, box)
+    assert tree.engine == "lp"
+    assert_partitions_equal(tree, brute)

@@ -13,6 +13,7 @@ __all__ = [
     "NetworkError",
     "PointError",
     "PowercellsError",
+    "PrecisionWarning",
     "SolverError",
     "UnsupportedLayerError",
 ]
@@ -53,3 +54,9 @@ class SolverError(PowercellsError, RuntimeError):
 class BudgetExceeded(PowercellsError):
     """An enumeration budget (regions or seconds) ran out. Raised only internally; the driver
     turns it into a partial result."""
+
+
+class PrecisionWarning(UserWarning):
+    """An engine met a configuration its floating-point arithmetic cannot settle within the
+    tolerances (e.g. a hyperplane grazing an edge of a vertex-engine cell); the result may be
+    off there. ``engine="auto"`` reruns such cases with the ``lp`` engine where it can."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..domain import as_domain
-from ..errors import BudgetExceeded, PowercellsError
+from ..errors import BudgetExceeded, PowercellsError, PrecisionWarning
 from ..geometry.polygons import Polygons
 from ..lp.base import get_backend
 from ..network import Network
@@ -221,6 +222,21 @@ def _make_engine(name, lp, resolved, domain, exact_balls):
     return LPEngine(get_backend(lp), resolved, 2.0 * domain.diameter)
 
 
+def _imprecise(name: str, stats: dict, requested: str, rerun: bool) -> bool:
+    """Whether to redo an enumeration with the lp engine: the vertex engine's cells lost
+    consistency (near-coincident hyperplanes; vertices with fewer than d edges) and ``auto``
+    chose it. Otherwise such a result comes with a PrecisionWarning."""
+    fragile = stats.get("fragile_vertices", 0) if name == "vertex" else 0
+    if not fragile:
+        return False
+    if requested == "auto" and rerun:
+        return True
+    warnings.warn(f"near-coincident hyperplanes left {fragile} vertices of the vertex engine's "
+                  "cells inconsistent (fewer than d edges): counts near them may be off; "
+                  "engine='lp' decides such cells by LP", PrecisionWarning, stacklevel=3)
+    return False
+
+
 def _stats(engine) -> dict:
     stats = engine.stats
     return stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
@@ -351,10 +367,15 @@ def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | No
     >>> pc.subdivide(net, pc.Box(-10, 10, dim=2)).per_layer
     [4, 6]
     """
+    options = {"lp": lp, "tol": tol, "tolerances": tolerances, "max_regions": max_regions,
+               "time_limit": time_limit, "progress": progress}
     sink = TreeSink()
     net, domain, widths, slivers, partial, seconds, stats, resolved, name = _run(
-        network, domain, engine=engine, lp=lp, tol=tol, tolerances=tolerances,
-        max_regions=max_regions, time_limit=time_limit, progress=progress, sink=sink)
+        network, domain, engine=engine, sink=sink, **options)
+    if _imprecise(name, stats, engine, rerun=True):
+        sink = TreeSink()
+        net, domain, widths, slivers, partial, seconds, stats, resolved, name = _run(
+            network, domain, engine="lp", sink=sink, **options)
     return SubdivisionTree(net, domain, sink.levels(widths, domain.dim), slivers, partial=partial,
                            seconds=seconds, engine=name, stats=stats, tolerances=resolved,
                            source_network=network)
@@ -403,6 +424,11 @@ def _counted(sink, network, domain, **options) -> RegionCount:
     """Run with a sink that keeps per-depth ``counts``; return them as a RegionCount."""
     _, _, _, slivers, partial, seconds, stats, _, name = _run(network, domain, sink=sink,
                                                               **options)
+    # a count can be redone; leaves already handed to the caller cannot
+    if _imprecise(name, stats, options["engine"], rerun=isinstance(sink, CountSink)):
+        sink = CountSink()
+        _, _, _, slivers, partial, seconds, stats, _, name = _run(
+            network, domain, sink=sink, **{**options, "engine": "lp"})
     counts = sink.counts
     return RegionCount(regions=counts[-1], per_layer=counts, slivers=slivers.per_layer(len(counts)),
                        partial=partial, seconds=seconds, engine=name, stats=stats)

@@ -15,9 +15,9 @@ next layer is vectorised over the batch, as in the ``planar`` engine:
    section's incidences, exact on degenerate input), a maxout / max-pool unit clips the piece to
    each candidate piece's power-diagram cell. The side taken is recorded per round.
 3. A final piece is a region iff its inradius exceeds the region tolerance. The ball around the
-   vertex mean that touches the nearest facet is a lower bound and half the smallest width across
-   a facet an upper bound; an LP settles only what the bounds leave open (or every child, when
-   the tree's exact Chebyshev balls are asked for).
+   vertex mean that touches the nearest facet is a lower bound: above the tolerance it decides;
+   otherwise (thin pieces, rare) an LP on the piece's H-representation settles it, as it does
+   for every child when the tree's exact Chebyshev balls are asked for.
 
 A cell that no unit cuts keeps its polytope and its ball.
 """
@@ -113,7 +113,7 @@ class VertexEngine:
         self.exact_balls = exact_balls
         self.dim = 1
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
-                      "units_constant": 0, "ball_lps": 0}
+                      "units_constant": 0, "ball_lps": 0, "fragile_vertices": 0}
 
     # ------------------------------------------------------------------ driver interface
     def root(self, domain) -> VertexCells:
@@ -246,6 +246,7 @@ class VertexEngine:
             owner = Q.vertex_owner
             s = np.einsum("vd,vd->v", Q.X, Gq[owner]) + gq[owner]
             Q, keep, _ = Q.cut(s, Gq, gq, eps, both=False)
+            self.stats["fragile_vertices"] += Q.fragile
             return Q, keep
 
         def cut(P, pcell, pair):
@@ -327,6 +328,7 @@ class VertexEngine:
                 owner = P.vertex_owner
                 s = np.einsum("vd,vd->v", P.X, Gp[owner]) + gp[owner]
                 out, src, side = P.cut(s, Gp, gp, eps)
+                self.stats["fragile_vertices"] += out.fragile
             else:
                 P, order = gather(live)
                 live, pair, unit = live[order], pair[order], unit[order]
@@ -373,13 +375,11 @@ class VertexEngine:
             return self._ball_lp(pieces, np.arange(len(pieces)))
         center = pieces.center.copy()
         radius = pieces.inner_ball(center)
+        # the ball's radius decides "region" only one way; the rest (thin pieces, rare) get the
+        # exact LP on their H-representation, which does not rely on the vertices
         unsure = np.flatnonzero(radius <= self.tol.region)
         if unsure.size:
-            upper = pieces.take(unsure).width_bound()
-            radius[unsure] = np.minimum(radius[unsure], upper)
-            lp = unsure[upper > self.tol.empty]
-            if lp.size:
-                center[lp], radius[lp] = self._ball_lp(pieces, lp)
+            center[unsure], radius[unsure] = self._ball_lp(pieces, unsure)
         return center, radius
 
     def _finish(self, cells, crossing, code, pieces, pcell, code_p, child_maps) -> Split:

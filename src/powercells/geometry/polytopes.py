@@ -17,7 +17,10 @@ gets a new vertex. The new edges are those of the section ``Q = P n {s = 0}``; t
 constraint tight at both (the smallest face of ``Q`` holding ``a`` and ``b`` is cut out by those
 constraints, and a face with two vertices is a segment). That test needs no general position, so
 vertices on the hyperplane, several hyperplanes through one vertex, and hyperplanes along faces
-are all exact. Where every vertex of a section is *simple* (tight on exactly ``d`` constraints,
+are exact, as long as the incidences are: a hyperplane passing within the tolerance of a vertex
+without going through it, or grazing an edge, can make them inconsistent, and :meth:`cut`
+counts the vertices where that shows (``fragile``: a vertex with fewer than ``d`` edges, which
+no d-polytope has) so that callers can fall back. Where every vertex of a section is *simple* (tight on exactly ``d`` constraints,
 the usual case) it reduces to matching ``(d-1)``-subsets of tight constraints, a sort; the
 pairwise test runs only on sections with a degenerate vertex.
 
@@ -85,6 +88,9 @@ def _popcount(bits: np.ndarray) -> np.ndarray:
 class Polytopes:
     """A batch of convex polytopes in R^d (see the module docstring).
 
+    ``fragile`` (on the result of :meth:`cut`) counts the vertices with fewer than ``d`` edges:
+    near-coincident hyperplanes gave near-duplicate vertices inconsistent incidences.
+
     Attributes
     ----------
     X : ndarray (n_vertices, d)
@@ -96,6 +102,8 @@ class Polytopes:
     N, h, slot : ndarrays (n_constraints, d), (n_constraints,), (n_constraints,)
         Constraints ``N x <= h`` with unit rows, and their slots (CSR by ``cstart``).
     """
+
+    fragile = 0
 
     def __init__(self, X, inc, vstart, E, estart, N, h, slot, cstart):
         self.X, self.inc, self.vstart = X, inc, vstart
@@ -248,18 +256,6 @@ class Polytopes:
         slack = self.h - np.einsum("cd,cd->c", self.N, center[owner])
         return np.minimum.reduceat(slack, self.cstart[:-1])
 
-    def width_bound(self) -> np.ndarray:
-        """An upper bound on each inradius: half the smallest width across a facet normal."""
-        cowner = _owner(self.cstart)
-        vr, _ = csr_rows(self.vstart, cowner)        # every (constraint, vertex) pair
-        counts = self.n_vertices[cowner]
-        crow = np.repeat(np.arange(len(cowner)), counts)
-        slack = self.h[crow] - np.einsum("pd,pd->p", self.N[crow], self.X[vr])
-        cstart = np.zeros(len(cowner) + 1, dtype=np.int64)
-        np.cumsum(counts, out=cstart[1:])
-        width = np.maximum.reduceat(slack, cstart[:-1])
-        return 0.5 * np.minimum.reduceat(width, self.cstart[:-1])
-
     def chebyshev(self, backend, cap: float, idx=None) -> tuple[np.ndarray, np.ndarray]:
         """Chebyshev centres and inradii by LP, for the polytopes ``idx`` (default all).
 
@@ -309,6 +305,7 @@ class Polytopes:
         split = has_pos & has_neg
         whole = np.flatnonzero(~split & (has_pos | both))
         parts, srcs, sides = [], [], []
+        fragile = 0
         if whole.size:
             parts.append(self.take(whole))
             srcs.append(whole)
@@ -327,7 +324,16 @@ class Polytopes:
                                    len(cut_ids)))
         if not parts:
             return (Polytopes.empty(self.dim), np.empty(0, np.int64), np.empty(0, np.int16))
-        return Polytopes.concat(parts, self.dim), np.concatenate(srcs), np.concatenate(sides)
+        out = Polytopes.concat(parts, self.dim)
+        if cut_ids.size and self.dim > 1:
+            # every vertex of a d-polytope has at least d edges: fewer means near-coincident
+            # hyperplanes gave near-duplicate vertices different incidences (not exact)
+            eowner = _owner(out.estart)
+            ends = (out.E + out.vstart[eowner][:, None]).ravel()
+            degree = np.bincount(ends, minlength=len(out.X))
+            fragile += int(np.count_nonzero(degree < self.dim))
+        out.fragile = fragile
+        return out, np.concatenate(srcs), np.concatenate(sides)
 
     def _split(self, s, g, g0, eps, both):
         """Both sides (all ``+`` sides, then all ``-`` sides; or the ``+`` sides alone) of
