@@ -24,6 +24,15 @@ __all__ = [
 ]
 
 
+def _direction_matrix(directions) -> np.ndarray:
+    """Directions as a float matrix with one column per direction (a vector is one column)."""
+    try:
+        D = np.asarray(directions, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DomainError(f"directions are not numeric ({exc})") from None
+    return D[:, None] if D.ndim == 1 else D
+
+
 def _vector(v, name: str) -> np.ndarray:
     try:
         v = np.asarray(v, dtype=np.float64)
@@ -266,12 +275,7 @@ class Slice(Domain):
 
     def __init__(self, origin, directions, inner: Domain):
         origin = _vector(origin, "origin")
-        try:
-            D = np.asarray(directions, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise DomainError(f"directions are not numeric ({exc})") from None
-        if D.ndim == 1:
-            D = D[:, None]
+        D = _direction_matrix(directions)
         if D.ndim != 2 or D.shape[0] != origin.size:
             raise DomainError(
                 f"directions must have shape ({origin.size}, k) to match origin, got {D.shape}"
@@ -452,12 +456,7 @@ class Neighbourhood(Slice):
 
     def __init__(self, center, directions, radius, *, norm: str = "l1"):
         center = _vector(center, "center")
-        try:
-            D = np.asarray(directions, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise DomainError(f"directions are not numeric ({exc})") from None
-        if D.ndim == 1:
-            D = D[:, None]
+        D = _direction_matrix(directions)
         if D.ndim != 2 or D.shape[0] != center.size or D.shape[1] == 0:
             raise DomainError(f"directions must have shape ({center.size}, P) with P >= 1 to "
                               f"match center, got {D.shape}")
