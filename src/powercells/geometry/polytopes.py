@@ -243,11 +243,6 @@ class Polytopes:
         diff = self.X - np.repeat(center, self.n_vertices, axis=0)
         return np.sqrt(np.maximum.reduceat(np.einsum("vd,vd->v", diff, diff), self.vstart[:-1]))
 
-    def extremes(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per polytope, the max and min of per-vertex values ``s``."""
-        lo = self.vstart[:-1]
-        return np.maximum.reduceat(s, lo), np.minimum.reduceat(s, lo)
-
     # ------------------------------------------------------------------ balls
     def inner_ball(self, center: np.ndarray) -> np.ndarray:
         """Radius of the largest ball around each ``center`` inside its polytope (a lower
