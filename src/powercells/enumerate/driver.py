@@ -208,7 +208,7 @@ def _choose_engine(engine: str, lp, domain) -> str:
     return engine
 
 
-def _make_engine(name, lp, resolved, domain, exact_balls):
+def _make_engine(name, lp, resolved, domain, exact_balls, final_layer=None):
     if name in ("planar", "interval") and lp is not None:
         raise PowercellsError(f"the {name} engine solves no LP; do not give an lp backend")
     if name == "planar":
@@ -218,7 +218,7 @@ def _make_engine(name, lp, resolved, domain, exact_balls):
     if name == "vertex":
         # the LP backend settles only the Chebyshev balls the vertex bounds leave open
         return VertexEngine(resolved, get_backend(lp), 2.0 * domain.diameter,
-                            exact_balls=exact_balls)
+                            exact_balls=exact_balls, final_layer=final_layer)
     return LPEngine(get_backend(lp), resolved, 2.0 * domain.diameter)
 
 
@@ -262,7 +262,8 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     resolved = tolerances.resolve(domain.diameter)
     name = _choose_engine(engine, lp, domain)
     # counting needs no interior points, only certain region decisions
-    eng = _make_engine(name, lp, resolved, domain, exact_balls=not isinstance(sink, CountSink))
+    eng = _make_engine(name, lp, resolved, domain, exact_balls=not isinstance(sink, CountSink),
+                       final_layer=net.layers[-1])
 
     k = domain.dim
     root = eng.root(domain)

@@ -24,6 +24,10 @@ A cell that no unit cuts keeps its polytope and its ball.
 
 from __future__ import annotations
 
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ..geometry.polytopes import Polytopes, csr_rows
@@ -34,6 +38,10 @@ from .tolerances import Tolerances
 from .unit_rules import clip_to_winners, constant_piece_pair, constant_switch_units
 
 __all__ = ["VertexCells", "VertexEngine"]
+
+#: Below this much work (vertices times candidate units, summed over a batch's cells) the
+#: compiled splitter runs in the calling thread.
+_THREAD_MIN_WORK = 20_000
 
 #: Bound on a batch's cells * units * 2^d (2^d stands for a cell's vertex count, which grows
 #: like it): the per-(cell, unit) tables and the pieces' vertices and edges stay bounded.
@@ -106,11 +114,17 @@ class VertexEngine:
     #: Highest domain dimension accepted: the root box alone has 2^d vertices.
     max_dim = 12
 
-    def __init__(self, tolerances: Tolerances, backend, cap: float, exact_balls: bool = True):
+    def __init__(self, tolerances: Tolerances, backend, cap: float, exact_balls: bool = True,
+                 compiled: bool | None = None, threads: int | None = None,
+                 final_layer: Layer | None = None):
         self.tol = tolerances
         self.backend = backend
         self.cap = float(cap)
         self.exact_balls = exact_balls
+        self.kernel = _compiled_kernel() if compiled is None else (
+            _compiled_kernel(required=True) if compiled else None)
+        self.threads = _default_threads() if threads is None else max(1, int(threads))
+        self.final_layer = final_layer
         self.dim = 1
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
                       "units_constant": 0, "ball_lps": 0, "fragile_vertices": 0}
@@ -165,25 +179,35 @@ class VertexEngine:
         at_mean = np.einsum("nkd,nd->nk", G, mean) + g
         near = ~constant & (np.abs(at_mean) <= reach[:, None])
         code[~constant & ~near & (at_mean > 0)] = 1
-        crossing = np.zeros((n, K), dtype=bool)
-        nc, nu = np.nonzero(near)
-        if nc.size:
-            smax, smin = _pair_extremes(polytopes, nc, G[nc, nu], g[nc, nu])
-            crossing[nc, nu] = (smax > eps) & (smin < -eps)
-            code[nc, nu] = (~crossing[nc, nu] & (smax > eps)).astype(np.int16)
-        cc, cu = np.nonzero(crossing)
+        if self.kernel is not None:
+            # the compiled splitter tests the near units on the cells' vertices itself
+            nc, nu = np.nonzero(near)
+            # the pieces' polytopes are kept for a tree's balls and for a layer with a next one
+            keep = self.exact_balls or (self.final_layer is not None
+                                        and layer is not self.final_layer)
+            pieces, pcell, code_p, cut = self._compiled_rounds(cells, near, code, nu, G[nc, nu],
+                                                               g[nc, nu], keep)
+        else:
+            crossing = np.zeros((n, K), dtype=bool)
+            nc, nu = np.nonzero(near)
+            if nc.size:
+                smax, smin = _pair_extremes(polytopes, nc, G[nc, nu], g[nc, nu])
+                crossing[nc, nu] = (smax > eps) & (smin < -eps)
+                code[nc, nu] = (~crossing[nc, nu] & (smax > eps)).astype(np.int16)
+            cc, cu = np.nonzero(crossing)
 
-        def hyperplane(pair):
-            return G[cc[pair], cu[pair]], g[cc[pair], cu[pair]]
+            def hyperplane(pair):
+                return G[cc[pair], cu[pair]], g[cc[pair], cu[pair]]
 
-        pieces, pcell, code_p = self._rounds(cells, crossing, code, hyperplane=hyperplane)
+            pieces, pcell, code_p = self._rounds(cells, crossing, code, hyperplane=hyperplane)
+            cut = crossing.any(axis=1)
         factor = layer.switch_factors
 
         def child_maps(cell, child_code):
             f = factor[child_code]
             return f[:, :, None] * PA[cell], f * PB[cell]
 
-        return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
+        return self._finish(cells, cut, code, pieces, pcell, code_p, child_maps)
 
     # ------------------------------------------------------------------ layers with R pieces
     def _split_pieces(self, cells: VertexCells, layer: Layer) -> Split:
@@ -260,7 +284,8 @@ class VertexEngine:
             cols = np.arange(K)[None, :]
             return PA[cell[:, None], cols, idx], PB[cell[:, None], cols, idx]
 
-        return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
+        return self._finish(cells, crossing.any(axis=1), code, pieces, pcell, code_p,
+                            child_maps)
 
     # ------------------------------------------------------------------ shared steps
     def _rounds(self, cells: VertexCells, crossing, code, hyperplane=None, cut=None):
@@ -352,6 +377,57 @@ class VertexEngine:
         ids = np.flatnonzero(alive)
         return _Pieces(chunks, base, ids, center[ids], k), pcell[ids], pcode[ids]
 
+    def _compiled_rounds(self, cells: VertexCells, candidate, code, pair_unit, Gp, gp,
+                         keep_polytopes: bool):
+        """What :meth:`_rounds` does for hyperplanes, cell by cell in compiled code
+        (:mod:`powercells.geometry._cut_kernel`), given every cell's *candidate* units (those
+        its ball does not rule out): the same pieces, codes and ball bounds, and which cells
+        were cut. ``code`` gets the sides of the candidates that cut no cell. The pieces'
+        polytopes are kept when ``keep_polytopes``; otherwise they are made only if asked for
+        (a thin piece's LP), by running the kernel again on their cells with geometry on."""
+        counts = candidate.sum(axis=1)
+        first = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=first[1:])
+        P = cells.polytopes
+        top = int(P.slot.max()) + 1 if len(P.slot) else 0
+        words = max(P.words, (top + int(counts.max(initial=0)) + 63) // 64)
+        Gp = np.ascontiguousarray(Gp, dtype=np.float64)
+        gp = np.ascontiguousarray(gp, dtype=np.float64)
+
+        def run(sel, geometry):
+            if sel is None:
+                Q, f, G, g = P, first, Gp, gp
+            else:
+                Q = P.take(sel)
+                rows, f = csr_rows(first, sel)
+                G, g = Gp[rows], gp[rows]
+            out = _run_kernel(self.kernel, Q, f, G, g, self.tol.empty, words, geometry,
+                              self.threads)
+            self.stats["fragile_vertices"] += out[4]
+            return out
+
+        pcell, sides, center, radius, _, geom = run(None, keep_polytopes)
+        # the sides are flat, piece by piece, in the order of the piece's cell's candidates
+        T = counts[pcell]
+        piece = np.repeat(np.arange(len(pcell)), T)
+        offset = np.zeros(len(pcell) + 1, dtype=np.int64)
+        np.cumsum(T, out=offset[1:])
+        pair = np.repeat(first[pcell], T) + np.arange(offset[-1]) - np.repeat(offset[:-1], T)
+        code_p = code[pcell]
+        code_p[piece, pair_unit[pair]] = sides
+        # a cell that comes back as one piece was not cut: it keeps its polytope and ball
+        cut = np.bincount(pcell, minlength=len(counts)) > 1
+        whole = ~cut[pcell]
+        code[pcell[whole]] = code_p[whole]
+        keep = np.flatnonzero(~whole)
+        self.stats["cells_cut"] += int(cut.sum())
+        self.stats["pieces_cut"] += len(keep) - int(cut.sum())
+        self.stats["rounds"] += int(counts.max(initial=0))
+        built = Polytopes(*geom).take(keep) if keep_polytopes else None
+        pieces = _CompiledPieces(pcell[keep], center[keep], radius[keep], built,
+                                 lambda sel: Polytopes(*run(sel, True)[5]), P.dim)
+        return pieces, pcell[keep], code_p[keep], cut
+
     @staticmethod
     def _extremes(chunks, base, ids, G, g):
         """Max and min of ``G[i] . x + g[i]`` over the vertices of piece ``ids[i]``."""
@@ -382,8 +458,8 @@ class VertexEngine:
             center[unsure], radius[unsure] = self._ball_lp(pieces, unsure)
         return center, radius
 
-    def _finish(self, cells, crossing, code, pieces, pcell, code_p, child_maps) -> Split:
-        uncut = np.flatnonzero(~crossing.any(axis=1))
+    def _finish(self, cells, cut, code, pieces, pcell, code_p, child_maps) -> Split:
+        uncut = np.flatnonzero(~cut)
         center_p, radius_p = self._balls(pieces)
         region = radius_p > self.tol.region
         sliver = ~region & (radius_p > self.tol.empty)
@@ -464,6 +540,113 @@ class _Pieces:
             slack = chunk.h[rows] - np.einsum("cd,cd->c", chunk.N[rows], center[sel][owner])
             out[sel] = np.minimum.reduceat(slack, start[:-1])
         return out
+
+
+class _CompiledPieces:
+    """The final pieces of a compiled split: cells, vertex means and ball bounds; polytopes
+    from ``built`` or, when not kept, rebuilt by ``rebuild(cells)`` (the kernel is deterministic
+    and works cell by cell, so a cell's pieces come back in the same order)."""
+
+    def __init__(self, cell, center, radius, built, rebuild, dim):
+        self.cell = cell
+        self.center = center
+        self.radius = radius
+        self.built = built
+        self.rebuild = rebuild
+        self.dim = dim
+        self.first = np.searchsorted(cell, cell)    # each piece's cell's first piece
+        self._last = None
+
+    def __len__(self) -> int:
+        return len(self.cell)
+
+    def take(self, idx) -> Polytopes:
+        idx = np.asarray(idx, dtype=np.int64)
+        if self.built is not None:
+            return self.built.take(idx)
+        if idx.size == 0:
+            return Polytopes.empty(self.dim)
+        cells = np.unique(self.cell[idx])
+        # the last rebuild is kept: consecutive batches of children often share parents (all
+        # of them share the root when the first layer is split)
+        if self._last is None or not np.all(np.isin(cells, self._last[0])):
+            self._last = (cells, self.rebuild(cells))
+        cells, rebuilt = self._last
+        sizes = np.searchsorted(self.cell, cells, side="right") - np.searchsorted(self.cell, cells)
+        start = np.zeros(len(cells), dtype=np.int64)
+        np.cumsum(sizes[:-1], out=start[1:])
+        where = np.searchsorted(cells, self.cell[idx])
+        return rebuilt.take(start[where] + idx - self.first[idx])
+
+    def inner_ball(self, center: np.ndarray) -> np.ndarray:
+        """The kernel's ball radii (``center`` is the pieces' vertex means)."""
+        return self.radius
+
+
+def _compiled_kernel(required: bool = False):
+    """The compiled splitter, or None when numba is not installed (or ``POWERCELLS_JIT=0``)."""
+    if not required and os.environ.get("POWERCELLS_JIT", "1") == "0":
+        return None
+    try:
+        from ..geometry._cut_kernel import split_cells
+    except ImportError:
+        if required:
+            raise
+        return None
+    return split_cells
+
+
+def _default_threads() -> int:
+    """``POWERCELLS_THREADS`` if set, else the CPUs this process may use (at most 8)."""
+    env = os.environ.get("POWERCELLS_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:                          # not on every platform
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads):
+    """The kernel over every cell of ``Q``: in one call, or (``threads`` > 1, enough work) over
+    ranges of cells in a pool of threads (the kernel releases the GIL), merged in cell order,
+    so the result does not depend on the thread count."""
+    n = len(Q)
+    arrays = (np.ascontiguousarray(Q.X, dtype=np.float64),
+              np.ascontiguousarray(Q.inc, dtype=np.uint64),
+              np.ascontiguousarray(Q.vstart, dtype=np.int64),
+              np.ascontiguousarray(Q.E, dtype=np.int64),
+              np.ascontiguousarray(Q.estart, dtype=np.int64),
+              np.ascontiguousarray(Q.N, dtype=np.float64),
+              np.ascontiguousarray(Q.h, dtype=np.float64),
+              np.ascontiguousarray(Q.slot, dtype=np.int64),
+              np.ascontiguousarray(Q.cstart, dtype=np.int64),
+              np.ascontiguousarray(first, dtype=np.int64), G, g)
+
+    def call(lo, hi):
+        return kernel(*arrays, float(eps), int(words), bool(geometry), lo, hi)
+
+    # work of a cell ~ its vertices times its candidates; a few ranges per thread balance it
+    work = np.diff(Q.vstart) * np.diff(first)
+    if threads <= 1 or n < 2 or work.sum() < _THREAD_MIN_WORK:
+        out = call(0, n)
+        return out[:4] + (int(out[4]), out[5])
+    cum = np.cumsum(work)
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, 4 * threads) / (4 * threads))
+    bounds = np.unique(np.concatenate([[0], cuts + 1, [n]]).clip(0, n))
+    ranges = list(itertools.pairwise(bounds))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        outs = list(pool.map(lambda r: call(int(r[0]), int(r[1])), ranges))
+    merged = tuple(np.concatenate([o[i] for o in outs]) for i in range(4))
+    geom = None
+    if geometry:
+        geom = Polytopes.concat([Polytopes(*o[5]) for o in outs], Q.dim)
+        geom = (geom.X, geom.inc, geom.vstart, geom.E, geom.estart, geom.N, geom.h, geom.slot,
+                geom.cstart)
+    else:
+        geom = outs[0][5]
+    return merged + (sum(int(o[4]) for o in outs), geom)
 
 
 def _is_box(H, h, lo, hi) -> bool:
