@@ -3,6 +3,7 @@ also checked against the brute-force enumerator."""
 
 import numpy as np
 import pytest
+from environment import VERTEX_PATHS, env
 
 import powercells as pc
 from powercells.testing import assert_partitions_equal, brute_force_regions
@@ -17,9 +18,9 @@ def net(*layers):
 
 
 def check(network, domain, expected, lp="highs"):
-    """The lp engine on the given backend, the vertex engine and, on 1-D and 2-D domains, the
-    interval and planar engines: all give the hand-derived counts and the brute-force
-    enumerator's code sets."""
+    """The lp engine on the given backend, the vertex engine (both paths) and, on 1-D and 2-D
+    domains, the interval and planar engines: all give the hand-derived counts and the
+    brute-force enumerator's code sets."""
     tree = pc.subdivide(network, domain, engine="lp", lp=lp)
     assert tree.per_layer == expected
     assert len(tree.slivers) == 0
@@ -32,12 +33,14 @@ def check(network, domain, expected, lp="highs"):
         assert_partitions_equal(planar, brute)
         if domain.dim == 2:
             assert np.isclose(planar.areas().sum(), planar.areas(0).sum(), rtol=1e-12)
-    vertex = pc.subdivide(network, domain, engine="vertex")
-    assert vertex.per_layer == expected
-    assert len(vertex.slivers) == 0
-    assert_partitions_equal(vertex, brute)
-    counted = pc.count_regions(network, domain, engine="vertex")
-    assert counted.per_layer == expected and counted.slivers == [0] * len(expected)
+    for path in VERTEX_PATHS:          # numpy, and compiled when numba is installed
+        with env(POWERCELLS_JIT=path):
+            vertex = pc.subdivide(network, domain, engine="vertex")
+            assert vertex.per_layer == expected
+            assert len(vertex.slivers) == 0
+            assert_partitions_equal(vertex, brute)
+            counted = pc.count_regions(network, domain, engine="vertex")
+            assert counted.per_layer == expected and counted.slivers == [0] * len(expected)
     return tree
 
 

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from environment import VERTEX_PATHS, env
 from hypothesis import strategies as st
 from networks import maxout_network, maxpool_network, random_network
 from strategies import integer_networks
@@ -19,6 +20,13 @@ from powercells.testing import (
     brute_force_regions,
     leaf_code_set,
 )
+
+@pytest.fixture(scope="module", params=VERTEX_PATHS, ids=lambda p: f"jit={p}", autouse=True)
+def vertex_path(request):
+    """Every test here runs on the numpy path and (numba installed) the compiled one."""
+    with env(POWERCELLS_JIT=request.param):
+        yield request.param
+
 
 SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

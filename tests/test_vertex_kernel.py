@@ -1,0 +1,182 @@
+"""The vertex engine's compiled splitter (numba): its pieces are exact polytopes (qhull and the
+face test, as for :meth:`Polytopes.cut`), it gives the numpy path's trees and counts node for
+node, with or without threads, and the polytopes it rebuilds on demand are the ones it would
+have kept."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from environment import env
+from networks import maxout_network, random_network
+from strategies import integer_networks
+from test_vertex import _assert_exact_polytope
+
+import powercells as pc
+from powercells.enumerate.tolerances import Tolerances
+from powercells.enumerate.vertex_engine import VertexEngine, _run_kernel
+from powercells.geometry.polytopes import Polytopes
+from powercells.lp import get_backend
+
+numba = pytest.importorskip("numba")
+from powercells.geometry._cut_kernel import split_cells  # noqa: E402
+
+SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def both_paths(fn):
+    """``fn()`` on the compiled path and on the numpy path."""
+    with env(POWERCELLS_JIT=1):
+        compiled = fn()
+    with env(POWERCELLS_JIT=0):
+        plain = fn()
+    return compiled, plain
+
+
+def assert_same_trees(a, b, centers=True):
+    """Node for node: codes, parents, radii (and interior points, up to rounding)."""
+    assert a.per_layer == b.per_layer
+    assert len(a.slivers) == len(b.slivers)
+    for la, lb in zip(a.levels, b.levels):
+        assert np.array_equal(la.code, lb.code)
+        assert np.array_equal(la.parent, lb.parent)
+        assert np.allclose(la.inradius, lb.inradius, rtol=1e-7, atol=1e-12)
+        if centers:
+            assert np.allclose(la.interior_point, lb.interior_point, rtol=0, atol=1e-7)
+
+
+# ---------------------------------------------------------------------- the kernel itself
+def _kernel_pieces(d, T, rng, integer, geometry=True):
+    """The box [-1, 1]^d split by T hyperplanes in one call of the kernel."""
+    P = Polytopes.box(-np.ones(d), np.ones(d))
+    if integer:   # through vertices, along faces, several through one point
+        G = rng.integers(-1, 2, size=(T, d)).astype(float)
+        G[~G.any(axis=1), 0] = 1.0
+        g = rng.integers(-1, 2, size=T).astype(float)
+    else:
+        G, g = rng.normal(size=(T, d)), 0.3 * rng.normal(size=T)
+    nrm = np.linalg.norm(G, axis=1)
+    G, g = G / nrm[:, None], g / nrm
+    words = (2 * d + T + 63) // 64
+    out = _run_kernel(split_cells, P, np.array([0, T]), G, g, 1e-12, words, geometry, 1)
+    return out, G, g
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 4])
+@pytest.mark.parametrize("integer", [False, True])
+def test_kernel_pieces_are_exact_polytopes(d, integer):
+    from scipy.spatial import ConvexHull
+
+    (cell, sides, center, radius, fragile, geom), G, g = _kernel_pieces(
+        d, 7, np.random.default_rng(d + 10 * integer), integer)
+    Q = Polytopes(*geom)
+    assert fragile == 0
+    assert len(Q) == len(cell) >= 2
+    for i in range(len(Q)):
+        _assert_exact_polytope(Q, i)
+    # each piece lies on its recorded side of every hyperplane; the mean is inside
+    side = sides.reshape(len(Q), len(g))
+    assert np.array_equal(side, (center @ G.T + g > 0).astype(np.int8))
+    assert np.all(radius > 0)
+    assert len({tuple(s) for s in side.tolist()}) == len(Q)
+    if d > 1:
+        volume = sum(ConvexHull(Q.vertices(i)).volume for i in range(len(Q)))
+        assert np.isclose(volume, 2.0 ** d, rtol=1e-12)
+
+
+@pytest.mark.parametrize("d", [2, 3, 5])
+def test_kernel_without_geometry_gives_the_same_pieces_in_the_same_order(d):
+    # the engine rebuilds polytopes on demand by rerunning the kernel: the order must match
+    rng_seed = 40 + d
+    (c1, s1, m1, r1, f1, _), _, _ = _kernel_pieces(d, 9, np.random.default_rng(rng_seed), False,
+                                                   geometry=False)
+    (c2, s2, m2, r2, f2, geom), _, _ = _kernel_pieces(d, 9, np.random.default_rng(rng_seed),
+                                                      False, geometry=True)
+    assert np.array_equal(c1, c2) and np.array_equal(s1, s2)
+    assert np.allclose(m1, m2) and np.allclose(r1, r2)
+    assert f1 == f2 == 0
+    # the ball bound is the one the polytopes give
+    Q = Polytopes(*geom)
+    assert np.allclose(Q.inner_ball(m2), r1)
+
+
+# ---------------------------------------------------------------------- the engine, both paths
+@pytest.mark.parametrize("d,widths,seed", [(2, [6, 5, 3], 0), (3, [8, 6], 1), (4, [7, 6], 2),
+                                           (5, [6, 5], 3), (6, [6, 4], 4), (7, [6, 5], 5),
+                                           (8, [5, 4], 6)])
+def test_compiled_path_equals_numpy_path(d, widths, seed):
+    network = random_network(d, widths, seed, head=2)
+    box = pc.Box(-1, 1, dim=d)
+    compiled, plain = both_paths(lambda: pc.subdivide(network, box, engine="vertex"))
+    assert_same_trees(compiled, plain)
+    counted, counted_plain = both_paths(lambda: pc.count_regions(network, box, engine="vertex"))
+    assert counted.per_layer == counted_plain.per_layer == compiled.per_layer
+    assert counted.slivers == counted_plain.slivers
+
+
+@SETTINGS
+@given(integer_networks(dims=(1, 4), depth=(1, 3)))
+def test_compiled_path_equals_numpy_path_on_degenerate_networks(case):
+    network, d = case
+    box = pc.Box(-1, 1, dim=d)
+    compiled, plain = both_paths(lambda: pc.subdivide(network, box, engine="vertex"))
+    assert_same_trees(compiled, plain)
+    counted, counted_plain = both_paths(lambda: pc.count_regions(network, box, engine="vertex"))
+    assert counted.per_layer == counted_plain.per_layer == compiled.per_layer
+    assert counted.slivers == counted_plain.slivers
+
+
+def test_compiled_path_with_maxout_and_a_polytope_domain():
+    network = maxout_network(3, [4, 3], 3, seed=5)
+    box = pc.Box(-1, 1, dim=3)
+    compiled, plain = both_paths(lambda: pc.subdivide(network, box, engine="vertex"))
+    assert_same_trees(compiled, plain)
+    relu = random_network(3, [6, 5], 7)
+    simplex = pc.Polytope(np.vstack([-np.eye(3), np.ones((1, 3))]), np.r_[np.zeros(3), 1.0])
+    compiled, plain = both_paths(lambda: pc.subdivide(relu, simplex, engine="vertex"))
+    assert_same_trees(compiled, plain)
+
+
+def test_threads_do_not_change_the_result():
+    network = random_network(5, [8, 6, 4], 9)
+    box = pc.Box(-1, 1, dim=5)
+    with env(POWERCELLS_JIT=1, POWERCELLS_THREADS=1):
+        one = pc.subdivide(network, box, engine="vertex")
+        one_count = pc.count_regions(network, box, engine="vertex")
+    with env(POWERCELLS_JIT=1, POWERCELLS_THREADS=3):
+        three = pc.subdivide(network, box, engine="vertex")
+        three_count = pc.count_regions(network, box, engine="vertex")
+    assert_same_trees(one, three)
+    for la, lb in zip(one.levels, three.levels):
+        assert np.array_equal(la.interior_point, lb.interior_point)
+    assert one_count.per_layer == three_count.per_layer == one.per_layer
+
+
+def test_polytopes_rebuilt_on_demand_equal_the_kept_ones():
+    # counting without knowing the last layer keeps no polytopes; the next layer asks for them
+    network = random_network(4, [7, 5], 11)
+    box = pc.Box(-1, 1, dim=4)
+    tol = Tolerances().resolve(box.diameter)
+    layer = network.layers[0]
+    kept = VertexEngine(tol, get_backend(None), 4.0, exact_balls=True, compiled=True, threads=1)
+    lazy = VertexEngine(tol, get_backend(None), 4.0, exact_balls=False, compiled=True, threads=2)
+    a = kept.split(kept.root(box), layer)
+    b = lazy.split(lazy.root(box), layer)
+    assert np.array_equal(a.code, b.code) and np.array_equal(a.parent, b.parent)
+    Pa, Pb = a.children.polytopes, b.children.polytopes
+    assert np.array_equal(Pa.vstart, Pb.vstart) and np.array_equal(Pa.X, Pb.X)
+    assert np.array_equal(Pa.E, Pb.E) and np.array_equal(Pa.inc, Pb.inc)
+    # and splitting them by the next layer gives the same children
+    a2 = kept.split(a.children, network.layers[1])
+    b2 = lazy.split(b.children, network.layers[1])
+    assert np.array_equal(a2.code, b2.code) and np.array_equal(a2.parent, b2.parent)
+
+
+def test_path_switches():
+    tol = Tolerances().resolve(2.0)
+    with env(POWERCELLS_JIT=0):
+        assert VertexEngine(tol, get_backend(None), 4.0).kernel is None
+        # asking for it explicitly overrides the switch
+        assert VertexEngine(tol, get_backend(None), 4.0, compiled=True).kernel is split_cells
+    assert VertexEngine(tol, get_backend(None), 4.0, compiled=False).kernel is None
+    with env(POWERCELLS_THREADS=3):
+        assert VertexEngine(tol, get_backend(None), 4.0).threads == 3
