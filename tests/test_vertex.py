@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
 from environment import VERTEX_PATHS, env
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from networks import maxout_network, maxpool_network, random_network
 from strategies import integer_networks
@@ -20,6 +20,7 @@ from powercells.testing import (
     brute_force_regions,
     leaf_code_set,
 )
+
 
 @pytest.fixture(scope="module", params=VERTEX_PATHS, ids=lambda p: f"jit={p}", autouse=True)
 def vertex_path(request):

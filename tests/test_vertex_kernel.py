@@ -5,8 +5,8 @@ have kept."""
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
 from environment import env
+from hypothesis import HealthCheck, given, settings
 from networks import maxout_network, random_network
 from strategies import integer_networks
 from test_vertex import _assert_exact_polytope
@@ -18,7 +18,7 @@ from powercells.geometry.polytopes import Polytopes
 from powercells.lp import get_backend
 
 numba = pytest.importorskip("numba")
-from powercells.geometry._cut_kernel import split_cells  # noqa: E402
+from powercells.geometry._cut_kernel import split_cells
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
