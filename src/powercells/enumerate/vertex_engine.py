@@ -423,7 +423,11 @@ class VertexEngine:
         self.stats["cells_cut"] += int(cut.sum())
         self.stats["pieces_cut"] += len(keep) - int(cut.sum())
         self.stats["rounds"] += int(counts.max(initial=0))
-        built = Polytopes(*geom).take(keep) if keep_polytopes else None
+        built = None
+        if keep_polytopes:
+            built = Polytopes(*geom)
+            if len(keep) < len(built):
+                built = built.take(keep)
         pieces = _CompiledPieces(pcell[keep], center[keep], radius[keep], built,
                                  lambda sel: Polytopes(*run(sel, True)[5]), P.dim)
         return pieces, pcell[keep], code_p[keep], cut
@@ -608,11 +612,13 @@ def _default_threads() -> int:
     return max(1, min(cpus, 8))
 
 
-def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads):
+def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads, bases=None):
     """The kernel over every cell of ``Q``: in one call, or (``threads`` > 1, enough work) over
     ranges of cells in a pool of threads (the kernel releases the GIL), merged in cell order,
-    so the result does not depend on the thread count."""
+    so the result does not depend on the thread count. ``bases``: the cells' first slot for
+    their candidates (default: above their own slots)."""
     n = len(Q)
+    bases = np.full(n, -1, dtype=np.int64) if bases is None else bases
     arrays = (np.ascontiguousarray(Q.X, dtype=np.float64),
               np.ascontiguousarray(Q.inc, dtype=np.uint64),
               np.ascontiguousarray(Q.vstart, dtype=np.int64),
@@ -625,10 +631,15 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
               np.ascontiguousarray(first, dtype=np.int64), G, g)
 
     def call(lo, hi):
-        return kernel(*arrays, float(eps), int(words), bool(geometry), lo, hi)
+        return kernel(*arrays, float(eps), int(words), bool(geometry), lo, hi, bases)
 
     # work of a cell ~ its vertices times its candidates; a few ranges per thread balance it
-    work = np.diff(Q.vstart) * np.diff(first)
+    counts = np.diff(first)
+    work = np.diff(Q.vstart) * counts
+    lead = int(np.ceil(np.log2(8 * threads)))
+    if threads > 1 and n < 2 * threads and counts.max(initial=0) > lead + 2:
+        # few cells cut by many units (the root): their pieces grow, unlike ``work``
+        return _run_staged(kernel, Q, first, G, g, eps, words, geometry, threads, lead, bases)
     if threads <= 1 or n < 2 or work.sum() < _THREAD_MIN_WORK:
         out = call(0, n)
         return out[:4] + (int(out[4]), out[5])
@@ -647,6 +658,67 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     else:
         geom = outs[0][5]
     return merged + (sum(int(o[4]) for o in outs), geom)
+
+
+def _within(lengths):
+    """Position of every element inside its segment, for segments of the given lengths."""
+    total = int(lengths.sum())
+    return np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
+def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads, lead, bases):
+    """:func:`_run_kernel` for a batch of fewer cells than threads (the root, say): the cells'
+    first ``lead`` candidates in this thread, then the rest over the pieces they make, in
+    threads. Splitting is depth first and in candidate order either way, and every candidate
+    keeps its slot, so the pieces, their order, sides and polytopes are those of one call."""
+    counts = np.diff(first)
+    own = np.maximum.reduceat(np.r_[Q.slot, 0], Q.cstart[:-1]) + 1 if len(Q.slot) else \
+        np.zeros(len(Q), dtype=np.int64)
+    base = np.where(bases >= 0, bases, own)
+    ka = np.minimum(counts, lead)
+    rows_a = np.repeat(first[:-1], ka) + _within(ka)
+    first_a = np.zeros(len(ka) + 1, dtype=np.int64)
+    np.cumsum(ka, out=first_a[1:])
+    a_cell, a_sides, a_center, a_radius, a_frag, a_geom = _run_kernel(
+        kernel, Q, first_a, G[rows_a], g[rows_a], eps, words, True, 1, base)
+    QA = Polytopes(*a_geom)
+    # every piece of the first stage with the rest of its cell's candidates
+    rest = counts[a_cell] - ka[a_cell]
+    first_b = np.zeros(len(a_cell) + 1, dtype=np.int64)
+    np.cumsum(rest, out=first_b[1:])
+    rows_b = np.repeat(first[a_cell] + ka[a_cell], rest) + _within(rest)
+    b_piece, b_sides, b_center, b_radius, b_frag, b_geom = _run_kernel(
+        kernel, QA, first_b, G[rows_b], g[rows_b], eps, words, geometry, threads,
+        base[a_cell] + ka[a_cell])
+    # final pieces: first-stage pieces with no candidates left, and the second stage's, in the
+    # order of their first-stage piece
+    done = np.flatnonzero(rest == 0)
+    source = np.concatenate([done, b_piece])
+    order = np.argsort(source, kind="stable")
+    piece_a = source[order]
+    cell = a_cell[piece_a]
+    center = np.concatenate([a_center[done], b_center])[order]
+    radius = np.concatenate([a_radius[done], b_radius])[order]
+    # sides: the first stage's for the piece, then the second stage's
+    n_a = ka[cell]
+    n_b = rest[piece_a]
+    a_off = np.concatenate([[0], np.cumsum(ka[a_cell])])
+    b_off = np.concatenate([[0], np.cumsum(rest[b_piece])])
+    b_pos = np.maximum(order - len(done), 0)            # index among the second-stage pieces
+    out_start = np.concatenate([[0], np.cumsum(n_a + n_b)])
+    flat = np.concatenate([a_sides, b_sides])
+    take = np.empty(int(out_start[-1]), dtype=np.int64)
+    take[np.repeat(out_start[:-1], n_a) + _within(n_a)] = \
+        np.repeat(a_off[piece_a], n_a) + _within(n_a)
+    take[np.repeat(out_start[:-1] + n_a, n_b) + _within(n_b)] = \
+        len(a_sides) + np.repeat(b_off[b_pos], n_b) + _within(n_b)
+    sides = flat[take]
+    geom = b_geom
+    if geometry:
+        both = Polytopes.concat([QA.take(done), Polytopes(*b_geom)], Q.dim).take(order)
+        geom = (both.X, both.inc, both.vstart, both.E, both.estart, both.N, both.h, both.slot,
+                both.cstart)
+    return cell, sides, center, radius, a_frag + b_frag, geom
 
 
 def _is_box(H, h, lo, hi) -> bool:

@@ -452,11 +452,12 @@ def _child_vertices(X, keep_strict, on, Xn):
 
 @njit(cache=True, nogil=True)
 def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps, words,
-                geometry, lo, hi):
+                geometry, lo, hi, bases):
     """Split every cell ``c`` in ``lo:hi`` of a batch by its candidate hyperplanes
     ``G[p] . x + g[p] = 0`` (unit normals), ``p`` in ``first[c]:first[c+1]``, in that order
-    (a cell no candidate cuts comes back as one piece). Releases the GIL: threads can take
-    disjoint ranges of cells.
+    (a cell no candidate cuts comes back as one piece). Cell ``c``'s ``t``-th candidate takes
+    constraint slot ``bases[c] + t`` (``bases[c] < 0``: above the cell's own slots). Releases
+    the GIL: threads can take disjoint ranges of cells.
 
     Returns the final pieces: their cells, their sides (``1``: ``+``) for every cutting
     hyperplane of their cell (flat, the cell's hyperplanes in order), vertex means, the radius
@@ -489,9 +490,10 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
         v0, v1 = vstart[c], vstart[c + 1]
         c0, c1 = cstart[c], cstart[c + 1]
         e0, e1 = estart[c], estart[c + 1]
-        base = 0
-        for r in range(c0, c1):
-            base = max(base, slot[r] + 1)
+        base = bases[c]
+        if base < 0:
+            for r in range(c0, c1):
+                base = max(base, slot[r] + 1)
         rX = X[v0:v1].T.copy()          # pieces keep their vertices as (d, n): sums vectorise
         rinc = np.zeros((v1 - v0, words), dtype=np.uint64)
         rinc[:, :inc.shape[1]] = inc[v0:v1]
