@@ -180,3 +180,46 @@ def test_path_switches():
     assert VertexEngine(tol, get_backend(None), 4.0, compiled=False).kernel is None
     with env(POWERCELLS_THREADS=3):
         assert VertexEngine(tol, get_backend(None), 4.0).threads == 3
+
+
+@pytest.mark.parametrize("geometry", [False, True])
+def test_fragile_vertices_are_counted_on_sides_that_are_not_built(geometry):
+    # an inconsistent polytope (what near-coincident hyperplanes leave behind): its cut has a
+    # section of two simple vertices with no common edge key, so every vertex of both sides is
+    # short of edges; the numpy path counts them, and so must the kernel when it builds neither
+    # side (the last hyperplane of the last layer)
+    d = 4
+    X = np.array([[1.0, 0, 0, 0], [-1.0, 0, 0, 0], [-1.0, 1, 0, 0]])
+    inc = np.array([[0b1111110], [0b0001110], [0b1110000]], dtype=np.uint64)
+    E = np.array([[0, 1], [0, 2]])
+    N = np.eye(6, d)
+    P = Polytopes(X, inc, np.array([0, 3]), E, np.array([0, 2]), N, np.ones(6),
+                  np.arange(1, 7), np.array([0, 6]))
+    G, g = np.array([[1.0, 0, 0, 0]]), np.array([0.0])
+    _, _, _, _, fragile, _ = _run_kernel(split_cells, P, np.array([0, 1]), G, g, 1e-12, 1,
+                                         geometry, 1)
+    plain, _, _ = P.cut(X @ G[0] + g[0], G, g, 1e-12)
+    # the counts differ (the kernel checks a cell's own vertices once, the numpy path counts
+    # inherited ones in every child); what matters, and drives the fallback, is "> 0"
+    assert plain.fragile > 0
+    assert fragile > 0
+
+
+def test_side_fragile_counts_the_degrees_the_sides_would_have():
+    from powercells.geometry._cut_kernel import _side_fragile
+
+    # d = 3; old vertices 0 (+), 1 (-), 2 (on the hyperplane); edges 0-1 (crossing), 0-2, 1-2
+    pos = np.array([True, False, False])
+    neg = np.array([False, True, False])
+    on = np.array([False, False, True])
+    E = np.array([[0, 1], [0, 2], [1, 2]])
+    q_kind = np.array([0, 1], dtype=np.int8)          # the section: vertex 2, the new vertex
+    q_ref = np.array([2, 0])
+    # with the section edge 2-new: vertex 2 has 1 + 1 edges on each side, the new one 1 + 1
+    fp, fm = _side_fragile(E, pos, neg, on, q_kind, q_ref, np.array([0]), np.array([1]), 3)
+    assert (fp, fm) == (2, 2)                          # both below d = 3 on both sides
+    fp, fm = _side_fragile(E, pos, neg, on, q_kind, q_ref, np.array([0]), np.array([1]), 2)
+    assert (fp, fm) == (0, 0)                          # in 2-D they are enough
+    # without the section edge the new vertex has only its half edge
+    none = np.zeros(0, dtype=np.int64)
+    assert _side_fragile(E, pos, neg, on, q_kind, q_ref, none, none, 2) == (2, 2)

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..geometry.polytopes import Polytopes, csr_rows
+from ..geometry.polytopes import Polytopes, affine_values, csr_rows
 from ..network.layers import Layer
 from .base import Split, SplitSlivers
 from .planar_engine import _tree_order
@@ -268,7 +268,7 @@ class VertexEngine:
             Gq = np.where(live[:, None], pair_G[c, u, r, q], 0.0)
             gq = np.where(live, pair_g[c, u, r, q], 1.0)     # cannot win: no constraint
             owner = Q.vertex_owner
-            s = np.einsum("vd,vd->v", Q.X, Gq[owner]) + gq[owner]
+            s = affine_values(Q.X, Gq[owner], gq[owner])
             Q, keep, _ = Q.cut(s, Gq, gq, eps, both=False)
             self.stats["fragile_vertices"] += Q.fragile
             return Q, keep
@@ -351,7 +351,7 @@ class VertexEngine:
                 live, pair, unit, Gp, gp = (live[order], pair[order], unit[order], Gp[order],
                                             gp[order])
                 owner = P.vertex_owner
-                s = np.einsum("vd,vd->v", P.X, Gp[owner]) + gp[owner]
+                s = affine_values(P.X, Gp[owner], gp[owner])
                 out, src, side = P.cut(s, Gp, gp, eps)
                 self.stats["fragile_vertices"] += out.fragile
             else:
@@ -745,5 +745,5 @@ def _pair_extremes(polytopes: Polytopes, cell: np.ndarray, G: np.ndarray, g: np.
     pair p."""
     rows, start = csr_rows(polytopes.vstart, cell)
     pair = np.repeat(np.arange(len(cell)), np.diff(start))
-    S = np.einsum("pd,pd->p", polytopes.X[rows], G[pair]) + g[pair]
+    S = affine_values(polytopes.X[rows], G[pair], g[pair])
     return np.maximum.reduceat(S, start[:-1]), np.minimum.reduceat(S, start[:-1])

@@ -14,10 +14,10 @@ which is what the numpy path spends its time on in 6-8 dimensions.
 
 Two things differ from the numpy path, neither in the pieces: the vertex means are summed in
 another order (the interior points can differ in the last bits), and when the pieces' polytopes
-are not asked for, a side that no later hyperplane cuts is never given edges: its vertices
-decide the later hyperplanes and its ball, and the ``fragile`` test on it checks that the
-section's edge keys pair up (an XOR of their hashes is 0), which is what a vertex short of
-edges would break, rather than counting edges.
+are not asked for, a side that no later hyperplane cuts is never built: its vertices decide the
+later hyperplanes and its ball, and its ``fragile`` vertices are counted from the degrees its
+edges would have. Hyperplane values at vertices are summed exactly as the numpy path sums them
+(:func:`~powercells.geometry.polytopes.affine_values`), so "on the hyperplane" means the same.
 
 Constraint slots: a cell's own constraints keep their slots; its ``t``-th cutting hyperplane
 takes slot ``base + t`` (``base`` above every slot of the cell), so no slot is ever reused within
@@ -35,11 +35,11 @@ _ONE = np.uint64(1)
 
 @njit(cache=True, inline="always")
 def _popcount(x):
-    n = 0
-    while x:
-        x &= x - _ONE
-        n += 1
-    return n
+    """Set bits of a uint64 (the SWAR sum, which LLVM turns into one instruction)."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
 @njit(cache=True)
@@ -75,63 +75,102 @@ def _same_key(inc, a, slot_a, b, slot_b):
 
 
 @njit(cache=True)
-def _section_edges(q_inc, d, new_word, new_mask):
-    """Edges among the section's vertices (rows of ``q_inc``), as two index arrays."""
+def _section_keys(q_inc, d, new_word, new_mask, z):
+    """For a section whose vertices are all simple (exactly ``d`` tight constraints): every
+    vertex's tight constraints other than the hyperplane, ``(m, d - 1)`` slots, and the XOR
+    hash of its whole tight set (``z``: a word per slot). ``simple`` is False (and the rest
+    empty) otherwise."""
     m, W = q_inc.shape
-    simple = True
+    slots = np.empty((m, max(d - 1, 0)), dtype=np.int64)
+    full = np.zeros(m, dtype=np.uint64)
     for i in range(m):
         if _row_popcount(q_inc, i) != d:
-            simple = False
-            break
-    if simple:
-        # a key per (vertex, tight constraint other than the hyperplane): the vertex's tight set
-        # without that constraint (its simple vertices' constraints are independent, so the
-        # others leave a line); equal keys are the two ends of one edge. Keys go into an
-        # open-addressing table under an XOR hash (a random word per slot, so dropping a slot is
-        # one XOR) and equal hashes are confirmed on the bit sets themselves; a key met again
-        # pairs with its previous holder, which it replaces (the pairs a stable sort by key
-        # would give)
-        size = 8
-        while size < 4 * m * (d - 1):
-            size <<= 1
-        mask = np.uint64(size - 1)
-        t_vertex = np.full(size, -1, dtype=np.int64)
-        t_slot = np.empty(size, dtype=np.int64)
-        t_hash = np.empty(size, dtype=np.uint64)
-        out_a = np.empty(m * (d - 1), dtype=np.int64)
-        out_b = np.empty(m * (d - 1), dtype=np.int64)
-        n_edges = 0
-        for i in range(m):
-            full = np.uint64(0)
-            for w in range(W):
-                x = q_inc[i, w]
-                while x:
-                    low = x & (~x + _ONE)
-                    full ^= _slot_hash(64 * w + _popcount(low - _ONE))
-                    x ^= low
-            for w in range(W):
-                x = q_inc[i, w]
-                if w == new_word:
-                    x &= ~new_mask
-                while x:
-                    low = x & (~x + _ONE)
-                    b = 64 * w + _popcount(low - _ONE)
-                    key = full ^ _slot_hash(b)
-                    at = key & mask
-                    while True:
-                        j = t_vertex[at]
-                        if j < 0:
-                            t_vertex[at], t_slot[at], t_hash[at] = i, b, key
-                            break
-                        if t_hash[at] == key and _same_key(q_inc, i, b, j, t_slot[at]):
-                            out_a[n_edges], out_b[n_edges] = j, i
-                            n_edges += 1
-                            t_vertex[at], t_slot[at] = i, b
-                            break
-                        at = (at + _ONE) & mask
-                    x ^= low
-        return out_a[:n_edges].copy(), out_b[:n_edges].copy()
-    return _pairwise_edges(q_inc, d)
+            return False, slots[:0], full[:0]
+        k = 0
+        for w in range(W):
+            x = q_inc[i, w]
+            while x:
+                low = x & (~x + _ONE)
+                b = 64 * w + _popcount(low - _ONE)
+                full[i] ^= z[b]
+                if not (w == new_word and low == new_mask):
+                    slots[i, k] = b
+                    k += 1
+                x ^= low
+    return True, slots, full
+
+
+@njit(cache=True)
+def _section_edges(q_inc, d, simple, slots, full, z):
+    """Edges among the section's vertices (rows of ``q_inc``), as two index arrays."""
+    m = len(q_inc)
+    if not simple:
+        return _pairwise_edges(q_inc, d)
+    # a key per (vertex, tight constraint other than the hyperplane): the vertex's tight set
+    # without that constraint (a simple vertex's constraints are independent, so the others
+    # leave a line); equal keys are the two ends of one edge. Keys go into an open-addressing
+    # table under an XOR hash (a random word per slot, so dropping a slot is one XOR) and equal
+    # hashes are confirmed on the bit sets themselves; a key met again pairs with its previous
+    # holder, which it replaces (the pairs a stable sort by key would give)
+    nk = m * (d - 1)
+    size = 8
+    while size < 2 * nk:
+        size <<= 1
+    mask = np.uint64(size - 1)
+    if q_inc.shape[1] == 1:
+        return _single_word_edges(q_inc, d, slots, full, z, size)
+    t_vertex = np.full(size, -1, dtype=np.int64)
+    t_slot = np.empty(size, dtype=np.int64)
+    t_hash = np.empty(size, dtype=np.uint64)
+    out_a = np.empty(nk, dtype=np.int64)
+    out_b = np.empty(nk, dtype=np.int64)
+    n_edges = 0
+    for i in range(m):
+        for k in range(d - 1):
+            b = slots[i, k]
+            key = full[i] ^ _slot_hash(b)
+            at = key & mask
+            while True:
+                j = t_vertex[at]
+                if j < 0:
+                    t_vertex[at], t_slot[at], t_hash[at] = i, b, key
+                    break
+                if t_hash[at] == key and _same_key(q_inc, i, b, j, t_slot[at]):
+                    out_a[n_edges], out_b[n_edges] = j, i
+                    n_edges += 1
+                    t_vertex[at], t_slot[at] = i, b
+                    break
+                at = (at + _ONE) & mask
+    return out_a[:n_edges].copy(), out_b[:n_edges].copy()
+
+
+@njit(cache=True)
+def _single_word_edges(q_inc, d, slots, full, z, size):
+    """:func:`_section_edges` when the tight sets fit one word: a key is the set itself."""
+    m = len(q_inc)
+    nk = m * (d - 1)
+    mask = np.uint64(size - 1)
+    t_vertex = np.full(size, -1, dtype=np.int64)
+    t_key = np.empty(size, dtype=np.uint64)
+    out_a = np.empty(nk, dtype=np.int64)
+    out_b = np.empty(nk, dtype=np.int64)
+    n_edges = 0
+    for i in range(m):
+        for k in range(d - 1):
+            key = q_inc[i, 0] & ~(_ONE << np.uint64(slots[i, k]))
+            at = (full[i] ^ z[slots[i, k]]) & mask
+            while True:
+                j = t_vertex[at]
+                if j < 0:
+                    t_vertex[at], t_key[at] = i, key
+                    break
+                if t_key[at] == key:
+                    out_a[n_edges], out_b[n_edges] = j, i
+                    n_edges += 1
+                    t_vertex[at] = i
+                    break
+                at = (at + _ONE) & mask
+    return out_a[:n_edges].copy(), out_b[:n_edges].copy()
 
 
 @njit(cache=True)
@@ -174,11 +213,12 @@ def _pairwise_edges(q_inc, d):
 
 
 @njit(cache=True)
-def _child(X, inc, E, N, h, slot, keep_strict, on, cross_a, cross_b, Xn, incn, q_kind, q_ref,
+def _child(cX, inc, E, N, h, slot, keep_strict, on, cross_a, cross_b, incn, q_kind, q_ref,
            qa, qb, new_word, new_mask, g, g0, sign, new_slot):
-    """One side of a split piece (``keep_strict``: that side's strictly-inside vertices)."""
-    d, nv = X.shape
-    W = inc.shape[1]
+    """One side of a split piece (``keep_strict``: that side's strictly-inside vertices;
+    ``cX``: its vertices, from :func:`_child_vertices`)."""
+    d = cX.shape[0]
+    nv, W = inc.shape
     local = np.full(nv, -1, dtype=np.int64)
     m = 0
     for i in range(nv):
@@ -186,21 +226,16 @@ def _child(X, inc, E, N, h, slot, keep_strict, on, cross_a, cross_b, Xn, incn, q
             local[i] = m
             m += 1
     n_old = m
-    nn = Xn.shape[1]
-    cX = np.empty((d, m + nn))
+    nn = len(incn)
     cinc = np.empty((m + nn, W), dtype=np.uint64)
     for i in range(nv):
         j = local[i]
         if j >= 0:
-            for r in range(d):
-                cX[r, j] = X[r, i]
             for w in range(W):
                 cinc[j, w] = inc[i, w]
             if on[i]:
                 cinc[j, new_word] |= new_mask
     for i in range(nn):
-        for r in range(d):
-            cX[r, n_old + i] = Xn[r, i]
         for w in range(W):
             cinc[n_old + i, w] = incn[i, w]
     # edges: kept old ones (not both ends on the hyperplane), kept halves of crossing edges,
@@ -208,11 +243,11 @@ def _child(X, inc, E, N, h, slot, keep_strict, on, cross_a, cross_b, Xn, incn, q
     ne = len(E)
     cE = np.empty((ne + nn + len(qa), 2), dtype=np.int64)
     k = 0
-    for e in range(ne):
+    for e in range(ne):         # branch-free: write, then advance when kept
         a, b = E[e, 0], E[e, 1]
-        if local[a] >= 0 and local[b] >= 0 and not (on[a] and on[b]):
-            cE[k, 0], cE[k, 1] = local[a], local[b]
-            k += 1
+        la, lb = local[a], local[b]
+        cE[k, 0], cE[k, 1] = la, lb
+        k += (la >= 0) & (lb >= 0) & (np.int64(on[a]) + np.int64(on[b]) < 2)
     for i in range(nn):
         a, b = cross_a[i], cross_b[i]
         end = a if keep_strict[a] else b
@@ -236,6 +271,47 @@ def _child(X, inc, E, N, h, slot, keep_strict, on, cross_a, cross_b, Xn, incn, q
     ch[nc] = sign * g0
     cslot[nc] = new_slot
     return cX, cinc, cE, cN, ch, cslot
+
+
+@njit(cache=True)
+def _side_fragile(E, pos, neg, on, q_kind, q_ref, qa, qb, d):
+    """Vertices with fewer than ``d`` edges in each side of a split, counted without building
+    the sides, among the vertices a split changes: a vertex on the hyperplane keeps its edges to
+    that side's strict vertices and gains its section edges, a new vertex has its half edge and
+    its section edges (what :func:`_child` would build). A strict vertex keeps its degree (a
+    crossing edge becomes its half), which was checked when its piece was made."""
+    if d < 2:
+        return 0, 0
+    nq = len(q_kind)
+    q_deg = np.zeros(nq, dtype=np.int64)
+    for i in range(len(qa)):
+        q_deg[qa[i]] += 1
+        q_deg[qb[i]] += 1
+    n_on = 0
+    for q in range(nq):
+        n_on += q_kind[q] == 0
+    to_pos = np.zeros(len(pos) if n_on else 0, dtype=np.int64)
+    to_neg = np.zeros(len(pos) if n_on else 0, dtype=np.int64)
+    if n_on:
+        for e in range(len(E)):
+            a, b = E[e, 0], E[e, 1]
+            if on[a]:
+                to_pos[a] += pos[b]
+                to_neg[a] += neg[b]
+            if on[b]:
+                to_pos[b] += pos[a]
+                to_neg[b] += neg[a]
+    fp = 0
+    fm = 0
+    for q in range(nq):
+        if q_kind[q] == 0:
+            i = q_ref[q]
+            fp += to_pos[i] + q_deg[q] < d
+            fm += to_neg[i] + q_deg[q] < d
+        else:
+            fp += 1 + q_deg[q] < d
+            fm += 1 + q_deg[q] < d
+    return fp, fm
 
 
 @njit(cache=True)
@@ -274,17 +350,20 @@ def _crossing(X, inc, E, s, eps, new_word, new_mask):
         nn += sign[E[e, 0]] * sign[E[e, 1]] < 0
     cross_a = np.empty(nn, dtype=np.int64)
     cross_b = np.empty(nn, dtype=np.int64)
-    Xn = np.empty((d, nn))
+    frac = np.empty(nn)
     incn = np.empty((nn, W), dtype=np.uint64)
     for k in range(nn):
         a, b = E[crossed[k], 0], E[crossed[k], 1]
         cross_a[k], cross_b[k] = a, b
-        t = s[a] / (s[a] - s[b])
-        for j in range(d):
-            Xn[j, k] = X[j, a] + t * (X[j, b] - X[j, a])
+        frac[k] = s[a] / (s[a] - s[b])
         for w in range(W):
             incn[k, w] = inc[a, w] & inc[b, w]
         incn[k, new_word] |= new_mask
+    Xn = np.empty((d, nn))
+    for j in range(d):          # coordinate by coordinate: gathers within one row
+        for k in range(nn):
+            xa = X[j, cross_a[k]]
+            Xn[j, k] = xa + frac[k] * (X[j, cross_b[k]] - xa)
     return pos, neg, on, cross_a, cross_b, Xn, incn
 
 
@@ -315,33 +394,6 @@ def _section(inc, on, incn, new_word, new_mask):
         q_kind[k], q_ref[k] = 1, i
         k += 1
     return q_inc, q_kind, q_ref
-
-
-@njit(cache=True)
-def _keys_pair_up(q_inc, d, new_word, new_mask):
-    """Whether the section is simple and every edge key of it occurs an even number of times
-    (XOR of the keys' hashes is 0): its section edges would leave no vertex short of edges."""
-    m, W = q_inc.shape
-    acc = np.uint64(0)
-    for i in range(m):
-        if _row_popcount(q_inc, i) != d:
-            return False
-        full = np.uint64(0)
-        for w in range(W):
-            x = q_inc[i, w]
-            while x:
-                low = x & (~x + _ONE)
-                full ^= _slot_hash(64 * w + _popcount(low - _ONE))
-                x ^= low
-        for w in range(W):
-            x = q_inc[i, w]
-            if w == new_word:
-                x &= ~new_mask
-            while x:
-                low = x & (~x + _ONE)
-                acc ^= full ^ _slot_hash(64 * w + _popcount(low - _ONE))
-                x ^= low
-    return acc == np.uint64(0)
 
 
 @njit(cache=True)
@@ -378,12 +430,32 @@ def _ball(X):
 
 
 @njit(cache=True)
-def _advance(X, center, reach, G, g, p0, t, T, sides, s, eps):
+def _values(X, G, g, p, s):
+    """``G[p] . x + g[p]`` at every vertex (columns of ``X``), summed as
+    :func:`~powercells.geometry.polytopes.affine_values` sums it (the same bits)."""
+    d, nv = X.shape
+    g0 = G[p, 0]
+    for i in range(nv):
+        s[i] = g0 * X[0, i]
+    for j in range(1, d):
+        gj = G[p, j]
+        for i in range(nv):
+            s[i] += gj * X[j, i]
+    for i in range(nv):
+        s[i] += g[p]
+
+
+@njit(cache=True)
+def _advance(X, center, reach, G, g, p0, t, T, sides, s, eps, whole):
     """Offer hyperplanes ``t, t+1, ...`` of the cell (rows ``p0 + t`` of ``G, g``) to a piece;
     record the side of each one that does not cut it; return the index of the first one that
-    does (its values at the vertices left in ``s``), or ``T``."""
+    does (its values at the vertices left in ``s``), or ``T``. A hyperplane that does not cut
+    the whole cell (``whole[t]``) is not offered: its side is the cell's."""
     d, nv = X.shape
     while t < T:
+        if whole[t]:
+            t += 1
+            continue
         p = p0 + t
         dist = g[p]
         for j in range(d):
@@ -392,13 +464,7 @@ def _advance(X, center, reach, G, g, p0, t, T, sides, s, eps):
             sides[t] = 1 if dist > 0 else 0
             t += 1
             continue
-        # vertex by vertex the same sum as g + G . x, vectorised across vertices
-        for i in range(nv):
-            s[i] = g[p]
-        for j in range(d):
-            gj = G[p, j]
-            for i in range(nv):
-                s[i] += gj * X[j, i]
+        _values(X, G, g, p, s)
         smax = -np.inf
         smin = np.inf
         for i in range(nv):
@@ -431,21 +497,19 @@ def _inner_radius(N, h, center, g, g0, sign):
 
 @njit(cache=True)
 def _child_vertices(X, keep_strict, on, Xn):
+    """A side's vertices, ``(d, n)``: the kept old ones, then the new ones."""
     d, nv = X.shape
+    kept = np.empty(nv, dtype=np.int64)
     m = 0
     for i in range(nv):
-        if keep_strict[i] or on[i]:
-            m += 1
+        kept[m] = i
+        m += keep_strict[i] or on[i]
     nn = Xn.shape[1]
     out = np.empty((d, m + nn))
-    k = 0
-    for i in range(nv):
-        if keep_strict[i] or on[i]:
-            for j in range(d):
-                out[j, k] = X[j, i]
-            k += 1
-    for i in range(nn):
-        for j in range(d):
+    for j in range(d):          # row by row: contiguous writes
+        for k in range(m):
+            out[j, k] = X[j, kept[k]]
+        for i in range(nn):
             out[j, m + i] = Xn[j, i]
     return out
 
@@ -482,6 +546,9 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
     g_h = List()
     g_slot = List()
     fragile = 0
+    z = np.empty(64 * words, dtype=np.uint64)      # a pseudo-random word per constraint slot
+    for b in range(64 * words):
+        z[b] = _slot_hash(b)
     for c in range(lo, hi):
         T = first[c + 1] - first[c]
         if T == 0:
@@ -495,17 +562,28 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
             for r in range(c0, c1):
                 base = max(base, slot[r] + 1)
         rX = X[v0:v1].T.copy()          # pieces keep their vertices as (d, n): sums vectorise
+        rE = E[e0:e1].copy()
+        fragile += _fragile(rX, rE, d)      # a cell's own vertices are checked once, here
         rinc = np.zeros((v1 - v0, words), dtype=np.uint64)
         rinc[:, :inc.shape[1]] = inc[v0:v1]
         center, reach = _ball(rX)
         sides = np.zeros(T, dtype=np.int8)
         s = np.empty(rX.shape[1])
-        t = _advance(rX, center, reach, G, g, p0, 0, T, sides, s, eps)
+        # candidates that do not cut the cell itself take its side in every piece (as in the
+        # numpy path: a piece's new vertices, interpolated, are not re-tested against them)
+        whole = np.zeros(T, dtype=np.bool_)
+        for u in range(T):
+            _values(rX, G, g, p0 + u, s)
+            smax, smin = s.max(), s.min()
+            if not (smax > eps and smin < -eps):
+                whole[u] = True
+                sides[u] = 1 if smax > eps else 0
+        t = _advance(rX, center, reach, G, g, p0, 0, T, sides, s, eps, whole)
         # a piece on the stack has been offered its cell's hyperplanes up to ``t``, the first
         # that cuts it (its values at the vertices in ``s``), or ``T``: then it is final, and
         # ``radius`` (when not NaN) is its ball's, computed when its edges were not built
         stack = List()
-        stack.append((rX, rinc, E[e0:e1].copy(), N[c0:c1].copy(), h[c0:c1].copy(),
+        stack.append((rX, rinc, rE, N[c0:c1].copy(), h[c0:c1].copy(),
                       slot[c0:c1].copy(), t, sides, center, reach, s, np.nan))
         no_inc = np.empty((0, words), dtype=np.uint64)
         no_E = np.empty((0, 2), dtype=np.int64)
@@ -544,20 +622,20 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
             s_minus[t] = 0
             sp = np.empty(Xp.shape[1])
             sm = np.empty(Xm.shape[1])
-            tp = _advance(Xp, cp, rp, G, g, p0, t + 1, T, s_plus, sp, eps)
-            tm = _advance(Xm, cm, rm, G, g, p0, t + 1, T, s_minus, sm, eps)
-            # a final side needs no edges unless the geometry is asked for or the section's
-            # edges must be built to check it (the fragile test)
-            light = not geometry and _keys_pair_up(q_inc, d, new_word, new_mask)
-            build_p = not (light and tp == T)
-            build_m = not (light and tm == T)
-            if build_p or build_m:
-                qa, qb = _section_edges(q_inc, d, new_word, new_mask)
-            else:
-                qa, qb = no_E[:, 0].copy(), no_E[:, 0].copy()
+            tp = _advance(Xp, cp, rp, G, g, p0, t + 1, T, s_plus, sp, eps, whole)
+            tm = _advance(Xm, cm, rm, G, g, p0, t + 1, T, s_minus, sm, eps, whole)
+            simple, slots, full = _section_keys(q_inc, d, new_word, new_mask, z)
+            qa, qb = _section_edges(q_inc, d, simple, slots, full, z)
+            # a final side needs no arrays unless the geometry is asked for; its fragile
+            # vertices are counted from the degrees its edges would give
+            build_p = geometry or tp < T
+            build_m = geometry or tm < T
+            if not (build_p and build_m):
+                fp, fm = _side_fragile(PE, pos, neg, on, q_kind, q_ref, qa, qb, d)
+                fragile += (0 if build_p else fp) + (0 if build_m else fm)
             # the - side first: the stack gives the + side (and its pieces) first
             if build_m:
-                minus = _child(PX, Pinc, PE, PN, Ph, Pslot, neg, on, cross_a, cross_b, Xn, incn,
+                minus = _child(Xm, Pinc, PE, PN, Ph, Pslot, neg, on, cross_a, cross_b, incn,
                                q_kind, q_ref, qa, qb, new_word, new_mask, G[p], g[p], -1.0,
                                new_slot)
                 fragile += _fragile(minus[0], minus[2], d)
@@ -567,7 +645,7 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
                 stack.append((Xm, no_inc, no_E, PN, Ph, Pslot, tm, s_minus, cm, rm, sm,
                               _inner_radius(PN, Ph, cm, G[p], g[p], -1.0)))
             if build_p:
-                plus = _child(PX, Pinc, PE, PN, Ph, Pslot, pos, on, cross_a, cross_b, Xn, incn,
+                plus = _child(Xp, Pinc, PE, PN, Ph, Pslot, pos, on, cross_a, cross_b, incn,
                               q_kind, q_ref, qa, qb, new_word, new_mask, G[p], g[p], 1.0,
                               new_slot)
                 fragile += _fragile(plus[0], plus[2], d)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Polytopes", "csr_rows"]
+__all__ = ["Polytopes", "affine_values", "csr_rows"]
 
 _ONE = np.uint64(1)
 
@@ -46,6 +46,15 @@ def csr_rows(start: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray
     np.cumsum(counts, out=new[1:])
     rows = np.repeat(start[idx] - new[:-1], counts) + np.arange(new[-1])
     return rows, new
+
+
+def affine_values(X: np.ndarray, G: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``G[i] . X[i] + g[i]`` for every row, summed in a fixed order (coordinate 0, 1, ..., then
+    ``g``): the compiled splitter sums the same way, so both paths classify vertices alike."""
+    s = X[:, 0] * G[:, 0]
+    for j in range(1, X.shape[1]):
+        s += X[:, j] * G[:, j]
+    return s + g
 
 
 def _owner(start: np.ndarray) -> np.ndarray:
