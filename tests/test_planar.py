@@ -3,6 +3,8 @@
 and its errors. The SPEC §6.1 oracles and the degenerate cases run on it through the ``engine``
 fixture and ``test_degenerate.check``."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -152,7 +154,7 @@ def test_count_regions_and_budgets():
     assert part.partial and part.regions <= full.regions
 
 
-def test_auto_picks_planar_for_2d_vertex_up_to_8d_and_lp_otherwise():
+def test_auto_picks_planar_for_2d_vertex_in_3d_to_8d_or_10d_and_lp_otherwise(monkeypatch):
     net2 = random_network(2, [3], seed=0)
     assert pc.subdivide(net2, BOX2).engine == "planar"
     assert pc.subdivide(net2, BOX2, lp="highs").engine == "lp"     # an LP backend asks for lp
@@ -160,7 +162,15 @@ def test_auto_picks_planar_for_2d_vertex_up_to_8d_and_lp_otherwise():
     assert pc.subdivide(net3, pc.Box(-1, 1, dim=3)).engine == "vertex"
     assert pc.subdivide(net3, pc.Box(-1, 1, dim=3), lp="highs").engine == "lp"
     assert pc.subdivide(random_network(8, [3], seed=0), pc.Box(-1, 1, dim=8)).engine == "vertex"
-    assert pc.subdivide(random_network(9, [3], seed=0), pc.Box(-1, 1, dim=9)).engine == "lp"
+    net9 = random_network(9, [3], seed=0)
+    net11 = random_network(11, [3], seed=0)
+    # 9-D and 10-D go to the vertex engine only with its compiled splitter
+    monkeypatch.setenv("POWERCELLS_JIT", "0")
+    assert pc.subdivide(net9, pc.Box(-1, 1, dim=9)).engine == "lp"
+    if importlib.util.find_spec("numba"):
+        monkeypatch.setenv("POWERCELLS_JIT", "1")
+        assert pc.subdivide(net9, pc.Box(-1, 1, dim=9)).engine == "vertex"
+    assert pc.subdivide(net11, pc.Box(-1, 1, dim=11)).engine == "lp"
 
 
 def test_planar_errors():

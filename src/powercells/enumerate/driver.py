@@ -26,7 +26,7 @@ from .planar_engine import PlanarEngine
 from .sinks import CountSink, LeafSink, Sink, TreeSink
 from .tolerances import Tolerances
 from .tree import Level, SliverTable, SubdivisionTree
-from .vertex_engine import VertexEngine
+from .vertex_engine import VertexEngine, _compiled_kernel
 
 __all__ = ["ENGINES", "RegionCount", "count_regions", "stream_leaves", "subdivide"]
 
@@ -35,6 +35,9 @@ ENGINES = ("auto", "lp", "planar", "interval", "vertex")
 
 #: Highest dimension for which ``engine="auto"`` picks the vertex engine.
 VERTEX_AUTO_MAX_DIM = 8
+#: ... and with its compiled splitter (numba installed): at d = 9 / 10 it is 6x / 2x the lp
+#: engine on [10, 10] networks (benchmarks/bench_vertex.py), with about 1 GB at d = 10
+VERTEX_AUTO_MAX_DIM_COMPILED = 10
 
 
 @dataclass
@@ -188,10 +191,13 @@ def _choose_engine(engine: str, lp, domain) -> str:
     if engine == "auto":
         # an explicit LP backend asks for the lp engine; otherwise low dimensions go to the
         # engines that need no LP (the vertex engine's cells grow like 2^d vertices: above
-        # d = 8 the lp engine is faster, benchmarks/bench_vertex.py)
+        # d = 8, or d = 10 compiled, the lp engine is faster, benchmarks/bench_vertex.py)
         if lp is None and domain.dim in (1, 2):
             return {1: "interval", 2: "planar"}[domain.dim]
         if lp is None and domain.dim <= VERTEX_AUTO_MAX_DIM:
+            return "vertex"
+        if lp is None and domain.dim <= VERTEX_AUTO_MAX_DIM_COMPILED and \
+                _compiled_kernel() is not None:
             return "vertex"
         return "lp"
     if engine == "planar" and domain.dim != 2:

@@ -27,19 +27,40 @@ a cell and bit sets have a fixed width per call.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 from numba.typed import List
 
 _ONE = np.uint64(1)
 
 
-@njit(cache=True, inline="always")
-def _popcount(x):
-    """Set bits of a uint64 (the SWAR sum, which LLVM turns into one instruction)."""
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+@intrinsic
+def _popcount(typingctx, x):
+    """Set bits of a uint64 (LLVM's ctpop: one instruction where the CPU has it)."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64)])
+        fn = builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)], fnty)
+        return builder.call(fn, [args[0]])
+
+    return types.int64(x), codegen
+
+
+@intrinsic
+def _lowest_bit(typingctx, x):
+    """Index of the lowest set bit of a non-zero uint64 (LLVM's cttz)."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64), ir.IntType(1)])
+        fn = builder.module.declare_intrinsic("llvm.cttz", [ir.IntType(64)], fnty)
+        return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 1)])
+
+    return types.int64(x), codegen
 
 
 @njit(cache=True)
@@ -91,7 +112,7 @@ def _section_keys(q_inc, d, new_word, new_mask, z):
             x = q_inc[i, w]
             while x:
                 low = x & (~x + _ONE)
-                b = 64 * w + _popcount(low - _ONE)
+                b = 64 * w + _lowest_bit(low)
                 full[i] ^= z[b]
                 if not (w == new_word and low == new_mask):
                     slots[i, k] = b
@@ -626,19 +647,17 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
             tm = _advance(Xm, cm, rm, G, g, p0, t + 1, T, s_minus, sm, eps, whole)
             simple, slots, full = _section_keys(q_inc, d, new_word, new_mask, z)
             qa, qb = _section_edges(q_inc, d, simple, slots, full, z)
-            # a final side needs no arrays unless the geometry is asked for; its fragile
-            # vertices are counted from the degrees its edges would give
+            # fragile vertices of both sides, from the degrees their edges give (built or not)
+            fp, fm = _side_fragile(PE, pos, neg, on, q_kind, q_ref, qa, qb, d)
+            fragile += fp + fm
+            # a final side needs no arrays unless the geometry is asked for
             build_p = geometry or tp < T
             build_m = geometry or tm < T
-            if not (build_p and build_m):
-                fp, fm = _side_fragile(PE, pos, neg, on, q_kind, q_ref, qa, qb, d)
-                fragile += (0 if build_p else fp) + (0 if build_m else fm)
             # the - side first: the stack gives the + side (and its pieces) first
             if build_m:
                 minus = _child(Xm, Pinc, PE, PN, Ph, Pslot, neg, on, cross_a, cross_b, incn,
                                q_kind, q_ref, qa, qb, new_word, new_mask, G[p], g[p], -1.0,
                                new_slot)
-                fragile += _fragile(minus[0], minus[2], d)
                 stack.append((minus[0], minus[1], minus[2], minus[3], minus[4], minus[5], tm,
                               s_minus, cm, rm, sm, np.nan))
             else:
@@ -648,7 +667,6 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
                 plus = _child(Xp, Pinc, PE, PN, Ph, Pslot, pos, on, cross_a, cross_b, incn,
                               q_kind, q_ref, qa, qb, new_word, new_mask, G[p], g[p], 1.0,
                               new_slot)
-                fragile += _fragile(plus[0], plus[2], d)
                 stack.append((plus[0], plus[1], plus[2], plus[3], plus[4], plus[5], tp, s_plus,
                               cp, rp, sp, np.nan))
             else:
