@@ -8,6 +8,8 @@ d=4 [16,16], d=8 [10,10], d=2 [32,32,32]. The lp engine runs ``--runs`` times (m
 brute-force enumerator (powercells.testing, one scipy LP per candidate pattern) runs once, as it
 is slow, and its leaf code set must equal the engine's. relucent runs in its own environment
 (benchmarks/peers/relucent_runner.py) when ``--relucent-python`` names its interpreter.
+``engine="auto"`` (what ``powercells count`` uses: planar in 2-D, vertex in 3-10-D) is timed
+too, after one warm-up call (the compiled splitter's load), with its code set checked.
 """
 
 from __future__ import annotations
@@ -59,13 +61,21 @@ def main(argv=None):
         d, widths = NETS[name]
         network = he_network(d, widths)
         box = pc.Box(-1, 1, dim=d)
-        seconds, counts = median_time(lambda: pc.count_regions(network, box, engine="lp"),
-                                      args.runs)
+        def count(engine, network=network, box=box):
+            return pc.count_regions(network, box, engine=engine)
+
+        seconds, counts = median_time(lambda: count("lp"), args.runs)
         row = {"net": f"d={d} {widths}", "regions": counts.regions, "per_layer": counts.per_layer,
                "lp_seconds": seconds, "lps": counts.stats["lps"],
                "lps_per_region": counts.stats["lps"] / max(counts.regions, 1)}
         print(f"{row['net']}: lp engine {counts.regions} regions, median {seconds:.2f} s of "
               f"{args.runs}, {row['lps_per_region']:.2f} LPs/region", flush=True)
+        count("auto")                                        # warm-up (compiled code load)
+        auto_seconds, auto = median_time(lambda: count("auto"), args.runs)
+        row.update(auto_seconds=auto_seconds, auto_engine=auto.engine,
+                   auto_same=auto.per_layer == counts.per_layer)
+        print(f"  auto ({auto.engine}) {auto.regions} regions, median {auto_seconds:.3f} s",
+              flush=True)
         if not args.no_brute:
             tree = pc.subdivide(network, box, engine="lp")
             t0 = time.perf_counter()
@@ -73,8 +83,10 @@ def main(argv=None):
             row["brute_seconds"] = time.perf_counter() - t0
             row["brute_regions"] = brute.regions
             row["brute_lps_per_region"] = brute.lps / max(brute.regions, 1)
-            row["identical"] = leaf_code_set(tree) == brute.codes
+            row["identical"] = (leaf_code_set(tree) == brute.codes
+                                and leaf_code_set(pc.subdivide(network, box)) == brute.codes)
             row["brute_ratio"] = row["brute_seconds"] / seconds
+            row["brute_auto_ratio"] = row["brute_seconds"] / auto_seconds
             print(f"  brute force {brute.regions} regions in {row['brute_seconds']:.1f} s "
                   f"(identical code sets: {row['identical']}); ratio {row['brute_ratio']:.0f}x",
                   flush=True)
@@ -94,9 +106,9 @@ def main(argv=None):
                 print(f"  relucent: {rel}", flush=True)
         rows.append(row)
 
-    print("\n| network | regions | lp engine (s, median) | LPs/region | brute force (s) | "
-          "brute / lp | relucent (s) | relucent / lp |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| network | regions | lp engine (s, median) | LPs/region | auto (s, median) | "
+          "brute force (s) | brute / lp | brute / auto | relucent (s) | relucent / lp |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         brute = (f"{r['brute_seconds']:.1f}" if "brute_seconds" in r else "-")
         ratio = (f"{r['brute_ratio']:.0f}x" if "brute_ratio" in r else "-")
@@ -106,11 +118,13 @@ def main(argv=None):
             rel_s, rel_r = f"{rel['seconds']:.1f} ({rel['regions']})", f"{r['relucent_ratio']:.1f}x"
         elif "timeout" in rel:
             rel_s, rel_r = f"> {rel['timeout']:.0f}", f"> {r['relucent_ratio_lower']:.0f}x"
+        auto_ratio = f"{r['brute_auto_ratio']:,.0f}x" if "brute_auto_ratio" in r else "-"
         print(f"| {r['net']} | {r['regions']} | {r['lp_seconds']:.2f} | "
-              f"{r['lps_per_region']:.2f} | {brute} | {ratio} | {rel_s} | {rel_r} |")
+              f"{r['lps_per_region']:.2f} | {r['auto_seconds']:.3f} ({r['auto_engine']}) | "
+              f"{brute} | {ratio} | {auto_ratio} | {rel_s} | {rel_r} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
-    bad = [r["net"] for r in rows if r.get("identical") is False]
+    bad = [r["net"] for r in rows if r.get("identical") is False or not r["auto_same"]]
     if bad:
         print(f"MISMATCH with the brute-force enumerator on {bad}", file=sys.stderr)
         return 1
