@@ -1,6 +1,7 @@
 """The vertex engine against the lp engine and the brute-force enumerator, on the same networks.
 
-    python benchmarks/bench_vertex.py [--runs 3] [--nets d3,d4,d6,d7,d8] [--no-brute] [--json OUT]
+    python benchmarks/bench_vertex.py [--runs 3] [--nets d3,d4,d6,d7,d8] [--no-brute]
+                                      [--columns compiled_1t,compiled_2t,numpy,lp] [--json OUT]
 
 Networks (issue 7): He-initialised weights, biases N(0, 0.5^2), seed 0, box [-1, 1]^d:
 d=3 [16,16], d=4 [16,16], d=6 [10,10], d=7 [10,10], d=8 [10,10]. The vertex engine runs on its
@@ -9,7 +10,8 @@ the CPUs available), and on its numpy path (``POWERCELLS_JIT=0``); then the lp e
 counts regions ``--runs`` times (median; the compiled path's one-time load is outside the
 timing and printed apart); the brute-force enumerator (powercells.testing, one scipy LP per
 candidate pattern) runs once, as it is slow. The leaf code sets of all must be identical
-(checked on the trees).
+(checked on the trees). ``--nets d9,d10 --no-brute --columns compiled_2t,lp`` measures the
+crossover that ``engine="auto"`` uses with the compiled splitter.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from powercells.enumerate.vertex_engine import _default_threads
 from powercells.testing import brute_force_regions, leaf_code_set
 
 NETS = {"d2": (2, [32, 32, 32]), "d3": (3, [16, 16]), "d4": (4, [16, 16]),
-        "d5": (5, [12, 12]), "d6": (6, [10, 10]), "d7": (7, [10, 10]), "d8": (8, [10, 10])}
+        "d5": (5, [12, 12]), "d6": (6, [10, 10]), "d7": (7, [10, 10]), "d8": (8, [10, 10]),
+        "d9": (9, [10, 10]), "d10": (10, [10, 10])}
 
 
 def _variants():
@@ -66,10 +69,15 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--nets", default="d3,d4,d6,d7,d8")
     parser.add_argument("--no-brute", action="store_true")
+    parser.add_argument("--columns", default=None,
+                        help="comma-separated subset of the timed configurations")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
     variants = _variants()
+    if args.columns:
+        wanted = args.columns.split(",")
+        variants = [v for v in variants if v[0] in wanted]
     rows = []
     for name in args.nets.split(","):
         d, widths = NETS[name]
