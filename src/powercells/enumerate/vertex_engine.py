@@ -20,6 +20,12 @@ next layer is vectorised over the batch, as in the ``planar`` engine:
    for every child when the tree's exact Chebyshev balls are asked for.
 
 A cell that no unit cuts keeps its polytope and its ball.
+
+With numba installed, step 2 for ReLU-type layers runs in compiled code
+(:mod:`powercells.geometry._cut_kernel`): the same rules cell by cell, depth first, in threads
+over ranges of cells (:func:`_run_kernel`; a batch of fewer cells than threads, such as the root,
+is split in two stages, :func:`_run_staged`). Its pieces, codes and balls are the numpy path's;
+``POWERCELLS_JIT=0`` selects the numpy path and ``POWERCELLS_THREADS`` the thread count.
 """
 
 from __future__ import annotations
