@@ -44,6 +44,16 @@ def assert_same_trees(a, b, centers=True):
             assert np.allclose(la.interior_point, lb.interior_point, rtol=0, atol=1e-7)
 
 
+def assert_paths_agree(network, domain):
+    """Trees node for node, counts and slivers: compiled path == numpy path."""
+    compiled, plain = both_paths(lambda: pc.subdivide(network, domain, engine="vertex"))
+    assert_same_trees(compiled, plain)
+    counted, counted_plain = both_paths(lambda: pc.count_regions(network, domain,
+                                                                 engine="vertex"))
+    assert counted.per_layer == counted_plain.per_layer == compiled.per_layer
+    assert counted.slivers == counted_plain.slivers
+
+
 # ---------------------------------------------------------------------- the kernel itself
 def _kernel_pieces(d, T, rng, integer, geometry=True):
     """The box [-1, 1]^d split by T hyperplanes in one call of the kernel."""
@@ -104,36 +114,20 @@ def test_kernel_without_geometry_gives_the_same_pieces_in_the_same_order(d):
                                            (5, [6, 5], 3), (6, [6, 4], 4), (7, [6, 5], 5),
                                            (8, [5, 4], 6)])
 def test_compiled_path_equals_numpy_path(d, widths, seed):
-    network = random_network(d, widths, seed, head=2)
-    box = pc.Box(-1, 1, dim=d)
-    compiled, plain = both_paths(lambda: pc.subdivide(network, box, engine="vertex"))
-    assert_same_trees(compiled, plain)
-    counted, counted_plain = both_paths(lambda: pc.count_regions(network, box, engine="vertex"))
-    assert counted.per_layer == counted_plain.per_layer == compiled.per_layer
-    assert counted.slivers == counted_plain.slivers
+    assert_paths_agree(random_network(d, widths, seed, head=2), pc.Box(-1, 1, dim=d))
 
 
 @SETTINGS
 @given(integer_networks(dims=(1, 4), depth=(1, 3)))
 def test_compiled_path_equals_numpy_path_on_degenerate_networks(case):
     network, d = case
-    box = pc.Box(-1, 1, dim=d)
-    compiled, plain = both_paths(lambda: pc.subdivide(network, box, engine="vertex"))
-    assert_same_trees(compiled, plain)
-    counted, counted_plain = both_paths(lambda: pc.count_regions(network, box, engine="vertex"))
-    assert counted.per_layer == counted_plain.per_layer == compiled.per_layer
-    assert counted.slivers == counted_plain.slivers
+    assert_paths_agree(network, pc.Box(-1, 1, dim=d))
 
 
 def test_compiled_path_with_maxout_and_a_polytope_domain():
-    network = maxout_network(3, [4, 3], 3, seed=5)
-    box = pc.Box(-1, 1, dim=3)
-    compiled, plain = both_paths(lambda: pc.subdivide(network, box, engine="vertex"))
-    assert_same_trees(compiled, plain)
-    relu = random_network(3, [6, 5], 7)
+    assert_paths_agree(maxout_network(3, [4, 3], 3, seed=5), pc.Box(-1, 1, dim=3))
     simplex = pc.Polytope(np.vstack([-np.eye(3), np.ones((1, 3))]), np.r_[np.zeros(3), 1.0])
-    compiled, plain = both_paths(lambda: pc.subdivide(relu, simplex, engine="vertex"))
-    assert_same_trees(compiled, plain)
+    assert_paths_agree(random_network(3, [6, 5], 7), simplex)
 
 
 def test_threads_do_not_change_the_result():

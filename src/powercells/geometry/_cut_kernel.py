@@ -138,57 +138,28 @@ def _section_edges(q_inc, d, simple, slots, full, z):
     while size < 2 * nk:
         size <<= 1
     mask = np.uint64(size - 1)
-    if q_inc.shape[1] == 1:
-        return _single_word_edges(q_inc, d, slots, full, z, size)
+    single = q_inc.shape[1] == 1           # then a key is the bit set itself, one word
     t_vertex = np.full(size, -1, dtype=np.int64)
     t_slot = np.empty(size, dtype=np.int64)
-    t_hash = np.empty(size, dtype=np.uint64)
-    out_a = np.empty(nk, dtype=np.int64)
-    out_b = np.empty(nk, dtype=np.int64)
-    n_edges = 0
-    for i in range(m):
-        for k in range(d - 1):
-            b = slots[i, k]
-            key = full[i] ^ _slot_hash(b)
-            at = key & mask
-            while True:
-                j = t_vertex[at]
-                if j < 0:
-                    t_vertex[at], t_slot[at], t_hash[at] = i, b, key
-                    break
-                if t_hash[at] == key and _same_key(q_inc, i, b, j, t_slot[at]):
-                    out_a[n_edges], out_b[n_edges] = j, i
-                    n_edges += 1
-                    t_vertex[at], t_slot[at] = i, b
-                    break
-                at = (at + _ONE) & mask
-    return out_a[:n_edges].copy(), out_b[:n_edges].copy()
-
-
-@njit(cache=True)
-def _single_word_edges(q_inc, d, slots, full, z, size):
-    """:func:`_section_edges` when the tight sets fit one word: a key is the set itself."""
-    m = len(q_inc)
-    nk = m * (d - 1)
-    mask = np.uint64(size - 1)
-    t_vertex = np.full(size, -1, dtype=np.int64)
     t_key = np.empty(size, dtype=np.uint64)
     out_a = np.empty(nk, dtype=np.int64)
     out_b = np.empty(nk, dtype=np.int64)
     n_edges = 0
     for i in range(m):
         for k in range(d - 1):
-            key = q_inc[i, 0] & ~(_ONE << np.uint64(slots[i, k]))
-            at = (full[i] ^ z[slots[i, k]]) & mask
+            b = slots[i, k]
+            hashed = full[i] ^ z[b]
+            key = q_inc[i, 0] & ~(_ONE << np.uint64(b)) if single else hashed
+            at = hashed & mask
             while True:
                 j = t_vertex[at]
                 if j < 0:
-                    t_vertex[at], t_key[at] = i, key
+                    t_vertex[at], t_slot[at], t_key[at] = i, b, key
                     break
-                if t_key[at] == key:
+                if t_key[at] == key and (single or _same_key(q_inc, i, b, j, t_slot[at])):
                     out_a[n_edges], out_b[n_edges] = j, i
                     n_edges += 1
-                    t_vertex[at] = i
+                    t_vertex[at], t_slot[at] = i, b
                     break
                 at = (at + _ONE) & mask
     return out_a[:n_edges].copy(), out_b[:n_edges].copy()
