@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from common import he_network, median_time
 
 import powercells as pc
 from powercells.enumerate.vertex_engine import _default_threads
-from powercells.testing import brute_force_regions, leaf_code_set
+from powercells.testing import brute_force_regions, environment, leaf_code_set
 
 NETS = {"d2": (2, [32, 32, 32]), "d3": (3, [16, 16]), "d4": (4, [16, 16]),
         "d5": (5, [12, 12]), "d6": (6, [10, 10]), "d7": (7, [10, 10]), "d8": (8, [10, 10]),
@@ -52,16 +51,8 @@ def _variants():
 
 
 def _with_env(values, fn):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
+    with environment(**values):
         return fn()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def main(argv=None):

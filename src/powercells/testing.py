@@ -10,7 +10,9 @@ the baseline of the benchmarks.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 from collections import deque
 from dataclasses import dataclass
 
@@ -19,7 +21,24 @@ from scipy.optimize import linprog
 
 from .domain import as_domain
 
-__all__ = ["BruteForceResult", "assert_partitions_equal", "brute_force_regions", "leaf_code_set"]
+__all__ = ["BruteForceResult", "assert_partitions_equal", "brute_force_regions", "environment",
+           "leaf_code_set"]
+
+
+@contextlib.contextmanager
+def environment(**values):
+    """Set environment variables for a block (e.g. ``POWERCELLS_JIT=0`` for the vertex engine's
+    numpy path, ``POWERCELLS_THREADS=1``), then restore them; engines read them when made."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: str(v) for k, v in values.items()})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @dataclass
