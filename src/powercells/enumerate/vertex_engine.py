@@ -656,7 +656,6 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     with ThreadPoolExecutor(max_workers=threads) as pool:
         outs = list(pool.map(lambda r: call(int(r[0]), int(r[1])), ranges))
     merged = tuple(np.concatenate([o[i] for o in outs]) for i in range(4))
-    geom = None
     if geometry:
         geom = Polytopes.concat([Polytopes(*o[5]) for o in outs], Q.dim)
         geom = (geom.X, geom.inc, geom.vstart, geom.E, geom.estart, geom.N, geom.h, geom.slot,

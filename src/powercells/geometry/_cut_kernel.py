@@ -20,8 +20,9 @@ edges would have. Hyperplane values at vertices are summed exactly as the numpy 
 (:func:`~powercells.geometry.polytopes.affine_values`), so "on the hyperplane" means the same.
 
 Constraint slots: a cell's own constraints keep their slots; its ``t``-th cutting hyperplane
-takes slot ``base + t`` (``base`` above every slot of the cell), so no slot is ever reused within
-a cell and bit sets have a fixed width per call.
+takes slot ``base + t`` (``base`` above every slot of the cell, or given, as the two-stage split
+of the engine does), so no slot is ever reused within a cell and bit sets have a fixed width per
+call.
 """
 
 from __future__ import annotations
@@ -521,10 +522,9 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
     the count of fragile vertices, and (``geometry``) the pieces as CSR arrays in the layout of
     :class:`~powercells.geometry.polytopes.Polytopes`.
 
-    Without ``geometry`` a split whose two sides no later hyperplane cuts builds neither side's
-    edges: the sides' vertices decide the later hyperplanes and give the balls, and the
-    section's edge keys are only checked to pair up (the ``fragile`` test, which needs no edges
-    when the section is simple).
+    Without ``geometry`` a side that no later hyperplane cuts is not built: its vertices give
+    its ball, and its fragile vertices are counted from the degrees its edges would have
+    (:func:`_side_fragile`).
     """
     d = X.shape[1]
     p_cell = List.empty_list(np.int64)
