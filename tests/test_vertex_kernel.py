@@ -203,17 +203,14 @@ def test_side_fragile_counts_the_degrees_the_sides_would_have():
     from powercells.geometry._cut_kernel import _side_fragile
 
     # d = 3; old vertices 0 (+), 1 (-), 2 (on the hyperplane); edges 0-1 (crossing), 0-2, 1-2
-    pos = np.array([True, False, False])
-    neg = np.array([False, True, False])
-    on = np.array([False, False, True])
+    sg = np.array([1, -1, 0], dtype=np.int8)
     E = np.array([[0, 1], [0, 2], [1, 2]])
-    q_kind = np.array([0, 1], dtype=np.int8)          # the section: vertex 2, the new vertex
-    q_ref = np.array([2, 0])
+    on_idx = np.array([2])                 # the section: vertex 2, then the one new vertex
     # with the section edge 2-new: vertex 2 has 1 + 1 edges on each side, the new one 1 + 1
-    fp, fm = _side_fragile(E, pos, neg, on, q_kind, q_ref, np.array([0]), np.array([1]), 3)
+    fp, fm = _side_fragile(E, sg, on_idx, 1, 1, np.array([0]), np.array([1]), 3)
     assert (fp, fm) == (2, 2)                          # both below d = 3 on both sides
-    fp, fm = _side_fragile(E, pos, neg, on, q_kind, q_ref, np.array([0]), np.array([1]), 2)
+    fp, fm = _side_fragile(E, sg, on_idx, 1, 1, np.array([0]), np.array([1]), 2)
     assert (fp, fm) == (0, 0)                          # in 2-D they are enough
     # without the section edge the new vertex has only its half edge
     none = np.zeros(0, dtype=np.int64)
-    assert _side_fragile(E, pos, neg, on, q_kind, q_ref, none, none, 2) == (2, 2)
+    assert _side_fragile(E, sg, on_idx, 1, 1, none, none, 2) == (2, 2)

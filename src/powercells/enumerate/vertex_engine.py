@@ -488,6 +488,8 @@ class VertexEngine:
             whole = src < len(uncut)
             part = np.flatnonzero(whole)
             rest = np.flatnonzero(~whole)
+            if not part.size:           # all pieces (the common case): already in order
+                return pieces.take(keep[src - len(uncut)]).prune()
             built = Polytopes.concat([parents.take(uncut[src[part]]),
                                       pieces.take(keep[src[rest] - len(uncut)]).prune()],
                                      parents.dim)

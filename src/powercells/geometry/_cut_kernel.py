@@ -72,13 +72,7 @@ def _row_popcount(inc, i):
     return n
 
 
-@njit(cache=True, inline="always")
-def _slot_hash(slot):
-    """A fixed pseudo-random word per constraint slot (splitmix64)."""
-    z = np.uint64(slot) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+_FIB = np.uint64(0x9E3779B97F4A7C15)     # 2^64 / golden ratio: Fibonacci hashing
 
 
 @njit(cache=True)
@@ -96,74 +90,111 @@ def _same_key(inc, a, slot_a, b, slot_b):
     return True
 
 
+@njit(cache=True, inline="always")
+def _key_hash(inc, i, slot):
+    """A hash of vertex ``i``'s tight set without ``slot`` (the words mixed by multiplication)."""
+    h = np.uint64(0)
+    for w in range(inc.shape[1]):
+        x = inc[i, w]
+        if slot // 64 == w:
+            x &= ~(_ONE << np.uint64(slot % 64))
+        h = (h ^ x) * _FIB
+    return h ^ (h >> np.uint64(29))
+
+
 @njit(cache=True)
-def _section_keys(q_inc, d, new_word, new_mask, z):
-    """For a section whose vertices are all simple (exactly ``d`` tight constraints): every
-    vertex's tight constraints other than the hyperplane, ``(m, d - 1)`` slots, and the XOR
-    hash of its whole tight set (``z``: a word per slot). ``simple`` is False (and the rest
-    empty) otherwise."""
+def _section_edges(q_inc, d, new_slot, table, used):
+    """Edges among the section's vertices (rows of ``q_inc``), as two index arrays.
+
+    When every section vertex is simple (exactly ``d`` tight constraints): a key per (vertex,
+    tight constraint other than the hyperplane), the vertex's tight set without that constraint
+    (a simple vertex's constraints are independent, so the others leave a line); equal keys are
+    the two ends of one edge. A key met again pairs with its previous holder, which it replaces
+    (the pairs a stable sort by key would give). Keys go into an open-addressing table
+    (``table``: flat ``(key, value)`` pairs, all zero on entry and again on return; ``used``:
+    room for the positions filled; both grown when too small and returned). With one word of
+    bits a key is its bit set, stored as is; with more, its hash is stored and equal hashes are
+    confirmed on the bit sets. A section with a degenerate vertex takes the exact pairwise test.
+    """
     m, W = q_inc.shape
-    slots = np.empty((m, max(d - 1, 0)), dtype=np.int64)
-    full = np.zeros(m, dtype=np.uint64)
     for i in range(m):
         if _row_popcount(q_inc, i) != d:
-            return False, slots[:0], full[:0]
-        k = 0
-        for w in range(W):
-            x = q_inc[i, w]
-            while x:
-                low = x & (~x + _ONE)
-                b = 64 * w + _lowest_bit(low)
-                full[i] ^= z[b]
-                if not (w == new_word and low == new_mask):
-                    slots[i, k] = b
-                    k += 1
-                x ^= low
-    return True, slots, full
-
-
-@njit(cache=True)
-def _section_edges(q_inc, d, simple, slots, full, z):
-    """Edges among the section's vertices (rows of ``q_inc``), as two index arrays."""
-    m = len(q_inc)
-    if not simple:
-        return _pairwise_edges(q_inc, d)
-    # a key per (vertex, tight constraint other than the hyperplane): the vertex's tight set
-    # without that constraint (a simple vertex's constraints are independent, so the others
-    # leave a line); equal keys are the two ends of one edge. Keys go into an open-addressing
-    # table under an XOR hash (a random word per slot, so dropping a slot is one XOR) and equal
-    # hashes are confirmed on the bit sets themselves; a key met again pairs with its previous
-    # holder, which it replaces (the pairs a stable sort by key would give)
+            qa, qb = _pairwise_edges(q_inc, d)
+            return qa, qb, table, used
     nk = m * (d - 1)
-    size = 8
-    while size < 2 * nk:
-        size <<= 1
+    bits = 4
+    while (1 << bits) < nk + (nk >> 1) + 1:        # load at most 2/3
+        bits += 1
+    size = 1 << bits
+    if len(table) < 2 * size:
+        table = np.zeros(2 * size, dtype=np.uint64)
+    if len(used) < nk:
+        used = np.empty(2 * nk, dtype=np.int64)
+    shift = np.uint64(64 - bits)
     mask = np.uint64(size - 1)
-    single = q_inc.shape[1] == 1           # then a key is the bit set itself, one word
-    t_vertex = np.full(size, -1, dtype=np.int64)
-    t_slot = np.empty(size, dtype=np.int64)
-    t_key = np.empty(size, dtype=np.uint64)
     out_a = np.empty(nk, dtype=np.int64)
     out_b = np.empty(nk, dtype=np.int64)
     n_edges = 0
-    for i in range(m):
-        for k in range(d - 1):
-            b = slots[i, k]
-            hashed = full[i] ^ z[b]
-            key = q_inc[i, 0] & ~(_ONE << np.uint64(b)) if single else hashed
-            at = hashed & mask
-            while True:
-                j = t_vertex[at]
-                if j < 0:
-                    t_vertex[at], t_slot[at], t_key[at] = i, b, key
-                    break
-                if t_key[at] == key and (single or _same_key(q_inc, i, b, j, t_slot[at])):
-                    out_a[n_edges], out_b[n_edges] = j, i
-                    n_edges += 1
-                    t_vertex[at], t_slot[at] = i, b
-                    break
-                at = (at + _ONE) & mask
-    return out_a[:n_edges].copy(), out_b[:n_edges].copy()
+    n_used = 0
+    if W == 1:
+        new_bit = _ONE << np.uint64(new_slot)
+        for i in range(m):
+            whole = q_inc[i, 0]
+            x = whole & ~new_bit
+            while x:
+                low = x & (~x + _ONE)
+                x ^= low
+                key = whole ^ low
+                at = (key * _FIB) >> shift
+                while True:
+                    held = table[2 * at]
+                    if held == 0:
+                        table[2 * at] = key
+                        table[2 * at + _ONE] = np.uint64(i)
+                        used[n_used] = np.int64(at)
+                        n_used += 1
+                        break
+                    if held == key:
+                        out_a[n_edges] = np.int64(table[2 * at + _ONE])
+                        out_b[n_edges] = i
+                        n_edges += 1
+                        table[2 * at + _ONE] = np.uint64(i)
+                        break
+                    at = (at + _ONE) & mask
+    else:
+        stride = 64 * W
+        for i in range(m):
+            for w in range(W):
+                x = q_inc[i, w]
+                while x:
+                    low = x & (~x + _ONE)
+                    x ^= low
+                    b = 64 * w + _lowest_bit(low)
+                    if b == new_slot:
+                        continue
+                    hashed = _key_hash(q_inc, i, b) | _ONE      # never 0, the empty mark
+                    at = (hashed * _FIB) >> shift
+                    while True:
+                        held = table[2 * at]
+                        if held == 0:
+                            table[2 * at] = hashed
+                            table[2 * at + _ONE] = np.uint64(i * stride + b)
+                            used[n_used] = np.int64(at)
+                            n_used += 1
+                            break
+                        if held == hashed:
+                            value = np.int64(table[2 * at + _ONE])
+                            j = value // stride
+                            if _same_key(q_inc, i, b, j, value % stride):
+                                out_a[n_edges] = j
+                                out_b[n_edges] = i
+                                n_edges += 1
+                                table[2 * at + _ONE] = np.uint64(i * stride + b)
+                                break
+                        at = (at + _ONE) & mask
+    for k in range(n_used):
+        table[2 * used[k]] = 0
+    return out_a[:n_edges].copy(), out_b[:n_edges].copy(), table, used
 
 
 @njit(cache=True)
@@ -206,52 +237,42 @@ def _pairwise_edges(q_inc, d):
 
 
 @njit(cache=True)
-def _child(cX, inc, E, N, h, slot, keep_strict, on, cross_a, cross_b, incn, q_kind, q_ref,
-           qa, qb, new_word, new_mask, g, g0, sign, new_slot):
-    """One side of a split piece (``keep_strict``: that side's strictly-inside vertices;
-    ``cX``: its vertices, from :func:`_child_vertices`)."""
+def _child(cX, inc, idx, m, sg, want, local, kept_E, incn, cross_a, cross_b, on_idx, n_on, qa,
+           qb, N, h, slot, new_word, new_mask, g, g0, new_slot):
+    """One side of a split piece (``want``: +1 or -1): its vertices ``cX`` (from
+    :func:`_side_vertices`), their tight sets, its edges (``kept_E``, the old ones it keeps in its
+    numbering, from :func:`_split_edges`; the halves of the crossing edges; the section's
+    edges) and its constraints (the piece's and the halfspace)."""
     d = cX.shape[0]
-    nv, W = inc.shape
-    local = np.full(nv, -1, dtype=np.int64)
-    m = 0
-    for i in range(nv):
-        if keep_strict[i] or on[i]:
-            local[i] = m
-            m += 1
-    n_old = m
+    W = inc.shape[1]
     nn = len(incn)
     cinc = np.empty((m + nn, W), dtype=np.uint64)
-    for i in range(nv):
-        j = local[i]
-        if j >= 0:
-            for w in range(W):
-                cinc[j, w] = inc[i, w]
-            if on[i]:
-                cinc[j, new_word] |= new_mask
+    for k in range(m):
+        i = idx[k]
+        for w in range(W):
+            cinc[k, w] = inc[i, w]
+        if sg[i] == 0:
+            cinc[k, new_word] |= new_mask
     for i in range(nn):
         for w in range(W):
-            cinc[n_old + i, w] = incn[i, w]
-    # edges: kept old ones (not both ends on the hyperplane), kept halves of crossing edges,
-    # the section's edges
-    ne = len(E)
-    cE = np.empty((ne + nn + len(qa), 2), dtype=np.int64)
-    k = 0
-    for e in range(ne):         # branch-free: write, then advance when kept
-        a, b = E[e, 0], E[e, 1]
-        la, lb = local[a], local[b]
-        cE[k, 0], cE[k, 1] = la, lb
-        k += (la >= 0) & (lb >= 0) & (np.int64(on[a]) + np.int64(on[b]) < 2)
+            cinc[m + i, w] = incn[i, w]
+    ke = len(kept_E) // 2
+    n_edges = ke + nn + len(qa)
+    flat = np.empty(2 * n_edges, dtype=np.int64)
+    flat[:2 * ke] = kept_E
     for i in range(nn):
         a, b = cross_a[i], cross_b[i]
-        end = a if keep_strict[a] else b
-        cE[k, 0], cE[k, 1] = local[end], n_old + i
-        k += 1
+        end = a if sg[a] == want else b
+        flat[2 * (ke + i)] = local[end]
+        flat[2 * (ke + i) + 1] = m + i
+    k = 2 * (ke + nn)
     for i in range(len(qa)):
-        for t in range(2):
-            q = qa[i] if t == 0 else qb[i]
-            cE[k, t] = local[q_ref[q]] if q_kind[q] == 0 else n_old + q_ref[q]
-        k += 1
-    cE = cE[:k].copy()
+        q = qa[i]
+        flat[k] = local[on_idx[q]] if q < n_on else m + q - n_on
+        q = qb[i]
+        flat[k + 1] = local[on_idx[q]] if q < n_on else m + q - n_on
+        k += 2
+    cE = flat.reshape((n_edges, 2))
     nc = len(h)
     cN = np.empty((nc + 1, d))
     ch = np.empty(nc + 1)
@@ -260,45 +281,44 @@ def _child(cX, inc, E, N, h, slot, keep_strict, on, cross_a, cross_b, incn, q_ki
     ch[:nc] = h
     cslot[:nc] = slot
     for j in range(d):
-        cN[nc, j] = -sign * g[j]
-    ch[nc] = sign * g0
+        cN[nc, j] = -want * g[j]
+    ch[nc] = want * g0
     cslot[nc] = new_slot
     return cX, cinc, cE, cN, ch, cslot
 
 
 @njit(cache=True)
-def _side_fragile(E, pos, neg, on, q_kind, q_ref, qa, qb, d):
+def _side_fragile(E, sg, on_idx, n_on, nn, qa, qb, d):
     """Vertices with fewer than ``d`` edges in each side of a split, counted without building
-    the sides, among the vertices a split changes: a vertex on the hyperplane keeps its edges to
-    that side's strict vertices and gains its section edges, a new vertex has its half edge and
-    its section edges (what :func:`_child` would build). A strict vertex keeps its degree (a
-    crossing edge becomes its half), which was checked when its piece was made."""
+    the sides, among the vertices a split changes (``sg``: the old vertices' sides, 0 on the
+    hyperplane; the section's vertices are the ``n_on`` old ones ``on_idx`` then the ``nn`` new
+    ones; ``qa, qb`` its edges): a vertex on the hyperplane keeps its edges to that side's
+    strict vertices and gains its section edges, a new vertex has its half edge and its section
+    edges (what :func:`_child` would build). A strict vertex keeps its degree (a crossing edge
+    becomes its half), which was checked when its piece was made."""
     if d < 2:
         return 0, 0
-    nq = len(q_kind)
+    nq = n_on + nn
     q_deg = np.zeros(nq, dtype=np.int64)
     for i in range(len(qa)):
         q_deg[qa[i]] += 1
         q_deg[qb[i]] += 1
-    n_on = 0
-    for q in range(nq):
-        n_on += q_kind[q] == 0
-    to_pos = np.zeros(len(pos) if n_on else 0, dtype=np.int64)
-    to_neg = np.zeros(len(pos) if n_on else 0, dtype=np.int64)
+    to_pos = np.zeros(len(sg) if n_on else 0, dtype=np.int64)
+    to_neg = np.zeros(len(sg) if n_on else 0, dtype=np.int64)
     if n_on:
         for e in range(len(E)):
             a, b = E[e, 0], E[e, 1]
-            if on[a]:
-                to_pos[a] += pos[b]
-                to_neg[a] += neg[b]
-            if on[b]:
-                to_pos[b] += pos[a]
-                to_neg[b] += neg[a]
+            if sg[a] == 0:
+                to_pos[a] += sg[b] > 0
+                to_neg[a] += sg[b] < 0
+            if sg[b] == 0:
+                to_pos[b] += sg[a] > 0
+                to_neg[b] += sg[a] < 0
     fp = 0
     fm = 0
     for q in range(nq):
-        if q_kind[q] == 0:
-            i = q_ref[q]
+        if q < n_on:
+            i = on_idx[q]
             fp += to_pos[i] + q_deg[q] < d
             fm += to_neg[i] + q_deg[q] < d
         else:
@@ -324,30 +344,68 @@ def _fragile(X, E, d):
 
 
 @njit(cache=True)
-def _crossing(X, inc, E, s, eps, new_word, new_mask):
-    """The split's classification (``pos``, ``neg``, ``on``), its crossing edges and the new
-    vertices on them (coordinates and tight sets)."""
-    d, nv = X.shape
+def _classify(s, eps, sg, local_p, local_m, idx_p, idx_m, on_idx):
+    """The sides of a cut piece's vertices (values ``s``): ``sg`` 1, -1, or 0 within ``eps`` (on
+    the hyperplane, in both sides); each vertex's index in the + and - side (``local_p``,
+    ``local_m``; -1: not in it) and the inverse lists ``idx_p``, ``idx_m``; ``on_idx`` the
+    vertices on the hyperplane. Returns the three counts."""
+    mp = 0
+    mm = 0
+    n_on = 0
+    for i in range(len(s)):
+        v = s[i]
+        g = 1 if v > eps else (-1 if v < -eps else 0)
+        sg[i] = g
+        local_p[i] = mp if g >= 0 else -1
+        local_m[i] = mm if g <= 0 else -1
+        idx_p[mp] = i
+        idx_m[mm] = i
+        on_idx[n_on] = i
+        mp += g >= 0
+        mm += g <= 0
+        n_on += g == 0
+    return mp, mm, n_on
+
+
+@njit(cache=True)
+def _split_edges(E, sg, local_p, local_m, ep, em, cross_a, cross_b):
+    """One pass over a cut piece's edges (``E`` flat: ``a0, b0, a1, b1, ...``): the + side keeps
+    those with both ends in it and not both on the hyperplane (into ``ep``, flat, in its
+    numbering), the - side likewise (``em``); the crossing ones (ends strictly on opposite
+    sides) go to ``cross_a``, ``cross_b``. Branch-free: every slot is written, the counts
+    advance when kept; unsigned indices spare the negative-index checks. Returns the counts."""
+    kp = np.uint64(0)
+    km = np.uint64(0)
+    nn = np.uint64(0)
+    two = np.uint64(2)
+    for e in range(len(E) // 2):
+        a = np.uint64(E[2 * e])
+        b = np.uint64(E[2 * e + 1])
+        sa = np.int64(sg[a])
+        sb = np.int64(sg[b])
+        ep[two * kp] = local_p[a]
+        ep[two * kp + _ONE] = local_p[b]
+        em[two * km] = local_m[a]
+        em[two * km + _ONE] = local_m[b]
+        cross_a[nn] = a
+        cross_b[nn] = b
+        both = sa * sb
+        kp += np.uint64((sa + sb > 0) & (both >= 0))
+        km += np.uint64((sa + sb < 0) & (both >= 0))
+        nn += np.uint64(both < 0)
+    return np.int64(kp), np.int64(km), np.int64(nn)
+
+
+@njit(cache=True)
+def _new_vertices(X, inc, s, cross_a, cross_b, nn, new_word, new_mask):
+    """The new vertices on the first ``nn`` crossing edges: coordinates ``(d, nn)`` and tight
+    sets (the edge's, and the hyperplane)."""
+    d = X.shape[0]
     W = inc.shape[1]
-    pos = s > eps
-    neg = s < -eps
-    on = ~pos & ~neg
-    sign = np.empty(nv, dtype=np.int8)
-    for i in range(nv):
-        sign[i] = 1 if pos[i] else (-1 if neg[i] else 0)
-    ne = len(E)
-    crossed = np.empty(ne, dtype=np.int64)
-    nn = 0
-    for e in range(ne):
-        crossed[nn] = e
-        nn += sign[E[e, 0]] * sign[E[e, 1]] < 0
-    cross_a = np.empty(nn, dtype=np.int64)
-    cross_b = np.empty(nn, dtype=np.int64)
     frac = np.empty(nn)
     incn = np.empty((nn, W), dtype=np.uint64)
     for k in range(nn):
-        a, b = E[crossed[k], 0], E[crossed[k], 1]
-        cross_a[k], cross_b[k] = a, b
+        a, b = cross_a[k], cross_b[k]
         frac[k] = s[a] / (s[a] - s[b])
         for w in range(W):
             incn[k, w] = inc[a, w] & inc[b, w]
@@ -357,36 +415,21 @@ def _crossing(X, inc, E, s, eps, new_word, new_mask):
         for k in range(nn):
             xa = X[j, cross_a[k]]
             Xn[j, k] = xa + frac[k] * (X[j, cross_b[k]] - xa)
-    return pos, neg, on, cross_a, cross_b, Xn, incn
+    return Xn, incn
 
 
 @njit(cache=True)
-def _section(inc, on, incn, new_word, new_mask):
-    """The section's vertices: those on the hyperplane, then the new ones (tight sets, kind 0/1
-    and index into the old or the new vertices)."""
-    nv, W = inc.shape
-    n_on = 0
-    for i in range(nv):
-        if on[i]:
-            n_on += 1
+def _section_inc(inc, on_idx, n_on, incn, new_word, new_mask):
+    """The section's vertices' tight sets: those on the hyperplane (with it), then the new."""
+    W = inc.shape[1]
     nn = len(incn)
     q_inc = np.empty((n_on + nn, W), dtype=np.uint64)
-    q_kind = np.empty(n_on + nn, dtype=np.int8)
-    q_ref = np.empty(n_on + nn, dtype=np.int64)
-    k = 0
-    for i in range(nv):
-        if on[i]:
-            for w in range(W):
-                q_inc[k, w] = inc[i, w]
-            q_inc[k, new_word] |= new_mask
-            q_kind[k], q_ref[k] = 0, i
-            k += 1
-    for i in range(nn):
+    for k in range(n_on):
         for w in range(W):
-            q_inc[k, w] = incn[i, w]
-        q_kind[k], q_ref[k] = 1, i
-        k += 1
-    return q_inc, q_kind, q_ref
+            q_inc[k, w] = inc[on_idx[k], w]
+        q_inc[k, new_word] |= new_mask
+    q_inc[n_on:] = incn
+    return q_inc
 
 
 @njit(cache=True)
@@ -489,19 +532,14 @@ def _inner_radius(N, h, center, g, g0, sign):
 
 
 @njit(cache=True)
-def _child_vertices(X, keep_strict, on, Xn):
-    """A side's vertices, ``(d, n)``: the kept old ones, then the new ones."""
-    d, nv = X.shape
-    kept = np.empty(nv, dtype=np.int64)
-    m = 0
-    for i in range(nv):
-        kept[m] = i
-        m += keep_strict[i] or on[i]
+def _side_vertices(X, idx, m, Xn):
+    """A side's vertices, ``(d, m + nn)``: the old ones ``idx[:m]``, then the new ones."""
+    d = X.shape[0]
     nn = Xn.shape[1]
     out = np.empty((d, m + nn))
     for j in range(d):          # row by row: contiguous writes
         for k in range(m):
-            out[j, k] = X[j, kept[k]]
+            out[j, k] = X[j, idx[k]]
         for i in range(nn):
             out[j, m + i] = Xn[j, i]
     return out
@@ -538,9 +576,13 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
     g_h = List()
     g_slot = List()
     fragile = 0
-    z = np.empty(64 * words, dtype=np.uint64)      # a pseudo-random word per constraint slot
-    for b in range(64 * words):
-        z[b] = _slot_hash(b)
+    # scratch space of one split, reused (grown when a piece outgrows it)
+    sg = np.empty(0, dtype=np.int8)
+    local_p = local_m = idx_p = idx_m = on_idx = np.empty(0, dtype=np.int64)
+    ep = em = np.empty(0, dtype=np.int64)
+    cross_a = cross_b = np.empty(0, dtype=np.int64)
+    table = np.zeros(0, dtype=np.uint64)
+    used = np.empty(0, dtype=np.int64)
     for c in range(lo, hi):
         T = first[c + 1] - first[c]
         if T == 0:
@@ -600,12 +642,26 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
             new_slot = base + t
             new_word = new_slot // 64
             new_mask = _ONE << np.uint64(new_slot % 64)
-            pos, neg, on, cross_a, cross_b, Xn, incn = _crossing(PX, Pinc, PE, s, eps, new_word,
-                                                                 new_mask)
-            q_inc, q_kind, q_ref = _section(Pinc, on, incn, new_word, new_mask)
+            nv = PX.shape[1]
+            if nv > len(sg):
+                sg = np.empty(2 * nv, dtype=np.int8)
+                local_p = np.empty(2 * nv, dtype=np.int64)
+                local_m = np.empty(2 * nv, dtype=np.int64)
+                idx_p = np.empty(2 * nv, dtype=np.int64)
+                idx_m = np.empty(2 * nv, dtype=np.int64)
+                on_idx = np.empty(2 * nv, dtype=np.int64)
+            if 2 * len(PE) > len(ep):
+                ep = np.empty(4 * len(PE), dtype=np.int64)
+                em = np.empty(4 * len(PE), dtype=np.int64)
+                cross_a = np.empty(2 * len(PE), dtype=np.int64)
+                cross_b = np.empty(2 * len(PE), dtype=np.int64)
+            mp, mm, n_on = _classify(s, eps, sg, local_p, local_m, idx_p, idx_m, on_idx)
+            kp, km, nn = _split_edges(PE.reshape(2 * len(PE)), sg, local_p, local_m, ep, em,
+                                       cross_a, cross_b)
+            Xn, incn = _new_vertices(PX, Pinc, s, cross_a, cross_b, nn, new_word, new_mask)
             # both sides' vertices, balls, and the next hyperplane that cuts each
-            Xp = _child_vertices(PX, pos, on, Xn)
-            Xm = _child_vertices(PX, neg, on, Xn)
+            Xp = _side_vertices(PX, idx_p, mp, Xn)
+            Xm = _side_vertices(PX, idx_m, mm, Xn)
             cp, rp = _ball(Xp)
             cm, rm = _ball(Xm)
             s_plus = sides.copy()
@@ -616,28 +672,29 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
             sm = np.empty(Xm.shape[1])
             tp = _advance(Xp, cp, rp, G, g, p0, t + 1, T, s_plus, sp, eps, whole)
             tm = _advance(Xm, cm, rm, G, g, p0, t + 1, T, s_minus, sm, eps, whole)
-            simple, slots, full = _section_keys(q_inc, d, new_word, new_mask, z)
-            qa, qb = _section_edges(q_inc, d, simple, slots, full, z)
+            q_inc = incn if n_on == 0 else _section_inc(Pinc, on_idx, n_on, incn, new_word,
+                                                         new_mask)
+            qa, qb, table, used = _section_edges(q_inc, d, new_slot, table, used)
             # fragile vertices of both sides, from the degrees their edges give (built or not)
-            fp, fm = _side_fragile(PE, pos, neg, on, q_kind, q_ref, qa, qb, d)
+            fp, fm = _side_fragile(PE, sg[:nv], on_idx, n_on, nn, qa, qb, d)
             fragile += fp + fm
             # a final side needs no arrays unless the geometry is asked for
             build_p = geometry or tp < T
             build_m = geometry or tm < T
             # the - side first: the stack gives the + side (and its pieces) first
             if build_m:
-                minus = _child(Xm, Pinc, PE, PN, Ph, Pslot, neg, on, cross_a, cross_b, incn,
-                               q_kind, q_ref, qa, qb, new_word, new_mask, G[p], g[p], -1.0,
-                               new_slot)
+                minus = _child(Xm, Pinc, idx_m, mm, sg, -1, local_m, em[:2 * km], incn, cross_a,
+                               cross_b, on_idx, n_on, qa, qb, PN, Ph, Pslot, new_word, new_mask,
+                               G[p], g[p], new_slot)
                 stack.append((minus[0], minus[1], minus[2], minus[3], minus[4], minus[5], tm,
                               s_minus, cm, rm, sm, np.nan))
             else:
                 stack.append((Xm, no_inc, no_E, PN, Ph, Pslot, tm, s_minus, cm, rm, sm,
                               _inner_radius(PN, Ph, cm, G[p], g[p], -1.0)))
             if build_p:
-                plus = _child(Xp, Pinc, PE, PN, Ph, Pslot, pos, on, cross_a, cross_b, incn,
-                              q_kind, q_ref, qa, qb, new_word, new_mask, G[p], g[p], 1.0,
-                              new_slot)
+                plus = _child(Xp, Pinc, idx_p, mp, sg, 1, local_p, ep[:2 * kp], incn, cross_a,
+                              cross_b, on_idx, n_on, qa, qb, PN, Ph, Pslot, new_word, new_mask,
+                              G[p], g[p], new_slot)
                 stack.append((plus[0], plus[1], plus[2], plus[3], plus[4], plus[5], tp, s_plus,
                               cp, rp, sp, np.nan))
             else:
