@@ -53,6 +53,10 @@ _THREAD_MIN_WORK = 20_000
 #: like it): the per-(cell, unit) tables and the pieces' vertices and edges stay bounded.
 _VALUES_BUDGET = 1 << 19
 
+#: How many times larger a batch of the last layer may be on the compiled path, which keeps
+#: no pieces' polytopes there (see :meth:`VertexEngine.batch_size`).
+_FINAL_BATCH_FACTOR = 4
+
 
 class VertexCells:
     """A batch of cells of one depth.
@@ -152,7 +156,14 @@ class VertexEngine:
 
     def batch_size(self, layer: Layer) -> int:
         pieces = layer.out_dim * (1 if layer.is_switch else layer.max_pieces)
-        return int(max(16, _VALUES_BUDGET // (max(pieces, 1) << min(self.dim, self.max_dim))))
+        budget = _VALUES_BUDGET
+        if (self.kernel is not None and layer.is_switch and not self.exact_balls
+                and layer is self.final_layer):
+            # the compiled splitter keeps nothing of the last layer's pieces but their balls
+            # and codes: a batch holds little more than its cells, and fewer, larger batches
+            # keep the threads busy
+            budget *= _FINAL_BATCH_FACTOR
+        return int(max(16, budget // (max(pieces, 1) << min(self.dim, self.max_dim))))
 
     @staticmethod
     def take(cells: VertexCells, lo: int, hi: int) -> VertexCells:
@@ -408,7 +419,7 @@ class VertexEngine:
                 rows, f = csr_rows(first, sel)
                 G, g = Gp[rows], gp[rows]
             out = _run_kernel(self.kernel, Q, f, G, g, self.tol.empty, words, geometry,
-                              self.threads)
+                              self.threads, prune=True)
             self.stats["fragile_vertices"] += out[4]
             return out
 
@@ -451,9 +462,11 @@ class VertexEngine:
         return smax, smin
 
     def _ball_lp(self, polytopes, idx):
-        """Chebyshev balls by LP of the polytopes ``idx`` of a Polytopes or _Pieces."""
+        """Chebyshev balls by LP of the polytopes ``idx`` of a Polytopes or the pieces of a
+        split, pruned: the two paths give the LP the same rows (the centre of a ball that is
+        not unique depends on them)."""
         self.stats["ball_lps"] += len(idx)
-        return polytopes.take(idx).chebyshev(self.backend, self.cap)
+        return polytopes.take_pruned(idx).chebyshev(self.backend, self.cap)
 
     def _balls(self, pieces: _Pieces):
         """Interior points and inradii: exact, or (counting) a lower bound that decides."""
@@ -489,9 +502,9 @@ class VertexEngine:
             part = np.flatnonzero(whole)
             rest = np.flatnonzero(~whole)
             if not part.size:           # all pieces (the common case): already in order
-                return pieces.take(keep[src - len(uncut)]).prune()
+                return pieces.take_pruned(keep[src - len(uncut)])
             built = Polytopes.concat([parents.take(uncut[src[part]]),
-                                      pieces.take(keep[src[rest] - len(uncut)]).prune()],
+                                      pieces.take_pruned(keep[src[rest] - len(uncut)])],
                                      parents.dim)
             back = np.empty(len(rows), dtype=np.int64)
             back[np.concatenate([part, rest])] = np.arange(len(rows))
@@ -543,6 +556,10 @@ class _Pieces:
         back[where] = np.arange(len(idx))
         return built.take(back)
 
+    def take_pruned(self, idx) -> Polytopes:
+        """:meth:`take`, then :meth:`Polytopes.prune`."""
+        return self.take(idx).prune()
+
     def inner_ball(self, center: np.ndarray) -> np.ndarray:
         """:meth:`Polytopes.inner_ball` of every piece, reading only the pieces' constraints."""
         out = np.empty(len(self))
@@ -575,6 +592,9 @@ class _CompiledPieces:
     def take(self, idx) -> Polytopes:
         idx = np.asarray(idx, dtype=np.int64)
         if self.built is not None:
+            # the kernel gives a cell's pieces in the tree's order: often nothing to reorder
+            if len(idx) == len(self.built) and np.array_equal(idx, np.arange(len(idx))):
+                return self.built
             return self.built.take(idx)
         if idx.size == 0:
             return Polytopes.empty(self.dim)
@@ -589,6 +609,10 @@ class _CompiledPieces:
         np.cumsum(sizes[:-1], out=start[1:])
         where = np.searchsorted(cells, self.cell[idx])
         return rebuilt.take(start[where] + idx - self.first[idx])
+
+    def take_pruned(self, idx) -> Polytopes:
+        """:meth:`take`: the kernel prunes the polytopes it makes."""
+        return self.take(idx)
 
     def inner_ball(self, center: np.ndarray) -> np.ndarray:
         """The kernel's ball radii (``center`` is the pieces' vertex means)."""
@@ -620,11 +644,13 @@ def _default_threads() -> int:
     return max(1, min(cpus, 8))
 
 
-def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads, bases=None):
+def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads, bases=None,
+                prune=False):
     """The kernel over every cell of ``Q``: in one call, or (``threads`` > 1, enough work) over
     ranges of cells in a pool of threads (the kernel releases the GIL), merged in cell order,
     so the result does not depend on the thread count. ``bases``: the cells' first slot for
-    their candidates (default: above their own slots)."""
+    their candidates (default: above their own slots); ``prune``: the pieces' polytopes come
+    pruned (:meth:`Polytopes.prune`)."""
     n = len(Q)
     bases = np.full(n, -1, dtype=np.int64) if bases is None else bases
     arrays = (np.ascontiguousarray(Q.X, dtype=np.float64),
@@ -639,7 +665,8 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
               np.ascontiguousarray(first, dtype=np.int64), G, g)
 
     def call(lo, hi):
-        return kernel(*arrays, float(eps), int(words), bool(geometry), lo, hi, bases)
+        return kernel(*arrays, float(eps), int(words), bool(geometry), lo, hi, bases,
+                      bool(prune))
 
     # work of a cell ~ its vertices times its candidates; a few ranges per thread balance it
     counts = np.diff(first)
@@ -647,7 +674,8 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     lead = int(np.ceil(np.log2(8 * threads)))
     if threads > 1 and n < 2 * threads and counts.max(initial=0) > lead + 2:
         # few cells cut by many units (the root): their pieces grow, unlike ``work``
-        return _run_staged(kernel, Q, first, G, g, eps, words, geometry, threads, lead, bases)
+        return _run_staged(kernel, Q, first, G, g, eps, words, geometry, threads, lead, bases,
+                           prune)
     if threads <= 1 or n < 2 or work.sum() < _THREAD_MIN_WORK:
         out = call(0, n)
         return out[:4] + (int(out[4]), out[5])
@@ -673,7 +701,8 @@ def _within(lengths):
     return np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
-def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads, lead, bases):
+def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads, lead, bases,
+                prune):
     """:func:`_run_kernel` for a batch of fewer cells than threads (the root, say): the cells'
     first ``lead`` candidates in this thread, then the rest over the pieces they make, in
     threads. Splitting is depth first and in candidate order either way, and every candidate
@@ -696,7 +725,7 @@ def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     rows_b = np.repeat(first[a_cell] + ka[a_cell], rest) + _within(rest)
     b_piece, b_sides, b_center, b_radius, b_frag, b_geom = _run_kernel(
         kernel, QA, first_b, G[rows_b], g[rows_b], eps, words, geometry, threads,
-        base[a_cell] + ka[a_cell])
+        base[a_cell] + ka[a_cell], prune)
     # final pieces: first-stage pieces with no candidates left, and the second stage's, in the
     # order of their first-stage piece
     done = np.flatnonzero(rest == 0)
@@ -721,8 +750,10 @@ def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
         len(a_sides) + np.repeat(b_off[b_pos], n_b) + _within(n_b)
     sides = flat[take]
     geom = b_geom
-    if geometry:
-        both = Polytopes.concat([QA.take(done), Polytopes(*b_geom)], Q.dim).take(order)
+    if geometry and done.size:      # else the second stage's pieces are already in order
+        first_pieces = QA.take(done)
+        both = Polytopes.concat([first_pieces.prune() if prune else first_pieces,
+                                 Polytopes(*b_geom)], Q.dim).take(order)
         geom = (both.X, both.inc, both.vstart, both.E, both.estart, both.N, both.h, both.slot,
                 both.cstart)
     return cell, sides, center, radius, a_frag + b_frag, geom

@@ -547,7 +547,7 @@ def _side_vertices(X, idx, m, Xn):
 
 @njit(cache=True, nogil=True)
 def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps, words,
-                geometry, lo, hi, bases):
+                geometry, lo, hi, bases, prune):
     """Split every cell ``c`` in ``lo:hi`` of a batch by its candidate hyperplanes
     ``G[p] . x + g[p] = 0`` (unit normals), ``p`` in ``first[c]:first[c+1]``, in that order
     (a cell no candidate cuts comes back as one piece). Cell ``c``'s ``t``-th candidate takes
@@ -558,7 +558,8 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
     hyperplane of their cell (flat, the cell's hyperplanes in order), vertex means, the radius
     of the largest ball around the vertex mean inside the piece (a lower bound on the inradius),
     the count of fragile vertices, and (``geometry``) the pieces as CSR arrays in the layout of
-    :class:`~powercells.geometry.polytopes.Polytopes`.
+    :class:`~powercells.geometry.polytopes.Polytopes` (``prune``: without their constraints that
+    are not facets, as :meth:`~powercells.geometry.polytopes.Polytopes.prune` leaves them).
 
     Without ``geometry`` a side that no later hyperplane cuts is not built: its vertices give
     its ball, and its fragile vertices are counted from the degrees its edges would have
@@ -681,16 +682,8 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
             # a final side needs no arrays unless the geometry is asked for
             build_p = geometry or tp < T
             build_m = geometry or tm < T
-            # the - side first: the stack gives the + side (and its pieces) first
-            if build_m:
-                minus = _child(Xm, Pinc, idx_m, mm, sg, -1, local_m, em[:2 * km], incn, cross_a,
-                               cross_b, on_idx, n_on, qa, qb, PN, Ph, Pslot, new_word, new_mask,
-                               G[p], g[p], new_slot)
-                stack.append((minus[0], minus[1], minus[2], minus[3], minus[4], minus[5], tm,
-                              s_minus, cm, rm, sm, np.nan))
-            else:
-                stack.append((Xm, no_inc, no_E, PN, Ph, Pslot, tm, s_minus, cm, rm, sm,
-                              _inner_radius(PN, Ph, cm, G[p], g[p], -1.0)))
+            # the + side first: the stack gives the - side (and its pieces) first, so a cell's
+            # pieces come out in the lexicographic order of their sides, the tree's order
             if build_p:
                 plus = _child(Xp, Pinc, idx_p, mp, sg, 1, local_p, ep[:2 * kp], incn, cross_a,
                               cross_b, on_idx, n_on, qa, qb, PN, Ph, Pslot, new_word, new_mask,
@@ -700,6 +693,15 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
             else:
                 stack.append((Xp, no_inc, no_E, PN, Ph, Pslot, tp, s_plus, cp, rp, sp,
                               _inner_radius(PN, Ph, cp, G[p], g[p], 1.0)))
+            if build_m:
+                minus = _child(Xm, Pinc, idx_m, mm, sg, -1, local_m, em[:2 * km], incn, cross_a,
+                               cross_b, on_idx, n_on, qa, qb, PN, Ph, Pslot, new_word, new_mask,
+                               G[p], g[p], new_slot)
+                stack.append((minus[0], minus[1], minus[2], minus[3], minus[4], minus[5], tm,
+                              s_minus, cm, rm, sm, np.nan))
+            else:
+                stack.append((Xm, no_inc, no_E, PN, Ph, Pslot, tm, s_minus, cm, rm, sm,
+                              _inner_radius(PN, Ph, cm, G[p], g[p], -1.0)))
     m = len(p_cell)
     cell = np.empty(m, dtype=np.int64)
     radius = np.empty(m)
@@ -717,6 +719,9 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
             sides[k] = p_sides[i][j]
             k += 1
     mg = len(g_X) if geometry else 0
+    if prune:
+        for i in range(mg):
+            _prune_piece(g_inc, g_N, g_h, g_slot, i, d)
     vs = np.zeros(mg + 1, dtype=np.int64)
     es = np.zeros(mg + 1, dtype=np.int64)
     cs = np.zeros(mg + 1, dtype=np.int64)
@@ -738,3 +743,34 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
         oh[cs[i]:cs[i + 1]] = g_h[i]
         oslot[cs[i]:cs[i + 1]] = g_slot[i]
     return cell, sides, center, radius, fragile, (oX, oinc, vs, oE, es, oN, oh, oslot, cs)
+
+
+@njit(cache=True)
+def _prune_piece(g_inc, g_N, g_h, g_slot, i, d):
+    """:meth:`~powercells.geometry.polytopes.Polytopes.prune` of piece ``i``: its constraints
+    tight at fewer than ``d`` vertices (not facets) are dropped, and their bits."""
+    inc = g_inc[i]
+    slot = g_slot[i]
+    W = inc.shape[1]
+    tight = np.zeros(64 * W, dtype=np.int64)
+    for v in range(len(inc)):
+        for w in range(W):
+            x = inc[v, w]
+            while x:
+                low = x & (~x + _ONE)
+                x ^= low
+                tight[64 * w + _lowest_bit(low)] += 1
+    keep = np.empty(len(slot), dtype=np.bool_)
+    mask = np.zeros(W, dtype=np.uint64)
+    for r in range(len(slot)):
+        keep[r] = tight[slot[r]] >= d
+        if keep[r]:
+            mask[slot[r] // 64] |= _ONE << np.uint64(slot[r] % 64)
+    if keep.all():
+        return
+    for v in range(len(inc)):
+        for w in range(W):
+            inc[v, w] &= mask[w]
+    g_N[i] = g_N[i][keep]
+    g_h[i] = g_h[i][keep]
+    g_slot[i] = slot[keep]

@@ -239,6 +239,10 @@ class Polytopes:
         return Polytopes(self.X[vr], self.inc[vr], vs, self.E[er], es, self.N[cr], self.h[cr],
                          self.slot[cr], cs)
 
+    def take_pruned(self, idx) -> Polytopes:
+        """:meth:`take`, then :meth:`prune` (the interface the vertex engine's pieces share)."""
+        return self.take(idx).prune()
+
     def vertex_mean(self) -> np.ndarray:
         if not len(self):
             return np.zeros((0, self.dim))
