@@ -191,20 +191,21 @@ class VertexEngine:
         safe = np.where(constant, 1.0, norm)
         G, g = PA / safe[:, :, None], PB / safe    # unit normals: signed distances
         polytopes = cells.polytopes
-        mean = polytopes.vertex_mean()
-        reach = polytopes.reach(mean) + 2 * eps
-        at_mean = np.einsum("nkd,nd->nk", G, mean) + g
-        near = ~constant & (np.abs(at_mean) <= reach[:, None])
-        code[~constant & ~near & (at_mean > 0)] = 1
         if self.kernel is not None:
-            # the compiled splitter tests the near units on the cells' vertices itself
-            nc, nu = np.nonzero(near)
+            # the compiled splitter screens the units with each cell's ball and tests the rest
+            # on the cell's vertices itself
+            nc, nu = np.nonzero(~constant)
             # the pieces' polytopes are kept for a tree's balls and for a layer with a next one
             keep = self.exact_balls or (self.final_layer is not None
                                         and layer is not self.final_layer)
-            pieces, pcell, code_p, cut = self._compiled_rounds(cells, near, code, nu, G[nc, nu],
-                                                               g[nc, nu], keep)
+            pieces, pcell, code_p, cut = self._compiled_rounds(cells, ~constant, code, nu,
+                                                               G[nc, nu], g[nc, nu], keep)
         else:
+            mean = polytopes.vertex_mean()
+            reach = polytopes.reach(mean) + 2 * eps
+            at_mean = np.einsum("nkd,nd->nk", G, mean) + g
+            near = ~constant & (np.abs(at_mean) <= reach[:, None])
+            code[~constant & ~near & (at_mean > 0)] = 1
             crossing = np.zeros((n, K), dtype=bool)
             nc, nu = np.nonzero(near)
             if nc.size:

@@ -606,8 +606,16 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
         s = np.empty(rX.shape[1])
         # candidates that do not cut the cell itself take its side in every piece (as in the
         # numpy path: a piece's new vertices, interpolated, are not re-tested against them)
+        # (the ball around the vertex mean screens out those whose hyperplane misses it)
         whole = np.zeros(T, dtype=np.bool_)
         for u in range(T):
+            dist = g[p0 + u]
+            for j in range(d):
+                dist += G[p0 + u, j] * center[j]
+            if abs(dist) > reach + 2 * eps:
+                whole[u] = True
+                sides[u] = 1 if dist > 0 else 0
+                continue
             _values(rX, G, g, p0 + u, s)
             smax, smin = s.max(), s.min()
             if not (smax > eps and smin < -eps):
