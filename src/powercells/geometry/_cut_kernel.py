@@ -10,7 +10,12 @@ edges by matching ``(d-1)``-subsets of tight constraints when every section vert
 the exact pairwise face test otherwise; ``fragile`` counts vertices left with fewer than ``d``
 edges), so the two paths give the same pieces and codes; the tests check it. Working on one
 small piece at a time keeps its vertices in cache and costs no array passes over the batch,
-which is what the numpy path spends its time on in 6-8 dimensions.
+which is what the numpy path spends its time on in 6-8 dimensions. A split reads the piece's
+edges once (:func:`_split_edges`: both sides' kept edges and the crossing ones), reuses its
+scratch arrays from split to split, and matches the section's edge keys in a small flat table
+(:func:`_section_edges`). A cell's pieces come out in the lexicographic order of their sides
+(the - side's pieces first), which is the tree's order, and pruned when asked, so the engine
+takes them as they are.
 
 Two things differ from the numpy path, neither in the pieces: the vertex means are summed in
 another order (the interior points can differ in the last bits), and when the pieces' polytopes
@@ -419,6 +424,15 @@ def _new_vertices(X, inc, s, cross_a, cross_b, nn, new_word, new_mask):
 
 
 @njit(cache=True)
+def _all_simple(inc, d):
+    """Whether every row of ``inc`` has exactly ``d`` bits."""
+    for i in range(len(inc)):
+        if _row_popcount(inc, i) != d:
+            return False
+    return True
+
+
+@njit(cache=True)
 def _section_inc(inc, on_idx, n_on, incn, new_word, new_mask):
     """The section's vertices' tight sets: those on the hyperplane (with it), then the new."""
     W = inc.shape[1]
@@ -551,8 +565,9 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
     """Split every cell ``c`` in ``lo:hi`` of a batch by its candidate hyperplanes
     ``G[p] . x + g[p] = 0`` (unit normals), ``p`` in ``first[c]:first[c+1]``, in that order
     (a cell no candidate cuts comes back as one piece). Cell ``c``'s ``t``-th candidate takes
-    constraint slot ``bases[c] + t`` (``bases[c] < 0``: above the cell's own slots). Releases
-    the GIL: threads can take disjoint ranges of cells.
+    constraint slot ``bases[c] + t`` (``bases[c] < 0``: above the cell's own slots). A candidate
+    whose hyperplane misses the ball around a piece's vertex mean is decided by the ball, the
+    others by the piece's vertices. Releases the GIL: threads can take disjoint ranges of cells.
 
     Returns the final pieces: their cells, their sides (``1``: ``+``) for every cutting
     hyperplane of their cell (flat, the cell's hyperplanes in order), vertex means, the radius
@@ -563,7 +578,9 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
 
     Without ``geometry`` a side that no later hyperplane cuts is not built: its vertices give
     its ball, and its fragile vertices are counted from the degrees its edges would have
-    (:func:`_side_fragile`).
+    (:func:`_side_fragile`); when both sides are final, no vertex is on the hyperplane and every
+    new vertex is simple, the section is whole (each 2-face crosses the hyperplane in two
+    edges) and its edges, which nothing would read, are not matched.
     """
     d = X.shape[1]
     p_cell = List.empty_list(np.int64)
@@ -681,15 +698,21 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
             sm = np.empty(Xm.shape[1])
             tp = _advance(Xp, cp, rp, G, g, p0, t + 1, T, s_plus, sp, eps, whole)
             tm = _advance(Xm, cm, rm, G, g, p0, t + 1, T, s_minus, sm, eps, whole)
-            q_inc = incn if n_on == 0 else _section_inc(Pinc, on_idx, n_on, incn, new_word,
-                                                         new_mask)
-            qa, qb, table, used = _section_edges(q_inc, d, new_slot, table, used)
-            # fragile vertices of both sides, from the degrees their edges give (built or not)
-            fp, fm = _side_fragile(PE, sg[:nv], on_idx, n_on, nn, qa, qb, d)
-            fragile += fp + fm
             # a final side needs no arrays unless the geometry is asked for
             build_p = geometry or tp < T
             build_m = geometry or tm < T
+            if build_p or build_m or n_on or not _all_simple(incn, d):
+                q_inc = incn if n_on == 0 else _section_inc(Pinc, on_idx, n_on, incn, new_word,
+                                                             new_mask)
+                qa, qb, table, used = _section_edges(q_inc, d, new_slot, table, used)
+                # fragile vertices of both sides, from the degrees their edges give (built or
+                # not)
+                fp, fm = _side_fragile(PE, sg[:nv], on_idx, n_on, nn, qa, qb, d)
+                fragile += fp + fm
+            # else both sides are final and nothing will read their edges; with no vertex on
+            # the hyperplane (every sign beyond eps) each 2-face of the piece, a polygon, has
+            # exactly two crossing edges, so the section of simple vertices is whole: nothing
+            # to match and no vertex short of edges
             # the + side first: the stack gives the - side (and its pieces) first, so a cell's
             # pieces come out in the lexicographic order of their sides, the tree's order
             if build_p:
