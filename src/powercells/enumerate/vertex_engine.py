@@ -190,7 +190,6 @@ class VertexEngine:
         eps = self.tol.empty
         safe = np.where(constant, 1.0, norm)
         G, g = PA / safe[:, :, None], PB / safe    # unit normals: signed distances
-        polytopes = cells.polytopes
         if self.kernel is not None:
             # the compiled splitter screens the units with each cell's ball and tests the rest
             # on the cell's vertices itself
@@ -201,6 +200,7 @@ class VertexEngine:
             pieces, pcell, code_p, cut = self._compiled_rounds(cells, ~constant, code, nu,
                                                                G[nc, nu], g[nc, nu], keep)
         else:
+            polytopes = cells.polytopes
             mean = polytopes.vertex_mean()
             reach = polytopes.reach(mean) + 2 * eps
             at_mean = np.einsum("nkd,nd->nk", G, mean) + g

@@ -77,6 +77,15 @@ def _row_popcount(inc, i):
     return n
 
 
+@njit(cache=True)
+def _all_simple(inc, d):
+    """Whether every row of ``inc`` has exactly ``d`` bits."""
+    for i in range(len(inc)):
+        if _row_popcount(inc, i) != d:
+            return False
+    return True
+
+
 _FIB = np.uint64(0x9E3779B97F4A7C15)     # 2^64 / golden ratio: Fibonacci hashing
 
 
@@ -122,10 +131,9 @@ def _section_edges(q_inc, d, new_slot, table, used):
     confirmed on the bit sets. A section with a degenerate vertex takes the exact pairwise test.
     """
     m, W = q_inc.shape
-    for i in range(m):
-        if _row_popcount(q_inc, i) != d:
-            qa, qb = _pairwise_edges(q_inc, d)
-            return qa, qb, table, used
+    if not _all_simple(q_inc, d):
+        qa, qb = _pairwise_edges(q_inc, d)
+        return qa, qb, table, used
     nk = m * (d - 1)
     bits = 4
     while (1 << bits) < nk + (nk >> 1) + 1:        # load at most 2/3
@@ -424,15 +432,6 @@ def _new_vertices(X, inc, s, cross_a, cross_b, nn, new_word, new_mask):
 
 
 @njit(cache=True)
-def _all_simple(inc, d):
-    """Whether every row of ``inc`` has exactly ``d`` bits."""
-    for i in range(len(inc)):
-        if _row_popcount(inc, i) != d:
-            return False
-    return True
-
-
-@njit(cache=True)
 def _section_inc(inc, on_idx, n_on, incn, new_word, new_mask):
     """The section's vertices' tight sets: those on the hyperplane (with it), then the new."""
     W = inc.shape[1]
@@ -496,33 +495,39 @@ def _values(X, G, g, p, s):
 
 
 @njit(cache=True)
+def _side_of(X, center, reach, G, g, p, s, eps):
+    """The side (1: +, 0: -) of a piece that hyperplane ``p`` does not cut, or -1 when it cuts
+    it (its values at the vertices left in ``s``). A hyperplane that misses the ball around
+    the vertex mean is decided by the ball, any other by the vertices."""
+    d, nv = X.shape
+    dist = g[p]
+    for j in range(d):
+        dist += G[p, j] * center[j]
+    if abs(dist) > reach + 2 * eps:
+        return 1 if dist > 0 else 0
+    _values(X, G, g, p, s)
+    smax = -np.inf
+    smin = np.inf
+    for i in range(nv):
+        smax = max(smax, s[i])
+        smin = min(smin, s[i])
+    if smax > eps and smin < -eps:
+        return -1
+    return 1 if smax > eps else 0
+
+
+@njit(cache=True)
 def _advance(X, center, reach, G, g, p0, t, T, sides, s, eps, whole):
     """Offer hyperplanes ``t, t+1, ...`` of the cell (rows ``p0 + t`` of ``G, g``) to a piece;
     record the side of each one that does not cut it; return the index of the first one that
     does (its values at the vertices left in ``s``), or ``T``. A hyperplane that does not cut
     the whole cell (``whole[t]``) is not offered: its side is the cell's."""
-    d, nv = X.shape
     while t < T:
-        if whole[t]:
-            t += 1
-            continue
-        p = p0 + t
-        dist = g[p]
-        for j in range(d):
-            dist += G[p, j] * center[j]
-        if abs(dist) > reach + 2 * eps:
-            sides[t] = 1 if dist > 0 else 0
-            t += 1
-            continue
-        _values(X, G, g, p, s)
-        smax = -np.inf
-        smin = np.inf
-        for i in range(nv):
-            smax = max(smax, s[i])
-            smin = min(smin, s[i])
-        if smax > eps and smin < -eps:
-            return t
-        sides[t] = 1 if smax > eps else 0
+        if not whole[t]:
+            side = _side_of(X, center, reach, G, g, p0 + t, s, eps)
+            if side < 0:
+                return t
+            sides[t] = side
         t += 1
     return T
 
@@ -623,21 +628,12 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
         s = np.empty(rX.shape[1])
         # candidates that do not cut the cell itself take its side in every piece (as in the
         # numpy path: a piece's new vertices, interpolated, are not re-tested against them)
-        # (the ball around the vertex mean screens out those whose hyperplane misses it)
         whole = np.zeros(T, dtype=np.bool_)
         for u in range(T):
-            dist = g[p0 + u]
-            for j in range(d):
-                dist += G[p0 + u, j] * center[j]
-            if abs(dist) > reach + 2 * eps:
+            side = _side_of(rX, center, reach, G, g, p0 + u, s, eps)
+            if side >= 0:
                 whole[u] = True
-                sides[u] = 1 if dist > 0 else 0
-                continue
-            _values(rX, G, g, p0 + u, s)
-            smax, smin = s.max(), s.min()
-            if not (smax > eps and smin < -eps):
-                whole[u] = True
-                sides[u] = 1 if smax > eps else 0
+                sides[u] = side
         t = _advance(rX, center, reach, G, g, p0, 0, T, sides, s, eps, whole)
         # a piece on the stack has been offered its cell's hyperplanes up to ``t``, the first
         # that cuts it (its values at the vertices in ``s``), or ``T``: then it is final, and
