@@ -11,11 +11,14 @@ __all__ = [
     "DomainError",
     "GeometryError",
     "NetworkError",
+    "OptionError",
+    "OutputError",
     "PointError",
     "PowercellsError",
     "PrecisionWarning",
     "SolverError",
     "UnsupportedLayerError",
+    "VnnlibError",
 ]
 
 
@@ -41,6 +44,22 @@ class GeometryError(PowercellsError, ValueError):
     """A geometry or export routine (adjacency, bends, decision boundary, volumes, exports) got a
     bad argument: a depth or layer outside the tree, an unknown method, a partial tree, a
     non-integer sample size, an unusable output folder."""
+
+
+class VnnlibError(PowercellsError, ValueError):
+    """A VNN-LIB property that cannot be read: unreadable or binary file, bad syntax, unknown
+    names, non-linear terms, numbers float64 cannot hold, or an expansion past its limit."""
+
+
+class OptionError(PowercellsError, ValueError):
+    """An option or parameter has a value the library cannot honour: a tolerance that is not a
+    positive finite number, a budget below 1, a sample count past its limit. The message names
+    the option and the value."""
+
+
+class OutputError(PowercellsError, OSError):
+    """An output file or folder cannot be written: its parent is missing or unwritable, it
+    exists and is not ours to replace, or another powercells process is writing it."""
 
 
 class PointError(PowercellsError, ValueError):

@@ -22,13 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PowercellsError
+from ..errors import VnnlibError
 
-__all__ = ["InputRegion", "OutputConstraint", "VnnlibProperty", "read_vnnlib"]
-
-
-class VnnlibError(PowercellsError):
-    """A VNN-LIB file that cannot be read."""
+__all__ = ["InputRegion", "OutputConstraint", "VnnlibError", "VnnlibProperty", "read_vnnlib"]
 
 
 @dataclass
