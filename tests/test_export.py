@@ -10,7 +10,7 @@ from networks import random_network
 
 import powercells as pc
 from powercells.cli import main
-from powercells.errors import GeometryError
+from powercells.errors import GeometryError, OutputError
 from powercells.geometry.bends import bends, decision_boundary_bends
 from powercells.io.export import (
     adjacency_graph,
@@ -87,9 +87,9 @@ def test_parquet_round_trip(tmp_path, tree3):
     assert back["adjacency"].equals(adjacency_table(tree3))
     assert summary["regions"] == tree3.n_regions and summary["ridges"] == back["ridges"].num_rows
     assert sorted(os.listdir(tmp_path)) == ["export"]          # no temporary folder left
-    with pytest.raises(GeometryError, match="not empty"):
+    with pytest.raises(OutputError, match="already holds a powercells export"):
         write_export(tree3, out)
-    with pytest.raises(GeometryError, match="does not exist"):
+    with pytest.raises(OutputError, match="does not exist"):
         write_export(tree3, tmp_path / "missing" / "export")
     with pytest.raises(GeometryError, match="not an export folder"):
         read_export(tmp_path)

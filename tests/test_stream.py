@@ -44,7 +44,7 @@ def test_write_and_read_leaves(tmp_path):
     area = sum(c.polygons.area_perimeter()[0].sum() for c in chunks)
     assert area == pytest.approx(4.0)
     assert not list(out.glob(".*tmp*"))                 # no temporary file left
-    with pytest.raises(pc.PowercellsError, match="not empty"):
+    with pytest.raises(pc.OutputError, match="already holds a powercells leaf folder"):
         pc.write_leaves(network, box, out)
     with pytest.raises(pc.PowercellsError, match="no summary.json"):
         list(pc.read_leaves(tmp_path))

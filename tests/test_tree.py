@@ -74,10 +74,16 @@ def test_locate_on_boundaries():
 def test_budget_max_regions_gives_a_partial_tree():
     network = random_network(3, [8, 8], 1)
     full = pc.count_regions(network, pc.Box(-1, 1, dim=3))
-    # the lp engine splits one node per batch, so the budget stops it part-way through a level
-    part = pc.subdivide(network, pc.Box(-1, 1, dim=3), engine="lp", max_regions=20)
+    # the budget is checked inside a split: the run stops as soon as a split would make one
+    # region too many after some layer, dropping that split's unfinished children
+    budget = full.per_layer[0] + 20
+    part = pc.subdivide(network, pc.Box(-1, 1, dim=3), engine="lp", max_regions=budget)
     assert part.partial
-    assert 20 < part.n_regions < full.regions
+    assert part.per_layer[0] == full.per_layer[0]
+    assert 0 < part.n_regions <= budget < full.regions
+    # a budget below the first layer's count stops inside the root's split: nothing finished
+    first = pc.count_regions(network, pc.Box(-1, 1, dim=3), engine="lp", max_regions=5)
+    assert first.partial and first.per_layer == [0, 0]
     # what was found is a consistent prefix: every node's parent exists
     for depth in range(1, part.depth + 1):
         assert np.all(part.levels[depth].parent < len(part.levels[depth - 1]))

@@ -1,25 +1,85 @@
 """The ``powercells`` command line.
 
-Exit codes: 0 success; 2 bad input (one line on stderr, no traceback); 3 a budget stopped the
-enumeration (the counts printed are lower bounds).
+Exit codes: 0 success; 2 bad input or an output that cannot be written (one line on stderr, no
+traceback); 3 a budget stopped the enumeration (the counts printed are lower bounds); 130 an
+interrupt (``Ctrl-C`` or ``SIGTERM``: temporary files are removed); 1 an internal error (a bug:
+one line, and the traceback with ``POWERCELLS_TRACEBACK=1``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
+import re
+import signal
 import sys
+import threading
+import warnings
 
 import numpy as np
 
 EXIT_OK = 0
+EXIT_INTERNAL = 1
 EXIT_ERROR = 2
 EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
+
+#: Largest image side ``plot --size`` accepts (pixels): a figure is held in memory as RGBA.
+MAX_IMAGE_SIDE = 8192
+
+# a negative number, exponent form and inf/nan included: a value, not an option
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$",
+                              re.IGNORECASE)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with negative numbers in exponent form (``--box -1e-3 1e-3``) read as values,
+    and errors on one line."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"powercells: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(text: str) -> float:
+    """A finite number (``nan``, ``inf`` and overflowing literals such as ``1e400`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _integer(text: str) -> int:
+    """An integer; ``1e6`` and ``1000000`` alike."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    value = _number(text)
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    return int(value)
+
+
+def _pixels(text: str) -> int:
+    value = _integer(text)
+    if not 50 <= value <= MAX_IMAGE_SIDE:
+        raise argparse.ArgumentTypeError(f"{value} pixels: an image side must lie in "
+                                         f"50..{MAX_IMAGE_SIDE}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="powercells",
         description="Exact regions of piecewise-affine networks (ReLU, leaky ReLU, abs, maxout, "
                     "max-pool) over an input domain.")
@@ -36,14 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     count.add_argument("--lp", default=None, choices=["highs", "cvxpy"],
                        help="LP backend of the lp engine (default: highs); implies --engine lp "
                             "under auto")
-    count.add_argument("--tol", type=float, default=None,
+    count.add_argument("--tol", type=_number, default=None,
                        help="region tolerance: a region has inradius > TOL "
                             "(default 1e-9 x the domain's diameter)")
     count.add_argument("--json", action="store_true",
                        help="print one JSON object on stdout")
-    count.add_argument("--max-regions", type=int, default=None, metavar="N",
+    count.add_argument("--max-regions", type=_integer, default=None, metavar="N",
                        help="stop after N regions (partial result, exit code 3)")
-    count.add_argument("--time-limit", type=float, default=None, metavar="S",
+    count.add_argument("--time-limit", type=_number, default=None, metavar="S",
                        help="stop after S seconds (partial result, exit code 3)")
     progress = count.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -60,8 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     ver.add_argument("property", help="VNN-LIB file")
     ver.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval", "vertex"])
     ver.add_argument("--json", action="store_true")
-    ver.add_argument("--max-regions", type=int, default=None, metavar="N")
-    ver.add_argument("--time-limit", type=float, default=None, metavar="S")
+    ver.add_argument("--max-regions", type=_integer, default=None, metavar="N")
+    ver.add_argument("--time-limit", type=_number, default=None, metavar="S")
 
     plot = sub.add_parser("plot", help="draw the partition of a 2-D domain or plane",
                           description="Draw the exact partition after a layer (its new edges "
@@ -70,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("network")
     _domain_args(plot)
     plot.add_argument("--out", required=True, metavar="FILE.png", help="image file to write")
-    plot.add_argument("--layer", type=int, default=None, metavar="L",
+    plot.add_argument("--layer", type=_integer, default=None, metavar="L",
                       help="draw the partition after layer L (default: the last); 0 = domain")
     plot.add_argument("--all-layers", action="store_true", help="one panel per layer")
     plot.add_argument("--color-by", default="slope", choices=["slope", "code", "random", "none"],
@@ -79,9 +139,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="overlay the decision boundary (default: when the last layer is a "
                            "linear head)")
     plot.add_argument("--no-boundary", dest="boundary", action="store_false")
-    plot.add_argument("--size", nargs=2, type=int, default=(800, 800), metavar=("W", "H"),
-                      help="image size in pixels (default 800 800)")
-    plot.add_argument("--tol", type=float, default=None, help="region tolerance, as for count")
+    plot.add_argument("--size", nargs=2, type=_pixels, default=(800, 800), metavar=("W", "H"),
+                      help=f"image size in pixels, 50..{MAX_IMAGE_SIDE} (default 800 800)")
+    plot.add_argument("--tol", type=_number, default=None, help="region tolerance, as for count")
 
     export = sub.add_parser("export", help="write the tree, ridges and adjacency as Parquet",
                             description="Enumerate every region, then write DIR/nodes.parquet "
@@ -93,12 +153,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     export.add_argument("--engine", default="auto",
                         choices=["auto", "lp", "planar", "interval", "vertex"])
-    export.add_argument("--tol", type=float, default=None, help="region tolerance, as for count")
+    export.add_argument("--tol", type=_number, default=None, help="region tolerance, as for count")
     export.add_argument("--no-ridges", dest="ridges", action="store_false",
                         help="skip the bend angles (ridges.parquet is written empty)")
     export.add_argument("--overwrite", action="store_true",
                         help="replace the contents of an existing folder")
-    export.add_argument("--max-regions", type=int, default=None, metavar="N",
+    export.add_argument("--max-regions", type=_integer, default=None, metavar="N",
                         help="refuse networks with more than N regions")
     export.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -110,15 +170,15 @@ def _parser() -> argparse.ArgumentParser:
                                      "difference rugosity estimate against its exact limit.")
     cmp.add_argument("network", help="network file (.npz or .onnx)")
     _domain_args(cmp)
-    cmp.add_argument("--samples", nargs="+", type=int, default=[100, 1000, 10000, 100000],
+    cmp.add_argument("--samples", nargs="+", type=_integer, default=[100, 1000, 10000, 100000],
                      metavar="N", help="sample sizes (default 100 1000 10000 100000); with "
                                        "--method grid, grid points per coordinate")
     cmp.add_argument("--method", default="random", choices=["random", "grid", "sobol"],
                      help="how the samples are drawn (default random)")
-    cmp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    cmp.add_argument("--eps", type=float, default=1e-3,
+    cmp.add_argument("--seed", type=_integer, default=0, help="random seed (default 0)")
+    cmp.add_argument("--eps", type=_number, default=1e-3,
                      help="perturbation scale of the rugosity estimate (default 1e-3)")
-    cmp.add_argument("--rugosity-samples", type=int, default=1 << 18, metavar="N",
+    cmp.add_argument("--rugosity-samples", type=_integer, default=1 << 18, metavar="N",
                      help="samples of the rugosity estimate (default 262144)")
     cmp.add_argument("--rugosity-sampling", default="random", choices=["random", "sobol"],
                      help="random: i.i.d. points and perturbations (the authors' Monte Carlo, "
@@ -128,9 +188,9 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--engine", default="auto",
                      choices=["auto", "lp", "planar", "interval", "vertex"],
                      help="enumeration engine, as for count (default auto)")
-    cmp.add_argument("--tol", type=float, default=None, help="region tolerance, as for count")
-    cmp.add_argument("--max-regions", type=int, default=None, metavar="N")
-    cmp.add_argument("--time-limit", type=float, default=None, metavar="S")
+    cmp.add_argument("--tol", type=_number, default=None, help="region tolerance, as for count")
+    cmp.add_argument("--max-regions", type=_integer, default=None, metavar="N")
+    cmp.add_argument("--time-limit", type=_number, default=None, metavar="S")
     cmp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     lc = sub.add_parser("local-complexity",
@@ -142,17 +202,17 @@ def _parser() -> argparse.ArgumentParser:
                                     "neighbourhood and the exact number of regions in it.")
     lc.add_argument("network", help="network file (.npz or .onnx)")
     lc.add_argument("--point", required=True, metavar="X.npy", help="the point x (.npy, d values)")
-    lc.add_argument("--radius", required=True, type=float, metavar="R")
-    lc.add_argument("--directions", required=True, type=int, metavar="P",
+    lc.add_argument("--radius", required=True, type=_number, metavar="R")
+    lc.add_argument("--directions", required=True, type=_integer, metavar="P",
                     help="number of random orthonormal directions")
-    lc.add_argument("--seed", type=int, default=0, help="seed of the directions (default 0)")
+    lc.add_argument("--seed", type=_integer, default=0, help="seed of the directions (default 0)")
     lc.add_argument("--norm", default="l1", choices=["l1", "linf"],
                     help="l1: the 2P vertices x +- R v_p (default); linf: the cube's corners")
     lc.add_argument("--engine", default="auto",
                     choices=["auto", "lp", "planar", "interval", "vertex"],
                     help="engine of the exact subdivision of the neighbourhood, as for count "
                          "(default auto)")
-    lc.add_argument("--tol", type=float, default=None, help="region tolerance, as for count")
+    lc.add_argument("--tol", type=_number, default=None, help="region tolerance, as for count")
     lc.add_argument("--json", action="store_true",
                     help='print {"lc": [...], "exact_neurons": [...], "exact_regions": N, '
                          '"exact_crossing": [...], "exact_slivers": S, "points": 1}')
@@ -166,7 +226,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _domain_args(p):
-    p.add_argument("--box", nargs=2, type=float, metavar=("LO", "HI"),
+    p.add_argument("--box", nargs=2, type=_number, metavar=("LO", "HI"),
                    help="the box [LO, HI]^d (every input coordinate); with --plane or "
                         "--segment, the extent of the slice coordinates")
     p.add_argument("--domain", metavar="FILE.npz",
@@ -183,21 +243,22 @@ def _domain_args(p):
 
 def _load_point(path, d):
     from .errors import DomainError
+    from .io.arrays import read_npy_array
 
-    try:
-        p = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DomainError(f"{path}: cannot read point ({exc})") from None
-    p = np.asarray(p, dtype=np.float64).reshape(-1) if np.ndim(p) <= 2 else p
-    if p.ndim != 1 or p.size != d:
+    p = read_npy_array(path, error=DomainError, what="point file (.npy)")
+    if p.ndim > 2 or p.size != d:
         raise DomainError(f"{path}: a point of the network's input space needs {d} values, got "
-                          f"an array of shape {np.shape(p)}")
+                          f"an array of shape {p.shape}")
+    p = p.astype(np.float64).reshape(-1)
+    if not np.all(np.isfinite(p)):
+        raise DomainError(f"{path}: the point has non-finite coordinates")
     return p
 
 
 def _domain(args, network):
     from .domain import Box, Polytope, Slice
     from .errors import DomainError
+    from .io.arrays import read_npz_arrays
 
     if getattr(args, "vnnlib", None) is not None:
         raise DomainError("--vnnlib gives several boxes; it is handled by count")
@@ -216,18 +277,17 @@ def _domain(args, network):
     if args.box is not None:
         return Box(args.box[0], args.box[1], dim=network.input_dim)
     if args.domain is not None:
-        try:
-            data = np.load(args.domain, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DomainError(f"{args.domain}: cannot read domain file ({exc})") from None
-        with data:
-            keys = set(data.files)
-            if {"lo", "hi"} <= keys:
-                return Box(data["lo"], data["hi"], dim=network.input_dim)
-            if {"A", "b"} <= keys:
-                return Polytope(data["A"], data["b"])
-        raise DomainError(f"{args.domain}: a domain file needs arrays lo and hi, or A and b; "
-                          f"found {sorted(keys)}")
+        data = read_npz_arrays(args.domain, error=DomainError, what="domain file")
+        keys = set(data)
+        if keys == {"lo", "hi"}:
+            return Box(data["lo"], data["hi"], dim=network.input_dim)
+        if keys == {"A", "b"}:
+            return Polytope(data["A"], data["b"])
+        if {"lo", "hi"} <= keys and {"A", "b"} <= keys:
+            raise DomainError(f"{args.domain}: holds both a box (lo, hi) and a polytope (A, b); "
+                              "a domain file holds one of them")
+        raise DomainError(f"{args.domain}: a domain file holds exactly the arrays lo and hi, or "
+                          f"A and b; found {sorted(keys)}")
     raise DomainError("no domain: give --box LO HI, --domain FILE.npz, --plane P0 P1 P2 or "
                       "--segment P0 P1")
 
@@ -325,31 +385,33 @@ def _verify(args) -> int:
 
 
 def _plot(args) -> int:
-    import os
     import tempfile
 
     from .enumerate import subdivide
-    from .errors import PowercellsError
+    from .errors import OptionError, OutputError
     from .io import load
     from .plot import _pyplot, plot_layers, plot_partition, plot_profile
 
     network = load(args.network)
     domain = _domain(args, network)
     if domain.dim not in (1, 2):
-        raise PowercellsError(f"plot draws 1-D and 2-D domains; this one has dimension "
-                              f"{domain.dim} (use --plane P0 P1 P2 for a plane through input "
-                              "space)")
+        raise OptionError(f"plot draws 1-D and 2-D domains; this one has dimension "
+                          f"{domain.dim} (use --plane P0 P1 P2 for a plane through input space)")
     out = os.path.abspath(args.out)
-    if not os.path.isdir(os.path.dirname(out)):
-        raise PowercellsError(f"{args.out}: the folder {os.path.dirname(out)} does not exist")
+    folder = os.path.dirname(out)
     if not out.lower().endswith(".png"):
-        raise PowercellsError(f"{args.out}: the image must be a .png file")
+        raise OutputError(f"{args.out}: the image must be a .png file")
+    if os.path.isdir(out):
+        raise OutputError(f"{args.out} is a folder; give the image file's name")
+    if not os.path.isdir(folder):
+        raise OutputError(f"{args.out}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{args.out}: the folder {folder} is not writable")
     width, height = args.size
-    if width < 50 or height < 50:
-        raise PowercellsError(f"--size {width} {height}: images need at least 50 x 50 pixels")
     tree = subdivide(network, domain, tol=args.tol)
     if args.layer is not None and not 0 <= args.layer <= tree.depth:
-        raise PowercellsError(f"--layer {args.layer}: the network has layers 1..{tree.depth}")
+        raise OptionError(f"--layer {args.layer}: the network has layers 1..{tree.depth} "
+                          "(0 = the domain)")
     plt = _pyplot()
     dpi = 100
     if domain.dim == 1:
@@ -362,38 +424,48 @@ def _plot(args) -> int:
         fig, ax = plt.subplots(figsize=(width / dpi, height / dpi), dpi=dpi)
         plot_partition(tree, args.layer, ax=ax, color_by=args.color_by, boundary=args.boundary)
     # write next to the target and rename: no half-written image is left behind
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(out))
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(suffix=".png", prefix=".powercells-", dir=folder)
+        os.close(fd)
         fig.savefig(tmp, dpi=dpi)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
+    except OSError as exc:
+        raise OutputError(f"{args.out}: cannot write the image ({exc.strerror or exc})"
+                          ) from None
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     print(f"{args.out}: {tree.n_regions} regions, {width} x {height} pixels")
     return EXIT_OK
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _export(args) -> int:
     from .enumerate import subdivide
-    from .errors import GeometryError
+    from .errors import OptionError
     from .io import load
     from .io.export import write_export
+    from .io.output import OutputFolder
 
     network = load(args.network)
     domain = _domain(args, network)
-    out = os.path.abspath(args.out)
-    if not os.path.isdir(os.path.dirname(out)):
-        raise GeometryError(f"{args.out}: the folder {os.path.dirname(out)} does not exist")
-    if os.path.exists(out) and (not os.path.isdir(out) or (os.listdir(out) and
-                                                           not args.overwrite)):
-        raise GeometryError(f"{args.out} exists and is not an empty folder (use --overwrite)")
-    tree = subdivide(network, domain, engine=args.engine, tol=args.tol,
-                     max_regions=args.max_regions)
-    if tree.partial:
-        raise GeometryError(f"more than {args.max_regions} regions: nothing written")
-    summary = write_export(tree, out, overwrite=args.overwrite, ridges=args.ridges)
+    # the folder is checked and locked before the enumeration: a bad --out fails at once,
+    # and a second export into the same folder fails instead of racing this one
+    with OutputFolder(args.out, kind="export", overwrite=args.overwrite) as folder:
+        tree = subdivide(network, domain, engine=args.engine, tol=args.tol,
+                         max_regions=args.max_regions)
+        if tree.partial:
+            raise OptionError(f"--max-regions {args.max_regions}: the network has more regions "
+                              "over this domain; nothing written")
+        summary = write_export(tree, folder, ridges=args.ridges)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -460,31 +532,91 @@ def _info(args) -> int:
     return EXIT_OK
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as an interrupt: ``finally`` blocks run and temporary files go."""
+
+
+@contextlib.contextmanager
+def _signals():
+    """SIGTERM raises :class:`_Terminated` in the main thread while the command runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(message) -> str:
+    return " ".join(str(message).split()) or "(no message)"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings on one line, without the source line Python would quote."""
+    print(f"powercells: warning: {_one_line(message)}", file=sys.stderr)
+
+
+_COMMANDS = {"count": "_count", "plot": "_plot", "export": "_export", "verify": "_verify",
+             "compare": "_compare", "local-complexity": "_local_complexity", "info": "_info"}
+
+
 def main(argv=None) -> int:
-    """Entry point of the ``powercells`` console script; returns the exit code."""
+    """Entry point of the ``powercells`` console script; returns the exit code.
+
+    Every error becomes one line on stderr and an exit code (module docstring): errors of
+    powercells (bad input, options, outputs), of the file system, and running out of memory
+    exit with 2; an interrupt with 130; anything else is a bug of powercells, reported on one
+    line with exit code 1 (``POWERCELLS_TRACEBACK=1`` prints the traceback).
+    """
     from .errors import PowercellsError
 
-    args = _parser().parse_args(argv)
     try:
-        if args.command == "count":
-            return _count(args)
-        if args.command == "plot":
-            return _plot(args)
-        if args.command == "export":
-            return _export(args)
-        if args.command == "verify":
-            return _verify(args)
-        if args.command == "compare":
-            return _compare(args)
-        if args.command == "local-complexity":
-            return _local_complexity(args)
-        return _info(args)
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:              # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    command = globals()[_COMMANDS[args.command]]
+    try:
+        with _signals(), warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return command(args)
     except PowercellsError as exc:
-        print(f"powercells: error: {exc}", file=sys.stderr)
+        _error(_one_line(exc))
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("powercells: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        _error(f"{what}; nothing was written", prefix="")
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        _error("out of memory: the job needs more memory than this machine has (a smaller "
+               "domain, --max-regions or a coarser network)")
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # the reader went away (`| head`): nothing more to say, and nowhere to say it
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")      # noqa: SIM115 - kept for the exit flush
+        return EXIT_ERROR
+    except OSError as exc:
+        name = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{name}{_one_line(exc.strerror or exc)}")
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the one boundary that turns bugs into a line
+        if os.environ.get("POWERCELLS_TRACEBACK"):
+            raise
+        _error(f"internal error ({type(exc).__name__}: {_one_line(exc)}); this is a bug of "
+               "powercells: please report it with the command (POWERCELLS_TRACEBACK=1 prints "
+               "the traceback)")
+        return EXIT_INTERNAL
+
+
+def _error(message: str, prefix: str = "error: ") -> None:
+    with contextlib.suppress(OSError):
+        print(f"powercells: {prefix}{message}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

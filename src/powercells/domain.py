@@ -348,9 +348,11 @@ def _rng(seed) -> np.random.Generator:
     """A Generator from an int, a Generator or None (DESIGN: ``seed`` everywhere)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is not None and not isinstance(seed, (int, np.integer)):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise DomainError(f"seed must be an int, a numpy Generator or None, got "
                           f"{type(seed).__name__}")
+    if seed is not None and seed < 0:
+        raise DomainError(f"seed must be a non-negative integer, got {seed}")
     return np.random.default_rng(seed)
 
 

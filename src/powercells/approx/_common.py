@@ -8,7 +8,8 @@ from ..domain import Box, Domain, Slice, _CrossPolytope, as_domain
 from ..errors import PowercellsError
 from ..network import Network
 
-__all__ = ["SAMPLING_METHODS", "ApproximationError", "jacobians", "sample_domain"]
+__all__ = ["MAX_SAMPLE_VALUES", "SAMPLING_METHODS", "ApproximationError", "jacobians",
+           "sample_domain"]
 
 #: How points of a domain are drawn: ``"random"`` (i.i.d. uniform), ``"grid"`` (a regular grid of
 #: the bounding box, endpoints included, kept inside the domain), ``"sobol"`` (scrambled Sobol points
@@ -31,9 +32,11 @@ def rng_from(seed) -> np.random.Generator:
     """
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is not None and not isinstance(seed, (int, np.integer)):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise ApproximationError(f"seed must be an int, a numpy Generator or None, got "
                                  f"{type(seed).__name__}")
+    if seed is not None and seed < 0:
+        raise ApproximationError(f"seed must be a non-negative integer, got {seed}")
     return np.random.default_rng(seed)
 
 
@@ -50,10 +53,30 @@ def check_domain(network, domain) -> Domain:
     return domain
 
 
+#: The most sample coordinates (points x dimensions) a tool draws at once: 2^28 float64 values,
+#: 2 GiB. More is refused with an error naming the option instead of running out of memory.
+MAX_SAMPLE_VALUES = 1 << 28
+
+
 def positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ApproximationError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_sample_size(n: int, dim: int, name: str) -> int:
+    """``n`` points of ``dim`` coordinates, refused past :data:`MAX_SAMPLE_VALUES`.
+
+    Raises
+    ------
+    ApproximationError
+    """
+    if n * max(dim, 1) > MAX_SAMPLE_VALUES:
+        raise ApproximationError(
+            f"{name} = {n} points of {dim} coordinates is more than the "
+            f"{MAX_SAMPLE_VALUES // max(dim, 1)} that fit the {MAX_SAMPLE_VALUES} values a tool "
+            "draws at once (2 GiB); use fewer samples")
+    return n
 
 
 def positive_float(value, name: str) -> float:
@@ -116,6 +139,8 @@ def sample_domain(domain: Domain, n: int, *, method: str = "random", seed=None,
     inner = _inner(domain)
     lo, hi = inner.bounds()
     k = inner.dim
+    if method != "grid":
+        check_sample_size(n, k, "the number of samples")
     if method == "grid":
         if float(n) ** k > 5e7:
             raise ApproximationError(f"a grid of {n}^{k} points is too large; use fewer cells per "

@@ -56,6 +56,7 @@ from ._common import (
     ApproximationError,
     check_domain,
     check_network,
+    check_sample_size,
     jacobians,
     positive_float,
     positive_int,
@@ -244,6 +245,7 @@ def rugosity_estimate(network, domain, *, eps, n_samples, seed=None, tangent=Non
     sampling = _sampling(domain, sampling, perturbation)
     T = _tangent(domain, tangent)
     k, m = T.shape
+    check_sample_size(n, k + m, "n_samples")
     rng = rng_from(seed)
     frame = _input_frame(domain) @ T                 # (d, m): d x / d u
     if sampling == "sobol":

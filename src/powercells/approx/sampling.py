@@ -23,6 +23,7 @@ from ._common import (
     ApproximationError,
     check_domain,
     check_network,
+    check_sample_size,
     full_codes,
     positive_int,
     rng_from,
@@ -161,6 +162,8 @@ def sampling_counts(network, domain, n_samples=(100, 1_000, 10_000, 100_000), *,
     sizes = np.array([positive_int(v.item() if hasattr(v, "item") else v, "n_samples")
                       for v in sizes], dtype=np.int64)
     chunk = positive_int(chunk, "chunk")
+    if method != "grid":
+        check_sample_size(int(sizes.max()), domain.dim, "n_samples")
     rng = rng_from(seed)
     widths = network.widths
 

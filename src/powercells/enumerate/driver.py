@@ -20,6 +20,7 @@ from ..geometry.polygons import Polygons
 from ..lp.base import get_backend
 from ..network import Network
 from .base import Split
+from .budget import Budget
 from .interval_engine import IntervalEngine
 from .lp_engine import LPEngine
 from .planar_engine import PlanarEngine
@@ -107,25 +108,23 @@ class _Walk:
     reverse, so every level is filled in breadth-first order (parents in order) whatever the
     batch size."""
 
-    def __init__(self, engine, layers, max_regions, deadline, slivers: SliverTable):
+    def __init__(self, engine, layers, budget: Budget, slivers: SliverTable):
         self.engine = engine
         self.layers = layers
         self.L = len(layers)
-        self.max_regions = max_regions
-        self.deadline = deadline
+        self.budget = budget
         self.leaves = 0
         self.slivers = slivers
         self.emitted = [0] * (self.L + 1)   # nodes per depth already handed to the sink
 
-    def check(self):
-        if self.max_regions is not None and self.leaves > self.max_regions:
-            raise BudgetExceeded(f"more than {self.max_regions} regions")
-        if self.deadline is not None and time.perf_counter() > self.deadline:
-            raise BudgetExceeded("time limit reached")
-
-    def split(self, batch, depth, base) -> Split:
-        """Children under layer depth+1 of a batch whose first node has global index ``base``."""
+    def split(self, batch, depth, base, known: int = 0) -> Split:
+        """Children under layer depth+1 of a batch whose first node has global index ``base``;
+        ``known``: nodes of depth+1 already made in the current group. The budget is checked
+        inside the split (by the engine) and after it."""
+        self.budget.found = self.emitted[depth + 1] + known
         res = self.engine.split(batch, self.layers[depth])
+        self.budget.found += len(res.parent)
+        self.budget.poll()
         sl = res.slivers
         for i in range(len(sl)):
             self.slivers.layer.append(depth + 1)
@@ -149,16 +148,15 @@ class _Walk:
             batch, depth, local = stack.pop()
             if depth == self.L:
                 continue
-            res = self.split(batch, depth, self.emitted[depth] + local)
             level = acc[depth]
             base = level.size
+            res = self.split(batch, depth, self.emitted[depth] + local, known=base)
             level.add(res.code, local + res.parent, res.center, res.radius, res.polygons,
                       res.intervals)
             if depth + 1 == self.L:
                 self.leaves += len(res.parent)
             else:
                 stack.extend(self.batches(res.children, depth + 1, base))
-            self.check()
 
 
 class _LevelParts:
@@ -256,10 +254,7 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     domain = as_domain(domain, dim=network.input_dim)
     if engine not in ENGINES:
         raise PowercellsError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    if max_regions is not None and max_regions < 0:
-        raise PowercellsError(f"max_regions must be >= 0, got {max_regions}")
-    if time_limit is not None and not time_limit > 0:
-        raise PowercellsError(f"time_limit must be > 0 seconds, got {time_limit}")
+    budget = Budget(max_regions, time_limit)
     net = domain.network_on(network)
     if tolerances is None:
         tolerances = Tolerances(region=tol)
@@ -270,6 +265,7 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     # counting needs no interior points, only certain region decisions
     eng = _make_engine(name, lp, resolved, domain, exact_balls=not isinstance(sink, CountSink),
                        final_layer=net.layers[-1])
+    eng.budget = budget
 
     k = domain.dim
     root = eng.root(domain)
@@ -283,9 +279,8 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     L = net.depth
     sink.start(root_level, L)
     slivers = SliverTable()
-    t0 = time.perf_counter()
-    deadline = None if time_limit is None else t0 + time_limit
-    walk = _Walk(eng, net.layers, max_regions, deadline, slivers)
+    t0 = budget.start
+    walk = _Walk(eng, net.layers, budget, slivers)
     partial = False
     reporter = None
     try:
@@ -294,11 +289,10 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
         if L == 1:
             walk.leaves = n_first
         reporter = _Progress(bool(progress), n_first)
-        walk.check()
         groups = walk.batches(first.children, 1, 0)[::-1] if L > 1 else []
         if L == 1:
             groups = [(first.children, 1, 0)]
-        for batch, _, lo in groups:
+        def group_levels(batch, lo):
             n = len(batch)
             acc = [_LevelParts() for _ in range(L)]
             acc[0].add(first.code[lo:lo + n], np.zeros(n, dtype=np.int64),
@@ -306,14 +300,27 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
                        None if first.polygons is None
                        else first.polygons.take(np.arange(lo, lo + n)),
                        None if first.intervals is None else first.intervals[lo:lo + n])
+            return acc
+
+        def emit(acc):
+            levels = [acc[j].level(widths[j], k) for j in range(L)]
+            sink.add_subtree(levels)
+            for j, level in enumerate(levels):
+                walk.emitted[j + 1] += len(level)
+
+        for g, (batch, _, lo) in enumerate(groups):
+            acc = group_levels(batch, lo)
             try:
                 walk.subtree(batch, acc)
-            finally:
-                levels = [acc[j].level(widths[j], k) for j in range(L)]
-                sink.add_subtree(levels)
-                for j, level in enumerate(levels):
-                    walk.emitted[j + 1] += len(level)
-            reporter.update(lo + n, walk.leaves)
+            except BudgetExceeded:
+                # what is finished still counts: this group's partial subtree, and the
+                # layer-1 regions of the groups never walked (the root's split was whole)
+                emit(acc)
+                for rest, _, rest_lo in groups[g + 1:]:
+                    emit(group_levels(rest, rest_lo))
+                raise
+            emit(acc)
+            reporter.update(lo + len(batch), walk.leaves)
     except BudgetExceeded:
         partial = True
     finally:
@@ -347,9 +354,11 @@ def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | No
     tolerances : Tolerances, optional
         All tolerances at once (exclusive with ``tol``).
     max_regions : int, optional
-        Stop once more than this many leaves are found; the result is then ``partial``.
+        Stop once more than this many regions are found after some layer (the leaves, in
+        practice); the result is then ``partial`` and its counts are lower bounds. At least 1.
     time_limit : float, optional
-        Stop after this many seconds; the result is then ``partial``.
+        Stop after this many seconds; the result is then ``partial``. Both budgets are checked
+        inside every engine's split, so a run stops within a fraction of a second of either.
     progress : bool
         Print a progress line on stderr.
 
@@ -379,10 +388,12 @@ def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | No
     sink = TreeSink()
     net, domain, widths, slivers, partial, seconds, stats, resolved, name = _run(
         network, domain, engine=engine, sink=sink, **options)
-    if _imprecise(name, stats, engine, rerun=True):
+    rerun = _rerun_options(options, seconds)
+    if _imprecise(name, stats, engine, rerun=rerun is not None and not partial):
         sink = TreeSink()
-        net, domain, widths, slivers, partial, seconds, stats, resolved, name = _run(
-            network, domain, engine="lp", sink=sink, **options)
+        net, domain, widths, slivers, partial, more, stats, resolved, name = _run(
+            network, domain, engine="lp", sink=sink, **rerun)
+        seconds += more
     return SubdivisionTree(net, domain, sink.levels(widths, domain.dim), slivers, partial=partial,
                            seconds=seconds, engine=name, stats=stats, tolerances=resolved,
                            source_network=network)
@@ -427,15 +438,28 @@ def stream_leaves(network, domain, emit, *, engine: str = "auto", lp=None,
                     progress=progress)
 
 
+def _rerun_options(options: dict, seconds: float):
+    """The options of a rerun with the lp engine: the time limit is what the first run left
+    (None when nothing is left: the first result stands, with its warning)."""
+    limit = options.get("time_limit")
+    if limit is None:
+        return options
+    left = float(limit) - seconds
+    return {**options, "time_limit": left} if left > 0 else None
+
+
 def _counted(sink, network, domain, **options) -> RegionCount:
     """Run with a sink that keeps per-depth ``counts``; return them as a RegionCount."""
     _, _, _, slivers, partial, seconds, stats, _, name = _run(network, domain, sink=sink,
                                                               **options)
     # a count can be redone; leaves already handed to the caller cannot
-    if _imprecise(name, stats, options["engine"], rerun=isinstance(sink, CountSink)):
+    rerun = _rerun_options(options, seconds)
+    if _imprecise(name, stats, options["engine"], rerun=isinstance(sink, CountSink)
+                  and rerun is not None and not partial):
         sink = CountSink()
-        _, _, _, slivers, partial, seconds, stats, _, name = _run(
-            network, domain, sink=sink, **{**options, "engine": "lp"})
+        _, _, _, slivers, partial, more, stats, _, name = _run(
+            network, domain, sink=sink, **{**rerun, "engine": "lp"})
+        seconds += more
     counts = sink.counts
     return RegionCount(regions=counts[-1], per_layer=counts, slivers=slivers.per_layer(len(counts)),
                        partial=partial, seconds=seconds, engine=name, stats=stats)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..network.layers import Layer
 from .base import Split, SplitSlivers
+from .budget import Budget
 from .tolerances import Tolerances
 
 __all__ = ["IntervalCells", "IntervalEngine"]
@@ -53,6 +54,9 @@ class IntervalEngine:
     def __init__(self, tolerances: Tolerances):
         self.tol = tolerances
         self.stats = {"cells_split": 0, "cells_cut": 0, "breakpoints": 0}
+        # the driver's; a batch is split in one vectorised pass, so the driver's check after
+        # each split is the check
+        self.budget = Budget()
 
     def root(self, domain) -> IntervalCells:
         lo, hi = domain.bounds()

@@ -33,6 +33,7 @@ import numpy as np
 from ..lp.base import Ball, LPBackend
 from ..network.layers import Layer
 from .base import Split, SplitSlivers
+from .budget import Budget
 from .tolerances import Tolerances
 
 __all__ = ["EngineStats", "LPEngine", "Node", "Sliver"]
@@ -322,6 +323,8 @@ class LPEngine:
         self.tol = tolerances
         self.cap = cap
         self.stats = EngineStats()
+        self.budget = Budget()          # the driver's, checked inside a split
+        self._pending = 0               # children of the batch found before the current node
 
     # ------------------------------------------------------------------ driver interface
     def root(self, domain) -> list[Node]:
@@ -346,6 +349,7 @@ class LPEngine:
         """The children of every node of the batch (see :mod:`.base`)."""
         children, parent, slivers, sliver_parent = [], [], [], []
         for i, node in enumerate(nodes):
+            self._pending = len(children)
             kids, sl = self.split_node(node, layer)
             children.extend(kids)
             parent.extend([i] * len(kids))
@@ -387,6 +391,7 @@ class LPEngine:
             # Phase 1: every unit on the node itself; the ones that cut it go on to phase 2.
             cutting = []
             for i, unit in enumerate(units):
+                self.budget.poll(self._pending)
                 present = self._present(root, i, unit, ctx)
                 if len(present) >= 2:
                     cutting.append(i)
@@ -504,6 +509,9 @@ class LPEngine:
         final = []
         stack = [(root, 0)]
         while stack:
+            # a wide layer can make most of a run's cells in one node: the budget is checked
+            # cell by cell (final cells are this node's children, or slivers)
+            self.budget.poll(self._pending + len(final))
             cell, t = stack.pop()
             if t == s:
                 final.append(cell)
@@ -541,6 +549,7 @@ class LPEngine:
         slivers: list[Sliver] = []
         P = self._pool.points
         for cell in cells:
+            self.budget.poll(self._pending + len(children))
             ball = cell.ball
             if ball is None:
                 ball = ctx.chebyshev(cell.ids()[0])

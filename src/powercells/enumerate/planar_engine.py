@@ -29,6 +29,7 @@ import numpy as np
 from ..geometry.polygons import Polygons, polygon_from_halfspaces
 from ..network.layers import Layer
 from .base import Split, SplitSlivers
+from .budget import Budget
 from .tolerances import Tolerances
 from .unit_rules import clip_to_winners, constant_piece_pair, constant_switch_units
 
@@ -111,6 +112,7 @@ class PlanarEngine:
         self.exact_balls = exact_balls
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
                       "units_constant": 0}
+        self.budget = Budget()          # the driver's, checked round by round
 
     # ------------------------------------------------------------------ driver interface
     def root(self, domain) -> PlanarCells:
@@ -299,8 +301,11 @@ class PlanarEngine:
         np.cumsum(counts, out=first[1:])
         pool = _PiecePool(cells.polys.take(cut_cells), cut_cells)
         eps = self.tol.empty
+        uncut = len(counts) - len(cut_cells)
         for t in range(int(counts.max())):
             live = pool.live_ids()
+            # every live piece holds at least one child
+            self.budget.poll(uncut + len(live))
             live = live[counts[pool.cell[live]] > t]
             if live.size == 0:
                 break

@@ -32,13 +32,16 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
 from ..geometry.polytopes import Polytopes, affine_values, csr_rows
 from ..network.layers import Layer
 from .base import Split, SplitSlivers
+from .budget import WATCH_INTERVAL, Budget
 from .planar_engine import _tree_order
 from .tolerances import Tolerances
 from .unit_rules import clip_to_winners, constant_piece_pair, constant_switch_units
@@ -48,6 +51,11 @@ __all__ = ["VertexCells", "VertexEngine"]
 #: Below this much work (vertices times candidate units, summed over a batch's cells) the
 #: compiled splitter runs in the calling thread.
 _THREAD_MIN_WORK = 20_000
+
+#: A call with little work whose cells have at most this many candidates (at most 2^8 pieces
+#: each) runs in the calling thread; any other runs in worker threads, so that a budget or an
+#: interrupt can stop it (see :func:`_run_kernel`).
+_INLINE_MAX_CANDIDATES = 8
 
 #: Bound on a batch's cells * units * 2^d (2^d stands for a cell's vertex count, which grows
 #: like it): the per-(cell, unit) tables and the pieces' vertices and edges stay bounded.
@@ -138,6 +146,7 @@ class VertexEngine:
         self.dim = 1
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
                       "units_constant": 0, "ball_lps": 0, "fragile_vertices": 0}
+        self.budget = Budget()          # the driver's, checked inside a split
 
     # ------------------------------------------------------------------ driver interface
     def root(self, domain) -> VertexCells:
@@ -342,7 +351,10 @@ class VertexEngine:
                      for c in np.unique(which)]
             return Polytopes.concat(parts, k), order
 
+        uncut = len(counts) - len(cut_cells)
         for t in range(int(counts.max())):
+            # every live piece holds at least one child
+            self.budget.poll(uncut + int(alive.sum()))
             live = np.flatnonzero(alive & (counts[pcell] > t))
             if live.size == 0:
                 break
@@ -420,7 +432,7 @@ class VertexEngine:
                 rows, f = csr_rows(first, sel)
                 G, g = Gp[rows], gp[rows]
             out = _run_kernel(self.kernel, Q, f, G, g, self.tol.empty, words, geometry,
-                              self.threads, prune=True)
+                              self.threads, prune=True, budget=self.budget)
             self.stats["fragile_vertices"] += out[4]
             return out
 
@@ -467,7 +479,8 @@ class VertexEngine:
         split, pruned: the two paths give the LP the same rows (the centre of a ball that is
         not unique depends on them)."""
         self.stats["ball_lps"] += len(idx)
-        return polytopes.take_pruned(idx).chebyshev(self.backend, self.cap)
+        return polytopes.take_pruned(idx).chebyshev(self.backend, self.cap,
+                                                    poll=self.budget.poll)
 
     def _balls(self, pieces: _Pieces):
         """Interior points and inradii: exact, or (counting) a lower bound that decides."""
@@ -646,12 +659,17 @@ def _default_threads() -> int:
 
 
 def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads, bases=None,
-                prune=False):
+                prune=False, budget: Budget | None = None):
     """The kernel over every cell of ``Q``: in one call, or (``threads`` > 1, enough work) over
     ranges of cells in a pool of threads (the kernel releases the GIL), merged in cell order,
     so the result does not depend on the thread count. ``bases``: the cells' first slot for
     their candidates (default: above their own slots); ``prune``: the pieces' polytopes come
-    pruned (:meth:`Polytopes.prune`)."""
+    pruned (:meth:`Polytopes.prune`).
+
+    ``budget`` is honoured inside the kernel: long calls run in worker threads while this
+    thread watches the budget (and stays interruptible), and the kernel returns as soon as
+    :attr:`Budget.stop` is set; then :class:`BudgetExceeded` is raised here."""
+    budget = Budget() if budget is None else budget
     n = len(Q)
     bases = np.full(n, -1, dtype=np.int64) if bases is None else bases
     arrays = (np.ascontiguousarray(Q.X, dtype=np.float64),
@@ -665,9 +683,11 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
               np.ascontiguousarray(Q.cstart, dtype=np.int64),
               np.ascontiguousarray(first, dtype=np.int64), G, g)
 
-    def call(lo, hi):
+    progress = np.zeros(8 * max(threads, 1) + 1, dtype=np.int64)
+
+    def call(lo, hi, i=0):
         return kernel(*arrays, float(eps), int(words), bool(geometry), lo, hi, bases,
-                      bool(prune))
+                      bool(prune), budget.stop, progress[i:i + 1])
 
     # work of a cell ~ its vertices times its candidates; a few ranges per thread balance it
     counts = np.diff(first)
@@ -676,16 +696,32 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     if threads > 1 and n < 2 * threads and counts.max(initial=0) > lead + 2:
         # few cells cut by many units (the root): their pieces grow, unlike ``work``
         return _run_staged(kernel, Q, first, G, g, eps, words, geometry, threads, lead, bases,
-                           prune)
-    if threads <= 1 or n < 2 or work.sum() < _THREAD_MIN_WORK:
-        out = call(0, n)
+                           prune, budget)
+    if work.sum() < _THREAD_MIN_WORK and counts.max(initial=0) <= _INLINE_MAX_CANDIDATES:
+        out = call(0, n)            # short (a cell makes at most 2^8 pieces): in this thread
+        budget.check_stopped()
         return out[:4] + (int(out[4]), out[5])
-    cum = np.cumsum(work)
-    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, 4 * threads) / (4 * threads))
-    bounds = np.unique(np.concatenate([[0], cuts + 1, [n]]).clip(0, n))
-    ranges = list(itertools.pairwise(bounds))
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        outs = list(pool.map(lambda r: call(int(r[0]), int(r[1])), ranges))
+    if threads <= 1 or n < 2 or work.sum() < _THREAD_MIN_WORK:
+        ranges = [(0, n)]
+    else:
+        cum = np.cumsum(work)
+        cuts = np.searchsorted(cum, cum[-1] * np.arange(1, 4 * threads) / (4 * threads))
+        bounds = np.unique(np.concatenate([[0], cuts + 1, [n]]).clip(0, n))
+        ranges = list(itertools.pairwise(bounds))
+    # in worker threads even for one range: this thread waits interruptibly, and an interrupt
+    # or the budget's watchdog sets ``stop``, which every kernel call polls
+    pool = _worker_pool(threads)
+    with budget.watching(progress):
+        futures = [pool.submit(call, int(lo), int(hi), i) for i, (lo, hi) in enumerate(ranges)]
+        try:
+            outs = [_result(f, budget) for f in futures]
+        except BaseException:
+            # the calls still running see ``stop`` and return; their results (and the time
+            # they take to free their pieces) are not waited for
+            budget.stop[0] = 1
+            raise
+    if len(outs) == 1:
+        return outs[0][:4] + (int(outs[0][4]), outs[0][5])
     merged = tuple(np.concatenate([o[i] for o in outs]) for i in range(4))
     if geometry:
         geom = Polytopes.concat([Polytopes(*o[5]) for o in outs], Q.dim)
@@ -696,6 +732,31 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     return merged + (sum(int(o[4]) for o in outs), geom)
 
 
+def _result(future, budget: Budget):
+    """A kernel call's result, or :class:`BudgetExceeded` as soon as the budget stops it."""
+    while True:
+        try:
+            return future.result(timeout=WATCH_INTERVAL)
+        except FutureTimeout:
+            budget.check_stopped()
+
+
+_POOLS: dict = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _worker_pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of ``threads`` worker threads kept for the process (idle threads cost nothing;
+    starting a pool per call would cost more than a short kernel call)."""
+    threads = max(int(threads), 1)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(threads)
+        if pool is None:
+            pool = _POOLS[threads] = ThreadPoolExecutor(max_workers=threads,
+                                                        thread_name_prefix="powercells-kernel")
+        return pool
+
+
 def _within(lengths):
     """Position of every element inside its segment, for segments of the given lengths."""
     total = int(lengths.sum())
@@ -703,7 +764,7 @@ def _within(lengths):
 
 
 def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads, lead, bases,
-                prune):
+                prune, budget):
     """:func:`_run_kernel` for a batch of fewer cells than threads (the root, say): the cells'
     first ``lead`` candidates in this thread, then the rest over the pieces they make, in
     threads. Splitting is depth first and in candidate order either way, and every candidate
@@ -717,7 +778,7 @@ def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     first_a = np.zeros(len(ka) + 1, dtype=np.int64)
     np.cumsum(ka, out=first_a[1:])
     a_cell, a_sides, a_center, a_radius, a_frag, a_geom = _run_kernel(
-        kernel, Q, first_a, G[rows_a], g[rows_a], eps, words, True, 1, base)
+        kernel, Q, first_a, G[rows_a], g[rows_a], eps, words, True, 1, base, budget=budget)
     QA = Polytopes(*a_geom)
     # every piece of the first stage with the rest of its cell's candidates
     rest = counts[a_cell] - ka[a_cell]
@@ -726,7 +787,7 @@ def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     rows_b = np.repeat(first[a_cell] + ka[a_cell], rest) + _within(rest)
     b_piece, b_sides, b_center, b_radius, b_frag, b_geom = _run_kernel(
         kernel, QA, first_b, G[rows_b], g[rows_b], eps, words, geometry, threads,
-        base[a_cell] + ka[a_cell], prune)
+        base[a_cell] + ka[a_cell], prune, budget)
     # final pieces: first-stage pieces with no candidates left, and the second stage's, in the
     # order of their first-stage piece
     done = np.flatnonzero(rest == 0)

@@ -69,6 +69,20 @@ def _lowest_bit(typingctx, x):
     return types.int64(x), codegen
 
 
+@intrinsic
+def _flag(typingctx, flags):
+    """``flags[0]``, read from memory at every call (an atomic load): another thread sets it
+    while the kernel runs, and a plain load could be hoisted out of the loops."""
+    if not (isinstance(flags, types.Array) and flags.dtype == types.uint8):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.load_atomic(array.data, "monotonic", 1)
+
+    return types.uint8(flags), codegen
+
+
 @njit(cache=True)
 def _row_popcount(inc, i):
     n = 0
@@ -566,13 +580,16 @@ def _side_vertices(X, idx, m, Xn):
 
 @njit(cache=True, nogil=True)
 def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps, words,
-                geometry, lo, hi, bases, prune):
+                geometry, lo, hi, bases, prune, stop, progress):
     """Split every cell ``c`` in ``lo:hi`` of a batch by its candidate hyperplanes
     ``G[p] . x + g[p] = 0`` (unit normals), ``p`` in ``first[c]:first[c+1]``, in that order
     (a cell no candidate cuts comes back as one piece). Cell ``c``'s ``t``-th candidate takes
     constraint slot ``bases[c] + t`` (``bases[c] < 0``: above the cell's own slots). A candidate
     whose hyperplane misses the ball around a piece's vertex mean is decided by the ball, the
     others by the piece's vertices. Releases the GIL: threads can take disjoint ranges of cells.
+    ``stop[0] != 0`` (set by another thread: a budget ran out, an interrupt) makes it return
+    at once with the pieces finished so far, which the caller discards; ``progress[0]`` counts
+    the final pieces, for the watchdog of a region budget.
 
     Returns the final pieces: their cells, their sides (``1``: ``+``) for every cutting
     hyperplane of their cell (flat, the cell's hyperplanes in order), vertex means, the radius
@@ -607,6 +624,8 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
     table = np.zeros(0, dtype=np.uint64)
     used = np.empty(0, dtype=np.int64)
     for c in range(lo, hi):
+        if _flag(stop) != 0:
+            break
         T = first[c + 1] - first[c]
         if T == 0:
             continue
@@ -644,10 +663,13 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
         no_inc = np.empty((0, words), dtype=np.uint64)
         no_E = np.empty((0, 2), dtype=np.int64)
         while len(stack):
+            if _flag(stop) != 0:
+                break
             PX, Pinc, PE, PN, Ph, Pslot, t, sides, center, reach, s, radius = stack.pop()
             if t == T:
                 if np.isnan(radius):
                     radius = _inner_radius(PN, Ph, center, G[p0], 0.0, 0.0)
+                progress[0] += 1
                 p_cell.append(c)
                 p_sides.append(sides)
                 p_center.append(center)
@@ -729,7 +751,8 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
             else:
                 stack.append((Xm, no_inc, no_E, PN, Ph, Pslot, tm, s_minus, cm, rm, sm,
                               _inner_radius(PN, Ph, cm, G[p], g[p], -1.0)))
-    m = len(p_cell)
+    # stopped early: the caller discards the result, so nothing is assembled
+    m = 0 if _flag(stop) != 0 else len(p_cell)
     cell = np.empty(m, dtype=np.int64)
     radius = np.empty(m)
     center = np.empty((m, d))
@@ -745,7 +768,7 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
         for j in range(len(p_sides[i])):
             sides[k] = p_sides[i][j]
             k += 1
-    mg = len(g_X) if geometry else 0
+    mg = len(g_X) if geometry and m else 0
     if prune:
         for i in range(mg):
             _prune_piece(g_inc, g_N, g_h, g_slot, i, d)

@@ -264,7 +264,8 @@ class Polytopes:
         slack = self.h - np.einsum("cd,cd->c", self.N, center[owner])
         return np.minimum.reduceat(slack, self.cstart[:-1])
 
-    def chebyshev(self, backend, cap: float, idx=None) -> tuple[np.ndarray, np.ndarray]:
+    def chebyshev(self, backend, cap: float, idx=None, poll=None) -> tuple[np.ndarray,
+                                                                          np.ndarray]:
         """Chebyshev centres and inradii by LP, for the polytopes ``idx`` (default all).
 
         Parameters
@@ -272,11 +273,15 @@ class Polytopes:
         backend : LPBackend
         cap : float
             Bound on the radius variable (any number above every inradius).
+        poll : callable, optional
+            Called every 64 LPs (a budget's check, which raises to stop).
         """
         idx = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64)
         center = np.zeros((len(idx), self.dim))
         radius = np.zeros(len(idx))
         for j, i in enumerate(idx):
+            if poll is not None and j % 64 == 63:
+                poll()
             lo, hi = self.cstart[i], self.cstart[i + 1]
             ball = backend.chebyshev(self.N[lo:hi], self.h[lo:hi], cap=cap)
             center[j], radius[j] = ball.center, ball.radius

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
-from ..errors import GeometryError, PowercellsError
+from ..errors import GeometryError, OutputError, PowercellsError
 
 __all__ = ["adjacency_graph", "adjacency_table", "node_table", "read_export", "ridge_table",
            "tree_graph", "write_export"]
@@ -264,15 +262,18 @@ def write_export(tree, directory, *, overwrite: bool = False, lp=None,
     """Write ``nodes.parquet``, ``ridges.parquet``, ``adjacency.parquet`` and ``summary.json``
     into ``directory``.
 
-    Everything is written into a temporary folder beside ``directory`` and renamed at the end,
-    so an error leaves nothing half-written behind.
+    The folder is written by :class:`~powercells.io.output.OutputFolder`: into a temporary
+    sibling renamed into place at the end, under a lock, so an error or an interrupt leaves
+    nothing half-written and two writers of one folder cannot mix their files.
 
     Parameters
     ----------
-    directory : str or path
-        Created; it must not exist or be empty unless ``overwrite``.
+    directory : str, path or OutputFolder
+        Created; it must not exist or be empty, unless ``overwrite`` and it holds an earlier
+        powercells export. An :class:`OutputFolder` already entered (the CLI takes the folder
+        before it enumerates, so a bad ``--out`` fails at once) is written and committed.
     overwrite : bool
-        Replace an existing folder's contents.
+        Replace an earlier export in the folder (never a folder holding anything else).
     ridges : bool
         Compute the ridges (bends); otherwise ``ridges.parquet`` is written empty.
 
@@ -283,22 +284,25 @@ def write_export(tree, directory, *, overwrite: bool = False, lp=None,
 
     Raises
     ------
+    OutputError
+        If the folder may not be written (see :class:`OutputFolder`).
     GeometryError
-        If the folder exists and is not empty (without ``overwrite``), its parent folder does
-        not exist, or the tree is partial.
+        If the tree is partial.
     """
+    from .output import OutputFolder
+
+    _pyarrow()
+    if isinstance(directory, OutputFolder):
+        return _write_export_files(tree, directory, lp, ridges)
+    with OutputFolder(directory, kind="export", overwrite=overwrite) as folder:
+        return _write_export_files(tree, folder, lp, ridges)
+
+
+def _write_export_files(tree, folder, lp, ridges) -> dict:
+    """Compute the tables, write them into the folder's temporary copy, commit."""
     _, pq = _pyarrow()
     import time
 
-    out = os.path.abspath(os.fspath(directory))
-    parent = os.path.dirname(out)
-    if not os.path.isdir(parent):
-        raise GeometryError(f"{directory}: the folder {parent} does not exist")
-    if os.path.exists(out):
-        if not os.path.isdir(out):
-            raise GeometryError(f"{directory} exists and is not a folder")
-        if os.listdir(out) and not overwrite:
-            raise GeometryError(f"{directory} exists and is not empty (use overwrite)")
     start = time.perf_counter()
     levels = _adjacency_levels(tree, lp)
     nodes = node_table(tree)
@@ -329,29 +333,16 @@ def write_export(tree, directory, *, overwrite: bool = False, lp=None,
         "seconds": round(time.perf_counter() - start, 6),
         "files": list(FILES),
     }
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", dir=parent)
     try:
-        pq.write_table(nodes, os.path.join(tmp, "nodes.parquet"))
-        pq.write_table(ridge, os.path.join(tmp, "ridges.parquet"))
-        pq.write_table(adjacency, os.path.join(tmp, "adjacency.parquet"))
-        with open(os.path.join(tmp, "summary.json"), "w") as fh:
+        pq.write_table(nodes, os.path.join(folder.tmp, "nodes.parquet"))
+        pq.write_table(ridge, os.path.join(folder.tmp, "ridges.parquet"))
+        pq.write_table(adjacency, os.path.join(folder.tmp, "adjacency.parquet"))
+        with open(os.path.join(folder.tmp, "summary.json"), "w") as fh:
             json.dump(summary, fh, indent=2)
-        old = None
-        if os.path.exists(out):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old.", dir=parent)
-            os.rmdir(old)
-            os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        except BaseException:
-            if old is not None:
-                os.rename(old, out)          # put the previous export back
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    except OSError as exc:
+        raise OutputError(f"{folder.given}: cannot write the export "
+                          f"({exc.strerror or exc})") from None
+    folder.commit()
     return summary
 
 
@@ -387,8 +378,16 @@ def read_export(directory, *, as_pandas: bool = True) -> dict:
         raise GeometryError(f"{directory}: not an export folder (missing {', '.join(missing)})")
     out = {}
     for name in ("nodes", "ridges", "adjacency"):
-        table = pq.read_table(os.path.join(directory, f"{name}.parquet"))
+        path = os.path.join(directory, f"{name}.parquet")
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:    # pyarrow raises ArrowInvalid, OSError, ... on bad files
+            raise GeometryError(f"{path}: cannot read the table ({exc})") from None
         out[name] = table.to_pandas() if as_pandas else table
-    with open(os.path.join(directory, "summary.json")) as fh:
-        out["summary"] = json.load(fh)
+    path = os.path.join(directory, "summary.json")
+    try:
+        with open(path) as fh:
+            out["summary"] = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise GeometryError(f"{path}: cannot read the summary ({exc})") from None
     return out

@@ -1,55 +1,71 @@
-"""Networks in ``.npz`` files: ``W0, b0, W1, b1, ...`` and an optional ``activations`` array."""
+"""Networks in ``.npz`` files: ``W0, b0, W1, b1, ...`` and an optional ``activations`` array.
+
+A network file is untrusted input; it is read by :func:`powercells.io.arrays.read_npz_arrays`
+(headers checked before any data is decompressed, one error naming the file and the member).
+"""
 
 from __future__ import annotations
 
 import os
 import re
-import zipfile
 
 import numpy as np
 
 from ..errors import NetworkError
 from ..network import Network
+from .arrays import read_npz_arrays
 
 __all__ = ["load_npz", "save_npz"]
 
+_KEY = re.compile(r"([Wb])(\d+)")
 
 def load_npz(path) -> Network:
     """Read a network from an ``.npz`` file.
 
     Keys ``W0, b0, W1, b1, ...`` (W of shape (out, in)); ReLU after every layer except the last,
     which is linear, unless a string array ``activations`` gives one entry per layer
-    (``relu``, ``leaky_relu:<slope>``, ``abs``, ``identity``, ``maxout:<R>``).
+    (``relu``, ``leaky_relu:<slope>``, ``abs``, ``identity``, ``maxout:<R>``). No other key is
+    accepted: a stray ``b3`` without ``W3`` or a misspelt key is an error, not ignored.
 
     Raises
     ------
     NetworkError
-        If the file cannot be read, keys are missing or do not pair up, or the weights are invalid.
+        If the file cannot be read, keys are missing, unknown or do not pair up, or the weights
+        are invalid.
     """
+    data = read_npz_arrays(path, error=NetworkError, text_keys=("activations",))
+    keys = set(data)
+    unknown = sorted(k for k in keys if k != "activations" and not _KEY.fullmatch(k))
+    if unknown:
+        raise NetworkError(f"{path}: unknown arrays {unknown}; a network file holds W0, b0, "
+                           "W1, b1, ... and optionally activations")
+    idx = sorted(int(m.group(2)) for k in keys if (m := _KEY.fullmatch(k)) and m.group(1) == "W")
+    if not idx:
+        raise NetworkError(f"{path}: no weight arrays W0, W1, ... (keys: {sorted(keys)})")
+    if idx != list(range(len(idx))):
+        raise NetworkError(f"{path}: weight keys must be W0..W{len(idx) - 1} without gaps, "
+                           f"got {['W%d' % i for i in idx]}")
+    for k in sorted(keys):
+        m = _KEY.fullmatch(k)
+        if m and m.group(1) == "b" and f"W{m.group(2)}" not in keys:
+            raise NetworkError(f"{path}: bias {k} has no weight W{m.group(2)}")
+    pairs = []
+    for i in idx:
+        if f"b{i}" not in keys:
+            raise NetworkError(f"{path}: W{i} has no bias b{i}")
+        pairs.append((data[f"W{i}"], data[f"b{i}"]))
+    activations = None
+    if "activations" in keys:
+        acts = data["activations"]
+        if acts.dtype.kind not in "US" or acts.ndim > 1:
+            raise NetworkError(f"{path}: activations must be a 1-D array of strings, got "
+                               f"dtype {acts.dtype} and shape {acts.shape}")
+        activations = [a.decode("ascii", "replace") if isinstance(a, bytes) else str(a)
+                       for a in np.atleast_1d(acts)]
     try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise NetworkError(f"{path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise NetworkError(f"{path}: not a readable .npz file ({exc})") from None
-    with data:
-        keys = set(data.files)
-        idx = sorted(int(m.group(1)) for k in keys if (m := re.fullmatch(r"W(\d+)", k)))
-        if not idx:
-            raise NetworkError(f"{path}: no weight arrays W0, W1, ... (keys: {sorted(keys)})")
-        if idx != list(range(len(idx))):
-            raise NetworkError(f"{path}: weight keys must be W0..W{len(idx) - 1} without gaps, "
-                               f"got {['W%d' % i for i in idx]}")
-        pairs = []
-        for i in idx:
-            if f"b{i}" not in keys:
-                raise NetworkError(f"{path}: W{i} has no bias b{i}")
-            pairs.append((data[f"W{i}"], data[f"b{i}"]))
-        activations = None
-        if "activations" in keys:
-            acts = data["activations"]
-            activations = [str(a) for a in np.atleast_1d(acts)]
-    return Network.from_weights(pairs, activations)
+        return Network.from_weights(pairs, activations)
+    except NetworkError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
 
 
 def save_npz(network: Network, path) -> None:

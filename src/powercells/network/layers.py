@@ -111,11 +111,25 @@ def _check_leaky_slope(slope: float, where: str) -> None:
         )
 
 
-def _as_matrix(W, where: str, what: str = "W") -> np.ndarray:
+def _real_array(x, where: str, what: str) -> np.ndarray:
+    """``x`` as a float64 array; complex, string, date and object arrays that do not hold real
+    numbers are refused by name (a cast would drop an imaginary part or raise deep inside)."""
     try:
-        W = np.asarray(W, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+        a = np.asarray(x)
+        if np.iscomplexobj(a):
+            raise NetworkError(f"{where}: {what} is complex ({a.dtype}); networks have real "
+                               "weights")
+        if a.dtype.kind not in "biufO":
+            raise NetworkError(f"{where}: {what} has dtype {a.dtype}, not a real number type")
+        return a.astype(np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, NetworkError):
+            raise
         raise NetworkError(f"{where}: {what} is not a numeric array ({exc})") from None
+
+
+def _as_matrix(W, where: str, what: str = "W") -> np.ndarray:
+    W = _real_array(W, where, what)
     if W.ndim != 2:
         raise NetworkError(f"{where}: {what} must be 2-D (out, in), got shape {W.shape}")
     if W.shape[0] == 0 or W.shape[1] == 0:
@@ -127,10 +141,7 @@ def _as_matrix(W, where: str, what: str = "W") -> np.ndarray:
 def _as_bias(b, n: int, where: str) -> np.ndarray:
     if b is None:
         return np.zeros(n)
-    try:
-        b = np.asarray(b, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise NetworkError(f"{where}: b is not a numeric array ({exc})") from None
+    b = _real_array(b, where, "b")
     if b.ndim == 2 and 1 in b.shape:
         b = b.reshape(-1)
     if b.shape != (n,):
@@ -191,8 +202,8 @@ class Layer:
 
     def __init__(self, A, B, *, kind="maso", n_pieces=None, slope=None, switch=None,
                  weight=None, bias=None, groups=None, name="layer"):
-        A = np.asarray(A, dtype=np.float64)
-        B = np.asarray(B, dtype=np.float64)
+        A = _real_array(A, name, "A")
+        B = _real_array(B, name, "B")
         if A.ndim != 3 or B.shape != A.shape[:2]:
             raise NetworkError(
                 f"{name}: pieces must have shapes A (K, R, D) and B (K, R), got {A.shape} and "
