@@ -33,6 +33,12 @@ def _direction_matrix(directions) -> np.ndarray:
     return D[:, None] if D.ndim == 1 else D
 
 
+def _norm(v: np.ndarray) -> float:
+    """The Euclidean norm without overflow or underflow in the squares (1e200 or 1e-200)."""
+    m = float(np.max(np.abs(v))) if np.size(v) else 0.0
+    return m * float(np.linalg.norm(v / m)) if m > 0 and np.isfinite(m) else m
+
+
 def _vector(v, name: str) -> np.ndarray:
     try:
         v = np.asarray(v, dtype=np.float64)
@@ -82,7 +88,7 @@ class Domain:
     @property
     def diameter(self) -> float:
         """Length of the bounding box's diagonal: the scale of the default tolerances."""
-        return float(np.linalg.norm(self._hi - self._lo))
+        return _norm(self._hi - self._lo)
 
     @property
     def chebyshev(self) -> tuple[np.ndarray, float]:

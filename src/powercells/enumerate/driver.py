@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..domain import as_domain
-from ..errors import BudgetExceeded, PowercellsError, PrecisionWarning
+from ..errors import BudgetExceeded, DomainError, OptionError, PowercellsError, PrecisionWarning
 from ..geometry.polygons import Polygons
 from ..lp.base import get_backend
 from ..network import Network
@@ -185,6 +185,58 @@ class _LevelParts:
                      np.concatenate(radius).astype(np.float64, copy=False), polys, ivals)
 
 
+#: Engines handle domains within this distance of the origin (engine coordinates): the LP
+#: solver takes numbers from 1e20 on for infinity, and float64 resolves 0.1 at 1e15.
+MAX_COORDINATE = 1e15
+
+#: ... and at least this wide (smaller domains would need tolerances in the subnormal range).
+MIN_DIAMETER = 1e-100
+
+#: A region tolerance must exceed float64's spacing at the domain's coordinates by this factor:
+#: below it, rounding in the coordinates alone decides what is a region.
+RESOLUTION_FACTOR = 1024
+
+
+def check_scale(domain, tol: Tolerances | None = None) -> None:
+    """Refuse a question float64 cannot answer on this domain, by name (the tolerance's
+    checks only when it is given).
+
+    Raises
+    ------
+    DomainError
+        If the domain reaches beyond :data:`MAX_COORDINATE` or is narrower than
+        :data:`MIN_DIAMETER`.
+    OptionError
+        If the region tolerance is not above float64's resolution at the domain's coordinates,
+        or not below the domain's inradius (no cell could then be a region).
+    """
+    lo, hi = domain.bounds()
+    reach = float(max(np.max(np.abs(lo)), np.max(np.abs(hi))))
+    diameter = domain.diameter
+    if not reach <= MAX_COORDINATE:
+        raise DomainError(f"{domain!r} reaches {reach:.3g} from the origin; engines handle "
+                          f"domains within {MAX_COORDINATE:g} of it (float64 resolves "
+                          f"{np.spacing(reach):.3g} there and the LP solver takes 1e20 for "
+                          "infinity): rescale the inputs, e.g. fold the scale into the first "
+                          "layer")
+    if not diameter >= MIN_DIAMETER:
+        raise DomainError(f"{domain!r} is {diameter:.3g} wide; engines handle domains at least "
+                          f"{MIN_DIAMETER:g} wide: rescale the inputs")
+    if tol is None:
+        return
+    resolution = RESOLUTION_FACTOR * float(np.spacing(max(reach, diameter)))
+    if not tol.region > resolution:
+        raise OptionError(
+            f"the region tolerance {tol.region:.3g} is not above float64's resolution on this "
+            f"domain ({resolution:.3g} = {RESOLUTION_FACTOR} x the spacing of floats at "
+            f"{max(reach, diameter):.3g}): regions that thin cannot be told from rounding; give "
+            "a larger tolerance, or shift the inputs so that the domain lies near the origin")
+    radius = float(domain.chebyshev[1])
+    if not tol.region < radius:
+        raise OptionError(f"the region tolerance {tol.region:.3g} is not below the domain's "
+                          f"inradius {radius:.3g}: no cell could be a region")
+
+
 def _choose_engine(engine: str, lp, domain) -> str:
     if engine == "auto":
         # an explicit LP backend asks for the lp engine; otherwise low dimensions go to the
@@ -260,11 +312,16 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
         tolerances = Tolerances(region=tol)
     elif tol is not None:
         raise PowercellsError("give either tol or tolerances, not both")
+    check_scale(domain)
     resolved = tolerances.resolve(domain.diameter)
+    check_scale(domain, resolved)
     name = _choose_engine(engine, lp, domain)
     # counting needs no interior points, only certain region decisions
+    # the engines split by an equivalent network whose units are scaled by powers of two (the
+    # same partition, bit for bit on ordinary weights; 1e300 or 1e-300 weights stay in range)
+    work = net.balanced()
     eng = _make_engine(name, lp, resolved, domain, exact_balls=not isinstance(sink, CountSink),
-                       final_layer=net.layers[-1])
+                       final_layer=work.layers[-1])
     eng.budget = budget
 
     k = domain.dim
@@ -280,7 +337,7 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     sink.start(root_level, L)
     slivers = SliverTable()
     t0 = budget.start
-    walk = _Walk(eng, net.layers, budget, slivers)
+    walk = _Walk(eng, work.layers, budget, slivers)
     partial = False
     reporter = None
     try:
@@ -328,7 +385,25 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
             reporter.update(reporter.total, walk.leaves, force=True)
             reporter.close()
     seconds = time.perf_counter() - t0
+    if not partial:
+        _check_tiling(walk.emitted[1:], slivers.per_layer(L))
     return net, domain, widths, slivers, partial, seconds, _stats(eng), resolved, name
+
+
+def _check_tiling(counts, slivers) -> None:
+    """Every layer's cells tile the domain, so a finished run finds a region or a sliver at
+    every layer; none means the arithmetic failed, and no count is printed.
+
+    Raises
+    ------
+    PowercellsError
+    """
+    for layer, (n, thin) in enumerate(zip(counts, slivers), 1):
+        if n == 0 and thin == 0:
+            raise PowercellsError(
+                f"layer {layer}: no region and no sliver were found, but the cells of a layer "
+                "tile the domain: float64 could not resolve this network on this domain "
+                "(weights or coordinates of extreme magnitude); no count is reported")
 
 
 def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | None = None,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import PowercellsError
+import numpy as np
+
+from ..errors import OptionError
 
 __all__ = ["Tolerances"]
 
@@ -31,8 +33,8 @@ class Tolerances:
 
     Raises
     ------
-    PowercellsError
-        If a value is negative or ``empty > region``.
+    OptionError
+        If a value is not finite, negative, or ``empty > region`` (on :meth:`resolve`).
     """
 
     region: float | None = None
@@ -40,14 +42,33 @@ class Tolerances:
     zero: float = 1e-12
 
     def resolve(self, diameter: float) -> Tolerances:
-        """Absolute values for a domain of the given diameter."""
-        region = 1e-9 * diameter if self.region is None else float(self.region)
-        empty = 1e-3 * region if self.empty is None else float(self.empty)
-        if region <= 0 or empty < 0 or self.zero < 0:
-            raise PowercellsError(
-                f"tolerances must be positive: region={region}, empty={empty}, zero={self.zero}"
-            )
+        """Absolute values for a domain of the given diameter.
+
+        Raises
+        ------
+        OptionError
+            If a value is not a finite number, ``region`` is not positive, ``empty`` or
+            ``zero`` is negative, ``zero >= 1`` or ``empty > region``.
+        """
+        region = 1e-9 * diameter if self.region is None else _finite(self.region, "region")
+        empty = 1e-3 * region if self.empty is None else _finite(self.empty, "empty")
+        zero = _finite(self.zero, "zero")
+        if not region > 0 or empty < 0 or zero < 0:
+            raise OptionError(
+                f"tolerances must be positive: region={region}, empty={empty}, zero={zero}")
+        if zero >= 1:
+            raise OptionError(f"the zero tolerance is relative and must be below 1, got {zero}")
         if empty > region:
-            raise PowercellsError(
+            raise OptionError(
                 f"the empty tolerance {empty} exceeds the region tolerance {region}")
-        return Tolerances(region=region, empty=empty, zero=self.zero)
+        return Tolerances(region=region, empty=empty, zero=zero)
+
+
+def _finite(value, name: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"the {name} tolerance must be a number, got {value!r}") from None
+    if not np.isfinite(value):
+        raise OptionError(f"the {name} tolerance must be a finite number, got {value}")
+    return value

@@ -365,6 +365,49 @@ class Layer:
                      switch=switch, weight=weight, bias=bias, groups=self.groups,
                      name=self.name)
 
+    def rescaled(self, in_exp: np.ndarray) -> tuple[Layer, np.ndarray]:
+        """The layer for inputs scaled by ``2**-in_exp``, every unit divided by a power of two.
+
+        Unit ``k`` of the result computes ``2**-e[k]`` times unit ``k`` of this layer at the
+        unscaled input, with ``e[k]`` chosen so that its largest coefficient lies in
+        ``[0.5, 1)``. Powers of two scale floating-point products and sums exactly, and a
+        positive factor changes no max, tie or sign, so the codes (the partition) are those of
+        this layer; magnitudes like 1e300 or 1e-300 become 1 (entries more than 2^1074 below a
+        unit's largest underflow to 0). Computed with ``frexp``/``ldexp``, so no intermediate
+        product overflows.
+
+        Returns
+        -------
+        layer : Layer
+            Without ``weight``/``bias``/``groups`` (its pieces and switch carry everything).
+        e : ndarray of int, shape (K,)
+            The units' exponents: the next layer's ``in_exp``.
+        """
+        in_exp = np.asarray(in_exp, dtype=np.int64)
+        mA, eA = np.frexp(self.A)
+        mB, eB = np.frexp(self.B)
+        eA = eA.astype(np.int64) + in_exp[None, None, :]
+        eB = eB.astype(np.int64)
+        low = np.iinfo(np.int64).min
+        top = np.maximum(np.where(mA != 0, eA, low).max(axis=(1, 2), initial=low),
+                         np.where(mB != 0, eB, low).max(axis=1, initial=low))
+        e = np.where(top == low, 0, top)                  # a unit that is identically 0
+        # shifts are <= 0 (no overflow) and >= -2^12 (a float's exponent range): int32 holds
+        # them, and anything below -1100 is 0 anyway
+        A = np.ldexp(mA, np.maximum(eA - e[:, None, None], -1100).astype(np.int32))
+        B = np.ldexp(mB, np.maximum(eB - e[:, None], -1100).astype(np.int32))
+        switch = None
+        if self.is_switch:
+            mW, eW = np.frexp(self.switch_W)
+            mb, eb = np.frexp(self.switch_b)
+            shift_W = eW.astype(np.int64) + in_exp[None, :] - e[:, None]
+            shift_b = eb.astype(np.int64) - e
+            switch = (np.ldexp(mW, np.maximum(shift_W, -1100).astype(np.int32)),
+                      np.ldexp(mb, np.maximum(shift_b, -1100).astype(np.int32)))
+        layer = Layer(A, B, kind=self.kind, n_pieces=self.n_pieces, slope=self.slope,
+                      switch=switch, name=self.name)
+        return layer, e
+
     # ----------------------------------------------------------------- evaluation
     def codes_and_outputs(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Codes (n, K) and outputs (n, K) of the layer at inputs Z (n, D).

@@ -224,6 +224,25 @@ class Network:
             raise PointError(f"affine_map takes one point, got {x.shape[0]}")
         return self.affine_map_of_codes([c[0] for c in self.codes(x)])
 
+    def balanced(self) -> Network:
+        """The network with the same partition (every layer's codes, as functions of the
+        input) and every unit scaled by a power of two so that its largest coefficient lies in
+        ``[0.5, 1)``, each unit's scale carried into the next layer's input (see
+        :meth:`Layer.rescaled`). Engines enumerate this one: a unit's hyperplane does not change
+        when its row is scaled, and weights like 1e300 or 1e-300 stop overflowing or vanishing
+        in the pulled-back maps. On ordinary weights every product and sum the engines form is
+        the original's times a power of two, so their decisions are the same bit for bit.
+
+        Its outputs are the original's up to a positive factor per unit; use the original for
+        values, maps and geometry.
+        """
+        exp = np.zeros(self.input_dim, dtype=np.int64)
+        layers = []
+        for layer in self.layers:
+            layer, exp = layer.rescaled(exp)
+            layers.append(layer)
+        return Network(layers)
+
     def with_input_map(self, M, c) -> Network:
         """The network composed with the affine map ``x = M t + c`` (M of shape (d, k)).
 
