@@ -563,8 +563,11 @@ class LPEngine:
             if ball.radius > self.tol.region and len(cell.choice) == len(cutting):
                 rows = ctx.get().rows_of(cell.ids()[0])
                 children.append(self._child(node, layer, full, rows, ball, P[cell.idx]))
-            else:
+            elif ball.radius > self.tol.empty:
                 slivers.append(Sliver(full, ball.center, ball.radius))
+            # else no interior (inradius <= the empty tolerance, 0 or a rounding below it):
+            # the cell touches its neighbours along a lower-dimensional set, as in the other
+            # engines (Tolerances), and is neither a region nor a sliver
         children.sort(key=lambda c: c.code.tolist())
         return children, slivers
 

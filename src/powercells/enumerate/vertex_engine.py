@@ -483,16 +483,24 @@ class VertexEngine:
                                                     poll=self.budget.poll)
 
     def _balls(self, pieces: _Pieces):
-        """Interior points and inradii: exact, or (counting) a lower bound that decides."""
-        if self.exact_balls:
-            return self._ball_lp(pieces, np.arange(len(pieces)))
+        """Interior points and inradii: exact, or (counting) a lower bound that decides.
+
+        The ball around a piece's vertex mean that touches its nearest facet is inside the
+        piece (the mean is), so its radius is a certified lower bound on the inradius. An LP
+        ball smaller than it is the solver's rounding (pieces thinner than its feasibility
+        tolerance, ~1e-10): the certified ball is kept then, so such a piece stays a sliver as
+        in the planar engine instead of vanishing."""
         center = pieces.center.copy()
         radius = pieces.inner_ball(center)
-        # the ball's radius decides "region" only one way; the rest (thin pieces, rare) get the
-        # exact LP on their H-representation, which does not rely on the vertices
-        unsure = np.flatnonzero(radius <= self.tol.region)
-        if unsure.size:
-            center[unsure], radius[unsure] = self._ball_lp(pieces, unsure)
+        # the bound decides "region" only one way; the rest (thin pieces, rare) get the exact
+        # LP on their H-representation, which does not rely on the vertices (every piece when
+        # the tree asks for exact balls)
+        ask = (np.arange(len(radius)) if self.exact_balls
+               else np.flatnonzero(radius <= self.tol.region))
+        if ask.size:
+            c_lp, r_lp = self._ball_lp(pieces, ask)
+            better = r_lp >= radius[ask]
+            center[ask[better]], radius[ask[better]] = c_lp[better], r_lp[better]
         return center, radius
 
     def _finish(self, cells, cut, code, pieces, pcell, code_p, child_maps) -> Split:
