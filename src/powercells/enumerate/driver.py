@@ -7,6 +7,7 @@ can run them in worker processes and feed the sink in the same order; ids stay t
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import warnings
@@ -108,8 +109,9 @@ class _Walk:
     reverse, so every level is filled in breadth-first order (parents in order) whatever the
     batch size."""
 
-    def __init__(self, engine, layers, budget: Budget, slivers: SliverTable):
+    def __init__(self, engine, layers, budget: Budget, slivers: SliverTable, exp: int = 0):
         self.engine = engine
+        self.exp = exp                      # engine coordinates are x / 2**exp
         self.layers = layers
         self.L = len(layers)
         self.budget = budget
@@ -125,6 +127,8 @@ class _Walk:
         res = self.engine.split(batch, self.layers[depth])
         self.budget.found += len(res.parent)
         self.budget.poll()
+        if self.exp:
+            res = _to_input_units(res, self.exp)
         sl = res.slivers
         for i in range(len(sl)):
             self.slivers.layer.append(depth + 1)
@@ -185,12 +189,62 @@ class _LevelParts:
                      np.concatenate(radius).astype(np.float64, copy=False), polys, ivals)
 
 
-#: Engines handle domains within this distance of the origin (engine coordinates): the LP
-#: solver takes numbers from 1e20 on for infinity, and float64 resolves 0.1 at 1e15.
-MAX_COORDINATE = 1e15
+#: Domains reach at most this far from the origin (their coordinates and diameter stay finite
+#: through the engines' arithmetic; engines work at the domain's own scale, see _run).
+MAX_COORDINATE = 1e300
 
-#: ... and at least this wide (smaller domains would need tolerances in the subnormal range).
-MIN_DIAMETER = 1e-100
+#: ... and are at least this wide: float64's smallest normal number (below it, coordinates
+#: lose their significant bits).
+MIN_DIAMETER = float(np.finfo(np.float64).tiny)
+
+#: Domains whose diameter's binary exponent is within this of 0 are enumerated in their own
+#: coordinates; others at the scale 2**exponent (see _engine_exponent).
+_SCALE_FREE_EXPONENT = 10
+
+
+def _engine_exponent(domain) -> int:
+    """``exp`` such that engines work in ``t = x / 2**exp`` with a diameter in [1, 2): 0 for
+    domains about 1e-3 to 1e3 wide, whose arithmetic is left as it is."""
+    e = int(np.frexp(domain.diameter)[1])           # diameter in [2**(e-1), 2**e)
+    return 0 if abs(e) <= _SCALE_FREE_EXPONENT else e - 1
+
+
+class _ScaledDomain:
+    """What an engine reads of a domain (halfspaces, bounds, Chebyshev ball, dimension,
+    diameter), in coordinates ``t = x / 2**exp``: every number times a power of two, exactly."""
+
+    def __init__(self, domain, exp: int):
+        H, h = domain.halfspaces()
+        self._H, self._h = H, np.ldexp(h, -exp)
+        lo, hi = domain.bounds()
+        self._lo, self._hi = np.ldexp(lo, -exp), np.ldexp(hi, -exp)
+        c, r = domain.chebyshev
+        self.chebyshev = (np.ldexp(np.asarray(c, dtype=np.float64), -exp),
+                          float(np.ldexp(r, -exp)))
+        self.dim = domain.dim
+        self.diameter = float(np.ldexp(domain.diameter, -exp))
+
+    def halfspaces(self):
+        return self._H, self._h
+
+    def bounds(self):
+        return self._lo, self._hi
+
+
+def _scaled_polygons(polys, exp: int):
+    return Polygons(np.ldexp(polys.xy, exp), polys.start)
+
+
+def _to_input_units(res: Split, exp: int) -> Split:
+    """A split's points, radii, polygons and intervals from engine coordinates to x (new
+    arrays: the engine's batch keeps its own)."""
+    sl = res.slivers
+    return dataclasses.replace(
+        res, center=np.ldexp(res.center, exp), radius=np.ldexp(res.radius, exp),
+        polygons=None if res.polygons is None else _scaled_polygons(res.polygons, exp),
+        intervals=None if res.intervals is None else np.ldexp(res.intervals, exp),
+        slivers=dataclasses.replace(sl, center=np.ldexp(sl.center, exp),
+                                    radius=np.ldexp(sl.radius, exp)))
 
 #: A region tolerance must exceed float64's spacing at the domain's coordinates by this factor:
 #: below it, rounding in the coordinates alone decides what is a region.
@@ -215,13 +269,12 @@ def check_scale(domain, tol: Tolerances | None = None) -> None:
     diameter = domain.diameter
     if not reach <= MAX_COORDINATE:
         raise DomainError(f"{domain!r} reaches {reach:.3g} from the origin; engines handle "
-                          f"domains within {MAX_COORDINATE:g} of it (float64 resolves "
-                          f"{np.spacing(reach):.3g} there and the LP solver takes 1e20 for "
-                          "infinity): rescale the inputs, e.g. fold the scale into the first "
-                          "layer")
+                          f"domains within {MAX_COORDINATE:g} of it: rescale the inputs, e.g. "
+                          "fold the scale into the first layer")
     if not diameter >= MIN_DIAMETER:
         raise DomainError(f"{domain!r} is {diameter:.3g} wide; engines handle domains at least "
-                          f"{MIN_DIAMETER:g} wide: rescale the inputs")
+                          f"{MIN_DIAMETER:.3g} wide (float64's smallest normal number): rescale "
+                          "the inputs")
     if tol is None:
         return
     resolution = RESOLUTION_FACTOR * float(np.spacing(max(reach, diameter)))
@@ -313,31 +366,40 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     elif tol is not None:
         raise PowercellsError("give either tol or tolerances, not both")
     check_scale(domain)
-    resolved = tolerances.resolve(domain.diameter)
+    # Engines work in coordinates t = x / 2**exp, chosen so that the domain's diameter is about
+    # 1 (exp = 0 for domains 1e-3 to 1e3 wide), on an equivalent network whose units are scaled
+    # by powers of two (Network.balanced): the same partition, and on ordinary input the same
+    # arithmetic bit for bit, while domains like [-1e12, 1e12] or weights like 1e300 stay in the
+    # range the LP solver's tolerances and float64's exponents are made for. Powers of two scale
+    # exactly, so the engines' points and radii map back to x without rounding.
+    exp = _engine_exponent(domain)
+    view = domain if exp == 0 else _ScaledDomain(domain, exp)
+    engine_tol = tolerances.scaled(exp).resolve(view.diameter)
+    resolved = engine_tol.scaled(-exp)
     check_scale(domain, resolved)
-    name = _choose_engine(engine, lp, domain)
+    name = _choose_engine(engine, lp, view)
+    work = net.balanced(input_exp=exp)
     # counting needs no interior points, only certain region decisions
-    # the engines split by an equivalent network whose units are scaled by powers of two (the
-    # same partition, bit for bit on ordinary weights; 1e300 or 1e-300 weights stay in range)
-    work = net.balanced()
-    eng = _make_engine(name, lp, resolved, domain, exact_balls=not isinstance(sink, CountSink),
+    eng = _make_engine(name, lp, engine_tol, view, exact_balls=not isinstance(sink, CountSink),
                        final_layer=work.layers[-1])
     eng.budget = budget
 
     k = domain.dim
-    root = eng.root(domain)
+    root = eng.root(view)
     center = np.asarray(domain.chebyshev[0], dtype=np.float64)
     H, h = domain.halfspaces()
     radius = float(np.min(h - H @ center))
+    polys, intervals = getattr(root, "polys", None), getattr(root, "intervals", None)
     root_level = Level(np.empty((1, 0), dtype=np.int16), np.array([-1], dtype=np.int64),
-                       center[None, :].copy(), np.array([radius]), getattr(root, "polys", None),
-                       getattr(root, "intervals", None))
+                       center[None, :].copy(), np.array([radius]),
+                       None if polys is None else _scaled_polygons(polys, exp),
+                       None if intervals is None else np.ldexp(intervals, exp))
     widths = list(net.widths)
     L = net.depth
     sink.start(root_level, L)
     slivers = SliverTable()
     t0 = budget.start
-    walk = _Walk(eng, work.layers, budget, slivers)
+    walk = _Walk(eng, work.layers, budget, slivers, exp)
     partial = False
     reporter = None
     try:

@@ -41,6 +41,16 @@ class Tolerances:
     empty: float | None = None
     zero: float = 1e-12
 
+    def scaled(self, exp: int) -> Tolerances:
+        """The tolerances in coordinates ``x / 2**exp`` (the given values times ``2**-exp``;
+        ``zero`` is relative and stays)."""
+        if exp == 0:
+            return self
+        region = None if self.region is None else np.ldexp(_finite(self.region, "region"), -exp)
+        empty = None if self.empty is None else np.ldexp(_finite(self.empty, "empty"), -exp)
+        return Tolerances(region=None if region is None else float(region),
+                          empty=None if empty is None else float(empty), zero=self.zero)
+
     def resolve(self, diameter: float) -> Tolerances:
         """Absolute values for a domain of the given diameter.
 

@@ -53,14 +53,15 @@ class Level:
 
     @classmethod
     def concat(cls, levels: list[Level]) -> Level:
+        filled = [lv for lv in levels if len(lv)]   # a partial run leaves empty parts
         polygons = None
-        if levels and all(lv.polygons is not None for lv in levels if len(lv)):
+        if filled and all(lv.polygons is not None for lv in filled):
             from ..geometry.polygons import Polygons
 
-            polygons = Polygons.concat([lv.polygons for lv in levels if len(lv)])
+            polygons = Polygons.concat([lv.polygons for lv in filled])
         intervals = None
-        if levels and all(lv.intervals is not None for lv in levels if len(lv)):
-            intervals = np.concatenate([lv.intervals for lv in levels if len(lv)])
+        if filled and all(lv.intervals is not None for lv in filled):
+            intervals = np.concatenate([lv.intervals for lv in filled])
         return cls(np.concatenate([lv.code for lv in levels]),
                    np.concatenate([lv.parent for lv in levels]),
                    np.concatenate([lv.interior_point for lv in levels]),

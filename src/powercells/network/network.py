@@ -224,7 +224,7 @@ class Network:
             raise PointError(f"affine_map takes one point, got {x.shape[0]}")
         return self.affine_map_of_codes([c[0] for c in self.codes(x)])
 
-    def balanced(self) -> Network:
+    def balanced(self, input_exp: int = 0) -> Network:
         """The network with the same partition (every layer's codes, as functions of the
         input) and every unit scaled by a power of two so that its largest coefficient lies in
         ``[0.5, 1)``, each unit's scale carried into the next layer's input (see
@@ -235,8 +235,14 @@ class Network:
 
         Its outputs are the original's up to a positive factor per unit; use the original for
         values, maps and geometry.
+
+        Parameters
+        ----------
+        input_exp : int
+            The result takes ``t = x / 2**input_exp`` as its input (the engines' coordinates
+            for a domain far from unit size), folded in exactly.
         """
-        exp = np.zeros(self.input_dim, dtype=np.int64)
+        exp = np.full(self.input_dim, int(input_exp), dtype=np.int64)
         layers = []
         for layer in self.layers:
             layer, exp = layer.rescaled(exp)
