@@ -120,8 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     ver.add_argument("property", help="VNN-LIB file")
     ver.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval", "vertex"])
     ver.add_argument("--json", action="store_true")
-    ver.add_argument("--max-regions", type=_integer, default=None, metavar="N")
-    ver.add_argument("--time-limit", type=_number, default=None, metavar="S")
+    ver.add_argument("--max-regions", type=_integer, default=None, metavar="N",
+                     help="stop a box after N regions (partial result, exit code 3)")
+    ver.add_argument("--time-limit", type=_number, default=None, metavar="S",
+                     help="stop after S seconds, all boxes together (exit code 3)")
+    _disjuncts_arg(ver)
 
     plot = sub.add_parser("plot", help="draw the partition of a 2-D domain or plane",
                           description="Draw the exact partition after a layer (its new edges "
@@ -238,7 +241,17 @@ def _domain_args(p):
                    help="the segment through two input points (.npy files): x = P0 + t (P1 - "
                         "P0), t in --box (default [0, 1])")
     p.add_argument("--vnnlib", metavar="PROP.vnnlib",
-                   help="the input boxes of a VNN-LIB property (each box is reported)")
+                   help="the input boxes of a VNN-LIB property (each box is reported; "
+                        "--time-limit holds for all of them together)")
+    _disjuncts_arg(p)
+
+
+def _disjuncts_arg(p):
+    from .io.vnnlib import MAX_DISJUNCTS
+
+    p.add_argument("--max-disjuncts", type=_integer, default=MAX_DISJUNCTS, metavar="N",
+                   help="refuse a VNN-LIB property whose formula expands to more than N "
+                        f"disjuncts (default {MAX_DISJUNCTS})")
 
 
 def _load_point(path, d):
@@ -325,34 +338,45 @@ def _count(args) -> int:
 
 
 def _count_vnnlib(args, network) -> int:
+    import time
+
     from .enumerate import count_regions
+    from .enumerate.budget import Budget
     from .errors import DomainError
     from .io.vnnlib import read_vnnlib
 
     if any(getattr(args, k) is not None for k in ("box", "domain", "plane", "segment")):
         raise DomainError("--vnnlib gives the input boxes; do not combine it with another domain")
-    prop = read_vnnlib(args.vnnlib)
+    prop = read_vnnlib(args.vnnlib, max_disjuncts=args.max_disjuncts)
     if prop.n_inputs != network.input_dim:
         raise DomainError(f"{args.vnnlib}: the property has {prop.n_inputs} inputs, the network "
                           f"{network.input_dim}")
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    results, partial = [], False
+    # one time limit for the whole property: each box gets what the earlier ones left
+    deadline = None if args.time_limit is None else \
+        Budget(time_limit=args.time_limit).deadline
+    results, partial, skipped = [], False, 0
     for i, region in enumerate(prop.regions):
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0:
+            partial, skipped = True, len(prop.regions) - i
+            break
         r = count_regions(network, region.domain, engine=args.engine, lp=args.lp, tol=args.tol,
-                          max_regions=args.max_regions, time_limit=args.time_limit,
-                          progress=progress)
+                          max_regions=args.max_regions, time_limit=left, progress=progress)
         partial |= r.partial
         results.append({"box": i, "lo": region.domain.bounds()[0].tolist(),
                         "hi": region.domain.bounds()[1].tolist(), **r.as_dict()})
     if args.json:
-        print(json.dumps({"boxes": results}))
+        print(json.dumps({"boxes": results, "boxes_not_started": skipped}))
     else:
         print(f"network: {args.network} ({network.input_dim} -> {list(network.widths)})")
-        print(f"property: {args.vnnlib} ({len(results)} input box(es))")
+        print(f"property: {args.vnnlib} ({len(prop.regions)} input box(es))")
         for r in results:
             flag = "  PARTIAL (lower bounds)" if r["partial"] else ""
             print(f"box {r['box']}: regions {r['regions']}, per layer {r['per_layer']}, "
                   f"{r['seconds']:.3f} s, engine {r['engine']}{flag}")
+        if skipped:
+            print(f"PARTIAL: the time limit ran out before the last {skipped} box(es)")
     if partial:
         print("powercells: partial result (budget reached)", file=sys.stderr)
         return EXIT_PARTIAL
@@ -363,8 +387,11 @@ def _verify(args) -> int:
     from .io import load
     from .verify import verify
 
+    from .io.vnnlib import read_vnnlib
+
     network = load(args.network)
-    result = verify(network, args.property, engine=args.engine, max_regions=args.max_regions,
+    prop = read_vnnlib(args.property, max_disjuncts=args.max_disjuncts)
+    result = verify(network, prop, engine=args.engine, max_regions=args.max_regions,
                     time_limit=args.time_limit)
     if args.json:
         print(json.dumps(result.as_dict()))

@@ -11,13 +11,15 @@ within ``tol``. A leaf whose LP is feasible but whose witness fails the forward 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .enumerate.budget import Budget
 from .enumerate.driver import stream_leaves
 from .enumerate.regions import region_halfspaces
-from .errors import PowercellsError
+from .errors import BudgetExceeded, PowercellsError
 
 __all__ = ["VerifyResult", "verify"]
 
@@ -77,6 +79,8 @@ def verify(network, prop, *, tol: float = 1e-9, **options) -> VerifyResult:
         constraint's terms).
     options
         Passed to the enumeration (engine, tol for regions as ``region_tol``, budgets).
+        ``time_limit`` holds for the whole property (each box gets what the earlier ones
+        left); ``max_regions`` for each box.
 
     Raises
     ------
@@ -94,10 +98,19 @@ def verify(network, prop, *, tol: float = 1e-9, **options) -> VerifyResult:
         raise PowercellsError(f"the property has {prop.n_outputs} outputs, the network "
                               f"{network.output_dim}")
     region_tol = options.pop("region_tol", None)
+    # one time limit for the whole property: each box gets what the earlier ones left
+    time_limit = options.pop("time_limit", None)
+    deadline = None if time_limit is None else Budget(time_limit=time_limit).deadline
     result = VerifyResult(status="holds")
     from scipy.optimize import linprog
 
     for r, region in enumerate(prop.regions):
+        if deadline is not None:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                result.partial = True
+                break
+            options["time_limit"] = left
         domain = region.domain
         net = domain.network_on(network)
         constraints = [(c.mat, c.rhs) for c in region.unsafe]
@@ -105,6 +118,9 @@ def verify(network, prop, *, tol: float = 1e-9, **options) -> VerifyResult:
 
         def check(chunk):
             for i in range(len(chunk)):
+                if deadline is not None and time.perf_counter() > deadline:
+                    # the LPs below run outside the enumeration's own checks
+                    raise BudgetExceeded("time limit reached")
                 count[0] += 1
                 path = _split_path(chunk.codes[i], net.widths)
                 A, B = net.affine_map_of_codes(path)
