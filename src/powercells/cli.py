@@ -59,15 +59,17 @@ def _number(text: str) -> float:
 
 
 def _integer(text: str) -> int:
-    """An integer; ``1e6`` and ``1000000`` alike."""
+    """An integer of int64's range; ``1e6`` and ``1000000`` alike."""
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        pass
-    value = _number(text)
-    if not value.is_integer():
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
-    return int(value)
+        number = _number(text)
+        if not number.is_integer():
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        value = int(number)
+    if not -(1 << 63) <= value < (1 << 63):
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range (64-bit integers)")
+    return value
 
 
 def _pixels(text: str) -> int:

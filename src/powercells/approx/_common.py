@@ -61,6 +61,8 @@ MAX_SAMPLE_VALUES = 1 << 28
 def positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ApproximationError(f"{name} must be a positive integer, got {value!r}")
+    if value >= 1 << 63:
+        raise ApproximationError(f"{name} = {value} is out of range (64-bit integers)")
     return int(value)
 
 
