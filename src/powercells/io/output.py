@@ -221,6 +221,12 @@ class OutputFolder:
             self.tmp = tempfile.mkdtemp(prefix=f".{self.name}.tmp-", dir=self.parent)
             os.chmod(self.tmp, 0o777 & ~_umask())
             self._write_marker(self.tmp, complete=False)
+        except OSError as exc:
+            self._abandon()
+            if isinstance(exc, OutputError):
+                raise
+            raise OutputError(f"{self.given}: cannot write in {self.parent} "
+                              f"({exc.strerror or exc})") from None
         except BaseException:
             self._abandon()
             raise
@@ -238,7 +244,11 @@ class OutputFolder:
         if self.tmp is None or self.committed:
             raise OutputError(f"{self.given}: nothing to commit")
         self._check_target()
-        self._write_marker(self.tmp, complete=True)
+        try:
+            self._write_marker(self.tmp, complete=True)
+        except OSError as exc:
+            raise OutputError(f"{self.given}: cannot write the marker "
+                              f"({exc.strerror or exc})") from None
         old = None
         try:
             if os.path.lexists(self.path):
