@@ -9,10 +9,17 @@ exactly, in float64. A ReLU / leaky ReLU closes a dense layer from the flattened
 max-pool after a ReLU becomes a ReLU-max-pool layer, elsewhere a maxout-style MASO layer; what
 is left at the end is the linear head. Tensors are flattened in C order (NCHW for images), so
 input coordinate ``i`` is the ``i``-th entry of the flattened input, as in VNN-LIB.
+
+Size limit: no array the builder makes may hold more than :data:`MAX_ELEMENTS` (2**28, i.e.
+2 GiB of float64) entries: an affine tensor's ``M`` (its entries times ``n_z``), the identity of
+the input or of a layer's output (``n**2``), a padded convolution input, a pooling table. The
+check runs on the shapes, in Python integers, before anything is allocated, and raises
+:class:`~powercells.errors.NetworkError`; so the input has at most 2**14 = 16384 entries.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +28,20 @@ from ..errors import NetworkError, UnsupportedLayerError
 from .layers import Layer
 from .network import Network
 
-__all__ = ["AffineTensor", "NetworkBuilder"]
+__all__ = ["MAX_ELEMENTS", "AffineTensor", "NetworkBuilder", "check_elements"]
+
+#: The most entries one array made while building a network may have (2 GiB of float64).
+MAX_ELEMENTS = 2**28
+
+
+def check_elements(count, what: str) -> int:
+    """``count`` (an int or a shape) as a number of entries, or a NetworkError naming ``what``
+    when it exceeds :data:`MAX_ELEMENTS` (computed in Python integers: no overflow)."""
+    n = int(count) if isinstance(count, (int, np.integer)) else math.prod(int(s) for s in count)
+    if n > MAX_ELEMENTS:
+        raise NetworkError(f"{what} would have {n} entries, more than the limit of "
+                           f"{MAX_ELEMENTS} (2**28)")
+    return n
 
 
 @dataclass
@@ -38,7 +58,12 @@ class AffineTensor:
         return self.c.shape
 
     def affine(self, fn) -> AffineTensor:
-        """Apply an affine map ``fn`` (batched over a leading axis): its offset lands in c."""
+        """Apply an affine map ``fn`` (batched over a leading axis): its offset lands in c.
+
+        ``fn`` first runs on an empty batch, which gives the output shape without allocating
+        it; a result past :data:`MAX_ELEMENTS` entries raises NetworkError."""
+        out = np.shape(fn(np.zeros((0,) + self.shape)))[1:]
+        check_elements(out + (self.M.shape[-1],), f"an affine map to shape {out}")
         zero = fn(np.zeros((1,) + self.shape))[0]
         batch = np.moveaxis(self.M, -1, 0)
         lin = fn(batch) - zero
@@ -54,19 +79,33 @@ class AffineTensor:
                 raise UnsupportedLayerError(
                     "adding two tensors from different non-linear stages (a skip connection "
                     "across an activation) is not a chain of MASO layers")
+            self._check_result(other.shape)
             return AffineTensor(self.M + other.M, self.c + other.c, self.stage)
-        c = self.c + np.asarray(other, dtype=np.float64)
+        other = np.asarray(other, dtype=np.float64)
+        self._check_result(other.shape)
+        c = self.c + other
         M = np.broadcast_to(self.M, c.shape + (self.M.shape[-1],)).copy()
         return AffineTensor(M, c, self.stage)
 
     def scale(self, factor) -> AffineTensor:
         factor = np.asarray(factor, dtype=np.float64)
+        self._check_result(factor.shape)
         c = self.c * factor
         M = np.broadcast_to(self.M, c.shape + (self.M.shape[-1],)) * factor[..., None]
         return AffineTensor(M, c, self.stage)
 
     def flat(self) -> tuple[np.ndarray, np.ndarray]:
         return self.M.reshape(-1, self.M.shape[-1]), self.c.reshape(-1)
+
+    def _check_result(self, other_shape):
+        """The broadcast of this tensor with a tensor or constant of ``other_shape`` fits
+        (ValueError, naming both shapes, when they do not broadcast)."""
+        try:
+            shape = np.broadcast_shapes(self.shape, tuple(other_shape))
+        except ValueError:
+            raise NetworkError(f"shapes {self.shape} and {tuple(other_shape)} do not "
+                               "broadcast") from None
+        check_elements(shape + (self.M.shape[-1],), f"a tensor of shape {shape}")
 
 
 class NetworkBuilder:
@@ -77,7 +116,8 @@ class NetworkBuilder:
         shape = tuple(int(s) for s in input_shape)
         if not shape or any(s < 1 for s in shape):
             raise NetworkError(f"input shape must have positive sizes, got {input_shape}")
-        n = int(np.prod(shape))
+        n = math.prod(shape)
+        check_elements(n * n, f"the identity map of the input of shape {shape} ({n} entries)")
         self.input_shape = shape
         self.layers: list[Layer] = []
         self.sources: list[str] = []
@@ -94,13 +134,21 @@ class NetworkBuilder:
         self._last_relu = (x, index) if kind == "relu" else None
         return self._output(x.shape, W.shape[0])
 
-    def maxpool(self, x: AffineTensor, groups: list[np.ndarray], out_shape, source: str):
+    def maxpool(self, x: AffineTensor, groups: list[np.ndarray], out_shape, source: str,
+                merge: bool = True):
         """Max over ``groups`` of the flattened ``x``: merged into the previous ReLU layer when
-        ``x`` is its output, else a MASO layer whose pieces are the group's entries."""
+        ``x`` is its output, else a MASO layer whose pieces are the group's entries.
+
+        Pass ``merge=False`` when the ReLU's output is used elsewhere too (a graph that fans
+        out): merging replaces the ReLU layer's outputs by the pooled ones, so any other use of
+        them would silently read the pooled values."""
         self._check_stage(x)
         groups = [np.asarray(g, dtype=np.int64) for g in groups]
-        n_out = int(np.prod(out_shape))
-        if (self._last_relu is not None and self._last_relu[1] == len(self.layers) - 1
+        n_out = math.prod(int(s) for s in out_shape)
+        if len(groups) != n_out or any(g.ndim != 1 or g.size == 0 for g in groups):
+            raise NetworkError(f"max-pooling: {len(groups)} groups (each non-empty) for an "
+                               f"output of shape {tuple(out_shape)}")
+        if (merge and self._last_relu is not None and self._last_relu[1] == len(self.layers) - 1
                 and x.stage == len(self.layers) and _is_identity(x)):
             pre, index = self._last_relu
             W, b = pre.flat()
@@ -108,10 +156,12 @@ class NetworkBuilder:
             self.layers[index] = Layer.relu_maxpool(W, b, groups, name=name)
             self.sources[index] = f"{self.sources[index]} + {source}"
             self._last_relu = None
+            check_elements(n_out * n_out, f"the identity map of a layer of {n_out} units")
             return AffineTensor(np.eye(n_out).reshape(tuple(out_shape) + (n_out,)),
                                 np.zeros(out_shape), x.stage)
         W, b = x.flat()
         R = max(len(g) for g in groups)
+        check_elements((n_out, R, W.shape[1]), "the max-pooling layer's pieces")
         A = np.empty((n_out, R, W.shape[1]))
         B = np.empty((n_out, R))
         for k, g in enumerate(groups):
@@ -140,6 +190,7 @@ class NetworkBuilder:
         return f"layer {index + 1} ({self.label} {source})"
 
     def _output(self, shape, n) -> AffineTensor:
+        check_elements(n * n, f"the identity map of a layer of {n} units")
         return AffineTensor(np.eye(n).reshape(tuple(shape) + (n,)), np.zeros(shape),
                             len(self.layers))
 
@@ -156,6 +207,28 @@ def _is_identity(x: AffineTensor) -> bool:
 
 
 # ---------------------------------------------------------------------- tensor operations
+def _window_params(kernel, stride, padding, dilation, what):
+    """Kernel, stride, padding and dilation as Python ints, or a NetworkError naming the bad
+    one (a zero stride would divide by zero, a negative pad would crop)."""
+    try:
+        kernel = tuple(int(k) for k in kernel)
+        stride = tuple(int(s) for s in stride)
+        padding = tuple(int(p) for p in padding)
+        dilation = tuple(int(d) for d in dilation)
+    except (TypeError, ValueError, OverflowError):
+        raise NetworkError(f"{what}: kernel, stride, padding and dilation must be integers, "
+                           f"got {kernel}, {stride}, {padding}, {dilation}") from None
+    for name, values, n, lo in (("kernel", kernel, 2, 1), ("stride", stride, 2, 1),
+                                ("padding", padding, 4, 0), ("dilation", dilation, 2, 1)):
+        if len(values) != n or any(v < lo for v in values):
+            raise NetworkError(f"{what}: {name} must be {n} integers >= {lo}, got {values}")
+    return kernel, stride, padding, dilation
+
+
+def _out_size(size, lo, hi, k, s, d):
+    return (size + lo + hi - d * (k - 1) - 1) // s + 1
+
+
 def conv2d(x: np.ndarray, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0),
            dilation=(1, 1), groups: int = 1) -> np.ndarray:
     """2-D convolution (cross-correlation) of a batch ``x`` (N, C, H, W), float64, exact.
@@ -165,17 +238,20 @@ def conv2d(x: np.ndarray, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0)
     weight = np.asarray(weight, dtype=np.float64)
     N, C, H, W_ = x.shape
     F, Cg, kh, kw = weight.shape
+    (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) = _window_params(
+        (kh, kw), stride, padding, dilation, "convolution")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise NetworkError(f"convolution: groups must be a positive integer, got {groups!r}")
     if C != Cg * groups or F % groups:
         raise NetworkError(f"convolution: {C} input channels do not match weight {weight.shape} "
                            f"with {groups} groups")
-    pt, pl, pb, pr = padding
-    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    sh, sw = stride
-    dh, dw = dilation
-    Ho = (H + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    Wo = (W_ + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    Ho = _out_size(H, pt, pb, kh, sh, dh)
+    Wo = _out_size(W_, pl, pr, kw, sw, dw)
     if Ho < 1 or Wo < 1:
         raise NetworkError(f"convolution: kernel {kh}x{kw} does not fit input {H}x{W_}")
+    check_elements((max(N, 1), C, H + pt + pb, W_ + pl + pr), "the padded convolution input")
+    check_elements((max(N, 1), F, Ho, Wo), "the convolution output")
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     out = np.zeros((N, F, Ho, Wo))
     fg = F // groups
     for g in range(groups):
@@ -193,28 +269,29 @@ def conv2d(x: np.ndarray, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0)
 
 def pool_windows(shape, kernel, stride, padding=(0, 0, 0, 0), dilation=(1, 1)):
     """For a (C, H, W) tensor, the flat indices of every pooling window (padding excluded) and
-    the output shape."""
-    C, H, W = shape
-    kh, kw = kernel
-    sh, sw = stride
-    pt, pl, pb, pr = padding
-    dh, dw = dilation
-    Ho = (H + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    Wo = (W + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    the output shape.
+
+    Raises NetworkError for a non-positive kernel, stride or dilation, a negative pad, a window
+    that lies entirely in the padding, or a window table past :data:`MAX_ELEMENTS` entries.
+    """
+    C, H, W = (int(s) for s in shape)
+    (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) = _window_params(
+        kernel, stride, padding, dilation, "pooling")
+    Ho = _out_size(H, pt, pb, kh, sh, dh)
+    Wo = _out_size(W, pl, pr, kw, sw, dw)
     if Ho < 1 or Wo < 1:
         raise NetworkError(f"pooling: window {kh}x{kw} does not fit input {H}x{W}")
-    windows = []
-    for c in range(C):
-        for oh in range(Ho):
-            for ow in range(Wo):
-                idx = []
-                for i in range(kh):
-                    for j in range(kw):
-                        h = oh * sh - pt + i * dh
-                        w = ow * sw - pl + j * dw
-                        if 0 <= h < H and 0 <= w < W:
-                            idx.append((c * H + h) * W + w)
-                windows.append(np.array(idx, dtype=np.int64))
+    check_elements((C, Ho, Wo, kh, kw), f"the pooling table ({C}x{Ho}x{Wo} windows of {kh}x{kw})")
+    rows = (np.arange(Ho) * sh - pt)[:, None] + np.arange(kh) * dh          # (Ho, kh)
+    cols = (np.arange(Wo) * sw - pl)[:, None] + np.arange(kw) * dw          # (Wo, kw)
+    row_ok, col_ok = (rows >= 0) & (rows < H), (cols >= 0) & (cols < W)
+    if not (row_ok.any(axis=1).all() and col_ok.any(axis=1).all()):
+        raise NetworkError(f"pooling: with padding {(pt, pl, pb, pr)} some {kh}x{kw} windows "
+                           "lie entirely in the padding")
+    flat = (rows[:, None, :, None] * W + cols[None, :, None, :]).reshape(Ho * Wo, kh * kw)
+    ok = (row_ok[:, None, :, None] & col_ok[None, :, None, :]).reshape(Ho * Wo, kh * kw)
+    base = [f[m] for f, m in zip(flat, ok, strict=True)]
+    windows = [b + c * H * W for c in range(C) for b in base]
     return windows, (C, Ho, Wo)
 
 
@@ -222,10 +299,20 @@ def average_pool(x: AffineTensor, windows, out_shape, window_size: int,
                  include_pad: bool) -> AffineTensor:
     """Average over each window (flat indices into ``x``); a padded window divides by
     ``window_size`` when ``include_pad``, else by its number of real entries."""
-    n_in = int(np.prod(x.shape))
-    P = np.zeros((len(windows), n_in))
-    for k, w in enumerate(windows):
-        P[k, w] = 1.0 / (window_size if include_pad else len(w))
+    from scipy import sparse
+
+    n_in = math.prod(x.shape)
+    sizes = np.array([len(w) for w in windows], dtype=np.int64)
+    if sizes.size == 0 or sizes.min() < 1:
+        raise NetworkError("average pooling: every window needs at least one entry")
+    cols = np.concatenate(windows).astype(np.int64)
+    rows = np.repeat(np.arange(len(windows)), sizes)
+    vals = np.repeat(1.0 / (np.full(len(windows), float(window_size)) if include_pad
+                            else sizes.astype(np.float64)), sizes)
+    P = sparse.csr_matrix((vals, (rows, cols)), shape=(len(windows), n_in))
     out_shape = tuple(out_shape)
-    return x.affine(lambda T: (T.reshape(T.shape[0], -1) @ P.T).reshape((T.shape[0],)
-                                                                         + out_shape))
+
+    def fn(T):
+        n = T.shape[0]
+        return np.asarray(P @ T.reshape(n, n_in).T).T.reshape((n,) + out_shape)
+    return x.affine(fn)
