@@ -58,9 +58,10 @@ def test_overwrite_never_replaces_a_folder_that_is_not_an_export(tmp_path, netfi
     assert main(["export", "net.npz", "--box", "-1", "1", "--out", ".", "--overwrite"]) == \
         EXIT_ERROR
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not a powercells export" in err
+    assert err.count("\n") == 1 and "working folder" in err
     assert _tree(tmp_path) == before                   # every file, byte and mode unchanged
-    # the same from the API, for a folder given by its name
+    # the same from the API, for a folder given by its name, from elsewhere
+    monkeypatch.chdir(tmp_path.parent)
     with pytest.raises(OutputError, match="not a powercells export"):
         pc.io.export.write_export(pc.subdivide(pc.load(netfile), pc.Box(-1, 1, dim=2)),
                                   tmp_path, overwrite=True)
@@ -226,3 +227,62 @@ def test_an_interrupted_export_leaves_nothing_behind(tmp_path, sig):
     assert proc.returncode == EXIT_INTERRUPTED
     assert err.count("\n") == 1 and "Traceback" not in err
     assert sorted(os.listdir(tmp_path)) == ["net.npz"]
+
+
+def test_an_export_with_anything_added_is_the_users(tmp_path, netfile, capsys, monkeypatch):
+    """Red-team findings: ``--overwrite`` deleted a file added to an export folder, the input
+    network kept in it, and the working folder when it was an export."""
+    out = tmp_path / "exp"
+    args = ["export", str(netfile), "--box", "-1", "1", "--out", str(out)]
+    assert main(args) == 0
+    (out / "notes.txt").write_text("mine")                   # added by hand
+    assert main(args + ["--overwrite"]) == EXIT_ERROR
+    assert "not a powercells export" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"
+    os.unlink(out / "notes.txt")
+    # a marker written by hand claims nothing it does not list
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / MARKER).write_text(json.dumps({"kind": "export"}))
+    (fake / "precious.txt").write_text("x")
+    assert main(["export", str(netfile), "--box", "-1", "1", "--out", str(fake),
+                 "--overwrite"]) == EXIT_ERROR
+    assert (fake / "precious.txt").exists()
+    # the run's own input inside the folder
+    shutil.copy(netfile, out / "mynet.npz")
+    assert main(["export", str(out / "mynet.npz"), "--box", "-1", "1", "--out", str(out),
+                 "--overwrite"]) == EXIT_ERROR
+    assert "input of this run" in capsys.readouterr().err and (out / "mynet.npz").exists()
+    os.unlink(out / "mynet.npz")
+    # the working folder, even when it is an export
+    monkeypatch.chdir(out)
+    assert main(["export", str(netfile), "--box", "-1", "1", "--out", ".",
+                 "--overwrite"]) == EXIT_ERROR
+    assert "working folder" in capsys.readouterr().err
+    assert is_powercells_output(out, "export")
+
+
+def test_an_interrupt_during_the_commit_waits_for_it(tmp_path, monkeypatch):
+    """Red-team finding: SIGTERM landing as the export was renamed into place left the lock
+    behind and reported "nothing was written". The CLI's handlers go through
+    ``powercells._interrupts.interrupt``, which waits for the rename and the clean-up."""
+    from powercells import _interrupts
+
+    out = tmp_path / "out"
+    real = os.rename
+
+    def rename_then_signal(src, dst):
+        real(src, dst)
+        _interrupts.interrupt(KeyboardInterrupt())       # what the handler does meanwhile
+
+    with pytest.raises(KeyboardInterrupt):
+        with OutputFolder(out, kind="export") as folder:
+            Path(folder.tmp, "data").write_text("done")
+            monkeypatch.setattr(os, "rename", rename_then_signal)
+            folder.commit()
+    monkeypatch.setattr(os, "rename", real)
+    assert (out / "data").read_text() == "done"          # committed whole
+    assert sorted(os.listdir(tmp_path)) == ["out"]       # no lock, no temporary folder
+    # outside a deferred step the interrupt is raised at once
+    with pytest.raises(KeyboardInterrupt):
+        _interrupts.interrupt(KeyboardInterrupt())

@@ -488,7 +488,9 @@ def _export(args) -> int:
     domain = _domain(args, network)
     # the folder is checked and locked before the enumeration: a bad --out fails at once,
     # and a second export into the same folder fails instead of racing this one
-    with OutputFolder(args.out, kind="export", overwrite=args.overwrite) as folder:
+    inputs = [args.network, args.domain, *(args.plane or ()), *(args.segment or ())]
+    with OutputFolder(args.out, kind="export", overwrite=args.overwrite,
+                      protect=inputs) as folder:
         tree = subdivide(network, domain, engine=args.engine, tol=args.tol,
                          max_regions=args.max_regions)
         if tree.partial:
@@ -567,19 +569,27 @@ class _Terminated(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def _signals():
-    """SIGTERM raises :class:`_Terminated` in the main thread while the command runs."""
+    """SIGTERM raises :class:`_Terminated` and SIGINT :class:`KeyboardInterrupt` in the main
+    thread while the command runs, except while an output is being moved into place or cleaned
+    up (:mod:`powercells._interrupts`): then they wait for that step to end."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def terminate(signum, frame):
-        raise _Terminated()
+    from ._interrupts import interrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    def terminate(signum, frame):
+        interrupt(_Terminated())
+
+    def ctrl_c(signum, frame):
+        interrupt(KeyboardInterrupt())
+
+    previous = (signal.signal(signal.SIGTERM, terminate), signal.signal(signal.SIGINT, ctrl_c))
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
 
 
 def _one_line(message) -> str:
@@ -619,7 +629,8 @@ def main(argv=None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
-        _error(f"{what}; nothing was written", prefix="")
+        _error(f"{what} (outputs are written whole or not at all; temporary files removed)",
+               prefix="")
         return EXIT_INTERRUPTED
     except MemoryError:
         _error("out of memory: the job needs more memory than this machine has (a smaller "

@@ -30,6 +30,7 @@ import os
 import shutil
 import tempfile
 
+from .._interrupts import deferred
 from ..errors import OutputError
 
 __all__ = ["MARKER", "OutputFolder", "is_powercells_output"]
@@ -70,7 +71,13 @@ def is_powercells_output(path, kind: str | None = None) -> bool:
                 info = json.load(fh)
         except (OSError, ValueError):
             return False
-        return isinstance(info, dict) and (kind is None or info.get("kind") == kind)
+        if not isinstance(info, dict) or (kind is not None and info.get("kind") != kind):
+            return False
+        # the folder holds exactly what powercells wrote there: a file added by hand (notes,
+        # the input network) makes it the user's, and it is not replaced
+        files = info.get("files")
+        return isinstance(files, list) and set(os.listdir(path)) <= set(map(str, files)) | {
+            MARKER}
     names = set(os.listdir(path))
     kinds = [kind] if kind is not None else list(_LEGACY_FILES)
     return any(names and names <= _LEGACY_FILES.get(k, set()) for k in kinds)
@@ -90,7 +97,10 @@ class OutputFolder:
         What is written (``"export"``, ``"leaves"``); recorded in the marker, and an existing
         folder of another kind is not replaced.
     overwrite : bool
-        Replace an existing powercells output of the same kind.
+        Replace an existing powercells output of the same kind: a folder holding nothing but
+        the files its marker lists (never the working folder or one holding ``protect``).
+    protect : iterable of paths
+        Files that must survive (the run's inputs): a folder holding one is not replaced.
 
     Raises
     ------
@@ -111,13 +121,14 @@ class OutputFolder:
     ['.powercells', 'data.txt']
     """
 
-    def __init__(self, path, *, kind: str, overwrite: bool = False):
+    def __init__(self, path, *, kind: str, overwrite: bool = False, protect=()):
         self.given = os.fspath(path)
         self.path = os.path.abspath(self.given)
         self.parent, self.name = os.path.split(self.path)
         self.kind = kind
         self.what = _KIND_NAMES.get(kind, f"{kind} output")
         self.overwrite = bool(overwrite)
+        self.protect = [os.fspath(p) for p in protect if p is not None]
         self.tmp: str | None = None
         self.committed = False
         self._lock_fd: int | None = None
@@ -144,6 +155,15 @@ class OutputFolder:
             raise OutputError(f"{where}: cannot list the folder ({exc.strerror})") from None
         if not names:
             return
+        here = os.path.realpath(os.getcwd())
+        target = os.path.realpath(self.path)
+        if here == target or here.startswith(target + os.sep):
+            raise OutputError(f"{where} is (or holds) the working folder; powercells does not "
+                              "replace the folder it runs in: choose another output folder")
+        for keep in self.protect:
+            if os.path.realpath(keep).startswith(target + os.sep):
+                raise OutputError(f"{where} holds {keep}, an input of this run: choose "
+                                  "another output folder")
         if not is_powercells_output(self.path, self.kind):
             raise OutputError(
                 f"{where} exists and holds files that are not a powercells {self.what} (no "
@@ -208,13 +228,20 @@ class OutputFolder:
                 shutil.rmtree(full, ignore_errors=True)
 
     def _write_marker(self, folder: str, complete: bool) -> None:
+        files = sorted(name for name in os.listdir(folder) if name != MARKER)
         with open(os.path.join(folder, MARKER), "w") as fh:
-            json.dump({"kind": self.kind, "powercells": _version(), "complete": complete}, fh)
+            json.dump({"kind": self.kind, "powercells": _version(), "complete": complete,
+                       "files": files}, fh)
 
     # ------------------------------------------------------------------ protocol
     def __enter__(self) -> OutputFolder:
         self._check_target()
-        self._lock()
+        with deferred():
+            self._lock()
+            self._start()
+        return self
+
+    def _start(self) -> None:
         try:
             self._check_target()            # again, now that no other writer can change it
             self._remove_stale()
@@ -230,7 +257,6 @@ class OutputFolder:
         except BaseException:
             self._abandon()
             raise
-        return self
 
     def commit(self) -> None:
         """Rename the temporary folder into place (replacing an earlier output when allowed).
@@ -243,6 +269,10 @@ class OutputFolder:
         """
         if self.tmp is None or self.committed:
             raise OutputError(f"{self.given}: nothing to commit")
+        with deferred():                # an interrupt waits until the output is in place
+            self._commit()
+
+    def _commit(self) -> None:
         self._check_target()
         try:
             self._write_marker(self.tmp, complete=True)
@@ -277,4 +307,5 @@ class OutputFolder:
         self._unlock()
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._abandon()
+        with deferred():
+            self._abandon()
