@@ -281,3 +281,42 @@ def test_names_of_outputs(files, tmp_path):
     with zipfile.ZipFile(tmp_path / "z.npz", "w") as z:      # an npz with a folder inside
         z.writestr("W0/", "")
     assert run(["info", tmp_path / "z.npz"])[0] == EXIT_ERROR
+
+
+def _npy_header(shape) -> bytes:
+    """An .npy header declaring ``shape`` of float64, with no data after it."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False,
+                                                "shape": tuple(shape)})
+    return buf.getvalue()
+
+
+def test_special_files_and_declared_sizes_are_refused_before_reading(files, tmp_path,
+                                                                     monkeypatch):
+    """Red-team findings: a network path linked to /dev/zero was read until the machine ran out
+    of memory; an 8 MB file of compressed zeros declared 4 GB of weights."""
+    os.symlink("/dev/zero", tmp_path / "zero.npz")
+    os.mkfifo(tmp_path / "fifo.npz")
+    for path in ("zero.npz", "fifo.npz"):
+        code, _, err = run(["info", tmp_path / path])
+        assert code == EXIT_ERROR and "not a regular file" in err
+    from powercells.io import arrays
+
+    code, _, err = run(["info", files / "net2.npz"])
+    assert code == EXIT_OK
+    # the limit holds for a file's arrays together, checked from the headers: each array
+    # below fits, both do not (the limit made small so that the file can be)
+    monkeypatch.setattr(arrays, "MAX_ARRAY_ELEMENTS", 100)
+    np.savez(tmp_path / "big.npz", W0=np.ones((30, 2)), b0=np.ones(30), W1=np.ones((1, 30)),
+             b1=np.ones(1))
+    code, _, err = run(["info", tmp_path / "big.npz"])
+    assert code == EXIT_ERROR and "elements together" in err
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as z:      # 2^60 elements declared
+        z.writestr("W0.npy", _npy_header((1 << 30, 1 << 30)))
+    code, _, err = run(["info", tmp_path / "huge.npz"])
+    assert code == EXIT_ERROR and "elements together" in err
+    with zipfile.ZipFile(tmp_path / "short.npz", "w") as z:
+        z.writestr("W0.npy", _npy_header((4, 2)))
+        z.writestr("b0.npy", _npy_header((4,)))
+    code, _, err = run(["info", tmp_path / "short.npz"])
+    assert code == EXIT_ERROR and "truncated" in err

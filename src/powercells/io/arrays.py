@@ -9,6 +9,7 @@ caller names, that names the file and the member.
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
 import zlib
 
@@ -16,9 +17,9 @@ import numpy as np
 
 __all__ = ["MAX_ARRAY_ELEMENTS", "read_npy_array", "read_npz_arrays"]
 
-#: The most elements one array of a network or domain file may declare (2 GiB of float64): a
-#: larger declared shape is refused from its header, before anything is decompressed.
-MAX_ARRAY_ELEMENTS = 1 << 28
+#: The most elements the arrays of one network, domain or point file may declare together
+#: (1 GiB of float64): more is refused from the headers, before anything is decompressed.
+MAX_ARRAY_ELEMENTS = 1 << 27
 
 def read_npz_arrays(path, *, error, what: str = "network file", text_keys=()) -> dict:
     """Every array of an ``.npz`` file, checked from its header before it is read.
@@ -38,27 +39,44 @@ def read_npz_arrays(path, *, error, what: str = "network file", text_keys=()) ->
         corrupt, complex, not numeric, or declares more than :data:`MAX_ARRAY_ELEMENTS`.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise error(f"{path}: is a folder, not a {what}")
+    _regular_file(path, error, what)
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise error(f"{path}: no such file") from None
     except PermissionError:
         raise error(f"{path}: permission denied") from None
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError,
+            RuntimeError) as exc:
+        # NotImplementedError: a zip version or feature zipfile lacks; RuntimeError: encrypted
         kind = "an .npy file (one array)" if _starts_with(path, b"\x93NUMPY") else str(exc)
         raise error(f"{path}: not a readable .npz {what} (a zip of .npy arrays): {kind}"
                     ) from None
     arrays = {}
+    budget = [MAX_ARRAY_ELEMENTS]               # elements the remaining members may declare
     with archive:
         for info in archive.infolist():
             if info.is_dir():
-                continue
+                raise error(f"{path}: holds a folder {info.filename!r}; an .npz file holds "
+                            ".npy arrays")
             name = info.filename
             key = name[:-4] if name.endswith(".npy") else name
-            arrays[key] = _member(archive, info, key, path, error, key in text_keys)
+            arrays[key] = _member(archive, info, key, path, error, key in text_keys, budget)
     return arrays
+
+
+def _regular_file(path: str, error, what: str) -> None:
+    """Refuse folders, devices and pipes (``/dev/zero`` would be read forever) by name."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise error(f"{path}: is a folder, not a {what}")
+    if not stat.S_ISREG(mode):
+        raise error(f"{path}: is not a regular file (a device, pipe or socket), not a {what}")
 
 
 def _starts_with(path, prefix: bytes) -> bool:
@@ -69,17 +87,18 @@ def _starts_with(path, prefix: bytes) -> bool:
         return False
 
 
-def _member(archive, info, key, path, error, text_ok) -> np.ndarray:
+def _member(archive, info, key, path, error, text_ok, budget) -> np.ndarray:
     try:
         fh = archive.open(info)
     except (OSError, zipfile.BadZipFile, ValueError, RuntimeError, NotImplementedError) as exc:
         # RuntimeError: an encrypted member; NotImplementedError: an unknown compression
         raise error(f"{path}: array {key!r} cannot be read ({exc})") from None
     with fh:
-        return _read_npy(fh, info.file_size, path, error, text_ok, what=f"array {key!r}")
+        return _read_npy(fh, info.file_size, path, error, text_ok, what=f"array {key!r}",
+                         budget=budget)
 
 
-def _read_npy(fh, size, path, error, text_ok, what) -> np.ndarray:
+def _read_npy(fh, size, path, error, text_ok, what, budget=None) -> np.ndarray:
     where = f"{path}: {what}"
     try:
         version = np.lib.format.read_magic(fh)
@@ -98,17 +117,23 @@ def _read_npy(fh, size, path, error, text_ok, what) -> np.ndarray:
         n = 1
         for s in shape:
             n *= int(s)
-        if n > MAX_ARRAY_ELEMENTS:
-            raise error(f"{where}: declares shape {shape} ({n} elements), more than the "
-                        f"{MAX_ARRAY_ELEMENTS} an array may have")
+        budget = [MAX_ARRAY_ELEMENTS] if budget is None else budget
+        if n > budget[0]:
+            raise error(f"{where}: declares shape {shape} ({n} elements): the arrays of a "
+                        f"file may hold {MAX_ARRAY_ELEMENTS} elements together")
+        budget[0] -= n
         if n * dtype.itemsize > size:
             raise error(f"{where}: is truncated (shape {shape} needs {n * dtype.itemsize} "
                         f"bytes, the file holds {size})")
         nbytes = n * dtype.itemsize
-        raw = fh.read(nbytes)
-        if len(raw) != nbytes:
-            raise error(f"{where}: is truncated ({len(raw)} of {nbytes} bytes)")
-        data = np.frombuffer(raw, dtype=dtype).copy()
+        raw = bytearray(nbytes)                 # read in place: no second copy of the data
+        view, got = memoryview(raw), 0
+        while got < nbytes:
+            k = fh.readinto(view[got:])
+            if not k:
+                raise error(f"{where}: is truncated ({got} of {nbytes} bytes)")
+            got += k
+        data = np.frombuffer(raw, dtype=dtype)
         return data.reshape(shape[::-1]).T if fortran else data.reshape(shape)
     except error:
         raise
@@ -131,8 +156,7 @@ def read_npy_array(path, *, error, what: str = "array file") -> np.ndarray:
         refused.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise error(f"{path}: is a folder, not a {what}")
+    _regular_file(path, error, what)
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
