@@ -2,8 +2,9 @@
 
 Exit codes: 0 success; 2 bad input or an output that cannot be written (one line on stderr, no
 traceback); 3 a budget stopped the enumeration (the counts printed are lower bounds); 130 an
-interrupt (``Ctrl-C`` or ``SIGTERM``: temporary files are removed); 1 an internal error (a bug:
-one line, and the traceback with ``POWERCELLS_TRACEBACK=1``).
+interrupt (``Ctrl-C`` or ``SIGTERM``: temporary files are removed); 141 the reader of stdout went
+away (``| head``), silently; 1 an internal error (a bug: one line, and the traceback with
+``POWERCELLS_TRACEBACK=1``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ EXIT_INTERNAL = 1
 EXIT_ERROR = 2
 EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 #: Largest image side ``plot --size`` accepts (pixels): a figure is held in memory as RGBA.
 MAX_IMAGE_SIDE = 8192
@@ -315,7 +317,7 @@ def _count(args) -> int:
     if args.vnnlib is not None:
         return _count_vnnlib(args, network)
     domain = _domain(args, network)
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    progress = _stderr_is_tty() if args.progress is None else args.progress
     result = count_regions(network, domain, engine=args.engine, lp=args.lp, tol=args.tol,
                            max_regions=args.max_regions, time_limit=args.time_limit,
                            progress=progress)
@@ -353,7 +355,7 @@ def _count_vnnlib(args, network) -> int:
     if prop.n_inputs != network.input_dim:
         raise DomainError(f"{args.vnnlib}: the property has {prop.n_inputs} inputs, the network "
                           f"{network.input_dim}")
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    progress = _stderr_is_tty() if args.progress is None else args.progress
     # one time limit for the whole property: each box gets what the earlier ones left
     deadline = None if args.time_limit is None else \
         Budget(time_limit=args.time_limit).deadline
@@ -592,6 +594,14 @@ def _signals():
         signal.signal(signal.SIGINT, previous[1])
 
 
+def _stderr_is_tty() -> bool:
+    """Whether to show progress by default (stderr may be closed: ``2>&-``)."""
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _one_line(message) -> str:
     return " ".join(str(message).split()) or "(no message)"
 
@@ -637,10 +647,11 @@ def main(argv=None) -> int:
                "domain, --max-regions or a coarser network)")
         return EXIT_ERROR
     except BrokenPipeError:
-        # the reader went away (`| head`): nothing more to say, and nowhere to say it
+        # the reader went away (`| head`): nowhere to say anything; the code a tool killed by
+        # SIGPIPE reports
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")      # noqa: SIM115 - kept for the exit flush
-        return EXIT_ERROR
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         name = f"{exc.filename}: " if exc.filename else ""
         _error(f"{name}{_one_line(exc.strerror or exc)}")

@@ -184,17 +184,24 @@ class Comparison:
             for n, c, f, sl, sp, e in zip(s.n_samples, s.regions, self.found, self.in_slivers,
                                           self.spurious, self.sampling_relative_error):
                 lines.append(f"  {int(n):>10} {int(c):>9} {int(f):>8} {int(sl):>8} {int(sp):>8} "
-                             f"{e:>+10.2%}")
+                             f"{_percent(e):>10}")
             lines.append(f"  per layer at N = {int(s.n_samples[big])}: found {self.found_per_layer}"
                          f" vs exact {list(self.per_layer)}")
         if self.rugosity is not None:
             r, lim = self.rugosity, self.rugosity_limit
             lines.append(f"rugosity ({r.perturbation}, eps = {r.eps:g}, N = {r.n_samples}, "
                          f"{r.sampling}): estimate {r.value:.6g} +- {r.stderr:.2g}, exact limit "
-                         f"{lim.value:.6g}, rel. error {self.rugosity_relative_error:+.2%}")
+                         f"{lim.value:.6g}, rel. error "
+                         f"{_percent(self.rugosity_relative_error)}")
         else:
             lines.append(f"rugosity: {self.rugosity_note}")
         return "\n".join(lines)
+
+
+def _percent(x) -> str:
+    """A relative error as a signed percentage; "n/a" where it is undefined (an exact value of
+    0, such as the rugosity of an affine network)."""
+    return "n/a" if x is None else f"{x:+.2%}"
 
 
 def _keys(C: np.ndarray) -> set:

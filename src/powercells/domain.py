@@ -36,6 +36,8 @@ def _direction_matrix(directions) -> np.ndarray:
 def _norm(v: np.ndarray) -> float:
     """The Euclidean norm without overflow or underflow in the squares (1e200 or 1e-200)."""
     m = float(np.max(np.abs(v))) if np.size(v) else 0.0
+    if 1e-150 < m < 1e150:
+        return float(np.linalg.norm(v))      # the squares are safe: the usual arithmetic
     return m * float(np.linalg.norm(v / m)) if m > 0 and np.isfinite(m) else m
 
 
@@ -88,7 +90,11 @@ class Domain:
     @property
     def diameter(self) -> float:
         """Length of the bounding box's diagonal: the scale of the default tolerances."""
-        return _norm(self._hi - self._lo)
+        with np.errstate(over="ignore"):
+            width = self._hi - self._lo
+        if np.all(np.isfinite(width)):
+            return _norm(width)
+        return 2.0 * _norm(self._hi / 2 - self._lo / 2)     # bounds near 1e308
 
     @property
     def chebyshev(self) -> tuple[np.ndarray, float]:
@@ -124,15 +130,28 @@ class Domain:
         return network
 
     def _finish(self, A: np.ndarray, b: np.ndarray, what: str) -> None:
-        """Normalise rows, then check that the polytope is bounded and full-dimensional."""
-        norms = np.linalg.norm(A, axis=1)
+        """Normalise rows, then check that the polytope is bounded and full-dimensional.
+
+        Rows are normalised without squaring their entries (rows of 1e-200 or 1e200 keep their
+        direction), and the LPs run on ``b / 2**e`` with ``b`` about 1 (the solver's tolerances
+        and its infinity, 1e20, are absolute), the results scaled back exactly."""
+        top = np.max(np.abs(A), axis=1, initial=0.0)
+        safe = np.where(top > 0, top, 1.0)
+        norms = np.where(top > 0, top * np.linalg.norm(A / safe[:, None], axis=1), 0.0)
         zero = norms == 0
         if np.any(zero & (b < 0)):
             raise DomainError(f"{what} is empty: a row reads 0 <= {b[zero & (b < 0)][0]}")
         A, b, norms = A[~zero], b[~zero], norms[~zero]
         A = A / norms[:, None]
         b = b / norms
+        if not np.all(np.isfinite(b)):
+            raise DomainError(f"{what}: a row's bound divided by its norm is beyond float64")
         k = A.shape[1]
+        big = float(np.max(np.abs(b), initial=0.0))
+        exp = int(np.frexp(big)[1]) if big > 0 else 0
+        exp = 0 if abs(exp) <= 10 else exp
+        A_real, b_real = A, b
+        b = np.ldexp(b, -exp)
         lo = np.empty(k)
         hi = np.empty(k)
         for i in range(k):
@@ -156,6 +175,12 @@ class Domain:
         if res.status != 0:
             raise DomainError(f"{what}: could not find an interior point ({res.message})")
         radius = float(res.x[-1])
+        center = res.x[:-1]
+        if exp:
+            lo, hi = np.ldexp(lo, exp), np.ldexp(hi, exp)
+            radius, center = float(np.ldexp(radius, exp)), np.ldexp(center, exp)
+            diam = float(np.ldexp(diam, exp))
+        A, b = A_real, b_real
         if not radius > 1e-12 * max(diam, 1e-300):
             raise DomainError(
                 f"{what} is lower-dimensional or empty (largest inscribed ball radius "
@@ -163,7 +188,7 @@ class Domain:
                 "a domain must have a non-empty interior"
             )
         self._A, self._b, self._lo, self._hi = A, b, lo, hi
-        self._center, self._radius = res.x[:-1], radius
+        self._center, self._radius = center, radius
         for arr in (self._A, self._b, self._lo, self._hi, self._center):
             arr.setflags(write=False)
 
@@ -216,8 +241,13 @@ class Box(Domain):
         self._A = np.vstack([-np.eye(k), np.eye(k)])
         self._b = np.concatenate([-lo, hi])
         self._lo, self._hi = lo.copy(), hi.copy()
-        self._center = (lo + hi) / 2
-        self._radius = float(np.min(hi - lo) / 2)
+        with np.errstate(over="ignore"):
+            self._center = (lo + hi) / 2
+            self._radius = float(np.min(hi - lo) / 2)
+        if not (np.all(np.isfinite(self._center)) and np.isfinite(self._radius)):
+            # bounds near 1e308: halves first (lo + hi, hi - lo overflow)
+            self._center = lo / 2 + hi / 2
+            self._radius = float(np.min(hi / 2 - lo / 2))
         for arr in (self.lo, self.hi, self._A, self._b, self._lo, self._hi, self._center):
             arr.setflags(write=False)
 

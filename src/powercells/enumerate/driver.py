@@ -448,24 +448,29 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
             reporter.close()
     seconds = time.perf_counter() - t0
     if not partial:
-        _check_tiling(walk.emitted[1:], slivers.per_layer(L))
+        _check_tiling(walk.emitted[1:], slivers.per_layer(L), resolved)
     return net, domain, widths, slivers, partial, seconds, _stats(eng), resolved, name
 
 
-def _check_tiling(counts, slivers) -> None:
-    """Every layer's cells tile the domain, so a finished run finds a region or a sliver at
-    every layer; none means the arithmetic failed, and no count is printed.
+def _check_tiling(counts, slivers, tol: Tolerances) -> None:
+    """A layer's cells tile its parents, the previous layer's regions, so a finished run finds
+    a region or a sliver at every layer that has parents; none means every cell fell below the
+    empty tolerance (or the arithmetic failed), and no count is printed.
 
     Raises
     ------
     PowercellsError
     """
     for layer, (n, thin) in enumerate(zip(counts, slivers), 1):
-        if n == 0 and thin == 0:
+        # a layer subdivides the previous layer's regions (slivers are not split): with
+        # none, it has nothing to tile
+        parents = 1 if layer == 1 else counts[layer - 2]
+        if parents and n == 0 and thin == 0:
             raise PowercellsError(
                 f"layer {layer}: no region and no sliver were found, but the cells of a layer "
-                "tile the domain: float64 could not resolve this network on this domain "
-                "(weights or coordinates of extreme magnitude); no count is reported")
+                f"tile the domain: every cell had an inradius at or below the empty tolerance "
+                f"{tol.empty:.3g} (cells that thin are taken as lower-dimensional): give a "
+                "smaller tolerance; no count is reported")
 
 
 def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | None = None,
