@@ -146,3 +146,42 @@ def test_cli_never_prints_zero_regions(tmp_path, capsys):
     assert out["exact_regions"] >= 1
     # every neuron the estimate sees changing sign does meet the neighbourhood
     assert all(lc <= exact for lc, exact in zip(out["lc"], out["exact_neurons"]))
+
+
+def test_values_float64_cannot_hold_are_refused_not_printed(tmp_path):
+    """Red-team findings: at extreme scales, exports printed 0 ridges or other adjacent pairs,
+    compare a wrong rugosity, plots and volumes crashed. Counts and codes use the balanced
+    network and hold; whatever needs the network's own values is refused by name."""
+    pytest.importorskip("pyarrow")
+    from powercells.io.export import node_table, write_export
+
+    network = random_network(2, [8, 8], seed=0, head=1)
+    box = pc.Box(-1, 1, dim=2)
+    scaled = _rescaled(network, 0, np.full(8, 1e300))
+    tree = pc.subdivide(scaled, box)
+    assert tree.per_layer == pc.subdivide(network, box).per_layer
+    with pytest.raises(pc.GeometryError, match="cannot compute facet adjacency"):
+        write_export(tree, tmp_path / "out")
+    with pytest.raises(pc.GeometryError, match="cannot compute the rugosity"):
+        pc.approx.rugosity_limit(scaled, box)
+    far = pc.subdivide(network, pc.Box(-1e154, 1e154, dim=2))
+    with pytest.raises(pc.GeometryError, match="domain's coordinates"):
+        node_table(far)
+    # codes, sampling counts and local complexity need signs only: they hold at any scale
+    X = np.random.default_rng(0).uniform(-1, 1, size=(500, 2))
+    for a, b in zip(network.codes(X), scaled.codes(X)):
+        np.testing.assert_array_equal(a, b)
+    huge = pc.Network.from_weights([(lay.weight * 1e300, lay.bias * 1e300)
+                                    for lay in network.layers],
+                                   [lay.kind for lay in network.layers])
+    counts = pc.approx.sampling_counts(huge, box, [2000], seed=0)
+    reference = pc.Network.from_weights(
+        [(lay.weight, lay.bias * 1e-300 ** j) for j, lay in enumerate(network.layers)],
+        [lay.kind for lay in network.layers])      # the same codes, values in range
+    assert counts.regions.tolist() == pc.approx.sampling_counts(reference, box, [2000],
+                                                                seed=0).regions.tolist()
+    lc = pc.approx.compare_local_complexity(huge, np.zeros(2), radius=0.5, n_directions=2,
+                                            seed=0).as_dict()
+    ref = pc.approx.compare_local_complexity(reference, np.zeros(2), radius=0.5,
+                                             n_directions=2, seed=0).as_dict()
+    assert lc == ref

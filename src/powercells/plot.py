@@ -22,6 +22,12 @@ __all__ = ["COLOR_BY", "face_values", "plot_layers", "plot_partition", "plot_pro
 COLOR_BY = ("slope", "code", "random", "none")
 
 
+def _check_scale(tree) -> None:
+    from .enumerate.driver import check_value_scale
+
+    check_value_scale(tree.network, tree.domain, "a plot (meshes, slopes, outputs)")
+
+
 def _pyplot():
     try:
         import matplotlib.pyplot as plt  # falls back to the Agg backend without a display
@@ -89,6 +95,7 @@ def plot_partition(tree, layer: int | None = None, *, ax=None, color_by="slope",
     -------
     matplotlib Axes
     """
+    _check_scale(tree)
     from matplotlib.collections import LineCollection, PolyCollection
 
     depth = tree.depth if layer is None else int(layer)
@@ -147,6 +154,7 @@ def plot_layers(tree, *, color_by="code", boundary: bool | None = None,
     -------
     matplotlib Figure
     """
+    _check_scale(tree)
     plt = _pyplot()
     L = tree.depth
     ncols = ncols or min(L, 3)
@@ -175,6 +183,7 @@ def plot_profile(tree, *, ax=None, outputs=None):
     -------
     matplotlib Axes
     """
+    _check_scale(tree)
     if tree.domain.dim != 1:
         raise PowercellsError(f"plot_profile needs a 1-D domain, this one has dimension "
                               f"{tree.domain.dim}")

@@ -307,7 +307,8 @@ def _vertex_changes(network, X, V, T) -> np.ndarray:
     ``x + V t`` (t the rows of T) or ties at one of them; shape (n, L)."""
     Z = X[:, None, :] + np.einsum("ndp,mp->nmd", V, T)        # (n, vertices, d)
     counts = []
-    for layer in network.layers:
+    # only signs and ties matter: the balanced network has the same ones, in float64's range
+    for layer in network.balanced().layers:
         counts.append(_changed_units(layer, Z).sum(axis=1))
         n, m, D = Z.shape
         Z = layer.codes_and_outputs(Z.reshape(n * m, D))[1].reshape(n, m, -1)
@@ -463,8 +464,11 @@ def _exact(network, X, V, r, norm, **options) -> ExactLocalComplexity:
     regions = np.zeros(len(X), dtype=np.int64)
     per_layer = np.zeros((len(X), L), dtype=np.int64)
     slivers = np.zeros(len(X), dtype=np.int64)
+    # neurons_meeting reads hyperplanes only (where units vanish): the balanced network has the
+    # same ones and keeps its pulled-back maps in float64's range
+    balanced = network.balanced()
     for i, (x, dirs) in enumerate(zip(X, V)):
-        tree = subdivide(network, Neighbourhood(x, dirs, r, norm=norm), **options)
+        tree = subdivide(balanced, Neighbourhood(x, dirs, r, norm=norm), **options)
         neurons[i], crossing[i] = neurons_meeting(tree)
         regions[i] = tree.n_regions
         per_layer[i] = tree.per_layer

@@ -52,6 +52,7 @@ import numpy as np
 from scipy.special import gammaln, ndtri
 
 from ..domain import Slice
+from ..enumerate.driver import check_value_scale
 from ._common import (
     ApproximationError,
     check_domain,
@@ -238,6 +239,7 @@ def rugosity_estimate(network, domain, *, eps, n_samples, seed=None, tangent=Non
     """
     network = check_network(network)
     domain = check_domain(network, domain)
+    check_value_scale(network, domain, "the rugosity estimate (Jacobians)")
     eps = positive_float(eps, "eps")
     n = positive_int(n_samples, "n_samples")
     chunk = positive_int(chunk, "chunk")
@@ -363,6 +365,7 @@ def rugosity_limit(network, domain=None, *, tangent=None, perturbation: str = "g
         domain = check_domain(network, domain)
         tree = subdivide(network, domain, engine=engine, tol=tol)
     domain = tree.domain
+    check_value_scale(tree.network, domain, "the rugosity limit (Jacobians)")
     T = _tangent(domain, tangent)
     c_m = _abs_projection_mean(T.shape[1], perturbation)
     A, _ = tree.affine_maps()                        # (leaves, K_L, k): Jacobians in t

@@ -202,6 +202,44 @@ MIN_DIAMETER = float(np.finfo(np.float64).tiny)
 _SCALE_FREE_EXPONENT = 10
 
 
+#: Past this binary exponent (about 1e120), a network's own values (a unit's output, a node's
+#: affine map) or a domain's coordinates are too large or too small for the quantities computed
+#: from them, whose products and squares leave float64's range (see check_value_scale).
+VALUE_MAX_EXPONENT = 400
+
+
+def check_value_scale(network, domain, what: str) -> None:
+    """Refuse, by name, geometry and estimates that compute with the network's own values or
+    the domain's coordinates when these are of extreme magnitude (counts are exact at any
+    scale: engines work on the balanced network at the domain's own scale; affine maps,
+    Lipschitz constants, volumes, meshes, bends and rugosity are computed from the network as
+    given, where a unit of 1e300 overflows).
+
+    Raises
+    ------
+    GeometryError
+    """
+    from ..errors import GeometryError
+
+    e_net = network.magnitude()
+    if e_net > VALUE_MAX_EXPONENT:
+        raise GeometryError(
+            f"cannot compute {what} from this network's own values: some of its units are "
+            f"about 2^{e_net} (1e{int(e_net * 0.30103)}) times larger or smaller than their "
+            "inputs, and float64 cannot hold the products; the counts (powercells count, count_regions, "
+            "subdivide) are exact at any scale: for this, rescale the weights (a unit's row "
+            "times c > 0 and the next layer's column divided by c change no region)")
+    lo, hi = domain.bounds()
+    reach = float(max(np.max(np.abs(lo)), np.max(np.abs(hi))))
+    for value, name in ((reach, "its distance from the origin"), (domain.diameter, "its width")):
+        e = int(np.frexp(value)[1]) if value > 0 else 0
+        if abs(e) > VALUE_MAX_EXPONENT:
+            raise GeometryError(
+                f"cannot compute {what} in this domain's coordinates: {name} is "
+                f"{value:.3g}, and float64 cannot hold their products; the counts are exact at any scale: for "
+                "this, rescale the inputs (fold the scale into the first layer)")
+
+
 def _engine_exponent(domain) -> int:
     """``exp`` such that engines work in ``t = x / 2**exp`` with a diameter in [1, 2): 0 for
     domains about 1e-3 to 1e3 wide, whose arithmetic is left as it is."""

@@ -47,6 +47,8 @@ class Network:
                     f"({layers[i - 1].name}) outputs {layers[i - 1].out_dim} values"
                 )
         self.layers = layers
+        self._balanced_codes = None         # the balanced network, for codes (see codes)
+        self._magnitude = None
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -174,8 +176,12 @@ class Network:
         list of ndarray of int16, one of shape (n, K_l) per layer
         """
         Z = self._points(X)
+        # the balanced network has the same codes, and its values stay in float64's range for
+        # weights like 1e300 or 1e-300, where this network's own values overflow or vanish
+        if self._balanced_codes is None:
+            self._balanced_codes = self.balanced().layers
         out = []
-        for layer in self.layers:
+        for layer in self._balanced_codes:
             code, Z = layer.codes_and_outputs(Z)
             out.append(code)
         return out
@@ -242,12 +248,27 @@ class Network:
             The result takes ``t = x / 2**input_exp`` as its input (the engines' coordinates
             for a domain far from unit size), folded in exactly.
         """
-        exp = np.full(self.input_dim, int(input_exp), dtype=np.int64)
-        layers = []
+        return Network(self._balance(int(input_exp))[0])
+
+    def _balance(self, input_exp: int):
+        """The balanced layers and every layer's unit exponents (see :meth:`balanced`)."""
+        exp = np.full(self.input_dim, input_exp, dtype=np.int64)
+        layers, exps = [], []
         for layer in self.layers:
             layer, exp = layer.rescaled(exp)
             layers.append(layer)
-        return Network(layers)
+            exps.append(exp)
+        return layers, exps
+
+    def magnitude(self) -> int:
+        """The largest ``|e|`` such that some unit's output is about ``2**e`` times what a unit
+        with coefficients of size 1 would give (the exponents :meth:`balanced` divides out):
+        0 to ~10 for ordinary networks; past ~400, products and squares of the network's own
+        values overflow or underflow float64."""
+        if self._magnitude is None:
+            exps = self._balance(0)[1]
+            self._magnitude = int(max(int(np.max(np.abs(e), initial=0)) for e in exps))
+        return self._magnitude
 
     def with_input_map(self, M, c) -> Network:
         """The network composed with the affine map ``x = M t + c`` (M of shape (d, k)).
