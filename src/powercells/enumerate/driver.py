@@ -423,11 +423,15 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     eng.budget = budget
 
     k = domain.dim
-    root = eng.root(view)
+    try:
+        root = eng.root(view)
+    except BudgetExceeded:
+        root = None                 # the domain's own polygon outlasted the budget (planar)
     center = np.asarray(domain.chebyshev[0], dtype=np.float64)
     H, h = domain.halfspaces()
     radius = float(np.min(h - H @ center))
-    polys, intervals = getattr(root, "polys", None), getattr(root, "intervals", None)
+    polys = getattr(root, "polys", None) if root is not None else None
+    intervals = getattr(root, "intervals", None) if root is not None else None
     root_level = Level(np.empty((1, 0), dtype=np.int16), np.array([-1], dtype=np.int64),
                        center[None, :].copy(), np.array([radius]),
                        None if polys is None else _scaled_polygons(polys, exp),
@@ -441,6 +445,8 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     partial = False
     reporter = None
     try:
+        if root is None:
+            raise BudgetExceeded(budget.reason or "budget reached")
         first = walk.split(root, 0, 0)
         n_first = len(first.parent)
         if L == 1:

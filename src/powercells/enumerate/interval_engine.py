@@ -28,18 +28,46 @@ from .tolerances import Tolerances
 __all__ = ["IntervalCells", "IntervalEngine"]
 
 
+#: Floats of the per-(sub-interval, unit, piece) values computed at once.
+_VALUES_BUDGET = 1 << 22
+
+
 class IntervalCells:
     """A batch of 1-D cells: ``lo``, ``hi`` (n,) and the maps ``a``, ``B`` (n, D) of the
-    current layer's output, ``z = a t + B``."""
+    current layer's output, ``z = a t + B``.
 
-    def __init__(self, lo, hi, a, B):
-        self.lo, self.hi, self.a, self.B = lo, hi, a, B
+    The maps are made when a batch is split (``maps(rows)`` gives them for rows of the batch
+    the cells were made in): a wide layer's children would otherwise hold children x units
+    floats each, most of them before they are split, and the last layer's never are."""
+
+    def __init__(self, lo, hi, maps, rows=None):
+        self.lo, self.hi = lo, hi
+        self._maps = maps
+        self._rows = np.arange(len(lo)) if rows is None else rows
+        self._made = None
+
+    @classmethod
+    def eager(cls, lo, hi, a, B) -> IntervalCells:
+        return cls(lo, hi, lambda rows: (a[rows], B[rows]))
 
     def __len__(self) -> int:
         return len(self.lo)
 
+    def _get(self):
+        if self._made is None:
+            self._made = self._maps(self._rows)
+        return self._made
+
+    @property
+    def a(self) -> np.ndarray:
+        return self._get()[0]
+
+    @property
+    def B(self) -> np.ndarray:
+        return self._get()[1]
+
     def take(self, idx) -> IntervalCells:
-        return IntervalCells(self.lo[idx], self.hi[idx], self.a[idx], self.B[idx])
+        return IntervalCells(self.lo[idx], self.hi[idx], self._maps, self._rows[idx])
 
     @property
     def intervals(self) -> np.ndarray:
@@ -54,17 +82,18 @@ class IntervalEngine:
     def __init__(self, tolerances: Tolerances):
         self.tol = tolerances
         self.stats = {"cells_split": 0, "cells_cut": 0, "breakpoints": 0}
-        # the driver's; a batch is split in one vectorised pass, so the driver's check after
-        # each split is the check
-        self.budget = Budget()
+        self.budget = Budget()          # the driver's, checked chunk by chunk
 
     def root(self, domain) -> IntervalCells:
         lo, hi = domain.bounds()
-        return IntervalCells(np.array([float(lo[0])]), np.array([float(hi[0])]),
-                             np.ones((1, 1)), np.zeros((1, 1)))
+        return IntervalCells.eager(np.array([float(lo[0])]), np.array([float(hi[0])]),
+                                   np.ones((1, 1)), np.zeros((1, 1)))
 
     def batch_size(self, layer: Layer) -> int:
-        return int(max(64, (1 << 22) // (8 * layer.out_dim * layer.max_pieces ** 2)))
+        # per cell: the layer's pairs of pieces, and the cell's map into the layer's input
+        # (made from the previous layer's pieces when the batch is split)
+        per_cell = max(layer.out_dim * layer.max_pieces ** 2, 4 * layer.in_dim)
+        return int(max(16, (1 << 22) // (8 * per_cell)))
 
     @staticmethod
     def take(cells: IntervalCells, lo: int, hi: int) -> IntervalCells:
@@ -115,11 +144,18 @@ class IntervalEngine:
         pair = np.flatnonzero(cell[1:] == cell[:-1])
         lo, hi, sub_cell = ends[pair], ends[pair + 1], cell[pair]
         mid = (lo + hi) / 2
-        vals = Pa[sub_cell] * mid[:, None, None] + PB[sub_cell]
-        vals = np.where(beaten[sub_cell] | ~(np.arange(R)[None, None, :] <
-                                             layer.n_pieces[None, :, None]), -np.inf, vals)
-        # ties at the midpoint only between pieces equal on the whole cell: the smaller index
-        code = np.argmax(vals, axis=2).astype(np.int16)
+        absent = ~(np.arange(R)[None, None, :] < layer.n_pieces[None, :, None])
+        code = np.empty((len(mid), K), dtype=np.int16)
+        # in chunks of sub-intervals: one wide layer makes ~K sub-intervals of K units each
+        step = max(1, _VALUES_BUDGET // max(K * R, 1))
+        for s in range(0, len(mid), step):
+            self.budget.poll()
+            rows = slice(s, s + step)
+            vals = Pa[sub_cell[rows]] * mid[rows, None, None] + PB[sub_cell[rows]]
+            vals = np.where(beaten[sub_cell[rows]] | absent, -np.inf, vals)
+            # ties at the midpoint only between pieces equal on the whole cell: the smaller
+            # index
+            code[rows] = np.argmax(vals, axis=2)
         # merge consecutive sub-intervals of a cell with the same code
         new = np.r_[True, (sub_cell[1:] != sub_cell[:-1]) | np.any(code[1:] != code[:-1], axis=1)]
         first = np.flatnonzero(new)
@@ -130,8 +166,9 @@ class IntervalEngine:
         region = radius > self.tol.region
         sliver = ~region & (radius > eps)
         keep = np.flatnonzero(region)
-        a_child, B_child = _child_maps(layer, Pa, PB, parent[keep], code[keep])
-        children = IntervalCells(lo[keep], hi[keep], a_child, B_child)
+        kept_parent, kept_code = parent[keep], code[keep]
+        children = IntervalCells(lo[keep], hi[keep], lambda rows: _child_maps(
+            layer, Pa, PB, kept_parent[rows], kept_code[rows]))
         center = ((lo + hi) / 2)[:, None]
         sl = np.flatnonzero(sliver)
         return Split(children=children, parent=parent[keep], code=code[keep],

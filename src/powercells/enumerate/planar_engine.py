@@ -119,7 +119,8 @@ class PlanarEngine:
         H, h = domain.halfspaces()
         lo, hi = domain.bounds()
         pad = 1e-9 * max(1.0, float(np.max(hi - lo)))
-        poly = polygon_from_halfspaces(H, h, lo - pad, hi + pad, self.tol.empty)
+        poly = polygon_from_halfspaces(H, h, lo - pad, hi + pad, self.tol.empty,
+                                       poll=self.budget.poll)
         center, radius = poly.chebyshev(self.tol.empty)
         eye = np.eye(2)
         return PlanarCells(poly, center, radius,

@@ -292,12 +292,19 @@ def _chebyshev_lp(N: np.ndarray, h: np.ndarray):
     return res.x[:2], res.x[2]
 
 
-def polygon_from_halfspaces(H: np.ndarray, h: np.ndarray, lo, hi, eps: float) -> Polygons:
-    """The convex polygon ``H x <= h`` inside the box ``[lo, hi]`` (which must contain it)."""
+def polygon_from_halfspaces(H: np.ndarray, h: np.ndarray, lo, hi, eps: float,
+                            poll=None) -> Polygons:
+    """The convex polygon ``H x <= h`` inside the box ``[lo, hi]`` (which must contain it).
+
+    One clip per row, each over the polygon so far: time grows like rows x vertices (minutes
+    for 10^5 rows that are all facets); ``poll`` (a budget's check) is called every 256 rows."""
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
     poly = Polygons.single([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
-    for row, off in zip(np.asarray(H, dtype=np.float64), np.asarray(h, dtype=np.float64)):
+    for i, (row, off) in enumerate(zip(np.asarray(H, dtype=np.float64),
+                                       np.asarray(h, dtype=np.float64))):
+        if poll is not None and i % 256 == 255:
+            poll()
         s = off - poly.xy @ row
         poly, _ = poly.clip(s, eps)
         if len(poly) == 0:
