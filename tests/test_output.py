@@ -151,9 +151,8 @@ def test_targets_that_are_not_folders_are_refused(tmp_path):
     for target, match in [(tmp_path / "file", "not a folder"), (tmp_path / "link", "symbolic"),
                           (tmp_path / "missing" / "out", "does not exist"),
                           (Path("/"), "root of the file system")]:
-        with pytest.raises(OutputError, match=match):
-            with OutputFolder(target, kind="export"):
-                pass
+        with pytest.raises(OutputError, match=match), OutputFolder(target, kind="export"):
+            pass
     assert (tmp_path / "file").read_text() == "x"
 
 
@@ -275,11 +274,10 @@ def test_an_interrupt_during_the_commit_waits_for_it(tmp_path, monkeypatch):
         real(src, dst)
         _interrupts.interrupt(KeyboardInterrupt())       # what the handler does meanwhile
 
-    with pytest.raises(KeyboardInterrupt):
-        with OutputFolder(out, kind="export") as folder:
-            Path(folder.tmp, "data").write_text("done")
-            monkeypatch.setattr(os, "rename", rename_then_signal)
-            folder.commit()
+    with pytest.raises(KeyboardInterrupt), OutputFolder(out, kind="export") as folder:
+        Path(folder.tmp, "data").write_text("done")
+        monkeypatch.setattr(os, "rename", rename_then_signal)
+        folder.commit()
     monkeypatch.setattr(os, "rename", real)
     assert (out / "data").read_text() == "done"          # committed whole
     assert sorted(os.listdir(tmp_path)) == ["out"]       # no lock, no temporary folder

@@ -226,9 +226,10 @@ def check_value_scale(network, domain, what: str) -> None:
         raise GeometryError(
             f"cannot compute {what} from this network's own values: some of its units are "
             f"about 2^{e_net} (1e{int(e_net * 0.30103)}) times larger or smaller than their "
-            "inputs, and float64 cannot hold the products; the counts (powercells count, count_regions, "
-            "subdivide) are exact at any scale: for this, rescale the weights (a unit's row "
-            "times c > 0 and the next layer's column divided by c change no region)")
+            "inputs, and float64 cannot hold the products; the counts (powercells count, "
+            "count_regions, subdivide) are exact at any scale: for this, rescale the weights "
+            "(a unit's row times c > 0 and the next layer's column divided by c change no "
+            "region)")
     lo, hi = domain.bounds()
     reach = float(max(np.max(np.abs(lo)), np.max(np.abs(hi))))
     for value, name in ((reach, "its distance from the origin"), (domain.diameter, "its width")):
@@ -236,8 +237,9 @@ def check_value_scale(network, domain, what: str) -> None:
         if abs(e) > VALUE_MAX_EXPONENT:
             raise GeometryError(
                 f"cannot compute {what} in this domain's coordinates: {name} is "
-                f"{value:.3g}, and float64 cannot hold their products; the counts are exact at any scale: for "
-                "this, rescale the inputs (fold the scale into the first layer)")
+                f"{value:.3g}, and float64 cannot hold their products; the counts are exact "
+                "at any scale: for this, rescale the inputs (fold the scale into the first "
+                "layer)")
 
 
 def _engine_exponent(domain) -> int:
