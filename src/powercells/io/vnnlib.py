@@ -735,18 +735,12 @@ class _Reader:
             if region is None:
                 entries += len(ins) * n_in
                 self.check_entries(entries)
-                A = [[_ZERO] * n_in for _ in ins]
-                for row, a in zip(A, ins):
-                    for i, c in a.items:
-                        row[i] = c
-                region = regions[key] = InputRegion(A, [a.rhs for a in ins], [], n_in)
+                region = regions[key] = InputRegion(_dense(ins, n_in), [a.rhs for a in ins],
+                                                    [], n_in)
             entries += len(outs) * n_out
             self.check_entries(entries)
-            mat = [[_ZERO] * n_out for _ in outs]
-            for row, a in zip(mat, outs):
-                for j, c in a.items:
-                    row[j] = c
-            region.unsafe.append(OutputConstraint(mat, [a.rhs for a in outs], n_out))
+            region.unsafe.append(OutputConstraint(_dense(outs, n_out), [a.rhs for a in outs],
+                                                  n_out))
         return VnnlibProperty(n_in, n_out, list(regions.values()))
 
     def ident(self, atom) -> int:
@@ -769,6 +763,15 @@ class _Reader:
         if entries > MAX_MATRIX_ENTRIES:
             raise VnnlibError(f"the regions' dense constraint matrices would hold more than "
                               f"{MAX_MATRIX_ENTRIES} entries")
+
+
+def _dense(atoms, n: int) -> list:
+    """The atoms' coefficients as dense rows of ``n`` exact numbers."""
+    rows = [[_ZERO] * n for _ in atoms]
+    for row, a in zip(rows, atoms):
+        for i, c in a.items:
+            row[i] = c
+    return rows
 
 
 def _expand(root) -> list:
