@@ -1,4 +1,4 @@
-"""Approximate tools against the exact engine (issue 6): sampling counts, local complexity,
+"""Approximate tools against the exact engine: sampling counts, local complexity,
 rugosity; compare and the CLI."""
 
 import json
@@ -652,7 +652,7 @@ def test_cli_local_complexity(tmp_path, capsys):
     V = pc.random_directions(16, 2, seed=np.random.default_rng(3))
     expected = approx.compare_local_complexity(net, x, radius=0.5, directions=V).as_dict()
     assert out == expected
-    assert {"lc", "exact_neurons", "exact_regions"} <= set(out)          # the issue's keys
+    assert {"lc", "exact_neurons", "exact_regions"} <= set(out)          # the documented keys
     assert len(out["exact_crossing"]) == len(out["lc"]) and out["exact_slivers"] == 0.0
     # the engine and the tolerance as for count: the lp engine gives the same exact counts
     assert main(argv + ["--engine", "lp", "--tol", "1e-9"]) == 0

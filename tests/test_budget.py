@@ -1,7 +1,7 @@
 """Budgets (seconds, regions) stop a run inside a split, in every engine, and what is reported is
-a lower bound (issue 14, defect class 4).
+a lower bound.
 
-A budget is behaviour, not speed: the bounds below are generous (the issue asks for 10% or 1 s;
+A budget is behaviour, not speed: the bounds below are generous (the target is 10% or 1 s;
 CI machines are slower and shared), but a run that ignores the budget inside a split takes
 minutes on these networks, so the tests still fail on the defect.
 """
@@ -18,7 +18,7 @@ from powercells.enumerate.vertex_engine import _compiled_kernel
 from powercells.errors import BudgetExceeded, OptionError
 from powercells.testing import environment
 
-#: Slack allowed past a time limit: the issue's 1 s, doubled for a shared CI machine.
+#: Slack allowed past a time limit: 1 s, doubled for a shared CI machine.
 SLACK = 2.0
 
 

@@ -1,4 +1,4 @@
-"""Degenerate networks (SPEC §3.4, issue item 6), each with its hand-derived exact count, each
+"""Degenerate networks (SPEC §3.4), each with its hand-derived exact count, each
 also checked against the brute-force enumerator."""
 
 import numpy as np
@@ -161,7 +161,7 @@ def test_integer_weights_many_coincidences():
 
 
 def test_slivers_are_cells_with_an_interior_in_every_engine():
-    """Issue 14, class 7: on a 3-D network with duplicate units the lp engine listed "slivers"
+    """On a 3-D network with duplicate units the lp engine listed "slivers"
     of inradius 0 and -1e-15, which cannot exist; a sliver's inradius lies in (empty, region]."""
     rng = np.random.default_rng(0)
     W = rng.normal(size=(4, 3))
@@ -192,7 +192,7 @@ def test_thin_wedges_are_slivers_in_the_vertex_and_planar_engines():
 
 
 @pytest.mark.xfail(strict=True, reason="the lp engine decides cells thinner than HiGHS's "
-                   "feasibility tolerance (~1e-10) as empty: exact predicates are issue 17")
+                   "feasibility tolerance (~1e-10) as empty: exact predicates are not implemented yet")
 def test_thin_wedges_are_slivers_in_the_lp_engine():
     a = 1e-10
     net = pc.Network.from_weights([(np.array([[0.0, 1.0], [np.sin(a), np.cos(a)]]), np.zeros(2)),

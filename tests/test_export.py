@@ -1,4 +1,4 @@
-"""Exports (issue 4): nodes / ridges / adjacency tables, networkx graphs, Parquet round trips,
+"""Exports: nodes / ridges / adjacency tables, networkx graphs, Parquet round trips,
 atomic writing, and the ``powercells export`` command."""
 
 import json

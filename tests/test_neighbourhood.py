@@ -1,4 +1,4 @@
-"""Neighbourhood domains (issue 6): cross-polytopes and cubes in a slice of a large input space."""
+"""Neighbourhood domains: cross-polytopes and cubes in a slice of a large input space."""
 
 import numpy as np
 import pytest

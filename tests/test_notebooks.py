@@ -1,4 +1,4 @@
-"""Every notebook in notebooks/ runs top to bottom without an error (issues 4 and 6)."""
+"""Every notebook in notebooks/ runs top to bottom without an error."""
 
 from pathlib import Path
 

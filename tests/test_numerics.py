@@ -1,5 +1,5 @@
 """Numbers float64 cannot hold are refused by name, and a unit's scale never changes a count
-(issue 14, defect class 3: silent wrong answers)."""
+(no silent wrong answers)."""
 
 import json
 
@@ -55,7 +55,7 @@ def test_scaling_units_by_any_powers_changes_no_count(exponents, seed):
 
 
 def test_first_layer_scaled_by_1e300_is_not_one_region():
-    """The reported defect: W0 * 1e300 (b0 as it was) gave ``regions: 1``. The hyperplanes are
+    """Regression: W0 * 1e300 (b0 as it was) gave ``regions: 1``. The hyperplanes are
     then those of the bias-free layer, and layer 2 sees its bias vanish next to 1e300: the
     count is that of the network with b0 = 0 and b1 = 0."""
     network = random_network(3, [16, 16], seed=1, head=1)
@@ -106,7 +106,7 @@ def test_domains_float64_cannot_resolve_are_refused(lo, hi, match):
 @pytest.mark.parametrize("lo,hi", [(-1e-3, 1e-3), (-1e-300, 1e-300), (-1e15, 1e15),
                                    (1e299, 1e300), (-1e300, 1e300), (1e6, 1e6 + 1000.0)])
 def test_small_and_large_domains_that_float64_resolves_are_counted(lo, hi):
-    """Engines work at the domain's own scale (a power of two), so the reported defect (``--box
+    """Engines work at the domain's own scale (a power of two), so the old failure (``--box
     1e299 1e300`` gave 0 regions) and LP failures on boxes past ~1e5 are gone; the engines
     agree, and a box's count does not change when box and first layer are scaled together."""
     network = random_network(3, [8, 8], seed=2)
@@ -125,7 +125,7 @@ def test_small_and_large_domains_that_float64_resolves_are_counted(lo, hi):
 
 
 def test_cli_never_prints_zero_regions(tmp_path, capsys):
-    """The reported defects: ``--box 1e299 1e300`` and ``--tol`` nan / inf / 1e300 printed 0
+    """Regression: ``--box 1e299 1e300`` and ``--tol`` nan / inf / 1e300 printed 0
     regions, ``local-complexity --radius 1e300`` an exact 0 beside an estimate of 11."""
     path = tmp_path / "net.npz"
     pc.save_npz(random_network(3, [8], seed=0, head=1), path)
@@ -149,7 +149,7 @@ def test_cli_never_prints_zero_regions(tmp_path, capsys):
 
 
 def test_values_float64_cannot_hold_are_refused_not_printed(tmp_path):
-    """Red-team findings: at extreme scales, exports printed 0 ridges or other adjacent pairs,
+    """Regression: at extreme scales, exports printed 0 ridges or other adjacent pairs,
     compare a wrong rugosity, plots and volumes crashed. Counts and codes use the balanced
     network and hold; whatever needs the network's own values is refused by name."""
     pytest.importorskip("pyarrow")

@@ -1,5 +1,5 @@
 """Output folders (exports, leaf folders) are written whole or not at all, under a lock, and never
-replace a folder that is not a powercells output (issue 14, defect class 1)."""
+replace a folder that is not a powercells output."""
 
 import json
 import os
@@ -229,7 +229,7 @@ def test_an_interrupted_export_leaves_nothing_behind(tmp_path, sig):
 
 
 def test_an_export_with_anything_added_is_the_users(tmp_path, netfile, capsys, monkeypatch):
-    """Red-team findings: ``--overwrite`` deleted a file added to an export folder, the input
+    """Regression: ``--overwrite`` deleted a file added to an export folder, the input
     network kept in it, and the working folder when it was an export."""
     out = tmp_path / "exp"
     args = ["export", str(netfile), "--box", "-1", "1", "--out", str(out)]
@@ -262,7 +262,7 @@ def test_an_export_with_anything_added_is_the_users(tmp_path, netfile, capsys, m
 
 
 def test_an_interrupt_during_the_commit_waits_for_it(tmp_path, monkeypatch):
-    """Red-team finding: SIGTERM landing as the export was renamed into place left the lock
+    """Regression: SIGTERM landing as the export was renamed into place left the lock
     behind and reported "nothing was written". The CLI's handlers go through
     ``powercells._interrupts.interrupt``, which waits for the rename and the clean-up."""
     from powercells import _interrupts

@@ -1,4 +1,4 @@
-"""The vertex engine (issue 7): its polytope cutting against qhull and an exact face test, its
+"""The vertex engine: its polytope cutting against qhull and an exact face test, its
 code sets against the lp engine and the brute-force enumerator (random, degenerate, maxout,
 max-pool networks, polytope domains and slices), and the Euler relation of the skeleton."""
 

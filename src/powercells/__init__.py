@@ -6,7 +6,7 @@ mathematics.
 """
 
 from . import (
-    approx,  # pc.approx: the approximate tools (issue 6)
+    approx,  # pc.approx: the approximate tools
     testing,  # noqa: F401  (pc.testing: the brute-force oracle for users' tests)
 )
 from .approx import ApproximationError

@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="refuse networks with more than N regions")
     export.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    # -- issue 6: exact against approximate (compare, local-complexity) --
+    # exact against approximate: compare, local-complexity
     cmp = sub.add_parser("compare", help="exact counts and rugosity against their approximations",
                          description="Enumerate the domain exactly and compare: sampling counts "
                                      "(distinct activation patterns among N samples) for "
@@ -225,7 +225,6 @@ def _parser() -> argparse.ArgumentParser:
     lc.add_argument("--json", action="store_true",
                     help='print {"lc": [...], "exact_neurons": [...], "exact_regions": N, '
                          '"exact_crossing": [...], "exact_slivers": S, "points": 1}')
-    # -- end issue 6 --
 
     info = sub.add_parser("info", help="print the network's layers",
                           description="Print the layer summary: kinds, widths, pieces.")

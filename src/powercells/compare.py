@@ -1,4 +1,4 @@
-"""Exact against approximate: how wrong the usual approximations are, and where (issue 6).
+"""Exact against approximate: how wrong the usual approximations are, and where.
 
 :func:`compare` enumerates a domain exactly and runs the approximate tools on it: sampling counts
 for growing N (split into patterns that are regions, patterns of slivers, and *spurious* patterns

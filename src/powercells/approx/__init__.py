@@ -1,5 +1,5 @@
 """The approximate tools of region studies, implemented as their authors define them, beside
-their exact counterparts (issue 6).
+their exact counterparts.
 
 * :func:`sampling_counts`: distinct activation patterns among N samples of a domain.
 * :func:`local_complexity`: the local complexity (LC) of Humayun et al. (ICML 2024);

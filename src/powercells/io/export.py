@@ -1,4 +1,4 @@
-"""Tables and graphs of a subdivision tree: nodes, ridges (bends), facet adjacency (issue 4).
+"""Tables and graphs of a subdivision tree: nodes, ridges (bends), facet adjacency.
 
 * :func:`node_table`: one row per tree node (root included): ``id``, ``parent``, ``depth``,
   ``code`` (the code path, every layer so far, concatenated), ``interior_point``, ``inradius``,
