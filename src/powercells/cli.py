@@ -421,6 +421,7 @@ def _plot(args) -> int:
     from .enumerate import subdivide
     from .errors import OptionError, OutputError
     from .io import load
+    from .io.output import current_umask
     from .plot import _pyplot, plot_layers, plot_partition, plot_profile
 
     network = load(args.network)
@@ -460,7 +461,7 @@ def _plot(args) -> int:
         fd, tmp = tempfile.mkstemp(suffix=".png", prefix=".powercells-", dir=folder)
         os.close(fd)
         fig.savefig(tmp, dpi=dpi)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, out)
     except OSError as exc:
         raise OutputError(f"{args.out}: cannot write the image ({exc.strerror or exc})"
@@ -471,12 +472,6 @@ def _plot(args) -> int:
             os.unlink(tmp)
     print(f"{args.out}: {tree.n_regions} regions, {width} x {height} pixels")
     return EXIT_OK
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _export(args) -> int:

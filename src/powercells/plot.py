@@ -23,7 +23,7 @@ COLOR_BY = ("slope", "code", "random", "none")
 
 
 def _check_scale(tree) -> None:
-    from .enumerate.driver import check_value_scale
+    from .enumerate.scale import check_value_scale
 
     check_value_scale(tree.network, tree.domain, "a plot (meshes, slopes, outputs)")
 

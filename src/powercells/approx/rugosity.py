@@ -52,7 +52,7 @@ import numpy as np
 from scipy.special import gammaln, ndtri
 
 from ..domain import Slice
-from ..enumerate.driver import check_value_scale
+from ..enumerate.scale import check_value_scale
 from ._common import (
     ApproximationError,
     check_domain,

@@ -150,7 +150,3 @@ class Budget:
             if watcher is not None:
                 watcher.join()
 
-
-def unlimited() -> Budget:
-    """A budget with no limit (engines used outside the driver)."""
-    return Budget()

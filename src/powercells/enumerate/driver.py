@@ -7,7 +7,6 @@ can run them in worker processes and feed the sink in the same order; ids stay t
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 import warnings
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..domain import as_domain
-from ..errors import BudgetExceeded, DomainError, OptionError, PowercellsError, PrecisionWarning
+from ..errors import BudgetExceeded, PowercellsError, PrecisionWarning
 from ..geometry.polygons import Polygons
 from ..lp.base import get_backend
 from ..network import Network
@@ -25,6 +24,14 @@ from .budget import Budget
 from .interval_engine import IntervalEngine
 from .lp_engine import LPEngine
 from .planar_engine import PlanarEngine
+from .scale import (
+    ScaledDomain,
+    check_domain_scale,
+    check_tolerance_scale,
+    engine_exponent,
+    scaled_polygons,
+    to_input_units,
+)
 from .sinks import CountSink, LeafSink, Sink, TreeSink
 from .tolerances import Tolerances
 from .tree import Level, SliverTable, SubdivisionTree
@@ -128,7 +135,7 @@ class _Walk:
         self.budget.found += len(res.parent)
         self.budget.poll()
         if self.exp:
-            res = _to_input_units(res, self.exp)
+            res = to_input_units(res, self.exp)
         sl = res.slivers
         for i in range(len(sl)):
             self.slivers.layer.append(depth + 1)
@@ -187,147 +194,6 @@ class _LevelParts:
                      np.concatenate(parent).astype(np.int64, copy=False),
                      np.concatenate(point).reshape(-1, dim),
                      np.concatenate(radius).astype(np.float64, copy=False), polys, ivals)
-
-
-#: Domains reach at most this far from the origin (their coordinates and diameter stay finite
-#: through the engines' arithmetic; engines work at the domain's own scale, see _run).
-MAX_COORDINATE = 1e300
-
-#: ... and are at least this wide: float64's smallest normal number (below it, coordinates
-#: lose their significant bits).
-MIN_DIAMETER = float(np.finfo(np.float64).tiny)
-
-#: Domains whose diameter's binary exponent is within this of 0 are enumerated in their own
-#: coordinates; others at the scale 2**exponent (see _engine_exponent).
-_SCALE_FREE_EXPONENT = 10
-
-
-#: Past this binary exponent (about 1e120), a network's own values (a unit's output, a node's
-#: affine map) or a domain's coordinates are too large or too small for the quantities computed
-#: from them, whose products and squares leave float64's range (see check_value_scale).
-VALUE_MAX_EXPONENT = 400
-
-
-def check_value_scale(network, domain, what: str) -> None:
-    """Refuse, by name, geometry and estimates that compute with the network's own values or
-    the domain's coordinates when these are of extreme magnitude (counts are exact at any
-    scale: engines work on the balanced network at the domain's own scale; affine maps,
-    Lipschitz constants, volumes, meshes, bends and rugosity are computed from the network as
-    given, where a unit of 1e300 overflows).
-
-    Raises
-    ------
-    GeometryError
-    """
-    from ..errors import GeometryError
-
-    e_net = network.magnitude()
-    if e_net > VALUE_MAX_EXPONENT:
-        raise GeometryError(
-            f"cannot compute {what} from this network's own values: some of its units are "
-            f"about 2^{e_net} (1e{int(e_net * 0.30103)}) times larger or smaller than their "
-            "inputs, and float64 cannot hold the products; the counts (powercells count, "
-            "count_regions, subdivide) are exact at any scale: for this, rescale the weights "
-            "(a unit's row times c > 0 and the next layer's column divided by c change no "
-            "region)")
-    lo, hi = domain.bounds()
-    reach = float(max(np.max(np.abs(lo)), np.max(np.abs(hi))))
-    for value, name in ((reach, "its distance from the origin"), (domain.diameter, "its width")):
-        e = int(np.frexp(value)[1]) if value > 0 else 0
-        if abs(e) > VALUE_MAX_EXPONENT:
-            raise GeometryError(
-                f"cannot compute {what} in this domain's coordinates: {name} is "
-                f"{value:.3g}, and float64 cannot hold their products; the counts are exact "
-                "at any scale: for this, rescale the inputs (fold the scale into the first "
-                "layer)")
-
-
-def _engine_exponent(domain) -> int:
-    """``exp`` such that engines work in ``t = x / 2**exp`` with a diameter in [1, 2): 0 for
-    domains about 1e-3 to 1e3 wide, whose arithmetic is left as it is."""
-    e = int(np.frexp(domain.diameter)[1])           # diameter in [2**(e-1), 2**e)
-    return 0 if abs(e) <= _SCALE_FREE_EXPONENT else e - 1
-
-
-class _ScaledDomain:
-    """What an engine reads of a domain (halfspaces, bounds, Chebyshev ball, dimension,
-    diameter), in coordinates ``t = x / 2**exp``: every number times a power of two, exactly."""
-
-    def __init__(self, domain, exp: int):
-        H, h = domain.halfspaces()
-        self._H, self._h = H, np.ldexp(h, -exp)
-        lo, hi = domain.bounds()
-        self._lo, self._hi = np.ldexp(lo, -exp), np.ldexp(hi, -exp)
-        c, r = domain.chebyshev
-        self.chebyshev = (np.ldexp(np.asarray(c, dtype=np.float64), -exp),
-                          float(np.ldexp(r, -exp)))
-        self.dim = domain.dim
-        self.diameter = float(np.ldexp(domain.diameter, -exp))
-
-    def halfspaces(self):
-        return self._H, self._h
-
-    def bounds(self):
-        return self._lo, self._hi
-
-
-def _scaled_polygons(polys, exp: int):
-    return Polygons(np.ldexp(polys.xy, exp), polys.start)
-
-
-def _to_input_units(res: Split, exp: int) -> Split:
-    """A split's points, radii, polygons and intervals from engine coordinates to x (new
-    arrays: the engine's batch keeps its own)."""
-    sl = res.slivers
-    return dataclasses.replace(
-        res, center=np.ldexp(res.center, exp), radius=np.ldexp(res.radius, exp),
-        polygons=None if res.polygons is None else _scaled_polygons(res.polygons, exp),
-        intervals=None if res.intervals is None else np.ldexp(res.intervals, exp),
-        slivers=dataclasses.replace(sl, center=np.ldexp(sl.center, exp),
-                                    radius=np.ldexp(sl.radius, exp)))
-
-#: A region tolerance must exceed float64's spacing at the domain's coordinates by this factor:
-#: below it, rounding in the coordinates alone decides what is a region.
-RESOLUTION_FACTOR = 1024
-
-
-def check_scale(domain, tol: Tolerances | None = None) -> None:
-    """Refuse a question float64 cannot answer on this domain, by name (the tolerance's
-    checks only when it is given).
-
-    Raises
-    ------
-    DomainError
-        If the domain reaches beyond :data:`MAX_COORDINATE` or is narrower than
-        :data:`MIN_DIAMETER`.
-    OptionError
-        If the region tolerance is not above float64's resolution at the domain's coordinates,
-        or not below the domain's inradius (no cell could then be a region).
-    """
-    lo, hi = domain.bounds()
-    reach = float(max(np.max(np.abs(lo)), np.max(np.abs(hi))))
-    diameter = domain.diameter
-    if not reach <= MAX_COORDINATE:
-        raise DomainError(f"{domain!r} reaches {reach:.3g} from the origin; engines handle "
-                          f"domains within {MAX_COORDINATE:g} of it: rescale the inputs, e.g. "
-                          "fold the scale into the first layer")
-    if not diameter >= MIN_DIAMETER:
-        raise DomainError(f"{domain!r} is {diameter:.3g} wide; engines handle domains at least "
-                          f"{MIN_DIAMETER:.3g} wide (float64's smallest normal number): rescale "
-                          "the inputs")
-    if tol is None:
-        return
-    resolution = RESOLUTION_FACTOR * float(np.spacing(max(reach, diameter)))
-    if not tol.region > resolution:
-        raise OptionError(
-            f"the region tolerance {tol.region:.3g} is not above float64's resolution on this "
-            f"domain ({resolution:.3g} = {RESOLUTION_FACTOR} x the spacing of floats at "
-            f"{max(reach, diameter):.3g}): regions that thin cannot be told from rounding; give "
-            "a larger tolerance, or shift the inputs so that the domain lies near the origin")
-    radius = float(domain.chebyshev[1])
-    if not tol.region < radius:
-        raise OptionError(f"the region tolerance {tol.region:.3g} is not below the domain's "
-                          f"inradius {radius:.3g}: no cell could be a region")
 
 
 def _choose_engine(engine: str, lp, domain) -> str:
@@ -405,18 +271,18 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
         tolerances = Tolerances(region=tol)
     elif tol is not None:
         raise PowercellsError("give either tol or tolerances, not both")
-    check_scale(domain)
+    check_domain_scale(domain)
     # Engines work in coordinates t = x / 2**exp, chosen so that the domain's diameter is about
     # 1 (exp = 0 for domains 1e-3 to 1e3 wide), on an equivalent network whose units are scaled
     # by powers of two (Network.balanced): the same partition, and on ordinary input the same
     # arithmetic bit for bit, while domains like [-1e12, 1e12] or weights like 1e300 stay in the
     # range the LP solver's tolerances and float64's exponents are made for. Powers of two scale
     # exactly, so the engines' points and radii map back to x without rounding.
-    exp = _engine_exponent(domain)
-    view = domain if exp == 0 else _ScaledDomain(domain, exp)
+    exp = engine_exponent(domain)
+    view = domain if exp == 0 else ScaledDomain(domain, exp)
     engine_tol = tolerances.scaled(exp).resolve(view.diameter)
     resolved = engine_tol.scaled(-exp)
-    check_scale(domain, resolved)
+    check_tolerance_scale(domain, resolved)
     name = _choose_engine(engine, lp, view)
     work = net.balanced(input_exp=exp)
     # counting needs no interior points, only certain region decisions
@@ -436,7 +302,7 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     intervals = getattr(root, "intervals", None) if root is not None else None
     root_level = Level(np.empty((1, 0), dtype=np.int16), np.array([-1], dtype=np.int64),
                        center[None, :].copy(), np.array([radius]),
-                       None if polys is None else _scaled_polygons(polys, exp),
+                       None if polys is None else scaled_polygons(polys, exp),
                        None if intervals is None else np.ldexp(intervals, exp))
     widths = list(net.widths)
     L = net.depth
@@ -457,6 +323,7 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
         groups = walk.batches(first.children, 1, 0)[::-1] if L > 1 else []
         if L == 1:
             groups = [(first.children, 1, 0)]
+
         def group_levels(batch, lo):
             n = len(batch)
             acc = [_LevelParts() for _ in range(L)]

@@ -64,7 +64,7 @@ def node_table(tree):
         Sorted by ``id``; ``parent`` is -1 at the root. Call ``.to_pandas()`` for a DataFrame.
     """
     pa, _ = _pyarrow()
-    from ..enumerate.driver import check_value_scale
+    from ..enumerate.scale import check_value_scale
     from ..geometry.power import node_sites
 
     check_value_scale(tree.network, tree.domain, "the node table (maps, centroids, volumes)")
@@ -124,7 +124,7 @@ def _input_maps(tree, depth) -> np.ndarray:
 
 def _adjacency_levels(tree, lp=None) -> list:
     """The facet adjacency of every depth ``1 .. L`` (index ``depth - 1``)."""
-    from ..enumerate.driver import check_value_scale
+    from ..enumerate.scale import check_value_scale
     from ..geometry.adjacency import _LPAdjacency, facet_adjacency
 
     check_value_scale(tree.network, tree.domain, "facet adjacency and bends")

@@ -52,7 +52,8 @@ def _version() -> str:
     return __version__
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -246,7 +247,7 @@ class OutputFolder:
             self._check_target()            # again, now that no other writer can change it
             self._remove_stale()
             self.tmp = tempfile.mkdtemp(prefix=f".{self.name}.tmp-", dir=self.parent)
-            os.chmod(self.tmp, 0o777 & ~_umask())
+            os.chmod(self.tmp, 0o777 & ~current_umask())
             self._write_marker(self.tmp, complete=False)
         except OSError as exc:
             self._abandon()
