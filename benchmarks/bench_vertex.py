@@ -25,7 +25,7 @@ from pathlib import Path
 from common import he_network, median_time
 
 import powercells as pc
-from powercells.enumerate.vertex_engine import _default_threads
+from powercells.enumerate.vertex.engine import _default_threads
 from powercells.testing import brute_force_regions, environment, leaf_code_set
 
 NETS = {"d2": (2, [32, 32, 32]), "d3": (3, [16, 16]), "d4": (4, [16, 16]),

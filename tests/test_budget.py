@@ -14,7 +14,7 @@ import pytest
 import powercells as pc
 from powercells.cli import EXIT_ERROR, EXIT_PARTIAL, main
 from powercells.enumerate.budget import Budget
-from powercells.enumerate.vertex_engine import _compiled_kernel
+from powercells.enumerate.vertex.engine import _compiled_kernel
 from powercells.errors import BudgetExceeded, OptionError
 from powercells.testing import environment
 

@@ -14,7 +14,7 @@ from strategies import integer_networks
 
 import powercells as pc
 from powercells.errors import PowercellsError
-from powercells.geometry.polytopes import Polytopes
+from powercells.enumerate.vertex.polytopes import Polytopes
 from powercells.testing import (
     assert_partitions_equal,
     brute_force_regions,
@@ -234,7 +234,7 @@ def test_euler_relation_of_the_skeleton(d, widths, seed):
     """sum_k (-1)^k f_k = 1 for the subdivision of a box (a ball), with faces merged across
     the leaves that share them."""
     from powercells.enumerate.tolerances import Tolerances
-    from powercells.enumerate.vertex_engine import VertexEngine
+    from powercells.enumerate.vertex.engine import VertexEngine
     from powercells.lp.base import get_backend
 
     network = random_network(d, widths, seed)

@@ -13,12 +13,12 @@ from test_vertex import _assert_exact_polytope
 
 import powercells as pc
 from powercells.enumerate.tolerances import Tolerances
-from powercells.enumerate.vertex_engine import VertexEngine, _run_kernel
-from powercells.geometry.polytopes import Polytopes
+from powercells.enumerate.vertex.engine import VertexEngine, _run_kernel
+from powercells.enumerate.vertex.polytopes import Polytopes
 from powercells.lp import get_backend
 
 numba = pytest.importorskip("numba")
-from powercells.geometry._cut_kernel import split_cells
+from powercells.enumerate.vertex.kernel import split_cells
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -208,7 +208,7 @@ def test_fragile_vertices_are_counted_on_sides_that_are_not_built(geometry):
 
 
 def test_side_fragile_counts_the_degrees_the_sides_would_have():
-    from powercells.geometry._cut_kernel import _side_fragile
+    from powercells.enumerate.vertex.kernel import _side_fragile
 
     # d = 3; old vertices 0 (+), 1 (-), 2 (on the hyperplane); edges 0-1 (crossing), 0-2, 1-2
     sg = np.array([1, -1, 0], dtype=np.int8)

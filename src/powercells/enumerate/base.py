@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Split", "SplitSlivers"]
+__all__ = ["Split", "SplitSlivers", "tree_order"]
 
 
 @dataclass
@@ -67,3 +67,12 @@ class Split:
     slivers: SplitSlivers
     polygons: object = None
     intervals: object = None
+
+
+def tree_order(parent: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """The order by parent, then by code (lexicographic): the tree's order of children."""
+    keys = code
+    if code.size and code.min() >= 0 and code.max() <= 1:
+        # 0/1 codes packed eight to a byte keep their lexicographic order (zero padding last)
+        keys = np.packbits(code.astype(np.uint8), axis=1)
+    return np.lexsort(tuple(keys[:, j] for j in range(keys.shape[1] - 1, -1, -1)) + (parent,))

@@ -35,7 +35,7 @@ from .scale import (
 from .sinks import CountSink, LeafSink, Sink, TreeSink
 from .tolerances import Tolerances
 from .tree import Level, SliverTable, SubdivisionTree
-from .vertex_engine import VertexEngine, _compiled_kernel
+from .vertex.engine import VertexEngine, _compiled_kernel
 
 __all__ = ["ENGINES", "RegionCount", "count_regions", "stream_leaves", "subdivide"]
 

@@ -34,6 +34,7 @@ from ..lp.base import Ball, LPBackend
 from ..network.layers import Layer
 from .base import Split, SplitSlivers
 from .budget import Budget
+from .pullback import item_index, pull_back
 from .tolerances import Tolerances
 
 __all__ = ["EngineStats", "LPEngine", "Node", "Sliver"]
@@ -574,16 +575,11 @@ class LPEngine:
     # ------------------------------------------------------------------ phase 0
     def _switch_units(self, node: Node, layer: Layer, code: np.ndarray) -> list[_Unit]:
         """Pull back a ReLU-type layer; decide constant and bounded units in ``code``."""
-        W, b = layer.switch_W, layer.switch_b
-        pre_A = W @ node.A
-        pre_B = W @ node.B + b
-        absW = np.abs(W)
-        norm = np.linalg.norm(pre_A, axis=1)
-        scale_A = absW @ np.linalg.norm(node.A, axis=1)
-        constant = norm <= self.tol.zero * scale_A
+        planes = pull_back(layer, node.A[None], node.B[None], self.tol.zero)
+        pre_A, pre_B, norm = planes.grad[0], planes.offset[0], planes.norm[0]
+        constant = planes.constant[0]
         if np.any(constant):
-            scale_B = absW @ np.abs(node.B) + np.abs(b)
-            code[constant] = pre_B[constant] > self.tol.zero * scale_B[constant]
+            code[constant] = planes.above[0, constant]
             self.stats.units_constant += int(constant.sum())
         live = np.flatnonzero(~constant)
         if live.size == 0:
@@ -607,12 +603,11 @@ class LPEngine:
     def _piece_units(self, node: Node, layer: Layer, code: np.ndarray) -> list[_Unit]:
         """Pull back a general MASO layer unit by unit; drop duplicate and dominated pieces."""
         units = []
-        zero = self.tol.zero
         eps = self.tol.empty
-        row_norms = np.linalg.norm(node.A, axis=1)
-        abs_B = np.abs(node.B)
         mid = (node.lo + node.hi) / 2
         half = (node.hi - node.lo) / 2
+        planes = pull_back(layer, node.A[None], node.B[None], self.tol.zero)
+        item = item_index(layer)
         for k in range(layer.out_dim):
             n = int(layer.n_pieces[k])
             Ak, Bk = layer.A[k, :n], layer.B[k, :n]
@@ -622,13 +617,10 @@ class LPEngine:
             for r in range(n):
                 dominated = False
                 for s in list(keep):
-                    delta = Ak[r] - Ak[s]
-                    slope = delta @ node.A
-                    if np.linalg.norm(slope) > zero * (np.abs(delta) @ row_norms):
+                    m = item[k, s, r]                # s < r: the item "r beats s"
+                    if not planes.constant[0, m]:
                         continue
-                    gap = beta[r] - beta[s]
-                    gap_scale = np.abs(delta) @ abs_B + abs(Bk[r]) + abs(Bk[s])
-                    if gap > zero * gap_scale:
+                    if planes.above[0, m]:
                         keep.remove(s)   # r beats s everywhere on the node
                     else:
                         dominated = True  # s beats r, or they tie and s has the smaller index

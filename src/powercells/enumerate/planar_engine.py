@@ -28,10 +28,11 @@ import numpy as np
 
 from ..geometry.polygons import Polygons, polygon_from_halfspaces
 from ..network.layers import Layer
-from .base import Split, SplitSlivers
+from .base import Split, SplitSlivers, tree_order
 from .budget import Budget
+from .pullback import pull_back
 from .tolerances import Tolerances
-from .unit_rules import clip_to_winners, constant_piece_pair, constant_switch_units
+from .unit_rules import clip_to_winners, piece_pairs, values_at
 
 __all__ = ["PlanarCells", "PlanarEngine"]
 
@@ -42,14 +43,14 @@ _VALUES_BUDGET = 1 << 22
 
 class _Maps:
     """Affine maps of a batch of cells, computed only when a cell is split (the last layer's
-    children never are): ``get(rows)`` gives ``(Ax, Ay, B)`` for the rows, see PlanarCells."""
+    children never are): ``get(rows)`` gives ``(A, B)`` for the rows, see PlanarCells."""
 
     def __init__(self, get):
         self.get = get
 
     @classmethod
-    def eager(cls, Ax: np.ndarray, Ay: np.ndarray, B: np.ndarray) -> _Maps:
-        return cls(lambda rows: (Ax[rows], Ay[rows], B[rows]))
+    def eager(cls, A: np.ndarray, B: np.ndarray) -> _Maps:
+        return cls(lambda rows: (A[rows], B[rows]))
 
 
 class PlanarCells:
@@ -60,9 +61,8 @@ class PlanarCells:
     polys : Polygons
     center, radius : ndarray, shapes (n, 2) and (n,)
         Chebyshev balls.
-    maps : tuple of ndarray, each of shape (n, D)
-        ``(Ax, Ay, B)``: on cell i the current layer's output is ``Ax[i] x + Ay[i] y + B[i]``
-        (computed on first use).
+    maps : tuple ``(A, B)`` of ndarrays (n, D, 2) and (n, D)
+        On cell i the current layer's output is ``A[i] t + B[i]`` (computed on first use).
     """
 
     def __init__(self, polys: Polygons, center, radius, maps: _Maps, rows=None):
@@ -122,9 +122,7 @@ class PlanarEngine:
         poly = polygon_from_halfspaces(H, h, lo - pad, hi + pad, self.tol.empty,
                                        poll=self.budget.poll)
         center, radius = poly.chebyshev(self.tol.empty)
-        eye = np.eye(2)
-        return PlanarCells(poly, center, radius,
-                           _Maps.eager(eye[None, :, 0], eye[None, :, 1], np.zeros((1, 2))))
+        return PlanarCells(poly, center, radius, _Maps.eager(np.eye(2)[None], np.zeros((1, 2))))
 
     def batch_size(self, layer: Layer) -> int:
         """Cells per batch for ``layer``: the per-(cell, unit) tables stay bounded."""
@@ -143,14 +141,12 @@ class PlanarEngine:
 
     # ------------------------------------------------------------------ ReLU-type layers
     def _split_switch(self, cells: PlanarCells, layer: Layer) -> Split:
-        W, b = layer.switch_W, layer.switch_b
         n, K = len(cells), layer.out_dim
-        Ax, Ay, B = cells.maps
-        PAx, PAy, PB = Ax @ W.T, Ay @ W.T, B @ W.T + b
-        norm = np.sqrt(PAx * PAx + PAy * PAy)
-        # constant units (SPEC §3.4): decided exactly, as in the lp engine
-        row_norm = np.sqrt(Ax * Ax + Ay * Ay)
-        constant, code = constant_switch_units(norm, row_norm, PB, B, W, b, self.tol.zero)
+        planes = pull_back(layer, *cells.maps, self.tol.zero)
+        PA, PB, norm = planes.grad, planes.offset, planes.norm
+        PAx, PAy = PA[..., 0], PA[..., 1]
+        # constant units (SPEC §3.4) are decided exactly by the pull-back's rule
+        constant, code = planes.constant, planes.switch_codes()
         self.stats["units_constant"] += int(constant.sum())
         eps = self.tol.empty
         # A unit whose line misses the disc around the Chebyshev centre that holds every vertex
@@ -189,51 +185,26 @@ class PlanarEngine:
 
         def child_maps(cell, child_code):
             f = factor[child_code]
-            return f * PAx[cell], f * PAy[cell], f * PB[cell]
+            return f[:, :, None] * PA[cell], f * PB[cell]
 
         return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
 
     # ------------------------------------------------------------------ layers with R pieces
     def _split_pieces(self, cells: PlanarCells, layer: Layer) -> Split:
-        n, K, R = len(cells), layer.out_dim, layer.max_pieces
-        D = layer.in_dim
-        Ax, Ay, B = cells.maps
-        flatA = layer.A.reshape(K * R, D)
-        PAx = (Ax @ flatA.T).reshape(n, K, R)
-        PAy = (Ay @ flatA.T).reshape(n, K, R)
-        PB = (B @ flatA.T + layer.B.reshape(K * R)).reshape(n, K, R)
-        zero, eps = self.tol.zero, self.tol.empty
-        row_norm = np.hypot(Ax, Ay)            # (n, D)
-        abs_B = np.abs(B)
+        n, K = len(cells), layer.out_dim
+        A, B = cells.maps
+        eps = self.tol.empty
         code = np.zeros((n, K), dtype=np.int16)
         crossing = np.zeros((n, K), dtype=bool)
         # per unit and ordered pair of pieces (r, q): the line where r ties q (unit normal), or
         # a vacuous constraint when the difference is constant and r wins it
-        pair_Gx = np.zeros((n, K, R, R))
-        pair_Gy = np.zeros((n, K, R, R))
-        pair_g = np.zeros((n, K, R, R))
-        possible = np.zeros((n, K, R), dtype=bool)
+        pair_G, pair_g, possible = piece_pairs(pull_back(layer, A, B, self.tol.zero), layer)
+        pair_Gx, pair_Gy = pair_G[..., 0], pair_G[..., 1]
+        every = np.arange(n)
         for k in range(K):
             m = int(layer.n_pieces[k])
-            alive = np.ones((n, m), dtype=bool)
-            for r in range(m):
-                for q in range(m):
-                    if q == r:
-                        continue
-                    dx = PAx[:, k, r] - PAx[:, k, q]
-                    dy = PAy[:, k, r] - PAy[:, k, q]
-                    dB = PB[:, k, r] - PB[:, k, q]
-                    nrm = np.hypot(dx, dy)
-                    # a constant difference: r beats q everywhere, or loses everywhere
-                    const, beats = constant_piece_pair(nrm, row_norm, abs_B, dB, layer, k, r, q,
-                                                       zero)
-                    alive[:, r] &= ~const | beats
-                    safe = np.where(const, 1.0, nrm)
-                    pair_Gx[:, k, r, q] = np.where(const, 0.0, dx / safe)
-                    pair_Gy[:, k, r, q] = np.where(const, 0.0, dy / safe)
-                    pair_g[:, k, r, q] = np.where(const, 1.0, dB / safe)
+            alive = possible[:, k, :m]
             # a non-constant pair that r loses at every vertex: r has no interior in the cell
-            every = np.arange(n)
             for r in range(m):
                 for q in range(m):
                     if q != r:
@@ -243,13 +214,11 @@ class PlanarEngine:
             count = alive.sum(axis=1)
             code[:, k] = np.argmax(alive, axis=1)
             crossing[:, k] = count > 1
-            possible[:, k, :m] = alive
             if np.any(count == 0):
                 # cannot happen for a cell wider than the tolerances; decide at the centre
                 bad = np.flatnonzero(count == 0)
-                vals = (PAx[bad, k, :m] * cells.center[bad, :1] + PAy[bad, k, :m] *
-                        cells.center[bad, 1:] + PB[bad, k, :m])
-                code[bad, k] = np.argmax(vals, axis=1)
+                vals = values_at(layer, A[bad], B[bad], np.full(len(bad), k), cells.center[bad])
+                code[bad, k] = np.argmax(vals[:, :m], axis=1)
         pair_cell, pair_unit = np.nonzero(crossing)
 
         def clip(Q, c, u, r, q, live):
@@ -265,15 +234,13 @@ class PlanarEngine:
 
         def label(pair, point):
             c, u = pair_cell[pair], pair_unit[pair]
-            vals = PAx[c, u] * point[:, :1] + PAy[c, u] * point[:, 1:] + PB[c, u]
+            vals = values_at(layer, A[c], B[c], u, point)
             return np.argmax(np.where(possible[c, u], vals, -np.inf), axis=1).astype(np.int16)
 
         pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, label)
 
         def child_maps(cell, child_code):
-            idx = child_code.astype(np.intp)[..., None]
-            return tuple(np.take_along_axis(P[cell], idx, axis=2)[:, :, 0]
-                         for P in (PAx, PAy, PB))
+            return layer.compose(A[cell], B[cell], child_code)
 
         return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
 
@@ -366,7 +333,7 @@ class PlanarEngine:
         center = np.concatenate([cells.center[uncut], center_p[keep]])
         radius = np.concatenate([cells.radius[uncut], radius_p[keep]])
         # children in tree order: by parent, then by code
-        order = _tree_order(parent, child_code)
+        order = tree_order(parent, child_code)
         parent, child_code = parent[order], child_code[order]
         children = PlanarCells(polys.take(order), center[order], radius[order],
                                _Maps(lambda rows: child_maps(parent[rows], child_code[rows])))
@@ -398,15 +365,6 @@ def _pair_extremes(polys: Polygons, cell: np.ndarray, Gx, Gy, g):
     xy = polys.xy[rows]
     S = Gx[pair] * xy[:, 0] + Gy[pair] * xy[:, 1] + g[pair]
     return np.maximum.reduceat(S, start[:-1]), np.minimum.reduceat(S, start[:-1])
-
-
-def _tree_order(parent: np.ndarray, code: np.ndarray) -> np.ndarray:
-    """The order by parent, then by code (lexicographic): the tree's order of children."""
-    keys = code
-    if code.size and code.min() >= 0 and code.max() <= 1:
-        # 0/1 codes packed eight to a byte keep their lexicographic order (zero padding last)
-        keys = np.packbits(code.astype(np.uint8), axis=1)
-    return np.lexsort(tuple(keys[:, j] for j in range(keys.shape[1] - 1, -1, -1)) + (parent,))
 
 
 class _PiecePool:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .pullback import coded_rows, pull_back
+from .tolerances import Tolerances
+
 __all__ = ["region_halfspaces"]
 
 
-def region_halfspaces(network, domain, code_path, *, normalize: bool = True):
+def region_halfspaces(network, domain, code_path, *, normalize: bool = True,
+                      zero: float = Tolerances.zero):
     """The closed polytope ``H t <= h`` of the region with this code path (SPEC §3.4).
 
     Parameters
@@ -19,41 +23,29 @@ def region_halfspaces(network, domain, code_path, *, normalize: bool = True):
         Codes of layers 1..l.
     normalize : bool
         Scale rows to unit norm.
+    zero : float
+        The constant-unit rule's relative tolerance (:mod:`powercells.enumerate.pullback`).
 
     Returns
     -------
     H : ndarray, shape (m, k)
     h : ndarray, shape (m,)
-        Rows with a zero gradient are dropped (the unit is constant on the region).
+        Rows of units that are constant on the region are dropped.
     """
     H0, h0 = domain.halfspaces()
     rows_H, rows_h = [H0], [h0]
     k = domain.dim
-    A, B = np.eye(k), np.zeros(k)
+    A, B = np.eye(k)[None], np.zeros((1, k))
     for layer, code in zip(network.layers, code_path):
-        code = np.asarray(code, dtype=np.intp)
-        if layer.is_switch:
-            pre_A = layer.switch_W @ A
-            pre_B = layer.switch_W @ B + layer.switch_b
-            sign = np.where(code == 1, -1.0, 1.0)   # active: h >= 0 <=> -h <= 0
-            rows_H.append(sign[:, None] * pre_A)
-            rows_h.append(-sign * pre_B)
-        elif layer.max_pieces > 1:
-            for unit in range(layer.out_dim):
-                r = code[unit]
-                others = [s for s in range(int(layer.n_pieces[unit])) if s != r]
-                if not others:
-                    continue
-                delta = layer.A[unit, others] - layer.A[unit, r]
-                rows_H.append(delta @ A)
-                rows_h.append((layer.A[unit, r] - layer.A[unit, others]) @ B
-                              + layer.B[unit, r] - layer.B[unit, others])
-        Aq, Bq = layer.selected(code)
-        A, B = Aq @ A, Aq @ B + Bq
+        code = np.asarray(code, dtype=np.intp).reshape(1, -1)
+        G, g, _, constant = coded_rows(pull_back(layer, A, B, zero), code)
+        rows_H.append(G[0][~constant[0]])
+        rows_h.append(g[0][~constant[0]])
+        A, B = layer.compose(A, B, code)
     H = np.vstack(rows_H)
     h = np.concatenate(rows_h)
     norms = np.linalg.norm(H, axis=1)
-    keep = norms > 1e-14 * max(norms.max(initial=0.0), 1e-300)
+    keep = norms > 0
     H, h, norms = H[keep], h[keep], norms[keep]
     if normalize:
         H, h = H / norms[:, None], h / norms

@@ -304,7 +304,8 @@ class SubdivisionTree:
         """
         from .regions import region_halfspaces
 
-        return region_halfspaces(self.network, self.domain, self.code_path(depth, index))
+        return region_halfspaces(self.network, self.domain, self.code_path(depth, index),
+                                 zero=self.tolerances.zero)
 
     # ----------------------------------------------------------------- exports
     def to_networkx(self):

@@ -1,77 +1,61 @@
-"""The exact rules both batch engines (planar, vertex) apply to units pulled back to cells
-(SPEC §1.3, §3.4): a unit whose pulled-back gradient cancels is constant on the cell, and a
-constant is an exact zero when it cancels too. "Cancels" is relative: the result is at most
-``zero`` times the size of the terms that produced it."""
+"""What the batch engines (planar, vertex) do with a max unit's pieces on a batch of cells:
+the pair tables read from the pull-back (:mod:`.pullback`), and clipping to each piece's cell of
+the unit's power diagram (SPEC §3.2)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["constant_piece_pair", "constant_switch_units"]
+__all__ = ["clip_to_winners", "piece_pairs", "values_at"]
 
 
-def constant_switch_units(norm, row_norm, PB, B, W, b, zero: float):
-    """Constant ReLU-type units of a batch of cells and their codes.
-
-    Parameters
-    ----------
-    norm : ndarray (n, K)
-        Norms of the units' pulled-back gradients ``W @ A_i``.
-    row_norm : ndarray (n, D)
-        Norms of the rows of each cell's map ``A_i`` (the terms of those gradients).
-    PB, B : ndarrays (n, K), (n, D)
-        The units' pulled-back offsets ``W @ B_i + b`` and the cells' offsets ``B_i``.
-    W, b : the layer's switch weights and biases.
-    zero : float
-
-    Returns
-    -------
-    constant : ndarray of bool (n, K)
-    code : ndarray of int16 (n, K)
-        1 where a constant unit is positive beyond the zero tolerance (active), else 0; ties are
-        inactive.
-    """
-    n, K = norm.shape
-    absW = np.abs(W)
-    # a cheap upper bound of the terms screens out almost every (cell, unit) pair first
-    suspect = norm <= zero * (row_norm.max(axis=1)[:, None] * absW.sum(axis=1)[None, :])
-    constant = np.zeros((n, K), dtype=bool)
-    if suspect.any():
-        sc, su = np.nonzero(suspect)
-        constant[sc, su] = norm[sc, su] <= zero * np.einsum("pd,pd->p", row_norm[sc], absW[su])
-    code = np.zeros((n, K), dtype=np.int16)
-    if constant.any():
-        scale_B = np.abs(B) @ absW.T + np.abs(b)
-        code[constant] = PB[constant] > zero * scale_B[constant]
-    return constant, code
-
-
-def constant_piece_pair(nrm, row_norm, abs_B, dB, layer, unit: int, r: int, q: int,
-                        zero: float):
-    """Whether the difference of pieces ``r`` and ``q`` of a max unit is constant on each cell,
-    and whether ``r`` beats ``q`` there (ties go to the smaller index, SPEC §1.3).
+def piece_pairs(planes, layer):
+    """Per cell, unit and ordered pair of pieces ``(r, q)``: the hyperplane where ``r`` ties
+    ``q`` with its unit normal pointing to where ``r`` wins, or a vacuous constraint (zero normal,
+    offset 1) when the difference is constant on the cell; and the pieces no constant pair rules
+    out.
 
     Parameters
     ----------
-    nrm : ndarray (n,)
-        Norm of the pulled-back gradient of ``piece r - piece q`` on each cell.
-    row_norm, abs_B : ndarrays (n, D)
-        Norms of the rows of each cell's map and the absolute values of its offsets.
-    dB : ndarray (n,)
-        The pulled-back offset of ``piece r - piece q``.
+    planes : Hyperplanes
+        The layer pulled back to the cells (:func:`.pullback.pull_back`).
     layer : Layer
-    unit, r, q : int
-    zero : float
+        A layer with more than two pieces per unit, or ragged pieces (not ReLU-type).
 
     Returns
     -------
-    const, beats : ndarrays of bool (n,)
+    pair_G : ndarray (n, K, R, R, k)
+    pair_g : ndarray (n, K, R, R)
+    alive : ndarray of bool (n, K, R)
+        False for pieces past a unit's count and for pieces that lose a constant pair (ties go to
+        the smaller index, SPEC §1.3).
     """
-    delta = layer.A[unit, r] - layer.A[unit, q]
-    const = nrm <= zero * (row_norm @ np.abs(delta))
-    gap_scale = abs_B @ np.abs(delta) + abs(layer.B[unit, r]) + abs(layer.B[unit, q])
-    beats = (dB > zero * gap_scale) | ((np.abs(dB) <= zero * gap_scale) & (r < q))
-    return const, beats
+    n, M, k = planes.grad.shape
+    K, R = layer.out_dim, layer.max_pieces
+    G, g = planes.unit_normals()
+    const = planes.constant
+    pair_G = np.zeros((n, K, R, R, k))
+    pair_g = np.zeros((n, K, R, R))
+    alive = np.arange(R)[None, None, :] < layer.n_pieces[None, :, None]
+    alive = np.repeat(alive, n, axis=0)
+    for m in range(M):
+        u, lo, hi = planes.unit[m], planes.low[m], planes.high[m]
+        c = const[:, m]
+        pair_G[:, u, hi, lo] = G[:, m]
+        pair_G[:, u, lo, hi] = -G[:, m]
+        pair_g[:, u, hi, lo] = np.where(c, 1.0, g[:, m])
+        pair_g[:, u, lo, hi] = np.where(c, 1.0, -g[:, m])
+        above = planes.above[:, m]
+        alive[:, u, hi] &= ~c | above
+        alive[:, u, lo] &= ~c | ~above
+    return pair_G, pair_g, alive
+
+
+def values_at(layer, A, B, unit, point):
+    """Every piece of ``unit[i]`` at ``point[i]`` on cell ``i`` (input ``A[i] t + B[i]``): the
+    pieces' values ``(n, R)``, for deciding a unit at a point."""
+    z = np.einsum("ndk,nk->nd", A, point) + B
+    return np.einsum("nrd,nd->nr", layer.A[unit], z) + layer.B[unit]
 
 
 def clip_to_winners(P, pcell, unit, possible, clip, concat):

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..enumerate.pullback import coded_rows, item_index, pull_back
 from ..errors import GeometryError, PowercellsError
 
 __all__ = ["ADJACENCY_METHODS", "Adjacency", "facet_adjacency"]
@@ -298,53 +299,6 @@ def _complement(n: np.ndarray) -> np.ndarray:
     return q[:, 1:]
 
 
-def _layer_rows(layer, A, B, code):
-    """Rows ``G t <= g`` saying "each unit's coded piece wins", for nodes whose layer input is
-    ``A t + B``: ``G (n, m, k)``, ``g (n, m)``, the unit of each row ``(m,)``, and the size of
-    the terms that produced each row of G ``(n, m)`` (for the relative zero rule)."""
-    n, _, k = A.shape
-    if layer.kind == "identity" or layer.max_pieces == 1:
-        return (np.empty((n, 0, k)), np.empty((n, 0)), np.empty(0, dtype=np.int64),
-                np.empty((n, 0)))
-    code = np.asarray(code, dtype=np.intp)
-    K, R = layer.out_dim, layer.max_pieces
-    units = np.arange(K)
-    chosen_A = layer.A[units[None, :], code]                        # (n, K, D)
-    chosen_B = layer.B[units[None, :], code]                        # (n, K)
-    # piece s - coded piece, for every s (s = coded piece gives a zero row, dropped later)
-    dA = layer.A[None, :, :, :] - chosen_A[:, :, None, :]           # (n, K, R, D)
-    dB = layer.B[None, :, :] - chosen_B[:, :, None]                 # (n, K, R)
-    G = np.einsum("nkrd,ndj->nkrj", dA, A).reshape(n, K * R, k)
-    g = -(np.einsum("nkrd,nd->nkr", dA, B) + dB).reshape(n, K * R)
-    terms = np.einsum("nkrd,nd->nkr", np.abs(dA), np.linalg.norm(A, axis=2)).reshape(n, K * R)
-    return G, g, np.repeat(units, R), terms
-
-
-def _item_deltas(layer):
-    """Per hyperplane item of :func:`_item_planes` (same order): the piece difference
-    ``dA (M, D)`` and the size of its constant terms ``|B_s| + |B_r| (M,)``."""
-    K = layer.out_dim
-    items = [(u, r, s) for u in range(K) for r in range(int(layer.n_pieces[u]))
-             for s in range(r + 1, int(layer.n_pieces[u]))]
-    u, r, s = (np.array([it[i] for it in items], dtype=np.intp) for i in range(3))
-    return layer.A[u, s] - layer.A[u, r], np.abs(layer.B[u, s]) + np.abs(layer.B[u, r])
-
-
-def _item_planes(layer, A, B):
-    """Every hyperplane a unit switches on, pulled back through maps ``A t + B``: gradients
-    ``(n, M, k)``, offsets ``(n, M)`` (``grad @ t + offset = 0``), the unit of each, and the
-    size of the terms of each gradient ``(n, M)`` (``row_norm(A) @ |piece difference|``, the
-    scale of the relative zero rule of :mod:`powercells.enumerate.unit_rules`)."""
-    K = layer.out_dim
-    items = [(u, r, s) for u in range(K) for r in range(int(layer.n_pieces[u]))
-             for s in range(r + 1, int(layer.n_pieces[u]))]
-    u, r, s = (np.array([it[i] for it in items], dtype=np.intp) for i in range(3))
-    dA = layer.A[u, s] - layer.A[u, r]                               # (M, D)
-    dB = layer.B[u, s] - layer.B[u, r]
-    terms = np.linalg.norm(A, axis=2) @ np.abs(dA).T
-    return np.einsum("md,ndj->nmj", dA, A), B @ dA.T + dB, u, terms
-
-
 class _LPAdjacency:
     def __init__(self, tree, lp):
         from ..lp.base import get_backend
@@ -370,29 +324,28 @@ class _LPAdjacency:
         if depth not in self._rows:
             level = self.tree.levels[depth]
             A, B = self.maps(depth - 1)
-            G, g, _, terms = _layer_rows(self.net.layers[depth - 1], A[level.parent],
-                                         B[level.parent], level.code)
-            self._rows[depth] = G, g, terms
+            planes = pull_back(self.net.layers[depth - 1], A[level.parent], B[level.parent],
+                               self.tol.zero)
+            G, g, _, constant = coded_rows(planes, level.code)
+            self._rows[depth] = G, g, constant
         return self._rows[depth]
 
     def rows(self, depth, index):
         """The normalised H-representation of node ``index`` at ``depth``."""
         Gs, gs = [self.H0], [self.h0]
-        scales = [np.linalg.norm(self.H0, axis=1)]
+        constant = [np.zeros(len(self.h0), dtype=bool)]
         i = index
         for d in range(depth, 0, -1):
-            G, g, terms = self.level_rows(d)
+            G, g, const = self.level_rows(d)
             Gs.append(G[i])
             gs.append(g[i])
-            scales.append(terms[i])
+            constant.append(const[i])
             i = self.tree.levels[d].parent[i]
         G = np.vstack(Gs)
         g = np.concatenate(gs)
         norms = np.linalg.norm(G, axis=1)
-        # a row whose gradient cancels (relative to its terms) is a constant unit: no constraint
-        # (the s = coded piece rows are exactly zero and go the same way)
-        keep = norms > self.tol.zero * np.concatenate(scales)
-        keep &= norms > 0
+        # a constant unit (its gradient cancels relative to its terms) is no constraint
+        keep = ~np.concatenate(constant) & (norms > 0)
         return G[keep] / norms[keep, None], g[keep] / norms[keep]
 
     def parallel(self, sin):
@@ -455,10 +408,9 @@ class _LPAdjacency:
 
         center = self.tree.domain.chebyshev[0]
         for lo in range(0, n, step):
-            G, g, unit, terms = _item_planes(layer, A[lo:lo + step], B[lo:lo + step])
-            norm = np.linalg.norm(G, axis=2)
-            # each hyperplane against its own terms (the rule of enumerate.unit_rules)
-            live = (norm > self.tol.zero * terms) & (norm > 0)
+            planes = pull_back(layer, A[lo:lo + step], B[lo:lo + step], self.tol.zero)
+            G, g, unit, norm = planes.grad, planes.offset, planes.unit, planes.norm
+            live = ~planes.constant & (norm > 0)
             safe = np.where(live, norm, 1.0)
             Gn, gn = G / safe[..., None], (g + G @ center) / safe    # offsets at the centre
             cos = np.einsum("nik,njk->nij", Gn, Gn)
@@ -515,12 +467,13 @@ class _LPAdjacency:
         ca, cb = level.code[a].astype(np.intp), level.code[b].astype(np.intp)
         j = np.argmax(ca != cb, axis=1)
         ra, rb = ca[np.arange(len(a)), j], cb[np.arange(len(a)), j]
-        dA = layer.A[j, rb] - layer.A[j, ra]                       # a lies where piece rb <= ra
-        dB = layer.B[j, rb] - layer.B[j, ra]
-        grad = np.einsum("nd,ndk->nk", dA, A[p])
-        const = np.einsum("nd,nd->n", dA, B[p]) + dB
-        norm = np.linalg.norm(grad, axis=1)
-        return grad / norm[:, None], -const / norm
+        # a lies where piece rb <= piece ra: the item of the pair, turned to point into b
+        item = item_index(layer)[j, np.minimum(ra, rb), np.maximum(ra, rb)]
+        planes = pull_back(layer, A[p], B[p], self.tol.zero, select=item[:, None])
+        sign = np.where(rb > ra, 1.0, -1.0)
+        grad = sign[:, None] * planes.grad[:, 0]
+        norm = planes.norm[:, 0]
+        return grad / norm[:, None], -sign * planes.offset[:, 0] / norm
 
     def inherited_candidates(self, depth, pa, pb, normal, offset):
         """Children pairs of adjacent parents that agree on every unit not tied on the facet."""
@@ -532,9 +485,9 @@ class _LPAdjacency:
         # units with a piece pair that vanishes identically on the facet's hyperplane
         tied = np.zeros((len(pa), K), dtype=bool)
         tol = self.tol
-        dA_items, dB_terms = _item_deltas(layer)
         for side in (pa, pb):
-            G, g, unit, terms = _item_planes(layer, A[side], B[side])
+            planes = pull_back(layer, A[side], B[side], tol.zero)
+            G, g, unit = planes.grad, planes.offset, planes.unit
             along = np.einsum("nmk,nk->nm", G, normal)
             perp = np.linalg.norm(G - along[..., None] * normal[:, None, :], axis=2)
             value = along * offset[:, None] + g                 # at the facet's foot point
@@ -543,9 +496,8 @@ class _LPAdjacency:
             # the piece difference vanishes on the facet's hyperplane (within the region
             # tolerance across the domain), or is identically zero (gradient and constant
             # cancel relative to their terms)
-            g_terms = np.abs(B[side]) @ np.abs(dA_items).T + dB_terms
-            vanish = (self.parallel(perp / safe) & (np.abs(value) / safe <= tol.region)) | (
-                (scale <= tol.zero * terms) & (np.abs(g) <= tol.zero * g_terms))
+            vanish = (self.parallel(perp / safe) & (np.abs(value) / safe <= tol.region)) | \
+                planes.tie
             rows, cols = np.nonzero(vanish)
             tied[rows, unit[cols]] = True
         n_a = starts[pa + 1] - starts[pa]

@@ -1,7 +1,7 @@
 """The ``vertex`` engine: exact subdivision in low input dimension by edge subdivision, no LP.
 
 Every cell is a convex polytope kept as its vertices (each with the set of its tight
-constraints), its edges and its facets (:class:`~powercells.geometry.polytopes.Polytopes`), with
+constraints), its edges and its facets (:class:`~powercells.enumerate.vertex.polytopes.Polytopes`), with
 the affine map from the input to the current layer's output. Splitting a batch of cells by the
 next layer is vectorised over the batch, as in the ``planar`` engine:
 
@@ -22,7 +22,7 @@ next layer is vectorised over the batch, as in the ``planar`` engine:
 A cell that no unit cuts keeps its polytope and its ball.
 
 With numba installed, step 2 for ReLU-type layers runs in compiled code
-(:mod:`powercells.geometry._cut_kernel`): the same rules cell by cell, depth first, in threads
+(:mod:`powercells.enumerate.vertex.kernel`): the same rules cell by cell, depth first, in threads
 over ranges of cells (:func:`_run_kernel`; a batch of fewer cells than threads, such as the root,
 is split in two stages, :func:`_run_staged`). Its pieces, codes and balls are the numpy path's;
 ``POWERCELLS_JIT=0`` selects the numpy path and ``POWERCELLS_THREADS`` the thread count.
@@ -38,13 +38,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
-from ..geometry.polytopes import Polytopes, affine_values, csr_rows
-from ..network.layers import Layer
-from .base import Split, SplitSlivers
-from .budget import WATCH_INTERVAL, Budget
-from .planar_engine import _tree_order
-from .tolerances import Tolerances
-from .unit_rules import clip_to_winners, constant_piece_pair, constant_switch_units
+from ...network.layers import Layer
+from ..base import Split, SplitSlivers, tree_order
+from ..budget import WATCH_INTERVAL, Budget
+from ..pullback import pull_back
+from ..tolerances import Tolerances
+from ..unit_rules import clip_to_winners, piece_pairs, values_at
+from .polytopes import Polytopes, affine_values, csr_rows
 
 __all__ = ["VertexCells", "VertexEngine"]
 
@@ -186,19 +186,14 @@ class VertexEngine:
 
     # ------------------------------------------------------------------ ReLU-type layers
     def _split_switch(self, cells: VertexCells, layer: Layer) -> Split:
-        W, b = layer.switch_W, layer.switch_b
         n, K = len(cells), layer.out_dim
-        A, B = cells.maps
-        PA = np.matmul(W, A)                       # (n, K, k)
-        PB = B @ W.T + b
-        norm = np.linalg.norm(PA, axis=2)
-        # constant units (SPEC §3.4): decided exactly, as in the lp engine
-        row_norm = np.linalg.norm(A, axis=2)       # (n, D)
-        constant, code = constant_switch_units(norm, row_norm, PB, B, W, b, self.tol.zero)
+        planes = pull_back(layer, *cells.maps, self.tol.zero)
+        PA, PB = planes.grad, planes.offset        # (n, K, k), (n, K)
+        # constant units (SPEC §3.4) are decided exactly by the pull-back's rule
+        constant, code = planes.constant, planes.switch_codes()
         self.stats["units_constant"] += int(constant.sum())
         eps = self.tol.empty
-        safe = np.where(constant, 1.0, norm)
-        G, g = PA / safe[:, :, None], PB / safe    # unit normals: signed distances
+        G, g = planes.unit_normals()               # signed distances
         if self.kernel is not None:
             # the compiled splitter screens the units with each cell's ball and tests the rest
             # on the cell's vertices itself
@@ -238,41 +233,18 @@ class VertexEngine:
 
     # ------------------------------------------------------------------ layers with R pieces
     def _split_pieces(self, cells: VertexCells, layer: Layer) -> Split:
-        n, K, R = len(cells), layer.out_dim, layer.max_pieces
-        D = layer.in_dim
+        n, K = len(cells), layer.out_dim
         A, B = cells.maps
-        k = A.shape[2]
-        flatA = layer.A.reshape(K * R, D)
-        PA = np.matmul(flatA, A).reshape(n, K, R, k)
-        PB = (B @ flatA.T + layer.B.reshape(K * R)).reshape(n, K, R)
-        zero, eps = self.tol.zero, self.tol.empty
-        row_norm = np.linalg.norm(A, axis=2)       # (n, D)
-        abs_B = np.abs(B)
+        eps = self.tol.empty
         code = np.zeros((n, K), dtype=np.int16)
         crossing = np.zeros((n, K), dtype=bool)
         # per unit and ordered pair of pieces (r, q): the hyperplane where r ties q (unit
         # normal), or a vacuous constraint when the difference is constant and r wins it
-        pair_G = np.zeros((n, K, R, R, k))
-        pair_g = np.zeros((n, K, R, R))
-        possible = np.zeros((n, K, R), dtype=bool)
+        pair_G, pair_g, possible = piece_pairs(pull_back(layer, A, B, self.tol.zero), layer)
         every = np.arange(n)
         for u in range(K):
             m = int(layer.n_pieces[u])
-            alive = np.ones((n, m), dtype=bool)
-            for r in range(m):
-                for q in range(m):
-                    if q == r:
-                        continue
-                    dG = PA[:, u, r] - PA[:, u, q]
-                    dB = PB[:, u, r] - PB[:, u, q]
-                    nrm = np.linalg.norm(dG, axis=1)
-                    # a constant difference: r beats q everywhere or loses everywhere
-                    const, beats = constant_piece_pair(nrm, row_norm, abs_B, dB, layer, u, r, q,
-                                                       zero)
-                    alive[:, r] &= ~const | beats
-                    safe = np.where(const, 1.0, nrm)
-                    pair_G[:, u, r, q] = np.where(const[:, None], 0.0, dG / safe[:, None])
-                    pair_g[:, u, r, q] = np.where(const, 1.0, dB / safe)
+            alive = possible[:, u, :m]
             # a non-constant pair that r loses at every vertex: r has no interior in the cell
             for r in range(m):
                 for q in range(m):
@@ -283,12 +255,11 @@ class VertexEngine:
             count = alive.sum(axis=1)
             code[:, u] = np.argmax(alive, axis=1)
             crossing[:, u] = count > 1
-            possible[:, u, :m] = alive
             if np.any(count == 0):
                 # cannot happen for a cell wider than the tolerances; decide at the centre
                 bad = np.flatnonzero(count == 0)
-                vals = np.einsum("nrd,nd->nr", PA[bad, u, :m], cells.center[bad]) + PB[bad, u, :m]
-                code[bad, u] = np.argmax(vals, axis=1)
+                vals = values_at(layer, A[bad], B[bad], np.full(len(bad), u), cells.center[bad])
+                code[bad, u] = np.argmax(vals[:, :m], axis=1)
         _pair_cell, pair_unit = np.nonzero(crossing)
 
         def clip(Q, c, u, r, q, live):
@@ -307,9 +278,7 @@ class VertexEngine:
         pieces, pcell, code_p = self._rounds(cells, crossing, code, cut=cut)
 
         def child_maps(cell, child_code):
-            idx = child_code.astype(np.intp)
-            cols = np.arange(K)[None, :]
-            return PA[cell[:, None], cols, idx], PB[cell[:, None], cols, idx]
+            return layer.compose(A[cell], B[cell], child_code)
 
         return self._finish(cells, crossing.any(axis=1), code, pieces, pcell, code_p,
                             child_maps)
@@ -410,7 +379,7 @@ class VertexEngine:
     def _compiled_rounds(self, cells: VertexCells, candidate, code, pair_unit, Gp, gp,
                          keep_polytopes: bool):
         """What :meth:`_rounds` does for hyperplanes, cell by cell in compiled code
-        (:mod:`powercells.geometry._cut_kernel`), given every cell's *candidate* units (those
+        (:mod:`powercells.enumerate.vertex.kernel`), given every cell's *candidate* units (those
         its ball does not rule out): the same pieces, codes and ball bounds, and which cells
         were cut. ``code`` gets the sides of the candidates that cut no cell. The pieces'
         polytopes are kept when ``keep_polytopes``; otherwise they are made only if asked for
@@ -513,7 +482,7 @@ class VertexEngine:
         child_code = np.concatenate([code[uncut], code_p[keep]])
         center = np.concatenate([cells.center[uncut], center_p[keep]])
         radius = np.concatenate([cells.radius[uncut], radius_p[keep]])
-        order = _tree_order(parent, child_code)
+        order = tree_order(parent, child_code)
         parent, child_code = parent[order], child_code[order]
         source = order                  # < len(uncut): an uncut cell; else a kept piece
         parents = cells.polytopes
@@ -646,7 +615,7 @@ def _compiled_kernel(required: bool = False):
     if not required and os.environ.get("POWERCELLS_JIT", "1") == "0":
         return None
     try:
-        from ..geometry._cut_kernel import split_cells
+        from .kernel import split_cells
     except ImportError:
         if required:
             raise

@@ -4,7 +4,7 @@
 vectorised rounds do batch-wide with :meth:`Polytopes.cut`: every piece of a cell is offered the
 cell's cutting hyperplanes in order; a hyperplane with vertices strictly on both sides (beyond
 ``eps``) splits it, otherwise the piece only records its side. The arithmetic and the
-combinatorial rules are those of :mod:`powercells.geometry.polytopes` (vertices with
+combinatorial rules are those of :mod:`powercells.enumerate.vertex.polytopes` (vertices with
 ``|s| <= eps`` on the hyperplane and in both children, new vertices on crossing edges, section
 edges by matching ``(d-1)``-subsets of tight constraints when every section vertex is simple, by
 the exact pairwise face test otherwise; ``fragile`` counts vertices left with fewer than ``d``
@@ -22,7 +22,7 @@ another order (the interior points can differ in the last bits), and when the pi
 are not asked for, a side that no later hyperplane cuts is never built: its vertices decide the
 later hyperplanes and its ball, and its ``fragile`` vertices are counted from the degrees its
 edges would have. Hyperplane values at vertices are summed exactly as the numpy path sums them
-(:func:`~powercells.geometry.polytopes.affine_values`), so "on the hyperplane" means the same.
+(:func:`~powercells.enumerate.vertex.polytopes.affine_values`), so "on the hyperplane" means the same.
 
 Constraint slots: a cell's own constraints keep their slots; its ``t``-th cutting hyperplane
 takes slot ``base + t`` (``base`` above every slot of the cell, or given, as the two-stage split
@@ -495,7 +495,7 @@ def _ball(X):
 @njit(cache=True)
 def _values(X, G, g, p, s):
     """``G[p] . x + g[p]`` at every vertex (columns of ``X``), summed as
-    :func:`~powercells.geometry.polytopes.affine_values` sums it (the same bits)."""
+    :func:`~powercells.enumerate.vertex.polytopes.affine_values` sums it (the same bits)."""
     d, nv = X.shape
     g0 = G[p, 0]
     for i in range(nv):
@@ -595,8 +595,8 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
     hyperplane of their cell (flat, the cell's hyperplanes in order), vertex means, the radius
     of the largest ball around the vertex mean inside the piece (a lower bound on the inradius),
     the count of fragile vertices, and (``geometry``) the pieces as CSR arrays in the layout of
-    :class:`~powercells.geometry.polytopes.Polytopes` (``prune``: without their constraints that
-    are not facets, as :meth:`~powercells.geometry.polytopes.Polytopes.prune` leaves them).
+    :class:`~powercells.enumerate.vertex.polytopes.Polytopes` (``prune``: without their constraints that
+    are not facets, as :meth:`~powercells.enumerate.vertex.polytopes.Polytopes.prune` leaves them).
 
     Without ``geometry`` a side that no later hyperplane cuts is not built: its vertices give
     its ball, and its fragile vertices are counted from the degrees its edges would have
@@ -797,7 +797,7 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
 
 @njit(cache=True)
 def _prune_piece(g_inc, g_N, g_h, g_slot, i, d):
-    """:meth:`~powercells.geometry.polytopes.Polytopes.prune` of piece ``i``: its constraints
+    """:meth:`~powercells.enumerate.vertex.polytopes.Polytopes.prune` of piece ``i``: its constraints
     tight at fewer than ``d`` vertices (not facets) are dropped, and their bits."""
     inc = g_inc[i]
     slot = g_slot[i]
