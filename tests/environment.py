@@ -1,10 +1,10 @@
-"""Environment switches for tests: the vertex engine's compiled and numpy paths."""
+"""Engine switches for tests: the vertex engine's compiled and numpy paths."""
 
 import importlib.util
 
-from powercells.testing import environment as env
+from powercells.enumerate import engine_defaults
 
-__all__ = ["VERTEX_PATHS", "env"]
+__all__ = ["VERTEX_PATHS", "engine_defaults"]
 
-#: ``POWERCELLS_JIT`` values to test: the numpy path always, the compiled one when numba is there
-VERTEX_PATHS = ["0"] + (["1"] if importlib.util.find_spec("numba") else [])
+#: ``compiled`` values to test: the numpy path always, the compiled one when numba is there
+VERTEX_PATHS = [False] + ([True] if importlib.util.find_spec("numba") else [])

@@ -95,7 +95,9 @@ def test_witnesses_and_completeness_along_segments_in_3d(network):
         t0, t1 = np.max(np.minimum(ends[:3], ends[3:])), np.min(np.maximum(ends[:3], ends[3:]))
         seg = pc.subdivide(network, pc.Slice.through_points(np.stack([p, q]),
                                                             inner=pc.Box(t0, t1, dim=1)))
-        seq = [index[tuple(c)] for c in seg.leaf_codes()]
+        # leaves come in tree order (by code); along the chord they come by position
+        along = np.argsort(seg.intervals()[0])
+        seq = [index[tuple(c)] for c in seg.leaf_codes()[along]]
         for u, v in itertools.pairwise(seq):
             assert (min(u, v), max(u, v)) in pairs
             crossings += 1

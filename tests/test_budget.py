@@ -14,9 +14,8 @@ import pytest
 import powercells as pc
 from powercells.cli import EXIT_ERROR, EXIT_PARTIAL, main
 from powercells.enumerate.budget import Budget
-from powercells.enumerate.vertex.engine import _compiled_kernel
+from powercells.enumerate.vertex.engine import compiled_kernel
 from powercells.errors import BudgetExceeded, OptionError
-from powercells.testing import environment
 
 #: Slack allowed past a time limit: 1 s, doubled for a shared CI machine.
 SLACK = 2.0
@@ -59,12 +58,11 @@ def test_time_limit_inside_a_split(engine, make, limit):
     assert result.seconds < limit + SLACK
 
 
-@pytest.mark.skipif(_compiled_kernel() is None, reason="numba not installed")
+@pytest.mark.skipif(compiled_kernel() is None, reason="numba not installed")
 def test_time_limit_numpy_path_of_the_vertex_engine():
     network = wide(4, 64)
-    with environment(POWERCELLS_JIT="0"):
-        result, seconds = timed(pc.count_regions, network, pc.Box(-1, 1, dim=4),
-                                engine="vertex", time_limit=0.5)
+    result, seconds = timed(pc.count_regions, network, pc.Box(-1, 1, dim=4), engine="vertex",
+                            engine_options={"compiled": False}, time_limit=0.5)
     assert result.partial and seconds < 0.5 + SLACK
 
 

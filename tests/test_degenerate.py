@@ -3,7 +3,7 @@ also checked against the brute-force enumerator."""
 
 import numpy as np
 import pytest
-from environment import VERTEX_PATHS, env
+from environment import VERTEX_PATHS, engine_defaults
 
 import powercells as pc
 from powercells.testing import assert_partitions_equal, brute_force_regions
@@ -34,7 +34,7 @@ def check(network, domain, expected, lp="highs"):
         if domain.dim == 2:
             assert np.isclose(planar.areas().sum(), planar.areas(0).sum(), rtol=1e-12)
     for path in VERTEX_PATHS:          # numpy, and compiled when numba is installed
-        with env(POWERCELLS_JIT=path):
+        with engine_defaults(compiled=path):
             vertex = pc.subdivide(network, domain, engine="vertex")
             assert vertex.per_layer == expected
             assert len(vertex.slivers) == 0

@@ -109,5 +109,5 @@ def test_breakpoints_are_exact_roots():
 def test_interval_errors():
     with pytest.raises(pc.PowercellsError, match="1-D domain"):
         pc.subdivide(random_network(2, [3]), pc.Box(-1, 1, dim=2), engine="interval")
-    with pytest.raises(pc.PowercellsError, match="no intervals"):
-        pc.subdivide(random_network(1, [3]), LINE, engine="lp").intervals()
+    with pytest.raises(pc.GeometryError, match="1-D domains"):
+        pc.subdivide(random_network(2, [3]), pc.Box(-1, 1, dim=2)).intervals()

@@ -165,11 +165,10 @@ def test_auto_picks_planar_for_2d_vertex_in_3d_to_8d_or_10d_and_lp_otherwise(mon
     net9 = random_network(9, [3], seed=0)
     net11 = random_network(11, [3], seed=0)
     # 9-D and 10-D go to the vertex engine only with its compiled splitter
-    monkeypatch.setenv("POWERCELLS_JIT", "0")
-    assert pc.subdivide(net9, pc.Box(-1, 1, dim=9)).engine == "lp"
+    box9 = pc.Box(-1, 1, dim=9)
+    assert pc.subdivide(net9, box9, engine_options={"compiled": False}).engine == "lp"
     if importlib.util.find_spec("numba"):
-        monkeypatch.setenv("POWERCELLS_JIT", "1")
-        assert pc.subdivide(net9, pc.Box(-1, 1, dim=9)).engine == "vertex"
+        assert pc.subdivide(net9, box9, engine_options={"compiled": True}).engine == "vertex"
     assert pc.subdivide(net11, pc.Box(-1, 1, dim=11)).engine == "lp"
 
 
@@ -179,9 +178,39 @@ def test_planar_errors():
         pc.subdivide(net3, pc.Box(-1, 1, dim=3), engine="planar")
     with pytest.raises(pc.PowercellsError, match="solves no LP"):
         pc.subdivide(random_network(2, [3], seed=0), BOX2, engine="planar", lp="highs")
-    lp_tree = pc.subdivide(random_network(2, [3], seed=0), BOX2, engine="lp")
-    with pytest.raises(pc.PowercellsError, match="no polygons"):
-        lp_tree.polygons()
+    with pytest.raises(pc.GeometryError, match="2-D domains"):
+        pc.subdivide(net3, pc.Box(-1, 1, dim=3), engine="lp").polygons()
+
+
+@pytest.mark.parametrize("engine", ["lp", "vertex"])
+def test_every_2d_tree_has_polygons(engine):
+    """Trees of engines that keep no polygons rebuild them from the codes: the same polygons
+    as the planar engine's, level by level (as sets of vertices, to rounding)."""
+    network = random_network(2, [6, 5, 4], seed=3)
+    planar = pc.subdivide(network, BOX2, engine="planar")
+    other = pc.subdivide(network, BOX2, engine=engine)
+    assert other.per_layer == planar.per_layer
+    for depth in range(planar.depth + 1):
+        a, b = planar.polygons(depth), other.polygons(depth)
+        assert len(a) == len(b)
+        assert np.allclose(np.sort(a.area_perimeter()[0]), np.sort(b.area_perimeter()[0]),
+                           rtol=1e-9, atol=1e-12)
+        # node by node (the trees share their order): same vertices up to rounding
+        for i in range(len(a)):
+            va, vb = np.round(a.vertices(i), 9), np.round(b.vertices(i), 9)
+            assert {tuple(v) for v in va} == {tuple(v) for v in vb}
+    assert np.isclose(other.areas().sum(), 4.0, rtol=1e-12)
+
+
+def test_every_1d_tree_has_intervals():
+    network = random_network(1, [5, 4], seed=2)
+    segment = pc.Box(-2, 2, dim=1)
+    interval = pc.subdivide(network, segment, engine="interval")
+    lp = pc.subdivide(network, segment, engine="lp")
+    assert lp.per_layer == interval.per_layer
+    for depth in range(interval.depth + 1):
+        for a, b in zip(interval.intervals(depth), lp.intervals(depth)):
+            assert np.allclose(a, b, atol=1e-12)
 
 
 def test_sliver_is_reported_not_counted():

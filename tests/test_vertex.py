@@ -6,15 +6,15 @@ import itertools
 
 import numpy as np
 import pytest
-from environment import VERTEX_PATHS, env
+from environment import VERTEX_PATHS, engine_defaults
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from networks import maxout_network, maxpool_network, random_network
 from strategies import integer_networks
 
 import powercells as pc
-from powercells.errors import PowercellsError
 from powercells.enumerate.vertex.polytopes import Polytopes
+from powercells.errors import PowercellsError
 from powercells.testing import (
     assert_partitions_equal,
     brute_force_regions,
@@ -22,10 +22,11 @@ from powercells.testing import (
 )
 
 
-@pytest.fixture(scope="module", params=VERTEX_PATHS, ids=lambda p: f"jit={p}", autouse=True)
+@pytest.fixture(scope="module", params=VERTEX_PATHS, ids=lambda p: f"compiled={p}",
+                autouse=True)
 def vertex_path(request):
     """Every test here runs on the numpy path and (numba installed) the compiled one."""
-    with env(POWERCELLS_JIT=request.param):
+    with engine_defaults(compiled=request.param):
         yield request.param
 
 
@@ -233,13 +234,14 @@ def test_codes_match_the_forward_pass_at_interior_points():
 def test_euler_relation_of_the_skeleton(d, widths, seed):
     """sum_k (-1)^k f_k = 1 for the subdivision of a box (a ball), with faces merged across
     the leaves that share them."""
+    from powercells.enumerate import EngineOptions, EngineSetup
     from powercells.enumerate.tolerances import Tolerances
-    from powercells.enumerate.vertex.engine import VertexEngine
-    from powercells.lp.base import get_backend
+    from powercells.enumerate.vertex import VertexEngine
 
     network = random_network(d, widths, seed)
     box = pc.Box(-1, 1, dim=d)
-    engine = VertexEngine(Tolerances().resolve(box.diameter), get_backend("highs"), 10.0)
+    engine = VertexEngine(EngineSetup(Tolerances().resolve(box.diameter), cap=10.0,
+                                      options=EngineOptions.coerce(None)))
     cells = engine.root(box)
     for layer in network.layers:
         cells = engine.split(cells, layer).children

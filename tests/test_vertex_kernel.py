@@ -5,17 +5,17 @@ have kept."""
 
 import numpy as np
 import pytest
-from environment import env
+from environment import engine_defaults
 from hypothesis import HealthCheck, given, settings
 from networks import maxout_network, random_network
 from strategies import integer_networks
 from test_vertex import _assert_exact_polytope
 
 import powercells as pc
+from powercells.enumerate import EngineOptions, EngineSetup
 from powercells.enumerate.tolerances import Tolerances
 from powercells.enumerate.vertex.engine import VertexEngine, _run_kernel
 from powercells.enumerate.vertex.polytopes import Polytopes
-from powercells.lp import get_backend
 
 numba = pytest.importorskip("numba")
 from powercells.enumerate.vertex.kernel import split_cells
@@ -25,9 +25,9 @@ SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[Healt
 
 def both_paths(fn):
     """``fn()`` on the compiled path and on the numpy path."""
-    with env(POWERCELLS_JIT=1):
+    with engine_defaults(compiled=True):
         compiled = fn()
-    with env(POWERCELLS_JIT=0):
+    with engine_defaults(compiled=False):
         plain = fn()
     return compiled, plain
 
@@ -141,12 +141,11 @@ def test_compiled_path_with_maxout_and_a_polytope_domain():
 def test_threads_do_not_change_the_result():
     network = random_network(5, [8, 6, 4], 9)
     box = pc.Box(-1, 1, dim=5)
-    with env(POWERCELLS_JIT=1, POWERCELLS_THREADS=1):
-        one = pc.subdivide(network, box, engine="vertex")
-        one_count = pc.count_regions(network, box, engine="vertex")
-    with env(POWERCELLS_JIT=1, POWERCELLS_THREADS=3):
-        three = pc.subdivide(network, box, engine="vertex")
-        three_count = pc.count_regions(network, box, engine="vertex")
+    one_thread, three_threads = {"compiled": True, "threads": 1}, {"compiled": True, "threads": 3}
+    one = pc.subdivide(network, box, engine="vertex", engine_options=one_thread)
+    one_count = pc.count_regions(network, box, engine="vertex", engine_options=one_thread)
+    three = pc.subdivide(network, box, engine="vertex", engine_options=three_threads)
+    three_count = pc.count_regions(network, box, engine="vertex", engine_options=three_threads)
     assert_same_trees(one, three)
     for la, lb in zip(one.levels, three.levels):
         assert np.array_equal(la.interior_point, lb.interior_point)
@@ -159,8 +158,10 @@ def test_polytopes_rebuilt_on_demand_equal_the_kept_ones():
     box = pc.Box(-1, 1, dim=4)
     tol = Tolerances().resolve(box.diameter)
     layer = network.layers[0]
-    kept = VertexEngine(tol, get_backend(None), 4.0, exact_balls=True, compiled=True, threads=1)
-    lazy = VertexEngine(tol, get_backend(None), 4.0, exact_balls=False, compiled=True, threads=2)
+    kept = VertexEngine(EngineSetup(tol, cap=4.0, exact_balls=True,
+                                    options=EngineOptions(compiled=True, threads=1)))
+    lazy = VertexEngine(EngineSetup(tol, cap=4.0, exact_balls=False,
+                                    options=EngineOptions(compiled=True, threads=2)))
     a = kept.split(kept.root(box), layer)
     b = lazy.split(lazy.root(box), layer)
     assert np.array_equal(a.code, b.code) and np.array_equal(a.parent, b.parent)
@@ -175,13 +176,23 @@ def test_polytopes_rebuilt_on_demand_equal_the_kept_ones():
 
 def test_path_switches():
     tol = Tolerances().resolve(2.0)
-    with env(POWERCELLS_JIT=0):
-        assert VertexEngine(tol, get_backend(None), 4.0).kernel is None
-        # asking for it explicitly overrides the switch
-        assert VertexEngine(tol, get_backend(None), 4.0, compiled=True).kernel is split_cells
-    assert VertexEngine(tol, get_backend(None), 4.0, compiled=False).kernel is None
-    with env(POWERCELLS_THREADS=3):
-        assert VertexEngine(tol, get_backend(None), 4.0).threads == 3
+    def engine(**options):
+        return VertexEngine(EngineSetup(tol, cap=4.0, options=EngineOptions.coerce(options)))
+
+    assert engine().kernel is split_cells           # numba is installed here
+    assert engine(compiled=True).kernel is split_cells
+    assert engine(compiled=False).kernel is None
+    with engine_defaults(compiled=False):
+        assert engine().kernel is None
+        # asking for it explicitly overrides the defaults
+        assert engine(compiled=True).kernel is split_cells
+    assert engine(threads=3).threads == 3
+    with engine_defaults(threads=2):
+        assert engine().threads == 2
+    with pytest.raises(pc.OptionError, match="threads"):
+        engine(threads=0)
+    with pytest.raises(pc.OptionError, match="unknown engine option"):
+        engine(jit=False)
 
 
 @pytest.mark.parametrize("geometry", [False, True])

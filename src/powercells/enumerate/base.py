@@ -11,7 +11,9 @@ An engine splits a *batch* of nodes of one depth by the next layer. It defines i
     every child of every node in the batch, grouped by parent in batch order and sorted by code
     within a parent, with the slivers it set aside;
 ``take(batch, lo, hi)``/``len(batch)``
-    cutting a batch of children into the next batches.
+    cutting a batch of children into the next batches;
+``cells(batch)``
+    the batch's cell geometry (polygons, intervals) for engines that keep one, else None.
 
 Nothing else crosses the boundary, so engines can be swapped and cross-checked node for node.
 """
@@ -53,10 +55,10 @@ class Split:
     code, center, radius : ndarray
         The children's layer codes (n, K), Chebyshev centres (n, k) and inradii (n,).
     slivers : SplitSlivers
-    polygons : Polygons or None
-        The children's polygons, from engines that have them (planar).
-    intervals : ndarray or None
-        The children's intervals ``(n, 2)``, from the interval engine.
+    cells : Polygons or ndarray or None
+        The children's cell geometry, from engines whose spec names one
+        (:attr:`EngineSpec.cells <powercells.enumerate.engines.EngineSpec>`): polygons (planar),
+        intervals ``(n, 2)`` (interval).
     """
 
     children: object
@@ -65,8 +67,7 @@ class Split:
     center: np.ndarray
     radius: np.ndarray
     slivers: SplitSlivers
-    polygons: object = None
-    intervals: object = None
+    cells: object = None
 
 
 def tree_order(parent: np.ndarray, code: np.ndarray) -> np.ndarray:

@@ -15,15 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..domain import as_domain
-from ..errors import BudgetExceeded, PowercellsError, PrecisionWarning
+from ..errors import BudgetExceeded, OptionError, PowercellsError, PrecisionWarning
 from ..geometry.polygons import Polygons
-from ..lp.base import get_backend
 from ..network import Network
 from .base import Split
 from .budget import Budget
-from .interval_engine import IntervalEngine
-from .lp_engine import LPEngine
-from .planar_engine import PlanarEngine
+from .engines import EngineOptions, EngineSetup, choose_engine
 from .scale import (
     ScaledDomain,
     check_domain_scale,
@@ -35,18 +32,8 @@ from .scale import (
 from .sinks import CountSink, LeafSink, Sink, TreeSink
 from .tolerances import Tolerances
 from .tree import Level, SliverTable, SubdivisionTree
-from .vertex.engine import VertexEngine, _compiled_kernel
 
-__all__ = ["ENGINES", "RegionCount", "count_regions", "stream_leaves", "subdivide"]
-
-#: Engine names accepted by ``engine=``.
-ENGINES = ("auto", "lp", "planar", "interval", "vertex")
-
-#: Highest dimension for which ``engine="auto"`` picks the vertex engine.
-VERTEX_AUTO_MAX_DIM = 8
-#: ... and with its compiled splitter (numba installed): at d = 9 / 10 it is 6x / 2x the lp
-#: engine on [10, 10] networks (benchmarks/bench_vertex.py), with about 1 GB at d = 10
-VERTEX_AUTO_MAX_DIM_COMPILED = 10
+__all__ = ["RegionCount", "count_regions", "stream_leaves", "subdivide"]
 
 
 @dataclass
@@ -162,8 +149,7 @@ class _Walk:
             level = acc[depth]
             base = level.size
             res = self.split(batch, depth, self.emitted[depth] + local, known=base)
-            level.add(res.code, local + res.parent, res.center, res.radius, res.polygons,
-                      res.intervals)
+            level.add(res.code, local + res.parent, res.center, res.radius, res.cells)
             if depth + 1 == self.L:
                 self.leaves += len(res.parent)
             else:
@@ -171,70 +157,39 @@ class _Walk:
 
 
 class _LevelParts:
-    """One level of a subtree group, accumulated as array chunks."""
+    """One level of a subtree group, accumulated as array chunks; ``kind`` names the engine's
+    cell geometry column (``"polygons"``, ``"intervals"`` or None)."""
 
-    def __init__(self):
+    def __init__(self, kind):
+        self.kind = kind
         self.parts = []
         self.size = 0
 
-    def add(self, code, parent, point, radius, polygons=None, intervals=None):
-        self.parts.append((code, parent, point, radius, polygons, intervals))
+    def add(self, code, parent, point, radius, cells=None):
+        self.parts.append((code, parent, point, radius, cells))
         self.size += len(parent)
 
     def level(self, width, dim) -> Level:
         if not self.size:
             return Level.empty(width, dim)
-        code, parent, point, radius, polygons, intervals = zip(*self.parts)
-        polys = ivals = None
-        if all(p is not None for p in polygons):
-            polys = Polygons.concat(list(polygons))
-        if all(iv is not None for iv in intervals):
-            ivals = np.concatenate(intervals)
+        code, parent, point, radius, cells = zip(*self.parts)
+        columns = {}
+        if self.kind is not None and all(c is not None for c in cells):
+            columns[self.kind] = (Polygons.concat(list(cells)) if self.kind == "polygons"
+                                  else np.concatenate(cells))
         return Level(np.concatenate(code).astype(np.int16, copy=False).reshape(-1, width),
                      np.concatenate(parent).astype(np.int64, copy=False),
                      np.concatenate(point).reshape(-1, dim),
-                     np.concatenate(radius).astype(np.float64, copy=False), polys, ivals)
+                     np.concatenate(radius).astype(np.float64, copy=False), **columns)
 
 
-def _choose_engine(engine: str, lp, domain) -> str:
-    if engine == "auto":
-        # an explicit LP backend asks for the lp engine; otherwise low dimensions go to the
-        # engines that need no LP (the vertex engine's cells grow like 2^d vertices: above
-        # d = 8, or d = 10 compiled, the lp engine is faster, benchmarks/bench_vertex.py)
-        if lp is None and domain.dim in (1, 2):
-            return {1: "interval", 2: "planar"}[domain.dim]
-        if lp is None and domain.dim <= VERTEX_AUTO_MAX_DIM:
-            return "vertex"
-        if lp is None and domain.dim <= VERTEX_AUTO_MAX_DIM_COMPILED and \
-                _compiled_kernel() is not None:
-            return "vertex"
-        return "lp"
-    if engine == "planar" and domain.dim != 2:
-        raise PowercellsError(f"the planar engine needs a 2-D domain or plane slice; this domain "
-                              f"has dimension {domain.dim} (use engine='lp' or 'auto')")
-    if engine == "vertex" and domain.dim > VertexEngine.max_dim:
-        raise PowercellsError(f"the vertex engine handles domains of dimension up to "
-                              f"{VertexEngine.max_dim} (a box has 2^d vertices); this domain has "
-                              f"dimension {domain.dim} (use engine='lp' or a slice)")
-    if engine == "interval" and domain.dim != 1:
-        raise PowercellsError(f"the interval engine needs a 1-D domain or a segment between two "
-                              f"points; this domain has dimension {domain.dim} (use engine='lp' "
-                              "or 'auto')")
-    return engine
-
-
-def _make_engine(name, lp, resolved, domain, exact_balls, final_layer=None):
-    if name in ("planar", "interval") and lp is not None:
-        raise PowercellsError(f"the {name} engine solves no LP; do not give an lp backend")
-    if name == "planar":
-        return PlanarEngine(resolved, exact_balls=exact_balls)
-    if name == "interval":
-        return IntervalEngine(resolved)
-    if name == "vertex":
-        # the LP backend settles only the Chebyshev balls the vertex bounds leave open
-        return VertexEngine(resolved, get_backend(lp), 2.0 * domain.diameter,
-                            exact_balls=exact_balls, final_layer=final_layer)
-    return LPEngine(get_backend(lp), resolved, 2.0 * domain.diameter)
+def _cells_range(cells, lo: int, hi: int):
+    """Cells ``lo:hi`` of a cell geometry column (polygons or an array), or None."""
+    if cells is None:
+        return None
+    if isinstance(cells, np.ndarray):
+        return cells[lo:hi]
+    return cells.take(np.arange(lo, hi))
 
 
 def _imprecise(name: str, stats: dict, requested: str, rerun: bool) -> bool:
@@ -257,20 +212,20 @@ def _stats(engine) -> dict:
     return stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
 
 
-def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limit, progress,
-         sink: Sink):
+def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_regions,
+         time_limit, progress, sink: Sink):
     if not isinstance(network, Network):
         raise PowercellsError(f"expected a Network, got {type(network).__name__}; "
                               "use powercells.load or Network.from_weights")
     domain = as_domain(domain, dim=network.input_dim)
-    if engine not in ENGINES:
-        raise PowercellsError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    options = EngineOptions.coerce(engine_options)
+    spec = choose_engine(engine, domain.dim, lp_given=lp is not None, options=options)
     budget = Budget(max_regions, time_limit)
     net = domain.network_on(network)
     if tolerances is None:
         tolerances = Tolerances(region=tol)
     elif tol is not None:
-        raise PowercellsError("give either tol or tolerances, not both")
+        raise OptionError("give either tol or tolerances, not both")
     check_domain_scale(domain)
     # Engines work in coordinates t = x / 2**exp, chosen so that the domain's diameter is about
     # 1 (exp = 0 for domains 1e-3 to 1e3 wide), on an equivalent network whose units are scaled
@@ -283,11 +238,13 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     engine_tol = tolerances.scaled(exp).resolve(view.diameter)
     resolved = engine_tol.scaled(-exp)
     check_tolerance_scale(domain, resolved)
-    name = _choose_engine(engine, lp, view)
+    name = spec.name
     work = net.balanced(input_exp=exp)
     # counting needs no interior points, only certain region decisions
-    eng = _make_engine(name, lp, engine_tol, view, exact_balls=not isinstance(sink, CountSink),
-                       final_layer=work.layers[-1])
+    eng = spec.make(EngineSetup(tolerances=engine_tol, cap=2.0 * view.diameter,
+                                lp=lp if spec.uses_lp else None, options=options,
+                                exact_balls=not isinstance(sink, CountSink),
+                                final_layer=work.layers[-1]))
     eng.budget = budget
 
     k = domain.dim
@@ -298,12 +255,13 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
     center = np.asarray(domain.chebyshev[0], dtype=np.float64)
     H, h = domain.halfspaces()
     radius = float(np.min(h - H @ center))
-    polys = getattr(root, "polys", None) if root is not None else None
-    intervals = getattr(root, "intervals", None) if root is not None else None
+    cells = eng.cells(root) if root is not None else None
+    columns = {}
+    if cells is not None:
+        columns[spec.cells] = (scaled_polygons(cells, exp) if spec.cells == "polygons"
+                               else np.ldexp(cells, exp))
     root_level = Level(np.empty((1, 0), dtype=np.int16), np.array([-1], dtype=np.int64),
-                       center[None, :].copy(), np.array([radius]),
-                       None if polys is None else scaled_polygons(polys, exp),
-                       None if intervals is None else np.ldexp(intervals, exp))
+                       center[None, :].copy(), np.array([radius]), **columns)
     widths = list(net.widths)
     L = net.depth
     sink.start(root_level, L)
@@ -326,12 +284,10 @@ def _run(network, domain, *, engine, lp, tol, tolerances, max_regions, time_limi
 
         def group_levels(batch, lo):
             n = len(batch)
-            acc = [_LevelParts() for _ in range(L)]
+            acc = [_LevelParts(spec.cells) for _ in range(L)]
             acc[0].add(first.code[lo:lo + n], np.zeros(n, dtype=np.int64),
                        first.center[lo:lo + n], first.radius[lo:lo + n],
-                       None if first.polygons is None
-                       else first.polygons.take(np.arange(lo, lo + n)),
-                       None if first.intervals is None else first.intervals[lo:lo + n])
+                       _cells_range(first.cells, lo, lo + n))
             return acc
 
         def emit(acc):
@@ -386,9 +342,10 @@ def _check_tiling(counts, slivers, tol: Tolerances) -> None:
                 "smaller tolerance; no count is reported")
 
 
-def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | None = None,
-              tolerances: Tolerances | None = None, max_regions: int | None = None,
-              time_limit: float | None = None, progress: bool = False) -> SubdivisionTree:
+def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=None,
+              tol: float | None = None, tolerances: Tolerances | None = None,
+              max_regions: int | None = None, time_limit: float | None = None,
+              progress: bool = False) -> SubdivisionTree:
     """Enumerate every region of every layer of ``network`` over ``domain``, exactly.
 
     Parameters
@@ -396,11 +353,14 @@ def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | No
     network : Network
     domain : Domain or (lo, hi) or (A, b)
         A :class:`Box`, :class:`Polytope` or :class:`Slice`.
-    engine : {"auto", "lp", "planar", "interval", "vertex"}
+    engine : {"auto", "lp", "interval", "planar", "vertex"}
         ``auto`` picks ``interval`` for 1-D domains, ``planar`` for 2-D domains and plane
-        slices, ``vertex`` for 3 to 8 dimensions (all three exact and LP-free; the crossover
-        with ``lp`` measured by ``benchmarks/bench_vertex.py``), and ``lp`` otherwise or when
-        ``lp`` is given.
+        slices, ``vertex`` for 3 to 8 dimensions (10 with numba; all three exact and LP-free;
+        the crossover with ``lp`` measured by ``benchmarks/bench_vertex.py``), and ``lp``
+        otherwise or when ``lp`` is given (:mod:`powercells.enumerate.engines`).
+    engine_options : EngineOptions or dict, optional
+        Engine tuning that does not change results: ``compiled`` and ``threads`` of the vertex
+        engine's compiled splitter (:class:`~powercells.enumerate.engines.EngineOptions`).
     lp : None, "highs", "cvxpy" or an LPBackend
         LP backend of the ``lp`` engine (default HiGHS), also used by the ``vertex`` engine for
         the Chebyshev balls of the tree.
@@ -425,8 +385,11 @@ def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | No
     ------
     DomainError
         If the domain is malformed or does not match the network's input dimension.
+    OptionError
+        For unknown engine names or options, an engine that cannot run on the domain, invalid
+        budgets or tolerances.
     PowercellsError
-        For unknown engine or backend names and invalid budgets.
+        For unknown LP backend names.
     SolverError
         If the LP backend fails.
 
@@ -438,7 +401,8 @@ def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | No
     >>> pc.subdivide(net, pc.Box(-10, 10, dim=2)).per_layer
     [4, 6]
     """
-    options = {"lp": lp, "tol": tol, "tolerances": tolerances, "max_regions": max_regions,
+    options = {"engine_options": engine_options, "lp": lp, "tol": tol,
+               "tolerances": tolerances, "max_regions": max_regions,
                "time_limit": time_limit, "progress": progress}
     sink = TreeSink()
     net, domain, widths, slivers, partial, seconds, stats, resolved, name = _run(
@@ -454,9 +418,10 @@ def subdivide(network, domain, *, engine: str = "auto", lp=None, tol: float | No
                            source_network=network)
 
 
-def count_regions(network, domain, *, engine: str = "auto", lp=None, tol: float | None = None,
-                  tolerances: Tolerances | None = None, max_regions: int | None = None,
-                  time_limit: float | None = None, progress: bool = False) -> RegionCount:
+def count_regions(network, domain, *, engine: str = "auto", engine_options=None, lp=None,
+                  tol: float | None = None, tolerances: Tolerances | None = None,
+                  max_regions: int | None = None, time_limit: float | None = None,
+                  progress: bool = False) -> RegionCount:
     """Count the regions of every layer without keeping the tree (memory independent of the
     count). Parameters as for :func:`subdivide`.
 
@@ -464,13 +429,14 @@ def count_regions(network, domain, *, engine: str = "auto", lp=None, tol: float 
     -------
     RegionCount
     """
-    return _counted(CountSink(), network, domain, engine=engine, lp=lp, tol=tol,
+    return _counted(CountSink(), network, domain, engine=engine,
+                    engine_options=engine_options, lp=lp, tol=tol,
                     tolerances=tolerances, max_regions=max_regions, time_limit=time_limit,
                     progress=progress)
 
 
-def stream_leaves(network, domain, emit, *, engine: str = "auto", lp=None,
-                  tol: float | None = None, tolerances: Tolerances | None = None,
+def stream_leaves(network, domain, emit, *, engine: str = "auto", engine_options=None,
+                  lp=None, tol: float | None = None, tolerances: Tolerances | None = None,
                   max_regions: int | None = None, time_limit: float | None = None,
                   progress: bool = False) -> RegionCount:
     """Enumerate like :func:`subdivide`, handing the leaves to ``emit`` group by group instead of
@@ -488,7 +454,8 @@ def stream_leaves(network, domain, emit, *, engine: str = "auto", lp=None,
     -------
     RegionCount
     """
-    return _counted(LeafSink(emit), network, domain, engine=engine, lp=lp, tol=tol,
+    return _counted(LeafSink(emit), network, domain, engine=engine,
+                    engine_options=engine_options, lp=lp, tol=tol,
                     tolerances=tolerances, max_regions=max_regions, time_limit=time_limit,
                     progress=progress)
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..network.layers import Layer
-from .base import Split, SplitSlivers
+from .base import Split, SplitSlivers, tree_order
 from .budget import Budget
-from .tolerances import Tolerances
+from .engines import EngineSetup
+from .pullback import pull_back
 
 __all__ = ["IntervalCells", "IntervalEngine"]
 
@@ -79,8 +80,8 @@ class IntervalEngine:
 
     name = "interval"
 
-    def __init__(self, tolerances: Tolerances):
-        self.tol = tolerances
+    def __init__(self, setup: EngineSetup):
+        self.tol = setup.tolerances
         self.stats = {"cells_split": 0, "cells_cut": 0, "breakpoints": 0}
         self.budget = Budget()          # the driver's, checked chunk by chunk
 
@@ -99,6 +100,11 @@ class IntervalEngine:
     def take(cells: IntervalCells, lo: int, hi: int) -> IntervalCells:
         return cells.take(np.arange(lo, min(hi, len(cells))))
 
+    @staticmethod
+    def cells(batch: IntervalCells) -> np.ndarray:
+        """The batch's intervals ``(n, 2)``."""
+        return batch.intervals
+
     def split(self, cells: IntervalCells, layer: Layer) -> Split:
         self.stats["cells_split"] += len(cells)
         n, K, R = len(cells), layer.out_dim, layer.max_pieces
@@ -106,30 +112,21 @@ class IntervalEngine:
         flatA = layer.A.reshape(K * R, layer.in_dim)
         Pa = (cells.a @ flatA.T).reshape(n, K, R)
         PB = (cells.B @ flatA.T + layer.B.reshape(K * R)).reshape(n, K, R)
-        abs_a, abs_B = np.abs(cells.a), np.abs(cells.B)
         # candidate breakpoints: every pair of pieces whose order changes inside the cell
-        roots, owner = [], []
-        # constant comparisons, settled by value and the tie rule: beaten[n, k, r] = some q
-        # beats piece r everywhere on the cell
+        planes = pull_back(layer, cells.a[:, :, None], cells.B, zero)
+        # constant pairs, settled by value and the tie rule: beaten[n, k, r] = some piece beats
+        # piece r everywhere on the cell
         beaten = np.zeros((n, K, R), dtype=bool)
-        for r in range(R):
-            for q in range(r + 1, R):
-                valid = (layer.n_pieces > q)[None, :]
-                delta = layer.A[:, r] - layer.A[:, q]                   # (K, D)
-                da = Pa[:, :, r] - Pa[:, :, q]
-                dB = PB[:, :, r] - PB[:, :, q]
-                const = np.abs(da) <= zero * (abs_a @ np.abs(delta).T)
-                gap_scale = abs_B @ np.abs(delta).T + np.abs(layer.B[:, r]) + np.abs(layer.B[:, q])
-                # r < q: r wins a constant tie
-                r_wins = dB >= -zero * gap_scale
-                beaten[:, :, r] |= valid & const & ~r_wins
-                beaten[:, :, q] |= valid & const & r_wins
-                live = valid & ~const
-                t = -dB / np.where(live, da, 1.0)
-                inside = live & (t > cells.lo[:, None] + eps) & (t < cells.hi[:, None] - eps)
-                c, _ = np.nonzero(inside)
-                roots.append(t[inside])
-                owner.append(c)
+        const = planes.constant
+        for m in range(len(planes.unit)):
+            u, low, high = planes.unit[m], planes.low[m], planes.high[m]
+            beaten[:, u, low] |= const[:, m] & planes.above[:, m]
+            beaten[:, u, high] |= const[:, m] & ~planes.above[:, m]
+        grad = planes.grad[:, :, 0]
+        t = -planes.offset / np.where(const, 1.0, grad)
+        inside = ~const & (t > cells.lo[:, None] + eps) & (t < cells.hi[:, None] - eps)
+        owner_rows, _ = np.nonzero(inside)
+        roots, owner = [t[inside]], [owner_rows]
         roots = np.concatenate(roots) if roots else np.empty(0)
         owner = np.concatenate(owner) if owner else np.empty(0, dtype=np.int64)
         self.stats["breakpoints"] += len(roots)
@@ -166,6 +163,8 @@ class IntervalEngine:
         region = radius > self.tol.region
         sliver = ~region & (radius > eps)
         keep = np.flatnonzero(region)
+        # children in tree order: by parent, then by code (not left to right)
+        keep = keep[tree_order(parent[keep], code[keep])]
         kept_parent, kept_code = parent[keep], code[keep]
         children = IntervalCells(lo[keep], hi[keep], lambda rows: _child_maps(
             layer, Pa, PB, kept_parent[rows], kept_code[rows]))
@@ -175,7 +174,7 @@ class IntervalEngine:
                      center=center[keep], radius=radius[keep],
                      slivers=SplitSlivers(parent=parent[sl], code=code[sl], center=center[sl],
                                           radius=radius[sl]),
-                     intervals=children.intervals)
+                     cells=children.intervals)
 
 
 def _child_maps(layer: Layer, Pa, PB, parent, code):

@@ -30,12 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..lp.base import Ball, LPBackend
+from ..lp import Ball, get_backend
 from ..network.layers import Layer
 from .base import Split, SplitSlivers
 from .budget import Budget
+from .engines import EngineSetup
 from .pullback import item_index, pull_back
-from .tolerances import Tolerances
 
 __all__ = ["EngineStats", "LPEngine", "Node", "Sliver"]
 
@@ -310,19 +310,17 @@ class LPEngine:
 
     Parameters
     ----------
-    backend : LPBackend
-    tolerances : Tolerances
-        Already resolved to absolute values.
-    cap : float
-        Bound on Chebyshev radii (larger than any cell), e.g. twice the domain's diameter.
+    setup : EngineSetup
+        Its LP backend (HiGHS when None), resolved tolerances, and ``cap``, a bound on
+        Chebyshev radii (larger than any cell).
     """
 
     name = "lp"
 
-    def __init__(self, backend: LPBackend, tolerances: Tolerances, cap: float):
-        self.backend = backend
-        self.tol = tolerances
-        self.cap = cap
+    def __init__(self, setup: EngineSetup):
+        self.backend = get_backend(setup.lp)
+        self.tol = setup.tolerances
+        self.cap = float(setup.cap)
         self.stats = EngineStats()
         self.budget = Budget()          # the driver's, checked inside a split
         self._pending = 0               # children of the batch found before the current node
@@ -345,6 +343,11 @@ class LPEngine:
     @staticmethod
     def take(nodes: list[Node], lo: int, hi: int) -> list[Node]:
         return nodes[lo:hi]
+
+    @staticmethod
+    def cells(batch) -> None:
+        """No cell geometry is kept in the tree (see :class:`~powercells.enumerate.engines.EngineSpec`)."""
+        return
 
     def split(self, nodes: list[Node], layer: Layer) -> Split:
         """The children of every node of the batch (see :mod:`.base`)."""

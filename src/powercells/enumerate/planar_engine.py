@@ -30,8 +30,8 @@ from ..geometry.polygons import Polygons, polygon_from_halfspaces
 from ..network.layers import Layer
 from .base import Split, SplitSlivers, tree_order
 from .budget import Budget
+from .engines import EngineSetup
 from .pullback import pull_back
-from .tolerances import Tolerances
 from .unit_rules import clip_to_winners, piece_pairs, values_at
 
 __all__ = ["PlanarCells", "PlanarEngine"]
@@ -96,10 +96,9 @@ class PlanarEngine:
 
     Parameters
     ----------
-    tolerances : Tolerances
-        Resolved tolerances (absolute ``region`` and ``empty``).
-    exact_balls : bool
-        Compute every child's Chebyshev ball (for the tree). When False (counting), a child gets
+    setup : EngineSetup
+        Its resolved tolerances (absolute ``region`` and ``empty``) and ``exact_balls``:
+        compute every child's Chebyshev ball (for the tree). When False (counting), a child gets
         the mean of its vertices as interior point and ``area / perimeter`` as radius, a lower
         bound on its inradius (``A/P <= r <= 2A/P`` for a convex polygon); the exact ball is
         computed only when these bounds cannot decide whether the child is a region.
@@ -107,9 +106,9 @@ class PlanarEngine:
 
     name = "planar"
 
-    def __init__(self, tolerances: Tolerances, exact_balls: bool = True):
-        self.tol = tolerances
-        self.exact_balls = exact_balls
+    def __init__(self, setup: EngineSetup):
+        self.tol = setup.tolerances
+        self.exact_balls = setup.exact_balls
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
                       "units_constant": 0}
         self.budget = Budget()          # the driver's, checked round by round
@@ -132,6 +131,11 @@ class PlanarEngine:
     @staticmethod
     def take(cells: PlanarCells, lo: int, hi: int) -> PlanarCells:
         return cells.slice(lo, hi)
+
+    @staticmethod
+    def cells(batch: PlanarCells):
+        """The batch's polygons."""
+        return batch.polys
 
     def split(self, cells: PlanarCells, layer: Layer) -> Split:
         self.stats["cells_split"] += len(cells)
@@ -342,7 +346,7 @@ class PlanarEngine:
                                radius=radius_p[sl])
         return Split(children=children, parent=parent, code=child_code,
                      center=children.center, radius=children.radius, slivers=slivers,
-                     polygons=children.polys)
+                     cells=children.polys)
 
 
 def _circumradius(polys: Polygons, center: np.ndarray) -> np.ndarray:

@@ -115,8 +115,9 @@ def to_input_units(res: Split, exp: int) -> Split:
     sl = res.slivers
     return dataclasses.replace(
         res, center=np.ldexp(res.center, exp), radius=np.ldexp(res.radius, exp),
-        polygons=None if res.polygons is None else scaled_polygons(res.polygons, exp),
-        intervals=None if res.intervals is None else np.ldexp(res.intervals, exp),
+        cells=None if res.cells is None else (np.ldexp(res.cells, exp)
+                                              if isinstance(res.cells, np.ndarray)
+                                              else scaled_polygons(res.cells, exp)),
         slivers=dataclasses.replace(sl, center=np.ldexp(sl.center, exp),
                                     radius=np.ldexp(sl.radius, exp)))
 

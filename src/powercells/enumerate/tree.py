@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import PointError
+from ..errors import GeometryError, PointError
 
 __all__ = ["Level", "SliverTable", "SubdivisionTree"]
 
@@ -326,9 +326,10 @@ class SubdivisionTree:
         return G
 
     def polygons(self, depth: int | None = None):
-        """The convex polygons of a level (default: the leaves), in engine coordinates.
-
-        Available for 2-D domains and plane slices subdivided by the planar engine.
+        """The convex polygons of a level (default: the leaves) of a 2-D tree (a 2-D domain or a
+        plane slice), in engine coordinates. The planar engine keeps them as it splits; for a
+        tree another engine built they are rebuilt from the codes on first use
+        (:mod:`powercells.enumerate.cell_geometry`).
 
         Returns
         -------
@@ -338,32 +339,50 @@ class SubdivisionTree:
 
         Raises
         ------
-        PowercellsError
-            If the tree was built by an engine that does not keep polygons.
+        GeometryError
+            If the domain is not 2-D.
         """
-        return self._cells(depth, "polygons", "planar", "a 2-D domain")
+        from .cell_geometry import rebuilt_polygons
+
+        return self._cells(depth, "polygons", 2, rebuilt_polygons)
 
     def intervals(self, depth: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(lo, hi)``: the intervals of a level (default: the leaves) of a 1-D tree built by
-        the interval engine, in engine coordinates (``t`` along a segment between two points).
+        """``(lo, hi)``: the intervals of a level (default: the leaves) of a 1-D tree, in engine
+        coordinates (``t`` along a segment between two points); rebuilt from the codes when
+        the interval engine did not build the tree.
 
         Raises
         ------
-        PowercellsError
-            If the tree was built by an engine that does not keep intervals.
+        GeometryError
+            If the domain is not 1-D.
         """
-        intervals = self._cells(depth, "intervals", "interval", "a 1-D domain")
+        intervals = self.intervals_array(depth)
         return intervals[:, 0].copy(), intervals[:, 1].copy()
 
-    def _cells(self, depth, what, engine, domain):
-        """A level's polygons or intervals, or an error naming the engine that keeps them."""
-        cells = getattr(self.levels[self.depth if depth is None else depth], what)
-        if cells is None:
-            from ..errors import PowercellsError
+    def intervals_array(self, depth: int | None = None) -> np.ndarray:
+        """:meth:`intervals` as one ``(n, 2)`` array."""
+        from .cell_geometry import rebuilt_intervals
 
-            raise PowercellsError(f"this tree has no {what} (engine {self.engine!r}); subdivide "
-                                  f"{domain} with engine={engine!r} (or 'auto')")
-        return cells
+        return self._cells(depth, "intervals", 1, rebuilt_intervals)
+
+    def _cells(self, depth, what, dim, rebuild):
+        """A level's polygons or intervals: kept by the engine, or rebuilt and kept."""
+        depth = self._check_level(depth)
+        if self.domain.dim != dim:
+            raise GeometryError(f"{what} exist for {dim}-D domains; this tree's domain has "
+                                f"dimension {self.domain.dim}")
+        level = self.levels[depth]
+        if getattr(level, what) is None:
+            setattr(level, what, rebuild(self, depth))
+        return getattr(level, what)
+
+    def _check_level(self, depth) -> int:
+        if depth is None:
+            return self.depth
+        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or \
+                not 0 <= depth <= self.depth:
+            raise GeometryError(f"layer {depth!r} is outside the tree (0..{self.depth})")
+        return int(depth)
 
     def areas(self, depth: int | None = None) -> np.ndarray:
         """Areas of a level's polygons (default: the leaves); see :meth:`polygons`."""

@@ -25,24 +25,25 @@ With numba installed, step 2 for ReLU-type layers runs in compiled code
 (:mod:`powercells.enumerate.vertex.kernel`): the same rules cell by cell, depth first, in threads
 over ranges of cells (:func:`_run_kernel`; a batch of fewer cells than threads, such as the root,
 is split in two stages, :func:`_run_staged`). Its pieces, codes and balls are the numpy path's;
-``POWERCELLS_JIT=0`` selects the numpy path and ``POWERCELLS_THREADS`` the thread count.
+The engine options ``compiled=False`` select the numpy path and ``threads`` the thread count.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
+from ...errors import OptionError
+from ...lp import get_backend
 from ...network.layers import Layer
 from ..base import Split, SplitSlivers, tree_order
 from ..budget import WATCH_INTERVAL, Budget
+from ..engines import EngineSetup
 from ..pullback import pull_back
-from ..tolerances import Tolerances
 from ..unit_rules import clip_to_winners, piece_pairs, values_at
 from .polytopes import Polytopes, affine_values, csr_rows
 
@@ -117,32 +118,28 @@ class VertexEngine:
 
     Parameters
     ----------
-    tolerances : Tolerances
-        Resolved tolerances.
-    backend : LPBackend
-        For the Chebyshev balls the bounds cannot settle.
-    cap : float
-        Any number above every inradius (the domain's diameter).
-    exact_balls : bool
-        Compute every child's Chebyshev ball by LP (for the tree); when False (counting) the
-        bounds decide and an LP runs only where they cannot.
+    setup : EngineSetup
+        Resolved tolerances; the LP backend for the Chebyshev balls the bounds cannot settle;
+        ``cap``, a number above every inradius; ``exact_balls``: compute every child's
+        Chebyshev ball by LP (for the tree), or (counting) let the bounds decide and run an LP
+        only where they cannot; the options ``compiled`` and ``threads``
+        (:class:`~powercells.enumerate.engines.EngineOptions`).
     """
 
     name = "vertex"
     #: Highest domain dimension accepted: the root box alone has 2^d vertices.
     max_dim = 12
 
-    def __init__(self, tolerances: Tolerances, backend, cap: float, exact_balls: bool = True,
-                 compiled: bool | None = None, threads: int | None = None,
-                 final_layer: Layer | None = None):
-        self.tol = tolerances
-        self.backend = backend
-        self.cap = float(cap)
-        self.exact_balls = exact_balls
-        self.kernel = _compiled_kernel() if compiled is None else (
-            _compiled_kernel(required=True) if compiled else None)
-        self.threads = _default_threads() if threads is None else max(1, int(threads))
-        self.final_layer = final_layer
+    def __init__(self, setup: EngineSetup):
+        options = setup.options
+        self.tol = setup.tolerances
+        self.backend = get_backend(setup.lp)
+        self.cap = float(setup.cap)
+        self.exact_balls = setup.exact_balls
+        self.kernel = compiled_kernel(required=bool(options.compiled)) \
+            if options.compiled is not False else None
+        self.threads = options.resolved_threads
+        self.final_layer = setup.final_layer
         self.dim = 1
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
                       "units_constant": 0, "ball_lps": 0, "fragile_vertices": 0}
@@ -177,6 +174,11 @@ class VertexEngine:
     @staticmethod
     def take(cells: VertexCells, lo: int, hi: int) -> VertexCells:
         return cells.take(np.arange(lo, min(hi, len(cells))))
+
+    @staticmethod
+    def cells(batch) -> None:
+        """No cell geometry is kept in the tree (see :class:`~powercells.enumerate.engines.EngineSpec`)."""
+        return
 
     def split(self, cells: VertexCells, layer: Layer) -> Split:
         self.stats["cells_split"] += len(cells)
@@ -610,29 +612,22 @@ class _CompiledPieces:
         return self.radius
 
 
-def _compiled_kernel(required: bool = False):
-    """The compiled splitter, or None when numba is not installed (or ``POWERCELLS_JIT=0``)."""
-    if not required and os.environ.get("POWERCELLS_JIT", "1") == "0":
-        return None
+def compiled_kernel(required: bool = False):
+    """The compiled splitter, or None when numba is not installed (``required``: raise then).
+
+    Raises
+    ------
+    OptionError
+        If ``required`` and numba cannot be imported.
+    """
     try:
         from .kernel import split_cells
-    except ImportError:
+    except ImportError as exc:
         if required:
-            raise
+            raise OptionError(f"the vertex engine's compiled splitter needs numba "
+                              f"(pip install 'powercells[fast]'): {exc}") from None
         return None
     return split_cells
-
-
-def _default_threads() -> int:
-    """``POWERCELLS_THREADS`` if set, else the CPUs this process may use (at most 8)."""
-    env = os.environ.get("POWERCELLS_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:                          # not on every platform
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8))
 
 
 def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads, bases=None,
