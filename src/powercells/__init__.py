@@ -7,6 +7,7 @@ mathematics.
 
 from . import (
     approx,  # pc.approx: the approximate tools
+    soft_vq,  # noqa: F401  (pc.soft_vq: smooth networks and their hard MASO limit)
     testing,  # noqa: F401  (pc.testing: the brute-force oracle for users' tests)
 )
 from .approx import ApproximationError

@@ -4,6 +4,8 @@
   layer's, faces coloured by a per-node quantity, the decision boundary overlaid.
 * :func:`plot_layers`: one panel per layer.
 * :func:`plot_profile`: the network's outputs along a 1-D domain with the breakpoints marked.
+* :func:`plot_soft`: a 2-D domain coloured by the soft VQ's code entropy (or one unit's expected
+  code), the hard partition's edges drawn over it (SPEC §7, :mod:`powercells.soft_vq`).
 
 Every function draws on a given matplotlib ``Axes`` or makes a new figure, and runs headless.
 Coordinates are the engine's: the input plane for 2-input networks, the slice coordinates
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import PowercellsError
+from .errors import OptionError, PowercellsError
 
-__all__ = ["COLOR_BY", "face_values", "plot_layers", "plot_partition", "plot_profile"]
+__all__ = ["COLOR_BY", "face_values", "plot_layers", "plot_partition", "plot_profile",
+           "plot_soft"]
 
 #: Named per-face quantities for ``color_by``.
 COLOR_BY = ("slope", "code", "random", "none")
@@ -206,4 +209,107 @@ def plot_profile(tree, *, ax=None, outputs=None):
     ax.set_title(f"{len(lo)} regions, {len(breaks) - 2} breakpoints")
     if 1 < len(list(idx)) <= 10:
         ax.legend(fontsize="small")
+    return ax
+
+
+def plot_soft(tree, layer: int | None = None, *, ax=None, temperature=None, unit=None,
+              resolution: int = 300, cmap=None, edges="white", linewidth: float = 0.6,
+              colorbar: bool = True, title: str | None = None):
+    """A 2-D domain coloured by the soft VQ of the network (SPEC §7), with the hard partition
+    after ``layer`` drawn over it.
+
+    The colour is the code entropy summed over every unit of layers ``1..layer`` (nats), or with
+    ``unit`` the expected code of that unit of ``layer`` (for a ReLU-type unit: the membership
+    of its active piece, e.g. ``sigmoid(h / T)``), sampled on a ``resolution`` x
+    ``resolution`` grid of the domain's bounding box. The exact edges show where the soft
+    memberships are most uncertain: the entropy peaks on them.
+
+    Parameters
+    ----------
+    tree : SubdivisionTree
+        A 2-D tree (a 2-D domain or a plane through input space).
+    layer : int, optional
+        Depth of the partition drawn, 1 to ``tree.depth`` (default: the last); required with
+        ``unit``.
+    ax : matplotlib Axes, optional
+    temperature : float or None
+        See :func:`powercells.soft_vq.soft_codes`: None uses each layer's own activation (the
+        smooth network a hard-limit network came from), a number ``T >= 0`` the soft VQ of the
+        MASO at temperature ``T`` in every layer.
+    unit : int, optional
+        Colour by this unit's expected code instead of the entropy.
+    resolution : int
+        Grid points per axis, 16 to 4096.
+    edges : colour
+        Colour of the partition's edges.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Raises
+    ------
+    OptionError
+        For a tree that is not 2-D, a layer or unit that does not exist, a bad resolution or
+        temperature.
+    """
+    from matplotlib.collections import LineCollection
+
+    from .soft_vq import soft_codes
+
+    _check_scale(tree)
+    if tree.domain.dim != 2:
+        raise OptionError(f"plot_soft draws 2-D domains; this one has dimension "
+                          f"{tree.domain.dim}")
+    depth = tree.depth if layer is None else layer
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or \
+            not 1 <= depth <= tree.depth:
+        raise OptionError(f"layer must be an integer 1..{tree.depth}, got {layer!r}")
+    depth = int(depth)
+    if unit is not None:
+        if layer is None:
+            raise OptionError("unit needs its layer: give layer= too")
+        width = tree.network.layers[depth - 1].out_dim
+        if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or \
+                not 0 <= unit < width:
+            raise OptionError(f"layer {depth} has units 0..{width - 1}, not {unit!r}")
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or \
+            not 16 <= resolution <= 4096:
+        raise OptionError(f"resolution must be an integer 16..4096, got {resolution!r}")
+    polys = tree.polygons(depth)
+    lo, hi = polys.xy.min(axis=0), polys.xy.max(axis=0)
+    xs = np.linspace(lo[0], hi[0], int(resolution))
+    ys = np.linspace(lo[1], hi[1], int(resolution))
+    T = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    inside = tree.domain.contains(T, tol=1e-12 * tree.domain.diameter)
+    sc = soft_codes(tree.network, T[inside], temperature=temperature)
+    if unit is None:
+        values = sc.layer_entropy[:, :depth].sum(axis=1)
+        label = "code entropy (nats)"
+    else:
+        values = sc.expected_code[depth - 1][:, unit]
+        label = f"expected code, layer {depth} unit {unit}"
+    image = np.full(T.shape[0], np.nan)
+    image[inside] = values
+    if ax is None:
+        _, ax = _pyplot().subplots(figsize=(6, 6))
+    shown = ax.imshow(image.reshape(len(ys), len(xs)), origin="lower", cmap=cmap or "magma",
+                      extent=(lo[0], hi[0], lo[1], hi[1]), interpolation="nearest",
+                      aspect="auto")
+    mesh = tree.mesh(depth)
+    ax.add_collection(LineCollection(mesh.vertices[mesh.edges], colors=edges,
+                                     linewidths=linewidth))
+    pad = 0.02 * (hi - lo)
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax.set_aspect("equal")
+    names = ("t1", "t2") if tree.domain.input_dim != 2 else ("x1", "x2")
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    if title is None:
+        temp = "own activations" if sc.temperature is None else f"T = {sc.temperature:g}"
+        title = f"layer {depth}: {len(polys)} regions; soft VQ, {temp}"
+    ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(shown, ax=ax, shrink=0.8, label=label)
     return ax

@@ -8,6 +8,17 @@ BatchNormalization (inference form), Flatten, Reshape, Squeeze / Unsqueeze, Iden
 Constant. IR-3 files whose ``graph.input`` also lists the weights are read (the real input is
 the one that is not an initializer). Anything else raises an error naming the node and its op.
 
+Smooth activations (``hard_limit=True``, SPEC §7): Softplus, Gelu (both approximations),
+HardSwish, Swish (alpha > 0) and Mish are read as a ReLU layer on their input, and the gated
+patterns ``x * g(s x)`` with a gate ``g`` built from Sigmoid, Erf, Tanh or a centred
+HardSigmoid (beta = 1/2) and constant scalars (``Add`` / ``Sub`` / ``Mul`` / ``Div``), where
+``x`` is the same tensor up to a positive scalar ``s``: ``x * Sigmoid(s x)`` (SiLU / swish),
+``x * (1 + Erf(x / sqrt 2)) / 2`` (GELU's erf form), ``x * HardSigmoid(x)`` (HardSwish),
+``x * Tanh(s x)`` (soft abs: its limit is abs). The gate's limits at -inf and +inf must be
+``0`` and ``c > 0`` (a ReLU scaled by ``c``) or ``-c`` and ``c`` (abs scaled by ``c``); the
+scale lands in the next affine map, so the limit is exact. A gate used any other way (a plain
+Sigmoid, Tanh or Erf activation, Softmax) has no MASO limit and is refused, naming the node.
+
 Untrusted files
 ---------------
 Any file either loads or raises :class:`~powercells.errors.NetworkError` (or its subclass
@@ -59,6 +70,7 @@ from ..network.builder import (
     conv2d,
     pool_windows,
 )
+from ..network.layers import HARD_LIMIT_HINT, SmoothActivation
 
 __all__ = ["MAX_FILE_BYTES", "MAX_INPUT_ELEMENTS", "MAX_RANK", "MAX_TENSOR_ELEMENTS",
            "MIN_OPSET", "from_onnx"]
@@ -99,13 +111,22 @@ _VALUE_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_d
 _INPUT_TYPES = set(_DTYPES) - {9}   # a boolean network input makes no sense
 
 
-def from_onnx(path):
+def from_onnx(path, *, hard_limit: bool = False):
     """Load an ONNX model as a :class:`~powercells.Network` (float64).
 
     The network's input is the model's input flattened in C order (batch dimension of size 1
     dropped from the count); its layers are named after the ONNX nodes that produced their
     pre-activations, e.g. ``"layer 3 (node Operation_3_Add)"``. The file is treated as
     untrusted: see the module docstring for what is checked.
+
+    Parameters
+    ----------
+    path : str or path-like
+    hard_limit : bool
+        Read smooth activations (Softplus, Gelu, HardSwish, Swish, Mish, and the gated patterns
+        ``x * Sigmoid(s x)``, GELU's erf form, ``x * Tanh(s x)``) as their MASO limit, same
+        weights, recorded per layer (:attr:`Network.hard_limit`, SPEC §7). Without it they are
+        refused with a message naming the option.
 
     Raises
     ------
@@ -127,7 +148,7 @@ def from_onnx(path):
             data, model_dir = _read_model_file(path)
             model = _parse(onnx, data)
             del data
-            return _Importer(onnx, model, model_dir).run()
+            return _Importer(onnx, model, model_dir, hard_limit=hard_limit).run()
     except NetworkError as exc:
         raise type(exc)(_one_line(f"{where}: {exc}")) from None
     except RecursionError:
@@ -449,11 +470,12 @@ def _read_external(plan, need: int, what: str) -> bytes:
 
 # ---------------------------------------------------------------------- the importer
 class _Importer:
-    def __init__(self, onnx, model, model_dir):
+    def __init__(self, onnx, model, model_dir, *, hard_limit=False):
         self.onnx = onnx
         self.model = model
         self.graph = model.graph
         self.model_dir = model_dir
+        self.hard_limit = hard_limit
 
     # ------------------------------------------------------------ checks before computing
     def run(self):
@@ -657,6 +679,7 @@ class _Importer:
         for name_ in [i for n in graph.node for i in n.input] + [graph.output[0].name]:
             self.readers[name_] = self.readers.get(name_, 0) + 1
         self.relu_outputs = {n.output[0] for n in graph.node if n.op_type == "Relu"}
+        self.remaining = dict(self.readers)      # reads still to come, for smooth max-pools
         for node in graph.node:
             name = node.name or (node.output[0] if node.output else node.op_type)
             shown = _q(name)
@@ -680,7 +703,9 @@ class _Importer:
             except MemoryError:
                 raise NetworkError(f"ONNX node {shown} ({node.op_type}): out of memory"
                                    ) from None
-            if isinstance(out, AffineTensor):
+            for i in node.input:
+                self.remaining[i] = self.remaining.get(i, 0) - 1
+            if isinstance(out, (AffineTensor, _Gate)):
                 env[node.output[0]] = out
                 producer[node.output[0]] = name
             else:
@@ -688,6 +713,8 @@ class _Importer:
         out_name = graph.output[0].name
         if out_name not in env:
             raise NetworkError(f"the output {_q(out_name)} does not depend on the input")
+        if isinstance(env[out_name], _Gate):
+            raise UnsupportedLayerError(env[out_name].refusal("is the graph's output"))
         return builder.finish(env[out_name], producer[out_name])
 
     def _apply(self, node, attrs, env, const, builder, producer, name):
@@ -695,7 +722,9 @@ class _Importer:
         if handler is None:
             raise UnsupportedLayerError(
                 f"operator {node.op_type} is not supported (piecewise-affine operators: "
-                f"{', '.join(sorted(_OPS))})")
+                f"{', '.join(sorted(set(_OPS) - _SMOOTH_OPS - {'Softmax'}))}; with "
+                "hard_limit=True also "
+                f"{', '.join(sorted(_SMOOTH_OPS))})")
         lo, hi = _ARITY[node.op_type]
         if not lo <= len(node.input) <= hi:
             raise NetworkError(f"takes {lo}..{hi} inputs, got {len(node.input)}")
@@ -713,6 +742,20 @@ class _Importer:
                    name)
         first = node.input[0] if node.input else ""
         ctx.sole_relu_reader = first in self.relu_outputs and self.readers.get(first) == 1
+        # after the ReLU limit of a smooth unit (which may end in scalings, e.g. GELU's / 2), a
+        # max-pool merges when no other tensor of that layer's output is read again
+        stage = len(builder.layers)
+        ctx.sole_stage_reader = bool(
+            node.op_type == "MaxPool" and builder.layers and builder.layers[-1].smooth is not None
+            and self.remaining.get(first, 0) == 1
+            and not any(n != first and self.remaining.get(n, 0) > 0
+                        and (t.arg if isinstance(t, _Gate) else t).stage == stage
+                        for n, t in env.items()))
+        gates = [a for a in args if isinstance(a, _Gate)]
+        if gates:
+            if node.op_type not in _GATE_OPS:
+                raise UnsupportedLayerError(gates[0].refusal(f"is read by {node.op_type}"))
+            return _GATE_OPS[node.op_type](args, ctx)
         return handler(args, ctx)
 
 
@@ -750,6 +793,8 @@ def _check_finite(a, what: str):
 
 
 def _check_result(out):
+    if isinstance(out, _Gate):
+        out = out.arg
     if isinstance(out, AffineTensor):
         if len(out.shape) > MAX_RANK:
             raise NetworkError(f"result has {len(out.shape)} dimensions, more than {MAX_RANK}")
@@ -1183,7 +1228,8 @@ def _pool_setup(args, ctx):
 
 def _maxpool(args, ctx):
     x, windows, out_shape, _ = _pool_setup(args, ctx)
-    return ctx.builder.maxpool(x, windows, out_shape, ctx.name, merge=ctx.sole_relu_reader)
+    return ctx.builder.maxpool(x, windows, out_shape, ctx.name,
+                               merge=ctx.sole_relu_reader or ctx.sole_stage_reader)
 
 
 def _avgpool(args, ctx):
@@ -1228,6 +1274,211 @@ def _constant(args, ctx):
     return arr
 
 
+# ---------------------------------------------------------------------- smooth activations
+# the gate functions g of x * g(s x) patterns: their values at -inf and +inf
+_GATE_SPAN = {"Sigmoid": (0.0, 1.0), "Erf": (-1.0, 1.0), "Tanh": (-1.0, 1.0),
+              "HardSigmoid": (0.0, 1.0)}
+_GATE_FORMS = {"Sigmoid": "x * Sigmoid(s x) (SiLU/swish)",
+               "Erf": "GELU's x * (1 + Erf(x / sqrt 2)) / 2",
+               "Tanh": "x * Tanh(s x) (soft abs)",
+               "HardSigmoid": "x * HardSigmoid(x) (HardSwish)"}
+_GATE_LIMITS = {"Sigmoid": "ReLU", "Erf": "ReLU", "Tanh": "abs", "HardSigmoid": "ReLU"}
+# relative agreement asked of a gate's argument and s times the gated tensor (entry by entry):
+# both are computed from the same tensor, so they differ by a few roundings at most
+_GATE_RTOL = 1e-12
+
+
+class _Gate:
+    """``u + v * g(arg)``, ``g`` a smooth gate (Sigmoid, Erf, Tanh; HardSigmoid as
+    ``clip(arg + 1/2, 0, 1)``) of an affine tensor: not affine itself, so it may only be
+    shifted and scaled by constants until it multiplies the tensor it gates."""
+
+    def __init__(self, op: str, arg: AffineTensor, node: str, u=0.0, v=1.0):
+        self.op, self.arg, self.node, self.u, self.v = op, arg, node, float(u), float(v)
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+    def with_affine(self, scale=1.0, shift=0.0) -> _Gate:
+        """The gate ``scale * gate + shift``."""
+        return _Gate(self.op, self.arg, self.node, self.u * scale + shift, self.v * scale)
+
+    def limits(self) -> tuple[float, float]:
+        lo, hi = _GATE_SPAN[self.op]
+        return self.u + self.v * lo, self.u + self.v * hi
+
+    def refusal(self, how: str) -> str:
+        return (f"the {self.op} of node {_q(self.node)} {how}: {self.op} is smooth, not "
+                "piecewise-affine, and has no MASO limit on its own (its sharp limit is a "
+                f"step); only gated forms such as {_GATE_FORMS[self.op]} have one")
+
+
+def _smooth_refusal(op: str, what: str, limit: str = "ReLU") -> UnsupportedLayerError:
+    return UnsupportedLayerError(f"operator {op} is not supported: {what} is smooth, not "
+                                 f"piecewise-affine; {HARD_LIMIT_HINT} to use its {limit} "
+                                 "limit")
+
+
+def _gate(op):
+    def handler(args, ctx):
+        if not ctx.importer.hard_limit:
+            raise UnsupportedLayerError(
+                f"operator {op} is not supported: {op} is smooth, not piecewise-affine; if it "
+                f"is part of {_GATE_FORMS[op]}, {HARD_LIMIT_HINT} to use the "
+                f"{_GATE_LIMITS[op]} limit")
+        x = _tensor(args)
+        if op == "HardSigmoid":
+            alpha = ctx.attrs.float("alpha", 0.2)
+            beta = ctx.attrs.float("beta", 0.5)
+            if beta != 0.5 or not alpha > 0:
+                raise UnsupportedLayerError(
+                    f"a HardSigmoid gate with alpha {alpha:g} and beta {beta:g} is not "
+                    "centred at 0 with a positive slope (alpha > 0, beta = 1/2), so "
+                    "x * HardSigmoid(x) has no ReLU limit")
+            x = x.scale(np.float64(alpha))
+        return _Gate(op, x, ctx.name)
+    return handler
+
+
+def _smooth_op(op):
+    """Softplus, Gelu, HardSwish, Swish, Mish: a ReLU layer on the input, recorded."""
+    def handler(args, ctx):
+        if op == "Gelu":
+            approx = ctx.attrs.str("approximate", "none", ("none", "tanh"))
+            record = SmoothActivation("gelu_tanh" if approx == "tanh" else "gelu", 1.0)
+        elif op == "Swish":
+            alpha = ctx.attrs.float("alpha", 1.0)
+            if not alpha > 0:
+                raise UnsupportedLayerError(f"Swish with alpha {alpha:g} <= 0 has no MASO "
+                                            "limit (x * sigmoid(-x) tends to min(0, x), "
+                                            "concave)")
+            record = SmoothActivation("swish", alpha)
+        else:
+            record = SmoothActivation({"Softplus": "softplus", "HardSwish": "hardswish",
+                                       "Mish": "mish"}[op], 1.0)
+        if not ctx.importer.hard_limit:
+            raise _smooth_refusal(op, record.name)
+        return ctx.builder.activation(_tensor(args), "relu", ctx.src(0), smooth=record)
+    return handler
+
+
+def _scalar(c, gate: _Gate) -> float:
+    """A constant that shifts or scales a gate: one value, not widening the gate's shape."""
+    if isinstance(c, (AffineTensor, _Gate)) or c is None:
+        raise UnsupportedLayerError(f"the {gate.op} of node {_q(gate.node)} is combined with "
+                                    "another tensor: only x * gate(s x) forms have a MASO limit")
+    c = np.asarray(c, dtype=np.float64)
+    try:
+        widened = np.broadcast_shapes(gate.shape, c.shape) != tuple(gate.shape)
+    except ValueError:
+        widened = True
+    if c.size != 1 or widened:
+        raise UnsupportedLayerError(f"the {gate.op} of node {_q(gate.node)} is combined with a "
+                                    f"constant of shape {c.shape}; only single numbers are "
+                                    "supported in a gate")
+    return float(c.reshape(-1)[0])
+
+
+def _gate_add(args, ctx):
+    g, c = (args[0], args[1]) if isinstance(args[0], _Gate) else (args[1], args[0])
+    return g.with_affine(shift=_scalar(c, g))
+
+
+def _gate_sub(args, ctx):
+    if isinstance(args[0], _Gate):
+        return args[0].with_affine(shift=-_scalar(args[1], args[0]))
+    return args[1].with_affine(scale=-1.0, shift=_scalar(args[0], args[1]))
+
+
+def _gate_div(args, ctx):
+    if not isinstance(args[0], _Gate):
+        raise UnsupportedLayerError(args[1].refusal("divides a value"))
+    c = _scalar(args[1], args[0])
+    if c == 0:
+        raise NetworkError("divides by zero")
+    return args[0].with_affine(scale=1.0 / c)
+
+
+def _gate_mul(args, ctx):
+    a, b = args[0], args[1]
+    if isinstance(a, _Gate) and isinstance(b, _Gate):
+        raise UnsupportedLayerError(a.refusal(f"multiplies the {b.op} of node {_q(b.node)}"))
+    g, k = (a, 1) if isinstance(a, _Gate) else (b, 0)
+    x = args[k]
+    if not isinstance(x, AffineTensor):
+        return g.with_affine(scale=_scalar(x, g))
+    return _gated_unit(x, g, ctx, ctx.src(k))
+
+
+def _gated_unit(x: AffineTensor, g: _Gate, ctx, source):
+    """``x * gate(s x)`` as the hard limit: a ReLU (or abs) layer on x, scaled by the gate's
+    limit at +inf (folded into the next affine map, so exact)."""
+    form = _GATE_FORMS[g.op]
+    if tuple(x.shape) != tuple(g.shape):
+        raise UnsupportedLayerError(f"{g.op} of node {_q(g.node)} gates a tensor of shape "
+                                    f"{x.shape} but has shape {g.shape}; not {form}")
+    s = _proportion(x, g.arg) if x.stage == g.arg.stage else None
+    if s is None:
+        raise UnsupportedLayerError(f"the {g.op} of node {_q(g.node)} gates a tensor that its "
+                                    "argument is not a positive multiple of (x * gate(s x) with "
+                                    f"one number s > 0 is needed for a MASO limit; {form})")
+    lo, hi = g.limits()
+    record = None
+    if lo == 0 and hi > 0:
+        limit = "relu"
+        if g.op == "Sigmoid":
+            record = SmoothActivation("swish", s)
+        elif g.op == "Tanh":                  # (1 + tanh(s x)) / 2 = sigmoid(2 s x)
+            record = SmoothActivation("swish", 2.0 * s)
+        elif g.op == "Erf":                   # (1 + erf(s x)) / 2 = Phi(sqrt(2) s x)
+            record = SmoothActivation("gelu", math.sqrt(2.0) * s)
+        else:                                 # clip(s x + 1/2, 0, 1) = clip(6 s x / 6 + 1/2)
+            record = SmoothActivation("hardswish", 6.0 * s)
+    elif lo == -hi and hi > 0:
+        limit = "abs"
+        if g.op == "Tanh":
+            record = SmoothActivation("soft_abs", s)
+        elif g.op == "Sigmoid":               # 2 sigmoid(s x) - 1 = tanh(s x / 2)
+            record = SmoothActivation("soft_abs", s / 2.0)
+    if record is None:
+        raise UnsupportedLayerError(
+            f"x times the gate {g.u:g} + {g.v:g} * {g.op}(s x) of node {_q(g.node)} tends to "
+            f"{lo:g} x for x < 0 and {hi:g} x for x > 0: not a ReLU or abs shape with a "
+            "supported smooth form, so it is refused")
+    out = ctx.builder.activation(x, limit, source, smooth=record)
+    return out if hi == 1 else out.scale(np.float64(hi))
+
+
+def _proportion(x: AffineTensor, arg: AffineTensor) -> float | None:
+    """``s > 0`` with ``arg == s x`` entry by entry (relative rounding ``_GATE_RTOL``), else
+    None."""
+    X = np.concatenate([x.M.reshape(-1), x.c.reshape(-1)])
+    A = np.concatenate([arg.M.reshape(-1), arg.c.reshape(-1)])
+    if X.shape != A.shape:
+        return None
+    if not X.any():
+        return 1.0 if not A.any() else None
+    j = int(np.argmax(np.abs(X)))
+    s = A[j] / X[j]
+    if not (np.isfinite(s) and s > 0):
+        return None
+    if np.all(np.abs(A - s * X) <= _GATE_RTOL * np.abs(s * X)):
+        return float(s)
+    return None
+
+
+def _softmax(args, ctx):
+    raise UnsupportedLayerError("operator Softmax is not supported: softmax is smooth, not "
+                                "piecewise-affine, and has no MASO limit (its sharp limit is a "
+                                "one-hot argmax, not continuous)")
+
+
+# what a gate may go through before it multiplies the tensor it gates
+_GATE_OPS = {"Add": _gate_add, "Sub": _gate_sub, "Mul": _gate_mul, "Div": _gate_div,
+             "Identity": _identity, "Dropout": _dropout}
+
+
 _CONSTANT_KEYS = ("value", "value_float", "value_floats", "value_int", "value_ints",
                   "sparse_value", "value_string", "value_strings")
 
@@ -1238,7 +1489,15 @@ _OPS = {
     "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Conv": _conv,
     "BatchNormalization": _batchnorm, "MaxPool": _maxpool, "AveragePool": _avgpool,
     "GlobalAveragePool": _global_avgpool, "Constant": _constant,
+    "Sigmoid": _gate("Sigmoid"), "Tanh": _gate("Tanh"), "Erf": _gate("Erf"),
+    "HardSigmoid": _gate("HardSigmoid"), "Softplus": _smooth_op("Softplus"),
+    "Gelu": _smooth_op("Gelu"), "HardSwish": _smooth_op("HardSwish"),
+    "Swish": _smooth_op("Swish"), "Mish": _smooth_op("Mish"), "Softmax": _softmax,
 }
+
+# smooth operators, read only with hard_limit=True (a gate only inside x * gate(s x))
+_SMOOTH_OPS = {"Sigmoid", "Tanh", "Erf", "HardSigmoid", "Softplus", "Gelu", "HardSwish", "Swish",
+               "Mish"}
 
 # (fewest, most) inputs of each operator, the optional ones counted
 _ARITY = {
@@ -1247,6 +1506,8 @@ _ARITY = {
     "Identity": (1, 1), "Dropout": (1, 3), "Flatten": (1, 1), "Reshape": (2, 2),
     "Squeeze": (1, 2), "Unsqueeze": (1, 2), "Conv": (2, 3), "BatchNormalization": (5, 5),
     "MaxPool": (1, 1), "AveragePool": (1, 1), "GlobalAveragePool": (1, 1), "Constant": (0, 0),
+    "Sigmoid": (1, 1), "Tanh": (1, 1), "Erf": (1, 1), "HardSigmoid": (1, 1), "Softplus": (1, 1),
+    "Gelu": (1, 1), "HardSwish": (1, 1), "Swish": (1, 1), "Mish": (1, 1), "Softmax": (1, 1),
 }
 
 

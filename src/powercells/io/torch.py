@@ -2,9 +2,12 @@
 
 Supported: Linear, Conv2d (any stride, padding, dilation, groups; zero padding), BatchNorm1d /
 BatchNorm2d in eval mode (folded), ReLU, LeakyReLU, Flatten, AvgPool2d, MaxPool2d (as MASO
-pieces), Dropout, Identity. Weights are read in float64; the walk goes through
+pieces), Dropout, Identity. With ``hard_limit=True`` also the smooth activations SiLU, GELU
+(both forms), Softplus, Hardswish, Mish and :class:`powercells.soft_vq.BetaVQ`, read as their
+ReLU-type limit, and :class:`powercells.soft_vq.SoftMaxPool2d`, read as max-pooling (SPEC §7).
+Weights are read in float64; the walk goes through
 :class:`~powercells.network.builder.NetworkBuilder`, like the ONNX importer. Anything else (a
-smooth activation, attention, batch norm in training mode, a custom module) raises an error that
+sigmoid or tanh, attention, batch norm in training mode, a custom module) raises an error that
 names the module and its position.
 """
 
@@ -14,11 +17,12 @@ import numpy as np
 
 from ..errors import NetworkError, UnsupportedLayerError
 from ..network.builder import NetworkBuilder, average_pool, conv2d, pool_windows
+from ..network.layers import HARD_LIMIT_HINT, SmoothActivation
 
 __all__ = ["from_torch"]
 
 
-def from_torch(module, input_shape):
+def from_torch(module, input_shape, *, hard_limit: bool = False):
     """A :class:`~powercells.Network` equal to ``module`` on inputs of ``input_shape``.
 
     Parameters
@@ -28,12 +32,16 @@ def from_torch(module, input_shape):
     input_shape : tuple of int
         The shape of one input without the batch axis, e.g. ``(784,)`` or ``(1, 28, 28)``. The
         network's input is that tensor flattened in C order.
+    hard_limit : bool
+        Read smooth activations (SiLU, GELU, Softplus, Hardswish, Mish, BetaVQ) as their
+        ReLU-type limit and SoftMaxPool2d as max-pooling, with the same weights; each such
+        layer records its smooth activation (:attr:`Network.hard_limit`, SPEC §7).
 
     Raises
     ------
     UnsupportedLayerError
         Naming the module (``"features.3 (Sigmoid)"``) that is not piecewise affine or not
-        supported.
+        supported; for a smooth activation without ``hard_limit`` the message names the option.
     """
     try:
         from torch import nn
@@ -44,7 +52,7 @@ def from_torch(module, input_shape):
     for path, mod in _leaves(module, nn):
         where = f"{path} ({type(mod).__name__})" if path else type(mod).__name__
         try:
-            x = _apply(mod, x, builder, where, nn)
+            x = _apply(mod, x, builder, where, nn, hard_limit)
         except (UnsupportedLayerError, NetworkError) as exc:
             raise type(exc)(f"module {where}: {exc}") from None
     return builder.finish(x, "(output)")
@@ -66,7 +74,60 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def _apply(mod, x, builder, where, nn):
+def _smooth(mod, nn):
+    """(record, limit activation) of a smooth module with a MASO limit, (None, limit) for one
+    that is piecewise-affine as it is (BetaVQ at beta = 1), or None."""
+    from ..soft_vq import torch_module_class
+
+    if isinstance(mod, nn.SiLU):
+        return SmoothActivation("swish", 1.0), "relu"
+    if isinstance(mod, nn.GELU):
+        if mod.approximate == "tanh":
+            return SmoothActivation("gelu_tanh"), "relu"
+        return SmoothActivation("gelu", 1.0), "relu"
+    if isinstance(mod, nn.Softplus):
+        return SmoothActivation("softplus", float(mod.beta)), "relu"
+    if isinstance(mod, nn.Hardswish):
+        return SmoothActivation("hardswish", 1.0), "relu"
+    if isinstance(mod, nn.Mish):
+        return SmoothActivation("mish", 1.0), "relu"
+    beta_vq = torch_module_class("BetaVQ")
+    if beta_vq is not None and isinstance(mod, beta_vq):
+        slope = mod.slope
+        limit = "relu" if slope == 0 else "abs" if slope == -1 else f"leaky_relu:{slope!r}"
+        return mod.smooth, limit
+    return None
+
+
+# smooth modules without a MASO limit, refused with or without hard_limit
+_NO_LIMIT = ("Sigmoid", "Tanh", "Softmax", "Softmin", "LogSoftmax", "Hardsigmoid", "Hardtanh",
+             "LogSigmoid", "Softsign", "Tanhshrink")
+
+
+def _apply(mod, x, builder, where, nn, hard_limit=False):
+    smooth = _smooth(mod, nn)
+    if smooth is not None:
+        record, limit = smooth
+        if record is not None and not hard_limit:
+            raise UnsupportedLayerError(f"{record.name} is smooth, not piecewise-affine; "
+                                        f"{HARD_LIMIT_HINT} to use its {_limit_name(limit)} "
+                                        "limit")
+        return builder.activation(x, limit, where, smooth=record)
+    if type(mod).__name__ == "SoftMaxPool2d":
+        from ..soft_vq import torch_module_class
+
+        if isinstance(mod, torch_module_class("SoftMaxPool2d")):
+            record = mod.smooth
+            if record is not None and not hard_limit:
+                raise UnsupportedLayerError(f"{record.name} is smooth, not piecewise-affine; "
+                                            f"{HARD_LIMIT_HINT} to use its max-pool limit")
+            chw = _image(x)
+            windows, out_shape = pool_windows(chw, mod.kernel_size, mod.stride)
+            return builder.maxpool(x, windows, out_shape, where, smooth=record)
+    if type(mod).__name__ in _NO_LIMIT:
+        raise UnsupportedLayerError(f"{type(mod).__name__} is smooth, not piecewise-affine, and "
+                                    "has no MASO limit (its sharp limit is not continuous); "
+                                    "gated forms such as SiLU (x * sigmoid(x)) have one")
     if isinstance(mod, (nn.Identity, nn.Dropout)):
         return x
     if isinstance(mod, nn.Linear):
@@ -126,7 +187,14 @@ def _apply(mod, x, builder, where, nn):
                             bool(mod.count_include_pad))
     raise UnsupportedLayerError(f"{type(mod).__name__} is not a supported piecewise-affine "
                                 "module (Linear, Conv2d, BatchNorm1d/2d, ReLU, LeakyReLU, "
-                                "Flatten, AvgPool2d, MaxPool2d, Dropout, Identity)")
+                                "Flatten, AvgPool2d, MaxPool2d, Dropout, Identity; with "
+                                "hard_limit=True also SiLU, GELU, Softplus, Hardswish, Mish, "
+                                "BetaVQ, SoftMaxPool2d)")
+
+
+def _limit_name(limit: str) -> str:
+    kind, _, slope = limit.partition(":")
+    return {"relu": "ReLU", "abs": "abs"}.get(kind, f"leaky-ReLU (slope {slope})")
 
 
 def _image(x):

@@ -124,25 +124,35 @@ class NetworkBuilder:
         self.input = AffineTensor(np.eye(n).reshape(shape + (n,)), np.zeros(shape), 0)
         self._last_relu: tuple[AffineTensor, int] | None = None   # (pre-activation, layer index)
 
-    def activation(self, x: AffineTensor, kind: str, source: str) -> AffineTensor:
-        """Close a dense layer ``kind`` (relu, leaky_relu:<a>, abs) on ``x``."""
+    def activation(self, x: AffineTensor, kind: str, source: str, *,
+                   smooth=None) -> AffineTensor:
+        """Close a dense layer ``kind`` (relu, leaky_relu:<a>, abs) on ``x``.
+
+        ``smooth`` (a :class:`~powercells.network.layers.SmoothActivation`) records that the
+        layer is the hard limit of a smooth activation; a ReLU limit merges with a following
+        max-pool like a ReLU, and the merged layer keeps the record."""
         self._check_stage(x)
         W, b = x.flat()
         index = len(self.layers)
-        self.layers.append(Layer.dense(W, b, kind, name=self._name(index, source)))
+        layer = Layer.dense(W, b, kind, name=self._name(index, source))
+        layer.smooth = smooth
+        self.layers.append(layer)
         self.sources.append(source)
         self._last_relu = (x, index) if kind == "relu" else None
         return self._output(x.shape, W.shape[0])
 
     def maxpool(self, x: AffineTensor, groups: list[np.ndarray], out_shape, source: str,
-                merge: bool = True):
+                merge: bool = True, *, smooth=None):
         """Max over ``groups`` of the flattened ``x``: merged into the previous ReLU layer when
         ``x`` is its output, else a MASO layer whose pieces are the group's entries.
 
         Pass ``merge=False`` when the ReLU's output is used elsewhere too (a graph that fans
         out): merging replaces the ReLU layer's outputs by the pooled ones, so any other use of
-        them would silently read the pooled values."""
+        them would silently read the pooled values. A ``smooth`` record (a soft max-pool read
+        as its max-pool limit) makes a layer of its own, never merged: its memberships are
+        over the window's entries."""
         self._check_stage(x)
+        merge = merge and smooth is None
         groups = [np.asarray(g, dtype=np.int64) for g in groups]
         n_out = math.prod(int(s) for s in out_shape)
         if len(groups) != n_out or any(g.ndim != 1 or g.size == 0 for g in groups):
@@ -153,7 +163,9 @@ class NetworkBuilder:
             pre, index = self._last_relu
             W, b = pre.flat()
             name = self._name(index, f"{self.sources[index]} + {source}")
-            self.layers[index] = Layer.relu_maxpool(W, b, groups, name=name)
+            merged = Layer.relu_maxpool(W, b, groups, name=name)
+            merged.smooth = self.layers[index].smooth        # a smooth unit's ReLU limit
+            self.layers[index] = merged
             self.sources[index] = f"{self.sources[index]} + {source}"
             self._last_relu = None
             check_elements(n_out * n_out, f"the identity map of a layer of {n_out} units")
@@ -169,7 +181,7 @@ class NetworkBuilder:
             A[k], B[k] = W[rows], b[rows]
         index = len(self.layers)
         layer = Layer(A, B, kind="maso", n_pieces=np.array([len(g) for g in groups]),
-                      name=self._name(index, source))
+                      name=self._name(index, source), smooth=smooth)
         self.layers.append(layer)
         self.sources.append(source)
         self._last_relu = None

@@ -13,27 +13,222 @@ the hyperplane they split on is ``W A_w`` and ``W B_w + b`` exactly as in SPEC �
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import NetworkError, UnsupportedLayerError
 
-__all__ = ["ACTIVATION_KINDS", "Layer", "parse_activation"]
+__all__ = ["ACTIVATION_KINDS", "HARD_LIMIT_HINT", "SMOOTH_ACTIVATIONS", "SMOOTH_SPELLINGS",
+           "Layer", "SmoothActivation", "parse_activation", "parse_smooth"]
 
 #: Activation kinds a dense layer can carry, with the spelling used in ``.npz`` files.
 ACTIVATION_KINDS = ("relu", "leaky_relu:<slope>", "abs", "identity", "maxout:<R>")
 
-# Smooth or concave activations people ask for; named so that the error can say why not.
+#: Smooth activations read with ``hard_limit=True`` as their MASO limit (SPEC §7), with the
+#: spelling used in ``.npz`` files; ``<s>`` is the gate's scale (inverse temperature), 1 if left
+#: out.
+SMOOTH_SPELLINGS = ("silu", "swish:<s>", "gelu", "gelu:<s>", "gelu_tanh", "softplus:<s>",
+                    "soft_abs:<s>", "hardswish:<s>", "mish:<s>", "beta_vq:<beta>[:<slope>]")
+
+#: What the error for a smooth activation read without the option tells the user to do.
+HARD_LIMIT_HINT = "pass hard_limit=True (CLI: --hard-limit)"
+
+#: Smooth activations with a MASO limit: kind -> (name, MASO limit, formula of the soft unit at
+#: pre-activation ``h``; ``s`` is :attr:`SmoothActivation.param`).
+SMOOTH_ACTIVATIONS = {
+    "swish": ("SiLU/swish", "relu", "h * sigmoid(s h)"),
+    "gelu": ("GELU", "relu", "h * Phi(s h), Phi the standard normal CDF"),
+    "gelu_tanh": ("GELU (tanh approximation)", "relu",
+                  "h/2 * (1 + tanh(sqrt(2/pi) (h + 0.044715 h^3)))"),
+    "softplus": ("softplus", "relu", "log(1 + exp(s h)) / s"),
+    "soft_abs": ("soft abs", "abs", "h * tanh(s h)"),
+    "hardswish": ("HardSwish", "relu", "h * clip(s h / 6 + 1/2, 0, 1)"),
+    "mish": ("Mish", "relu", "h * tanh(softplus(s h))"),
+    "beta_vq": ("beta-VQ", "relu, leaky_relu or abs (the layer's slope)",
+                "pieces (eta h, h) weighted by softmax(c (eta h, h)), c = beta / (1 - beta)"),
+    "soft_maxpool": ("soft max-pool", "max-pool", "sum_i softmax(s v)_i v_i over the window"),
+}
+
+_LIMIT_NAMES = {"relu": "ReLU", "abs": "abs", "leaky_relu": "leaky-ReLU", "max-pool": "max-pool"}
+
+
+@dataclass(frozen=True)
+class SmoothActivation:
+    """The smooth activation a layer's MASO is the hard limit of (SPEC §7).
+
+    A network read with ``hard_limit=True`` replaces each smooth activation by its limit as the
+    gate sharpens (temperature -> 0) and keeps this record on the layer (:attr:`Layer.smooth`),
+    so the smooth network can still be evaluated (:mod:`powercells.soft_vq`) and saved.
+
+    Parameters
+    ----------
+    kind : str
+        A key of :data:`SMOOTH_ACTIVATIONS`: ``"swish"`` (SiLU when ``param == 1``),
+        ``"gelu"``, ``"gelu_tanh"``, ``"softplus"``, ``"soft_abs"``, ``"hardswish"``,
+        ``"mish"``, ``"beta_vq"``, ``"soft_maxpool"``.
+    param : float
+        The gate's scale ``s > 0`` (its inverse temperature; 1 for the standard activation),
+        or for ``"beta_vq"`` the family's ``beta`` in ``[0, 1)``. ``"gelu_tanh"`` takes 1 only.
+
+    Raises
+    ------
+    NetworkError
+        For an unknown kind or a parameter out of range.
+    """
+
+    kind: str
+    param: float = 1.0
+
+    def __post_init__(self):
+        if self.kind not in SMOOTH_ACTIVATIONS:
+            raise NetworkError(f"unknown smooth activation {self.kind!r}; known: "
+                               f"{', '.join(SMOOTH_ACTIVATIONS)}")
+        try:
+            param = float(self.param)
+        except (TypeError, ValueError):
+            raise NetworkError(f"{self.kind}: parameter {self.param!r} is not a number") from None
+        if isinstance(self.param, bool) or not math.isfinite(param):
+            raise NetworkError(f"{self.kind}: parameter must be a finite number, got "
+                               f"{self.param!r}")
+        if self.kind == "beta_vq":
+            if not 0 <= param < 1:
+                raise NetworkError(f"beta_vq: beta must lie in [0, 1) (beta = 1 is the hard "
+                                   f"unit itself), got {param}")
+        elif param <= 0:
+            raise NetworkError(f"{self.kind}: the scale must be positive, got {param} (a "
+                               "non-positive scale has no MASO limit)")
+        if self.kind == "gelu_tanh" and param != 1:
+            raise NetworkError(f"gelu_tanh takes no scale, got {param}")
+        object.__setattr__(self, "param", param)
+
+    @property
+    def name(self) -> str:
+        """How messages and summaries name it: ``"SiLU"``, ``"swish (s=2)"``, ``"GELU"``."""
+        if self.kind == "swish" and self.param == 1:
+            return "SiLU"
+        if self.kind == "beta_vq":
+            return f"beta-VQ (beta={self.param:.10g})"
+        base = SMOOTH_ACTIVATIONS[self.kind][0]
+        if self.kind == "swish":
+            base = "swish"
+        return base if self.param == 1 else f"{base} (s={self.param:.10g})"
+
+    @property
+    def limit(self) -> str:
+        """The MASO limit's kind: ``"relu"``, ``"abs"``, ``"max-pool"``, or for beta-VQ
+        ``"relu-type"`` (relu, leaky_relu or abs: the layer's slope says which)."""
+        return "relu-type" if self.kind == "beta_vq" else SMOOTH_ACTIVATIONS[self.kind][1]
+
+    def spelling(self, slope: float | None = None) -> str:
+        """The ``.npz`` activation string (``slope``: the beta-VQ layer's low slope)."""
+        if self.kind == "swish" and self.param == 1:
+            return "silu"
+        if self.kind == "gelu_tanh" or (self.param == 1 and self.kind != "beta_vq"):
+            return self.kind
+        text = f"{self.kind}:{self.param!r}"
+        if self.kind == "beta_vq" and slope:
+            text += f":{float(slope)!r}"
+        return text
+
+    def __str__(self) -> str:
+        return self.name
+
+# Activations people ask for that are not MASOs and have no MASO limit; named so that the error
+# can say why not.
 _NOT_MASO = {
-    "sigmoid": "sigmoid is smooth, not piecewise-affine",
-    "tanh": "tanh is smooth, not piecewise-affine",
-    "softmax": "softmax is smooth, not piecewise-affine",
-    "gelu": "GELU is smooth, not piecewise-affine",
-    "silu": "SiLU/swish is smooth, not piecewise-affine",
-    "swish": "SiLU/swish is smooth, not piecewise-affine",
+    "sigmoid": "sigmoid is smooth, not piecewise-affine, and has no MASO limit (its sharp "
+               "limit is a step function); the gated form x * sigmoid(x) ('silu') has one",
+    "tanh": "tanh is smooth, not piecewise-affine, and has no MASO limit (its sharp limit is "
+            "a step function); the gated form x * tanh(x) ('soft_abs') has one",
+    "softmax": "softmax is smooth, not piecewise-affine, and has no MASO limit (its sharp "
+               "limit is a one-hot selection, not continuous)",
     "elu": "ELU is smooth for negative inputs, not piecewise-affine",
-    "softplus": "softplus is smooth, not piecewise-affine",
     "min": "a minimum is concave, not a max-affine spline",
 }
+
+# spelling -> smooth kind (aliases included)
+_SMOOTH_NAMES = {"silu": "swish", "swish": "swish", "gelu": "gelu", "gelu_tanh": "gelu_tanh",
+                 "softplus": "softplus", "soft_abs": "soft_abs", "softabs": "soft_abs",
+                 "hardswish": "hardswish", "hard_swish": "hardswish", "mish": "mish",
+                 "beta_vq": "beta_vq", "betavq": "beta_vq"}
+
+
+def _limit_name(kind: str, slope: float | None = None) -> str:
+    if kind == "leaky_relu":
+        return f"leaky-ReLU (slope {slope:g})"
+    return _LIMIT_NAMES.get(kind, kind)
+
+
+def parse_smooth(spec: str, *, where: str = "layer"):
+    """Parse a smooth activation string into its record and the spelling of its MASO limit.
+
+    Parameters
+    ----------
+    spec : str
+        One of :data:`SMOOTH_SPELLINGS`: ``"silu"`` (also ``"swish"``), ``"swish:<s>"``,
+        ``"gelu"``, ``"gelu:<s>"``, ``"gelu_tanh"``, ``"softplus:<s>"``, ``"soft_abs:<s>"``,
+        ``"hardswish:<s>"``, ``"mish:<s>"`` (``<s>`` the gate's scale, default 1) or
+        ``"beta_vq:<beta>[:<slope>]"`` (beta in [0, 1]; slope 0, a leaky slope in (0, 1) or -1
+        for abs; beta = 1 is the hard unit itself).
+    where : str
+        Names the layer in error messages.
+
+    Returns
+    -------
+    smooth : SmoothActivation or None
+        None for a beta-VQ unit with ``beta = 1`` (piecewise-affine as it is).
+    limit : str
+        The MASO activation string, e.g. ``"relu"``.
+    Or None when ``spec`` is not a smooth activation with a MASO limit.
+
+    Raises
+    ------
+    NetworkError
+        For a malformed parameter.
+    """
+    if not isinstance(spec, str):
+        return None
+    text = spec.strip().lower()
+    name, _, arg = text.partition(":")
+    name = name.replace("-", "_")
+    if name not in _SMOOTH_NAMES:
+        return None
+    kind = _SMOOTH_NAMES[name]
+    args = arg.split(":") if arg else []
+    if len(args) > (2 if kind == "beta_vq" else 1):
+        raise NetworkError(f"{where}: activation {spec!r} has too many parameters")
+    if kind == "beta_vq" and not args:
+        raise NetworkError(f"{where}: beta_vq needs its beta, e.g. 'beta_vq:0.5'")
+    numbers = []
+    for a in args:
+        try:
+            numbers.append(float(a))
+        except ValueError:
+            raise NetworkError(f"{where}: parameter {a!r} of {spec!r} is not a number") from None
+    try:
+        if kind != "beta_vq":
+            return SmoothActivation(kind, numbers[0] if numbers else 1.0), \
+                SMOOTH_ACTIVATIONS[kind][1]
+        beta = numbers[0]
+        slope = numbers[1] if len(numbers) > 1 else 0.0
+        if not (slope == -1 or 0 <= slope < 1):
+            raise NetworkError(f"beta_vq slope must be -1 (abs) or lie in [0, 1), got {slope}")
+        limit = "relu" if slope == 0 else "abs" if slope == -1 else f"leaky_relu:{slope!r}"
+        if beta == 1:
+            return None, limit
+        return SmoothActivation("beta_vq", beta), limit
+    except NetworkError as exc:
+        raise NetworkError(f"{where}: {exc}") from None
+
+
+def _smooth_refusal(smooth: SmoothActivation, limit: str, where: str) -> str:
+    """The message for a smooth activation met without ``hard_limit=True``."""
+    kind, _, arg = limit.partition(":")
+    name = _limit_name(kind, float(arg) if arg else None)
+    return (f"{where}: {smooth.name} is smooth, not piecewise-affine; {HARD_LIMIT_HINT} to use "
+            f"its {name} limit")
 
 
 def parse_activation(spec: str, *, where: str = "layer") -> tuple[str, float | int | None]:
@@ -56,7 +251,9 @@ def parse_activation(spec: str, *, where: str = "layer") -> tuple[str, float | i
     Raises
     ------
     UnsupportedLayerError
-        For an activation that is not convex piecewise-affine (sigmoid, leaky slope >= 1, ...).
+        For an activation that is not convex piecewise-affine (sigmoid, leaky slope >= 1, ...);
+        for a smooth activation with a MASO limit (:data:`SMOOTH_SPELLINGS`) the message says
+        to pass ``hard_limit=True`` (see :meth:`Layer.dense`).
     NetworkError
         For a string that is not an activation at all.
     """
@@ -86,13 +283,19 @@ def parse_activation(spec: str, *, where: str = "layer") -> tuple[str, float | i
         if pieces < 1:
             raise NetworkError(f"{where}: maxout needs at least 1 piece, got {pieces}")
         return "maxout", pieces
+    smooth = parse_smooth(spec, where=where)
+    if smooth is not None:
+        if smooth[0] is None:           # beta_vq with beta = 1: the hard unit itself
+            return parse_activation(smooth[1], where=where)
+        raise UnsupportedLayerError(_smooth_refusal(*smooth, where))
     if name in _NOT_MASO:
         raise UnsupportedLayerError(
             f"{where}: activation {spec!r} is not supported: {_NOT_MASO[name]}; "
             f"supported: {', '.join(ACTIVATION_KINDS)}"
         )
     raise NetworkError(
-        f"{where}: unknown activation {spec!r}; supported: {', '.join(ACTIVATION_KINDS)}"
+        f"{where}: unknown activation {spec!r}; supported: {', '.join(ACTIVATION_KINDS)} "
+        f"(with hard_limit=True also {', '.join(SMOOTH_SPELLINGS)})"
     )
 
 
@@ -184,6 +387,9 @@ class Layer:
         For ``relu_maxpool``, the rows of ``weight`` pooled by each unit.
     name : str
         Used in error messages and summaries.
+    smooth : SmoothActivation or None
+        For a layer read with ``hard_limit=True``: the smooth activation (SiLU, GELU, ...) whose
+        hard limit this layer is (SPEC §7); None for a layer that was piecewise-affine already.
     """
 
     __slots__ = (
@@ -195,13 +401,14 @@ class Layer:
         "n_pieces",
         "name",
         "slope",
+        "smooth",
         "switch_W",
         "switch_b",
         "weight",
     )
 
     def __init__(self, A, B, *, kind="maso", n_pieces=None, slope=None, switch=None,
-                 weight=None, bias=None, groups=None, name="layer"):
+                 weight=None, bias=None, groups=None, name="layer", smooth=None):
         A = _real_array(A, name, "A")
         B = _real_array(B, name, "B")
         if A.ndim != 3 or B.shape != A.shape[:2]:
@@ -222,13 +429,18 @@ class Layer:
         self.bias = bias
         self.groups = groups
         self.name = name
+        if smooth is not None and not isinstance(smooth, SmoothActivation):
+            raise NetworkError(f"{name}: smooth must be a SmoothActivation or None, got "
+                               f"{type(smooth).__name__}")
+        self.smooth = smooth
         for arr in (self.A, self.B, self.switch_W, self.switch_b, self.weight, self.bias):
             if arr is not None:
                 arr.setflags(write=False)
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def dense(cls, W, b=None, activation: str = "relu", *, name: str = "layer") -> Layer:
+    def dense(cls, W, b=None, activation: str = "relu", *, name: str = "layer",
+              hard_limit: bool = False) -> Layer:
         """A dense layer ``h = W z + b`` followed by an activation.
 
         Parameters
@@ -237,12 +449,24 @@ class Layer:
         b : array_like, shape (K,), optional
         activation : str
             ``"relu"``, ``"leaky_relu:<slope>"``, ``"abs"``, ``"identity"`` or ``"maxout:<R>"``
-            (then W has ``R*K`` rows, the pieces of unit k in rows ``k*R .. k*R+R-1``).
+            (then W has ``R*K`` rows, the pieces of unit k in rows ``k*R .. k*R+R-1``); with
+            ``hard_limit=True`` also a smooth activation of :data:`SMOOTH_SPELLINGS`.
+        hard_limit : bool
+            Read a smooth activation (SiLU, GELU, softplus, ...) as its MASO limit (ReLU, or abs
+            for the soft abs), with the same W and b, and record it in :attr:`smooth`. Without
+            it a smooth activation raises UnsupportedLayerError.
 
         Raises
         ------
         NetworkError, UnsupportedLayerError
         """
+        smooth = parse_smooth(activation, where=name)
+        if smooth is not None and smooth[0] is not None:
+            if not hard_limit:
+                raise UnsupportedLayerError(_smooth_refusal(*smooth, name))
+            layer = cls.dense(W, b, smooth[1], name=name)
+            layer.smooth = smooth[0]
+            return layer
         kind, param = parse_activation(activation, where=name)
         if kind == "maxout":
             return cls.maxout(W, b, pieces=int(param), name=name)
@@ -363,7 +587,7 @@ class Layer:
             weight, bias = self.weight @ M, self.weight @ c + self.bias
         return Layer(A, B, kind=self.kind, n_pieces=self.n_pieces, slope=self.slope,
                      switch=switch, weight=weight, bias=bias, groups=self.groups,
-                     name=self.name)
+                     name=self.name, smooth=self.smooth)
 
     def rescaled(self, in_exp: np.ndarray) -> tuple[Layer, np.ndarray]:
         """The layer for inputs scaled by ``2**-in_exp``, every unit divided by a power of two.
@@ -405,7 +629,7 @@ class Layer:
             switch = (np.ldexp(mW, np.maximum(shift_W, -1100).astype(np.int32)),
                       np.ldexp(mb, np.maximum(shift_b, -1100).astype(np.int32)))
         layer = Layer(A, B, kind=self.kind, n_pieces=self.n_pieces, slope=self.slope,
-                      switch=switch, name=self.name)
+                      switch=switch, name=self.name, smooth=self.smooth)
         return layer, e
 
     # ----------------------------------------------------------------- evaluation
@@ -481,7 +705,8 @@ class Layer:
             extra = f" slope={self.slope:g}"
         elif self.kind in ("maxout", "relu_maxpool", "maso"):
             extra = f" pieces<={self.max_pieces}"
-        return f"{self.name}: {self.kind}{extra} {self.in_dim} -> {self.out_dim}"
+        limit = "" if self.smooth is None else f" (hard limit of {self.smooth.name})"
+        return f"{self.name}: {self.kind}{extra} {self.in_dim} -> {self.out_dim}{limit}"
 
     def __repr__(self) -> str:
         return f"Layer({self.describe()})"

@@ -52,7 +52,7 @@ class Network:
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def from_weights(cls, weights, activations=None) -> Network:
+    def from_weights(cls, weights, activations=None, *, hard_limit: bool = False) -> Network:
         """Build a network from ``(W, b)`` pairs, W of shape (out, in).
 
         Parameters
@@ -61,6 +61,11 @@ class Network:
         activations : sequence of str, optional
             One per layer: ``"relu"``, ``"leaky_relu:<slope>"``, ``"abs"``, ``"identity"``,
             ``"maxout:<R>"``. Default: ReLU after every layer except the last, which is linear.
+            With ``hard_limit=True`` also the smooth activations of
+            :data:`~powercells.network.layers.SMOOTH_SPELLINGS` (``"silu"``, ``"gelu"``, ...).
+        hard_limit : bool
+            Read smooth activations as their MASO limit (SPEC §7; see :meth:`Layer.dense` and
+            :attr:`hard_limit`).
 
         Raises
         ------
@@ -82,7 +87,7 @@ class Network:
                 W, b = pair
             except (TypeError, ValueError):
                 raise NetworkError(f"layer {i + 1}: expected a (W, b) pair") from None
-            layers.append(Layer.dense(W, b, act, name=f"layer {i + 1}"))
+            layers.append(Layer.dense(W, b, act, name=f"layer {i + 1}", hard_limit=hard_limit))
         return cls(layers)
 
     # ----------------------------------------------------------------- shape
@@ -107,6 +112,14 @@ class Network:
 
     def __len__(self) -> int:
         return len(self.layers)
+
+    @property
+    def hard_limit(self) -> dict:
+        """``{layer: SmoothActivation}`` for the layers that are the hard limit of a smooth
+        activation (1-based layer numbers, as in messages); empty for a network that was
+        piecewise-affine as given. See :mod:`powercells.soft_vq`."""
+        return {i: layer.smooth for i, layer in enumerate(self.layers, 1)
+                if layer.smooth is not None}
 
     def __repr__(self) -> str:
         return f"Network({self.input_dim} -> {list(self.widths)})"
