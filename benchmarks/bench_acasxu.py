@@ -1,4 +1,4 @@
-"""Exact region counts of ACAS Xu networks over shrunk VNN-LIB input boxes (issue 5).
+"""Exact region counts of ACAS Xu networks over shrunk VNN-LIB input boxes.
 
     python benchmarks/bench_acasxu.py [--budget 600] [--factors 0.02,0.05,0.1,0.25,0.5,1]
         [--data ../shared/data/acasxu] [--json OUT]

@@ -3,7 +3,7 @@
     python benchmarks/bench_lp_engine.py [--runs 3] [--nets d4,d8,d2] [--no-brute]
                                          [--relucent-python PATH] [--json OUT]
 
-Networks (issue 2): He-initialised weights, biases N(0, 0.1^2), seed 0, box [-1, 1]^d:
+Networks: He-initialised weights, biases N(0, 0.1^2), seed 0, box [-1, 1]^d:
 d=4 [16,16], d=8 [10,10], d=2 [32,32,32]. The lp engine runs ``--runs`` times (median); the
 brute-force enumerator (powercells.testing, one scipy LP per candidate pattern) runs once, as it
 is slow, and its leaf code set must equal the engine's. relucent runs in its own environment

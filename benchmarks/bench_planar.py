@@ -1,4 +1,4 @@
-"""The planar engine against regioncam on the same 2-D networks, in one run (issue 3).
+"""The planar engine against regioncam on the same 2-D networks, in one run.
 
     python benchmarks/bench_planar.py [--runs 3] [--nets w64,w128,w256,w512,slice]
         [--regioncam-python benchmarks/.venv-regioncam/bin/python] [--mem-limit-gb 16]

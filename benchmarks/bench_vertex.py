@@ -3,10 +3,10 @@
     python benchmarks/bench_vertex.py [--runs 3] [--nets d3,d4,d6,d7,d8] [--no-brute]
                                       [--columns compiled_1t,compiled_2t,numpy,lp] [--json OUT]
 
-Networks (issue 7): He-initialised weights, biases N(0, 0.5^2), seed 0, box [-1, 1]^d:
+Networks: He-initialised weights, biases N(0, 0.5^2), seed 0, box [-1, 1]^d:
 d=3 [16,16], d=4 [16,16], d=6 [10,10], d=7 [10,10], d=8 [10,10]. The vertex engine runs on its
-compiled path (numba) in one thread and in the default thread count (``POWERCELLS_THREADS`` or
-the CPUs available), and on its numpy path (``POWERCELLS_JIT=0``); then the lp engine. Each
+compiled path (numba) in one thread and in the default thread count (the CPUs available), and
+on its numpy path (engine option ``compiled=False``); then the lp engine. Each
 counts regions ``--runs`` times (median; the compiled path's one-time load is outside the
 timing and printed apart); the brute-force enumerator (powercells.testing, one scipy LP per
 candidate pattern) runs once, as it is slow. The leaf code sets of all must be identical
@@ -25,8 +25,8 @@ from pathlib import Path
 from common import he_network, median_time
 
 import powercells as pc
-from powercells.enumerate.vertex.engine import _default_threads
-from powercells.testing import brute_force_regions, environment, leaf_code_set
+from powercells.enumerate import EngineOptions, engine_defaults
+from powercells.testing import brute_force_regions, leaf_code_set
 
 NETS = {"d2": (2, [32, 32, 32]), "d3": (3, [16, 16]), "d4": (4, [16, 16]),
         "d5": (5, [12, 12]), "d6": (6, [10, 10]), "d7": (7, [10, 10]), "d8": (8, [10, 10]),
@@ -34,24 +34,24 @@ NETS = {"d2": (2, [32, 32, 32]), "d3": (3, [16, 16]), "d4": (4, [16, 16]),
 
 
 def _variants():
-    """(column, engine, environment) for every timed configuration."""
-    threads = _default_threads()
+    """(column, engine, engine options) for every timed configuration."""
+    threads = EngineOptions().resolved_threads
     out = []
     try:
         import numba  # noqa: F401
-        out.append(("compiled_1t", "vertex", {"POWERCELLS_JIT": "1", "POWERCELLS_THREADS": "1"}))
+        out.append(("compiled_1t", "vertex", {"compiled": True, "threads": 1}))
         if threads > 1:
             out.append((f"compiled_{threads}t", "vertex",
-                        {"POWERCELLS_JIT": "1", "POWERCELLS_THREADS": str(threads)}))
+                        {"compiled": True, "threads": threads}))
     except ImportError:
         print("numba is not installed: the compiled path is not timed", file=sys.stderr)
-    out.append(("numpy", "vertex", {"POWERCELLS_JIT": "0"}))
+    out.append(("numpy", "vertex", {"compiled": False}))
     out.append(("lp", "lp", {}))
     return out
 
 
 def _with_env(values, fn):
-    with environment(**values):
+    with engine_defaults(**values):
         return fn()
 
 

@@ -13,7 +13,7 @@ from strategies import integer_networks
 
 import powercells as pc
 from powercells import approx
-from powercells.approx.local_complexity import MAX_LINF_DIRECTIONS
+from powercells.approx.complexity import MAX_LINF_DIRECTIONS
 from powercells.cli import main
 from powercells.enumerate import region_halfspaces
 from powercells.testing import brute_force_regions
@@ -34,7 +34,7 @@ def _meeting_by_leaves(net, nb):
         for li, layer in enumerate(folded.layers):
             if not layer.is_switch:
                 continue
-            A, B = folded.affine_map_of_codes(path, depth=li)
+            A, B = folded.affine_map_of_codes(path, layer=li)
             G, c = layer.switch_W @ A, layer.switch_W @ B + layer.switch_b
             for k in range(layer.out_dim):
                 for sign, store, pick in ((1, lo, min), (-1, hi, max)):
@@ -181,7 +181,7 @@ def test_sampling_counts_never_exceed_the_exact_count(d, widths, seed):
     net = random_network(d, widths, seed=seed, head=2)
     box = pc.Box(-1, 1, dim=d)
     tree = pc.subdivide(net, box)
-    s = approx.sampling_counts(net, box, [10, 100, 1000, 20000], seed=seed)
+    s = approx.sampling_counts(net, box, n_samples=[10, 100, 1000, 20000], seed=seed)
     assert np.all(np.diff(s.regions) >= 0)
     assert np.all(s.per_layer <= np.array(tree.per_layer))
     assert np.all(s.per_layer[:, -1] == s.regions)
@@ -199,14 +199,14 @@ def test_sampling_reaches_the_exact_count_when_every_region_is_large():
     # 71 x 71 grid (spacing 0.029) puts a point in every such disc
     assert tree.levels[-1].inradius.min() > 0.09
     for method, n in (("random", 5000), ("sobol", 4096), ("grid", 71)):
-        s = approx.sampling_counts(net, box, [n], method=method, seed=1)
+        s = approx.sampling_counts(net, box, n_samples=[n], method=method, seed=1)
         assert s.regions[-1] == tree.n_regions == 7
 
 
 def test_sampling_counts_in_a_neighbourhood_of_a_64d_input():
     net = random_network(64, [20, 20], seed=3)
     nb = pc.Neighbourhood.random(np.zeros(64), 3, 1.0, seed=2)
-    s = approx.sampling_counts(net, nb, [100, 10000], seed=0)
+    s = approx.sampling_counts(net, nb, n_samples=[100, 10000], seed=0)
     exact = pc.count_regions(net, nb).regions
     assert s.regions[0] <= s.regions[1] <= exact
     T = approx.sample_domain(nb, 5000, seed=1)
@@ -219,7 +219,7 @@ def test_grid_samples_on_the_tent_map_find_spurious_patterns():
     # SPEC §6.1.4: z^(m) touches 0 at dyadic points; a grid through them sees patterns no region
     # has, and compare reports them apart
     L = 4
-    res = pc.compare(tent_map(L), pc.Box(0, 1, dim=1), samples=[2 ** L + 1, 2 ** (L + 3) + 1],
+    res = pc.compare(tent_map(L), pc.Box(0, 1, dim=1), n_samples=[2 ** L + 1, 2 ** (L + 3) + 1],
                      method="grid", rugosity=False)
     assert res.regions == 2 ** L
     assert np.all(res.spurious > 0)
@@ -229,13 +229,13 @@ def test_grid_samples_on_the_tent_map_find_spurious_patterns():
 
 def test_grid_patterns_are_the_finest_grids_whatever_the_order():
     net, box = tent_map(4), pc.Box(0, 1, dim=1)
-    s = approx.sampling_counts(net, box, [129, 17], method="grid")
-    finest = approx.sampling_counts(net, box, [129], method="grid")
+    s = approx.sampling_counts(net, box, n_samples=[129, 17], method="grid")
+    finest = approx.sampling_counts(net, box, n_samples=[129], method="grid")
     assert s.largest == 0 and s.regions[0] == finest.regions[0]
     np.testing.assert_array_equal(s.patterns, finest.patterns)
     np.testing.assert_array_equal(s.first_seen, finest.first_seen)
     assert len(s.patterns) == finest.regions[0] > approx.sampling_counts(
-        net, box, [17], method="grid").regions[0]
+        net, box, n_samples=[17], method="grid").regions[0]
 
 
 def test_sobol_points_without_warnings():
@@ -256,7 +256,7 @@ def test_sampling_errors():
     with pytest.raises(approx.ApproximationError, match="unknown sampling method 'lhs'"):
         approx.sampling_counts(net, pc.Box(-1, 1, dim=2), method="lhs")
     with pytest.raises(approx.ApproximationError, match="n_samples must be a positive"):
-        approx.sampling_counts(net, pc.Box(-1, 1, dim=2), [0])
+        approx.sampling_counts(net, pc.Box(-1, 1, dim=2), n_samples=[0])
     with pytest.raises(pc.DomainError, match="R\\^3"):
         approx.sampling_counts(net, pc.Box(-1, 1, dim=3))
 
@@ -492,7 +492,7 @@ def test_jacobians_match_the_local_affine_maps():
 def test_compare_report():
     net = random_network(2, [8, 8], seed=1, head=2)
     box = pc.Box(-1, 1, dim=2)
-    res = pc.compare(net, box, samples=[100, 10000], seed=0, rugosity_samples=1 << 16)
+    res = pc.compare(net, box, n_samples=[100, 10000], seed=0, rugosity_n_samples=1 << 16)
     out = res.as_dict()
     brute = brute_force_regions(net, box)                   # independent enumerator
     assert out["exact"]["regions"] == res.regions == brute.regions
@@ -504,22 +504,22 @@ def test_compare_report():
     assert {tuple(int(v) for v in row) for row in res.sampling.patterns} <= brute.codes
     text = str(res)
     assert "exact regions" in text and "rugosity" in text
-    res5 = pc.compare(random_network(5, [3], head=1), pc.Box(-1, 1, dim=5), samples=[10])
+    res5 = pc.compare(random_network(5, [3], head=1), pc.Box(-1, 1, dim=5), n_samples=[10])
     assert res5.rugosity is None and "dimension 5" in res5.rugosity_note
 
 
 def test_compare_relative_errors_by_hand():
     # four quadrants of [-1, 1]^2: one sample finds one region, (1 - 4) / 4 per layer
     net = pc.Network.from_weights([(np.eye(2), [0.0, 0.0])], ["relu"])
-    res = pc.compare(net, pc.Box(-1, 1, dim=2), samples=[1], seed=0, rugosity=False)
+    res = pc.compare(net, pc.Box(-1, 1, dim=2), n_samples=[1], seed=0, rugosity=False)
     assert res.found.tolist() == [1] and res.regions == 4
     assert res.sampling_relative_error.tolist() == [-0.75]
     assert res.as_dict()["sampling"]["per_layer_relative_error"] == [-0.75]
     # rugosity of relu(x) on [-1, 1]: one knot, slope jump 1, |X| = 2: sqrt(2/pi) / 2
     relu = pc.Network.from_weights([(np.ones((1, 1)), [0.0]), (np.ones((1, 1)), [0.0])],
                                    ["relu", "identity"])
-    res = pc.compare(relu, pc.Box(-1, 1, dim=1), samples=[10], seed=0, eps=1e-2,
-                     rugosity_samples=1 << 12)
+    res = pc.compare(relu, pc.Box(-1, 1, dim=1), n_samples=[10], seed=0, eps=1e-2,
+                     rugosity_n_samples=1 << 12)
     hand = 0.3989422804014327
     assert res.rugosity_limit.value == pytest.approx(hand, rel=1e-12)
     # the estimate: a sample contributes |jump| / eps = 1 / eps iff x and x + eps u straddle 0
@@ -531,7 +531,7 @@ def test_compare_relative_errors_by_hand():
 def test_spurious_patterns_do_not_count_in_the_relative_error():
     # grid points of the tent map sit on boundaries: more patterns than regions, but the
     # relative error is that of the patterns that are regions (a lower bound: <= 0)
-    res = pc.compare(tent_map(4), pc.Box(0, 1, dim=1), samples=[17, 129], method="grid",
+    res = pc.compare(tent_map(4), pc.Box(0, 1, dim=1), n_samples=[17, 129], method="grid",
                      rugosity=False)
     assert res.sampling.regions[-1] > res.regions == 16
     assert res.found[-1] == 16
@@ -544,7 +544,7 @@ def test_spurious_patterns_do_not_count_in_the_relative_error():
 def test_compare_on_a_partial_tree_does_not_classify_patterns(tmp_path, capsys):
     net = random_network(3, [10, 10], seed=0)
     box = pc.Box(-1, 1, dim=3)
-    res = pc.compare(net, box, samples=[100, 1000], seed=0, engine="lp", max_regions=20,
+    res = pc.compare(net, box, n_samples=[100, 1000], seed=0, engine="lp", max_regions=20,
                      rugosity=False)
     assert res.partial
     # the budget stops early: most sampled patterns are regions never reached, not spurious
@@ -555,7 +555,7 @@ def test_compare_on_a_partial_tree_does_not_classify_patterns(tmp_path, capsys):
     assert out["found"] is None and out["spurious"] is None and "partial" in out["note"]
     assert "not split into found" in str(res)
     # the complete enumeration: every sampled pattern is a region
-    full = pc.compare(net, box, samples=[100, 1000], seed=0, engine="lp", rugosity=False)
+    full = pc.compare(net, box, n_samples=[100, 1000], seed=0, engine="lp", rugosity=False)
     assert not full.partial and full.spurious.tolist() == [0, 0]
     np.testing.assert_array_equal(full.found, full.sampling.regions)
     # the CLI: exit code 3, found / spurious null
@@ -577,7 +577,7 @@ def _sliver_network():
 
 def test_patterns_of_slivers_are_reported_apart():
     net, box = _sliver_network(), pc.Box(-1, 1, dim=2)
-    res = pc.compare(net, box, samples=[1000, 200_000], seed=0, tol=0.01, rugosity=False)
+    res = pc.compare(net, box, n_samples=[1000, 200_000], seed=0, tol=0.01, rugosity=False)
     assert res.regions == 4 and res.slivers == [2, 0]        # the strip's two cells
     # independent: the sample points in the strip, from the weights
     T = approx.sample_domain(box, 200_000, seed=np.random.default_rng(0))
@@ -594,7 +594,7 @@ def test_patterns_of_slivers_are_reported_apart():
 
 
 def test_sliver_codes_match_with_undecided_units():
-    from powercells.compare import _in_slivers
+    from powercells.comparison import _in_slivers
 
     patterns = np.array([[1, 0, 0, 1], [1, 1, 0, 1], [0, 1, 0, 1]], dtype=np.int16)
     assert _in_slivers(patterns, [(3, np.array([[1, -1, 0]]))]).tolist() == [True, True, False]
@@ -612,12 +612,12 @@ def test_compare_checks_every_argument_before_enumerating(monkeypatch):
     monkeypatch.setattr(powercells.enumerate, "subdivide", no_enumeration)
     net = random_network(2, [4], seed=0, head=1)
     with pytest.raises(approx.ApproximationError, match="unknown rugosity sampling 'lhs'"):
-        pc.compare(net, pc.Box(-1, 1, dim=2), samples=[10], rugosity_sampling="lhs")
+        pc.compare(net, pc.Box(-1, 1, dim=2), n_samples=[10], rugosity_sampling="lhs")
     square = pc.Polytope(np.vstack([np.eye(2), -np.eye(2)]), np.ones(4))
     with pytest.raises(approx.ApproximationError, match="sobol sampling of the rugosity needs"):
-        pc.compare(net, square, samples=[10], rugosity_sampling="sobol")
+        pc.compare(net, square, n_samples=[10], rugosity_sampling="sobol")
     with pytest.raises(approx.ApproximationError, match="eps must be a positive"):
-        pc.compare(net, pc.Box(-1, 1, dim=2), samples=[10], eps=-1.0)
+        pc.compare(net, pc.Box(-1, 1, dim=2), n_samples=[10], eps=-1.0)
 
 
 def test_figures(tmp_path):
@@ -625,11 +625,11 @@ def test_figures(tmp_path):
     from powercells.approx.plot import plot_local_complexity, plot_sampling_convergence
 
     net = random_network(2, [8, 8], seed=1)
-    res = pc.compare(net, pc.Box(-1, 1, dim=2), samples=[10, 100, 1000], seed=0, rugosity=False)
+    res = pc.compare(net, pc.Box(-1, 1, dim=2), n_samples=[10, 100, 1000], seed=0, rugosity=False)
     fig = plot_sampling_convergence(res, per_layer=True)
     fig.savefig(tmp_path / "s.png")
     partial = pc.compare(random_network(3, [10, 10], seed=0), pc.Box(-1, 1, dim=3),
-                         samples=[10, 100], seed=0, engine="lp", max_regions=20, rugosity=False)
+                         n_samples=[10, 100], seed=0, engine="lp", max_regions=20, rugosity=False)
     fig = plot_sampling_convergence(partial)
     assert "partial tree" in fig.axes[0].get_legend_handles_labels()[1][0]
     lc = approx.compare_local_complexity(net, np.zeros((2, 2)), radius=0.5, n_directions=2,

@@ -6,7 +6,7 @@ import pytest
 from networks import random_network, worked_example
 
 import powercells as pc
-from powercells.geometry.bends import planar_bends
+from powercells.geometry.bending import planar_bends
 
 
 def test_worked_example_45_degrees():
@@ -82,7 +82,7 @@ def test_refraction_invariant_and_rank_one_update(acts):
 from networks import maxout_network
 
 from powercells.geometry.adjacency import facet_adjacency
-from powercells.geometry.bends import bends, decision_boundary_bends
+from powercells.geometry.bending import bends, decision_boundary_bends
 
 
 def _keys(b):

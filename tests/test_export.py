@@ -11,7 +11,7 @@ from networks import random_network
 import powercells as pc
 from powercells.cli import main
 from powercells.errors import GeometryError, OutputError
-from powercells.geometry.bends import bends, decision_boundary_bends
+from powercells.geometry.bending import bends, decision_boundary_bends
 from powercells.io.export import (
     adjacency_graph,
     adjacency_table,

@@ -174,11 +174,11 @@ def test_values_float64_cannot_hold_are_refused_not_printed(tmp_path):
     huge = pc.Network.from_weights([(lay.weight * 1e300, lay.bias * 1e300)
                                     for lay in network.layers],
                                    [lay.kind for lay in network.layers])
-    counts = pc.approx.sampling_counts(huge, box, [2000], seed=0)
+    counts = pc.approx.sampling_counts(huge, box, n_samples=[2000], seed=0)
     reference = pc.Network.from_weights(
         [(lay.weight, lay.bias * 1e-300 ** j) for j, lay in enumerate(network.layers)],
         [lay.kind for lay in network.layers])      # the same codes, values in range
-    assert counts.regions.tolist() == pc.approx.sampling_counts(reference, box, [2000],
+    assert counts.regions.tolist() == pc.approx.sampling_counts(reference, box, n_samples=[2000],
                                                                 seed=0).regions.tolist()
     lc = pc.approx.compare_local_complexity(huge, np.zeros(2), radius=0.5, n_directions=2,
                                             seed=0).as_dict()

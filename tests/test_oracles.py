@@ -5,7 +5,7 @@ import pytest
 from networks import engine_for, general_position_layer, tent_map, worked_example
 
 import powercells as pc
-from powercells.bounds import serra_bound, zaslavsky
+from powercells.testing import serra_bound, zaslavsky
 
 
 @pytest.mark.parametrize("d,n,expected", [(1, 5, 6), (2, 6, 22), (2, 9, 46), (3, 7, 64),

@@ -52,7 +52,7 @@ def test_face_values(tree):
                                   np.arange(len(tree.levels[1])))
     with pytest.raises(pc.PowercellsError, match="unknown color_by"):
         face_values(tree, 1, "area")
-    with pytest.raises(pc.PowercellsError, match="values but depth 1"):
+    with pytest.raises(pc.PowercellsError, match="values but layer 1"):
         face_values(tree, 1, [1.0, 2.0])
     with pytest.raises(pc.PowercellsError, match="between 0 and 3"):
         plot_partition(tree, 5)

@@ -586,7 +586,7 @@ def test_bad_arguments_raise_clear_errors():
     with pytest.raises(pc.NetworkError, match="swish: the scale must be positive"):
         SmoothActivation("swish", 0.0)
     tree = pc.subdivide(net, pc.Box(-1, 1, dim=2))
-    with pytest.raises(pc.OptionError, match="depth must be an integer 0..3"):
+    with pytest.raises(pc.OptionError, match="layer must be an integer 0..3"):
         sv.region_soft_codes(tree, 4)
     # all of them are ValueErrors, as the package's argument errors are
     assert issubclass(pc.OptionError, ValueError) and issubclass(pc.PointError, ValueError)

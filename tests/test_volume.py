@@ -31,11 +31,11 @@ def test_exact_volumes_tile_and_sum_over_children(d, engine):
 def test_monte_carlo_volumes_in_4d():
     net = random_network(4, [6, 5], seed=1)
     tree = pc.subdivide(net, pc.Box(-1, 1, dim=4))
-    leaves = tree.volumes(samples=40_000, seed=3)
-    assert not leaves.exact and leaves.samples == 40_000
-    again = tree.volumes(samples=40_000, seed=3)
+    leaves = tree.volumes(n_samples=40_000, seed=3)
+    assert not leaves.exact and leaves.n_samples == 40_000
+    again = tree.volumes(n_samples=40_000, seed=3)
     np.testing.assert_array_equal(leaves.volume, again.volume)          # seeded
-    parents = tree.volumes(1, samples=40_000, seed=3)
+    parents = tree.volumes(1, n_samples=40_000, seed=3)
     vols = [None, parents.volume, leaves.volume]
     np.testing.assert_allclose(_children_sum(tree, vols, 1), parents.volume, rtol=1e-12)
     assert leaves.volume.sum() + leaves.unassigned * 16 / 40_000 == pytest.approx(16.0)
@@ -46,16 +46,16 @@ def test_monte_carlo_volumes_in_4d():
     for depth in range(2):
         np.testing.assert_allclose(_children_sum(tree, exact, depth), exact[depth], rtol=1e-9)
     with pytest.raises(GeometryError, match="samples must be positive"):
-        tree.volumes(samples=0)
+        tree.volumes(n_samples=0)
     with pytest.raises(GeometryError, match="positive integer"):
-        tree.volumes(samples=1000.5)
+        tree.volumes(n_samples=1000.5)
     with pytest.raises(GeometryError, match="positive integer"):
-        tree.volumes(samples="1000")
+        tree.volumes(n_samples="1000")
     with pytest.raises(GeometryError, match="seed must be"):
-        tree.volumes(samples=100, seed="x")
+        tree.volumes(n_samples=100, seed="x")
     with pytest.raises(GeometryError, match="seed must be"):
-        tree.volumes(samples=100, seed=1.5)
-    with pytest.raises(GeometryError, match="depth must be"):
+        tree.volumes(n_samples=100, seed=1.5)
+    with pytest.raises(GeometryError, match="layer must be"):
         tree.volumes(5)
     with pytest.raises(GeometryError, match="unknown volume method"):
         tree.volumes(method="grid")
@@ -73,7 +73,7 @@ def test_monte_carlo_estimates_cover_the_exact_volumes_over_seeds():
     se_exact = 16 * np.sqrt(exact / 16 * (1 - exact / 16) / n)
     misses, inside, total = 0, 0, 0
     for seed in range(5):
-        mc = tree.volumes(samples=n, seed=seed)
+        mc = tree.volumes(n_samples=n, seed=seed)
         hit = ~mc.unresolved
         np.testing.assert_array_equal(hit, mc.hits > 0)
         err = np.abs(mc.volume - exact)
@@ -96,7 +96,7 @@ def test_monte_carlo_agrees_with_exact_volumes():
     tree = pc.subdivide(net, pc.Box(-1, 1, dim=3))
     exact = tree.volumes().volume
     n = 200_000
-    mc = tree.volumes(method="monte_carlo", samples=n, seed=0)
+    mc = tree.volumes(method="monte_carlo", n_samples=n, seed=0)
     p = exact / 8.0
     se = 8.0 * np.sqrt(p * (1 - p) / n)
     # a 5-sigma band for every region (fails with probability ~1e-5 per region)
@@ -107,7 +107,7 @@ def test_polytope_domain_monte_carlo_uses_the_bounding_box():
     A = np.vstack([np.eye(4), -np.eye(4), np.ones((1, 4))])
     b = np.concatenate([np.ones(4), np.ones(4), [0.0]])
     tree = pc.subdivide(random_network(4, [4], seed=2), pc.Polytope(A, b))
-    vol = tree.volumes(samples=100_000, seed=1)
+    vol = tree.volumes(n_samples=100_000, seed=1)
     # the half of [-1, 1]^4 below the hyperplane sum(x) = 0: volume 8
     assert vol.volume.sum() == pytest.approx(8.0, abs=5 * 16 * np.sqrt(0.25 / 100_000))
 

@@ -7,22 +7,24 @@ mathematics.
 
 from . import (
     approx,  # pc.approx: the approximate tools
-    soft_vq,  # noqa: F401  (pc.soft_vq: smooth networks and their hard MASO limit)
+    soft_vq,
     testing,  # noqa: F401  (pc.testing: the brute-force oracle for users' tests)
 )
-from .approx import ApproximationError
-from .compare import Comparison, compare
+from .comparison import Comparison, compare
 from .domain import Box, Domain, Neighbourhood, Polytope, Slice, random_directions
 from .enumerate import (
+    EngineOptions,
     RegionCount,
     SubdivisionTree,
     Tolerances,
     count_regions,
+    engine_defaults,
     region_halfspaces,
     stream_leaves,
     subdivide,
 )
 from .errors import (
+    ApproximationError,
     BudgetExceeded,
     DomainError,
     GeometryError,
@@ -41,7 +43,7 @@ from .io.onnx import from_onnx
 from .io.torch import from_torch
 from .io.vnnlib import read_vnnlib
 from .network import Layer, Network
-from .verify import VerifyResult, verify
+from .verification import VerifyResult, verify
 
 __version__ = "0.1.0"
 
@@ -52,6 +54,7 @@ __all__ = [
     "Comparison",
     "Domain",
     "DomainError",
+    "EngineOptions",
     "GeometryError",
     "Layer",
     "Neighbourhood",
@@ -75,6 +78,7 @@ __all__ = [
     "approx",
     "compare",
     "count_regions",
+    "engine_defaults",
     "from_onnx",
     "from_torch",
     "load",
@@ -83,6 +87,7 @@ __all__ = [
     "read_vnnlib",
     "region_halfspaces",
     "save_npz",
+    "soft_vq",
     "stream_leaves",
     "subdivide",
     "verify",

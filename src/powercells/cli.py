@@ -74,6 +74,22 @@ def _integer(text: str) -> int:
     return value
 
 
+def _temperature(text: str):
+    """``own`` or a number >= 0 (``plot --soft --temperature``)."""
+    if text.strip().lower() == "own":
+        return "own"
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a temperature is a number >= 0 (or 'own')")
+    return value
+
+
+def _hard_limit_arg(p):
+    p.add_argument("--hard-limit", action="store_true",
+                   help="read smooth activations (SiLU/swish, GELU, softplus, HardSwish, Mish, "
+                        "soft abs) as their MASO limit (ReLU; abs for soft abs), same weights")
+
+
 def _pixels(text: str) -> int:
     value = _integer(text)
     if not 50 <= value <= MAX_IMAGE_SIDE:
@@ -83,6 +99,8 @@ def _pixels(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .enumerate.engines import engine_names
+
     parser = _Parser(
         prog="powercells",
         description="Exact regions of piecewise-affine networks (ReLU, leaky ReLU, abs, maxout, "
@@ -94,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
                                        "the counts.")
     count.add_argument("network", help="network file (.npz: W0, b0, W1, b1, ... [activations])")
     _domain_args(count)
-    count.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval", "vertex"],
+    count.add_argument("--engine", default="auto", choices=list(engine_names()),
                        help="enumeration engine (default: auto: interval for 1-D domains, planar "
                             "for 2-D domains and planes, vertex for 3-8 dimensions, lp otherwise)")
     count.add_argument("--lp", default=None, choices=["highs", "cvxpy"],
@@ -105,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
                             "(default 1e-9 x the domain's diameter)")
     count.add_argument("--json", action="store_true",
                        help="print one JSON object on stdout")
+    _hard_limit_arg(count)
     count.add_argument("--max-regions", type=_integer, default=None, metavar="N",
                        help="stop after N regions (partial result, exit code 3)")
     count.add_argument("--time-limit", type=_number, default=None, metavar="S",
@@ -122,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "pass).")
     ver.add_argument("network", help="network file (.onnx or .npz)")
     ver.add_argument("property", help="VNN-LIB file")
-    ver.add_argument("--engine", default="auto", choices=["auto", "lp", "planar", "interval", "vertex"])
+    ver.add_argument("--engine", default="auto", choices=list(engine_names()))
     ver.add_argument("--json", action="store_true")
     ver.add_argument("--max-regions", type=_integer, default=None, metavar="N",
                      help="stop a box after N regions (partial result, exit code 3)")
@@ -149,6 +168,17 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--size", nargs=2, type=_pixels, default=(800, 800), metavar=("W", "H"),
                       help=f"image size in pixels, 50..{MAX_IMAGE_SIDE} (default 800 800)")
     plot.add_argument("--tol", type=_number, default=None, help="region tolerance, as for count")
+    _hard_limit_arg(plot)
+    plot.add_argument("--soft", action="store_true",
+                      help="colour a 2-D domain by the code entropy of the soft VQ (SPEC §7), "
+                           "the hard partition's edges drawn over it")
+    plot.add_argument("--temperature", type=_temperature, default=None, metavar="T",
+                      help="with --soft: the memberships' temperature, a number >= 0, or 'own' "
+                           "for each layer's own smooth activation (default: own for a network "
+                           "read with --hard-limit, else 1)")
+    plot.add_argument("--membership", type=_integer, default=None, metavar="K",
+                      help="with --soft and --layer L: colour by unit K's expected code (the "
+                           "membership of its active piece) instead of the entropy")
 
     export = sub.add_parser("export", help="write the tree, ridges and adjacency as Parquet",
                             description="Enumerate every region, then write DIR/nodes.parquet "
@@ -159,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     _domain_args(export)
     export.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     export.add_argument("--engine", default="auto",
-                        choices=["auto", "lp", "planar", "interval", "vertex"])
+                        choices=list(engine_names()))
     export.add_argument("--tol", type=_number, default=None, help="region tolerance, as for count")
     export.add_argument("--no-ridges", dest="ridges", action="store_false",
                         help="skip the bend angles (ridges.parquet is written empty)")
@@ -168,6 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--max-regions", type=_integer, default=None, metavar="N",
                         help="refuse networks with more than N regions")
     export.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _hard_limit_arg(export)
 
     # exact against approximate: compare, local-complexity
     cmp = sub.add_parser("compare", help="exact counts and rugosity against their approximations",
@@ -193,7 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--no-rugosity", dest="rugosity", action="store_false",
                      help="skip the rugosity comparison")
     cmp.add_argument("--engine", default="auto",
-                     choices=["auto", "lp", "planar", "interval", "vertex"],
+                     choices=list(engine_names()),
                      help="enumeration engine, as for count (default auto)")
     cmp.add_argument("--tol", type=_number, default=None, help="region tolerance, as for count")
     cmp.add_argument("--max-regions", type=_integer, default=None, metavar="N")
@@ -218,7 +249,7 @@ def _parser() -> argparse.ArgumentParser:
     lc.add_argument("--norm", default="l1", choices=["l1", "linf"],
                     help="l1: the 2P vertices x +- R v_p (default); linf: the cube's corners")
     lc.add_argument("--engine", default="auto",
-                    choices=["auto", "lp", "planar", "interval", "vertex"],
+                    choices=list(engine_names()),
                     help="engine of the exact subdivision of the neighbourhood, as for count "
                          "(default auto)")
     lc.add_argument("--tol", type=_number, default=None, help="region tolerance, as for count")
@@ -230,6 +261,7 @@ def _parser() -> argparse.ArgumentParser:
                           description="Print the layer summary: kinds, widths, pieces.")
     info.add_argument("network")
     info.add_argument("--json", action="store_true")
+    _hard_limit_arg(info)
     return parser
 
 
@@ -273,6 +305,23 @@ def _load_point(path, d):
     return p
 
 
+def _load(args):
+    """The network of ``args.network``, its smooth activations read as their MASO limit with
+    ``--hard-limit``."""
+    from .io import load
+
+    return load(args.network, hard_limit=bool(getattr(args, "hard_limit", False)))
+
+
+def _hard_limit_line(network) -> str | None:
+    """``hard limit: layer 1 SiLU -> relu, ...`` for a network read with --hard-limit."""
+    limits = network.hard_limit
+    if not limits:
+        return None
+    return "hard limit: " + ", ".join(f"layer {i} {rec.name} -> {network.layers[i - 1].kind}"
+                                      for i, rec in limits.items())
+
+
 def _domain(args, network):
     from .domain import Box, Polytope, Slice
     from .errors import DomainError
@@ -312,9 +361,8 @@ def _domain(args, network):
 
 def _count(args) -> int:
     from .enumerate import count_regions
-    from .io import load
 
-    network = load(args.network)
+    network = _load(args)
     if args.vnnlib is not None:
         return _count_vnnlib(args, network)
     domain = _domain(args, network)
@@ -326,6 +374,8 @@ def _count(args) -> int:
         print(json.dumps(result.as_dict()))
     else:
         print(f"network: {args.network} ({network.input_dim} -> {list(network.widths)})")
+        if _hard_limit_line(network):
+            print(_hard_limit_line(network))
         print(f"domain:  {domain!r}")
         print(f"engine:  {result.engine}")
         for i, n in enumerate(result.per_layer, 1):
@@ -391,7 +441,7 @@ def _count_vnnlib(args, network) -> int:
 def _verify(args) -> int:
     from .io import load
     from .io.vnnlib import read_vnnlib
-    from .verify import verify
+    from .verification import verify
 
     network = load(args.network)
     prop = read_vnnlib(args.property, max_disjuncts=args.max_disjuncts)
@@ -420,15 +470,25 @@ def _plot(args) -> int:
 
     from .enumerate import subdivide
     from .errors import OptionError, OutputError
-    from .io import load
     from .io.output import current_umask
-    from .plot import _pyplot, plot_layers, plot_partition, plot_profile
+    from .plot import _pyplot, plot_layers, plot_partition, plot_profile, plot_soft
 
-    network = load(args.network)
+    network = _load(args)
     domain = _domain(args, network)
     if domain.dim not in (1, 2):
         raise OptionError(f"plot draws 1-D and 2-D domains; this one has dimension "
                           f"{domain.dim} (use --plane P0 P1 P2 for a plane through input space)")
+    if not args.soft and (args.temperature is not None or args.membership is not None):
+        raise OptionError("--temperature and --membership colour the soft VQ: add --soft")
+    if args.soft:
+        if domain.dim != 2:
+            raise OptionError("--soft draws 2-D domains and planes; this domain is 1-D")
+        if args.all_layers:
+            raise OptionError("--soft draws one layer; drop --all-layers")
+        if args.membership is not None and args.layer is None:
+            raise OptionError("--membership K needs --layer L, the layer of unit K")
+        if args.layer == 0:
+            raise OptionError("--soft needs a layer 1..L, not 0 (the domain)")
     out = os.path.abspath(args.out)
     folder = os.path.dirname(out)
     if not out.lower().endswith(".png"):
@@ -449,6 +509,14 @@ def _plot(args) -> int:
     if domain.dim == 1:
         fig, ax = plt.subplots(figsize=(width / dpi, height / dpi), dpi=dpi)
         plot_profile(tree, ax=ax)
+    elif args.soft:
+        temperature = args.temperature
+        if temperature is None:
+            temperature = "own" if network.hard_limit else 1.0
+        fig, ax = plt.subplots(figsize=(width / dpi, height / dpi), dpi=dpi)
+        plot_soft(tree, args.layer, ax=ax, unit=args.membership,
+                  temperature=None if temperature == "own" else temperature,
+                  resolution=max(16, min(width, height, 600)))
     elif args.all_layers:
         fig = plot_layers(tree, color_by=args.color_by, boundary=args.boundary)
         fig.set_size_inches(width / dpi, height / dpi)
@@ -477,11 +545,10 @@ def _plot(args) -> int:
 def _export(args) -> int:
     from .enumerate import subdivide
     from .errors import OptionError
-    from .io import load
     from .io.export import write_export
     from .io.output import OutputFolder
 
-    network = load(args.network)
+    network = _load(args)
     domain = _domain(args, network)
     # the folder is checked and locked before the enumeration: a bad --out fails at once,
     # and a second export into the same folder fails instead of racing this one
@@ -503,14 +570,14 @@ def _export(args) -> int:
 
 
 def _compare(args) -> int:
-    from .compare import compare
+    from .comparison import compare
     from .io import load
 
     network = load(args.network)
     domain = _domain(args, network)
-    result = compare(network, domain, samples=args.samples, method=args.method, seed=args.seed,
+    result = compare(network, domain, n_samples=args.samples, method=args.method, seed=args.seed,
                      rugosity=args.rugosity, eps=args.eps,
-                     rugosity_samples=args.rugosity_samples,
+                     rugosity_n_samples=args.rugosity_samples,
                      rugosity_sampling=args.rugosity_sampling, engine=args.engine, tol=args.tol,
                      max_regions=args.max_regions, time_limit=args.time_limit)
     print(json.dumps(result.as_dict()) if args.json else str(result))
@@ -547,13 +614,13 @@ def _local_complexity(args) -> int:
 
 
 def _info(args) -> int:
-    from .io import load
-
-    network = load(args.network)
+    network = _load(args)
     if args.json:
         print(json.dumps({"input_dim": network.input_dim, "layers": [
             {"name": layer.name, "kind": layer.kind, "in": layer.in_dim, "out": layer.out_dim,
-             "pieces": int(layer.max_pieces)} for layer in network.layers]}))
+             "pieces": int(layer.max_pieces),
+             "hard_limit_of": None if layer.smooth is None else layer.smooth.name}
+            for layer in network.layers]}))
     else:
         print(f"input dimension: {network.input_dim}")
         print(network.summary())
@@ -626,7 +693,7 @@ def main(argv=None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     command = globals()[_COMMANDS[args.command]]
     try:
-        with _signals(), warnings.catch_warnings():
+        with _signals(), warnings.catch_warnings(), _engine_environment():
             warnings.showwarning = _show_warning
             return command(args)
     except PowercellsError as exc:
@@ -658,6 +725,35 @@ def main(argv=None) -> int:
                "powercells: please report it with the command (POWERCELLS_TRACEBACK=1 prints "
                "the traceback)")
         return EXIT_INTERNAL
+
+
+def _engine_environment():
+    """The engine options the environment sets, for every call of this command: the one place
+    powercells reads them (``POWERCELLS_JIT=0``: the vertex engine's numpy path;
+    ``POWERCELLS_THREADS=N``: its thread count).
+
+    Raises
+    ------
+    OptionError
+        For a value that is not 0/1 or a whole number >= 1.
+    """
+    from .enumerate import engine_defaults
+    from .errors import OptionError
+
+    options = {}
+    jit = os.environ.get("POWERCELLS_JIT", "").strip()
+    if jit:
+        if jit not in ("0", "1"):
+            raise OptionError(f"POWERCELLS_JIT must be 0 or 1, got {jit!r}")
+        options["compiled"] = None if jit == "1" else False
+    threads = os.environ.get("POWERCELLS_THREADS", "").strip()
+    if threads:
+        try:
+            options["threads"] = int(threads)
+        except ValueError:
+            raise OptionError(f"POWERCELLS_THREADS must be a whole number >= 1, got "
+                              f"{threads!r}") from None
+    return engine_defaults(**options)
 
 
 def _error(message: str, prefix: str = "error: ") -> None:

@@ -7,6 +7,7 @@ catch the package's errors with one ``except`` clause and let programming errors
 from __future__ import annotations
 
 __all__ = [
+    "ApproximationError",
     "BudgetExceeded",
     "DomainError",
     "GeometryError",
@@ -42,7 +43,7 @@ class DomainError(PowercellsError, ValueError):
 
 class GeometryError(PowercellsError, ValueError):
     """A geometry or export routine (adjacency, bends, decision boundary, volumes, exports) got a
-    bad argument: a depth or layer outside the tree, an unknown method, a partial tree, a
+    bad argument: a layer outside the tree, an unknown method, a partial tree, a
     non-integer sample size, an unusable output folder."""
 
 
@@ -55,6 +56,12 @@ class OptionError(PowercellsError, ValueError):
     """An option or parameter has a value the library cannot honour: a tolerance that is not a
     positive finite number, a budget below 1, a sample count past its limit. The message names
     the option and the value."""
+
+
+class ApproximationError(PowercellsError, ValueError):
+    """A parameter of an approximate tool or a comparison is invalid (sample sizes, eps,
+    radius, number of directions), or the exact counterpart cannot be computed for the domain
+    (for instance the exact rugosity limit in more than two dimensions)."""
 
 
 class OutputError(PowercellsError, OSError):

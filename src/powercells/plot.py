@@ -39,27 +39,27 @@ def _pyplot():
     return plt
 
 
-def face_values(tree, depth: int, color_by="slope") -> np.ndarray | None:
-    """The per-face quantity ``color_by`` names, for the nodes at ``depth``.
+def face_values(tree, layer: int, color_by="slope") -> np.ndarray | None:
+    """The per-face quantity ``color_by`` names, for the nodes at ``layer``.
 
-    ``"slope"``: Frobenius norm of the node's affine map (of layer ``depth``'s output; at the
-    leaves, the network's output). ``"code"``: a colour index per distinct layer-``depth`` code.
+    ``"slope"``: Frobenius norm of the node's affine map (of layer ``layer``'s output; at the
+    leaves, the network's output). ``"code"``: a colour index per distinct layer-``layer`` code.
     ``"random"``: a random colour per face. ``"none"``: no fill (returns None). An array of
     length ``len(tree.levels[depth])`` is used as given.
     """
-    n = len(tree.levels[depth])
+    n = len(tree.levels[layer])
     if isinstance(color_by, str):
         if color_by == "none":
             return None
         if color_by == "slope":
-            if depth == 0:
+            if layer == 0:
                 return np.ones(n)
-            A, _ = tree.affine_maps(depth)
+            A, _ = tree.affine_maps(layer)
             return np.sqrt(np.einsum("nij,nij->n", A, A))
         if color_by == "code":
-            if depth == 0:
+            if layer == 0:
                 return np.zeros(n)
-            _, inverse = np.unique(tree.levels[depth].code, axis=0, return_inverse=True)
+            _, inverse = np.unique(tree.levels[layer].code, axis=0, return_inverse=True)
             return inverse.reshape(-1).astype(float)
         if color_by == "random":
             return np.random.default_rng(0).random(n)
@@ -67,7 +67,7 @@ def face_values(tree, depth: int, color_by="slope") -> np.ndarray | None:
                               f"{', '.join(COLOR_BY)} or give one value per face")
     values = np.asarray(color_by, dtype=np.float64).reshape(-1)
     if values.size != n:
-        raise PowercellsError(f"color_by has {values.size} values but depth {depth} has {n} "
+        raise PowercellsError(f"color_by has {values.size} values but layer {layer} has {n} "
                               "faces")
     return values
 

@@ -520,9 +520,9 @@ def sampled_deviation(network, domain, *, n_samples: int = 1000, seed=None,
     return Deviation(X, deviation(network, X, temperature=temperature))
 
 
-def region_soft_codes(tree, depth: int | None = None, *, temperature=None) -> SoftCodes:
+def region_soft_codes(tree, layer: int | None = None, *, temperature=None) -> SoftCodes:
     """:func:`soft_codes` at the interior point (Chebyshev centre) of every region at
-    ``depth`` (default: the leaves), in the order of ``tree.levels[depth]``; computed on
+    ``layer`` (default: the leaves), in the order of ``tree.levels[layer]``; computed on
     ``tree.network``, the network the engine saw (a slice folded in), so a point is the
     region's engine coordinates.
 
@@ -535,12 +535,12 @@ def region_soft_codes(tree, depth: int | None = None, *, temperature=None) -> So
 
     if not isinstance(tree, SubdivisionTree):
         raise OptionError(f"expected a SubdivisionTree, got {type(tree).__name__}")
-    if depth is None:
-        depth = tree.depth
-    if isinstance(depth, (bool, np.bool_)) or not isinstance(depth, (int, np.integer)) \
-            or not 0 <= depth <= tree.depth:
-        raise OptionError(f"depth must be an integer 0..{tree.depth}, got {depth!r}")
-    return soft_codes(tree.network, tree.levels[int(depth)].interior_point,
+    if layer is None:
+        layer = tree.depth
+    if isinstance(layer, (bool, np.bool_)) or not isinstance(layer, (int, np.integer)) \
+            or not 0 <= layer <= tree.depth:
+        raise OptionError(f"layer must be an integer 0..{tree.depth}, got {layer!r}")
+    return soft_codes(tree.network, tree.levels[int(layer)].interior_point,
                       temperature=temperature)
 
 

@@ -10,35 +10,18 @@ the baseline of the benchmarks.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 from collections import deque
 from dataclasses import dataclass
+from math import comb
 
 import numpy as np
 from scipy.optimize import linprog
 
 from .domain import as_domain
 
-__all__ = ["BruteForceResult", "assert_partitions_equal", "brute_force_regions", "environment",
-           "leaf_code_set"]
-
-
-@contextlib.contextmanager
-def environment(**values):
-    """Set environment variables for a block (e.g. ``POWERCELLS_JIT=0`` for the vertex engine's
-    numpy path, ``POWERCELLS_THREADS=1``), then restore them; engines read them when made."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update({k: str(v) for k, v in values.items()})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+__all__ = ["BruteForceResult", "assert_partitions_equal", "brute_force_regions", "leaf_code_set",
+           "maso_layer_bound", "serra_bound", "zaslavsky"]
 
 
 @dataclass
@@ -198,7 +181,7 @@ def brute_force_regions(network, domain, *, tol: float | None = None, zero: floa
         if max_regions is not None and len(regions) >= max_regions:
             break
         pattern = queue.popleft()
-        x, H, h, flips = regions[pattern]
+        _, H, h, flips = regions[pattern]
         norms = np.linalg.norm(H, axis=1)
         n_dom = sum(1 for f in flips if f is None)
         big = 1e-12 * norms.max()
@@ -271,3 +254,54 @@ def assert_partitions_equal(a, b) -> None:
                              f"{only_a}; only in second: {only_b}")
     if list(a.per_layer) != list(b.per_layer):
         raise AssertionError(f"per-layer counts differ: {a.per_layer} vs {b.per_layer}")
+
+
+# ---------------------------------------------------------------------- count bounds
+# Upper bounds on region counts that exact counts must respect (SPEC §2.4, §6.3).
+
+def zaslavsky(n: int, d: int) -> int:
+    """Regions of ``n`` hyperplanes in general position in R^d: ``sum_{i<=d} C(n, i)``."""
+    return sum(comb(n, i) for i in range(min(n, d) + 1))
+
+
+def maso_layer_bound(pieces, d: int) -> int:
+    """Cells of one MASO layer in R^d: ``min(prod_k R_k, sum_{i<=d} C(sum_k C(R_k, 2), i))``.
+
+    Parameters
+    ----------
+    pieces : sequence of int
+        Number of pieces of each unit.
+    d : int
+        Dimension of the layer's input (or of the region it subdivides).
+    """
+    prod = 1
+    for r in pieces:
+        prod *= int(r)
+    hyperplanes = sum(comb(int(r), 2) for r in pieces)
+    return min(prod, zaslavsky(hyperplanes, d))
+
+
+def serra_bound(n0: int, widths) -> int:
+    """Serra, Tjandraatmadja & Ramalingam (ICML 2018), Theorem 1: the largest number of linear
+    regions of a ReLU network with input dimension ``n0`` and hidden widths ``widths``.
+
+    ``sum_{j in J} prod_l C(n_l, j_l)`` with
+    ``J = {j : 0 <= j_l <= min(n0, n_1 - j_1, ..., n_{l-1} - j_{l-1}, n_l)}``.
+
+    Examples
+    --------
+    >>> serra_bound(2, [4, 4]), serra_bound(3, [5, 5, 5]), serra_bound(1, [3, 4, 3])
+    (121, 11776, 80)
+    """
+    widths = [int(w) for w in widths]
+
+    def rec(level: int, cap: int) -> int:
+        if level == len(widths):
+            return 1
+        n = widths[level]
+        total = 0
+        for j in range(min(cap, n) + 1):
+            total += comb(n, j) * rec(level + 1, min(cap, n - j))
+        return total
+
+    return rec(0, int(n0))

@@ -11,7 +11,7 @@ their exact counterparts.
 """
 
 from ._common import SAMPLING_METHODS, ApproximationError, jacobians, sample_domain
-from .local_complexity import (
+from .complexity import (
     MAX_LINF_DIRECTIONS,
     ExactLocalComplexity,
     LocalComplexity,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..domain import Box, Domain, Slice, _CrossPolytope, as_domain
-from ..errors import PowercellsError
+from ..errors import ApproximationError
 from ..network import Network
 
 __all__ = ["MAX_SAMPLE_VALUES", "SAMPLING_METHODS", "ApproximationError", "jacobians",
@@ -15,12 +15,6 @@ __all__ = ["MAX_SAMPLE_VALUES", "SAMPLING_METHODS", "ApproximationError", "jacob
 #: the bounding box, endpoints included, kept inside the domain), ``"sobol"`` (scrambled Sobol points
 #: of the bounding box, kept inside the domain: randomised quasi-Monte Carlo).
 SAMPLING_METHODS = ("random", "grid", "sobol")
-
-
-class ApproximationError(PowercellsError, ValueError):
-    """A parameter of an approximate tool or a comparison is invalid (sample sizes, eps,
-    radius, number of directions), or the exact counterpart cannot be computed for the domain
-    (for instance the exact rugosity limit in more than two dimensions)."""
 
 
 def rng_from(seed) -> np.random.Generator:

@@ -112,7 +112,7 @@ class _PatternCounter:
                                    count=len(self.seen[layer])))
 
 
-def sampling_counts(network, domain, n_samples=(100, 1_000, 10_000, 100_000), *,
+def sampling_counts(network, domain, *, n_samples=(100, 1_000, 10_000, 100_000),
                     method: str = "random", seed=None, chunk: int = 1 << 16) -> SamplingCounts:
     """Count distinct activation patterns among samples of a domain, for growing N.
 
@@ -147,7 +147,7 @@ def sampling_counts(network, domain, n_samples=(100, 1_000, 10_000, 100_000), *,
     --------
     >>> import numpy as np, powercells as pc
     >>> net = pc.Network.from_weights([(np.eye(2), [0.0, 0.0])], ["relu"])
-    >>> int(sampling_counts(net, pc.Box(-1, 1, dim=2), [1000], seed=0).regions[-1])
+    >>> int(sampling_counts(net, pc.Box(-1, 1, dim=2), n_samples=[1000], seed=0).regions[-1])
     4
     """
     network = check_network(network)

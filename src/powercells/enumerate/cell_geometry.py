@@ -18,19 +18,19 @@ from .pullback import coded_rows, pull_back
 __all__ = ["rebuilt_intervals", "rebuilt_polygons"]
 
 
-def _level_rows(tree, depth: int):
-    """The rows ``G t <= g`` layer ``depth`` adds to each node of that depth (constant units
+def _level_rows(tree, layer: int):
+    """The rows ``G t <= g`` layer ``layer`` adds to each node of that depth (constant units
     give no row: ``G = 0``, ``g = 1``)."""
-    level = tree.levels[depth]
-    A, B = tree.affine_maps(depth - 1, index=level.parent)
-    G, g, _, constant = coded_rows(pull_back(tree.network.layers[depth - 1], A, B,
+    level = tree.levels[layer]
+    A, B = tree.affine_maps(layer - 1, index=level.parent)
+    G, g, _, constant = coded_rows(pull_back(tree.network.layers[layer - 1], A, B,
                                              tree.tolerances.zero), level.code)
     G = np.where(constant[..., None], 0.0, G)
     return G, np.where(constant, 1.0, g)
 
 
-def rebuilt_polygons(tree, depth: int) -> Polygons:
-    """The polygons of level ``depth`` of a 2-D tree, from the domain and the codes.
+def rebuilt_polygons(tree, layer: int) -> Polygons:
+    """The polygons of level ``layer`` of a 2-D tree, from the domain and the codes.
 
     Raises
     ------
@@ -38,40 +38,40 @@ def rebuilt_polygons(tree, depth: int) -> Polygons:
         If a node's polygon comes out empty (the codes and the tolerances disagree).
     """
     eps = tree.tolerances.empty
-    if depth == 0:
+    if layer == 0:
         H, h = tree.domain.halfspaces()
         lo, hi = tree.domain.bounds()
         pad = 1e-9 * max(1.0, float(np.max(hi - lo)))
         return polygon_from_halfspaces(H, h, lo - pad, hi + pad, eps)
-    level = tree.levels[depth]
-    P = tree.polygons(depth - 1).take(level.parent)
-    G, g = _level_rows(tree, depth)
+    level = tree.levels[layer]
+    P = tree.polygons(layer - 1).take(level.parent)
+    G, g = _level_rows(tree, layer)
     n = len(level)
     for j in range(G.shape[1]):
         owner = P.owner
         s = g[owner, j] - np.einsum("vk,vk->v", G[owner, j], P.xy)
         P, src = P.clip(s, eps)
         if len(src) != n:
-            raise GeometryError(f"level {depth}: {n - len(src)} cells came out empty when their "
+            raise GeometryError(f"level {layer}: {n - len(src)} cells came out empty when their "
                                 "polygons were rebuilt from the codes")
         P = P.take(np.argsort(src, kind="stable"))
     return P
 
 
-def rebuilt_intervals(tree, depth: int) -> np.ndarray:
-    """The intervals ``(n, 2)`` of level ``depth`` of a 1-D tree, from the domain and the codes.
+def rebuilt_intervals(tree, layer: int) -> np.ndarray:
+    """The intervals ``(n, 2)`` of level ``layer`` of a 1-D tree, from the domain and the codes.
 
     Raises
     ------
     GeometryError
         If a node's interval comes out empty.
     """
-    if depth == 0:
+    if layer == 0:
         lo, hi = tree.domain.bounds()
         return np.array([[float(lo[0]), float(hi[0])]])
-    level = tree.levels[depth]
-    parent = tree.intervals_array(depth - 1)[level.parent]
-    G, g = _level_rows(tree, depth)
+    level = tree.levels[layer]
+    parent = tree.intervals_array(layer - 1)[level.parent]
+    G, g = _level_rows(tree, layer)
     G, lo, hi = G[..., 0], parent[:, 0].copy(), parent[:, 1].copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         bound = g / G
@@ -79,6 +79,6 @@ def rebuilt_intervals(tree, depth: int) -> np.ndarray:
     lower = np.where(G < 0, bound, -np.inf).max(axis=1, initial=-np.inf)
     lo, hi = np.maximum(lo, lower), np.minimum(hi, upper)
     if np.any(hi - lo <= 2 * tree.tolerances.empty):
-        raise GeometryError(f"level {depth}: cells came out empty when their intervals were "
+        raise GeometryError(f"level {layer}: cells came out empty when their intervals were "
                             "rebuilt from the codes")
     return np.stack([lo, hi], axis=1)

@@ -158,9 +158,9 @@ class SubdivisionTree:
         return f"SubdivisionTree(regions={self.n_regions}, per_layer={self.per_layer}{flag})"
 
     # ----------------------------------------------------------------- ids and codes
-    def node_id(self, depth: int, index) -> np.ndarray | int:
+    def node_id(self, layer: int, index) -> np.ndarray | int:
         """Global id(s) of the node(s) at ``levels[depth][index]``."""
-        return self._offsets[depth] + np.asarray(index)
+        return self._offsets[layer] + np.asarray(index)
 
     def depth_of(self, node_id: int) -> tuple[int, int]:
         """``(depth, index)`` of a global id."""
@@ -169,67 +169,67 @@ class SubdivisionTree:
         depth = int(np.searchsorted(self._offsets, node_id, side="right") - 1)
         return depth, int(node_id - self._offsets[depth])
 
-    def children(self, depth: int, index: int) -> np.ndarray:
+    def children(self, layer: int, index: int) -> np.ndarray:
         """Indices in ``levels[depth+1]`` of the children of ``levels[depth][index]``."""
-        parent = self.levels[depth + 1].parent
+        parent = self.levels[layer + 1].parent
         lo, hi = np.searchsorted(parent, [index, index + 1])
         return np.arange(lo, hi)
 
-    def ancestors(self, depth: int, index: int) -> list[int]:
+    def ancestors(self, layer: int, index: int) -> list[int]:
         """Indices of the node's ancestors, level by level: ``[idx at depth 1, ..., index]``."""
         path = [index]
-        for d in range(depth, 1, -1):
+        for d in range(layer, 1, -1):
             path.append(int(self.levels[d].parent[path[-1]]))
         return path[::-1]
 
-    def code_path(self, depth: int, index: int) -> list[np.ndarray]:
+    def code_path(self, layer: int, index: int) -> list[np.ndarray]:
         """The per-layer codes of ``levels[depth][index]``: a region IS its code path."""
-        return [self.levels[d + 1].code[i] for d, i in enumerate(self.ancestors(depth, index))]
+        return [self.levels[d + 1].code[i] for d, i in enumerate(self.ancestors(layer, index))]
 
     def leaf_codes(self) -> np.ndarray:
         """Full code paths of all leaves, concatenated over layers: shape (n_leaves, sum K_l)."""
         return self.path_codes(self.depth)
 
-    def path_codes(self, depth: int) -> np.ndarray:
-        """Code paths of every node at ``depth``, layers 1..depth concatenated."""
-        idx = np.arange(len(self.levels[depth]))
+    def path_codes(self, layer: int) -> np.ndarray:
+        """Code paths of every node at ``layer``, layers 1..depth concatenated."""
+        idx = np.arange(len(self.levels[layer]))
         cols = []
-        for d in range(depth, 0, -1):
+        for d in range(layer, 0, -1):
             cols.append(self.levels[d].code[idx])
             idx = self.levels[d].parent[idx]
         return np.hstack(cols[::-1]) if cols else np.empty((len(idx), 0), dtype=np.int16)
 
-    def affine_map(self, depth: int, index: int):
-        """``(A, B)`` with ``z^(depth) = A t + B`` on the node (SPEC §3.1), engine coordinates."""
-        return self.network.affine_map_of_codes(self.code_path(depth, index))
+    def affine_map(self, layer: int, index: int):
+        """``(A, B)`` with ``z^(layer) = A t + B`` on the node (SPEC §3.1), engine coordinates."""
+        return self.network.affine_map_of_codes(self.code_path(layer, index))
 
-    def affine_maps(self, depth: int | None = None, index=None):
-        """``(A, B)`` of many nodes at once: ``z^(depth) = A[i] t + B[i]`` on node ``index[i]``
+    def affine_maps(self, layer: int | None = None, index=None):
+        """``(A, B)`` of many nodes at once: ``z^(layer) = A[i] t + B[i]`` on node ``index[i]``
         of the level (default: every node of the leaves' level), engine coordinates.
 
         Returns
         -------
-        A : ndarray, shape (n, K_depth, k)
-        B : ndarray, shape (n, K_depth)
+        A : ndarray, shape (n, K_layer, k)
+        B : ndarray, shape (n, K_layer)
         """
-        depth = self.depth if depth is None else depth
-        idx = np.arange(len(self.levels[depth])) if index is None else np.asarray(index)
+        layer = self.depth if layer is None else layer
+        idx = np.arange(len(self.levels[layer])) if index is None else np.asarray(index)
         chain = [idx]
-        for d in range(depth, 1, -1):
+        for d in range(layer, 1, -1):
             chain.append(self.levels[d].parent[chain[-1]])
-        chain = chain[::-1]                      # chain[j]: the ancestors at depth j + 1
+        chain = chain[::-1]                      # chain[j]: the ancestors at level j + 1
         k = self.domain.dim
         A = np.broadcast_to(np.eye(k), (len(idx), k, k))
         B = np.zeros((len(idx), k))
-        for j, layer in enumerate(self.network.layers[:depth]):
-            A, B = layer.compose(A, B, self.levels[j + 1].code[chain[j]])
+        for j, step in enumerate(self.network.layers[:layer]):
+            A, B = step.compose(A, B, self.levels[j + 1].code[chain[j]])
         return A, B
 
-    def lipschitz(self, depth: int | None = None, ord=2) -> np.ndarray:
-        """Per node, the Lipschitz constant of ``z^(depth)`` on it (SPEC §5.2): the operator
+    def lipschitz(self, layer: int | None = None, ord=2) -> np.ndarray:
+        """Per node, the Lipschitz constant of ``z^(layer)`` on it (SPEC §5.2): the operator
         norm of its linear part (``ord=2``: spectral norm, w.r.t. the Euclidean norm of engine
         coordinates). The network's constant over the domain is the leaves' maximum."""
-        A, _ = self.affine_maps(depth)
+        A, _ = self.affine_maps(layer)
         return np.linalg.norm(A, ord=ord, axis=(1, 2)) if len(A) else np.empty(0)
 
     def templates(self, index=None):
@@ -261,8 +261,8 @@ class SubdivisionTree:
             A, B = layer.compose(A, B, self.levels[j + 1].code[chain[j]])
         return A, B
 
-    def volumes(self, depth: int | None = None, *, method: str = "auto",
-                samples: int = 100_000, seed=None):
+    def volumes(self, layer: int | None = None, *, method: str = "auto",
+                n_samples: int = 100_000, seed=None):
         """Volumes of a level's nodes (default: the leaves), engine coordinates: exact for
         d <= 3, Monte Carlo with standard errors above (SPEC §5.4); see
         :func:`powercells.geometry.volume.region_volumes`.
@@ -274,17 +274,17 @@ class SubdivisionTree:
         """
         from ..geometry.volume import region_volumes
 
-        return region_volumes(self, depth, method=method, samples=samples, seed=seed)
+        return region_volumes(self, layer, method=method, n_samples=n_samples, seed=seed)
 
-    def adjacency(self, depth: int | None = None, *, method: str = "auto", lp=None):
+    def adjacency(self, layer: int | None = None, *, method: str = "auto", lp=None):
         """Facet adjacency between the nodes of a level (default: the leaves), any dimension;
         see :func:`powercells.geometry.adjacency.facet_adjacency`."""
         from ..geometry.adjacency import facet_adjacency
 
-        return facet_adjacency(self, depth, method=method, lp=lp)
+        return facet_adjacency(self, layer, method=method, lp=lp)
 
-    def power_sites(self, depth: int | None = None):
-        """Every node's power-diagram centroid and radius at ``depth`` (default: the leaves),
+    def power_sites(self, layer: int | None = None):
+        """Every node's power-diagram centroid and radius at ``layer`` (default: the leaves),
         SPEC §3.3: ``mu = A^T 1``, ``rad = ||mu||^2 + 2 <1, B>`` from the node's affine map.
 
         Returns
@@ -294,9 +294,9 @@ class SubdivisionTree:
         """
         from ..geometry.power import node_sites
 
-        return node_sites(*self.affine_maps(depth))
+        return node_sites(*self.affine_maps(layer))
 
-    def halfspaces(self, depth: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def halfspaces(self, layer: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """An H-representation ``H t <= h`` of the node, rebuilt from its code path.
 
         Rows: the domain's, then for every layer and unit, "the chosen piece is >= every other
@@ -304,12 +304,12 @@ class SubdivisionTree:
         """
         from .regions import region_halfspaces
 
-        return region_halfspaces(self.network, self.domain, self.code_path(depth, index),
+        return region_halfspaces(self.network, self.domain, self.code_path(layer, index),
                                  zero=self.tolerances.zero)
 
     # ----------------------------------------------------------------- exports
     def to_networkx(self):
-        """The tree as a ``networkx.DiGraph``: nodes are global ids with attributes ``depth``,
+        """The tree as a ``networkx.DiGraph``: nodes are global ids with attributes ``layer``,
         ``code`` (tuple, this layer's code), ``interior_point`` and ``inradius``; edges go from
         parent to child."""
         import networkx as nx
@@ -325,7 +325,7 @@ class SubdivisionTree:
                     G.add_edge(int(self._offsets[depth - 1] + level.parent[i]), base + i)
         return G
 
-    def polygons(self, depth: int | None = None):
+    def polygons(self, layer: int | None = None):
         """The convex polygons of a level (default: the leaves) of a 2-D tree (a 2-D domain or a
         plane slice), in engine coordinates. The planar engine keeps them as it splits; for a
         tree another engine built they are rebuilt from the codes on first use
@@ -344,9 +344,9 @@ class SubdivisionTree:
         """
         from .cell_geometry import rebuilt_polygons
 
-        return self._cells(depth, "polygons", 2, rebuilt_polygons)
+        return self._cells(layer, "polygons", 2, rebuilt_polygons)
 
-    def intervals(self, depth: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def intervals(self, layer: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(lo, hi)``: the intervals of a level (default: the leaves) of a 1-D tree, in engine
         coordinates (``t`` along a segment between two points); rebuilt from the codes when
         the interval engine did not build the tree.
@@ -356,39 +356,46 @@ class SubdivisionTree:
         GeometryError
             If the domain is not 1-D.
         """
-        intervals = self.intervals_array(depth)
+        intervals = self.intervals_array(layer)
         return intervals[:, 0].copy(), intervals[:, 1].copy()
 
-    def intervals_array(self, depth: int | None = None) -> np.ndarray:
+    def intervals_array(self, layer: int | None = None) -> np.ndarray:
         """:meth:`intervals` as one ``(n, 2)`` array."""
         from .cell_geometry import rebuilt_intervals
 
-        return self._cells(depth, "intervals", 1, rebuilt_intervals)
+        return self._cells(layer, "intervals", 1, rebuilt_intervals)
 
-    def _cells(self, depth, what, dim, rebuild):
+    def _cells(self, layer, what, dim, rebuild):
         """A level's polygons or intervals: kept by the engine, or rebuilt and kept."""
-        depth = self._check_level(depth)
+        layer = self.check_layer(layer)
         if self.domain.dim != dim:
             raise GeometryError(f"{what} exist for {dim}-D domains; this tree's domain has "
                                 f"dimension {self.domain.dim}")
-        level = self.levels[depth]
+        level = self.levels[layer]
         if getattr(level, what) is None:
-            setattr(level, what, rebuild(self, depth))
+            setattr(level, what, rebuild(self, layer))
         return getattr(level, what)
 
-    def _check_level(self, depth) -> int:
-        if depth is None:
+    def check_layer(self, layer) -> int:
+        """``layer`` as a level index (None: the leaves' level).
+
+        Raises
+        ------
+        GeometryError
+            If it is not an integer in ``0..depth``.
+        """
+        if layer is None:
             return self.depth
-        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or \
-                not 0 <= depth <= self.depth:
-            raise GeometryError(f"layer {depth!r} is outside the tree (0..{self.depth})")
-        return int(depth)
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or \
+                not 0 <= layer <= self.depth:
+            raise GeometryError(f"layer must be an integer in 0..{self.depth}, got {layer!r}")
+        return int(layer)
 
-    def areas(self, depth: int | None = None) -> np.ndarray:
+    def areas(self, layer: int | None = None) -> np.ndarray:
         """Areas of a level's polygons (default: the leaves); see :meth:`polygons`."""
-        return self.polygons(depth).area_perimeter()[0]
+        return self.polygons(layer).area_perimeter()[0]
 
-    def to_shapely(self, depth: int | None = None):
+    def to_shapely(self, layer: int | None = None):
         """The polygons of a level (default: the leaves) as a numpy array of shapely Polygons,
         in tree order (2-D trees of the planar engine; needs shapely >= 2)."""
         try:
@@ -398,11 +405,11 @@ class SubdivisionTree:
 
             raise PowercellsError("to_shapely needs shapely: pip install 'powercells[shapely]'"
                                   ) from exc
-        polys = self.polygons(depth)
+        polys = self.polygons(layer)
         rings = shapely.linearrings(polys.xy, indices=polys.owner)
         return shapely.polygons(rings)
 
-    def mesh(self, depth: int | None = None, tol: float | None = None):
+    def mesh(self, layer: int | None = None, *, tol: float | None = None):
         """The planar mesh of a level (default: the leaves): merged vertices, edges split at
         T-junctions with the unit each lies on, face adjacency (2-D trees of the planar engine).
 
@@ -422,14 +429,14 @@ class SubdivisionTree:
         """
         from ..geometry.mesh import planar_mesh
 
-        depth = self.depth if depth is None else depth
+        layer = self.depth if layer is None else layer
         tol = 0.5 * self.tolerances.region if tol is None else tol
-        return planar_mesh(self.polygons(depth), self.path_codes(depth),
-                           self.network.widths[:depth], tol)
+        return planar_mesh(self.polygons(layer), self.path_codes(layer),
+                           self.network.widths[:layer], tol=tol)
 
     def decision_boundary(self):
         """The network output's decision boundary as segments per leaf (2-D trees of the planar
-        engine): ``{f = 0}`` for one output, the arg-max boundary for several (SPEC §5.3).
+        engine, or rebuilt from the codes): ``{f = 0}`` for one output, the arg-max boundary for several (SPEC §5.3).
 
         Returns
         -------
@@ -448,12 +455,12 @@ class SubdivisionTree:
             Ap, Bp = self.affine_maps(self.depth - 1, self.levels[-1].parent)
             absW = np.abs(W)
             terms = (np.linalg.norm(Ap, axis=2) @ absW.T, np.abs(Bp) @ absW.T + np.abs(b))
-        return decision_boundary(self.polygons(), A, B, self.tolerances.empty,
-                                 self.tolerances.zero, terms)
+        return decision_boundary(self.polygons(), A, B, eps=self.tolerances.empty,
+                                 zero=self.tolerances.zero, terms=terms)
 
-    def input_points(self, depth: int | None = None) -> np.ndarray:
+    def input_points(self, layer: int | None = None) -> np.ndarray:
         """Interior points of a level mapped to network-input coordinates (default: leaves)."""
-        level = self.levels[self.depth if depth is None else depth]
+        level = self.levels[self.depth if layer is None else layer]
         return self.domain.to_input(level.interior_point)
 
     # ----------------------------------------------------------------- point location

@@ -2,7 +2,7 @@
 volumes."""
 
 from .adjacency import Adjacency, facet_adjacency
-from .bends import Bends, bends, decision_boundary_bends, planar_bends
+from .bending import Bends, bends, decision_boundary_bends, planar_bends
 from .boundary import DecisionPieces, decision_boundary_pieces
 from .volume import Volumes, monte_carlo_volumes, polytope_volume, region_volumes
 

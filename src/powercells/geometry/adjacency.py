@@ -58,10 +58,10 @@ class Adjacency:
 
     Attributes
     ----------
-    depth : int
-        The regions are ``tree.levels[depth]``.
+    layer : int
+        The regions are ``tree.levels[layer]``.
     region_a, region_b : ndarray of int64, shape (P,)
-        Indices in ``tree.levels[depth]``, ``region_a < region_b``.
+        Indices in ``tree.levels[layer]``, ``region_a < region_b``.
     normal : ndarray, shape (P, k)
         Unit normal of the facet's hyperplane, pointing from ``region_a`` into ``region_b``.
     offset : ndarray, shape (P,)
@@ -106,18 +106,18 @@ class Adjacency:
 
     def table(self) -> dict:
         """Columns ``region_a, region_b, layer, unit``: one row per (pair, unit), as arrays of
-        indices in ``tree.levels[depth]``."""
+        indices in ``tree.levels[layer]``."""
         return {"region_a": self.region_a[self.unit_pair], "region_b": self.region_b[self.unit_pair],
                 "layer": self.layer.copy(), "unit": self.unit.copy()}
 
 
-def facet_adjacency(tree, depth: int | None = None, *, method: str = "auto", lp=None) -> Adjacency:
-    """The facet adjacency of the regions at ``depth`` (default: the leaves).
+def facet_adjacency(tree, layer: int | None = None, *, method: str = "auto", lp=None) -> Adjacency:
+    """The facet adjacency of the regions at ``layer`` (default: the leaves).
 
     Parameters
     ----------
     tree : SubdivisionTree
-    depth : int, optional
+    layer : int, optional
         ``1 .. tree.depth``; default ``tree.depth``.
     method : {"auto", "lp", "mesh"}
         ``"mesh"``: from the planar mesh (2-D trees of the planar engine); ``"lp"``: one LP per
@@ -136,22 +136,22 @@ def facet_adjacency(tree, depth: int | None = None, *, method: str = "auto", lp=
         For an unknown method, a depth outside the tree, a mesh requested of a tree without
         polygons, or a partial tree (a budget stopped its enumeration: regions are missing).
     """
-    depth = tree.depth if depth is None else int(depth)
-    if not 1 <= depth <= tree.depth:
-        raise GeometryError(f"adjacency needs a depth between 1 and {tree.depth}, got {depth}")
+    layer = tree.depth if layer is None else int(layer)
+    if not 1 <= layer <= tree.depth:
+        raise GeometryError(f"adjacency needs a layer between 1 and {tree.depth}, got {layer}")
     if method not in ADJACENCY_METHODS:
         raise GeometryError(f"unknown adjacency method {method!r}; choose one of "
                               f"{', '.join(ADJACENCY_METHODS)}")
     if tree.partial:
         raise GeometryError("the tree is partial (a budget stopped the enumeration): "
                             "adjacency needs every region")
-    has_polygons = tree.levels[depth].polygons is not None
+    has_polygons = tree.levels[layer].polygons is not None
     if method == "mesh" or (method == "auto" and has_polygons):
         if not has_polygons:
             raise GeometryError(f"method 'mesh' needs a 2-D tree of the planar engine; this one "
                                 f"was built by {tree.engine!r}")
-        return _mesh_adjacency(tree, depth, lp)
-    return _LPAdjacency(tree, lp).run(depth)
+        return _mesh_adjacency(tree, layer, lp)
+    return _LPAdjacency(tree, lp).run(layer)
 
 
 # ------------------------------------------------------------------------------- shared helpers
@@ -185,7 +185,7 @@ def _finish(tree, depth, a, b, normal, offset, center, radius, undecided) -> Adj
 def _mesh_adjacency(tree, depth, lp=None) -> Adjacency:
     tol = tree.tolerances
     merge = 0.5 * tol.region
-    mesh = tree.mesh(depth, merge)
+    mesh = tree.mesh(depth, tol=merge)
     inner = np.flatnonzero(mesh.edge_faces[:, 1] >= 0)
     k = 2
     pairs = np.sort(mesh.edge_faces[inner], axis=1)
@@ -301,7 +301,7 @@ def _complement(n: np.ndarray) -> np.ndarray:
 
 class _LPAdjacency:
     def __init__(self, tree, lp):
-        from ..lp.base import get_backend
+        from ..lp import get_backend
 
         self.tree = tree
         self.net = tree.network
@@ -320,7 +320,7 @@ class _LPAdjacency:
         return self._maps[depth]
 
     def level_rows(self, depth):
-        """The rows layer ``depth`` adds to every node of that depth."""
+        """The rows layer ``layer`` adds to every node of that depth."""
         if depth not in self._rows:
             level = self.tree.levels[depth]
             A, B = self.maps(depth - 1)
@@ -331,7 +331,7 @@ class _LPAdjacency:
         return self._rows[depth]
 
     def rows(self, depth, index):
-        """The normalised H-representation of node ``index`` at ``depth``."""
+        """The normalised H-representation of node ``index`` at ``layer``."""
         Gs, gs = [self.H0], [self.h0]
         constant = [np.zeros(len(self.h0), dtype=bool)]
         i = index
@@ -395,7 +395,7 @@ class _LPAdjacency:
 
     # -------------------------------------------------------------- candidates
     def unit_classes(self, depth):
-        """Per parent (depth-1 node), the label of each layer-``depth`` unit's class of
+        """Per parent (depth-1 node), the label of each layer-``layer`` unit's class of
         coincident hyperplanes: the smallest unit of the class. ``(n_parents, K)``."""
         layer = self.net.layers[depth - 1]
         A, B = self.maps(depth - 1)

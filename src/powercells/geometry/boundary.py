@@ -49,7 +49,7 @@ class DecisionBoundary:
         return float(np.hypot(d[:, 0], d[:, 1]).sum())
 
 
-def decision_boundary(polys: Polygons, A: np.ndarray, B: np.ndarray, eps: float,
+def decision_boundary(polys: Polygons, A: np.ndarray, B: np.ndarray, *, eps: float,
                       zero: float = 1e-12, terms=None) -> DecisionBoundary:
     """Decision-boundary segments of leaves with polygons ``polys`` and output maps ``(A, B)``.
 

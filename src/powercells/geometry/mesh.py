@@ -70,7 +70,7 @@ class PlanarMesh:
         return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
 
 
-def planar_mesh(polys: Polygons, codes: np.ndarray | None = None, widths=None,
+def planar_mesh(polys: Polygons, codes: np.ndarray | None = None, widths=None, *,
                 tol: float = 1e-9) -> PlanarMesh:
     """Build the mesh of a tiling given as polygons (see the module docstring).
 

@@ -74,7 +74,7 @@ class Volumes:
         volume instead: its estimate 0 is not an exact zero.
     exact : bool
         True when computed exactly, False for Monte Carlo estimates.
-    samples : int
+    n_samples : int
         Points drawn (0 when exact), rejected ones included.
     unassigned : int
         Points inside the domain that fell in no node (slivers or ties on a boundary).
@@ -85,7 +85,7 @@ class Volumes:
     volume: np.ndarray
     stderr: np.ndarray
     exact: bool
-    samples: int = 0
+    n_samples: int = 0
     unassigned: int = 0
     hits: np.ndarray | None = None
 
@@ -97,9 +97,9 @@ class Volumes:
         return self.hits == 0
 
 
-def region_volumes(tree, depth: int | None = None, *, method: str = "auto",
-                   samples: int = 100_000, seed=None) -> Volumes:
-    """Volumes of every node at ``depth`` (default: the leaves).
+def region_volumes(tree, layer: int | None = None, *, method: str = "auto",
+                   n_samples: int = 100_000, seed=None) -> Volumes:
+    """Volumes of every node at ``layer`` (default: the leaves).
 
     Parameters
     ----------
@@ -116,50 +116,50 @@ def region_volumes(tree, depth: int | None = None, *, method: str = "auto",
         For an unknown method, a depth outside the tree, a bad sample size or seed (see
         :func:`monte_carlo_volumes`), or a polytope qhull cannot handle.
     """
-    depth = _check_depth(tree, depth)
+    layer = tree.check_layer(layer)
     if method not in ("auto", "exact", "monte_carlo"):
         raise GeometryError(f"unknown volume method {method!r}; choose one of auto, exact, "
                             "monte_carlo")
     k = tree.domain.dim
     if method == "monte_carlo" or (method == "auto" and k > 3):
-        return monte_carlo_volumes(tree, depth, samples=samples, seed=seed)
-    level = tree.levels[depth]
+        return monte_carlo_volumes(tree, layer, n_samples=n_samples, seed=seed)
+    level = tree.levels[layer]
     if level.polygons is not None:
         vol = level.polygons.area_perimeter()[0]
     elif level.intervals is not None:
         vol = level.intervals[:, 1] - level.intervals[:, 0]
     else:
-        vol = np.array([polytope_volume(*tree.halfspaces(depth, i), level.interior_point[i])
-                        for i in range(len(level))]) if depth else np.array(
+        vol = np.array([polytope_volume(*tree.halfspaces(layer, i), level.interior_point[i])
+                        for i in range(len(level))]) if layer else np.array(
             [polytope_volume(*tree.domain.halfspaces(), tree.domain.chebyshev[0])])
     return Volumes(np.asarray(vol, dtype=np.float64), np.zeros(len(level)), True)
 
 
-def monte_carlo_volumes(tree, depth: int | None = None, *, samples: int = 100_000,
+def monte_carlo_volumes(tree, layer: int | None = None, *, n_samples: int = 100_000,
                         seed=None) -> Volumes:
-    """Monte Carlo volumes of the nodes at ``depth``: uniform points in the domain's bounding
+    """Monte Carlo volumes of the nodes at ``layer``: uniform points in the domain's bounding
     box, each located by its code path.
 
     The estimate of a node is ``vol(box) * n_i / N`` with standard error
     ``vol(box) * sqrt(p_i (1 - p_i) / N)``, ``p_i = n_i / N``; points outside the domain count
     in ``N``. A node no point hit (``n_i = 0``, ``Volumes.unresolved``) gets the rule-of-three
     95% upper bound ``3 vol(box) / N`` as its standard error instead of 0. Calls with the same
-    explicit integer ``seed`` and ``samples`` draw the same points at every depth, so children's
+    explicit integer ``seed`` and ``n_samples`` draw the same points at every depth, so children's
     estimates then sum exactly to their parent's (up to points that fall in no node, reported as
     ``unassigned``); with ``seed=None`` (or a shared Generator) each call draws new points.
 
     Raises
     ------
     GeometryError
-        If ``samples`` is not a positive integer, or ``seed`` is not None, a non-negative
+        If ``n_samples`` is not a positive integer, or ``seed`` is not None, a non-negative
         integer, a ``numpy.random.Generator`` or a ``SeedSequence``.
     """
-    depth = _check_depth(tree, depth)
-    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral):
-        raise GeometryError(f"samples must be a positive integer, got {samples!r}")
-    samples = int(samples)
-    if samples <= 0:
-        raise GeometryError(f"samples must be positive, got {samples}")
+    layer = tree.check_layer(layer)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral):
+        raise GeometryError(f"n_samples must be a positive integer, got {n_samples!r}")
+    n_samples = int(n_samples)
+    if n_samples <= 0:
+        raise GeometryError(f"n_samples must be positive, got {n_samples}")
     if not (seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence))
             or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
                 and seed >= 0)):
@@ -168,17 +168,17 @@ def monte_carlo_volumes(tree, depth: int | None = None, *, samples: int = 100_00
     rng = np.random.default_rng(seed)
     lo, hi = tree.domain.bounds()
     box = float(np.prod(hi - lo))
-    counts = np.zeros(len(tree.levels[depth]), dtype=np.int64)
+    counts = np.zeros(len(tree.levels[layer]), dtype=np.int64)
     unassigned = 0
-    index = {row.tobytes(): i for i, row in enumerate(tree.path_codes(depth).astype(np.int16))}
+    index = {row.tobytes(): i for i, row in enumerate(tree.path_codes(layer).astype(np.int16))}
     chunk = 50_000
-    for start in range(0, samples, chunk):
-        T = lo + (hi - lo) * rng.random((min(chunk, samples - start), len(lo)))
+    for start in range(0, n_samples, chunk):
+        T = lo + (hi - lo) * rng.random((min(chunk, n_samples - start), len(lo)))
         T = T[tree.domain.contains(T)]
-        if depth == 0:
+        if layer == 0:
             counts[0] += len(T)
             continue
-        codes = np.hstack(tree.network.codes(T)[:depth]).astype(np.int16)
+        codes = np.hstack(tree.network.codes(T)[:layer]).astype(np.int16)
         rows, n = np.unique(codes, axis=0, return_counts=True)
         for row, c in zip(rows, n):
             hit = index.get(row.tobytes())
@@ -186,14 +186,6 @@ def monte_carlo_volumes(tree, depth: int | None = None, *, samples: int = 100_00
                 unassigned += int(c)
             else:
                 counts[hit] += int(c)
-    p = counts / samples
-    stderr = np.where(counts > 0, box * np.sqrt(p * (1 - p) / samples), 3.0 * box / samples)
-    return Volumes(box * p, stderr, False, samples, unassigned, counts)
-
-
-def _check_depth(tree, depth) -> int:
-    depth = tree.depth if depth is None else depth
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) \
-            or not 0 <= depth <= tree.depth:
-        raise GeometryError(f"depth must be an integer in 0..{tree.depth}, got {depth!r}")
-    return int(depth)
+    p = counts / n_samples
+    stderr = np.where(counts > 0, box * np.sqrt(p * (1 - p) / n_samples), 3.0 * box / n_samples)
+    return Volumes(box * p, stderr, False, n_samples, unassigned, counts)

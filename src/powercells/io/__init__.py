@@ -11,8 +11,11 @@ from .npz import load_npz, save_npz
 __all__ = ["load", "load_npz", "read_leaves", "save_npz", "write_leaves"]
 
 
-def load(path):
+def load(path, *, hard_limit: bool = False):
     """Load a network from a file; the format follows the extension (``.npz``, ``.onnx``).
+
+    ``hard_limit=True`` reads smooth activations (SiLU, GELU, softplus, ...) as their MASO
+    limit, same weights (:mod:`powercells.soft_vq`); without it they are refused.
 
     Raises
     ------
@@ -21,11 +24,11 @@ def load(path):
     """
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext == ".npz":
-        return load_npz(path)
+        return load_npz(path, hard_limit=hard_limit)
     if ext == ".onnx":
         from .onnx import from_onnx
 
         if not os.path.exists(path):
             raise NetworkError(f"{path}: no such file")
-        return from_onnx(path)
+        return from_onnx(path, hard_limit=hard_limit)
     raise NetworkError(f"{path}: unknown network format {ext!r}; supported: .npz, .onnx")

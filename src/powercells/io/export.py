@@ -181,7 +181,7 @@ def ridge_table(tree, *, levels=None, lp=None, decision_boundary: bool = True, _
     pyarrow.Table
     """
     pa, _ = _pyarrow()
-    from ..geometry.bends import bends, decision_boundary_bends
+    from ..geometry.bending import bends, decision_boundary_bends
 
     levels = levels if levels is not None else _adjacency_levels(tree, lp)
     parts = []

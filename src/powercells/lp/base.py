@@ -21,16 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import PowercellsError
-
 __all__ = [
-    "BACKENDS",
     "Ball",
     "Extreme",
     "LPBackend",
     "LPStatus",
     "PolytopeContext",
-    "get_backend",
 ]
 
 
@@ -168,27 +164,3 @@ class LPBackend:
             return ctx.chebyshev()
         finally:
             ctx.close()
-
-
-BACKENDS = ("highs", "cvxpy")
-
-
-def get_backend(lp=None) -> LPBackend:
-    """The LP backend for ``lp``: None or ``"highs"`` (default), ``"cvxpy"``, or a backend object.
-
-    Raises
-    ------
-    PowercellsError
-        For an unknown name; the message lists the valid ones.
-    """
-    if lp is None or lp == "highs":
-        from .highs import HighsBackend
-
-        return HighsBackend()
-    if lp == "cvxpy":
-        from .cvxpy_backend import CvxpyBackend
-
-        return CvxpyBackend()
-    if isinstance(lp, LPBackend):
-        return lp
-    raise PowercellsError(f"unknown LP backend {lp!r}; choose one of {', '.join(BACKENDS)}")

@@ -199,33 +199,34 @@ class Network:
             out.append(code)
         return out
 
-    def affine_map_of_codes(self, code_path, *, depth: int | None = None):
+    def affine_map_of_codes(self, code_path, *, layer: int | None = None):
         """The affine map ``z^(l) = A x + B`` of a region from its code path (SPEC §3.1).
 
         Parameters
         ----------
         code_path : sequence of array_like
             One code of shape (K_l,) per layer, for layers 1..l.
-        depth : int, optional
-            Use only the first ``depth`` codes (default: all given).
+        layer : int, optional
+            Use only the first ``layer`` codes: the map into layer ``layer``'s output (default:
+            all given).
 
         Returns
         -------
         A : ndarray, shape (K_l, d)
         B : ndarray, shape (K_l,)
         """
-        code_path = list(code_path)[: depth if depth is not None else None]
+        code_path = list(code_path)[: layer if layer is not None else None]
         if len(code_path) > self.depth:
             raise NetworkError(f"code path has {len(code_path)} layers; network has {self.depth}")
         A = np.eye(self.input_dim)
         B = np.zeros(self.input_dim)
-        for layer, code in zip(self.layers, code_path):
+        for step, code in zip(self.layers, code_path):
             code = np.asarray(code)
-            if code.shape != (layer.out_dim,):
+            if code.shape != (step.out_dim,):
                 raise NetworkError(
-                    f"{layer.name}: code must have shape ({layer.out_dim},), got {code.shape}"
+                    f"{step.name}: code must have shape ({step.out_dim},), got {code.shape}"
                 )
-            Aq, Bq = layer.selected(code)
+            Aq, Bq = step.selected(code)
             A, B = Aq @ A, Aq @ B + Bq
         return A, B
 

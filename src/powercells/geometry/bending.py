@@ -92,7 +92,7 @@ class Bends:
         return len(self.region_a)
 
 
-def planar_bends(tree, layer: int, eps: float | None = None) -> Bends:
+def planar_bends(tree, layer: int, *, eps: float | None = None) -> Bends:
     """The bends of layer ``layer``'s switch units across the edges between depth
     ``layer - 1`` regions of a 2-D tree (``layer >= 2``; ReLU-type target layers)."""
     from ..errors import GeometryError

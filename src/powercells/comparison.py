@@ -250,9 +250,9 @@ def _classify(patterns: np.ndarray, leaf_keys: set, slivers: list) -> np.ndarray
     return kind
 
 
-def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: str = "random",
+def compare(network, domain, *, n_samples=(100, 1_000, 10_000, 100_000), method: str = "random",
             seed=None, rugosity: bool = True, eps: float = 1e-3,
-            rugosity_samples: int = 1 << 18, rugosity_sampling: str = "random",
+            rugosity_n_samples: int = 1 << 18, rugosity_sampling: str = "random",
             engine: str = "auto", tol=None, max_regions=None, time_limit=None) -> Comparison:
     """Exact region counts and rugosity against their usual approximations on one domain.
 
@@ -260,7 +260,7 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
     ----------
     network : Network
     domain : Domain or (lo, hi) or (A, b)
-    samples : int or sequence of int
+    n_samples : int or sequence of int
         Sample sizes N of the sampling counts (grid: cells per coordinate), as for
         :func:`powercells.approx.sampling_counts`.
     method : {"random", "grid", "sobol"}
@@ -269,7 +269,7 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
     rugosity : bool
         Also compare the rugosity estimate with its exact limit (domains of up to 4-D; on others
         the report says why it is missing).
-    eps, rugosity_samples, rugosity_sampling
+    eps, rugosity_n_samples, rugosity_sampling
         Perturbation scale, N and sampling (``"random"`` or ``"sobol"``) of
         :func:`powercells.approx.rugosity_estimate`.
     engine, tol, max_regions, time_limit
@@ -292,7 +292,7 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
     --------
     >>> import numpy as np, powercells as pc
     >>> net = pc.Network.from_weights([(np.eye(2), [0.0, 0.0])], ["relu"])
-    >>> result = pc.compare(net, pc.Box(-1, 1, dim=2), samples=[1000, 10000], seed=0,
+    >>> result = pc.compare(net, pc.Box(-1, 1, dim=2), n_samples=[1000, 10000], seed=0,
     ...                     rugosity=False)
     >>> result.regions, result.sampling.regions.tolist()
     (4, [4, 4])
@@ -305,9 +305,9 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
     # every argument is checked before the (possibly long) enumeration
     if rugosity:
         eps = positive_float(eps, "eps")
-        rugosity_samples = positive_int(rugosity_samples, "rugosity_samples")
+        rugosity_n_samples = positive_int(rugosity_n_samples, "rugosity_n_samples")
         rugosity_sampling = _rugosity_sampling(domain, rugosity_sampling, "gaussian")
-    counts = sampling_counts(network, domain, samples, method=method, seed=rng)
+    counts = sampling_counts(network, domain, n_samples=n_samples, method=method, seed=rng)
     tree = subdivide(network, domain, engine=engine, tol=tol, max_regions=max_regions,
                      time_limit=time_limit)
     found = in_slivers = spurious = found_per_layer = None
@@ -323,7 +323,7 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
             per_grid = []
             for i, m in enumerate(counts.grid_sizes):
                 k = kind if i == counts.largest else _classify(
-                    sampling_counts(network, domain, [int(m)], method="grid").patterns,
+                    sampling_counts(network, domain, n_samples=[int(m)], method="grid").patterns,
                     leaf_keys, slivers)
                 per_grid.append(np.bincount(k, minlength=3))
             found, in_slivers, spurious = np.array(per_grid, dtype=np.int64).T
@@ -351,7 +351,7 @@ def compare(network, domain, *, samples=(100, 1_000, 10_000, 100_000), method: s
         note = "the enumeration is partial: no exact limit"
     else:
         limit = rugosity_limit(network, tree=tree)
-        estimate = rugosity_estimate(network, domain, eps=eps, n_samples=rugosity_samples,
+        estimate = rugosity_estimate(network, domain, eps=eps, n_samples=rugosity_n_samples,
                                      seed=rng, sampling=rugosity_sampling)
     return Comparison(tree.n_regions, tree.per_layer, tree.slivers.per_layer(tree.depth),
                       tree.partial, tree.engine, tree.seconds, counts, found, in_slivers,
