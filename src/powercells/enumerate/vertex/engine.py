@@ -45,6 +45,7 @@ from ..budget import WATCH_INTERVAL, Budget
 from ..engines import EngineSetup
 from ..pullback import pull_back
 from ..unit_rules import clip_to_winners, piece_pairs, values_at
+from .arrays import Candidates, Pieces, PolytopeArrays
 from .polytopes import Polytopes, affine_values, csr_rows
 
 __all__ = ["VertexCells", "VertexEngine"]
@@ -404,7 +405,7 @@ class VertexEngine:
                 G, g = Gp[rows], gp[rows]
             out = _run_kernel(self.kernel, Q, f, G, g, self.tol.empty, words, geometry,
                               self.threads, prune=True, budget=self.budget)
-            self.stats["fragile_vertices"] += out[4]
+            self.stats["fragile_vertices"] += out.fragile
             return out
 
         pcell, sides, center, radius, _, geom = run(None, keep_polytopes)
@@ -644,22 +645,23 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     budget = Budget() if budget is None else budget
     n = len(Q)
     bases = np.full(n, -1, dtype=np.int64) if bases is None else bases
-    arrays = (np.ascontiguousarray(Q.X, dtype=np.float64),
-              np.ascontiguousarray(Q.inc, dtype=np.uint64),
-              np.ascontiguousarray(Q.vstart, dtype=np.int64),
-              np.ascontiguousarray(Q.E, dtype=np.int64),
-              np.ascontiguousarray(Q.estart, dtype=np.int64),
-              np.ascontiguousarray(Q.N, dtype=np.float64),
-              np.ascontiguousarray(Q.h, dtype=np.float64),
-              np.ascontiguousarray(Q.slot, dtype=np.int64),
-              np.ascontiguousarray(Q.cstart, dtype=np.int64),
-              np.ascontiguousarray(first, dtype=np.int64), G, g)
+    cells = PolytopeArrays(np.ascontiguousarray(Q.X, dtype=np.float64),
+                           np.ascontiguousarray(Q.inc, dtype=np.uint64),
+                           np.ascontiguousarray(Q.vstart, dtype=np.int64),
+                           np.ascontiguousarray(Q.E, dtype=np.int64),
+                           np.ascontiguousarray(Q.estart, dtype=np.int64),
+                           np.ascontiguousarray(Q.N, dtype=np.float64),
+                           np.ascontiguousarray(Q.h, dtype=np.float64),
+                           np.ascontiguousarray(Q.slot, dtype=np.int64),
+                           np.ascontiguousarray(Q.cstart, dtype=np.int64))
+    candidates = Candidates(np.ascontiguousarray(first, dtype=np.int64), G, g,
+                            np.ascontiguousarray(bases, dtype=np.int64))
 
     progress = np.zeros(8 * max(threads, 1) + 1, dtype=np.int64)
 
     def call(lo, hi, i=0):
-        return kernel(*arrays, float(eps), int(words), bool(geometry), lo, hi, bases,
-                      bool(prune), budget.stop, progress[i:i + 1])
+        return kernel(cells, candidates, eps=eps, words=words, geometry=geometry, lo=lo, hi=hi,
+                      prune=prune, stop=budget.stop, progress=progress[i:i + 1])
 
     # work of a cell ~ its vertices times its candidates; a few ranges per thread balance it
     counts = np.diff(first)
@@ -672,7 +674,7 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     if work.sum() < _THREAD_MIN_WORK and counts.max(initial=0) <= _INLINE_MAX_CANDIDATES:
         out = call(0, n)            # short (a cell makes at most 2^8 pieces): in this thread
         budget.check_stopped()
-        return out[:4] + (int(out[4]), out[5])
+        return out
     if threads <= 1 or n < 2 or work.sum() < _THREAD_MIN_WORK:
         ranges = [(0, n)]
     else:
@@ -693,15 +695,14 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
             budget.stop[0] = 1
             raise
     if len(outs) == 1:
-        return outs[0][:4] + (int(outs[0][4]), outs[0][5])
-    merged = tuple(np.concatenate([o[i] for o in outs]) for i in range(4))
+        return outs[0]
+    geom = outs[0].geometry
     if geometry:
-        geom = Polytopes.concat([Polytopes(*o[5]) for o in outs], Q.dim)
-        geom = (geom.X, geom.inc, geom.vstart, geom.E, geom.estart, geom.N, geom.h, geom.slot,
-                geom.cstart)
-    else:
-        geom = outs[0][5]
-    return merged + (sum(int(o[4]) for o in outs), geom)
+        geom = Polytopes.concat([Polytopes(*o.geometry) for o in outs], Q.dim)
+        geom = PolytopeArrays(geom.X, geom.inc, geom.vstart, geom.E, geom.estart, geom.N, geom.h,
+                              geom.slot, geom.cstart)
+    return Pieces(*(np.concatenate([o[i] for o in outs]) for i in range(4)),
+                  sum(o.fragile for o in outs), geom)
 
 
 def _result(future, budget: Budget):
@@ -788,9 +789,9 @@ def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
         first_pieces = QA.take(done)
         both = Polytopes.concat([first_pieces.prune() if prune else first_pieces,
                                  Polytopes(*b_geom)], Q.dim).take(order)
-        geom = (both.X, both.inc, both.vstart, both.E, both.estart, both.N, both.h, both.slot,
-                both.cstart)
-    return cell, sides, center, radius, a_frag + b_frag, geom
+        geom = PolytopeArrays(both.X, both.inc, both.vstart, both.E, both.estart, both.N,
+                              both.h, both.slot, both.cstart)
+    return Pieces(cell, sides, center, radius, a_frag + b_frag, geom)
 
 
 def _is_box(H, h, lo, hi) -> bool:

@@ -1,6 +1,7 @@
 """Compiled cell splitting for the ``vertex`` engine (numba; optional).
 
-:func:`split_cells` does, cell by cell and piece by piece (depth first), what the engine's
+Its arrays travel in NamedTuples (:class:`PolytopeArrays`, :class:`Candidates`,
+:class:`Pieces`). :func:`split_cells` does, cell by cell and piece by piece (depth first), what the engine's
 vectorised rounds do batch-wide with :meth:`Polytopes.cut`: every piece of a cell is offered the
 cell's cutting hyperplanes in order; a hyperplane with vertices strictly on both sides (beyond
 ``eps``) splits it, otherwise the piece only records its side. The arithmetic and the
@@ -37,6 +38,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 from numba.typed import List
+
+from .arrays import Candidates, Pieces, PolytopeArrays
 
 _ONE = np.uint64(1)
 
@@ -578,181 +581,149 @@ def _side_vertices(X, idx, m, Xn):
     return out
 
 
-@njit(cache=True, nogil=True)
-def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps, words,
-                geometry, lo, hi, bases, prune, stop, progress):
-    """Split every cell ``c`` in ``lo:hi`` of a batch by its candidate hyperplanes
-    ``G[p] . x + g[p] = 0`` (unit normals), ``p`` in ``first[c]:first[c+1]``, in that order
-    (a cell no candidate cuts comes back as one piece). Cell ``c``'s ``t``-th candidate takes
-    constraint slot ``bases[c] + t`` (``bases[c] < 0``: above the cell's own slots). A candidate
-    whose hyperplane misses the ball around a piece's vertex mean is decided by the ball, the
-    others by the piece's vertices. Releases the GIL: threads can take disjoint ranges of cells.
-    ``stop[0] != 0`` (set by another thread: a budget ran out, an interrupt) makes it return
-    at once with the pieces finished so far, which the caller discards; ``progress[0]`` counts
-    the final pieces, for the watchdog of a region budget.
+def split_cells(cells: PolytopeArrays, candidates: Candidates, *, eps: float, words: int,
+                geometry: bool, lo: int, hi: int, prune: bool, stop: np.ndarray,
+                progress: np.ndarray) -> Pieces:
+    """Split every cell ``c`` in ``lo:hi`` of a batch by its candidate hyperplanes (a cell no
+    candidate cuts comes back as one piece). A candidate whose hyperplane misses the ball
+    around a piece's vertex mean is decided by the ball, the others by the piece's vertices.
+    Releases the GIL: threads can take disjoint ranges of cells. ``stop[0] != 0`` (set by
+    another thread: a budget ran out, an interrupt) makes it return at once with the pieces
+    finished so far, which the caller discards; ``progress[0]`` counts the final pieces, for
+    the watchdog of a region budget.
 
-    Returns the final pieces: their cells, their sides (``1``: ``+``) for every cutting
-    hyperplane of their cell (flat, the cell's hyperplanes in order), vertex means, the radius
-    of the largest ball around the vertex mean inside the piece (a lower bound on the inradius),
-    the count of fragile vertices, and (``geometry``) the pieces as CSR arrays in the layout of
-    :class:`~powercells.enumerate.vertex.polytopes.Polytopes` (``prune``: without their constraints that
-    are not facets, as :meth:`~powercells.enumerate.vertex.polytopes.Polytopes.prune` leaves them).
-
-    Without ``geometry`` a side that no later hyperplane cuts is not built: its vertices give
-    its ball, and its fragile vertices are counted from the degrees its edges would have
-    (:func:`_side_fragile`); when both sides are final, no vertex is on the hyperplane and every
-    new vertex is simple, the section is whole (each 2-face crosses the hyperplane in two
+    ``words``: 64-bit words of the pieces' bit sets. ``geometry``: return the pieces'
+    polytopes (``prune``: without their constraints that are not facets, as
+    :meth:`~powercells.enumerate.vertex.polytopes.Polytopes.prune` leaves them). Without
+    ``geometry`` a side that no later hyperplane cuts is not built: its vertices give its
+    ball, and its fragile vertices are counted from the degrees its edges would have
+    (:func:`_side_fragile`); when both sides are final, no vertex is on the hyperplane and
+    every new vertex is simple, the section is whole (each 2-face crosses the hyperplane in two
     edges) and its edges, which nothing would read, are not matched.
     """
+    cell, sides, center, radius, fragile, geom = _split_cells(
+        *cells, *candidates, float(eps), int(words), bool(geometry), int(lo), int(hi),
+        bool(prune), stop, progress)
+    return Pieces(cell, sides, center, radius, int(fragile), PolytopeArrays(*geom))
+
+
+@njit(cache=True)
+def _scratch(nv, ne):
+    """Scratch arrays of one split for a piece of ``nv`` vertices and ``ne`` edges: vertex
+    signs, both sides' local and global vertex indices, the vertices on the hyperplane, both
+    sides' edges and the crossing edges' ends."""
+    return (np.empty(2 * nv, dtype=np.int8), np.empty(2 * nv, dtype=np.int64),
+            np.empty(2 * nv, dtype=np.int64), np.empty(2 * nv, dtype=np.int64),
+            np.empty(2 * nv, dtype=np.int64), np.empty(2 * nv, dtype=np.int64),
+            np.empty(4 * ne, dtype=np.int64), np.empty(4 * ne, dtype=np.int64),
+            np.empty(2 * ne, dtype=np.int64), np.empty(2 * ne, dtype=np.int64))
+
+
+@njit(cache=True)
+def _start_cell(X, inc, E, N, h, slot, v0, v1, e0, e1, c0, c1, G, g, p0, T, eps, words):
+    """Cell ``c`` as the first entry of its stack: its vertices ``(d, n)`` (sums vectorise),
+    bit sets widened to ``words``, edges and constraints, the first candidate that cuts it,
+    its sides of the candidates decided so far, its ball, and the values at its vertices of
+    the candidate that cuts it; with the candidates that do not cut the cell itself
+    (``whole``: they take its side in every piece, as in the numpy path: a piece's new
+    vertices, interpolated, are not re-tested against them) and its fragile vertex count."""
     d = X.shape[1]
-    p_cell = List.empty_list(np.int64)
-    p_sides = List()
-    p_center = List()
-    p_radius = List.empty_list(np.float64)
-    g_X = List()
-    g_inc = List()
-    g_E = List()
-    g_N = List()
-    g_h = List()
-    g_slot = List()
+    rX = X[v0:v1].T.copy()
+    rE = E[e0:e1].copy()
+    fragile = _fragile(rX, rE, d)      # a cell's own vertices are checked once, here
+    rinc = np.zeros((v1 - v0, words), dtype=np.uint64)
+    rinc[:, :inc.shape[1]] = inc[v0:v1]
+    center, reach = _ball(rX)
+    sides = np.zeros(T, dtype=np.int8)
+    s = np.empty(rX.shape[1])
+    whole = np.zeros(T, dtype=np.bool_)
+    for u in range(T):
+        side = _side_of(rX, center, reach, G, g, p0 + u, s, eps)
+        if side >= 0:
+            whole[u] = True
+            sides[u] = side
+    t = _advance(rX, center, reach, G, g, p0, 0, T, sides, s, eps, whole)
+    entry = (rX, rinc, rE, N[c0:c1].copy(), h[c0:c1].copy(), slot[c0:c1].copy(), t, sides,
+             center, reach, s, np.nan)
+    return entry, whole, fragile
+
+
+@njit(cache=True)
+def _cut_piece(entry, G, g, p0, T, base, eps, geometry, whole, scratch, table, used, words):
+    """Cut a stack entry by the candidate ``t`` that cuts it: both sides as stack entries
+    (the + side first), each offered the later candidates up to the next that cuts it; a
+    side that no later candidate cuts and whose polytope is not asked for is not built (its
+    ball's radius comes with it). Returns the two entries, the fragile vertices of both sides,
+    and the scratch arrays and section table (grown when the piece outgrew them)."""
+    PX, Pinc, PE, PN, Ph, Pslot, t, sides, _, _, s, _ = entry
+    d = PX.shape[0]
+    p = p0 + t
+    new_slot = base + t
+    new_word = new_slot // 64
+    new_mask = _ONE << np.uint64(new_slot % 64)
+    nv = PX.shape[1]
+    if nv > len(scratch[0]) or 2 * len(PE) > len(scratch[6]):
+        scratch = _scratch(max(nv, len(scratch[0]) // 2), max(len(PE), len(scratch[6]) // 4))
+    sg, local_p, local_m, idx_p, idx_m, on_idx, ep, em, cross_a, cross_b = scratch
+    mp, mm, n_on = _classify(s, eps, sg, local_p, local_m, idx_p, idx_m, on_idx)
+    kp, km, nn = _split_edges(PE.reshape(2 * len(PE)), sg, local_p, local_m, ep, em,
+                               cross_a, cross_b)
+    Xn, incn = _new_vertices(PX, Pinc, s, cross_a, cross_b, nn, new_word, new_mask)
+    # both sides' vertices, balls, and the next hyperplane that cuts each
+    Xp = _side_vertices(PX, idx_p, mp, Xn)
+    Xm = _side_vertices(PX, idx_m, mm, Xn)
+    cp, rp = _ball(Xp)
+    cm, rm = _ball(Xm)
+    s_plus = sides.copy()
+    s_plus[t] = 1
+    s_minus = sides.copy()
+    s_minus[t] = 0
+    sp = np.empty(Xp.shape[1])
+    sm = np.empty(Xm.shape[1])
+    tp = _advance(Xp, cp, rp, G, g, p0, t + 1, T, s_plus, sp, eps, whole)
+    tm = _advance(Xm, cm, rm, G, g, p0, t + 1, T, s_minus, sm, eps, whole)
+    # a final side needs no arrays unless the geometry is asked for
+    build_p = geometry or tp < T
+    build_m = geometry or tm < T
     fragile = 0
-    # scratch space of one split, reused (grown when a piece outgrows it)
-    sg = np.empty(0, dtype=np.int8)
-    local_p = local_m = idx_p = idx_m = on_idx = np.empty(0, dtype=np.int64)
-    ep = em = np.empty(0, dtype=np.int64)
-    cross_a = cross_b = np.empty(0, dtype=np.int64)
-    table = np.zeros(0, dtype=np.uint64)
-    used = np.empty(0, dtype=np.int64)
-    for c in range(lo, hi):
-        if _flag(stop) != 0:
-            break
-        T = first[c + 1] - first[c]
-        if T == 0:
-            continue
-        p0 = first[c]
-        v0, v1 = vstart[c], vstart[c + 1]
-        c0, c1 = cstart[c], cstart[c + 1]
-        e0, e1 = estart[c], estart[c + 1]
-        base = bases[c]
-        if base < 0:
-            for r in range(c0, c1):
-                base = max(base, slot[r] + 1)
-        rX = X[v0:v1].T.copy()          # pieces keep their vertices as (d, n): sums vectorise
-        rE = E[e0:e1].copy()
-        fragile += _fragile(rX, rE, d)      # a cell's own vertices are checked once, here
-        rinc = np.zeros((v1 - v0, words), dtype=np.uint64)
-        rinc[:, :inc.shape[1]] = inc[v0:v1]
-        center, reach = _ball(rX)
-        sides = np.zeros(T, dtype=np.int8)
-        s = np.empty(rX.shape[1])
-        # candidates that do not cut the cell itself take its side in every piece (as in the
-        # numpy path: a piece's new vertices, interpolated, are not re-tested against them)
-        whole = np.zeros(T, dtype=np.bool_)
-        for u in range(T):
-            side = _side_of(rX, center, reach, G, g, p0 + u, s, eps)
-            if side >= 0:
-                whole[u] = True
-                sides[u] = side
-        t = _advance(rX, center, reach, G, g, p0, 0, T, sides, s, eps, whole)
-        # a piece on the stack has been offered its cell's hyperplanes up to ``t``, the first
-        # that cuts it (its values at the vertices in ``s``), or ``T``: then it is final, and
-        # ``radius`` (when not NaN) is its ball's, computed when its edges were not built
-        stack = List()
-        stack.append((rX, rinc, rE, N[c0:c1].copy(), h[c0:c1].copy(),
-                      slot[c0:c1].copy(), t, sides, center, reach, s, np.nan))
-        no_inc = np.empty((0, words), dtype=np.uint64)
-        no_E = np.empty((0, 2), dtype=np.int64)
-        while len(stack):
-            if _flag(stop) != 0:
-                break
-            PX, Pinc, PE, PN, Ph, Pslot, t, sides, center, reach, s, radius = stack.pop()
-            if t == T:
-                if np.isnan(radius):
-                    radius = _inner_radius(PN, Ph, center, G[p0], 0.0, 0.0)
-                progress[0] += 1
-                p_cell.append(c)
-                p_sides.append(sides)
-                p_center.append(center)
-                p_radius.append(radius)
-                if geometry:
-                    g_X.append(PX)
-                    g_inc.append(Pinc)
-                    g_E.append(PE)
-                    g_N.append(PN)
-                    g_h.append(Ph)
-                    g_slot.append(Pslot)
-                continue
-            p = p0 + t
-            new_slot = base + t
-            new_word = new_slot // 64
-            new_mask = _ONE << np.uint64(new_slot % 64)
-            nv = PX.shape[1]
-            if nv > len(sg):
-                sg = np.empty(2 * nv, dtype=np.int8)
-                local_p = np.empty(2 * nv, dtype=np.int64)
-                local_m = np.empty(2 * nv, dtype=np.int64)
-                idx_p = np.empty(2 * nv, dtype=np.int64)
-                idx_m = np.empty(2 * nv, dtype=np.int64)
-                on_idx = np.empty(2 * nv, dtype=np.int64)
-            if 2 * len(PE) > len(ep):
-                ep = np.empty(4 * len(PE), dtype=np.int64)
-                em = np.empty(4 * len(PE), dtype=np.int64)
-                cross_a = np.empty(2 * len(PE), dtype=np.int64)
-                cross_b = np.empty(2 * len(PE), dtype=np.int64)
-            mp, mm, n_on = _classify(s, eps, sg, local_p, local_m, idx_p, idx_m, on_idx)
-            kp, km, nn = _split_edges(PE.reshape(2 * len(PE)), sg, local_p, local_m, ep, em,
-                                       cross_a, cross_b)
-            Xn, incn = _new_vertices(PX, Pinc, s, cross_a, cross_b, nn, new_word, new_mask)
-            # both sides' vertices, balls, and the next hyperplane that cuts each
-            Xp = _side_vertices(PX, idx_p, mp, Xn)
-            Xm = _side_vertices(PX, idx_m, mm, Xn)
-            cp, rp = _ball(Xp)
-            cm, rm = _ball(Xm)
-            s_plus = sides.copy()
-            s_plus[t] = 1
-            s_minus = sides.copy()
-            s_minus[t] = 0
-            sp = np.empty(Xp.shape[1])
-            sm = np.empty(Xm.shape[1])
-            tp = _advance(Xp, cp, rp, G, g, p0, t + 1, T, s_plus, sp, eps, whole)
-            tm = _advance(Xm, cm, rm, G, g, p0, t + 1, T, s_minus, sm, eps, whole)
-            # a final side needs no arrays unless the geometry is asked for
-            build_p = geometry or tp < T
-            build_m = geometry or tm < T
-            if build_p or build_m or n_on or not _all_simple(incn, d):
-                q_inc = incn if n_on == 0 else _section_inc(Pinc, on_idx, n_on, incn, new_word,
-                                                             new_mask)
-                qa, qb, table, used = _section_edges(q_inc, d, new_slot, table, used)
-                # fragile vertices of both sides, from the degrees their edges give (built or
-                # not)
-                fp, fm = _side_fragile(PE, sg[:nv], on_idx, n_on, nn, qa, qb, d)
-                fragile += fp + fm
-            # else both sides are final and nothing will read their edges; with no vertex on
-            # the hyperplane (every sign beyond eps) each 2-face of the piece, a polygon, has
-            # exactly two crossing edges, so the section of simple vertices is whole: nothing
-            # to match and no vertex short of edges
-            # the + side first: the stack gives the - side (and its pieces) first, so a cell's
-            # pieces come out in the lexicographic order of their sides, the tree's order
-            if build_p:
-                plus = _child(Xp, Pinc, idx_p, mp, sg, 1, local_p, ep[:2 * kp], incn, cross_a,
-                              cross_b, on_idx, n_on, qa, qb, PN, Ph, Pslot, new_word, new_mask,
-                              G[p], g[p], new_slot)
-                stack.append((plus[0], plus[1], plus[2], plus[3], plus[4], plus[5], tp, s_plus,
-                              cp, rp, sp, np.nan))
-            else:
-                stack.append((Xp, no_inc, no_E, PN, Ph, Pslot, tp, s_plus, cp, rp, sp,
-                              _inner_radius(PN, Ph, cp, G[p], g[p], 1.0)))
-            if build_m:
-                minus = _child(Xm, Pinc, idx_m, mm, sg, -1, local_m, em[:2 * km], incn, cross_a,
-                               cross_b, on_idx, n_on, qa, qb, PN, Ph, Pslot, new_word, new_mask,
-                               G[p], g[p], new_slot)
-                stack.append((minus[0], minus[1], minus[2], minus[3], minus[4], minus[5], tm,
-                              s_minus, cm, rm, sm, np.nan))
-            else:
-                stack.append((Xm, no_inc, no_E, PN, Ph, Pslot, tm, s_minus, cm, rm, sm,
-                              _inner_radius(PN, Ph, cm, G[p], g[p], -1.0)))
-    # stopped early: the caller discards the result, so nothing is assembled
-    m = 0 if _flag(stop) != 0 else len(p_cell)
+    qa = qb = np.empty(0, dtype=np.int64)
+    if build_p or build_m or n_on or not _all_simple(incn, d):
+        q_inc = incn if n_on == 0 else _section_inc(Pinc, on_idx, n_on, incn, new_word,
+                                                     new_mask)
+        qa, qb, table, used = _section_edges(q_inc, d, new_slot, table, used)
+        # fragile vertices of both sides, from the degrees their edges give (built or not)
+        fp, fm = _side_fragile(PE, sg[:nv], on_idx, n_on, nn, qa, qb, d)
+        fragile += fp + fm
+    # else both sides are final and nothing will read their edges; with no vertex on the
+    # hyperplane (every sign beyond eps) each 2-face of the piece, a polygon, has exactly two
+    # crossing edges, so the section of simple vertices is whole: nothing to match and no
+    # vertex short of edges
+    no_inc = np.empty((0, words), dtype=np.uint64)
+    no_E = np.empty((0, 2), dtype=np.int64)
+    if build_p:
+        q = _child(Xp, Pinc, idx_p, mp, sg, 1, local_p, ep[:2 * kp], incn, cross_a, cross_b,
+                   on_idx, n_on, qa, qb, PN, Ph, Pslot, new_word, new_mask, G[p], g[p],
+                   new_slot)
+        plus = (q[0], q[1], q[2], q[3], q[4], q[5], tp, s_plus, cp, rp, sp, np.nan)
+    else:
+        plus = (Xp, no_inc, no_E, PN, Ph, Pslot, tp, s_plus, cp, rp, sp,
+                _inner_radius(PN, Ph, cp, G[p], g[p], 1.0))
+    if build_m:
+        q = _child(Xm, Pinc, idx_m, mm, sg, -1, local_m, em[:2 * km], incn, cross_a, cross_b,
+                   on_idx, n_on, qa, qb, PN, Ph, Pslot, new_word, new_mask, G[p], g[p],
+                   new_slot)
+        minus = (q[0], q[1], q[2], q[3], q[4], q[5], tm, s_minus, cm, rm, sm, np.nan)
+    else:
+        minus = (Xm, no_inc, no_E, PN, Ph, Pslot, tm, s_minus, cm, rm, sm,
+                 _inner_radius(PN, Ph, cm, G[p], g[p], -1.0))
+    return plus, minus, fragile, scratch, table, used
+
+
+@njit(cache=True)
+def _assemble(d, words, p_cell, p_sides, p_center, p_radius, g_X, g_inc, g_E, g_N, g_h,
+              g_slot, geometry, prune):
+    """The final pieces as flat arrays (and, asked for, their polytopes as CSR arrays)."""
+    m = len(p_cell)
     cell = np.empty(m, dtype=np.int64)
     radius = np.empty(m)
     center = np.empty((m, d))
@@ -792,7 +763,86 @@ def split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, eps,
         oN[cs[i]:cs[i + 1]] = g_N[i]
         oh[cs[i]:cs[i + 1]] = g_h[i]
         oslot[cs[i]:cs[i + 1]] = g_slot[i]
-    return cell, sides, center, radius, fragile, (oX, oinc, vs, oE, es, oN, oh, oslot, cs)
+    return cell, sides, center, radius, (oX, oinc, vs, oE, es, oN, oh, oslot, cs)
+
+
+@njit(cache=True, nogil=True)
+def _split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, bases, eps, words,
+                 geometry, lo, hi, prune, stop, progress):
+    """:func:`split_cells` on the arrays: cell by cell, each cell's pieces depth first (a
+    stack of pieces, each with the next candidate that cuts it)."""
+    d = X.shape[1]
+    p_cell = List.empty_list(np.int64)
+    p_sides = List()
+    p_center = List()
+    p_radius = List.empty_list(np.float64)
+    g_X = List()
+    g_inc = List()
+    g_E = List()
+    g_N = List()
+    g_h = List()
+    g_slot = List()
+    fragile = 0
+    # scratch space of one split, reused (grown when a piece outgrows it)
+    scratch = _scratch(0, 0)
+    table = np.zeros(0, dtype=np.uint64)
+    used = np.empty(0, dtype=np.int64)
+    for c in range(lo, hi):
+        if _flag(stop) != 0:
+            break
+        T = first[c + 1] - first[c]
+        if T == 0:
+            continue
+        p0 = first[c]
+        c0, c1 = cstart[c], cstart[c + 1]
+        base = bases[c]
+        if base < 0:
+            for r in range(c0, c1):
+                base = max(base, slot[r] + 1)
+        entry, whole, cell_fragile = _start_cell(X, inc, E, N, h, slot, vstart[c], vstart[c + 1],
+                                                 estart[c], estart[c + 1], c0, c1, G, g, p0, T,
+                                                 eps, words)
+        fragile += cell_fragile
+        # a piece on the stack has been offered its cell's hyperplanes up to ``t``, the first
+        # that cuts it (its values at the vertices in ``s``), or ``T``: then it is final, and
+        # ``radius`` (when not NaN) is its ball's, computed when its edges were not built
+        stack = List()
+        stack.append(entry)
+        while len(stack):
+            if _flag(stop) != 0:
+                break
+            entry = stack.pop()
+            PX, Pinc, PE, PN, Ph, Pslot, t, sides, center, _, _, radius = entry
+            if t == T:
+                if np.isnan(radius):
+                    radius = _inner_radius(PN, Ph, center, G[p0], 0.0, 0.0)
+                progress[0] += 1
+                p_cell.append(c)
+                p_sides.append(sides)
+                p_center.append(center)
+                p_radius.append(radius)
+                if geometry:
+                    g_X.append(PX)
+                    g_inc.append(Pinc)
+                    g_E.append(PE)
+                    g_N.append(PN)
+                    g_h.append(Ph)
+                    g_slot.append(Pslot)
+                continue
+            plus, minus, cut_fragile, scratch, table, used = _cut_piece(
+                entry, G, g, p0, T, base, eps, geometry, whole, scratch, table, used, words)
+            fragile += cut_fragile
+            # the stack gives the - side (and its pieces) first, so a cell's pieces come out in
+            # the lexicographic order of their sides, the tree's order
+            stack.append(plus)
+            stack.append(minus)
+    if _flag(stop) != 0:
+        # stopped early: the caller discards the result, so nothing is assembled
+        p_cell = List.empty_list(np.int64)
+    cell, sides, center, radius, geom = _assemble(d, words, p_cell, p_sides, p_center,
+                                                  p_radius, g_X, g_inc, g_E, g_N, g_h, g_slot,
+                                                  geometry, prune)
+    return cell, sides, center, radius, fragile, geom
 
 
 @njit(cache=True)
