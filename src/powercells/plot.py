@@ -80,7 +80,7 @@ def plot_partition(tree, layer: int | None = None, *, ax=None, color_by="slope",
     Parameters
     ----------
     tree : SubdivisionTree
-        A 2-D tree from the planar engine.
+        A 2-D tree (a 2-D domain or a plane slice), from any engine.
     layer : int, optional
         Depth to draw, 0 (the domain) to ``tree.depth``.
     ax : matplotlib Axes, optional
