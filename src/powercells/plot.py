@@ -45,7 +45,7 @@ def face_values(tree, layer: int, color_by="slope") -> np.ndarray | None:
     ``"slope"``: Frobenius norm of the node's affine map (of layer ``layer``'s output; at the
     leaves, the network's output). ``"code"``: a colour index per distinct layer-``layer`` code.
     ``"random"``: a random colour per face. ``"none"``: no fill (returns None). An array of
-    length ``len(tree.levels[depth])`` is used as given.
+    length ``len(tree.levels[layer])`` is used as given.
     """
     n = len(tree.levels[layer])
     if isinstance(color_by, str):
@@ -82,7 +82,7 @@ def plot_partition(tree, layer: int | None = None, *, ax=None, color_by="slope",
     tree : SubdivisionTree
         A 2-D tree (a 2-D domain or a plane slice), from any engine.
     layer : int, optional
-        Depth to draw, 0 (the domain) to ``tree.depth``.
+        The layer to draw, 0 (the domain) to ``tree.depth``.
     ax : matplotlib Axes, optional
     color_by : str or array_like
         See :func:`face_values`.
@@ -133,17 +133,9 @@ def plot_partition(tree, layer: int | None = None, *, ax=None, color_by="slope",
                                              linewidths=linewidth * 5))
             ax.add_collection(LineCollection(db.segments, colors="black",
                                              linewidths=linewidth * 2.5))
-    lo, hi = polys.xy.min(axis=0), polys.xy.max(axis=0)
-    pad = 0.02 * (hi - lo)
-    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
-    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
-    ax.set_aspect("equal")
-    names = ("t1", "t2") if tree.domain.input_dim != 2 else ("x1", "x2")
-    ax.set_xlabel(names[0])
-    ax.set_ylabel(names[1])
     if title is None:
         title = (f"layer {depth}: {len(polys)} regions" if depth else "domain")
-    ax.set_title(title)
+    _frame(ax, tree, polys.xy.min(axis=0), polys.xy.max(axis=0), title)
     if colorbar and values is not None:
         ax.figure.colorbar(fill, ax=ax, shrink=0.8, label=str(color_by))
     return ax
@@ -229,7 +221,7 @@ def plot_soft(tree, layer: int | None = None, *, ax=None, temperature=None, unit
     tree : SubdivisionTree
         A 2-D tree (a 2-D domain or a plane through input space).
     layer : int, optional
-        Depth of the partition drawn, 1 to ``tree.depth`` (default: the last); required with
+        The layer of the partition drawn, 1 to ``tree.depth`` (default: the last); required with
         ``unit``.
     ax : matplotlib Axes, optional
     temperature : float or None
@@ -299,6 +291,17 @@ def plot_soft(tree, layer: int | None = None, *, ax=None, temperature=None, unit
     mesh = tree.mesh(depth)
     ax.add_collection(LineCollection(mesh.vertices[mesh.edges], colors=edges,
                                      linewidths=linewidth))
+    if title is None:
+        temp = "own activations" if sc.temperature is None else f"T = {sc.temperature:g}"
+        title = f"layer {depth}: {len(polys)} regions; soft VQ, {temp}"
+    _frame(ax, tree, lo, hi, title)
+    if colorbar:
+        ax.figure.colorbar(shown, ax=ax, shrink=0.8, label=label)
+    return ax
+
+
+def _frame(ax, tree, lo, hi, title: str) -> None:
+    """Limits (the box ``lo, hi`` with a margin), equal aspect, axis names, title."""
     pad = 0.02 * (hi - lo)
     ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
     ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
@@ -306,10 +309,4 @@ def plot_soft(tree, layer: int | None = None, *, ax=None, temperature=None, unit
     names = ("t1", "t2") if tree.domain.input_dim != 2 else ("x1", "x2")
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
-    if title is None:
-        temp = "own activations" if sc.temperature is None else f"T = {sc.temperature:g}"
-        title = f"layer {depth}: {len(polys)} regions; soft VQ, {temp}"
     ax.set_title(title)
-    if colorbar:
-        ax.figure.colorbar(shown, ax=ax, shrink=0.8, label=label)
-    return ax

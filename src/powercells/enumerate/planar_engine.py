@@ -32,7 +32,7 @@ from .base import Split, SplitSlivers, tree_order
 from .budget import Budget
 from .engines import EngineSetup
 from .pullback import pull_back
-from .unit_rules import clip_to_winners, piece_pairs, values_at
+from .unit_rules import clip_to_winners, decide_max_units, piece_pairs, values_at
 
 __all__ = ["PlanarCells", "PlanarEngine"]
 
@@ -195,34 +195,21 @@ class PlanarEngine:
 
     # ------------------------------------------------------------------ layers with R pieces
     def _split_pieces(self, cells: PlanarCells, layer: Layer) -> Split:
-        n, K = len(cells), layer.out_dim
+        n = len(cells)
         A, B = cells.maps
         eps = self.tol.empty
-        code = np.zeros((n, K), dtype=np.int16)
-        crossing = np.zeros((n, K), dtype=bool)
         # per unit and ordered pair of pieces (r, q): the line where r ties q (unit normal), or
         # a vacuous constraint when the difference is constant and r wins it
         pair_G, pair_g, possible = piece_pairs(pull_back(layer, A, B, self.tol.zero), layer)
         pair_Gx, pair_Gy = pair_G[..., 0], pair_G[..., 1]
         every = np.arange(n)
-        for k in range(K):
-            m = int(layer.n_pieces[k])
-            alive = possible[:, k, :m]
-            # a non-constant pair that r loses at every vertex: r has no interior in the cell
-            for r in range(m):
-                for q in range(m):
-                    if q != r:
-                        smax, _ = _pair_extremes(cells.polys, every, pair_Gx[:, k, r, q],
-                                                 pair_Gy[:, k, r, q], pair_g[:, k, r, q])
-                        alive[:, r] &= smax > eps
-            count = alive.sum(axis=1)
-            code[:, k] = np.argmax(alive, axis=1)
-            crossing[:, k] = count > 1
-            if np.any(count == 0):
-                # cannot happen for a cell wider than the tolerances; decide at the centre
-                bad = np.flatnonzero(count == 0)
-                vals = values_at(layer, A[bad], B[bad], np.full(len(bad), k), cells.center[bad])
-                code[bad, k] = np.argmax(vals[:, :m], axis=1)
+
+        def highest(u, r, q):
+            return _pair_extremes(cells.polys, every, pair_Gx[:, u, r, q], pair_Gy[:, u, r, q],
+                                  pair_g[:, u, r, q])[0]
+
+        code, crossing = decide_max_units(layer, A, B, cells.center, pair_g, possible, highest,
+                                          eps)
         pair_cell, pair_unit = np.nonzero(crossing)
 
         def clip(Q, c, u, r, q, live):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["clip_to_winners", "piece_pairs", "values_at"]
+__all__ = ["clip_to_winners", "decide_max_units", "piece_pairs", "values_at"]
 
 
 def piece_pairs(planes, layer):
@@ -49,6 +49,52 @@ def piece_pairs(planes, layer):
         alive[:, u, hi] &= ~c | above
         alive[:, u, lo] &= ~c | ~above
     return pair_G, pair_g, alive
+
+
+def decide_max_units(layer, A, B, center, pair_g, possible, highest, eps: float):
+    """The max units every cell of a batch decides on its own, and the ones that cut it.
+
+    A piece that loses a non-constant pair at every vertex of the cell (``highest(u, r, q)``:
+    the largest value over each cell's vertices of the signed distance to the pair's
+    hyperplane, positive where ``r`` wins) has no interior in the cell; a unit with one piece
+    left is decided, a unit with several cuts the cell.
+
+    Parameters
+    ----------
+    layer : Layer
+    A, B : the cells' maps into the layer's input; center : the cells' interior points
+    pair_g : ndarray (n, K, R, R)
+    possible : ndarray of bool (n, K, R)
+        From :func:`piece_pairs`; updated in place to the pieces that can win on each cell.
+    highest : callable ``(u, r, q) -> ndarray (n,)``
+    eps : float
+        The empty tolerance: a piece must win beyond it at some vertex.
+
+    Returns
+    -------
+    code : ndarray of int16 (n, K)
+        The winning piece of the decided units (the first possible one of the others).
+    crossing : ndarray of bool (n, K)
+    """
+    n, K = pair_g.shape[:2]
+    code = np.zeros((n, K), dtype=np.int16)
+    crossing = np.zeros((n, K), dtype=bool)
+    for u in range(K):
+        m = int(layer.n_pieces[u])
+        alive = possible[:, u, :m]
+        for r in range(m):
+            for q in range(m):
+                if q != r:
+                    alive[:, r] &= highest(u, r, q) > eps
+        count = alive.sum(axis=1)
+        code[:, u] = np.argmax(alive, axis=1)
+        crossing[:, u] = count > 1
+        if np.any(count == 0):
+            # cannot happen for a cell wider than the tolerances; decide at the centre
+            bad = np.flatnonzero(count == 0)
+            vals = values_at(layer, A[bad], B[bad], np.full(len(bad), u), center[bad])
+            code[bad, u] = np.argmax(vals[:, :m], axis=1)
+    return code, crossing
 
 
 def values_at(layer, A, B, unit, point):

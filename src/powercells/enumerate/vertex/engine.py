@@ -44,7 +44,7 @@ from ..base import Split, SplitSlivers, tree_order
 from ..budget import WATCH_INTERVAL, Budget
 from ..engines import EngineSetup
 from ..pullback import pull_back
-from ..unit_rules import clip_to_winners, piece_pairs, values_at
+from ..unit_rules import clip_to_winners, decide_max_units, piece_pairs
 from .arrays import Candidates, Pieces, PolytopeArrays
 from .polytopes import Polytopes, affine_values, csr_rows
 
@@ -236,33 +236,20 @@ class VertexEngine:
 
     # ------------------------------------------------------------------ layers with R pieces
     def _split_pieces(self, cells: VertexCells, layer: Layer) -> Split:
-        n, K = len(cells), layer.out_dim
+        n = len(cells)
         A, B = cells.maps
         eps = self.tol.empty
-        code = np.zeros((n, K), dtype=np.int16)
-        crossing = np.zeros((n, K), dtype=bool)
         # per unit and ordered pair of pieces (r, q): the hyperplane where r ties q (unit
         # normal), or a vacuous constraint when the difference is constant and r wins it
         pair_G, pair_g, possible = piece_pairs(pull_back(layer, A, B, self.tol.zero), layer)
         every = np.arange(n)
-        for u in range(K):
-            m = int(layer.n_pieces[u])
-            alive = possible[:, u, :m]
-            # a non-constant pair that r loses at every vertex: r has no interior in the cell
-            for r in range(m):
-                for q in range(m):
-                    if q != r:
-                        smax, _ = _pair_extremes(cells.polytopes, every, pair_G[:, u, r, q],
-                                                 pair_g[:, u, r, q])
-                        alive[:, r] &= smax > eps
-            count = alive.sum(axis=1)
-            code[:, u] = np.argmax(alive, axis=1)
-            crossing[:, u] = count > 1
-            if np.any(count == 0):
-                # cannot happen for a cell wider than the tolerances; decide at the centre
-                bad = np.flatnonzero(count == 0)
-                vals = values_at(layer, A[bad], B[bad], np.full(len(bad), u), cells.center[bad])
-                code[bad, u] = np.argmax(vals[:, :m], axis=1)
+
+        def highest(u, r, q):
+            return _pair_extremes(cells.polytopes, every, pair_G[:, u, r, q],
+                                  pair_g[:, u, r, q])[0]
+
+        code, crossing = decide_max_units(layer, A, B, cells.center, pair_g, possible, highest,
+                                          eps)
         _pair_cell, pair_unit = np.nonzero(crossing)
 
         def clip(Q, c, u, r, q, live):
