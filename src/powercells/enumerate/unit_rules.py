@@ -51,7 +51,7 @@ def piece_pairs(planes, layer):
     return pair_G, pair_g, alive
 
 
-def decide_max_units(layer, A, B, center, pair_g, possible, highest, eps: float):
+def decide_max_units(layer, A, B, center, pair_g, possible, highest, *, eps: float):
     """The max units every cell of a batch decides on its own, and the ones that cut it.
 
     A piece that loses a non-constant pair at every vertex of the cell (``highest(u, r, q)``:

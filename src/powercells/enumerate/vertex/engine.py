@@ -249,7 +249,7 @@ class VertexEngine:
                                   pair_g[:, u, r, q])[0]
 
         code, crossing = decide_max_units(layer, A, B, cells.center, pair_g, possible, highest,
-                                          eps)
+                                          eps=eps)
         _pair_cell, pair_unit = np.nonzero(crossing)
 
         def clip(Q, c, u, r, q, live):
