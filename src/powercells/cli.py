@@ -90,6 +90,37 @@ def _hard_limit_arg(p):
                         "soft abs) as their MASO limit (ReLU; abs for soft abs), same weights")
 
 
+def _executor_args(p):
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=_integer, default=None, metavar="N",
+                       help="worker processes for a long run (default: one per CPU, started "
+                            "only once the run lasts a few seconds; 0: this process only)")
+    group.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                       help="run the tasks on an existing Dask cluster (needs powercells[dask])")
+    group.add_argument("--dask-local", type=_integer, default=None, metavar="N",
+                       help="run the tasks on a Dask LocalCluster of N workers (needs "
+                            "powercells[dask]; its dashboard address is on the progress line)")
+
+
+def _executor(args):
+    """The executor named by --workers / --scheduler / --dask-local (None: the default)."""
+    from .enumerate.executors import DaskExecutor
+    from .errors import OptionError
+
+    if args.scheduler is not None:
+        if "://" not in args.scheduler:
+            raise OptionError(f"--scheduler {args.scheduler}: give the scheduler's address as "
+                              "tcp://HOST:PORT")
+        return DaskExecutor(address=args.scheduler)
+    if args.dask_local is not None:
+        if args.dask_local < 1:
+            raise OptionError(f"--dask-local {args.dask_local}: give at least 1 worker")
+        return DaskExecutor(local=args.dask_local)
+    if args.workers is not None and args.workers < 0:
+        raise OptionError(f"--workers {args.workers}: give 0 (this process) or more workers")
+    return args.workers
+
+
 def _pixels(text: str) -> int:
     value = _integer(text)
     if not 50 <= value <= MAX_IMAGE_SIDE:
@@ -128,9 +159,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="stop after N regions (partial result, exit code 3)")
     count.add_argument("--time-limit", type=_number, default=None, metavar="S",
                        help="stop after S seconds (partial result, exit code 3)")
+    count.add_argument("--out", default=None, metavar="DIR",
+                       help="keep the run in a store: each finished task's leaves and counts "
+                            "as a Parquet part; rerunning on DIR resumes it, and on a finished "
+                            "store prints the totals (needs pyarrow)")
+    _executor_args(count)
     progress = count.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
-                          help="show a progress line on stderr (default: when stderr is a tty)")
+                          help="show a live progress line on stderr: regions, tasks, regions "
+                               "per second (default: when stderr is a tty)")
     progress.add_argument("--no-progress", dest="progress", action="store_false")
 
     ver = sub.add_parser("verify", help="decide a VNN-LIB property exactly",
@@ -199,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="refuse networks with more than N regions")
     export.add_argument("--json", action="store_true", help="print the summary as JSON")
     _hard_limit_arg(export)
+    _executor_args(export)
 
     # exact against approximate: compare, local-complexity
     cmp = sub.add_parser("compare", help="exact counts and rugosity against their approximations",
@@ -369,9 +407,10 @@ def _count(args) -> int:
     progress = _stderr_is_tty() if args.progress is None else args.progress
     result = count_regions(network, domain, engine=args.engine, lp=args.lp, tol=args.tol,
                            max_regions=args.max_regions, time_limit=args.time_limit,
-                           progress=progress)
+                           progress=progress, executor=_executor(args), store=args.out)
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print(json.dumps(result.as_dict() if args.out is None else
+                         {**result.as_dict(), "store": args.out}))
     else:
         print(f"network: {args.network} ({network.input_dim} -> {list(network.widths)})")
         if _hard_limit_line(network):
@@ -384,6 +423,9 @@ def _count(args) -> int:
         if any(result.slivers):
             print(f"slivers (inradius <= tolerance, not counted), per layer: {result.slivers}")
         print(f"seconds: {result.seconds:.3f}")
+        if args.out is not None:
+            print(f"store:   {args.out}" + (" (rerun the same command to resume)"
+                                            if result.partial else ""))
         if result.partial:
             print("PARTIAL: a budget stopped the enumeration; the counts are lower bounds")
     if result.partial:
@@ -407,6 +449,8 @@ def _count_vnnlib(args, network) -> int:
         raise DomainError(f"{args.vnnlib}: the property has {prop.n_inputs} inputs, the network "
                           f"{network.input_dim}")
     progress = _stderr_is_tty() if args.progress is None else args.progress
+    executor = _executor(args)
+    stores = _box_stores(args.out, len(prop.regions))
     # one time limit for the whole property: each box gets what the earlier ones left
     deadline = None if args.time_limit is None else \
         Budget(time_limit=args.time_limit).deadline
@@ -417,7 +461,8 @@ def _count_vnnlib(args, network) -> int:
             partial, skipped = True, len(prop.regions) - i
             break
         r = count_regions(network, region.domain, engine=args.engine, lp=args.lp, tol=args.tol,
-                          max_regions=args.max_regions, time_limit=left, progress=progress)
+                          max_regions=args.max_regions, time_limit=left, progress=progress,
+                          executor=executor, store=stores[i])
         partial |= r.partial
         results.append({"box": i, "lo": region.domain.bounds()[0].tolist(),
                         "hi": region.domain.bounds()[1].tolist(), **r.as_dict()})
@@ -436,6 +481,27 @@ def _count_vnnlib(args, network) -> int:
         print("powercells: partial result (budget reached)", file=sys.stderr)
         return EXIT_PARTIAL
     return EXIT_OK
+
+
+def _box_stores(out, n: int) -> list:
+    """Store folders of a property's boxes: ``out`` itself for one box, ``out/box-000``, ...
+    for several (``out`` is created)."""
+    if out is None:
+        return [None] * n
+    if n == 1:
+        return [out]
+    from .errors import OutputError
+
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create ({exc.strerror or exc})") from None
+    names = [f"box-{i:03d}" for i in range(n)]
+    strangers = set(os.listdir(out)) - set(names)
+    if strangers:
+        raise OutputError(f"{out}: holds {sorted(strangers)[0]!r}, which is not a box's store; "
+                          "give an empty or new folder")
+    return [os.path.join(out, name) for name in names]
 
 
 def _verify(args) -> int:
@@ -556,7 +622,7 @@ def _export(args) -> int:
     with OutputFolder(args.out, kind="export", overwrite=args.overwrite,
                       protect=inputs) as folder:
         tree = subdivide(network, domain, engine=args.engine, tol=args.tol,
-                         max_regions=args.max_regions)
+                         max_regions=args.max_regions, executor=_executor(args))
         if tree.partial:
             raise OptionError(f"--max-regions {args.max_regions}: the network has more regions "
                               "over this domain; nothing written")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Split", "SplitSlivers", "tree_order"]
+__all__ = ["Made", "Split", "SplitSlivers", "tree_order"]
 
 
 @dataclass
@@ -77,3 +77,17 @@ def tree_order(parent: np.ndarray, code: np.ndarray) -> np.ndarray:
         # 0/1 codes packed eight to a byte keep their lexicographic order (zero padding last)
         keys = np.packbits(code.astype(np.uint8), axis=1)
     return np.lexsort(tuple(keys[:, j] for j in range(keys.shape[1] - 1, -1, -1)) + (parent,))
+
+
+class Made:
+    """A batch column that engines make lazily (``column(rows)``), once made: what a batch is
+    pickled with when it goes to a worker process (closures cannot travel). ``Made(value)(rows)``
+    gives the value's rows: ``value.take(rows)``, or each array's rows for a tuple of arrays."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __call__(self, rows):
+        if isinstance(self.value, tuple):
+            return tuple(a[rows] for a in self.value)
+        return self.value.take(rows)

@@ -7,8 +7,8 @@ can run them in worker processes and feed the sink in the same order; ids stay t
 
 from __future__ import annotations
 
-import sys
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 
@@ -16,22 +16,23 @@ import numpy as np
 
 from ..domain import as_domain
 from ..errors import BudgetExceeded, OptionError, PowercellsError, PrecisionWarning
-from ..geometry.polygons import Polygons
 from ..network import Network
-from .base import Split
+from . import tasks as tasks_module
 from .budget import Budget
 from .engines import EngineOptions, EngineSetup, choose_engine
+from .executors import as_executor
 from .scale import (
     ScaledDomain,
     check_domain_scale,
     check_tolerance_scale,
     engine_exponent,
     scaled_polygons,
-    to_input_units,
 )
+from .schedule import execute
 from .sinks import CountSink, LeafSink, Sink, TreeSink
+from .tasks import RunContext, root_task
 from .tolerances import Tolerances
-from .tree import Level, SliverTable, SubdivisionTree
+from .tree import Level, SubdivisionTree
 
 __all__ = ["RegionCount", "count_regions", "stream_leaves", "subdivide"]
 
@@ -70,128 +71,6 @@ class RegionCount:
                 "partial": self.partial, "slivers": list(self.slivers)}
 
 
-class _Progress:
-    """A one-line progress report on stderr, at most a few times a second."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled = enabled
-        self.total = total
-        self.start = time.perf_counter()
-        self.last = 0.0
-
-    def update(self, done: int, regions: int, force: bool = False):
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self.last < 0.25:
-            return
-        self.last = now
-        frac = done / self.total if self.total else 1.0
-        bar = "#" * int(24 * frac)
-        sys.stderr.write(f"\r[{bar:<24}] {done}/{self.total} layer-1 cells, {regions} regions, "
-                         f"{now - self.start:.1f} s")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-class _Walk:
-    """Depth-first over batches: a batch's children are cut into the next batches, pushed in
-    reverse, so every level is filled in breadth-first order (parents in order) whatever the
-    batch size."""
-
-    def __init__(self, engine, layers, budget: Budget, slivers: SliverTable, exp: int = 0):
-        self.engine = engine
-        self.exp = exp                      # engine coordinates are x / 2**exp
-        self.layers = layers
-        self.L = len(layers)
-        self.budget = budget
-        self.leaves = 0
-        self.slivers = slivers
-        self.emitted = [0] * (self.L + 1)   # nodes per depth already handed to the sink
-
-    def split(self, batch, depth, base, known: int = 0) -> Split:
-        """Children under layer depth+1 of a batch whose first node has global index ``base``;
-        ``known``: nodes of depth+1 already made in the current group. The budget is checked
-        inside the split (by the engine) and after it."""
-        self.budget.found = self.emitted[depth + 1] + known
-        res = self.engine.split(batch, self.layers[depth])
-        self.budget.found += len(res.parent)
-        self.budget.poll()
-        if self.exp:
-            res = to_input_units(res, self.exp)
-        sl = res.slivers
-        for i in range(len(sl)):
-            self.slivers.layer.append(depth + 1)
-            self.slivers.parent.append((depth, base + int(sl.parent[i])))
-            self.slivers.code.append(sl.code[i])
-            self.slivers.interior_point.append(sl.center[i])
-            self.slivers.inradius.append(float(sl.radius[i]))
-        return res
-
-    def batches(self, children, depth, base):
-        """``(batch, depth, first index)`` for the children at ``depth``, last batch first."""
-        n = len(children)
-        size = max(1, self.engine.batch_size(self.layers[depth]))
-        return [(self.engine.take(children, lo, lo + size), depth, base + lo)
-                for lo in reversed(range(0, n, size))]
-
-    def subtree(self, batch, acc):
-        """Walk the subtrees under a batch of depth-1 nodes (already the entries of acc[0])."""
-        stack = [(batch, 1, 0)]
-        while stack:
-            batch, depth, local = stack.pop()
-            if depth == self.L:
-                continue
-            level = acc[depth]
-            base = level.size
-            res = self.split(batch, depth, self.emitted[depth] + local, known=base)
-            level.add(res.code, local + res.parent, res.center, res.radius, res.cells)
-            if depth + 1 == self.L:
-                self.leaves += len(res.parent)
-            else:
-                stack.extend(self.batches(res.children, depth + 1, base))
-
-
-class _LevelParts:
-    """One level of a subtree group, accumulated as array chunks; ``kind`` names the engine's
-    cell geometry column (``"polygons"``, ``"intervals"`` or None)."""
-
-    def __init__(self, kind):
-        self.kind = kind
-        self.parts = []
-        self.size = 0
-
-    def add(self, code, parent, point, radius, cells=None):
-        self.parts.append((code, parent, point, radius, cells))
-        self.size += len(parent)
-
-    def level(self, width, dim) -> Level:
-        if not self.size:
-            return Level.empty(width, dim)
-        code, parent, point, radius, cells = zip(*self.parts)
-        columns = {}
-        if self.kind is not None and all(c is not None for c in cells):
-            columns[self.kind] = (Polygons.concat(list(cells)) if self.kind == "polygons"
-                                  else np.concatenate(cells))
-        return Level(np.concatenate(code).astype(np.int16, copy=False).reshape(-1, width),
-                     np.concatenate(parent).astype(np.int64, copy=False),
-                     np.concatenate(point).reshape(-1, dim),
-                     np.concatenate(radius).astype(np.float64, copy=False), **columns)
-
-
-def _cells_range(cells, lo: int, hi: int):
-    """Cells ``lo:hi`` of a cell geometry column (polygons or an array), or None."""
-    if cells is None:
-        return None
-    if isinstance(cells, np.ndarray):
-        return cells[lo:hi]
-    return cells.take(np.arange(lo, hi))
-
-
 def _imprecise(name: str, stats: dict, requested: str, rerun: bool) -> bool:
     """Whether to redo an enumeration with the lp engine: the vertex engine's cells lost
     consistency (near-coincident hyperplanes; vertices with fewer than d edges) and ``auto``
@@ -207,13 +86,8 @@ def _imprecise(name: str, stats: dict, requested: str, rerun: bool) -> bool:
     return False
 
 
-def _stats(engine) -> dict:
-    stats = engine.stats
-    return stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
-
-
 def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_regions,
-         time_limit, progress, sink: Sink):
+         time_limit, progress, sink: Sink, mode: str, executor=None, store=None):
     if not isinstance(network, Network):
         raise PowercellsError(f"expected a Network, got {type(network).__name__}; "
                               "use powercells.load or Network.from_weights")
@@ -221,6 +95,7 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
     options = EngineOptions.coerce(engine_options)
     spec = choose_engine(engine, domain.dim, lp_given=lp is not None, options=options)
     budget = Budget(max_regions, time_limit)
+    executor = as_executor(executor)
     net = domain.network_on(network)
     if tolerances is None:
         tolerances = Tolerances(region=tol)
@@ -241,13 +116,26 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
     name = spec.name
     work = net.balanced(input_exp=exp)
     # counting needs no interior points, only certain region decisions
-    eng = spec.make(EngineSetup(tolerances=engine_tol, cap=2.0 * view.diameter,
-                                lp=lp if spec.uses_lp else None, options=options,
-                                exact_balls=not isinstance(sink, CountSink),
-                                final_layer=work.layers[-1]))
+    setup = EngineSetup(tolerances=engine_tol, cap=2.0 * view.diameter,
+                        lp=lp if spec.uses_lp else None, options=options,
+                        exact_balls=not isinstance(sink, CountSink),
+                        final_layer=work.layers[-1])
+    widths = list(net.widths)
+    L = net.depth
+    k = domain.dim
+    if store is not None:
+        from ..io.store import run_fields
+
+        store.bind(run_fields(net, domain, engine=name, tolerances=resolved, lp=lp), widths, k)
+        if store.complete:                  # the totals, without enumerating
+            sink.start(None, L)
+            store.totals(sink)
+            stats = dict(store.manifest.get("stats", {}), store_seconds=store.manifest["seconds"])
+            return (net, domain, widths, sink.slivers, False, time.perf_counter() - budget.start,
+                    stats, resolved, name)
+    eng = spec.make(setup)
     eng.budget = budget
 
-    k = domain.dim
     try:
         root = eng.root(view)
     except BudgetExceeded:
@@ -262,63 +150,37 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
                                else np.ldexp(cells, exp))
     root_level = Level(np.empty((1, 0), dtype=np.int16), np.array([-1], dtype=np.int64),
                        center[None, :].copy(), np.array([radius]), **columns)
-    widths = list(net.widths)
-    L = net.depth
     sink.start(root_level, L)
-    slivers = SliverTable()
-    t0 = budget.start
-    walk = _Walk(eng, work.layers, budget, slivers, exp)
-    partial = False
-    reporter = None
-    try:
-        if root is None:
-            raise BudgetExceeded(budget.reason or "budget reached")
-        first = walk.split(root, 0, 0)
-        n_first = len(first.parent)
-        if L == 1:
-            walk.leaves = n_first
-        reporter = _Progress(bool(progress), n_first)
-        groups = walk.batches(first.children, 1, 0)[::-1] if L > 1 else []
-        if L == 1:
-            groups = [(first.children, 1, 0)]
-
-        def group_levels(batch, lo):
-            n = len(batch)
-            acc = [_LevelParts(spec.cells) for _ in range(L)]
-            acc[0].add(first.code[lo:lo + n], np.zeros(n, dtype=np.int64),
-                       first.center[lo:lo + n], first.radius[lo:lo + n],
-                       _cells_range(first.cells, lo, lo + n))
-            return acc
-
-        def emit(acc):
-            levels = [acc[j].level(widths[j], k) for j in range(L)]
-            sink.add_subtree(levels)
-            for j, level in enumerate(levels):
-                walk.emitted[j + 1] += len(level)
-
-        for g, (batch, _, lo) in enumerate(groups):
-            acc = group_levels(batch, lo)
-            try:
-                walk.subtree(batch, acc)
-            except BudgetExceeded:
-                # what is finished still counts: this group's partial subtree, and the
-                # layer-1 regions of the groups never walked (the root's split was whole)
-                emit(acc)
-                for rest, _, rest_lo in groups[g + 1:]:
-                    emit(group_levels(rest, rest_lo))
-                raise
-            emit(acc)
-            reporter.update(lo + len(batch), walk.leaves)
-    except BudgetExceeded:
-        partial = True
-    finally:
-        if reporter is not None:
-            reporter.update(reporter.total, walk.leaves, force=True)
-            reporter.close()
-    seconds = time.perf_counter() - t0
+    ctx = RunContext(engine=spec, setup=setup, layers=list(work.layers), exp=exp,
+                     widths=widths, dim=k, mode=mode, cap=tasks_module.DEFAULT_CAP,
+                     token=uuid.uuid4().hex)
+    known = None
+    tasks = [root_task(root, with_paths=mode == "leaves")] if root is not None else []
+    if store is not None and root is not None:
+        tasks, known = store.resume(tasks, sink)
+    stats = _stats(eng)
+    if root is None:
+        stopped, n_tasks, workers = budget.reason or "budget reached", 0, 0
+    else:
+        outcome = execute(ctx, eng, tasks, executor=executor, budget=budget, sink=sink,
+                          store=store, known=known, progress=progress)
+        for key, value in outcome.stats.items():        # the tasks' own, wherever they ran
+            stats[key] = stats.get(key, 0) + value
+        stopped, n_tasks, workers = outcome.stopped, outcome.tasks, outcome.workers
+    stats.update(tasks=n_tasks, workers=workers, executor=executor.name)
+    partial = stopped is not None
+    seconds = time.perf_counter() - budget.start
     if not partial:
-        _check_tiling(walk.emitted[1:], slivers.per_layer(L), resolved)
-    return net, domain, widths, slivers, partial, seconds, _stats(eng), resolved, name
+        _check_tiling(sink.counts, sink.slivers.per_layer(L), resolved)
+    if store is not None:
+        store.finish(complete=not partial, counts=sink.counts,
+                     slivers=sink.slivers.per_layer(L), seconds=seconds, stats=stats)
+    return net, domain, widths, sink.slivers, partial, seconds, stats, resolved, name
+
+
+def _stats(engine) -> dict:
+    stats = engine.stats
+    return stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
 
 
 def _check_tiling(counts, slivers, tol: Tolerances) -> None:
@@ -345,7 +207,7 @@ def _check_tiling(counts, slivers, tol: Tolerances) -> None:
 def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=None,
               tol: float | None = None, tolerances: Tolerances | None = None,
               max_regions: int | None = None, time_limit: float | None = None,
-              progress: bool = False) -> SubdivisionTree:
+              progress: bool = False, executor=None) -> SubdivisionTree:
     """Enumerate every region of every layer of ``network`` over ``domain``, exactly.
 
     Parameters
@@ -375,7 +237,15 @@ def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=
         Stop after this many seconds; the result is then ``partial``. Both budgets are checked
         inside every engine's split, so a run stops within a fraction of a second of either.
     progress : bool
-        Print a progress line on stderr.
+        Print a live progress line on stderr (regions, tasks done and queued, regions per
+        second, elapsed time).
+    executor : None, "serial", "processes", int, dask.distributed.Client, str or Executor
+        Where the run's subtree tasks go (:func:`~powercells.enumerate.executors.as_executor`):
+        by default a pool of one worker process per available CPU, started only once the run
+        has lasted :data:`~powercells.enumerate.executors.START_AFTER` seconds in this
+        process; ``"serial"`` or ``0`` keeps it in this process; an int ``n`` asks for ``n``
+        workers; a Dask client or scheduler address sends tasks to that cluster. Results are
+        identical for every executor (same nodes, same order, same ids).
 
     Returns
     -------
@@ -403,15 +273,15 @@ def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=
     """
     options = {"engine_options": engine_options, "lp": lp, "tol": tol,
                "tolerances": tolerances, "max_regions": max_regions,
-               "time_limit": time_limit, "progress": progress}
+               "time_limit": time_limit, "progress": progress, "executor": executor}
     sink = TreeSink()
     net, domain, widths, slivers, partial, seconds, stats, resolved, name = _run(
-        network, domain, engine=engine, sink=sink, **options)
+        network, domain, engine=engine, sink=sink, mode="tree", **options)
     rerun = _rerun_options(options, seconds)
     if _imprecise(name, stats, engine, rerun=rerun is not None and not partial):
         sink = TreeSink()
         net, domain, widths, slivers, partial, more, stats, resolved, name = _run(
-            network, domain, engine="lp", sink=sink, **rerun)
+            network, domain, engine="lp", sink=sink, mode="tree", **rerun)
         seconds += more
     return SubdivisionTree(net, domain, sink.levels(widths, domain.dim), slivers, partial=partial,
                            seconds=seconds, engine=name, stats=stats, tolerances=resolved,
@@ -421,31 +291,44 @@ def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=
 def count_regions(network, domain, *, engine: str = "auto", engine_options=None, lp=None,
                   tol: float | None = None, tolerances: Tolerances | None = None,
                   max_regions: int | None = None, time_limit: float | None = None,
-                  progress: bool = False) -> RegionCount:
+                  progress: bool = False, executor=None, store=None) -> RegionCount:
     """Count the regions of every layer without keeping the tree (memory independent of the
     count). Parameters as for :func:`subdivide`.
+
+    Parameters
+    ----------
+    store : str or path, optional
+        A folder that keeps the run (:mod:`powercells.io.store`): every finished task's leaves
+        (code path, interior point, inradius) and counts as a Parquet part. Rerunning on the
+        same folder resumes where the last run stopped (budget, interrupt, crash); on a
+        finished store the totals are read back without enumerating. A folder made for another
+        network, domain or options is refused. Needs pyarrow.
 
     Returns
     -------
     RegionCount
     """
-    return _counted(CountSink(), network, domain, engine=engine,
-                    engine_options=engine_options, lp=lp, tol=tol,
-                    tolerances=tolerances, max_regions=max_regions, time_limit=time_limit,
-                    progress=progress)
+    options = dict(engine=engine, engine_options=engine_options, lp=lp, tol=tol,
+                   tolerances=tolerances, max_regions=max_regions, time_limit=time_limit,
+                   progress=progress, executor=executor)
+    if store is not None:
+        from ..io.store import count_with_store
+
+        return count_with_store(network, domain, store, **options)
+    return _counted(CountSink(), network, domain, **options)
 
 
 def stream_leaves(network, domain, emit, *, engine: str = "auto", engine_options=None,
                   lp=None, tol: float | None = None, tolerances: Tolerances | None = None,
                   max_regions: int | None = None, time_limit: float | None = None,
-                  progress: bool = False) -> RegionCount:
+                  progress: bool = False, executor=None) -> RegionCount:
     """Enumerate like :func:`subdivide`, handing the leaves to ``emit`` group by group instead of
     keeping the tree: memory is bounded by one group of subtrees, whatever the region count.
 
     Parameters
     ----------
     emit : callable
-        Called with a :class:`~powercells.enumerate.sinks.LeafChunk` for every finished group,
+        Called with a :class:`~powercells.enumerate.sinks.LeafChunk` for every finished task,
         in tree order: full code paths, Chebyshev centres and inradii, and the polygons (planar
         engine) or intervals (interval engine) of its leaves.
     Other parameters as for :func:`subdivide`.
@@ -457,7 +340,7 @@ def stream_leaves(network, domain, emit, *, engine: str = "auto", engine_options
     return _counted(LeafSink(emit), network, domain, engine=engine,
                     engine_options=engine_options, lp=lp, tol=tol,
                     tolerances=tolerances, max_regions=max_regions, time_limit=time_limit,
-                    progress=progress)
+                    progress=progress, executor=executor)
 
 
 def _rerun_options(options: dict, seconds: float):
@@ -470,17 +353,19 @@ def _rerun_options(options: dict, seconds: float):
     return {**options, "time_limit": left} if left > 0 else None
 
 
-def _counted(sink, network, domain, **options) -> RegionCount:
+def _counted(sink, network, domain, store=None, **options) -> RegionCount:
     """Run with a sink that keeps per-depth ``counts``; return them as a RegionCount."""
+    mode = "leaves" if isinstance(sink, LeafSink) or store is not None else "count"
     _, _, _, slivers, partial, seconds, stats, _, name = _run(network, domain, sink=sink,
+                                                              mode=mode, store=store,
                                                               **options)
     # a count can be redone; leaves already handed to the caller cannot
     rerun = _rerun_options(options, seconds)
-    if _imprecise(name, stats, options["engine"], rerun=isinstance(sink, CountSink)
+    if _imprecise(name, stats, options["engine"], rerun=isinstance(sink, CountSink) and store is None
                   and rerun is not None and not partial):
         sink = CountSink()
         _, _, _, slivers, partial, more, stats, _, name = _run(
-            network, domain, sink=sink, **{**rerun, "engine": "lp"})
+            network, domain, sink=sink, mode="count", **{**rerun, "engine": "lp"})
         seconds += more
     counts = sink.counts
     return RegionCount(regions=counts[-1], per_layer=counts, slivers=slivers.per_layer(len(counts)),

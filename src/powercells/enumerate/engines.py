@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -298,11 +299,21 @@ def _vertex_auto_max_dim(options: EngineOptions) -> int:
     return VERTEX_AUTO_MAX_DIM_COMPILED
 
 
-register_engine(EngineSpec("interval", _make_interval, 1, 1, False, lambda o: 1, "intervals",
+def _up_to(dim: int):
+    """``auto_max_dim`` of an engine ``auto`` picks up to ``dim`` dimensions whatever the
+    options (a picklable callable: specs travel to worker processes)."""
+    return functools.partial(_constant, dim)
+
+
+def _constant(value, options):
+    return value
+
+
+register_engine(EngineSpec("interval", _make_interval, 1, 1, False, _up_to(1), "intervals",
                            "a 1-D domain or a segment between two points"))
-register_engine(EngineSpec("planar", _make_planar, 2, 2, False, lambda o: 2, "polygons",
+register_engine(EngineSpec("planar", _make_planar, 2, 2, False, _up_to(2), "polygons",
                            "a 2-D domain or plane slice"))
 register_engine(EngineSpec("vertex", _make_vertex, 1, 12, True, _vertex_auto_max_dim, None,
                            "a domain of dimension up to 12 (a box has 2^d vertices)"))
-register_engine(EngineSpec("lp", _make_lp, 1, None, True, lambda o: 1 << 30, None,
+register_engine(EngineSpec("lp", _make_lp, 1, None, True, _up_to(1 << 30), None,
                            "any dimension"))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..network.layers import Layer
-from .base import Split, SplitSlivers, tree_order
+from .base import Made, Split, SplitSlivers, tree_order
 from .budget import Budget
 from .engines import EngineSetup
 from .pullback import pull_back
@@ -69,6 +69,10 @@ class IntervalCells:
 
     def take(self, idx) -> IntervalCells:
         return IntervalCells(self.lo[idx], self.hi[idx], self._maps, self._rows[idx])
+
+    def __reduce__(self):
+        # sent whole to a worker: the maps are made now, for this batch's rows
+        return IntervalCells, (self.lo, self.hi, Made(self._get()))
 
     @property
     def intervals(self) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..geometry.polygons import Polygons, polygon_from_halfspaces
 from ..network.layers import Layer
-from .base import Split, SplitSlivers, tree_order
+from .base import Made, Split, SplitSlivers, tree_order
 from .budget import Budget
 from .engines import EngineSetup
 from .pullback import pull_back
@@ -89,6 +89,10 @@ class PlanarCells:
 
     def slice(self, lo: int, hi: int) -> PlanarCells:
         return self.take(np.arange(lo, min(hi, len(self))))
+
+    def __reduce__(self):
+        # sent whole to a worker: the maps are made now, for this batch's rows
+        return PlanarCells, (self.polys, self.center, self.radius, _Maps(Made(self.maps)))
 
 
 class PlanarEngine:

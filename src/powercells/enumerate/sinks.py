@@ -1,8 +1,8 @@
-"""Where finished subtrees go: counted, or kept as a columnar tree (DESIGN §3).
+"""Where finished parts go: counted, kept as a columnar tree, or streamed (DESIGN §3).
 
-The driver hands each finished depth-1 subtree to a sink as a list of levels (parents indexed
-within the subtree). A sink that writes Parquet or forwards to another process fits the same
-three calls.
+The coordinator (:mod:`.schedule`) hands every finished task's :class:`~.tasks.Part` to a sink
+in key order, which is tree order: a depth's nodes arrive parents first, codes in order. A sink
+that writes files or forwards to another process fits the same two calls.
 """
 
 from __future__ import annotations
@@ -11,52 +11,84 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tree import Level
+from .tree import Level, SliverTable
 
 __all__ = ["CountSink", "LeafChunk", "LeafSink", "Sink", "TreeSink"]
 
 
 class Sink:
-    """Receives the root level, then finished subtrees in tree order."""
+    """Receives the root level, then finished parts in key (tree) order; keeps the counts per
+    depth and the slivers set aside."""
 
-    def start(self, root: Level, depth: int) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    def start(self, root: Level, depth: int) -> None:
+        self.root = root
+        self.counts = [0] * depth
+        self.slivers = SliverTable()
 
-    def add_subtree(self, levels: list[Level]) -> None:  # pragma: no cover - interface
-        """``levels[j]`` holds a group of consecutive subtrees' nodes at depth ``j + 1`` (parents
-        indexed within the group); the nodes of ``levels[0]`` are children of the root."""
-        raise NotImplementedError
+    def add_part(self, part) -> None:
+        for d in range(len(self.counts)):
+            self.counts[d] += part.counts[d]
+        for layer, depth, row, code, point, radius in part.sliver_rows:
+            self.slivers.layer.append(layer)
+            self.slivers.parent.append(self._sliver_parent(part, depth, row))
+            self.slivers.code.append(code)
+            self.slivers.interior_point.append(point)
+            self.slivers.inradius.append(radius)
+        self._take(part)
+
+    def _take(self, part) -> None:
+        """What the sink keeps of a part beside its counts."""
+
+    def _sliver_parent(self, part, depth: int, row: int):
+        """``(depth, index)`` of the node a sliver was cut from (index -1: not kept)."""
+        return (depth, -1)
 
 
 class CountSink(Sink):
     """Keeps only the number of nodes per depth: memory independent of the region count."""
 
-    def start(self, root, depth):
-        self.counts = [0] * depth
-
-    def add_subtree(self, levels):
-        for j, level in enumerate(levels):
-            self.counts[j] += len(level)
-
 
 class TreeSink(Sink):
-    """Keeps every level in memory, re-indexing parents as subtrees arrive."""
+    """Keeps every level, giving each part's rows their place in the tree: a part's rows follow
+    those of the parts before it (key order), and its first depth's parents are rows of the part
+    it came from (its task's origin)."""
 
     def start(self, root, depth):
-        self.root = root
-        self.parts: list[list[Level]] = [[] for _ in range(depth)]
-        self.sizes = [0] * depth
+        super().start(root, depth)
+        self.parts: list[list] = [[] for _ in range(depth)]
+        self.sizes = [0] * (depth + 1)
+        self.sizes[0] = 1
+        self.offsets = {(): [0] * (depth + 1)}
 
-    def add_subtree(self, levels):
-        for j, level in enumerate(levels):
-            offset = 0 if j == 0 else self.sizes[j - 1]
-            if j == 0:
-                level.parent = np.zeros(len(level), dtype=np.int64)
-            else:
-                level.parent = level.parent + offset
-            self.parts[j].append(level)
-        for j, level in enumerate(levels):
-            self.sizes[j] += len(level)
+    def _global(self, part, depth: int, rows):
+        """Global indices at ``depth`` of rows referred to by ``part``."""
+        if depth == part.depth:
+            key, first = part.origin
+            return self.offsets[key][depth] + first + rows
+        return self.offsets[part.key][depth] + rows
+
+    def add_part(self, part):
+        L = len(self.counts)
+        offsets = [0] * (L + 1)
+        for d in range(1, L + 1):
+            offsets[d] = self.sizes[d]
+        self.offsets[part.key] = offsets
+        super().add_part(part)
+
+    def _sliver_parent(self, part, depth, row):
+        return (depth, int(self._global(part, depth, row)))
+
+    def _take(self, part):
+        for dd, arrays in enumerate(part.levels or []):
+            if arrays is None:
+                continue
+            code, parent, point, radius, cells = arrays
+            columns = {}
+            if cells is not None:
+                columns["intervals" if isinstance(cells, np.ndarray) else "polygons"] = cells
+            self.parts[dd].append(Level(code, self._global(part, dd, parent), point, radius,
+                                        **columns))
+            self.sizes[dd + 1] += len(parent)
 
     def levels(self, widths: list[int], dim: int) -> list[Level]:
         out = [self.root]
@@ -95,27 +127,21 @@ class LeafChunk:
 
 
 class LeafSink(Sink):
-    """Hands every finished group's leaves to ``emit`` and keeps only counts: memory stays
-    bounded by one group, whatever the number of regions."""
+    """Hands every part's leaves to ``emit`` and keeps only counts: memory stays bounded by
+    one part, whatever the number of regions."""
 
     def __init__(self, emit):
         self.emit = emit
+        self.emitted = 0
 
-    def start(self, root, depth):
-        self.counts = [0] * depth
-
-    def add_subtree(self, levels):
-        for j, level in enumerate(levels):
-            self.counts[j] += len(level)
-        leaves = levels[-1]
-        if not len(leaves):
+    def _take(self, part):
+        if part.leaves is None or not len(part.leaves[1]):
             return
-        # code paths within the group: walk the parents up to depth 1
-        idx = np.arange(len(leaves))
-        cols = []
-        for level in levels[::-1]:
-            cols.append(level.code[idx])
-            idx = level.parent[idx]
-        codes = np.hstack(cols[::-1])
-        self.emit(LeafChunk(self.counts[-1] - len(leaves), codes, leaves.interior_point,
-                            leaves.inradius, leaves.polygons, leaves.intervals))
+        paths, point, radius, cells = part.leaves
+        polygons = intervals = None
+        if isinstance(cells, np.ndarray):
+            intervals = cells
+        elif cells is not None:
+            polygons = cells
+        self.emit(LeafChunk(self.emitted, paths, point, radius, polygons, intervals))
+        self.emitted += len(radius)

@@ -40,7 +40,7 @@ import numpy as np
 from ...errors import OptionError
 from ...lp import get_backend
 from ...network.layers import Layer
-from ..base import Split, SplitSlivers, tree_order
+from ..base import Made, Split, SplitSlivers, tree_order
 from ..budget import WATCH_INTERVAL, Budget
 from ..engines import EngineSetup
 from ..pullback import pull_back
@@ -112,6 +112,10 @@ class VertexCells:
         idx = np.asarray(idx, dtype=np.int64)
         return VertexCells(self._polytopes, self.center[idx], self.radius[idx], self._maps,
                            self._rows[idx])
+
+    def __reduce__(self):
+        # sent whole to a worker: the lazy columns are made now, for this batch's rows
+        return VertexCells, (Made(self.polytopes), self.center, self.radius, Made(self.maps))
 
 
 class VertexEngine:

@@ -1,0 +1,390 @@
+"""Where tasks run: in this process, in a local process pool, or on a Dask cluster (DESIGN §4).
+
+An executor receives the run's :class:`~powercells.enumerate.tasks.RunContext` once
+(:meth:`Executor.start`), then tasks (:meth:`Executor.submit`), and hands back
+:class:`~powercells.enumerate.tasks.Part` objects. The coordinator (:mod:`.schedule`) decides
+what to submit and in which order; the executors only move tasks and parts, so the results are
+the same for every executor and worker count.
+
+* :class:`SerialExecutor`: no workers; the coordinator runs every task itself.
+* :class:`ProcessExecutor`: a pool of worker processes on this machine (the default, one per
+  available CPU), started with ``spawn`` once the run is known to be large. A worker that dies
+  (killed, out of memory) breaks the pool: a new pool is started and the tasks it held are run
+  again.
+* :class:`DaskExecutor`: a ``dask.distributed.Client`` given by the caller, a scheduler
+  address, or a ``LocalCluster`` of ``n`` workers; Dask's own scheduling, serialisation,
+  retries after a lost worker and dashboard.
+
+:func:`as_executor` turns the ``executor=`` argument of the API into one of these.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import multiprocessing
+import os
+import sys
+from contextlib import contextmanager
+
+from ..errors import OptionError, PowercellsError
+from .budget import Budget
+
+__all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "SerialExecutor", "as_executor",
+           "available_cpus"]
+
+#: Seconds a run works in this process before it starts a pool of workers: a pool costs about a
+#: second to start (each worker imports numpy and loads the compiled kernel), so shorter runs
+#: never pay for it (``benchmarks/bench_scale.py`` measures both).
+START_AFTER = 2.0
+
+#: Times a task may lose its worker before the run gives up on it.
+MAX_ATTEMPTS = 3
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):         # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class WorkerLost(Exception):
+    """A task's worker died; the task may be run again."""
+
+
+class Executor:
+    """Runs tasks away from the coordinator (see the module docstring).
+
+    Attributes
+    ----------
+    name : str
+        ``serial``, ``processes`` or ``dask``.
+    workers : int
+        Workers (0: the coordinator runs every task itself).
+    start_after : float
+        Seconds of work in this process before :meth:`start` is called.
+    """
+
+    name = "executor"
+    workers = 0
+    start_after = START_AFTER
+
+    def start(self, ctx) -> None:                       # pragma: no cover - interface
+        raise NotImplementedError
+
+    def submit(self, task, known, *, limit, max_regions):  # pragma: no cover - interface
+        """Run ``task`` on a worker; returns a handle for :meth:`wait`."""
+        raise NotImplementedError
+
+    def wait(self, handles, timeout):                   # pragma: no cover - interface
+        """The handles that finished within ``timeout`` seconds (maybe none)."""
+        raise NotImplementedError
+
+    def outcome(self, handle):                          # pragma: no cover - interface
+        """The Part of a finished handle; raises :class:`WorkerLost` if its worker died."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the workers (tasks still running are abandoned)."""
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.workers} workers)"
+
+    @property
+    def dashboard(self) -> str | None:
+        return None
+
+
+class SerialExecutor(Executor):
+    """Every task in this process, one after another."""
+
+    name = "serial"
+    workers = 0
+
+    def describe(self) -> str:
+        return "serial"
+
+
+# ---------------------------------------------------------------------- worker side
+
+_ENGINE: dict = {}          # this worker's engine of the current run: {"token", "engine"}
+_POOL: dict = {}            # the run context a pool worker was started with
+
+
+def _worker_engine(ctx):
+    """The engine of the run ``ctx`` in this worker (made once per run and worker)."""
+    if _ENGINE.get("token") != ctx.token:
+        _ENGINE.clear()
+        _ENGINE.update(token=ctx.token, engine=ctx.make_engine())
+    return _ENGINE["engine"]
+
+
+def worker_context(ctx):
+    """The context a worker runs with: its engine uses one thread unless the caller asked for
+    more (the workers share the machine's CPUs)."""
+    options = ctx.setup.options
+    if options.threads is None:
+        options = dataclasses.replace(options, threads=1)
+    return dataclasses.replace(ctx, setup=dataclasses.replace(ctx.setup, options=options))
+
+
+def run_remote(ctx, task, known, *, limit, max_regions):
+    """Run one task in a worker: a budget of the seconds left and the regions still allowed."""
+    from .tasks import run_task
+
+    engine = _worker_engine(ctx)
+    budget = Budget(max_regions=max_regions, time_limit=limit)
+    return run_task(ctx, engine, task, budget, known)
+
+
+def _init_pool_worker(ctx):
+    _POOL["ctx"] = ctx
+
+
+def _pool_run(task, known, limit, max_regions):
+    return run_remote(_POOL["ctx"], task, known, limit=limit, max_regions=max_regions)
+
+
+# ---------------------------------------------------------------------- local processes
+
+@contextmanager
+def _main_hidden():
+    """Start processes without re-running the caller's main script in them.
+
+    ``spawn`` normally imports the parent's ``__main__`` in every child, so a script that
+    calls powercells at its top level (no ``if __name__ == "__main__"`` guard, the usual case
+    in notebooks and short scripts) would run again in each worker. The workers need nothing
+    from it: everything they run lives in importable modules.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:                                    # pragma: no cover - embedded
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
+
+class ProcessExecutor(Executor):
+    """A pool of worker processes on this machine.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Worker processes (default: one per available CPU).
+    start_after : float
+        Seconds of work in this process before the pool starts (0: at once).
+    """
+
+    name = "processes"
+
+    def __init__(self, workers: int | None = None, *, start_after: float = START_AFTER):
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                    or workers < 1):
+            raise OptionError(f"workers must be a whole number >= 1, got {workers!r}")
+        self.workers = workers or available_cpus()
+        self.start_after = float(start_after)
+        self._pool = None
+        self._ctx = None
+        self._submitted = {}        # future -> (task, known, limit, max_regions)
+
+    def _new_pool(self):
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_pool_worker, initargs=(self._ctx,))
+        # the workers are started now, all of them, without the caller's main script
+        with _main_hidden():
+            for fut in [self._pool.submit(os.getpid) for _ in range(self.workers)]:
+                fut.result()
+
+    def start(self, ctx) -> None:
+        self._ctx = worker_context(ctx)
+        self._new_pool()
+
+    def submit(self, task, known, *, limit, max_regions):
+        args = (task, known, limit, max_regions)
+        try:
+            fut = self._pool.submit(_pool_run, *args)
+        except cf.process.BrokenProcessPool:
+            self._restart()
+            fut = self._pool.submit(_pool_run, *args)
+        self._submitted[fut] = args
+        return fut
+
+    def wait(self, handles, timeout):
+        done, _ = cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return done
+
+    def outcome(self, handle):
+        self._submitted.pop(handle, None)
+        try:
+            return handle.result()
+        except cf.process.BrokenProcessPool:
+            self._restart()
+            raise WorkerLost("a worker process died") from None
+
+    def _restart(self):
+        """After a worker died: the old pool is broken for good; start a new one."""
+        old = self._pool
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
+        self._new_pool()
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # running tasks are abandoned: kill their processes rather than wait for them
+        procs = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+        for proc in procs:
+            proc.join(timeout=5)
+
+
+# ---------------------------------------------------------------------- Dask
+
+class DaskExecutor(Executor):
+    """Tasks on a Dask cluster.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client, optional
+        The caller's client (not closed by the run).
+    address : str, optional
+        A scheduler address (``tcp://HOST:PORT``): the run connects a client and closes it.
+    local : int, optional
+        Start a ``LocalCluster`` of this many single-threaded worker processes for the run.
+    start_after : float
+        Seconds of work in this process before tasks go to the cluster (0: at once).
+    """
+
+    name = "dask"
+
+    def __init__(self, client=None, *, address: str | None = None, local: int | None = None,
+                 start_after: float = START_AFTER):
+        if sum(x is not None for x in (client, address, local)) != 1:
+            raise OptionError("give one of client, address or local to DaskExecutor")
+        if local is not None and (isinstance(local, bool) or not isinstance(local, int)
+                                  or local < 1):
+            raise OptionError(f"a Dask LocalCluster needs a whole number >= 1 of workers, "
+                              f"got {local!r}")
+        self._given = client
+        self._address = address
+        self._local = local
+        self.client = client
+        self._cluster = None
+        self._owned = False
+        self.start_after = float(start_after)
+        self._ctx_future = None
+        self.workers = local or 0
+
+    @staticmethod
+    def _distributed():
+        try:
+            import distributed
+        except ImportError:
+            raise OptionError("the Dask executor needs dask.distributed: pip install "
+                              "'powercells[dask]'") from None
+        return distributed
+
+    def start(self, ctx) -> None:
+        distributed = self._distributed()
+        if self.client is None:
+            if self._local is not None:
+                self._cluster = distributed.LocalCluster(
+                    n_workers=self._local, threads_per_worker=1, processes=True,
+                    dashboard_address=":0", silence_logs=40)
+                self.client = distributed.Client(self._cluster)
+            else:
+                try:
+                    self.client = distributed.Client(self._address, timeout="10s")
+                except (OSError, TimeoutError) as exc:
+                    raise PowercellsError(f"cannot reach the Dask scheduler at "
+                                          f"{self._address}: {exc}") from None
+            self._owned = True
+        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+        self._ctx_future = self.client.scatter(worker_context(ctx), broadcast=True, hash=False)
+
+    def submit(self, task, known, *, limit, max_regions):
+        return self.client.submit(run_remote, self._ctx_future, task, known, limit=limit,
+                                  max_regions=max_regions, pure=False)
+
+    def wait(self, handles, timeout):
+        distributed = self._distributed()
+        try:
+            done, _ = distributed.wait(list(handles), timeout=timeout,
+                                       return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return set()
+        return done
+
+    def outcome(self, handle):
+        distributed = self._distributed()
+        try:
+            return handle.result()
+        except distributed.KilledWorker as exc:
+            raise PowercellsError(f"a task killed {MAX_ATTEMPTS} or more Dask workers and was "
+                                  f"given up ({exc}); no count is reported") from None
+
+    def close(self) -> None:
+        if self._ctx_future is not None:
+            try:
+                self.client.cancel(self._ctx_future)
+            except Exception:               # the cluster may be gone already
+                pass
+            self._ctx_future = None
+        if self._owned and self.client is not None:
+            self.client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+            self.client, self._cluster, self._owned = None, None, False
+
+    @property
+    def dashboard(self) -> str | None:
+        return getattr(self.client, "dashboard_link", None) if self.client is not None else None
+
+    def describe(self) -> str:
+        return f"dask ({self.workers} workers)"
+
+
+def as_executor(executor) -> Executor:
+    """The executor named by the API's ``executor=`` argument.
+
+    ``None`` or ``"processes"``: a local pool of one worker per available CPU (serial on a
+    one-CPU machine); ``"serial"`` or ``0``: this process only; an int ``n``: a pool of ``n``
+    workers; a ``dask.distributed.Client``; a string ``"tcp://HOST:PORT"``: that Dask
+    scheduler; an :class:`Executor` as it is.
+
+    Raises
+    ------
+    OptionError
+    """
+    if isinstance(executor, Executor):
+        return executor
+    if executor is None or executor == "processes":
+        n = available_cpus()
+        return ProcessExecutor(n) if n > 1 else SerialExecutor()
+    if executor == "serial":
+        return SerialExecutor()
+    if isinstance(executor, int) and not isinstance(executor, bool):
+        if executor < 0:
+            raise OptionError(f"executor: a worker count must be >= 0, got {executor}")
+        return SerialExecutor() if executor == 0 else ProcessExecutor(executor)
+    if isinstance(executor, str) and "://" in executor:
+        return DaskExecutor(address=executor)
+    if type(executor).__name__ == "Client" and hasattr(executor, "submit"):
+        return DaskExecutor(executor)
+    raise OptionError(f"executor must be None, 'serial', 'processes', a worker count, a "
+                      f"dask.distributed.Client, a scheduler address 'tcp://HOST:PORT' or an "
+                      f"Executor, got {executor!r}")

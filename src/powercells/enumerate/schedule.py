@@ -1,0 +1,216 @@
+"""The coordinator: tasks out, parts back, in tree order to the sink (DESIGN §3-4).
+
+:func:`execute` starts from the root task (or the tasks a store left unfinished), runs tasks in
+this process until the run has lasted :attr:`Executor.start_after` seconds, then hands them to
+the executor's workers, smallest key first (depth first over the tree, so the tasks waiting
+stay few). Parts come back in any order; each is filed in the store at once (if there is one)
+and handed to the sink in key order, i.e. in tree order, as soon as no unfinished task could
+still make a part before it. Budgets stop the run cleanly: no new task starts, the tasks
+running finish or stop, and what was finished is reported (and stays in the store).
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+import time
+
+from ..errors import PowercellsError
+from .executors import MAX_ATTEMPTS, SerialExecutor, WorkerLost
+from .tasks import run_task
+
+__all__ = ["Outcome", "execute"]
+
+
+class Outcome:
+    """What :func:`execute` reports: node and sliver counts per depth, summed engine
+    statistics, the number of tasks, and why a budget stopped the run (None if it finished)."""
+
+    def __init__(self, depth: int):
+        self.counts = [0] * depth
+        self.slivers = [0] * depth
+        self.stats: dict = {}
+        self.tasks = 0
+        self.stopped: str | None = None
+        self.workers = 0
+
+    def add(self, part) -> None:
+        for d in range(len(self.counts)):
+            self.counts[d] += part.counts[d]
+            self.slivers[d] += part.slivers[d]
+        for k, v in part.stats.items():
+            self.stats[k] = self.stats.get(k, 0) + v
+        self.tasks += 1
+
+
+class Progress:
+    """A live line on stderr: regions, tasks done / queued, regions per second, elapsed time,
+    and the Dask dashboard when there is one; at most four updates a second."""
+
+    def __init__(self, enabled: bool, start: float):
+        self.enabled = bool(enabled)
+        self.start = start
+        self.last = 0.0
+        self.shown = False
+
+    def update(self, regions: int, done: int, queued: int, where: str = "",
+               force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not force and now - self.last < 0.25:
+            return
+        self.last = now
+        elapsed = now - self.start
+        rate = regions / elapsed if elapsed > 0 else 0.0
+        line = (f"\r{regions:,} regions, {done} tasks done, {queued} queued, "
+                f"{rate:,.0f} regions/s, {elapsed:.1f} s{where}")
+        sys.stderr.write(line + "\x1b[K")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None, known=None,
+            progress: bool = False) -> Outcome:
+    """Run ``tasks`` and everything they hand on.
+
+    Parameters
+    ----------
+    ctx : RunContext
+    local_engine : Engine
+        This process's engine (runs the tasks done here).
+    tasks : list of Task
+    executor : Executor, optional
+        Default: serial.
+    budget : Budget
+        This run's; the coordinator checks it between tasks and passes what is left to workers.
+    sink : Sink
+        Receives every part, in key order (:meth:`Sink.add_part`).
+    store : Store, optional
+        Files every part as it arrives (and the tasks it hands on).
+    known : list of int, optional
+        Nodes per depth already finished (a resumed store's).
+    progress : bool
+
+    Returns
+    -------
+    Outcome
+    """
+    executor = executor or SerialExecutor()
+    L = ctx.depth
+    out = Outcome(L)
+    known = list(known) if known is not None else [0] * L
+    heap = []
+    seq = 0
+    for task in tasks:
+        heapq.heappush(heap, (task.key, seq, task))
+        seq += 1
+    ready = []                      # parts waiting for their turn (key order)
+    in_flight = {}                  # handle -> task
+    attempts = {}
+    started = False
+    report = Progress(progress, budget.start)
+
+    def outstanding_min():
+        keys = [t.key for t in in_flight.values()]
+        if heap:
+            keys.append(heap[0][0])
+        return min(keys) if keys else None
+
+    def deliver(flush=False):
+        limit = None if flush else outstanding_min()
+        while ready and (limit is None or ready[0][0] < limit):
+            sink.add_part(heapq.heappop(ready)[2])
+
+    def arrive(part):
+        nonlocal seq
+        if store is not None:
+            store.add(part)
+        out.add(part)
+        for d in range(L):
+            known[d] += part.counts[d]
+        if part.stopped and out.stopped is None:
+            out.stopped = part.stopped
+        for sub in part.subtasks:
+            heapq.heappush(heap, (sub.key, seq, sub))
+            seq += 1
+        heapq.heappush(ready, (part.key, seq, part))
+        seq += 1
+        deliver()
+
+    def where():
+        if not started:
+            return ""
+        dash = executor.dashboard
+        return f", {executor.describe()}" + (f", dashboard {dash}" if dash else "")
+
+    try:
+        while heap or in_flight:
+            if out.stopped is None:
+                out.stopped = _exhausted(budget, known)
+            if out.stopped is not None and not in_flight:
+                break
+            if (not started and executor.workers and heap and out.stopped is None
+                    and time.perf_counter() - budget.start >= executor.start_after):
+                executor.start(ctx)
+                started = True
+                out.workers = executor.workers
+            if not started:
+                task = heapq.heappop(heap)[2]
+                part = run_task(ctx, local_engine, task, budget, known)
+                arrive(part)
+                report.update(known[-1], out.tasks, len(heap))
+                continue
+            while out.stopped is None and heap and len(in_flight) < 2 * executor.workers:
+                task = heapq.heappop(heap)[2]
+                limit = None
+                if budget.deadline is not None:
+                    limit = max(budget.deadline - time.perf_counter(), 1e-3)
+                in_flight[executor.submit(task, list(known), limit=limit,
+                                          max_regions=budget.max_regions)] = task
+            for handle in executor.wait(list(in_flight), 0.25):
+                task = in_flight.pop(handle)
+                try:
+                    part = executor.outcome(handle)
+                except WorkerLost as exc:
+                    # which task killed its worker is unknown: every task the pool held runs
+                    # again, and one that keeps killing workers is given up
+                    lost = [task] + list(in_flight.values())
+                    in_flight.clear()
+                    for t in lost:
+                        n = attempts[t.key] = attempts.get(t.key, 0) + 1
+                        if n >= MAX_ATTEMPTS:
+                            raise PowercellsError(
+                                f"task {t.key} ({t.size} nodes of depth {t.depth}) was running "
+                                f"each of the {n} times a worker died ({exc}); no count is "
+                                "reported") from None
+                        heapq.heappush(heap, (t.key, seq, t))
+                        seq += 1
+                    break
+                arrive(part)
+            report.update(known[-1], out.tasks, len(heap) + len(in_flight), where())
+    finally:
+        report.update(known[-1], out.tasks, len(heap) + len(in_flight), where(), force=True)
+        report.close()
+        if started:
+            executor.close()
+    deliver(flush=True)
+    if out.stopped is None and heap:            # pragma: no cover - defensive
+        raise PowercellsError("the run ended with tasks left")
+    return out
+
+
+def _exhausted(budget, known) -> str | None:
+    """Why the budget is spent, judged between tasks (None if it is not)."""
+    if budget.stop[0]:
+        return budget.reason or "interrupted"
+    if budget.max_regions is not None and max(known, default=0) > budget.max_regions:
+        return f"more than {budget.max_regions} regions"
+    if budget.deadline is not None and time.perf_counter() > budget.deadline:
+        return f"time limit of {budget.time_limit:g} s reached"
+    return None

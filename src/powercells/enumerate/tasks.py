@@ -1,0 +1,346 @@
+"""Subtree tasks: a run cut into independent pieces that any executor can run (DESIGN §4).
+
+A :class:`Task` is a run of consecutive nodes of one depth, held as engine batches (picklable:
+a worker process or a Dask worker receives them whole), with the layers still to apply named
+by the run's :class:`RunContext`. :func:`run_task` walks the task's subtrees depth first over
+batches, exactly as one serial walk would, and stops after :attr:`RunContext.cap` new nodes: what
+is left on its stack becomes its subtasks. Work is therefore cut where it turns out large, by a
+rule that depends only on the nodes (never on time or on the number of workers), so the cut is
+the same for every executor, and no task holds more than ``cap`` nodes (bounded memory).
+
+Keys make the output order a function of the code paths. The root task has key ``()``; a task
+with key ``t`` files its finished nodes as the part ``t + (0,)`` and its subtasks get
+``t + (1,)``, ``t + (2,)``, ... in tree order. Because the walk is depth first, sorting the parts
+by key puts every depth's nodes in tree order (by parent, then by code): the order of
+:func:`powercells.subdivide` and of a serial run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import BudgetExceeded
+from .base import Split
+from .budget import Budget
+from .engines import EngineSetup, EngineSpec
+from .scale import to_input_units
+
+__all__ = ["MODES", "Part", "RunContext", "Task", "run_task"]
+
+#: What a run keeps of the nodes: ``count`` (numbers per depth), ``leaves`` (the last layer's
+#: nodes with their full code paths), ``tree`` (every node, with its parent).
+MODES = ("count", "leaves", "tree")
+
+#: New nodes a task makes before it hands the rest of its stack on as subtasks (the default of
+#: :attr:`RunContext.cap`): large enough that a task's fixed costs (shipping its batches,
+#: writing its part) are small beside its work, small enough that a task lasts seconds and
+#: its nodes take tens of megabytes.
+DEFAULT_CAP = 50_000
+
+#: A task's leftover batches of one depth are dealt into at most this many subtasks: big
+#: subtrees fan out over the workers quickly, small ones stay whole.
+FANOUT = 4
+
+
+@dataclass
+class RunContext:
+    """What every task of one run shares (shipped once to each worker).
+
+    Attributes
+    ----------
+    engine : EngineSpec
+        The engine (its spec travels to workers, so engines registered by the caller run
+        there too, if their module can be imported).
+    setup : EngineSetup
+    layers : list of Layer
+        The layers the engine splits by (the balanced network's).
+    exp : int
+        Engine coordinates are ``x / 2**exp``.
+    widths : list of int
+        Units per layer (code widths).
+    dim : int
+        Input dimension of the domain (of its coordinates).
+    mode : str
+        One of :data:`MODES`.
+    cap : int
+        New nodes per task before it hands the rest on.
+    token : str
+        Identifies the run (a worker keeps one engine per run).
+    """
+
+    engine: EngineSpec
+    setup: EngineSetup
+    layers: list
+    exp: int
+    widths: list
+    dim: int
+    mode: str
+    cap: int = DEFAULT_CAP
+    token: str = ""
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    def make_engine(self):
+        return self.engine.make(self.setup)
+
+    @property
+    def cells_kind(self):
+        return self.engine.cells
+
+
+@dataclass
+class Task:
+    """Consecutive nodes of one depth and the subtrees under them.
+
+    Attributes
+    ----------
+    key : tuple of int
+        Position in the run (module docstring).
+    depth : int
+        Depth of the nodes (0: the root).
+    batches : list
+        The nodes, as engine batches in tree order.
+    origin : tuple
+        ``(part key, row)``: the nodes are the rows ``row, row + 1, ...`` of depth ``depth`` in
+        that part (the root's part is ``()``).
+    paths : ndarray of int16 or None
+        The nodes' code paths, ``(n, widths[0] + ... + widths[depth-1])`` (``leaves`` mode).
+    """
+
+    key: tuple
+    depth: int
+    batches: list
+    origin: tuple
+    paths: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+
+@dataclass
+class Part:
+    """What one task made: the nodes it finished and the subtasks it handed on.
+
+    Attributes
+    ----------
+    key : tuple
+        The task's key plus ``(0,)``.
+    depth : int
+        The task's depth; the part holds nodes of depths ``depth + 1`` and below.
+    origin : tuple
+        The task's origin: where the parents of the part's first-depth nodes are.
+    counts : list of int
+        New nodes per depth ``1..L``.
+    slivers : list of int
+        Slivers set aside per layer ``1..L``.
+    sliver_rows : list of tuple
+        ``(layer, parent depth, parent row, code, point, radius)``; the parent row indexes the
+        part's own rows of that depth, or the origin's rows when the parent depth is the task's.
+    levels : list or None
+        ``tree`` mode: per depth ``depth + 1 .. L``, ``(code, parent, point, radius, cells)``
+        arrays; ``parent`` as for the sliver rows.
+    leaves : tuple or None
+        ``leaves`` mode: ``(paths, point, radius, cells)`` of the part's last-layer nodes.
+    subtasks : list of Task
+    stats : dict
+    stopped : str or None
+        Why a budget stopped the task (its unsplit nodes are then among the subtasks).
+    seconds : float
+    """
+
+    key: tuple
+    depth: int
+    origin: tuple
+    counts: list
+    slivers: list
+    sliver_rows: list = field(default_factory=list)
+    levels: list | None = None
+    leaves: tuple | None = None
+    subtasks: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    stopped: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def task_key(self) -> tuple:
+        return self.key[:-1]
+
+    @property
+    def regions(self) -> int:
+        return self.counts[-1]
+
+
+def root_task(batch, *, with_paths: bool = False) -> Task:
+    """The task of the whole run: the root node, to be split by every layer (with its empty
+    code path when the run keeps leaves' code paths)."""
+    return Task(key=(), depth=0, batches=[batch], origin=((), 0),
+                paths=np.empty((len(batch), 0), dtype=np.int16) if with_paths else None)
+
+
+class _Chunks:
+    """Array chunks of one depth, concatenated when the part is finished."""
+
+    def __init__(self):
+        self.parts = []
+
+    def add(self, *columns):
+        self.parts.append(columns)
+
+    def arrays(self, cells_kind):
+        if not self.parts:
+            return None
+        cols = list(zip(*self.parts))
+        out = [np.concatenate(c) for c in cols[:-1]]
+        cells = cols[-1]
+        if cells_kind is None or any(c is None for c in cells):
+            out.append(None)
+        elif cells_kind == "polygons":
+            from ..geometry.polygons import Polygons
+
+            out.append(Polygons.concat(list(cells)))
+        else:
+            out.append(np.concatenate(cells))
+        return tuple(out)
+
+
+def _stats(engine) -> dict:
+    stats = engine.stats
+    return stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
+
+
+def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None,
+             known: list | None = None) -> Part:
+    """Walk a task's subtrees depth first, for at most ``ctx.cap`` new nodes.
+
+    Parameters
+    ----------
+    ctx : RunContext
+    splitter : Engine
+        Made by :meth:`RunContext.make_engine` (kept between tasks of one run); its
+        ``budget`` is set to ``budget``.
+    task : Task
+    budget : Budget, optional
+        Checked inside every split; when it runs out the task stops and its unsplit nodes
+        become subtasks (:attr:`Part.stopped` says why).
+    known : list of int, optional
+        Nodes per depth ``1..L`` known before this task (for ``max_regions``).
+
+    Returns
+    -------
+    Part
+    """
+    t0 = time.perf_counter()
+    L, j = ctx.depth, task.depth
+    budget = budget or Budget()
+    known = known or [0] * L
+    splitter.budget = budget
+    stats_before = _stats(splitter)
+    keep_tree, keep_leaves = ctx.mode == "tree", ctx.mode == "leaves"
+    kind = ctx.cells_kind if (keep_tree or keep_leaves) else None
+    counts = [0] * L
+    slivers = [0] * L
+    sliver_rows = []
+    levels = [_Chunks() for _ in range(L)]
+    leaves = _Chunks()
+    # stack entries: (batch, depth, first row of the batch at its depth, code paths or None);
+    # rows of the task's own depth are the origin's, deeper rows the part's own
+    stack = []
+    row = 0
+    paths = task.paths
+    for batch in task.batches:
+        n = len(batch)
+        stack.append((batch, j, row, None if paths is None else paths[row:row + n]))
+        row += n
+    stack.reverse()
+    made = 0
+    stopped = None
+    while stack:
+        if made >= ctx.cap:
+            break
+        batch, depth, base, bpaths = stack[-1]
+        # max_regions counts the nodes of the depth being made (DESIGN §3)
+        budget.found = known[depth] + counts[depth]
+        try:
+            res: Split = splitter.split(batch, ctx.layers[depth])
+            budget.found += len(res.parent)
+            budget.poll()
+        except BudgetExceeded as exc:
+            stopped = str(exc) or budget.reason or "budget reached"
+            break
+        stack.pop()
+        if ctx.exp:
+            res = to_input_units(res, ctx.exp)
+        n = len(res.parent)
+        first = counts[depth]                 # the children's first row at depth + 1
+        sl = res.slivers
+        slivers[depth] += len(sl)
+        for i in range(len(sl)):
+            sliver_rows.append((depth + 1, depth, base + int(sl.parent[i]), sl.code[i],
+                                sl.center[i], float(sl.radius[i])))
+        code = res.code.astype(np.int16, copy=False).reshape(n, -1)
+        if keep_tree:
+            levels[depth].add(code, base + res.parent.astype(np.int64, copy=False),
+                              res.center.reshape(n, -1), res.radius.astype(np.float64),
+                              res.cells)
+        child_paths = None
+        if bpaths is not None:
+            child_paths = np.hstack([bpaths[res.parent], code])
+        counts[depth] += n
+        made += n
+        if depth + 1 == L:
+            if keep_leaves:
+                leaves.add(child_paths, res.center.reshape(n, -1),
+                           res.radius.astype(np.float64), res.cells)
+            continue
+        size = max(1, splitter.batch_size(ctx.layers[depth + 1]))
+        for lo in reversed(range(0, n, size)):
+            hi = min(lo + size, n)
+            stack.append((splitter.take(res.children, lo, hi), depth + 1, first + lo,
+                          None if child_paths is None else child_paths[lo:hi]))
+    key = task.key + (0,)
+    subtasks = _hand_on(task, key, stack[::-1])
+    stats_after = _stats(splitter)
+    stats = {k: v - stats_before.get(k, 0) for k, v in stats_after.items()
+             if isinstance(v, (int, float))}
+    part = Part(key=key, depth=j, origin=task.origin, counts=counts, slivers=slivers,
+                sliver_rows=sliver_rows, subtasks=subtasks, stats=stats, stopped=stopped,
+                seconds=time.perf_counter() - t0)
+    if keep_tree:
+        part.levels = [levels[d].arrays(kind) if d >= j else None for d in range(L)]
+    if keep_leaves:
+        part.leaves = leaves.arrays(kind)
+    return part
+
+
+def _hand_on(task: Task, key: tuple, pending: list) -> list[Task]:
+    """The subtasks of a stopped task: its pending batches (in tree order), grouped by depth
+    (the pending batches of one depth are consecutive rows) and dealt into at most
+    :data:`FANOUT` subtasks per depth."""
+    subtasks = []
+    i = 0
+    while i < len(pending):
+        depth = pending[i][1]
+        k = i
+        while k < len(pending) and pending[k][1] == depth:
+            k += 1
+        run = pending[i:k]
+        per = -(-len(run) // FANOUT)
+        for lo in range(0, len(run), per):
+            group = run[lo:lo + per]
+            if depth == task.depth:         # rows of the origin's part
+                origin = (task.origin[0], task.origin[1] + group[0][2])
+            else:                           # rows of this task's part
+                origin = (key, group[0][2])
+            paths = None
+            if group[0][3] is not None:
+                paths = np.concatenate([g[3] for g in group])
+            subtasks.append(Task(key=task.key + (len(subtasks) + 1,), depth=depth,
+                                 batches=[g[0] for g in group], origin=origin, paths=paths))
+        i = k
+    return subtasks

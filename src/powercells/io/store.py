@@ -1,0 +1,385 @@
+"""A run that survives faults: every finished task is one Parquet file in a store (DESIGN §7).
+
+``count_regions(..., store=DIR)`` and ``powercells count --out DIR`` keep their run in ``DIR``::
+
+    DIR/manifest.json          what the run is: network digest, domain, options, version; the
+                               totals once it is complete
+    DIR/parts/part-K.parquet   one finished task (key K): its leaves, one row each, in tree
+                               order (code path, interior point, inradius), and in the file's
+                               metadata its counts per layer, its slivers and its subtasks
+    DIR/tasks/task-K.pickle    a task handed on but not finished yet (its nodes)
+    DIR/.lock                  held while a run writes the store
+
+Every file is written under a temporary name and renamed, and a finished task's subtasks are
+filed before its part, which is filed before the task's own file is removed: at any instant
+(``SIGKILL``, power cut) a part is whole or absent, and every task is either finished (its part
+exists) or waiting (its file exists and its parent's part does). Rerunning on the same folder
+reads the parts back, runs the waiting tasks and nothing else, so no region is lost or counted
+twice. A store made for another network, domain or options is refused with a line naming what
+differs; a complete store gives its totals without enumerating.
+
+:func:`read_store` gives the leaves of every finished part as one pyarrow dataset (or a pandas
+frame), in tree order: the order and ids are functions of the code paths, the same for every
+executor and worker count. Task files are pickles of the engine's batches: open only stores
+you made.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..enumerate.driver import CountSink, _counted
+from ..errors import OutputError, PowercellsError
+
+__all__ = ["Store", "count_with_store", "read_store", "store_summary"]
+
+FORMAT = "powercells-store"
+FORMAT_VERSION = 1
+_PARTS, _TASKS = "parts", "tasks"
+
+
+def _pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise OutputError("a store needs pyarrow: pip install 'powercells[export]'") from None
+    return pa, pq
+
+
+def key_name(key: tuple) -> str:
+    """A key as a file-name stem: components of six digits joined by dashes (sorts as the
+    keys do, parts' keys being prefix-free)."""
+    return "-".join(f"{c:06d}" for c in key) if key else "root"
+
+
+def name_key(stem: str) -> tuple:
+    return () if stem == "root" else tuple(int(c) for c in stem.split("-"))
+
+
+def network_digest(network) -> str:
+    """SHA-256 of a network's layers as stored (kinds, pieces, switch weights; float bits)."""
+    h = hashlib.sha256()
+    for layer in network.layers:
+        h.update(layer.kind.encode())
+        for arr in (layer.A, layer.B, layer.n_pieces, layer.slope, layer.switch_W,
+                    layer.switch_b):
+            if arr is None:
+                h.update(b"-")
+                continue
+            a = np.ascontiguousarray(arr)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def run_fields(net, domain, *, engine: str, tolerances, lp) -> dict:
+    """What makes two runs the same run: the network on the domain (a slice folded in), the
+    domain's halfspaces, the engine, the resolved tolerances and the LP backend."""
+    H, h = domain.halfspaces()
+    dom = hashlib.sha256(np.ascontiguousarray(H).tobytes() + np.ascontiguousarray(h).tobytes())
+    return {"network": network_digest(net), "domain": f"{domain!r} [{dom.hexdigest()[:16]}]",
+            "engine": engine,
+            "tolerances": {k: float(v) for k, v in sorted(vars(tolerances).items())
+                           if isinstance(v, (int, float))},
+            "lp": lp if lp is None or isinstance(lp, str) else type(lp).__name__}
+
+
+def _write_atomic(path: Path, write) -> None:
+    """``write(tmp_path)``, then rename onto ``path`` (whole or absent)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class Store:
+    """One run's folder (module docstring). Use as a context manager: it holds the folder's
+    lock while open.
+
+    Parameters
+    ----------
+    path : str or path
+        Created if missing (its parent must exist); an existing folder must be empty or hold a
+        store.
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be made a store, or another run holds it.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.manifest = None
+        self._lock = None
+
+    # ------------------------------------------------------------------ opening
+    def __enter__(self) -> Store:
+        p = self.path
+        if p.is_symlink() or (p.exists() and not p.is_dir()):
+            raise OutputError(f"{p}: not a folder; a store is a folder")
+        if p.exists():
+            names = set(os.listdir(p)) - {".lock"}
+            if names and "manifest.json" not in names:
+                raise OutputError(f"{p}: the folder holds files and no manifest.json: not a "
+                                  "powercells store; give an empty or new folder")
+        else:
+            if not p.parent.is_dir():
+                raise OutputError(f"{p}: the parent folder {p.parent} does not exist")
+            try:
+                p.mkdir()
+            except OSError as exc:
+                raise OutputError(f"{p}: cannot create ({exc.strerror or exc})") from None
+        try:
+            self._lock = open(p / ".lock", "a")
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            raise OutputError(f"{p}: another run is writing this store") from None
+        except OSError as exc:
+            raise OutputError(f"{p}: cannot lock ({exc.strerror or exc})") from None
+        for sub in (_PARTS, _TASKS):
+            (p / sub).mkdir(exist_ok=True)
+        for stale in list((p / _PARTS).glob(".*.tmp-*")) + list((p / _TASKS).glob(".*.tmp-*")):
+            stale.unlink()              # a killed run's unfinished file
+        if (p / "manifest.json").exists():
+            try:
+                self.manifest = json.loads((p / "manifest.json").read_text())
+            except (OSError, ValueError) as exc:
+                raise OutputError(f"{p}/manifest.json: unreadable ({exc})") from None
+            if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
+                raise OutputError(f"{p}/manifest.json: not a powercells store manifest")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def bind(self, fields: dict, widths, dim: int) -> None:
+        """Check the run against the store's manifest (or write a new manifest).
+
+        Raises
+        ------
+        OutputError
+            Naming the first field that differs.
+        """
+        if self.manifest is not None:
+            for name, value in fields.items():
+                have = self.manifest.get("run", {}).get(name)
+                if have != value:
+                    raise OutputError(
+                        f"{self.path}: this store was made with a different {name} "
+                        f"({_short(have)}, this run: {_short(value)}); give another folder")
+            return
+        from .. import __version__
+
+        self.manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                         "version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                         "run": fields, "widths": list(map(int, widths)), "dim": int(dim),
+                         "complete": False, "seconds": 0.0}
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        text = json.dumps(self.manifest, indent=1)
+        _write_atomic(self.path / "manifest.json", lambda tmp: tmp.write_text(text))
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest and self.manifest.get("complete"))
+
+    # ------------------------------------------------------------------ reading back
+    def _part_files(self) -> dict:
+        return {name_key(f.name[len("part-"):-len(".parquet")]): f
+                for f in (self.path / _PARTS).glob("part-*.parquet")}
+
+    def _task_files(self) -> dict:
+        return {name_key(f.name[len("task-"):-len(".pickle")]): f
+                for f in (self.path / _TASKS).glob("task-*.pickle")}
+
+    def _meta(self, file) -> dict:
+        _, pq = _pyarrow()
+        try:
+            meta = pq.read_schema(file).metadata or {}
+            return json.loads(meta[b"powercells"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise PowercellsError(f"{file}: not a store part ({exc})") from None
+
+    def resume(self, fresh: list, sink) -> tuple[list, list | None]:
+        """The tasks left to run and the nodes per depth already finished (given to ``sink``
+        too); ``fresh`` (the root task) when nothing was finished."""
+        parts = self._part_files()
+        waiting = self._task_files()
+        if not parts:
+            for f in waiting.values():
+                f.unlink()                  # handed on by a root task that never finished
+            return fresh, None
+        L = len(sink.counts)
+        known = [0] * L
+        listed = set()
+        for key, f in parts.items():
+            meta = self._meta(f)
+            self._absorb(meta, sink)
+            for d in range(L):
+                known[d] += meta["counts"][d]
+            listed.update(tuple(k) for k in meta["subtasks"])
+        tasks = []
+        for key in sorted(listed):
+            if key + (0,) in parts:
+                continue
+            f = waiting.get(key)
+            if f is None:
+                raise PowercellsError(f"{self.path}: task {key_name(key)} was handed on but "
+                                      "its file is missing: the store was changed by hand")
+            with open(f, "rb") as fh:
+                tasks.append(pickle.load(fh))
+        for key, f in waiting.items():
+            if key not in listed or key + (0,) in parts:
+                f.unlink()                  # finished, or its parent never was
+        if () + (0,) not in parts:          # pragma: no cover - parts exist only after root's
+            return fresh, None
+        return tasks, known
+
+    @staticmethod
+    def _absorb(meta: dict, sink) -> None:
+        for d, n in enumerate(meta["counts"]):
+            sink.counts[d] += n
+        for layer, code, point, radius in meta["slivers"]:
+            sink.slivers.layer.append(layer)
+            sink.slivers.parent.append((layer - 1, -1))
+            sink.slivers.code.append(np.asarray(code, dtype=np.int16))
+            sink.slivers.interior_point.append(np.asarray(point))
+            sink.slivers.inradius.append(radius)
+
+    def totals(self, sink) -> None:
+        """A complete store's counts and slivers, into ``sink``."""
+        for f in self._part_files().values():
+            self._absorb(self._meta(f), sink)
+
+    # ------------------------------------------------------------------ writing
+    def add(self, part) -> None:
+        """File a finished task: its subtasks, then its part, then forget its own file."""
+        for sub in part.subtasks:
+            data = pickle.dumps(sub, protocol=pickle.HIGHEST_PROTOCOL)
+            _write_atomic(self.path / _TASKS / f"task-{key_name(sub.key)}.pickle",
+                          lambda tmp, data=data: tmp.write_bytes(data))
+        pa, pq = _pyarrow()
+        table = _leaf_table(pa, part, self.manifest["widths"], self.manifest["dim"])
+        meta = {"key": list(part.key), "depth": part.depth, "counts": part.counts,
+                "slivers": [(layer, np.asarray(code).tolist(), np.asarray(point).tolist(),
+                             float(radius))
+                            for layer, _, _, code, point, radius in part.sliver_rows],
+                "subtasks": [list(s.key) for s in part.subtasks], "stats": part.stats,
+                "stopped": part.stopped, "seconds": part.seconds}
+        table = table.replace_schema_metadata({"powercells": json.dumps(meta)})
+        _write_atomic(self.path / _PARTS / f"part-{key_name(part.key)}.parquet",
+                      lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        own = self.path / _TASKS / f"task-{key_name(part.task_key)}.pickle"
+        if own.exists():
+            own.unlink()
+
+    def finish(self, *, complete: bool, counts, slivers, seconds: float, stats: dict) -> None:
+        """Record this session: time spent and, once complete, the totals."""
+        self.manifest["seconds"] = float(self.manifest.get("seconds", 0.0)) + float(seconds)
+        if complete:
+            self.manifest.update(complete=True, per_layer=list(map(int, counts)),
+                                 regions=int(counts[-1]), slivers=list(map(int, slivers)),
+                                 stats={k: v for k, v in stats.items()
+                                        if isinstance(v, (int, float, str))})
+        self._write_manifest()
+
+
+def _short(value) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _leaf_table(pa, part, widths, dim: int):
+    """A part's leaves as an Arrow table: ``code`` (the full code path), ``interior_point``
+    and ``inradius``."""
+    W = int(sum(widths))
+    if part.leaves is None or part.leaves[0] is None:
+        paths = np.empty((0, W), dtype=np.int16)
+        point = np.empty((0, dim))
+        radius = np.empty(0)
+    else:
+        paths, point, radius, _ = part.leaves
+    code = pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(paths).ravel(),
+                                                      type=pa.int16()), W)
+    pts = pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(point).ravel(),
+                                                     type=pa.float64()), dim)
+    return pa.table({"code": code, "interior_point": pts,
+                     "inradius": pa.array(np.asarray(radius, dtype=np.float64))})
+
+
+def count_with_store(network, domain, directory, **options):
+    """:func:`powercells.count_regions` keeping its run in a store (resumed if it exists)."""
+    _pyarrow()
+    with Store(directory) as store:
+        return _counted(CountSink(), network, domain, store=store, **options)
+
+
+def _parts_in_order(directory) -> list:
+    directory = Path(directory)
+    if not (directory / "manifest.json").is_file():
+        raise PowercellsError(f"{directory}: no manifest.json; not a powercells store")
+    files = {name_key(f.name[len("part-"):-len(".parquet")]): f
+             for f in (directory / _PARTS).glob("part-*.parquet")}
+    return [str(files[k]) for k in sorted(files)]
+
+
+def read_store(directory, *, as_pandas: bool = False):
+    """The leaves of a store's finished parts, in tree order.
+
+    Parameters
+    ----------
+    directory : str or path
+    as_pandas : bool
+        A pandas DataFrame instead of a pyarrow dataset.
+
+    Returns
+    -------
+    pyarrow.dataset.Dataset or pandas.DataFrame
+        Columns ``code`` (the full code path, int16), ``interior_point`` and ``inradius``;
+        rows in tree order (a complete store holds every region once).
+
+    Raises
+    ------
+    PowercellsError
+        If the folder is not a store.
+    """
+    _pyarrow()
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(_parts_in_order(directory), format="parquet")
+    if as_pandas:
+        return dataset.to_table().to_pandas()
+    return dataset
+
+
+def store_summary(directory) -> dict:
+    """A store's manifest: the run's fields, whether it is complete, and its totals."""
+    path = Path(directory) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PowercellsError(f"{path}: not a store manifest ({exc})") from None
+    return manifest
