@@ -9,7 +9,6 @@ an inner box or polytope in R^k; it is folded into the network's first layer
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linprog
 
 from .errors import DomainError, PointError
 
@@ -54,6 +53,14 @@ def _vector(v, name: str) -> np.ndarray:
         raise DomainError(f"{name} contains NaN or infinite values: {v}")
     return v
 
+
+
+def _linprog():
+    """scipy's linprog, imported when a polytope domain first needs it (scipy.optimize costs
+    a quarter of a second to import, paid by every CLI call and worker process otherwise)."""
+    from scipy.optimize import linprog
+
+    return linprog
 
 class Domain:
     """A bounded, full-dimensional polytope in R^k, the space engines work in.
@@ -158,7 +165,7 @@ class Domain:
             for sign, out in ((1.0, lo), (-1.0, hi)):
                 c = np.zeros(k)
                 c[i] = sign
-                res = linprog(c, A_ub=A, b_ub=b, bounds=[(None, None)] * k, method="highs")
+                res = _linprog()(c, A_ub=A, b_ub=b, bounds=[(None, None)] * k, method="highs")
                 if res.status == 2:
                     raise DomainError(f"{what} is empty: its inequalities have no solution")
                 if res.status == 3:
@@ -170,7 +177,7 @@ class Domain:
         diam = float(np.linalg.norm(hi - lo))
         cost = np.zeros(k + 1)
         cost[-1] = -1.0
-        res = linprog(cost, A_ub=np.hstack([A, np.ones((len(b), 1))]), b_ub=b,
+        res = _linprog()(cost, A_ub=np.hstack([A, np.ones((len(b), 1))]), b_ub=b,
                       bounds=[(None, None)] * k + [(0, diam)], method="highs")
         if res.status != 0:
             raise DomainError(f"{what}: could not find an interior point ({res.message})")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from math import comb
 
 import numpy as np
-from scipy.optimize import linprog
 
 from .domain import as_domain
 
@@ -101,6 +100,8 @@ def _chebyshev(H, h, cap):
     k = H.shape[1]
     cost = np.zeros(k + 1)
     cost[-1] = -1.0
+    from scipy.optimize import linprog
+
     res = linprog(cost, A_ub=np.hstack([H / norms[:, None], np.ones((len(h), 1))]),
                   b_ub=h / norms, bounds=[(None, None)] * k + [(-cap, cap)], method="highs")
     if res.status != 0:

@@ -142,6 +142,10 @@ class EngineSetup:
         bound that decides the region test is enough.
     final_layer : Layer or None
         The run's last layer (engines may keep less of its children).
+    dim : int
+        The domain's dimension (0: known only from :meth:`Engine.root`). Engines in worker
+        processes never see the root, so whatever depends on the dimension (batch sizes)
+        comes from here.
     """
 
     tolerances: Tolerances
@@ -150,6 +154,7 @@ class EngineSetup:
     options: EngineOptions = EngineOptions()
     exact_balls: bool = True
     final_layer: Layer | None = None
+    dim: int = 0
 
 
 class Engine(Protocol):

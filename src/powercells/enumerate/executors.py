@@ -33,10 +33,10 @@ from .budget import Budget
 __all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "SerialExecutor", "as_executor",
            "available_cpus"]
 
-#: Seconds a run works in this process before it starts a pool of workers: a pool costs about a
-#: second to start (each worker imports numpy and loads the compiled kernel), so shorter runs
-#: never pay for it (``benchmarks/bench_scale.py`` measures both).
-START_AFTER = 2.0
+#: Seconds a run works in this process before it starts a pool of workers: a worker takes about
+#: a second to start (it imports powercells and loads the compiled kernel; the coordinator goes
+#: on working meanwhile), so shorter runs never pay for a pool (``benchmarks/bench_scale.py``).
+START_AFTER = 1.0
 
 #: Times a task may lose its worker before the run gives up on it.
 MAX_ATTEMPTS = 3
@@ -72,7 +72,12 @@ class Executor:
     start_after = START_AFTER
 
     def start(self, ctx) -> None:                       # pragma: no cover - interface
+        """Start the workers (may return before they are up: see :meth:`ready`)."""
         raise NotImplementedError
+
+    def ready(self) -> bool:
+        """Whether the workers are up (until then the coordinator runs tasks itself)."""
+        return True
 
     def submit(self, task, known, *, limit, max_regions):  # pragma: no cover - interface
         """Run ``task`` on a worker; returns a handle for :meth:`wait`."""
@@ -143,11 +148,33 @@ def _init_pool_worker(ctx):
     _POOL["ctx"] = ctx
 
 
+def _warm_worker():
+    _worker_engine(_POOL["ctx"])
+
+
 def _pool_run(task, known, limit, max_regions):
     return run_remote(_POOL["ctx"], task, known, limit=limit, max_regions=max_regions)
 
 
 # ---------------------------------------------------------------------- local processes
+
+#: Environment variables that set the thread pools of BLAS and OpenMP, read when numpy loads.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                     "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+@contextmanager
+def _one_blas_thread():
+    """Processes started in the block get one BLAS/OpenMP thread (unless the caller chose)."""
+    added = [k for k in _THREAD_VARIABLES if k not in os.environ]
+    for k in added:
+        os.environ[k] = "1"
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
 
 @contextmanager
 def _main_hidden():
@@ -200,10 +227,18 @@ class ProcessExecutor(Executor):
         self._pool = cf.ProcessPoolExecutor(
             max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_pool_worker, initargs=(self._ctx,))
-        # the workers are started now, all of them, without the caller's main script
-        with _main_hidden():
-            for fut in [self._pool.submit(os.getpid) for _ in range(self.workers)]:
-                fut.result()
+        # the workers are started now, all of them, without the caller's main script, and
+        # with one BLAS thread each (they share the CPUs; BLAS threads spinning beside another
+        # worker's slow everyone down); each makes its engine while the coordinator goes on
+        with _main_hidden(), _one_blas_thread():
+            self._warming = [self._pool.submit(_warm_worker) for _ in range(self.workers)]
+
+    def ready(self) -> bool:
+        if not all(f.done() for f in self._warming):
+            return False
+        for f in self._warming:
+            f.result()              # a worker that could not start raises here
+        return True
 
     def start(self, ctx) -> None:
         self._ctx = worker_context(ctx)

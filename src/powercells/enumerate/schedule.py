@@ -113,7 +113,7 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
     ready = []                      # parts waiting for their turn (key order)
     in_flight = {}                  # handle -> task
     attempts = {}
-    started = False
+    started = dispatching = False
     report = Progress(progress, budget.start)
 
     def outstanding_min():
@@ -131,6 +131,8 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
         nonlocal seq
         if store is not None:
             store.add(part)
+        if not sink.keeps_rows:         # filed; only its counts wait for their turn
+            part.leaves = part.levels = None
         out.add(part)
         for d in range(L):
             known[d] += part.counts[d]
@@ -160,12 +162,15 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                 executor.start(ctx)
                 started = True
                 out.workers = executor.workers
-            if not started:
+            if not started or (not dispatching and not executor.ready()):
+                if not heap:            # the workers are still starting and nothing is left
+                    break
                 task = heapq.heappop(heap)[2]
                 part = run_task(ctx, local_engine, task, budget, known)
                 arrive(part)
                 report.update(known[-1], out.tasks, len(heap))
                 continue
+            dispatching = True
             while out.stopped is None and heap and len(in_flight) < 2 * executor.workers:
                 task = heapq.heappop(heap)[2]
                 limit = None

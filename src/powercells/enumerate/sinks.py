@@ -18,7 +18,10 @@ __all__ = ["CountSink", "LeafChunk", "LeafSink", "Sink", "TreeSink"]
 
 class Sink:
     """Receives the root level, then finished parts in key (tree) order; keeps the counts per
-    depth and the slivers set aside."""
+    depth and the slivers set aside. ``keeps_rows``: whether it reads the parts' nodes (else
+    the coordinator drops them as soon as they are filed)."""
+
+    keeps_rows = True
 
     def start(self, root: Level, depth: int) -> None:
         self.root = root
@@ -46,6 +49,8 @@ class Sink:
 
 class CountSink(Sink):
     """Keeps only the number of nodes per depth: memory independent of the region count."""
+
+    keeps_rows = False
 
 
 class TreeSink(Sink):

@@ -145,7 +145,7 @@ class VertexEngine:
             if options.compiled is not False else None
         self.threads = options.resolved_threads
         self.final_layer = setup.final_layer
-        self.dim = 1
+        self.dim = setup.dim or 1
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
                       "units_constant": 0, "ball_lps": 0, "fragile_vertices": 0}
         self.budget = Budget()          # the driver's, checked inside a split
