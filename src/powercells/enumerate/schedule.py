@@ -108,6 +108,8 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
     heap = []
     seq = 0
     for task in tasks:
+        if store is not None and task.key and not isinstance(task, TaskRef):
+            task = TaskRef(task.key, task.depth, task.size)
         heapq.heappush(heap, (task.key, seq, task))
         seq += 1
     ready = []                      # parts waiting for their turn (key order)
@@ -139,8 +141,12 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
         if part.stopped and out.stopped is None:
             out.stopped = part.stopped
         for sub in part.subtasks:
-            heapq.heappush(heap, (sub.key, seq, sub))
+            # a task waiting in a store is read back when it runs: the coordinator's memory
+            # holds keys, not the (large) batches of every task waiting
+            entry = TaskRef(sub.key, sub.depth, sub.size) if store is not None else sub
+            heapq.heappush(heap, (sub.key, seq, entry))
             seq += 1
+        part.subtasks = [TaskRef(sub.key, sub.depth, sub.size) for sub in part.subtasks]
         heapq.heappush(ready, (part.key, seq, part))
         seq += 1
         deliver()
@@ -165,14 +171,14 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
             if not started or (not dispatching and not executor.ready()):
                 if not heap:            # the workers are still starting and nothing is left
                     break
-                task = heapq.heappop(heap)[2]
+                task = _loaded(heapq.heappop(heap)[2], store)
                 part = run_task(ctx, local_engine, task, budget, known)
                 arrive(part)
                 report.update(known[-1], out.tasks, len(heap))
                 continue
             dispatching = True
             while out.stopped is None and heap and len(in_flight) < 2 * executor.workers:
-                task = heapq.heappop(heap)[2]
+                task = _loaded(heapq.heappop(heap)[2], store)
                 limit = None
                 if budget.deadline is not None:
                     limit = max(budget.deadline - time.perf_counter(), 1e-3)
@@ -194,7 +200,8 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                                 f"task {t.key} ({t.size} nodes of depth {t.depth}) was running "
                                 f"each of the {n} times a worker died ({exc}); no count is "
                                 "reported") from None
-                        heapq.heappush(heap, (t.key, seq, t))
+                        heapq.heappush(heap, (t.key, seq, TaskRef(t.key, t.depth, t.size)
+                                              if store is not None else t))
                         seq += 1
                     break
                 arrive(part)
@@ -208,6 +215,19 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
     if out.stopped is None and heap:            # pragma: no cover - defensive
         raise PowercellsError("the run ended with tasks left")
     return out
+
+
+class TaskRef:
+    """A task waiting in a store, by key (read back by :func:`_loaded` when it runs)."""
+
+    __slots__ = ("key", "depth", "size")
+
+    def __init__(self, key, depth, size):
+        self.key, self.depth, self.size = key, depth, size
+
+
+def _loaded(entry, store):
+    return store.load_task(entry.key) if isinstance(entry, TaskRef) else entry
 
 
 def _exhausted(budget, known) -> str | None:

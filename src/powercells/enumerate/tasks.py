@@ -38,11 +38,12 @@ MODES = ("count", "leaves", "tree")
 #: :attr:`RunContext.cap`): large enough that a task's fixed costs (shipping its batches,
 #: writing its part) are small beside its work, small enough that a task lasts seconds and
 #: its nodes take tens of megabytes.
-DEFAULT_CAP = 50_000
+DEFAULT_CAP = 20_000
 
-#: A task's leftover batches of one depth are dealt into at most this many subtasks: big
-#: subtrees fan out over the workers quickly, small ones stay whole.
-FANOUT = 4
+#: A task's leftover batches of one depth are dealt into subtasks of at most this many nodes
+#: (or one batch, if larger): a waiting task stays small (the vertex engine's 5-D cells take a
+#: few kilobytes each), and big subtrees fan out over the workers quickly.
+SUBTASK_NODES = 2048
 
 
 @dataclass
@@ -320,8 +321,8 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
 
 def _hand_on(task: Task, key: tuple, pending: list) -> list[Task]:
     """The subtasks of a stopped task: its pending batches (in tree order), grouped by depth
-    (the pending batches of one depth are consecutive rows) and dealt into at most
-    :data:`FANOUT` subtasks per depth."""
+    (the pending batches of one depth are consecutive rows) and dealt into subtasks of at most
+    :data:`SUBTASK_NODES` nodes."""
     subtasks = []
     i = 0
     while i < len(pending):
@@ -330,9 +331,16 @@ def _hand_on(task: Task, key: tuple, pending: list) -> list[Task]:
         while k < len(pending) and pending[k][1] == depth:
             k += 1
         run = pending[i:k]
-        per = -(-len(run) // FANOUT)
-        for lo in range(0, len(run), per):
-            group = run[lo:lo + per]
+        groups, group, size = [], [], 0
+        for entry in run:
+            n = len(entry[0])
+            if group and size + n > SUBTASK_NODES:
+                groups.append(group)
+                group, size = [], 0
+            group.append(entry)
+            size += n
+        groups.append(group)
+        for group in groups:
             if depth == task.depth:         # rows of the origin's part
                 origin = (task.origin[0], task.origin[1] + group[0][2])
             else:                           # rows of this task's part

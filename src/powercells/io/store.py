@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..enumerate.driver import CountSink, _counted
+from ..enumerate.schedule import TaskRef
 from ..errors import OutputError, PowercellsError
 
 __all__ = ["Store", "count_with_store", "read_store", "store_summary"]
@@ -215,6 +216,15 @@ class Store:
         return {name_key(f.name[len("task-"):-len(".pickle")]): f
                 for f in (self.path / _TASKS).glob("task-*.pickle")}
 
+    def load_task(self, key: tuple):
+        """A waiting task, read back from its file."""
+        f = self.path / _TASKS / f"task-{key_name(key)}.pickle"
+        try:
+            with open(f, "rb") as fh:
+                return pickle.load(fh)
+        except (OSError, pickle.UnpicklingError, EOFError) as exc:
+            raise PowercellsError(f"{f}: cannot read the waiting task ({exc})") from None
+
     def _meta(self, file) -> dict:
         _, pq = _pyarrow()
         try:
@@ -245,12 +255,10 @@ class Store:
         for key in sorted(listed):
             if key + (0,) in parts:
                 continue
-            f = waiting.get(key)
-            if f is None:
+            if key not in waiting:
                 raise PowercellsError(f"{self.path}: task {key_name(key)} was handed on but "
                                       "its file is missing: the store was changed by hand")
-            with open(f, "rb") as fh:
-                tasks.append(pickle.load(fh))
+            tasks.append(TaskRef(key, None, None))      # read back when it runs
         for key, f in waiting.items():
             if key not in listed or key + (0,) in parts:
                 f.unlink()                  # finished, or its parent never was
