@@ -137,11 +137,15 @@ def worker_context(ctx):
 
 def run_remote(ctx, task, known, *, limit, max_regions):
     """Run one task in a worker: a budget of the seconds left and the regions still allowed."""
-    from .tasks import run_task
+    from .tasks import release_memory, run_task
 
     engine = _worker_engine(ctx)
     budget = Budget(max_regions=max_regions, time_limit=limit)
-    return run_task(ctx, engine, task, budget, known)
+    try:
+        return run_task(ctx, engine, task, budget, known)
+    finally:
+        del task
+        release_memory()
 
 
 def _init_pool_worker(ctx):

@@ -17,7 +17,7 @@ import time
 
 from ..errors import PowercellsError
 from .executors import MAX_ATTEMPTS, SerialExecutor, WorkerLost
-from .tasks import run_task
+from .tasks import release_memory, run_task
 
 __all__ = ["Outcome", "execute"]
 
@@ -173,7 +173,9 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                     break
                 task = _loaded(heapq.heappop(heap)[2], store)
                 part = run_task(ctx, local_engine, task, budget, known)
+                del task
                 arrive(part)
+                release_memory()
                 report.update(known[-1], out.tasks, len(heap))
                 continue
             dispatching = True

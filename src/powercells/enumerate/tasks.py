@@ -210,6 +210,27 @@ class _Chunks:
         return tuple(out)
 
 
+def _libc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):       # not glibc
+        return None
+
+
+_TRIM = _libc_trim()
+
+
+def release_memory() -> None:
+    """Give the memory freed by a finished task back to the system. A split makes many small
+    arrays that glibc keeps in its arenas after they are freed (the first layer of ACAS Xu 1_9
+    over prop_7 left 2.6 GB resident with 0.2 GB live); without this a process's resident
+    memory is its largest task's, forever."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
 def _stats(engine) -> dict:
     stats = engine.stats
     return stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
