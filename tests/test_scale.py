@@ -1,0 +1,384 @@
+"""Runs cut into subtree tasks (DESIGN §4, §7): the same tree, counts and store for every
+executor; stores that resume after a budget, a SIGKILL or a lost worker; stores that refuse
+another run.
+
+Every test cuts its run into many small tasks: ``DEFAULT_CAP`` is lowered, and so are the batch
+sizes of the vertex and planar engines (else a run this small is one batch per depth, hence one
+chain of 2-3 tasks). Worker processes start fresh (spawn), so the batch sizes reach them through
+a ``sitecustomize`` module on ``PYTHONPATH``; that they did is checked: every executor must cut
+the run into the same tasks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from networks import random_network
+
+import powercells as pc
+import powercells.enumerate.planar_engine as planar_engine
+import powercells.enumerate.tasks as tasks_module
+import powercells.enumerate.vertex.engine as vertex_engine
+from powercells.cli import EXIT_ERROR, main
+from powercells.enumerate.executors import DaskExecutor, ProcessExecutor
+from powercells.io.store import read_store, store_summary
+
+#: New nodes per task in these tests (a run of ~1000 nodes makes 10-25 tasks).
+CAP = 50
+
+#: ``_VALUES_BUDGET`` of the vertex and planar engines here: their batches hold 16 (vertex) and
+#: 64 (planar) cells, the engines' minimum.
+BATCH_BUDGET = 1
+
+SITECUSTOMIZE = f"""\
+import powercells.enumerate.planar_engine as _planar
+import powercells.enumerate.vertex.engine as _vertex
+_planar._VALUES_BUDGET = {BATCH_BUDGET}
+_vertex._VALUES_BUDGET = {BATCH_BUDGET}
+"""
+
+#: (engine, input dimension, widths, region tolerance): small runs with slivers at every layer.
+RUNS = {
+    "vertex": ("vertex", 3, [12, 12, 12], 1e-3),
+    "lp": ("lp", 3, [10, 10, 10], 1e-3),
+    "planar": ("planar", 2, [25, 25, 25], 1e-3),
+}
+
+
+@pytest.fixture
+def cut(monkeypatch, tmp_path_factory):
+    """Small tasks and small batches, here and in every process started meanwhile."""
+    site = tmp_path_factory.mktemp("site")
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(site) + (os.pathsep + path if path else ""))
+    monkeypatch.setattr(tasks_module, "DEFAULT_CAP", CAP)
+    monkeypatch.setattr(vertex_engine, "_VALUES_BUDGET", BATCH_BUDGET)
+    monkeypatch.setattr(planar_engine, "_VALUES_BUDGET", BATCH_BUDGET)
+
+
+class Pool(ProcessExecutor):
+    """The real process pool, started at once; the coordinator waits for its workers instead
+    of running tasks itself meanwhile, so every task goes through the pool."""
+
+    def __init__(self, workers: int = 2):
+        super().__init__(workers, start_after=0)
+        self.submitted = 0
+
+    def ready(self) -> bool:
+        cf.wait(self._warming)
+        return super().ready()
+
+    def submit(self, task, known, *, limit, max_regions):
+        self.submitted += 1
+        return super().submit(task, known, limit=limit, max_regions=max_regions)
+
+
+class KillOnce(Pool):
+    """A pool whose worker is SIGKILLed right after the ``after``-th task was submitted (while
+    tasks are in flight)."""
+
+    def __init__(self, after: int):
+        super().__init__(2)
+        self.after = after
+        self.killed = None
+        self.restarts = 0
+
+    def submit(self, task, known, *, limit, max_regions):
+        handle = super().submit(task, known, limit=limit, max_regions=max_regions)
+        if self.killed is None and self.submitted == self.after:
+            self.killed = next(iter(self._pool._processes))
+            os.kill(self.killed, signal.SIGKILL)
+        return handle
+
+    def _restart(self):
+        self.restarts += 1
+        super()._restart()
+
+
+def setup_of(name):
+    engine, d, widths, tol = RUNS[name]
+    return random_network(d, widths, seed=0), pc.Box(-1, 1, dim=d), {"engine": engine, "tol": tol}
+
+
+def assert_same_tree(a, b):
+    assert not a.partial and not b.partial
+    assert a.per_layer == b.per_layer
+    assert a.slivers.per_layer(a.depth) == b.slivers.per_layer(b.depth)
+    assert a.stats["tasks"] == b.stats["tasks"]         # the same cut into tasks
+    assert len(a.levels) == len(b.levels)
+    for la, lb in zip(a.levels, b.levels):
+        np.testing.assert_array_equal(la.code, lb.code)
+        np.testing.assert_array_equal(la.parent, lb.parent)
+        np.testing.assert_array_equal(la.interior_point, lb.interior_point)
+        np.testing.assert_array_equal(la.inradius, lb.inradius)
+        if la.polygons is not None or lb.polygons is not None:
+            np.testing.assert_array_equal(la.polygons.xy, lb.polygons.xy)
+    sa, sb = a.slivers, b.slivers
+    assert sa.layer == sb.layer and sa.parent == sb.parent
+    np.testing.assert_array_equal(np.array(sa.code), np.array(sb.code))
+    np.testing.assert_array_equal(np.array(sa.interior_point), np.array(sb.interior_point))
+
+
+def table(directory):
+    return read_store(directory).to_table().select(["code", "interior_point", "inradius"])
+
+
+def part_names(directory):
+    return sorted(p.name for p in (directory / "parts").glob("*.parquet"))
+
+
+def snapshot(directory):
+    """Every file of a folder with its bytes and modification time."""
+    out = {}
+    for root, _, files in os.walk(directory):
+        for f in files:
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, directory)] = (fh.read(), os.stat(p).st_mtime_ns)
+    return out
+
+
+# ---------------------------------------------------------------------- one tree, any executor
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_pool_gives_the_serial_tree(cut, name):
+    network, box, opts = setup_of(name)
+    serial = pc.subdivide(network, box, executor="serial", **opts)
+    assert serial.stats["tasks"] >= 10 and sum(serial.slivers.per_layer(3)) > 0
+    assert serial.stats["executor"] == "serial" and serial.stats["workers"] == 0
+    pool = Pool(2)
+    pooled = pc.subdivide(network, box, executor=pool, **opts)
+    assert pool.submitted == pooled.stats["tasks"]      # every task ran in a worker
+    assert pooled.stats["workers"] == 2 and pooled.stats["executor"] == "processes"
+    assert_same_tree(serial, pooled)
+    # leaves streamed through a pool: in tree order, chunk after chunk
+    chunks = []
+    result = pc.stream_leaves(network, box, chunks.append, executor=Pool(2), **opts)
+    assert result.per_layer == serial.per_layer and len(chunks) >= 2
+    assert [c.first for c in chunks] == list(np.cumsum([0] + [len(c) for c in chunks[:-1]]))
+    np.testing.assert_array_equal(np.vstack([c.codes for c in chunks]), serial.leaf_codes())
+    np.testing.assert_array_equal(np.vstack([c.interior_point for c in chunks]),
+                                  serial.levels[-1].interior_point)
+
+
+def test_pool_started_beside_the_coordinator_gives_the_serial_tree(cut):
+    # the plain executor: the coordinator runs tasks itself until the workers are up
+    network, box, opts = setup_of("lp")
+    serial = pc.subdivide(network, box, executor="serial", **opts)
+    assert_same_tree(serial, pc.subdivide(network, box, executor=ProcessExecutor(2, start_after=0),
+                                          **opts))
+
+
+def test_dask_gives_the_serial_tree(cut):
+    pytest.importorskip("distributed")
+
+    class Counted(DaskExecutor):
+        submitted = 0
+
+        def submit(self, *args, **kwargs):
+            self.submitted += 1
+            return super().submit(*args, **kwargs)
+
+    network, box, opts = setup_of("vertex")
+    serial = pc.subdivide(network, box, executor="serial", **opts)
+    dask = Counted(local=2, start_after=0)
+    tree = pc.subdivide(network, box, executor=dask, **opts)
+    assert tree.stats["executor"] == "dask" and tree.stats["workers"] == 2
+    assert dask.submitted == tree.stats["tasks"]       # start() waits for the cluster
+    assert dask.client is None                          # its own cluster is closed
+    assert_same_tree(serial, tree)
+
+
+# ---------------------------------------------------------------------- stores
+
+def test_store_is_the_same_for_every_executor(cut, tmp_path):
+    network, box, opts = setup_of("vertex")
+    a = pc.count_regions(network, box, executor="serial", store=tmp_path / "a", **opts)
+    pool = Pool(2)
+    b = pc.count_regions(network, box, executor=pool, store=tmp_path / "b", **opts)
+    assert pool.submitted == b.stats["tasks"] >= 10
+    assert (a.per_layer, a.slivers, a.partial) == (b.per_layer, b.slivers, False)
+    for d in (tmp_path / "a", tmp_path / "b"):
+        summary = store_summary(d)
+        assert summary["complete"] and summary["regions"] == a.regions
+        assert summary["per_layer"] == a.per_layer
+        assert not list((d / "tasks").glob("*"))       # nothing left waiting
+    names = part_names(tmp_path / "a")
+    assert len(names) == a.stats["tasks"] and names == part_names(tmp_path / "b")
+    ta, tb = table(tmp_path / "a"), table(tmp_path / "b")
+    assert ta.num_rows == a.regions and ta.equals(tb)
+    # the store's rows are the leaves, in the order stream_leaves gives them
+    chunks = []
+    pc.stream_leaves(network, box, chunks.append, executor="serial", **opts)
+    codes = np.array(ta.column("code").to_pylist(), dtype=np.int16)
+    np.testing.assert_array_equal(codes, np.vstack([c.codes for c in chunks]))
+    # a complete store gives its totals again without enumerating
+    again = pc.count_regions(network, box, executor="serial", store=tmp_path / "a", **opts)
+    assert (again.per_layer, again.slivers, again.partial) == (a.per_layer, a.slivers, False)
+    assert "store_seconds" in again.stats and part_names(tmp_path / "a") == names
+
+
+def test_budget_leaves_a_store_that_resumes(cut, tmp_path):
+    network, box, opts = setup_of("vertex")
+    full = pc.count_regions(network, box, executor="serial", store=tmp_path / "full", **opts)
+    store = tmp_path / "cut"
+    part = pc.count_regions(network, box, executor="serial", store=store, max_regions=300,
+                            **opts)
+    assert part.partial and part.regions < full.regions
+    assert all(p <= f for p, f in zip(part.per_layer, full.per_layer))
+    assert not store_summary(store)["complete"]
+    assert list((store / "tasks").glob("task-*.pickle"))        # work left, on disk
+    done = part_names(store)
+    assert 0 < len(done) < full.stats["tasks"]
+    # a second budgeted run goes on, still partial
+    more = pc.count_regions(network, box, executor="serial", store=store, max_regions=500,
+                            **opts)
+    assert more.partial and part.regions <= more.regions < full.regions
+    assert set(done) <= set(part_names(store))
+    # the rest through a pool
+    pool = Pool(2)
+    rest = pc.count_regions(network, box, executor=pool, store=store, **opts)
+    assert not rest.partial and 0 < pool.submitted < full.stats["tasks"]
+    assert (rest.regions, rest.per_layer, rest.slivers) == (full.regions, full.per_layer,
+                                                            full.slivers)
+    summary = store_summary(store)
+    assert summary["complete"] and summary["per_layer"] == full.per_layer
+    # a task a budget stopped handed its unsplit nodes on: the cut differs, the rows do not
+    assert table(store).equals(table(tmp_path / "full"))
+    assert not list((store / "tasks").glob("*"))
+
+
+def test_a_store_refuses_another_run(cut, tmp_path):
+    network, box, opts = setup_of("vertex")
+    complete, partial = tmp_path / "complete", tmp_path / "partial"
+    pc.count_regions(network, box, executor="serial", store=complete, **opts)
+    pc.count_regions(network, box, executor="serial", store=partial, max_regions=300, **opts)
+    other = random_network(3, [12, 12, 12], seed=1)
+    cases = [
+        (other, box, opts, "different network"),
+        (network, box, {**opts, "tol": 2e-3}, "different tolerances"),
+        (network, pc.Box(-1, 2, dim=3), opts, "different domain"),
+        (network, box, {**opts, "engine": "lp"}, "different engine"),
+    ]
+    for store in (complete, partial):
+        before = snapshot(store)
+        for net, dom, kw, field in cases:
+            with pytest.raises(pc.PowercellsError, match=field) as info:
+                pc.count_regions(net, dom, executor="serial", store=store, **kw)
+            assert str(store) in str(info.value)
+            assert snapshot(store) == before
+    # the store still serves its own run
+    result = pc.count_regions(network, box, executor="serial", store=partial, **opts)
+    assert result.per_layer == store_summary(complete)["per_layer"]
+    assert table(partial).equals(table(complete))
+
+
+def test_a_lost_worker_loses_no_region(cut, tmp_path):
+    network, box, opts = setup_of("lp")
+    serial = pc.subdivide(network, box, executor="serial", **opts)
+    pool = KillOnce(after=3)
+    tree = pc.subdivide(network, box, executor=pool, **opts)
+    assert pool.killed is not None and pool.restarts >= 1
+    assert pool.submitted > tree.stats["tasks"]         # some tasks ran twice
+    assert_same_tree(serial, tree)
+
+
+# ---------------------------------------------------------------------- command line
+
+WRAPPER = """\
+import sys
+
+import powercells.enumerate.tasks
+
+powercells.enumerate.tasks.DEFAULT_CAP = int(sys.argv[1])
+from powercells.cli import main
+
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_sigkill_then_rerun_completes_the_store(tmp_path, monkeypatch):
+    # ~20 tasks of 400 nodes, ~3 s in all (lp engine)
+    cap = 400
+    network = random_network(3, [14, 14, 14], seed=0)
+    net = tmp_path / "net.npz"
+    pc.save_npz(network, net)
+    wrapper = tmp_path / "run.py"
+    wrapper.write_text(WRAPPER)
+    out = tmp_path / "store"
+    cmd = [sys.executable, str(wrapper), str(cap), "count", str(net), "--box", "-1", "1",
+           "--engine", "lp", "--out", str(out), "--workers", "0", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("parts/part-*.parquet"))) < 4:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert proc.poll() is None          # killed mid-way
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert not store_summary(out)["complete"]
+    killed_at = part_names(out)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    monkeypatch.setattr(tasks_module, "DEFAULT_CAP", cap)
+    ref = pc.count_regions(network, pc.Box(-1, 1, dim=3), engine="lp", executor="serial",
+                           store=tmp_path / "ref")
+    assert not got["partial"] and got["store"] == str(out)
+    assert (got["regions"], got["per_layer"], got["slivers"]) == (ref.regions, ref.per_layer,
+                                                                  ref.slivers)
+    summary = store_summary(out)
+    assert summary["complete"] and summary["per_layer"] == ref.per_layer
+    assert set(killed_at) < set(part_names(out)) == set(part_names(tmp_path / "ref"))
+    assert table(out).equals(table(tmp_path / "ref"))
+    assert not list((out / "tasks").glob("*.pickle"))
+
+
+def test_cli_count_into_a_store_and_again(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tasks_module, "DEFAULT_CAP", CAP)
+    network = random_network(3, [10, 10, 10], seed=0)
+    net = tmp_path / "net.npz"
+    pc.save_npz(network, net)
+    out = tmp_path / "store"
+    argv = ["count", str(net), "--box", "-1", "1", "--engine", "lp", "--out", str(out),
+            "--workers", "0", "--json"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    names = part_names(out)
+    assert len(names) > 1 and store_summary(out)["complete"]
+    assert main(argv) == 0
+    second = json.loads(capsys.readouterr().out)
+    ref = pc.count_regions(network, pc.Box(-1, 1, dim=3), engine="lp", executor="serial")
+    for got in (first, second):
+        assert got["store"] == str(out) and not got["partial"]
+        assert (got["regions"], got["per_layer"], got["slivers"]) == (ref.regions, ref.per_layer,
+                                                                      ref.slivers)
+    assert part_names(out) == names
+
+
+@pytest.mark.parametrize("option,value", [("--workers", "-1"), ("--scheduler", "foo")])
+def test_cli_refuses_bad_executor_options(tmp_path, capsys, option, value):
+    net = tmp_path / "net.npz"
+    pc.save_npz(random_network(3, [4], seed=0), net)
+    out = tmp_path / "store"
+    code = main(["count", str(net), "--box", "-1", "1", "--out", str(out), option, value])
+    assert code == EXIT_ERROR == 2
+    err = capsys.readouterr().err
+    assert f"{option} {value}" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()                 # refused before the store is made
