@@ -24,10 +24,10 @@ import pytest
 from networks import random_network
 
 import powercells as pc
-import powercells.enumerate.planar_engine as planar_engine
 import powercells.enumerate.tasks as tasks_module
 import powercells.enumerate.vertex.engine as vertex_engine
 from powercells.cli import EXIT_ERROR, main
+from powercells.enumerate import planar_engine
 from powercells.enumerate.executors import DaskExecutor, ProcessExecutor
 from powercells.io.store import read_store, store_summary
 
@@ -334,7 +334,8 @@ def test_sigkill_then_rerun_completes_the_store(tmp_path, monkeypatch):
     assert proc.returncode == -signal.SIGKILL
     assert not store_summary(out)["complete"]
     killed_at = part_names(out)
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                          check=False)
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
     monkeypatch.setattr(tasks_module, "DEFAULT_CAP", cap)
@@ -382,3 +383,21 @@ def test_cli_refuses_bad_executor_options(tmp_path, capsys, option, value):
     err = capsys.readouterr().err
     assert f"{option} {value}" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()                 # refused before the store is made
+
+
+def test_deep_task_keys_make_short_file_names(tmp_path, monkeypatch):
+    # every generation of tasks adds a number to the key: with one-node batches (lp) and a
+    # small cap the keys grow past a hundred numbers, more than a file name can hold
+    monkeypatch.setattr(tasks_module, "DEFAULT_CAP", 150)
+    network, box = random_network(3, [16, 16, 16], 0), pc.Box(-1, 1, dim=3)
+    store = tmp_path / "store"
+    result = pc.count_regions(network, box, engine="lp", executor="serial", store=store)
+    assert result.per_layer == pc.count_regions(network, box, engine="lp",
+                                                executor="serial").per_layer
+    pq = pytest.importorskip("pyarrow.parquet")
+    keys = [json.loads(pq.read_schema(f).metadata[b"powercells"])["key"]
+            for f in (store / "parts").iterdir()]
+    # deep enough that names made of the keys (7 characters a number) pass 255 bytes
+    assert max(map(len, keys)) > 32
+    assert max(len(f.name) for f in (store / "parts").iterdir()) < 64
+    assert read_store(store).count_rows() == result.regions

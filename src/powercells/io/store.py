@@ -4,10 +4,10 @@
 
     DIR/manifest.json          what the run is: network digest, domain, options, version; the
                                totals once it is complete
-    DIR/parts/part-K.parquet   one finished task (key K): its leaves, one row each, in tree
-                               order (code path, interior point, inradius), and in the file's
-                               metadata its counts per layer, its slivers and its subtasks
-    DIR/tasks/task-K.pickle    a task handed on but not finished yet (its nodes)
+    DIR/parts/part-H.parquet   one finished task: its leaves, one row each, in tree order (code
+                               path, interior point, inradius), and in the file's metadata its
+                               key, counts per layer, slivers and subtasks (H: a digest of the key)
+    DIR/tasks/task-H.pickle    a task handed on but not finished yet (its nodes)
     DIR/.lock                  held while a run writes the store
 
 Every file is written under a temporary name and renamed, and a finished task's subtasks are
@@ -57,13 +57,11 @@ def _pyarrow():
 
 
 def key_name(key: tuple) -> str:
-    """A key as a file-name stem: components of six digits joined by dashes (sorts as the
-    keys do, parts' keys being prefix-free)."""
-    return "-".join(f"{c:06d}" for c in key) if key else "root"
-
-
-def name_key(stem: str) -> tuple:
-    return () if stem == "root" else tuple(int(c) for c in stem.split("-"))
+    """A key as a file-name stem of bounded length (keys grow by one number per generation of
+    tasks, to hundreds on long runs): a digest of the key, which the file itself records."""
+    if not key:
+        return "root"
+    return hashlib.sha256(".".join(map(str, key)).encode()).hexdigest()[:40]
 
 
 def network_digest(network) -> str:
@@ -105,8 +103,10 @@ def _write_atomic(path: Path, write) -> None:
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     finally:
-        if tmp.exists():
+        try:
             tmp.unlink()
+        except OSError:
+            pass
 
 
 class Store:
@@ -208,13 +208,13 @@ class Store:
         return bool(self.manifest and self.manifest.get("complete"))
 
     # ------------------------------------------------------------------ reading back
-    def _part_files(self) -> dict:
-        return {name_key(f.name[len("part-"):-len(".parquet")]): f
-                for f in (self.path / _PARTS).glob("part-*.parquet")}
-
-    def _task_files(self) -> dict:
-        return {name_key(f.name[len("task-"):-len(".pickle")]): f
-                for f in (self.path / _TASKS).glob("task-*.pickle")}
+    def _parts(self) -> dict:
+        """``{key: (metadata, file)}`` of every finished part."""
+        out = {}
+        for f in (self.path / _PARTS).glob("part-*.parquet"):
+            meta = _part_meta(f)
+            out[tuple(meta["key"])] = (meta, f)
+        return out
 
     def load_task(self, key: tuple):
         """A waiting task, read back from its file."""
@@ -225,19 +225,12 @@ class Store:
         except (OSError, pickle.UnpicklingError, EOFError) as exc:
             raise PowercellsError(f"{f}: cannot read the waiting task ({exc})") from None
 
-    def _meta(self, file) -> dict:
-        _, pq = _pyarrow()
-        try:
-            meta = pq.read_schema(file).metadata or {}
-            return json.loads(meta[b"powercells"])
-        except (OSError, KeyError, ValueError) as exc:
-            raise PowercellsError(f"{file}: not a store part ({exc})") from None
-
     def resume(self, fresh: list, sink) -> tuple[list, list | None]:
         """The tasks left to run and the nodes per depth already finished (given to ``sink``
         too); ``fresh`` (the root task) when nothing was finished."""
-        parts = self._part_files()
-        waiting = self._task_files()
+        parts = self._parts()
+        waiting = {f.name[len("task-"):-len(".pickle")]: f
+                   for f in (self.path / _TASKS).glob("task-*.pickle")}
         if not parts:
             for f in waiting.values():
                 f.unlink()                  # handed on by a root task that never finished
@@ -245,22 +238,22 @@ class Store:
         L = len(sink.counts)
         known = [0] * L
         listed = set()
-        for key, f in parts.items():
-            meta = self._meta(f)
+        for key, (meta, f) in parts.items():
             self._absorb(meta, sink)
             for d in range(L):
                 known[d] += meta["counts"][d]
             listed.update(tuple(k) for k in meta["subtasks"])
-        tasks = []
+        tasks, keep = [], set()
         for key in sorted(listed):
             if key + (0,) in parts:
                 continue
-            if key not in waiting:
-                raise PowercellsError(f"{self.path}: task {key_name(key)} was handed on but "
-                                      "its file is missing: the store was changed by hand")
+            if key_name(key) not in waiting:
+                raise PowercellsError(f"{self.path}: task {key} was handed on but its file is "
+                                      "missing: the store was changed by hand")
+            keep.add(key_name(key))
             tasks.append(TaskRef(key, None, None))      # read back when it runs
-        for key, f in waiting.items():
-            if key not in listed or key + (0,) in parts:
+        for stem, f in waiting.items():
+            if stem not in keep:
                 f.unlink()                  # finished, or its parent never was
         if () + (0,) not in parts:          # pragma: no cover - parts exist only after root's
             return fresh, None
@@ -279,8 +272,8 @@ class Store:
 
     def totals(self, sink) -> None:
         """A complete store's counts and slivers, into ``sink``."""
-        for f in self._part_files().values():
-            self._absorb(self._meta(f), sink)
+        for meta, _ in self._parts().values():
+            self._absorb(meta, sink)
 
     # ------------------------------------------------------------------ writing
     def add(self, part) -> None:
@@ -345,12 +338,20 @@ def count_with_store(network, domain, directory, **options):
         return _counted(CountSink(), network, domain, store=store, **options)
 
 
+def _part_meta(file) -> dict:
+    _, pq = _pyarrow()
+    try:
+        meta = pq.read_schema(file).metadata or {}
+        return json.loads(meta[b"powercells"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise PowercellsError(f"{file}: not a store part ({exc})") from None
+
+
 def _parts_in_order(directory) -> list:
     directory = Path(directory)
     if not (directory / "manifest.json").is_file():
         raise PowercellsError(f"{directory}: no manifest.json; not a powercells store")
-    files = {name_key(f.name[len("part-"):-len(".parquet")]): f
-             for f in (directory / _PARTS).glob("part-*.parquet")}
+    files = {tuple(_part_meta(f)["key"]): f for f in (directory / _PARTS).glob("part-*.parquet")}
     return [str(files[k]) for k in sorted(files)]
 
 
