@@ -94,7 +94,7 @@ def _executor_args(p):
     group = p.add_mutually_exclusive_group()
     group.add_argument("--workers", type=_integer, default=None, metavar="N",
                        help="worker processes for a long run (default: one per CPU, started "
-                            "only once the run lasts a few seconds; 0: this process only)")
+                            "only once the run lasts a second; 0 or 1: this process only)")
     group.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                        help="run the tasks on an existing Dask cluster (needs powercells[dask])")
     group.add_argument("--dask-local", type=_integer, default=None, metavar="N",

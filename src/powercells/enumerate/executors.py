@@ -126,12 +126,13 @@ def _worker_engine(ctx):
     return _ENGINE["engine"]
 
 
-def worker_context(ctx):
-    """The context a worker runs with: its engine uses one thread unless the caller asked for
-    more (the workers share the machine's CPUs)."""
+def worker_context(ctx, workers: int = 0):
+    """The context a worker runs with: its engine uses its share of this machine's CPUs (one
+    thread each when there are as many workers as CPUs), unless the caller chose."""
     options = ctx.setup.options
     if options.threads is None:
-        options = dataclasses.replace(options, threads=1)
+        share = available_cpus() // workers if workers else 1
+        options = dataclasses.replace(options, threads=max(1, share))
     return dataclasses.replace(ctx, setup=dataclasses.replace(ctx.setup, options=options))
 
 
@@ -245,7 +246,7 @@ class ProcessExecutor(Executor):
         return True
 
     def start(self, ctx) -> None:
-        self._ctx = worker_context(ctx)
+        self._ctx = worker_context(ctx, self.workers)
         self._new_pool()
 
     def submit(self, task, known, *, limit, max_regions):
@@ -401,8 +402,8 @@ def as_executor(executor) -> Executor:
     """The executor named by the API's ``executor=`` argument.
 
     ``None`` or ``"processes"``: a local pool of one worker per available CPU (serial on a
-    one-CPU machine); ``"serial"`` or ``0``: this process only; an int ``n``: a pool of ``n``
-    workers; a ``dask.distributed.Client``; a string ``"tcp://HOST:PORT"``: that Dask
+    one-CPU machine); ``"serial"``, ``0`` or ``1``: this process only (it is the one worker); an
+    int ``n >= 2``: a pool of ``n`` workers (``ProcessExecutor(1)`` makes a pool of one); a ``dask.distributed.Client``; a string ``"tcp://HOST:PORT"``: that Dask
     scheduler; an :class:`Executor` as it is.
 
     Raises
@@ -419,7 +420,8 @@ def as_executor(executor) -> Executor:
     if isinstance(executor, int) and not isinstance(executor, bool):
         if executor < 0:
             raise OptionError(f"executor: a worker count must be >= 0, got {executor}")
-        return SerialExecutor() if executor == 0 else ProcessExecutor(executor)
+        # one worker is this process: a pool of one would only add its start and transfers
+        return SerialExecutor() if executor <= 1 else ProcessExecutor(executor)
     if isinstance(executor, str) and "://" in executor:
         return DaskExecutor(address=executor)
     if type(executor).__name__ == "Client" and hasattr(executor, "submit"):

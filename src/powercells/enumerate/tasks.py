@@ -220,6 +220,10 @@ def _libc_trim():
 
 
 _TRIM = _libc_trim()
+_TRIMMED = float("-inf")
+
+#: Seconds between two trims of the heap (release_memory).
+TRIM_EVERY = 2.0
 
 
 def release_memory() -> None:
@@ -227,8 +231,12 @@ def release_memory() -> None:
     arrays that glibc keeps in its arenas after they are freed (the first layer of ACAS Xu 1_9
     over prop_7 left 2.6 GB resident with 0.2 GB live); without this a process's resident
     memory is its largest task's, forever."""
-    if _TRIM is not None:
+    global _TRIMMED
+    now = time.perf_counter()
+    # trimming walks the whole heap (milliseconds): at most once every few seconds
+    if _TRIM is not None and now - _TRIMMED >= TRIM_EVERY:
         _TRIM(0)
+        _TRIMMED = time.perf_counter()
 
 
 def _stats(engine) -> dict:
