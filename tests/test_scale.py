@@ -198,6 +198,20 @@ def test_dask_gives_the_serial_tree(cut):
     assert_same_tree(serial, tree)
 
 
+def test_a_callers_dask_client_runs_the_tasks_and_stays_open(cut):
+    distributed = pytest.importorskip("distributed")
+    network, box, opts = setup_of("vertex")
+    serial = pc.count_regions(network, box, executor="serial", **opts)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        given = pc.count_regions(network, box, executor=DaskExecutor(client, start_after=0),
+                                 **opts)
+        assert given.stats["executor"] == "dask" and given.stats["workers"] == 2
+        assert client.status == "running"               # the caller's client is not closed
+    assert (given.per_layer, given.slivers) == (serial.per_layer, serial.slivers)
+
+
 # ---------------------------------------------------------------------- stores
 
 def test_store_is_the_same_for_every_executor(cut, tmp_path):

@@ -163,7 +163,8 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                 out.stopped = _exhausted(budget, known)
             if out.stopped is not None and not in_flight:
                 break
-            if (not started and executor.workers and heap and out.stopped is None
+            if (not started and not isinstance(executor, SerialExecutor) and heap
+                    and out.stopped is None
                     and time.perf_counter() - budget.start >= executor.start_after):
                 executor.start(ctx)
                 started = True
