@@ -43,7 +43,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import entr, expit, ndtr
 
 from .errors import NetworkError, OptionError, UnsupportedLayerError
 from .network import Network
@@ -82,6 +81,14 @@ __all__ = [
 #: Smooth activation -> its MASO limit, with the same weights: ``HARD_LIMITS["gelu"] ==
 #: "relu"``. Keys are the kinds of :class:`SmoothActivation` (and ``"silu"``, swish with s = 1);
 #: ``docs/soft_vq.md`` lists the ``.npz`` spellings, torch modules and ONNX operators of each.
+
+def _special():
+    """scipy.special, imported on first use (a fifth of a second that every CLI call and
+    worker process would pay otherwise)."""
+    import scipy.special
+
+    return scipy.special
+
 HARD_LIMITS = {"silu": "relu",
                **{kind: limit for kind, (_, limit, _) in SMOOTH_ACTIVATIONS.items()}}
 
@@ -192,9 +199,9 @@ def _gate(rec: SmoothActivation, h: np.ndarray, eta: float):
     s = rec.param
     with np.errstate(over="ignore"):
         if rec.kind in ("swish", "softplus"):
-            p = expit(s * h)
+            p = _special().expit(s * h)
         elif rec.kind == "gelu":
-            p = ndtr(s * h)
+            p = _special().ndtr(s * h)
         elif rec.kind == "gelu_tanh":
             p = 0.5 * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * h ** 3)))
         elif rec.kind == "hardswish":
@@ -202,9 +209,9 @@ def _gate(rec: SmoothActivation, h: np.ndarray, eta: float):
         elif rec.kind == "mish":
             p = np.tanh(np.logaddexp(0.0, s * h))
         elif rec.kind == "soft_abs":
-            p = expit(2.0 * s * h)                      # expected slope 2p - 1 = tanh(s h)
+            p = _special().expit(2.0 * s * h)                      # expected slope 2p - 1 = tanh(s h)
         else:                                           # beta_vq
-            p = expit(s / (1.0 - s) * (1.0 - eta) * h)
+            p = _special().expit(s / (1.0 - s) * (1.0 - eta) * h)
         if rec.kind == "softplus":
             out = np.logaddexp(0.0, s * h) / s
         elif rec.kind == "soft_abs":
@@ -300,7 +307,7 @@ class SoftCodes:
     def entropy(self) -> tuple:
         """Per layer, shape (n, K_l): each unit's code entropy ``-sum_r p log p`` (nats); 0
         for a hard code, ``log R`` for uniform memberships."""
-        return tuple(entr(P).sum(axis=2) for P in self.memberships)
+        return tuple(_special().entr(P).sum(axis=2) for P in self.memberships)
 
     @property
     def layer_entropy(self) -> np.ndarray:
@@ -587,7 +594,7 @@ def beta_vq(h, beta, *, slope=0.0) -> np.ndarray:
         return np.where(h > 0, h, slope * h)
     c = beta / (1.0 - beta)
     with np.errstate(over="ignore", under="ignore"):
-        return h * (slope + (1.0 - slope) * expit(c * (1.0 - slope) * h))
+        return h * (slope + (1.0 - slope) * _special().expit(c * (1.0 - slope) * h))
 
 
 # ---------------------------------------------------------------------- torch modules

@@ -49,7 +49,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammaln, ndtri
 
 from ..domain import Slice
 from ..enumerate.scale import check_value_scale
@@ -74,6 +73,14 @@ __all__ = [
 ]
 
 #: Perturbation laws of u.
+
+def _special():
+    """scipy.special, imported on first use (a fifth of a second that every CLI call and
+    worker process would pay otherwise)."""
+    import scipy.special
+
+    return scipy.special
+
 PERTURBATIONS = ("gaussian", "sphere")
 
 
@@ -81,7 +88,7 @@ def _abs_projection_mean(m: int, perturbation: str) -> float:
     """``E|<u, e>|`` for a unit vector e of R^m."""
     if perturbation == "gaussian":
         return float(np.sqrt(2.0 / np.pi))
-    return float(np.exp(gammaln(m / 2) - gammaln((m + 1) / 2)) / np.sqrt(np.pi))
+    return float(np.exp(_special().gammaln(m / 2) - _special().gammaln((m + 1) / 2)) / np.sqrt(np.pi))
 
 
 @dataclass
@@ -259,7 +266,7 @@ def rugosity_estimate(network, domain, *, eps, n_samples, seed=None, tangent=Non
         U = qmc.Sobol(k + m, scramble=True, rng=rng).random_base2(int(n - 1).bit_length())[:n]
         U = np.clip(U, 1e-16, 1 - 1e-16)
         points = inner.lo + U[:, :k] * (inner.hi - inner.lo)
-        u = ndtri(U[:, k:])
+        u = _special().ndtri(U[:, k:])
     else:
         points = sample_domain(domain, n, method="random", seed=rng)
         u = rng.standard_normal((n, m))
