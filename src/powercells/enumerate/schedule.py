@@ -209,6 +209,7 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                     break
                 arrive(part)
             report.update(known[-1], out.tasks, len(heap) + len(in_flight), where())
+            release_memory()            # what this process did itself before (throttled)
     finally:
         report.update(known[-1], out.tasks, len(heap) + len(in_flight), where(), force=True)
         report.close()
