@@ -17,6 +17,7 @@ by key puts every depth's nodes in tree order (by parent, then by code): the ord
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -234,9 +235,14 @@ def release_memory() -> None:
     global _TRIMMED
     now = time.perf_counter()
     # trimming walks the whole heap (milliseconds): at most once every few seconds
-    if _TRIM is not None and now - _TRIMMED >= TRIM_EVERY:
+    if now - _TRIMMED < TRIM_EVERY:
+        return
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:                  # Parquet parts written by the store
+        pa.default_memory_pool().release_unused()
+    if _TRIM is not None:
         _TRIM(0)
-        _TRIMMED = time.perf_counter()
+    _TRIMMED = time.perf_counter()
 
 
 def _stats(engine) -> dict:
