@@ -415,3 +415,22 @@ def test_deep_task_keys_make_short_file_names(tmp_path, monkeypatch):
     assert max(map(len, keys)) > 32
     assert max(len(f.name) for f in (store / "parts").iterdir()) < 64
     assert read_store(store).count_rows() == result.regions
+
+
+def test_a_store_of_counts_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(tasks_module, "DEFAULT_CAP", 200)
+    network, box = random_network(3, [12, 12, 12], 4), pc.Box(-1, 1, dim=3)
+    full = pc.count_regions(network, box, executor="serial")
+    store = tmp_path / "counts"
+    part = pc.count_regions(network, box, executor="serial", store=store, store_leaves=False,
+                            max_regions=600)
+    assert part.partial
+    done = pc.count_regions(network, box, executor="serial", store=store, store_leaves=False)
+    assert (done.per_layer, done.partial) == (full.per_layer, False)
+    assert read_store(store).count_rows() == 0 and store_summary(store)["regions"] == full.regions
+    with pytest.raises(pc.PowercellsError, match="different leaves"):
+        pc.count_regions(network, box, executor="serial", store=store)
+    # the CLI's flag, and its refusal without a store
+    path = tmp_path / "net.npz"
+    pc.save_npz(network, path)
+    assert main(["count", str(path), "--box", "-1", "1", "--no-leaves"]) == EXIT_ERROR

@@ -163,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="keep the run in a store: each finished task's leaves and counts "
                             "as a Parquet part; rerunning on DIR resumes it, and on a finished "
                             "store prints the totals (needs pyarrow)")
+    count.add_argument("--no-leaves", dest="leaves", action="store_false",
+                       help="with --out: keep each part's counts only, not its leaves (for "
+                            "runs of billions of regions; about 60 bytes a region otherwise)")
     _executor_args(count)
     progress = count.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -405,9 +408,11 @@ def _count(args) -> int:
         return _count_vnnlib(args, network)
     domain = _domain(args, network)
     progress = _stderr_is_tty() if args.progress is None else args.progress
+    _check_leaves(args)
     result = count_regions(network, domain, engine=args.engine, lp=args.lp, tol=args.tol,
                            max_regions=args.max_regions, time_limit=args.time_limit,
-                           progress=progress, executor=_executor(args), store=args.out)
+                           progress=progress, executor=_executor(args), store=args.out,
+                           store_leaves=args.leaves)
     if args.json:
         print(json.dumps(result.as_dict() if args.out is None else
                          {**result.as_dict(), "store": args.out}))
@@ -449,6 +454,7 @@ def _count_vnnlib(args, network) -> int:
         raise DomainError(f"{args.vnnlib}: the property has {prop.n_inputs} inputs, the network "
                           f"{network.input_dim}")
     progress = _stderr_is_tty() if args.progress is None else args.progress
+    _check_leaves(args)
     executor = _executor(args)
     stores = _box_stores(args.out, len(prop.regions))
     # one time limit for the whole property: each box gets what the earlier ones left
@@ -462,7 +468,7 @@ def _count_vnnlib(args, network) -> int:
             break
         r = count_regions(network, region.domain, engine=args.engine, lp=args.lp, tol=args.tol,
                           max_regions=args.max_regions, time_limit=left, progress=progress,
-                          executor=executor, store=stores[i])
+                          executor=executor, store=stores[i], store_leaves=args.leaves)
         partial |= r.partial
         results.append({"box": i, "lo": region.domain.bounds()[0].tolist(),
                         "hi": region.domain.bounds()[1].tolist(), **r.as_dict()})
@@ -481,6 +487,13 @@ def _count_vnnlib(args, network) -> int:
         print("powercells: partial result (budget reached)", file=sys.stderr)
         return EXIT_PARTIAL
     return EXIT_OK
+
+
+def _check_leaves(args) -> None:
+    if not args.leaves and args.out is None:
+        from .errors import OptionError
+
+        raise OptionError("--no-leaves says what a store keeps: give --out DIR too")
 
 
 def _box_stores(out, n: int) -> list:

@@ -331,11 +331,13 @@ def _leaf_table(pa, part, widths, dim: int):
                      "inradius": pa.array(np.asarray(radius, dtype=np.float64))})
 
 
-def count_with_store(network, domain, directory, **options):
-    """:func:`powercells.count_regions` keeping its run in a store (resumed if it exists)."""
+def count_with_store(network, domain, directory, *, leaves: bool = True, **options):
+    """:func:`powercells.count_regions` keeping its run in a store (resumed if it exists);
+    ``leaves=False`` writes the parts' counts only."""
     _pyarrow()
     with Store(directory) as store:
-        return _counted(CountSink(), network, domain, store=store, **options)
+        return _counted(CountSink(), network, domain, store=store, store_leaves=leaves,
+                        **options)
 
 
 def _part_meta(file) -> dict:
