@@ -434,3 +434,15 @@ def test_a_store_of_counts_only(tmp_path, monkeypatch):
     path = tmp_path / "net.npz"
     pc.save_npz(network, path)
     assert main(["count", str(path), "--box", "-1", "1", "--no-leaves"]) == EXIT_ERROR
+
+
+def test_progress_line_counts_this_runs_regions_per_second(capsys):
+    from powercells.enumerate.schedule import Progress
+
+    line = Progress(True, time.perf_counter() - 10.0, base=1_000_000)
+    line.update(1_000_500, 1, 3, force=True)
+    line.close()
+    err = capsys.readouterr().err
+    # a resumed store's regions are in the total, not in the rate (500 new in 10 s)
+    assert "1,000,500 regions, 1 task done, 3 queued" in err
+    assert " 50 regions/s" in err

@@ -47,9 +47,10 @@ class Progress:
     """A live line on stderr: regions, tasks done / queued, regions per second, elapsed time,
     and the Dask dashboard when there is one; at most four updates a second."""
 
-    def __init__(self, enabled: bool, start: float):
+    def __init__(self, enabled: bool, start: float, base: int = 0):
         self.enabled = bool(enabled)
         self.start = start
+        self.base = base                # regions a resumed store had already
         self.last = 0.0
         self.shown = False
 
@@ -62,8 +63,8 @@ class Progress:
             return
         self.last = now
         elapsed = now - self.start
-        rate = regions / elapsed if elapsed > 0 else 0.0
-        line = (f"\r{regions:,} regions, {done} tasks done, {queued} queued, "
+        rate = (regions - self.base) / elapsed if elapsed > 0 else 0.0
+        line = (f"\r{regions:,} regions, {done} task{'s' * (done != 1)} done, {queued} queued, "
                 f"{rate:,.0f} regions/s, {elapsed:.1f} s{where}")
         sys.stderr.write(line + "\x1b[K")
         sys.stderr.flush()
@@ -116,7 +117,7 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
     in_flight = {}                  # handle -> task
     attempts = {}
     started = dispatching = False
-    report = Progress(progress, budget.start)
+    report = Progress(progress, budget.start, base=known[-1] if L else 0)
 
     def outstanding_min():
         keys = [t.key for t in in_flight.values()]
