@@ -1,8 +1,9 @@
-"""The subdivision driver: one walk over the tree, any engine, any sink (DESIGN §2-4).
+"""The subdivision driver: one run, any engine, any executor, any sink (DESIGN §2-4).
 
-The driver splits the root by layer 1, then walks each depth-1 subtree depth-first and hands the
-finished subtree to the sink. Subtrees are independent given their root node, so a later executor
-can run them in worker processes and feed the sink in the same order; ids stay the same.
+The driver checks the network, domain and options, makes the engine and the root, and hands the
+root task to the coordinator (:mod:`.schedule`), which runs it and the subtasks it hands on
+(:mod:`.tasks`) in this process or on an executor's workers and gives the parts to the sink in
+tree order: the result and its ids are the same whatever the executor.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .scale import (
 )
 from .schedule import execute
 from .sinks import CountSink, LeafSink, Sink, TreeSink
-from .tasks import RunContext, root_task
+from .tasks import RunContext, engine_stats, root_task
 from .tolerances import Tolerances
 from .tree import Level, SubdivisionTree
 
@@ -159,7 +160,7 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
     tasks = [root_task(root, with_paths=mode == "leaves")] if root is not None else []
     if store is not None and root is not None:
         tasks, known = store.resume(tasks, sink)
-    stats = _stats(eng)
+    stats = engine_stats(eng)
     if root is None:
         stopped, n_tasks, workers = budget.reason or "budget reached", 0, 0
     else:
@@ -178,10 +179,6 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
                      slivers=sink.slivers.per_layer(L), seconds=seconds, stats=stats)
     return net, domain, widths, sink.slivers, partial, seconds, stats, resolved, name
 
-
-def _stats(engine) -> dict:
-    stats = engine.stats
-    return stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
 
 
 def _check_tiling(counts, slivers, tol: Tolerances) -> None:

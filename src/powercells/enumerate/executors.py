@@ -226,7 +226,6 @@ class ProcessExecutor(Executor):
         self.start_after = float(start_after)
         self._pool = None
         self._ctx = None
-        self._submitted = {}        # future -> (task, known, limit, max_regions)
 
     def _new_pool(self):
         self._pool = cf.ProcessPoolExecutor(
@@ -252,19 +251,16 @@ class ProcessExecutor(Executor):
     def submit(self, task, known, *, limit, max_regions):
         args = (task, known, limit, max_regions)
         try:
-            fut = self._pool.submit(_pool_run, *args)
+            return self._pool.submit(_pool_run, *args)
         except cf.process.BrokenProcessPool:
             self._restart()
-            fut = self._pool.submit(_pool_run, *args)
-        self._submitted[fut] = args
-        return fut
+            return self._pool.submit(_pool_run, *args)
 
     def wait(self, handles, timeout):
         done, _ = cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED)
         return done
 
     def outcome(self, handle):
-        self._submitted.pop(handle, None)
         try:
             return handle.result()
         except cf.process.BrokenProcessPool:

@@ -73,11 +73,8 @@ class TreeSink(Sink):
         return self.offsets[part.key][depth] + rows
 
     def add_part(self, part):
-        L = len(self.counts)
-        offsets = [0] * (L + 1)
-        for d in range(1, L + 1):
-            offsets[d] = self.sizes[d]
-        self.offsets[part.key] = offsets
+        # the part's rows follow those of every part before it (depth 0 is the root's alone)
+        self.offsets[part.key] = list(self.sizes)
         super().add_part(part)
 
     def _sliver_parent(self, part, depth, row):

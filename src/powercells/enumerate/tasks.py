@@ -173,9 +173,6 @@ class Part:
     def task_key(self) -> tuple:
         return self.key[:-1]
 
-    @property
-    def regions(self) -> int:
-        return self.counts[-1]
 
 
 def root_task(batch, *, with_paths: bool = False) -> Task:
@@ -245,8 +242,9 @@ def release_memory() -> None:
     _TRIMMED = time.perf_counter()
 
 
-def _stats(engine) -> dict:
-    stats = engine.stats
+def engine_stats(splitter) -> dict:
+    """An engine's statistics as a dict."""
+    stats = splitter.stats
     return stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
 
 
@@ -276,7 +274,7 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
     budget = budget or Budget()
     known = known or [0] * L
     splitter.budget = budget
-    stats_before = _stats(splitter)
+    stats_before = engine_stats(splitter)
     keep_tree, keep_leaves = ctx.mode == "tree", ctx.mode == "leaves"
     kind = ctx.cells_kind if (keep_tree or keep_leaves) else None
     counts = [0] * L
@@ -341,7 +339,7 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
                           None if child_paths is None else child_paths[lo:hi]))
     key = task.key + (0,)
     subtasks = _hand_on(task, key, stack[::-1])
-    stats_after = _stats(splitter)
+    stats_after = engine_stats(splitter)
     stats = {k: v - stats_before.get(k, 0) for k, v in stats_after.items()
              if isinstance(v, (int, float))}
     part = Part(key=key, depth=j, origin=task.origin, counts=counts, slivers=slivers,

@@ -255,7 +255,7 @@ class Store:
         for stem, f in waiting.items():
             if stem not in keep:
                 f.unlink()                  # finished, or its parent never was
-        if () + (0,) not in parts:          # pragma: no cover - parts exist only after root's
+        if (0,) not in parts:          # pragma: no cover - parts exist only after root's
             return fresh, None
         return tasks, known
 
