@@ -162,6 +162,16 @@ def test_corrupted_network_files(files, tmp_path, ops):
     run(["count", path, "--box", "-1", "1", "--max-regions", "500", "--time-limit", "5"])
 
 
+def test_zip_member_without_a_name(files, tmp_path):
+    """Found by the fuzzer: a spliced central directory left a member named "" (zipfile's
+    ``is_dir`` then raised IndexError)."""
+    path = tmp_path / "net.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(zipfile.ZipInfo(""), b"x")
+    code, _, err = run(["info", path])
+    assert code == EXIT_ERROR and "member has no name" in err
+
+
 HOSTILE_ARRAYS = st.sampled_from([
     np.array([]), np.zeros((0, 2)), np.zeros((2, 0)), np.zeros((3, 3, 3)), np.float64(1.0),
     np.array([[np.nan, 1.0]]), np.array([[np.inf, 1.0]]), np.full((4, 2), 1e308),

@@ -213,20 +213,25 @@ def test_every_1d_tree_has_intervals():
             assert np.allclose(a, b, atol=1e-12)
 
 
-def test_sliver_is_reported_not_counted():
-    # two parallel lines 2e-6 apart: a slab of inradius 1e-6; with tau = 1e-5 it is a sliver
+def test_thin_slab_is_a_thin_region():
+    # two parallel lines 2e-6 apart: a slab of inradius 1e-6; with tau = 1e-5 it is thin,
+    # settled exactly, counted, and its polygon comes from its exact rows
     network = pc.Network.from_weights([(np.array([[1.0, 0.0], [1.0, 0.0]]),
                                         np.array([0.0, -2e-6]))], ["relu"])
     fine = pc.subdivide(network, BOX2, engine="planar")
     assert fine.per_layer == [3] and len(fine.slivers) == 0
     coarse = pc.subdivide(network, BOX2, engine="planar", tol=1e-5)
-    assert coarse.per_layer == [2]
-    assert len(coarse.slivers) == 1
-    assert coarse.slivers.inradius[0] == pytest.approx(1e-6, rel=1e-6)
-    # counting decides with area/perimeter bounds and exact balls only where they cannot
+    assert coarse.per_layer == [3] and len(coarse.slivers) == 0
+    level = coarse.levels[1]
+    assert level.thin.tolist() == [False, True, False]      # codes (0,0), (1,0), (1,1)
+    i = int(np.flatnonzero(level.thin)[0])
+    xy = level.polygons.vertices(i)
+    np.testing.assert_allclose(np.sort(np.unique(xy[:, 0])), [0.0, 2e-6], atol=1e-18)
+    np.testing.assert_allclose(np.sort(np.unique(xy[:, 1])), [-1.0, 1.0])
+    # the thin region's polygon has the area the slab has
+    assert level.polygons.take([i]).area_perimeter()[0][0] == pytest.approx(4e-6, rel=1e-9)
     counted = pc.count_regions(network, BOX2, engine="planar", tol=1e-5)
-    assert counted.per_layer == [2] and counted.slivers == [1]
-    assert pc.count_regions(network, BOX2, engine="planar").per_layer == [3]
+    assert counted.per_layer == [3] and counted.thin == [1] and counted.undecided == [0]
 
 
 def test_polygon_split_and_chebyshev():
@@ -297,15 +302,15 @@ def test_mesh_euler_and_edge_units(network):
         assert np.all(adj[:, 0] < adj[:, 1])
 
 
-def test_mesh_counts_a_sliver_as_a_hole():
+def test_mesh_closes_over_a_thin_triangle():
     # x = 0, y = 0, x + y = 3e-6 bound a tiny triangle (inradius 8.8e-7): with tau = 1e-5 it is
-    # a sliver, set aside, and the six regions around it leave a hole: V - E + F = 0
+    # thin, settled exactly with its polygon, so the mesh has no hole: V - E + F = 1
     network = pc.Network.from_weights([(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]),
                                         np.array([0.0, 0.0, 3e-6]))], ["relu"])
     tree = pc.subdivide(network, BOX2, engine="planar", tol=1e-5)
-    assert tree.per_layer == [6] and len(tree.slivers) == 1
+    assert tree.per_layer == [7] and len(tree.slivers) == 0 and tree.levels[1].thin.sum() == 1
     mesh = tree.mesh(tol=1e-9)
-    assert mesh.euler_characteristic == 0 and mesh.boundary_loops == 2
+    assert mesh.euler_characteristic == 1 and mesh.boundary_loops == 1
     full = pc.subdivide(network, BOX2, engine="planar")
     assert full.per_layer == [7] and full.mesh().euler_characteristic == 1
 

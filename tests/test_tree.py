@@ -56,7 +56,7 @@ def test_count_regions_equals_subdivide(tree):
     assert counts.per_layer == tree.per_layer and counts.regions == tree.n_regions
     assert not counts.partial
     assert set(counts.as_dict()) == {"regions", "per_layer", "seconds", "engine", "partial",
-                                     "slivers"}
+                                     "thin", "undecided"}
 
 
 def test_locate_on_boundaries():
@@ -105,15 +105,20 @@ def test_bad_options():
         pc.subdivide(network, pc.Box(-1, 1, dim=2), time_limit=0)
 
 
-def test_tolerance_sets_what_is_a_region():
-    # two parallel lines 1e-6 apart make a thin slab; tau above its inradius makes it a sliver
+def test_tolerance_sets_what_is_thin():
+    # two parallel lines 2e-6 apart make a slab of inradius 1e-6; tau above it makes it thin:
+    # still a region (its interior is certified exactly), marked thin
     network = pc.Network.from_weights([(np.array([[1.0, 0.0], [1.0, 0.0]]),
                                         np.array([0.0, -2e-6]))], ["relu"])
     box = pc.Box(-1, 1, dim=2)
     fine = pc.subdivide(network, box)
-    assert fine.per_layer == [3] and len(fine.slivers) == 0
+    assert fine.per_layer == [3] and len(fine.slivers) == 0 and not fine.levels[1].thin.any()
     coarse = pc.subdivide(network, box, tol=1e-5)
-    assert coarse.per_layer == [2]
-    assert len(coarse.slivers) == 1
-    assert coarse.slivers.inradius[0] == pytest.approx(1e-6, rel=1e-6)
-    assert pc.count_regions(network, box, tol=1e-5).slivers == [1]
+    assert coarse.per_layer == [3] and len(coarse.slivers) == 0
+    level = coarse.levels[1]
+    assert level.thin.sum() == 1
+    assert 0 < level.interior_point[level.thin][0, 0] < 2e-6
+    # the radius of the ball about the exact witness: a lower bound of the inradius 1e-6
+    assert 0 < level.inradius[level.thin][0] <= 1e-6 * (1 + 1e-9)
+    counted = pc.count_regions(network, box, tol=1e-5)
+    assert (counted.per_layer, counted.thin, counted.undecided) == ([3], [1], [0])

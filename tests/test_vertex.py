@@ -168,7 +168,8 @@ def test_degenerate_integer_networks_equal_lp_and_brute_force(case):
     assert_partitions_equal(vertex, pc.subdivide(network, box, engine="lp"))
     counted = pc.count_regions(network, box, engine="vertex")
     assert counted.per_layer == vertex.per_layer
-    assert sum(counted.slivers) == len(vertex.slivers)
+    assert sum(counted.undecided) == len(vertex.slivers)
+    assert counted.thin == [int(level.thin.sum()) for level in vertex.levels[1:]]
 
 
 @pytest.mark.parametrize("d,widths,pieces,seed", [(1, [3, 2], 3, 0), (2, [2, 2], 3, 1),

@@ -425,8 +425,12 @@ def _count(args) -> int:
         for i, n in enumerate(result.per_layer, 1):
             print(f"regions after layer {i}: {n}")
         print(f"regions: {result.regions}")
-        if any(result.slivers):
-            print(f"slivers (inradius <= tolerance, not counted), per layer: {result.slivers}")
+        if any(result.thin):
+            print(f"thin regions (inradius <= tolerance, certified exactly, counted above), "
+                  f"per layer: {result.thin}")
+        if any(result.undecided):
+            print(f"undecided cells (neither counted nor ruled out), per layer: "
+                  f"{result.undecided}")
         print(f"seconds: {result.seconds:.3f}")
         if args.out is not None:
             print(f"store:   {args.out}" + (" (rerun the same command to resume)"

@@ -13,7 +13,10 @@ An engine splits a *batch* of nodes of one depth by the next layer. It defines i
 ``take(batch, lo, hi)``/``len(batch)``
     cutting a batch of children into the next batches;
 ``cells(batch)``
-    the batch's cell geometry (polygons, intervals) for engines that keep one, else None.
+    the batch's cell geometry (polygons, intervals) for engines that keep one, else None;
+``points(batch)``
+    an interior point of every cell (optional: without it, slivers cannot be settled exactly
+    and are reported as undecided, see :mod:`.thin`).
 
 Nothing else crosses the boundary, so engines can be swapped and cross-checked node for node.
 """
@@ -59,6 +62,8 @@ class Split:
         The children's cell geometry, from engines whose spec names one
         (:attr:`EngineSpec.cells <powercells.enumerate.engines.EngineSpec>`): polygons (planar),
         intervals ``(n, 2)`` (interval).
+    thin : ndarray of bool or None
+        Which children are thin regions, settled exactly (:mod:`.thin`); None: none is.
     """
 
     children: object
@@ -68,6 +73,7 @@ class Split:
     radius: np.ndarray
     slivers: SplitSlivers
     cells: object = None
+    thin: np.ndarray | None = None
 
 
 def tree_order(parent: np.ndarray, code: np.ndarray) -> np.ndarray:

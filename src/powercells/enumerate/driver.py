@@ -47,9 +47,13 @@ class RegionCount:
     regions : int
         Leaves: linear regions of the network over the domain.
     per_layer : list of int
-        Regions after layer 1, 2, ..., L.
-    slivers : list of int
-        Per layer, the cells set aside with inradius <= the region tolerance (not counted).
+        Regions after layer 1, 2, ..., L (thin regions included).
+    thin : list of int
+        Per layer, the thin regions among them: inradius at or below the region tolerance,
+        with an interior point certified in exact arithmetic (:mod:`powercells.enumerate.thin`).
+    undecided : list of int
+        Per layer, cells set aside that float64 could neither count nor rule out and that no
+        exact test settled (not counted; normally all zero).
     partial : bool
         True when a budget stopped the enumeration; the counts are then lower bounds.
     seconds : float
@@ -59,7 +63,8 @@ class RegionCount:
 
     regions: int
     per_layer: list
-    slivers: list
+    thin: list
+    undecided: list
     partial: bool
     seconds: float
     engine: str
@@ -69,7 +74,8 @@ class RegionCount:
         """The JSON object printed by ``powercells count --json``."""
         return {"regions": self.regions, "per_layer": list(self.per_layer),
                 "seconds": round(self.seconds, 6), "engine": self.engine,
-                "partial": self.partial, "slivers": list(self.slivers)}
+                "partial": self.partial, "thin": list(self.thin),
+                "undecided": list(self.undecided)}
 
 
 def _imprecise(name: str, stats: dict, requested: str, rerun: bool) -> bool:
@@ -135,7 +141,10 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
             stats = dict(store.manifest.get("stats", {}), store_seconds=store.manifest["seconds"])
             return (net, domain, widths, sink.slivers, False, time.perf_counter() - budget.start,
                     stats, resolved, name)
-    eng = spec.make(setup)
+    ctx = RunContext(engine=spec, setup=setup, layers=list(work.layers), exp=exp,
+                     widths=widths, dim=k, mode=mode, cap=tasks_module.DEFAULT_CAP,
+                     token=uuid.uuid4().hex, domain_rows=view.halfspaces())
+    eng = ctx.make_engine()
     eng.budget = budget
 
     try:
@@ -153,9 +162,6 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
     root_level = Level(np.empty((1, 0), dtype=np.int16), np.array([-1], dtype=np.int64),
                        center[None, :].copy(), np.array([radius]), **columns)
     sink.start(root_level, L)
-    ctx = RunContext(engine=spec, setup=setup, layers=list(work.layers), exp=exp,
-                     widths=widths, dim=k, mode=mode, cap=tasks_module.DEFAULT_CAP,
-                     token=uuid.uuid4().hex)
     known = None
     tasks = [root_task(root, with_paths=mode == "leaves")] if root is not None else []
     if store is not None and root is not None:
@@ -175,7 +181,7 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
     if not partial:
         _check_tiling(sink.counts, sink.slivers.per_layer(L), resolved)
     if store is not None:
-        store.finish(complete=not partial, counts=sink.counts,
+        store.finish(complete=not partial, counts=sink.counts, thin=sink.thin,
                      slivers=sink.slivers.per_layer(L), seconds=seconds, stats=stats)
     return net, domain, widths, sink.slivers, partial, seconds, stats, resolved, name
 
@@ -371,5 +377,6 @@ def _counted(sink, network, domain, store=None, store_leaves=True, **options) ->
             network, domain, sink=sink, mode="count", **{**rerun, "engine": "lp"})
         seconds += more
     counts = sink.counts
-    return RegionCount(regions=counts[-1], per_layer=counts, slivers=slivers.per_layer(len(counts)),
-                       partial=partial, seconds=seconds, engine=name, stats=stats)
+    return RegionCount(regions=counts[-1], per_layer=counts, thin=list(sink.thin),
+                       undecided=slivers.per_layer(len(counts)), partial=partial,
+                       seconds=seconds, engine=name, stats=stats)

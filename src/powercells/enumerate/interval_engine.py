@@ -101,6 +101,11 @@ class IntervalEngine:
         return int(max(16, (1 << 22) // (8 * per_cell)))
 
     @staticmethod
+    def points(cells: IntervalCells) -> np.ndarray:
+        """An interior point of every cell of the batch (its midpoint)."""
+        return ((cells.lo + cells.hi) / 2)[:, None]
+
+    @staticmethod
     def take(cells: IntervalCells, lo: int, hi: int) -> IntervalCells:
         return cells.take(np.arange(lo, min(hi, len(cells))))
 

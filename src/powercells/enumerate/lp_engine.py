@@ -341,6 +341,11 @@ class LPEngine:
         return 1
 
     @staticmethod
+    def points(nodes: list[Node]) -> np.ndarray:
+        """An interior point of every node of the batch (its Chebyshev centre)."""
+        return np.array([node.center for node in nodes])
+
+    @staticmethod
     def take(nodes: list[Node], lo: int, hi: int) -> list[Node]:
         return nodes[lo:hi]
 

@@ -133,6 +133,11 @@ class PlanarEngine:
         return int(max(64, _VALUES_BUDGET // (8 * max(pieces, 1))))
 
     @staticmethod
+    def points(cells: PlanarCells) -> np.ndarray:
+        """An interior point of every cell of the batch (its ball's centre)."""
+        return cells.center
+
+    @staticmethod
     def take(cells: PlanarCells, lo: int, hi: int) -> PlanarCells:
         return cells.slice(lo, hi)
 

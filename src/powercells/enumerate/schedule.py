@@ -28,6 +28,7 @@ class Outcome:
 
     def __init__(self, depth: int):
         self.counts = [0] * depth
+        self.thin = [0] * depth
         self.slivers = [0] * depth
         self.stats: dict = {}
         self.tasks = 0
@@ -37,6 +38,7 @@ class Outcome:
     def add(self, part) -> None:
         for d in range(len(self.counts)):
             self.counts[d] += part.counts[d]
+            self.thin[d] += part.thin[d] if part.thin else 0
             self.slivers[d] += part.slivers[d]
         for k, v in part.stats.items():
             self.stats[k] = self.stats.get(k, 0) + v

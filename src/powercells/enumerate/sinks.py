@@ -26,11 +26,13 @@ class Sink:
     def start(self, root: Level, depth: int) -> None:
         self.root = root
         self.counts = [0] * depth
+        self.thin = [0] * depth
         self.slivers = SliverTable()
 
     def add_part(self, part) -> None:
         for d in range(len(self.counts)):
             self.counts[d] += part.counts[d]
+            self.thin[d] += part.thin[d] if part.thin else 0
         for layer, depth, row, code, point, radius in part.sliver_rows:
             self.slivers.layer.append(layer)
             self.slivers.parent.append(self._sliver_parent(part, depth, row))
@@ -84,12 +86,12 @@ class TreeSink(Sink):
         for dd, arrays in enumerate(part.levels or []):
             if arrays is None:
                 continue
-            code, parent, point, radius, cells = arrays
+            code, parent, point, radius, thin, cells = arrays
             columns = {}
             if cells is not None:
                 columns["intervals" if isinstance(cells, np.ndarray) else "polygons"] = cells
             self.parts[dd].append(Level(code, self._global(part, dd, parent), point, radius,
-                                        **columns))
+                                        thin=thin, **columns))
             self.sizes[dd + 1] += len(parent)
 
     def levels(self, widths: list[int], dim: int) -> list[Level]:
@@ -115,6 +117,9 @@ class LeafChunk:
         The leaves' polygons (planar engine).
     intervals : ndarray or None
         The leaves' intervals (interval engine).
+    thin : ndarray of bool or None
+        Which leaves are thin regions (inradius at or below the region tolerance, settled
+        exactly).
     """
 
     first: int
@@ -123,6 +128,7 @@ class LeafChunk:
     inradius: np.ndarray
     polygons: object = None
     intervals: object = None
+    thin: object = None
 
     def __len__(self) -> int:
         return len(self.inradius)
@@ -139,11 +145,11 @@ class LeafSink(Sink):
     def _take(self, part):
         if part.leaves is None or not len(part.leaves[1]):
             return
-        paths, point, radius, cells = part.leaves
+        paths, point, radius, thin, cells = part.leaves
         polygons = intervals = None
         if isinstance(cells, np.ndarray):
             intervals = cells
         elif cells is not None:
             polygons = cells
-        self.emit(LeafChunk(self.emitted, paths, point, radius, polygons, intervals))
+        self.emit(LeafChunk(self.emitted, paths, point, radius, polygons, intervals, thin))
         self.emitted += len(radius)

@@ -71,6 +71,8 @@ class RunContext:
         New nodes per task before it hands the rest on.
     token : str
         Identifies the run (a worker keeps one engine per run).
+    domain_rows : (H, h) or None
+        The domain ``H t <= h`` in engine coordinates, for settling slivers exactly.
     """
 
     engine: EngineSpec
@@ -87,8 +89,17 @@ class RunContext:
     def depth(self) -> int:
         return len(self.layers)
 
+    domain_rows: tuple | None = None
+
     def make_engine(self):
-        return self.engine.make(self.setup)
+        """The engine, wrapped to settle its slivers exactly (:mod:`.thin`) when the run
+        knows its domain's rows."""
+        engine = self.engine.make(self.setup)
+        if self.domain_rows is None:
+            return engine
+        from .thin import ThinSplitter
+
+        return ThinSplitter(engine, self.layers, self.domain_rows, self.engine.cells)
 
     @property
     def cells_kind(self):
@@ -140,15 +151,18 @@ class Part:
     counts : list of int
         New nodes per depth ``1..L``.
     slivers : list of int
-        Slivers set aside per layer ``1..L``.
+        Cells set aside undecided per layer ``1..L`` (slivers no exact test settled).
     sliver_rows : list of tuple
         ``(layer, parent depth, parent row, code, point, radius)``; the parent row indexes the
         part's own rows of that depth, or the origin's rows when the parent depth is the task's.
     levels : list or None
-        ``tree`` mode: per depth ``depth + 1 .. L``, ``(code, parent, point, radius, cells)``
-        arrays; ``parent`` as for the sliver rows.
+        ``tree`` mode: per depth ``depth + 1 .. L``, ``(code, parent, point, radius, thin,
+        cells)`` arrays; ``parent`` as for the sliver rows.
     leaves : tuple or None
-        ``leaves`` mode: ``(paths, point, radius, cells)`` of the part's last-layer nodes.
+        ``leaves`` mode: ``(paths, point, radius, thin, cells)`` of the part's last-layer
+        nodes.
+    thin : list of int
+        Thin regions (settled exactly, counted in ``counts``) per depth ``1..L``.
     subtasks : list of Task
     stats : dict
     stopped : str or None
@@ -168,6 +182,7 @@ class Part:
     stats: dict = field(default_factory=dict)
     stopped: str | None = None
     seconds: float = 0.0
+    thin: list = field(default_factory=list)
 
     @property
     def task_key(self) -> tuple:
@@ -274,10 +289,14 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
     budget = budget or Budget()
     known = known or [0] * L
     splitter.budget = budget
+    bind = getattr(splitter, "bind", None)
+    if bind is not None:                    # the thin-cell splitter (see .thin)
+        bind(ctx.layers)
     stats_before = engine_stats(splitter)
     keep_tree, keep_leaves = ctx.mode == "tree", ctx.mode == "leaves"
     kind = ctx.cells_kind if (keep_tree or keep_leaves) else None
     counts = [0] * L
+    thin = [0] * L
     slivers = [0] * L
     sliver_rows = []
     levels = [_Chunks() for _ in range(L)]
@@ -318,10 +337,12 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
             sliver_rows.append((depth + 1, depth, base + int(sl.parent[i]), sl.code[i],
                                 sl.center[i], float(sl.radius[i])))
         code = res.code.astype(np.int16, copy=False).reshape(n, -1)
+        is_thin = np.zeros(n, dtype=bool) if res.thin is None else res.thin
+        thin[depth] += int(is_thin.sum())
         if keep_tree:
             levels[depth].add(code, base + res.parent.astype(np.int64, copy=False),
                               res.center.reshape(n, -1), res.radius.astype(np.float64),
-                              res.cells)
+                              is_thin, res.cells)
         child_paths = None
         if bpaths is not None:
             child_paths = np.hstack([bpaths[res.parent], code])
@@ -330,7 +351,7 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
         if depth + 1 == L:
             if keep_leaves:
                 leaves.add(child_paths, res.center.reshape(n, -1),
-                           res.radius.astype(np.float64), res.cells)
+                           res.radius.astype(np.float64), is_thin, res.cells)
             continue
         size = max(1, splitter.batch_size(ctx.layers[depth + 1]))
         for lo in reversed(range(0, n, size)):
@@ -344,7 +365,7 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
              if isinstance(v, (int, float))}
     part = Part(key=key, depth=j, origin=task.origin, counts=counts, slivers=slivers,
                 sliver_rows=sliver_rows, subtasks=subtasks, stats=stats, stopped=stopped,
-                seconds=time.perf_counter() - t0)
+                seconds=time.perf_counter() - t0, thin=thin)
     if keep_tree:
         part.levels = [levels[d].arrays(kind) if d >= j else None for d in range(L)]
     if keep_leaves:

@@ -34,6 +34,10 @@ class Level:
         coordinates, counter-clockwise).
     intervals : ndarray or None
         For 1-D domains subdivided by the interval engine: every node's ``[lo, hi]``, (n, 2).
+    thin : ndarray of bool, shape (n,)
+        Thin regions: inradius at or below the region tolerance, their interior certified in
+        exact arithmetic (for these, ``inradius`` is the radius of the largest ball about the
+        interior point, a lower bound).
     """
 
     code: np.ndarray
@@ -42,6 +46,11 @@ class Level:
     inradius: np.ndarray
     polygons: object = None
     intervals: object = None
+    thin: object = None
+
+    def __post_init__(self):
+        if self.thin is None:
+            self.thin = np.zeros(len(self.parent), dtype=bool)
 
     def __len__(self) -> int:
         return len(self.parent)
@@ -65,15 +74,18 @@ class Level:
         return cls(np.concatenate([lv.code for lv in levels]),
                    np.concatenate([lv.parent for lv in levels]),
                    np.concatenate([lv.interior_point for lv in levels]),
-                   np.concatenate([lv.inradius for lv in levels]), polygons, intervals)
+                   np.concatenate([lv.inradius for lv in levels]), polygons, intervals,
+                   np.concatenate([lv.thin for lv in levels]))
 
 
 @dataclass
 class SliverTable:
-    """Cells with a certified interior whose inradius is <= the region tolerance.
+    """Undecided cells: set aside by an engine below the region tolerance (its *slivers*) and
+    not settled by the exact test (:mod:`powercells.enumerate.thin`).
 
-    They are not regions and are not counted; they are reported so that nothing the engine could
-    not resolve is silently dropped. ``code`` is the layer's code with -1 for units left
+    They are not counted; they are reported so that nothing is silently dropped (normally the
+    table is empty: a sliver whose interior is certified is a thin region, one with an
+    emptiness certificate is no cell). ``code`` is the layer's code with -1 for units left
     undecided; ``parent`` is the global id of the node that was being split.
     """
 
@@ -106,6 +118,7 @@ class SubdivisionTree:
     levels : list of Level
         ``levels[0]`` is the root (the domain), ``levels[l]`` the regions after layer l.
     slivers : SliverTable
+        The undecided cells (``undecided`` in counts and exports).
     partial : bool
         True when a budget stopped the enumeration: the counts are lower bounds.
     seconds : float
@@ -140,6 +153,12 @@ class SubdivisionTree:
     def per_layer(self) -> list[int]:
         """Number of regions after each layer: ``[len(levels[1]), ..., len(levels[L])]``."""
         return [len(lv) for lv in self.levels[1:]]
+
+    @property
+    def thin(self) -> list[int]:
+        """Thin regions per layer: inradius at or below the region tolerance, the interior
+        certified in exact arithmetic (counted in :attr:`per_layer`; ``levels[l].thin``)."""
+        return [int(np.count_nonzero(lv.thin)) for lv in self.levels[1:]]
 
     @property
     def n_regions(self) -> int:

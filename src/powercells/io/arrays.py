@@ -56,6 +56,8 @@ def read_npz_arrays(path, *, error, what: str = "network file", text_keys=()) ->
     budget = [MAX_ARRAY_ELEMENTS]               # elements the remaining members may declare
     with archive:
         for info in archive.infolist():
+            if not info.filename:           # a corrupted directory entry (zipfile indexes it)
+                raise error(f"{path}: not a readable .npz {what}: a member has no name")
             if info.is_dir():
                 raise error(f"{path}: holds a folder {info.filename!r}; an .npz file holds "
                             ".npy arrays")

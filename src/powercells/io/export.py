@@ -2,6 +2,7 @@
 
 * :func:`node_table`: one row per tree node (root included): ``id``, ``parent``, ``depth``,
   ``code`` (the code path, every layer so far, concatenated), ``interior_point``, ``inradius``,
+  ``thin`` (a region at or below the region tolerance, its interior certified exactly),
   ``centroid`` and ``radius`` (SPEC §3.3), ``lipschitz`` (SPEC §5.2: the spectral norm of the
   node's map in **network-input** coordinates, also for a slice), ``lipschitz_domain`` (the same
   in engine coordinates: along the slice for a plane through input space, equal to
@@ -71,7 +72,7 @@ def node_table(tree):
 
     exact = tree.domain.dim <= 3 and not tree.partial
     columns = {k: [] for k in ("id", "parent", "depth", "code", "interior_point", "inradius",
-                               "centroid", "radius", "lipschitz", "lipschitz_domain", "volume")}
+                               "thin", "centroid", "radius", "lipschitz", "lipschitz_domain", "volume")}
     for depth, level in enumerate(tree.levels):
         n = len(level)
         ids = tree.node_id(depth, np.arange(n)).astype(np.int64)
@@ -90,6 +91,7 @@ def node_table(tree):
         columns["code"].append(_lists(codes, pa, pa.int16()))
         columns["interior_point"].append(_lists(level.interior_point, pa, pa.float64()))
         columns["inradius"].append(pa.array(level.inradius.astype(np.float64)))
+        columns["thin"].append(pa.array(np.asarray(level.thin, dtype=bool)))
         columns["centroid"].append(_lists(mu, pa, pa.float64()))
         columns["radius"].append(pa.array(rad))
         A_in = _input_maps(tree, depth)
@@ -325,8 +327,9 @@ def _write_export_files(tree, folder, lp, ridges) -> dict:
                     "layers": [layer.kind for layer in tree.network.layers]},
         "domain": repr(tree.domain), "dim": tree.domain.dim, "engine": tree.engine,
         "per_layer": tree.per_layer, "regions": tree.n_regions, "nodes": tree.n_nodes,
-        "slivers": [int(np.sum(np.asarray(tree.slivers.layer) == i + 1))
-                    for i in range(tree.depth)],
+        "thin": tree.thin,
+        "undecided_cells": [int(np.sum(np.asarray(tree.slivers.layer) == i + 1))
+                            for i in range(tree.depth)],
         "adjacent_pairs": len(levels[-1]), "adjacency_rows": adjacency.num_rows,
         "undecided_pairs": undecided, "ridges": ridge.num_rows,
         "undecided_ridges": counts["undecided"] if ridges else None,

@@ -8,7 +8,8 @@ atomic, locked, never replacing a folder that is not a powercells output).
 summary's count.
 
 Each chunk holds ``first`` (index of its first leaf), ``codes`` (full code paths, int16),
-``interior_point``, ``inradius`` and, for the planar engine, ``polygon_xy`` and
+``interior_point``, ``inradius``, ``thin`` (bool: a thin region, settled exactly) and, for the
+planar engine, ``polygon_xy`` and
 ``polygon_start`` (CSR: leaf ``i`` has vertices ``polygon_xy[polygon_start[i]:
 polygon_start[i+1]]``), or ``intervals`` for the interval engine.
 """
@@ -63,7 +64,9 @@ def write_leaves(network, domain, directory, *, overwrite: bool = False, **optio
 
         def emit(chunk: LeafChunk):
             arrays = {"first": np.int64(chunk.first), "codes": chunk.codes,
-                      "interior_point": chunk.interior_point, "inradius": chunk.inradius}
+                      "interior_point": chunk.interior_point, "inradius": chunk.inradius,
+                      "thin": np.asarray(chunk.thin if chunk.thin is not None
+                                         else np.zeros(len(chunk), dtype=bool), dtype=bool)}
             if chunk.polygons is not None:
                 arrays["polygon_xy"] = chunk.polygons.xy
                 arrays["polygon_start"] = chunk.polygons.start
@@ -117,8 +120,11 @@ def read_leaves(directory):
             polygons = None
             if "polygon_xy" in data:
                 polygons = Polygons(data["polygon_xy"], data["polygon_start"])
+            thin = data.get("thin")         # absent in chunks written before thin regions
             chunk = LeafChunk(int(data["first"]), data["codes"], data["interior_point"],
-                              data["inradius"], polygons, data.get("intervals"))
+                              data["inradius"], polygons, data.get("intervals"),
+                              np.zeros(len(data["inradius"]), dtype=bool) if thin is None
+                              else np.asarray(thin, dtype=bool))
         except (KeyError, TypeError, ValueError) as exc:
             raise PowercellsError(f"{directory / str(name)}: not a leaf chunk ({exc})") from None
         if chunk.first != seen:

@@ -263,6 +263,8 @@ class Store:
     def _absorb(meta: dict, sink) -> None:
         for d, n in enumerate(meta["counts"]):
             sink.counts[d] += n
+        for d, n in enumerate(meta.get("thin") or []):
+            sink.thin[d] += n
         for layer, code, point, radius in meta["slivers"]:
             sink.slivers.layer.append(layer)
             sink.slivers.parent.append((layer - 1, -1))
@@ -285,6 +287,7 @@ class Store:
         pa, pq = _pyarrow()
         table = _leaf_table(pa, part, self.manifest["widths"], self.manifest["dim"])
         meta = {"key": list(part.key), "depth": part.depth, "counts": part.counts,
+                "thin": list(part.thin),
                 "slivers": [(layer, np.asarray(code).tolist(), np.asarray(point).tolist(),
                              float(radius))
                             for layer, _, _, code, point, radius in part.sliver_rows],
@@ -297,12 +300,14 @@ class Store:
         if own.exists():
             own.unlink()
 
-    def finish(self, *, complete: bool, counts, slivers, seconds: float, stats: dict) -> None:
+    def finish(self, *, complete: bool, counts, thin, slivers, seconds: float,
+               stats: dict) -> None:
         """Record this session: time spent and, once complete, the totals."""
         self.manifest["seconds"] = float(self.manifest.get("seconds", 0.0)) + float(seconds)
         if complete:
             self.manifest.update(complete=True, per_layer=list(map(int, counts)),
-                                 regions=int(counts[-1]), slivers=list(map(int, slivers)),
+                                 regions=int(counts[-1]), thin=list(map(int, thin)),
+                                 undecided=list(map(int, slivers)),
                                  stats={k: v for k, v in stats.items()
                                         if isinstance(v, (int, float, str))})
         self._write_manifest()
@@ -314,21 +319,23 @@ def _short(value) -> str:
 
 
 def _leaf_table(pa, part, widths, dim: int):
-    """A part's leaves as an Arrow table: ``code`` (the full code path), ``interior_point``
-    and ``inradius``."""
+    """A part's leaves as an Arrow table: ``code`` (the full code path), ``interior_point``,
+    ``inradius`` and ``thin``."""
     W = int(sum(widths))
     if part.leaves is None or part.leaves[0] is None:
         paths = np.empty((0, W), dtype=np.int16)
         point = np.empty((0, dim))
         radius = np.empty(0)
+        thin = np.empty(0, dtype=bool)
     else:
-        paths, point, radius, _ = part.leaves
+        paths, point, radius, thin, _ = part.leaves
     code = pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(paths).ravel(),
                                                       type=pa.int16()), W)
     pts = pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(point).ravel(),
                                                      type=pa.float64()), dim)
     return pa.table({"code": code, "interior_point": pts,
-                     "inradius": pa.array(np.asarray(radius, dtype=np.float64))})
+                     "inradius": pa.array(np.asarray(radius, dtype=np.float64)),
+                     "thin": pa.array(np.asarray(thin, dtype=bool))})
 
 
 def count_with_store(network, domain, directory, *, leaves: bool = True, **options):

@@ -177,6 +177,11 @@ class VertexEngine:
         return int(max(16, budget // (max(pieces, 1) << min(self.dim, self.max_dim))))
 
     @staticmethod
+    def points(cells: VertexCells) -> np.ndarray:
+        """An interior point of every cell of the batch (its ball's centre)."""
+        return cells.center
+
+    @staticmethod
     def take(cells: VertexCells, lo: int, hi: int) -> VertexCells:
         return cells.take(np.arange(lo, min(hi, len(cells))))
 

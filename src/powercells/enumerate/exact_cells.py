@@ -1,0 +1,393 @@
+"""Exact cells: a network's partition computed in integers, for the cells float64 cannot decide.
+
+Every float64 is a dyadic rational, so a layer's weights are an integer matrix over a power of
+two, and so is every pulled-back hyperplane and affine map: the arithmetic here is Python
+integers (numpy object arrays) and is exact for the network as the engines see it (the balanced
+network, in engine coordinates: both differ from the stored one by powers of two only).
+
+An :class:`ExactCell` is an open polytope ``{x : H x < h}`` (integer rows) with a rational
+interior witness, the exact affine map ``z = (MA x + MB) / 2**e`` into the next layer, and the
+code of the layer that made it. :func:`split_exact` cuts a cell by a layer unit by unit, deciding
+each side with :func:`powercells.lp.exact.strict_point` (a witness or a Farkas certificate),
+so no decision depends on a tolerance. :func:`place` finds the cell of a point layer by layer
+(no LP), which is how a float engine's node is turned into an exact one.
+
+Code conventions are the engines' (SPEC §1.3): a ReLU-type unit is active iff its
+pre-activation is > 0; a max unit's code is the winning piece, the smallest index on ties; a
+unit constant on a cell adds no row (a zero pre-activation is inactive).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from ..lp.exact import Witness, strict_point
+
+__all__ = ["ExactCell", "Unplaced", "dyadic", "exact_root", "place", "split_exact"]
+
+
+class Unplaced(ArithmeticError):
+    """A point lies exactly on a hyperplane of a unit, so it names no cell."""
+
+
+def dyadic(a) -> tuple[np.ndarray, int]:
+    """``(N, e)`` with ``a == N / 2**e`` exactly: ``N`` an object array of Python ints."""
+    a = np.asarray(a, dtype=np.float64)
+    m, ex = np.frexp(a)
+    mant = (m * 2.0 ** 53).astype(np.int64)                 # exact: 53 significant bits
+    k = ex.astype(np.int64) - 53                            # a == mant * 2**k
+    nz = mant != 0
+    e = int(-k[nz].min()) if nz.any() else 0
+    out = np.empty(a.shape, dtype=object)
+    flat, mflat, kflat = out.reshape(-1), mant.reshape(-1), k.reshape(-1)
+    for i in range(flat.size):
+        mi = int(mflat[i])
+        flat[i] = 0 if mi == 0 else mi << int(kflat[i] + e)
+    return out, e
+
+
+def _shift(N: np.ndarray, s: int) -> np.ndarray:
+    return N * (1 << s) if s else N
+
+
+class _ExactLayer:
+    """A layer's pieces (or switch rows) as integer arrays over powers of two."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.kind = layer.kind
+        self.switch = layer.is_switch
+        if self.switch:
+            self.W, self.ew = dyadic(layer.switch_W)
+            self.b, self.eb = dyadic(layer.switch_b)
+            if layer.kind == "leaky_relu":
+                (s,), self.es = dyadic([float(layer.slope)])
+                self.slope = int(s)
+        else:
+            self.A, self.ea = dyadic(layer.A)
+            self.B, self.eb = dyadic(layer.B)
+            self.n_pieces = np.asarray(layer.n_pieces)
+
+    def on(self, cell: ExactCell):
+        """The layer's values on the cell as integer affine functions of x over ``2**E``:
+        switch layers ``(G (K, k), g (K,), E)``; max layers ``(P (K, R, k), p (K, R), E)``."""
+        if self.switch:
+            E = max(self.ew + cell.e, self.eb)
+            G = _shift(self.W.dot(cell.MA), E - self.ew - cell.e)
+            g = _shift(self.W.dot(cell.MB), E - self.ew - cell.e) + _shift(self.b, E - self.eb)
+            return G, g, E
+        K, R, D = self.A.shape
+        E = max(self.ea + cell.e, self.eb)
+        flat = self.A.reshape(K * R, D)
+        P = _shift(flat.dot(cell.MA), E - self.ea - cell.e).reshape(K, R, -1)
+        p = (_shift(flat.dot(cell.MB), E - self.ea - cell.e).reshape(K, R)
+             + _shift(self.B, E - self.eb))
+        return P, p, E
+
+
+_LAYERS: dict = {}
+
+#: Exact layers kept (a worker receives fresh copies of a run's layers with every task, so the
+#: cache holds the latest few; each entry holds its layer, so an id is never reused under it).
+_LAYERS_KEPT = 64
+
+
+def _exact(layer) -> _ExactLayer:
+    """The exact form of a layer (cached: layers are immutable)."""
+    got = _LAYERS.get(id(layer))
+    if got is None or got.layer is not layer:
+        got = _ExactLayer(layer)
+        while len(_LAYERS) >= _LAYERS_KEPT:
+            del _LAYERS[next(iter(_LAYERS))]
+        _LAYERS[id(layer)] = got
+    return got
+
+
+@dataclass
+class ExactCell:
+    """An open polytope with its exact affine map and a rational interior point.
+
+    Attributes
+    ----------
+    H, h : object arrays of int, shapes (m, k) and (m,)
+        The cell is ``{x : H x < h}`` (engine coordinates).
+    MA, MB, e : the map into the next layer's input, ``z = (MA x + MB) / 2**e``.
+    witness : Witness
+        ``H x < h`` holds at it exactly.
+    code : ndarray of int16
+        The code of the layer that made the cell (empty for the root).
+    """
+
+    H: np.ndarray
+    h: np.ndarray
+    MA: np.ndarray
+    MB: np.ndarray
+    e: int
+    witness: Witness
+    code: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return self.MA.shape[1]
+
+    def point(self) -> np.ndarray:
+        """The witness, rounded to float64."""
+        return self.witness.as_float()
+
+    def radius(self) -> float:
+        """The radius of the largest ball about the witness inside the cell (a lower bound of
+        the inradius), rounded to float64."""
+        p, q = list(self.witness.numerators), self.witness.denominator
+        best = None
+        for row, b in zip(self.H, self.h):
+            norm2 = sum(int(a) * int(a) for a in row)
+            if norm2 == 0:
+                continue
+            slack = Fraction(int(b) * q - sum(int(a) * v for a, v in zip(row, p)), q)
+            r = math.sqrt(float(slack * slack / norm2))     # no float of the big integers
+            best = r if best is None else min(best, r)
+        return float("inf") if best is None else best
+
+
+def exact_root(H, h, point) -> ExactCell:
+    """The domain ``H x <= h`` (floats, taken exactly) as a cell, with ``point`` (floats,
+    strictly inside) as its witness.
+
+    Raises
+    ------
+    Unplaced
+        If the point is not strictly inside.
+    """
+    H = np.asarray(H, dtype=np.float64)
+    h = np.asarray(h, dtype=np.float64)
+    k = H.shape[1]
+    rows_H, rows_h = [], []
+    for i in range(len(h)):
+        Ni, _ = dyadic(np.append(H[i], h[i]))
+        rows_H.append(Ni[:k])
+        rows_h.append(Ni[k])
+    Hx = np.array(rows_H, dtype=object).reshape(len(h), k)
+    hx = np.array(rows_h, dtype=object)
+    witness = _as_witness(point)
+    if not _inside(Hx, hx, witness):
+        raise Unplaced("the point is not strictly inside the domain")
+    MA = np.empty((k, k), dtype=object)
+    MA[:] = 0
+    for i in range(k):
+        MA[i, i] = 1
+    MB = np.array([0] * k, dtype=object)
+    return ExactCell(Hx, hx, MA, MB, 0, witness, np.empty(0, dtype=np.int16))
+
+
+def _as_witness(point) -> Witness:
+    N, e = dyadic(np.asarray(point, dtype=np.float64).reshape(-1))
+    if e >= 0:
+        return Witness(tuple(int(v) for v in N), 1 << e)
+    return Witness(tuple(int(v) << -e for v in N), 1)
+
+
+def _inside(H, h, w: Witness) -> bool:
+    if len(h) == 0:
+        return True
+    p = np.array(list(w.numerators), dtype=object)
+    return bool(np.all(H.dot(p) < h * w.denominator))
+
+
+def _sign_at(row, const, w: Witness) -> int:
+    v = int(np.dot(row, np.array(list(w.numerators), dtype=object))) + int(const) * w.denominator
+    return (v > 0) - (v < 0)
+
+
+def _with_rows(cell_H, cell_h, rows):
+    if not rows:
+        return cell_H, cell_h
+    R = np.array([r for r, _ in rows], dtype=object).reshape(len(rows), -1)
+    r = np.array([c for _, c in rows], dtype=object)
+    return np.concatenate([cell_H, R]), np.concatenate([cell_h, r])
+
+
+@dataclass
+class _Partial:
+    H: np.ndarray
+    h: np.ndarray
+    witness: Witness | None
+    code: list
+
+
+def _feasible(part: _Partial, rows, hint) -> _Partial | None:
+    """``part`` with extra strict rows, or None if that is exactly empty."""
+    H, h = _with_rows(part.H, part.h, rows)
+    if part.witness is not None and _inside(H[len(part.h):], h[len(part.h):], part.witness):
+        return _Partial(H, h, part.witness, list(part.code))
+    hint_point = part.witness.as_float() if part.witness is not None else hint
+    got = strict_point(H, h, hint=hint_point)
+    if not isinstance(got, Witness):
+        return None
+    return _Partial(H, h, got, list(part.code))
+
+
+def _switch_rows(G_k, g_k, active: bool):
+    """The strict row saying unit k is active (``G x + g > 0``) or inactive (``< 0``)."""
+    return (-G_k, g_k) if active else (G_k, -g_k)
+
+
+def _max_rows(P_k, p_k, r: int, n: int):
+    """The strict rows saying piece ``r`` wins (ties to the smaller index), or None if a
+    constant difference rules it out; identically equal pieces add no row."""
+    rows = []
+    for s in range(n):
+        if s == r:
+            continue
+        D = P_k[s] - P_k[r]
+        d = p_k[s] - p_k[r]
+        if not any(D):
+            if d < 0 or (d == 0 and s > r):
+                continue                        # constant: r wins over s everywhere
+            return None
+        rows.append((D, -d))                    # value_s - value_r < 0
+    return rows
+
+
+def split_exact(cell: ExactCell, layer, *, fixed=None, hint=None) -> list[ExactCell]:
+    """The children of a cell under a layer, in code order, each with an exact witness.
+
+    Parameters
+    ----------
+    cell : ExactCell
+    layer : Layer
+    fixed : array of int (K,), optional
+        Units whose code is given (>= 0): only children with these codes (-1: free).
+    hint : float array (k,), optional
+        A point near the children (the first LP's start when the cell's witness is not in
+        them).
+    """
+    ex = _exact(layer)
+    K = layer.out_dim
+    parts = [_Partial(cell.H, cell.h, cell.witness, [])]
+    values = None if layer.kind == "identity" else ex.on(cell)
+    if layer.kind == "identity":
+        parts[0].code = [0] * K
+    elif ex.switch:
+        G, g, _ = values
+        for k in range(K):
+            want = None if fixed is None or fixed[k] < 0 else int(fixed[k])
+            if not any(G[k]):                       # constant on the cell
+                c = 1 if g[k] > 0 else 0
+                if want is not None and want != c:
+                    return []
+                for part in parts:
+                    part.code.append(c)
+                continue
+            nxt = []
+            for part in parts:
+                s = 0 if part.witness is None else _sign_at(G[k], g[k], part.witness)
+                for side in ((0, 1) if want is None else (want,)):
+                    row = _switch_rows(G[k], g[k], side == 1)
+                    if s == (1 if side == 1 else -1):      # the witness is on this side
+                        H, h = _with_rows(part.H, part.h, [row])
+                        child = _Partial(H, h, part.witness, list(part.code))
+                    else:
+                        child = _feasible(part, [row], hint)
+                    if child is not None:
+                        child.code.append(side)
+                        nxt.append(child)
+            parts = nxt
+            if not parts:
+                return []
+    else:
+        P, p, _ = values
+        for k in range(K):
+            n = int(ex.n_pieces[k])
+            want = None if fixed is None or fixed[k] < 0 else int(fixed[k])
+            nxt = []
+            for part in parts:
+                for r in (range(n) if want is None else (want,)):
+                    rows = _max_rows(P[k], p[k], r, n)
+                    if rows is None:
+                        continue
+                    child = _feasible(part, rows, hint)
+                    if child is not None:
+                        child.code.append(r)
+                        nxt.append(child)
+            parts = nxt
+            if not parts:
+                return []
+    if values is None:
+        values = ex.on(cell)
+    return [_child(ex, values, part) for part in parts]
+
+
+def _child(ex: _ExactLayer, values, part: _Partial) -> ExactCell:
+    code = np.array(part.code, dtype=np.int16)
+    MA, MB, e = _next_map(ex, values, code)
+    return ExactCell(part.H, part.h, MA, MB, e, part.witness, code)
+
+
+def _next_map(ex: _ExactLayer, values, code: np.ndarray):
+    """The map into the next layer on the child with this code (``values``: the layer's
+    values on the parent, :meth:`_ExactLayer.on`)."""
+    if ex.switch:
+        G, g, E = values
+        kind = ex.kind
+        if kind == "relu":
+            f = np.array([int(c) for c in code], dtype=object)
+            return G * f[:, None], g * f, E
+        if kind == "abs":
+            f = np.array([1 if c else -1 for c in code], dtype=object)
+            return G * f[:, None], g * f, E
+        # leaky: active units times 2**es, inactive ones times the slope's numerator
+        f = np.array([(1 << ex.es) if c else ex.slope for c in code], dtype=object)
+        return G * f[:, None], g * f, E + ex.es
+    P, p, E = values
+    idx = np.arange(len(code))
+    return P[idx, code.astype(np.intp)], p[idx, code.astype(np.intp)], E
+
+
+def place(cell: ExactCell, layer, point: Witness) -> ExactCell:
+    """The child of ``cell`` under ``layer`` that contains ``point`` (which must lie in
+    ``cell``), found by exact evaluation: no LP.
+
+    Raises
+    ------
+    Unplaced
+        If the point lies on a hyperplane of a unit that is not constant on the cell.
+    """
+    ex = _exact(layer)
+    K = layer.out_dim
+    rows, code = [], []
+    values = ex.on(cell)
+    if layer.kind == "identity":
+        code = [0] * K
+    elif ex.switch:
+        G, g, _ = values
+        for k in range(K):
+            if not any(G[k]):
+                code.append(1 if g[k] > 0 else 0)
+                continue
+            s = _sign_at(G[k], g[k], point)
+            if s == 0:
+                raise Unplaced(f"{layer.name}: the point lies on unit {k}'s hyperplane")
+            code.append(1 if s > 0 else 0)
+            rows.append(_switch_rows(G[k], g[k], s > 0))
+    else:
+        P, p, _ = values
+        for k in range(K):
+            n = int(ex.n_pieces[k])
+            for r in range(n):
+                got = _max_rows(P[k], p[k], r, n)
+                if got is None:
+                    continue
+                if all(_sign_at(D, -c, point) < 0 for D, c in got):
+                    code.append(r)
+                    rows.extend(got)
+                    break
+            else:
+                raise Unplaced(f"{layer.name}: the point lies where unit {k}'s pieces tie")
+    H, h = _with_rows(cell.H, cell.h, rows)
+    code = np.array(code, dtype=np.int16)
+    MA, MB, e = _next_map(ex, values, code)
+    return ExactCell(H, h, MA, MB, e, point, code)

@@ -1,0 +1,281 @@
+"""Thin regions: cells below the region tolerance, settled exactly (DESIGN §6, SPEC §5.5).
+
+An engine sets aside the cells whose inradius it finds at or below the region tolerance (its
+*slivers*): float64 cannot tell a thin region from an empty cell there. :class:`ThinSplitter`
+wraps any engine and settles each of them in exact arithmetic (:mod:`.exact_cells`):
+
+* the sliver's parent node is placed exactly (its code path, followed from the engine's interior
+  point of the parent, layer by layer);
+* the sliver's partial code is cut by the layer's undecided units with exact strict-feasibility
+  tests (:func:`powercells.lp.exact.strict_point`);
+* every child with an exact interior witness is a region, counted like any other and marked
+  *thin*; a cell with a Farkas certificate of emptiness is dropped.
+
+A thin region is then split by the following layers in exact arithmetic too (the float engines
+are not asked to cut cells below their own resolution), so its whole subtree is exact. Batches
+that hold thin cells are :class:`Mixed`: the engine's cells and the exact ones, in tree order.
+
+What cannot be settled stays a sliver, reported as *undecided* and never counted: a parent whose
+interior point lies exactly on a hyperplane (the engine's constant-unit rule differs from exact
+arithmetic there), or an engine that exposes no interior points (``points``).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from .base import Split, SplitSlivers, tree_order
+from .exact_cells import ExactCell, Unplaced, exact_root, place, split_exact
+
+__all__ = ["Mixed", "ThinSplitter"]
+
+
+class Mixed:
+    """A batch of an engine's cells and exact cells, in tree order: cell ``i`` is the next of
+    ``thin`` where ``is_thin[i]``, else the next of the engine's batch (None if it has none)."""
+
+    def __init__(self, engine_batch, thin: list, is_thin: np.ndarray):
+        self.engine = engine_batch
+        self.thin = thin
+        self.is_thin = is_thin
+
+    def __len__(self) -> int:
+        return len(self.is_thin)
+
+
+class ThinSplitter:
+    """An engine that settles its slivers exactly (module docstring). It has the engine's
+    interface (``root``, ``batch_size``, ``take``, ``split``, ``cells``, ``stats``,
+    ``budget``) and passes the engine's batches through untouched while no thin cell exists.
+
+    Parameters
+    ----------
+    inner : Engine
+        The engine whose slivers are settled.
+    layers : list of Layer
+        The layers the engine splits by (engine coordinates); see :meth:`bind`.
+    domain_rows : (H, h)
+        The domain ``H t <= h`` in engine coordinates.
+    cells_kind : str or None
+        The geometry the engine's batches carry (``"polygons"``, ``"intervals"``); thin cells
+        get theirs from their exact rows.
+    """
+
+    def __init__(self, inner, layers, domain_rows, cells_kind=None):
+        self.engine = inner
+        self.name = inner.name
+        self.bind(layers)
+        self.domain_rows = domain_rows
+        self.cells_kind = cells_kind
+        self.counts = {"thin_regions": 0, "thin_empty": 0, "undecided": 0}
+
+    def bind(self, layers) -> None:
+        """The layers that ``split`` will be given, by identity: a worker process keeps one
+        splitter per run but receives a fresh copy of the layers with every task."""
+        self.layers = list(layers)          # held, so the ids below stay theirs
+        self.depth_of = {id(layer): d for d, layer in enumerate(self.layers)}
+
+    # ------------------------------------------------------------- the engine interface
+    @property
+    def budget(self):
+        return self.engine.budget
+
+    @budget.setter
+    def budget(self, value):
+        self.engine.budget = value
+
+    @property
+    def stats(self) -> dict:
+        stats = self.engine.stats
+        out = stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
+        out.update(self.counts)
+        return out
+
+    def root(self, domain):
+        return self.engine.root(domain)
+
+    def cells(self, batch):
+        return self.engine.cells(batch)
+
+    def batch_size(self, layer) -> int:
+        return self.engine.batch_size(layer)
+
+    def take(self, batch, lo: int, hi: int):
+        if not isinstance(batch, Mixed):
+            return self.engine.take(batch, lo, hi)
+        hi = min(hi, len(batch))
+        mask = batch.is_thin
+        t_lo, t_hi = int(mask[:lo].sum()), int(mask[:hi].sum())
+        e_lo, e_hi = lo - t_lo, hi - t_hi
+        eng = (self.engine.take(batch.engine, e_lo, e_hi)
+               if batch.engine is not None and e_hi > e_lo else None)
+        return Mixed(eng, batch.thin[t_lo:t_hi], mask[lo:hi])
+
+    def split(self, batch, layer) -> Split:
+        depth = self.depth_of[id(layer)]
+        if not isinstance(batch, Mixed):
+            res = self.engine.split(batch, layer)
+            if not len(res.slivers):
+                return res
+            return self._settle(res, None, batch, [], layer, depth)
+        where = np.flatnonzero(~batch.is_thin)
+        res = None
+        if batch.engine is not None and len(where):
+            res = self.engine.split(batch.engine, layer)
+        thin_parents = list(zip(np.flatnonzero(batch.is_thin), batch.thin))
+        return self._settle(res, where, batch.engine, thin_parents, layer, depth)
+
+    # ------------------------------------------------------------- settling
+    def _settle(self, res, where, engine_batch, thin_parents, layer, depth) -> Split:
+        """The engine's split (``res``, of the batch's engine cells at positions ``where``;
+        None: all of them) merged with the exact children of its slivers and thin cells."""
+        new = []                                # (parent position, ExactCell)
+        keep = []                               # slivers left undecided
+        if res is not None and len(res.slivers):
+            sl = res.slivers
+            points = self._points(engine_batch)
+            placed: dict[int, ExactCell | None] = {}
+            for j in range(len(sl)):
+                p = int(sl.parent[j])
+                if p not in placed:
+                    placed[p] = None if points is None else self._placed(points[p], depth)
+                parent = placed[p]
+                if parent is None:
+                    keep.append(j)
+                    continue
+                children = split_exact(parent, layer, fixed=sl.code[j], hint=sl.center[j])
+                if not children:
+                    self.counts["thin_empty"] += 1
+                pos = p if where is None else int(where[p])
+                new.extend((pos, child) for child in children)
+        for pos, cell in thin_parents:
+            new.extend((int(pos), child) for child in split_exact(cell, layer))
+        return self._merged(res, where, new, keep, layer)
+
+    def _points(self, engine_batch):
+        get = getattr(self.engine, "points", None)
+        return None if get is None or engine_batch is None else get(engine_batch)
+
+    def _placed(self, point, depth: int) -> ExactCell | None:
+        """The exact cell of the depth-``depth`` node containing an engine interior point."""
+        H, h = self.domain_rows
+        try:
+            cell = exact_root(H, h, point)
+            for d in range(depth):
+                cell = place(cell, self.layers[d], cell.witness)
+        except Unplaced:
+            return None
+        return cell
+
+    def _merged(self, res, where, new, keep, layer) -> Split:
+        K = layer.out_dim
+        k = len(self.domain_rows[0][0])
+        if res is not None:
+            r_parent = res.parent if where is None else where[res.parent]
+            r_code, r_center, r_radius = res.code.reshape(-1, K), res.center, res.radius
+            r_cells = res.cells
+        else:
+            r_parent = np.empty(0, dtype=np.int64)
+            r_code = np.empty((0, K), dtype=np.int16)
+            r_center, r_radius, r_cells = np.empty((0, k)), np.empty(0), None
+        if new:
+            t_parent = np.array([p for p, _ in new], dtype=np.int64)
+            t_code = np.array([c.code for _, c in new], dtype=np.int16).reshape(-1, K)
+            t_center = np.array([c.point() for _, c in new]).reshape(-1, k)
+            t_radius = np.array([c.radius() for _, c in new])
+        else:
+            t_parent, t_code = np.empty(0, dtype=np.int64), np.empty((0, K), dtype=np.int16)
+            t_center, t_radius = np.empty((0, k)), np.empty(0)
+        parent = np.concatenate([r_parent.astype(np.int64), t_parent])
+        code = np.concatenate([r_code.astype(np.int16), t_code])
+        is_thin = np.concatenate([np.zeros(len(r_parent), bool), np.ones(len(t_parent), bool)])
+        order = tree_order(parent, code)
+        parent, code, is_thin = parent[order], code[order], is_thin[order]
+        # a thin cell with the code of one of the engine's children is that child: drop it
+        same = np.zeros(len(order), dtype=bool)
+        if len(order) > 1:
+            same[1:] = (parent[1:] == parent[:-1]) & np.all(code[1:] == code[:-1], axis=1)
+        drop = same & is_thin
+        alive = ~drop
+        thin_order = [int(i) - len(r_parent) for i in order[is_thin & alive]]
+        order = order[alive]
+        parent, code, is_thin = parent[alive], code[alive], is_thin[alive]
+        thin_cells = [new[i][1] for i in thin_order]
+        self.counts["thin_regions"] += len(thin_cells)
+        center = np.concatenate([r_center.reshape(-1, k), t_center])[order]
+        radius = np.concatenate([r_radius, t_radius])[order]
+        cells = self._cells(r_cells, len(r_parent), [new[i][1] for i in range(len(new))], order)
+        if thin_cells:
+            children = Mixed(None if res is None else res.children, thin_cells, is_thin)
+        else:
+            children = res.children
+        slivers = self._undecided(res, where, keep)
+        return Split(children=children, parent=parent, code=code, center=center,
+                     radius=radius, slivers=slivers, cells=cells, thin=is_thin)
+
+    def _undecided(self, res, where, keep) -> SplitSlivers:
+        if res is None:
+            k = len(self.domain_rows[0][0])
+            return SplitSlivers(np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.int16),
+                                np.empty((0, k)), np.empty(0))
+        sl = res.slivers
+        idx = np.array(keep, dtype=np.intp)
+        self.counts["undecided"] += len(idx)
+        parent = sl.parent[idx] if where is None else where[sl.parent[idx]]
+        return SplitSlivers(parent=parent.astype(np.int64), code=sl.code[idx],
+                            center=sl.center[idx], radius=sl.radius[idx])
+
+    def _cells(self, r_cells, n_regular, thin, order):
+        """The children's geometry (polygons or intervals), thin ones from their exact rows."""
+        if self.cells_kind is None or (n_regular and r_cells is None):
+            return None
+        if self.cells_kind == "intervals":
+            parts = [np.asarray(r_cells).reshape(-1, 2)] if n_regular else []
+            parts.append(np.array([_interval(c) for c in thin]).reshape(-1, 2))
+            return np.concatenate(parts)[order]
+        from ..geometry.polygons import Polygons
+
+        parts = [r_cells] if n_regular else []
+        parts.extend(Polygons.single(_polygon(c)) for c in thin)
+        return Polygons.concat(parts).take(order)
+
+
+def _interval(cell: ExactCell) -> tuple[float, float]:
+    """A 1-D cell's ``[lo, hi]`` from its rows ``a t < b`` (exact, then rounded)."""
+    lo, hi = None, None
+    for (a,), b in zip(cell.H, cell.h):
+        a, b = int(a), int(b)
+        if a > 0:
+            v = Fraction(b, a)
+            hi = v if hi is None else min(hi, v)
+        elif a < 0:
+            v = Fraction(b, a)
+            lo = v if lo is None else max(lo, v)
+    return float(lo), float(hi)
+
+
+def _polygon(cell: ExactCell) -> np.ndarray:
+    """A 2-D cell's vertices, counter-clockwise: the domain's rows and the cell's clipped
+    exactly (Sutherland-Hodgman in rationals), then rounded."""
+    big = Fraction(1 << 64)
+    poly = [(-big, -big), (big, -big), (big, big), (-big, big)]
+    for (a0, a1), b in zip(cell.H, cell.h):
+        a0, a1, b = int(a0), int(a1), int(b)
+        if a0 == 0 and a1 == 0:
+            continue
+        out = []
+        for i, (x, y) in enumerate(poly):
+            nx, ny = poly[(i + 1) % len(poly)]
+            fa = a0 * x + a1 * y - b
+            fb = a0 * nx + a1 * ny - b
+            if fa <= 0:
+                out.append((x, y))
+            if (fa < 0 < fb) or (fb < 0 < fa):
+                s = fa / (fa - fb)
+                out.append((x + s * (nx - x), y + s * (ny - y)))
+        poly = out
+        if not poly:
+            break
+    return np.array([(float(x), float(y)) for x, y in poly], dtype=np.float64).reshape(-1, 2)

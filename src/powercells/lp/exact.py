@@ -1,0 +1,274 @@
+"""Exact strict feasibility: is ``{x : H x < h}`` non-empty? (SPEC §5.5, exact mode)
+
+The answer comes with its proof, in rational arithmetic (Python integers and
+:class:`fractions.Fraction`, no floating point anywhere in a decision):
+
+* non-empty: a rational :class:`Witness` ``x`` with ``H x < h`` row by row;
+* empty: a :class:`Farkas` certificate (Gordan-Motzkin alternative) ``y >= 0``, ``y != 0`` with
+  ``y^T H = 0`` and ``y^T h <= 0``: summing the rows with these weights would give ``0 < 0``.
+
+Both are re-checked exactly before they are returned (:func:`check_witness`,
+:func:`check_farkas`). They are found with a small dense simplex method over the rationals on
+``max t  s.t.  H x + t <= h,  t <= 1`` (``x`` free), whose optimum is positive exactly when the
+system is strictly feasible; its dual multipliers are the Farkas weights. Bland's rule makes it
+terminate on the degenerate systems of degenerate networks (concurrent hyperplanes, duplicate
+rows). Rows enter by constraint generation from a hint point: the LP is solved on the rows
+nearest the hint, and rows the candidate violates are added until it satisfies all of them, so a
+cell with hundreds of rows costs a few small LPs. Rows are first scaled by powers of two to
+norms in [1/2, 2), which changes no answer and makes the witness nearly a Chebyshev centre.
+
+Meant for the rare cells float64 cannot decide (thin cells, certified mode): it is exact, not
+fast (milliseconds to a second per call).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+__all__ = ["Farkas", "Witness", "check_farkas", "check_witness", "strict_point"]
+
+
+@dataclass(frozen=True)
+class Witness:
+    """``H x < h`` holds at ``x = numerators / denominator`` (exactly)."""
+
+    numerators: tuple
+    denominator: int
+
+    @property
+    def point(self) -> tuple:
+        """The point as Fractions."""
+        return tuple(Fraction(p, self.denominator) for p in self.numerators)
+
+    def as_float(self) -> np.ndarray:
+        return np.array([float(Fraction(p, self.denominator)) for p in self.numerators])
+
+
+@dataclass(frozen=True)
+class Farkas:
+    """Weights ``y[i] >= 0`` on rows ``rows[i]`` (not all zero) with ``sum y_i H_i = 0`` and
+    ``sum y_i h_i <= 0``: the strict system has no solution."""
+
+    rows: tuple
+    weights: tuple
+
+
+def check_witness(H, h, witness: Witness) -> bool:
+    """Whether ``H x < h`` holds exactly at the witness (integer arithmetic)."""
+    q = int(witness.denominator)
+    if q <= 0:
+        return False
+    p = list(map(int, witness.numerators))
+    for row, b in zip(H, h):
+        if not _dot(row, p) < Fraction(b) * q:
+            return False
+    return True
+
+
+def check_farkas(H, h, cert: Farkas) -> bool:
+    """Whether the certificate proves ``H x < h`` infeasible (exact arithmetic)."""
+    if len(cert.rows) != len(cert.weights) or not cert.rows:
+        return False
+    weights = [Fraction(w) for w in cert.weights]
+    if any(w < 0 for w in weights) or not any(w > 0 for w in weights):
+        return False
+    k = len(H[0]) if len(H) else 0
+    total = [Fraction(0)] * k
+    rhs = Fraction(0)
+    for i, w in zip(cert.rows, weights):
+        if not 0 <= i < len(H):
+            return False
+        for j in range(k):
+            total[j] += w * Fraction(H[i][j])
+        rhs += w * Fraction(h[i])
+    return all(t == 0 for t in total) and rhs <= 0
+
+
+def _dot(row, p) -> Fraction:
+    s = 0
+    for a, b in zip(row, p):
+        s += Fraction(a) * b
+    return s
+
+
+def strict_point(H, h, *, hint=None) -> Witness | Farkas:
+    """Decide ``H x < h`` exactly.
+
+    Parameters
+    ----------
+    H : sequence of rows (m, k) of ints or Fractions (numpy object arrays work)
+    h : sequence (m,) of ints or Fractions
+    hint : array_like of float (k,), optional
+        A point near the cell (an engine's interior point): the rows nearest it are tried first.
+
+    Returns
+    -------
+    Witness or Farkas
+        Checked exactly before returning.
+    """
+    H = [[Fraction(a) for a in row] for row in H]
+    h = [Fraction(b) for b in h]
+    m = len(H)
+    k = len(H[0]) if m else (0 if hint is None else len(hint))
+    if m == 0:
+        return Witness((0,) * k, 1)
+    # powers of two bring every row to a norm in [1/2, 2): the same answer, a better centre
+    scale = [_pow2_scale(row) for row in H]
+    Hs = [[a * s for a in row] for row, s in zip(H, scale)]
+    hs = [b * s for b, s in zip(h, scale)]
+    zero_rows = [i for i in range(m) if not any(Hs[i])]
+    for i in zero_rows:                             # 0 < h_i fails: one row is the proof
+        if hs[i] <= 0:
+            return _checked(H, h, Farkas((i,), (Fraction(1),)))
+    live = [i for i in range(m) if any(Hs[i])]
+    if not live:
+        return _checked(H, h, Witness((0,) * k, 1))
+    order = _by_slack(Hs, hs, live, hint)
+    take = min(len(order), 3 * (k + 1))
+    active = sorted(order[:take])
+    while True:
+        status, x, y = _solve([Hs[i] for i in active], [hs[i] for i in active], k)
+        if status == "empty":
+            rows = tuple(active[i] for i, w in enumerate(y) if w > 0)
+            weights = tuple(w * scale[active[i]] for i, w in enumerate(y) if w > 0)
+            return _checked(H, h, Farkas(rows, weights))
+        chosen = set(active)
+        bad = [(_slack(Hs[i], hs[i], x), i) for i in live if i not in chosen]
+        bad = [(s, i) for s, i in bad if s <= 0]
+        if not bad:
+            q = math.lcm(*(v.denominator for v in x)) if x else 1
+            return _checked(H, h, Witness(tuple(int(v * q) for v in x), q))
+        bad.sort()
+        active = sorted(chosen | {i for _, i in bad[:max(k + 1, len(bad) // 4)]})
+
+
+def _checked(H, h, result):
+    ok = (check_witness(H, h, result) if isinstance(result, Witness)
+          else check_farkas(H, h, result))
+    if not ok:              # a bug, never an answer: the arithmetic above is exact
+        raise ArithmeticError("exact LP produced a certificate that does not check")
+    return result
+
+
+def _pow2_scale(row) -> Fraction:
+    norm2 = sum(a * a for a in row)
+    if norm2 == 0:
+        return Fraction(1)
+    # about log2 |row| (integers of any size: no float conversion)
+    e = (norm2.numerator.bit_length() - norm2.denominator.bit_length()) // 2
+    return Fraction(1, 1 << e) if e >= 0 else Fraction(1 << -e)
+
+
+def _slack(row, b, x) -> Fraction:
+    return b - sum(a * v for a, v in zip(row, x))
+
+
+def _by_slack(H, h, live, hint):
+    """Rows ordered by their slack at the hint (all rows have norms about 1)."""
+    if hint is None:
+        return list(live)
+    hint = np.asarray(hint, dtype=np.float64).reshape(-1)
+    slack = [float(h[i]) - float(sum(float(a) * v for a, v in zip(H[i], hint))) for i in live]
+    return [live[j] for j in np.argsort(slack, kind="stable")]
+
+
+def _solve(H, h, k):
+    """``max t  s.t.  H x + t <= h, t <= 1`` by the simplex method over the rationals.
+
+    Returns ``("point", x, None)`` when the optimum is positive (``H x < h`` at ``x``), else
+    ``("empty", None, y)`` with the rows' dual multipliers ``y`` (a Farkas certificate).
+
+    Variables: ``0..k-1`` the free ``x``; ``k`` is ``t' = t - t0 >= 0`` (``t0 = min(h, 1)``,
+    so the origin starts feasible); ``k+1+i`` the slack of row ``i`` (row ``m``: ``t <= 1``).
+    The dictionary holds every basic variable as ``const + sum coef_j * nonbasic_j``.
+    """
+    m = len(H)
+    t0 = min(min(h), Fraction(1))
+    basis = [k + 1 + i for i in range(m + 1)]
+    nonbasic = list(range(k + 1))
+    # s_i = (h_i - t0) - H_i x - t'
+    coef = [[-a for a in row] + [Fraction(-1)] for row in H]
+    coef.append([Fraction(0)] * k + [Fraction(-1)])
+    const = [b - t0 for b in h] + [1 - t0]
+    obj = [Fraction(0)] * k + [Fraction(1)]
+    z0 = t0
+    free = set(range(k))
+
+    def pivot(r, j):
+        nonlocal z0
+        a = coef[r][j]
+        row = [-c / a for c in coef[r]]
+        row[j] = 1 / a
+        c0 = -const[r] / a
+        coef[r], const[r] = row, c0
+        for i in range(len(coef)):
+            if i == r:
+                continue
+            f = coef[i][j]
+            if f:
+                ci = coef[i]
+                for jj in range(len(ci)):
+                    ci[jj] = f / a if jj == j else ci[jj] + f * row[jj]
+                const[i] += f * c0
+        f = obj[j]
+        if f:
+            for jj in range(len(obj)):
+                obj[jj] = f / a if jj == j else obj[jj] + f * row[jj]
+            z0 += f * c0
+        basis[r], nonbasic[j] = nonbasic[j], basis[r]
+
+    def ratio(j, direction):
+        """The leaving row when nonbasic ``j`` moves in ``direction`` (+1/-1); None: unbounded."""
+        best = None
+        for i in range(len(coef)):
+            if basis[i] in free:
+                continue
+            c = coef[i][j] * direction
+            if c < 0:
+                key = (const[i] / -c, basis[i])
+                if best is None or key < best[0]:
+                    best = (key, i)
+        return None if best is None else best[1]
+
+    # free variables enter first and never leave
+    for var in range(k):
+        j = nonbasic.index(var)
+        dirs = (1, -1) if obj[j] >= 0 else (-1, 1)
+        for d in dirs:
+            r = ratio(j, d)
+            if r is not None:
+                pivot(r, j)
+                break
+    while True:
+        enter = None
+        for j in sorted(range(len(nonbasic)), key=lambda jj: nonbasic[jj]):
+            var = nonbasic[j]
+            if var in free:
+                if obj[j] != 0:
+                    enter = (j, 1 if obj[j] > 0 else -1)
+                    break
+            elif obj[j] > 0:
+                enter = (j, 1)
+                break
+        if enter is None:
+            break
+        j, d = enter
+        r = ratio(j, d)
+        if r is None:           # cannot happen: t <= 1 bounds the objective
+            raise ArithmeticError("exact LP unbounded")
+        pivot(r, j)
+    if z0 > 0:
+        x = [Fraction(0)] * k
+        for i, var in enumerate(basis):
+            if var < k:
+                x[var] = const[i]
+        return "point", x, None
+    y = [Fraction(0)] * m
+    for j, var in enumerate(nonbasic):
+        if var > k and var - k - 1 < m:
+            y[var - k - 1] = -obj[j]
+    return "empty", None, y
