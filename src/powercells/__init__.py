@@ -10,6 +10,7 @@ from . import (
     soft_vq,
     testing,  # noqa: F401  (pc.testing: the brute-force oracle for users' tests)
 )
+from .certificate import check_certificate
 from .comparison import Comparison, compare
 from .domain import Box, Domain, Neighbourhood, Polytope, Slice, random_directions
 from .enumerate import (
@@ -26,6 +27,7 @@ from .enumerate import (
 from .errors import (
     ApproximationError,
     BudgetExceeded,
+    CertificateError,
     DomainError,
     GeometryError,
     NetworkError,
@@ -51,6 +53,7 @@ __all__ = [
     "ApproximationError",
     "Box",
     "BudgetExceeded",
+    "CertificateError",
     "Comparison",
     "Domain",
     "DomainError",
@@ -76,6 +79,7 @@ __all__ = [
     "VnnlibError",
     "__version__",
     "approx",
+    "check_certificate",
     "compare",
     "count_regions",
     "engine_defaults",

@@ -166,6 +166,13 @@ def _parser() -> argparse.ArgumentParser:
     count.add_argument("--no-leaves", dest="leaves", action="store_false",
                        help="with --out: keep each part's counts only, not its leaves (for "
                             "runs of billions of regions; about 60 bytes a region otherwise)")
+    count.add_argument("--certify", action="store_true",
+                       help="decide everything in exact rational arithmetic (the exact engine: "
+                            "the count of the network as stored, no tolerance, nothing "
+                            "undecided; much slower); box or polytope domains")
+    count.add_argument("--certificate", default=None, metavar="FILE",
+                       help="with --certify: write a certificate of the count (witnesses and "
+                            "emptiness proofs) that check-certificate verifies")
     _executor_args(count)
     progress = count.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -298,6 +305,21 @@ def _parser() -> argparse.ArgumentParser:
                     help='print {"lc": [...], "exact_neurons": [...], "exact_regions": N, '
                          '"exact_crossing": [...], "exact_slivers": S, "points": 1}')
 
+    chk = sub.add_parser("check-certificate",
+                         help="verify a certificate of a certified count in exact arithmetic",
+                         description="Re-verify a certificate written by count --certify "
+                                     "--certificate FILE with exact rational arithmetic only "
+                                     "(no LP, no floating point): every region's witness, "
+                                     "every emptiness proof, and that no region is missing.")
+    chk.add_argument("network", help="the network file the count was made for")
+    chk.add_argument("certificate", help="the certificate file")
+    chk.add_argument("--box", nargs=2, type=_number, metavar=("LO", "HI"),
+                     help="the box [LO, HI]^d the count was made over")
+    chk.add_argument("--domain", metavar="FILE.npz",
+                     help="a domain file with vectors lo and hi, or A and b (A x <= b)")
+    chk.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _hard_limit_arg(chk)
+
     info = sub.add_parser("info", help="print the network's layers",
                           description="Print the layer summary: kinds, widths, pieces.")
     info.add_argument("network")
@@ -412,7 +434,8 @@ def _count(args) -> int:
     result = count_regions(network, domain, engine=args.engine, lp=args.lp, tol=args.tol,
                            max_regions=args.max_regions, time_limit=args.time_limit,
                            progress=progress, executor=_executor(args), store=args.out,
-                           store_leaves=args.leaves)
+                           store_leaves=args.leaves, certify=args.certify,
+                           certificate=args.certificate)
     if args.json:
         print(json.dumps(result.as_dict() if args.out is None else
                          {**result.as_dict(), "store": args.out}))
@@ -461,6 +484,10 @@ def _count_vnnlib(args, network) -> int:
     _check_leaves(args)
     executor = _executor(args)
     stores = _box_stores(args.out, len(prop.regions))
+    certificates = [args.certificate] * len(prop.regions)
+    if args.certificate is not None and len(prop.regions) > 1:   # one file per box
+        stem, ext = os.path.splitext(args.certificate)
+        certificates = [f"{stem}-box-{i:03d}{ext}" for i in range(len(prop.regions))]
     # one time limit for the whole property: each box gets what the earlier ones left
     deadline = None if args.time_limit is None else \
         Budget(time_limit=args.time_limit).deadline
@@ -472,7 +499,8 @@ def _count_vnnlib(args, network) -> int:
             break
         r = count_regions(network, region.domain, engine=args.engine, lp=args.lp, tol=args.tol,
                           max_regions=args.max_regions, time_limit=left, progress=progress,
-                          executor=executor, store=stores[i], store_leaves=args.leaves)
+                          executor=executor, store=stores[i], store_leaves=args.leaves,
+                          certify=args.certify, certificate=certificates[i])
         partial |= r.partial
         results.append({"box": i, "lo": region.domain.bounds()[0].tolist(),
                         "hi": region.domain.bounds()[1].tolist(), **r.as_dict()})
@@ -490,6 +518,24 @@ def _count_vnnlib(args, network) -> int:
     if partial:
         print("powercells: partial result (budget reached)", file=sys.stderr)
         return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _check_certificate(args) -> int:
+    from .certificate import check_certificate
+
+    network = _load(args)
+    domain = _domain(args, network)
+    report = check_certificate(network, domain, args.certificate)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(f"certificate: {args.certificate}: verified in exact arithmetic")
+        for i, n in enumerate(report.per_layer, 1):
+            print(f"regions after layer {i}: {n}")
+        print(f"regions: {report.regions} (exact, for {args.network} as stored over "
+              f"{domain!r})")
+        print(f"checked: {report.nodes} splits, {report.farkas} emptiness certificates")
     return EXIT_OK
 
 
@@ -757,7 +803,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 _COMMANDS = {"count": "_count", "plot": "_plot", "export": "_export", "verify": "_verify",
-             "compare": "_compare", "local-complexity": "_local_complexity", "info": "_info"}
+             "compare": "_compare", "local-complexity": "_local_complexity", "info": "_info",
+             "check-certificate": "_check_certificate"}
 
 
 def main(argv=None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ApproximationError",
     "BudgetExceeded",
+    "CertificateError",
     "DomainError",
     "GeometryError",
     "NetworkError",
@@ -25,6 +26,11 @@ __all__ = [
 
 class PowercellsError(Exception):
     """Base class of every error raised by powercells."""
+
+
+class CertificateError(PowercellsError, ValueError):
+    """A certificate of a certified count that does not verify (the message names the first
+    record that fails and why), or a file that is not a certificate."""
 
 
 class NetworkError(PowercellsError, ValueError):

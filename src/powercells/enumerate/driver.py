@@ -94,14 +94,24 @@ def _imprecise(name: str, stats: dict, requested: str, rerun: bool) -> bool:
 
 
 def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_regions,
-         time_limit, progress, sink: Sink, mode: str, executor=None, store=None):
+         time_limit, progress, sink: Sink, mode: str, executor=None, store=None,
+         certify=False, certificate=None):
     if not isinstance(network, Network):
         raise PowercellsError(f"expected a Network, got {type(network).__name__}; "
                               "use powercells.load or Network.from_weights")
     domain = as_domain(domain, dim=network.input_dim)
     options = EngineOptions.coerce(engine_options)
+    if certify not in (True, False):
+        raise OptionError(f"certify must be True or False, got {certify!r}")
+    if certificate is not None and not certify:
+        raise OptionError("a certificate is written by the certified mode: give certify=True "
+                          "(CLI: --certify)")
+    if certify:
+        engine = _certified_engine(engine, lp, domain)
     spec = choose_engine(engine, domain.dim, lp_given=lp is not None, options=options)
     budget = Budget(max_regions, time_limit)
+    if certificate is not None:
+        executor = "serial"                 # the certificate is written by this process
     executor = as_executor(executor)
     net = domain.network_on(network)
     if tolerances is None:
@@ -115,13 +125,14 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
     # arithmetic bit for bit, while domains like [-1e12, 1e12] or weights like 1e300 stay in the
     # range the LP solver's tolerances and float64's exponents are made for. Powers of two scale
     # exactly, so the engines' points and radii map back to x without rounding.
-    exp = engine_exponent(domain)
+    # the exact engine computes with the network and domain as given: no rescaling at all
+    exp = 0 if spec.name == "exact" else engine_exponent(domain)
     view = domain if exp == 0 else ScaledDomain(domain, exp)
     engine_tol = tolerances.scaled(exp).resolve(view.diameter)
     resolved = engine_tol.scaled(-exp)
     check_tolerance_scale(domain, resolved)
     name = spec.name
-    work = net.balanced(input_exp=exp)
+    work = net if spec.name == "exact" else net.balanced(input_exp=exp)
     # counting needs no interior points, only certain region decisions
     setup = EngineSetup(tolerances=engine_tol, cap=2.0 * view.diameter,
                         lp=lp if spec.uses_lp else None, options=options,
@@ -146,6 +157,8 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
                      token=uuid.uuid4().hex, domain_rows=view.halfspaces())
     eng = ctx.make_engine()
     eng.budget = budget
+    if certificate is not None:
+        certificate.start(net, domain, eng)
 
     try:
         root = eng.root(view)
@@ -187,6 +200,23 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
 
 
 
+def _certified_engine(engine, lp, domain) -> str:
+    """The engine of the certified mode (the exact engine), or why not."""
+    from ..domain import Slice
+
+    if engine not in ("auto", "exact"):
+        raise OptionError(f"certify=True runs the exact engine (every decision in rational "
+                          f"arithmetic); engine={engine!r} cannot certify its decisions")
+    if lp is not None:
+        raise OptionError("certify=True solves its LPs in exact arithmetic; do not give an lp "
+                          "backend")
+    if isinstance(domain, Slice):
+        raise OptionError("certify=True needs a box or polytope of the input space: a slice "
+                          "is folded into the first layer in floating point, which is not "
+                          "the network as stored")
+    return "exact"
+
+
 def _check_tiling(counts, slivers, tol: Tolerances) -> None:
     """A layer's cells tile its parents, the previous layer's regions, so a finished run finds
     a region or a sliver at every layer that has parents; none means every cell fell below the
@@ -211,7 +241,7 @@ def _check_tiling(counts, slivers, tol: Tolerances) -> None:
 def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=None,
               tol: float | None = None, tolerances: Tolerances | None = None,
               max_regions: int | None = None, time_limit: float | None = None,
-              progress: bool = False, executor=None) -> SubdivisionTree:
+              progress: bool = False, executor=None, certify: bool = False) -> SubdivisionTree:
     """Enumerate every region of every layer of ``network`` over ``domain``, exactly.
 
     Parameters
@@ -250,6 +280,10 @@ def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=
         process; ``"serial"``, ``0`` or ``1`` keep it in this process; an int ``n`` asks for ``n``
         workers; a Dask client or scheduler address sends tasks to that cluster. Results are
         identical for every executor (same nodes, same order, same ids).
+    certify : bool
+        Every decision in exact rational arithmetic (see :func:`count_regions`); interior
+        points are exact witnesses rounded to float64, and ``inradius`` is the radius of the
+        largest ball about each (a lower bound).
 
     Returns
     -------
@@ -277,7 +311,8 @@ def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=
     """
     options = {"engine_options": engine_options, "lp": lp, "tol": tol,
                "tolerances": tolerances, "max_regions": max_regions,
-               "time_limit": time_limit, "progress": progress, "executor": executor}
+               "time_limit": time_limit, "progress": progress, "executor": executor,
+               "certify": certify}
     sink = TreeSink()
     net, domain, widths, slivers, partial, seconds, stats, resolved, name = _run(
         network, domain, engine=engine, sink=sink, mode="tree", **options)
@@ -296,7 +331,8 @@ def count_regions(network, domain, *, engine: str = "auto", engine_options=None,
                   tol: float | None = None, tolerances: Tolerances | None = None,
                   max_regions: int | None = None, time_limit: float | None = None,
                   progress: bool = False, executor=None, store=None,
-                  store_leaves: bool = True) -> RegionCount:
+                  store_leaves: bool = True, certify: bool = False,
+                  certificate=None) -> RegionCount:
     """Count the regions of every layer without keeping the tree (memory independent of the
     count). Parameters as for :func:`subdivide`.
 
@@ -311,6 +347,15 @@ def count_regions(network, domain, *, engine: str = "auto", engine_options=None,
     store_leaves : bool
         Write each part's leaves (about 60 bytes a region for ACAS Xu, compressed); False keeps
         only the counts, for runs of billions of regions.
+    certify : bool
+        The certified mode: every decision in exact rational arithmetic (the ``exact``
+        engine, :mod:`powercells.enumerate.exact_engine`), for the network as given (its
+        floats taken as the binary rationals they are) over a box or polytope; nothing is
+        undecided and no tolerance decides anything. Much slower than the float engines.
+    certificate : str or path, optional
+        With ``certify=True``: write a certificate of the count to this file
+        (:mod:`powercells.certificate`; ``powercells check-certificate`` verifies it). The run
+        then stays in this process.
 
     Returns
     -------
@@ -319,11 +364,25 @@ def count_regions(network, domain, *, engine: str = "auto", engine_options=None,
     options = dict(engine=engine, engine_options=engine_options, lp=lp, tol=tol,
                    tolerances=tolerances, max_regions=max_regions, time_limit=time_limit,
                    progress=progress, executor=executor)
+    if certify or certificate is not None:
+        options.update(certify=certify)
     if store is not None:
+        if certificate is not None:
+            raise OptionError("a certificate is written by a run without a store")
         from ..io.store import count_with_store
 
         return count_with_store(network, domain, store, leaves=store_leaves, **options)
-    return _counted(CountSink(), network, domain, **options)
+    if certificate is None:
+        return _counted(CountSink(), network, domain, **options)
+    from ..certificate import CertificateWriter
+
+    writer = CertificateWriter(certificate)
+    try:
+        result = _counted(CountSink(), network, domain, certificate=writer, **options)
+        writer.finish(result)
+    finally:
+        writer.abort()
+    return result
 
 
 def stream_leaves(network, domain, emit, *, engine: str = "auto", engine_options=None,

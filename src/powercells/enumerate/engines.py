@@ -16,6 +16,7 @@ interval   1-D (segments)                   no      every 1-D domain
 planar     2-D (planes, slices)             no      every 2-D domain
 vertex     2-D to 12-D                      balls   3-D to 8-D (10-D with the compiled kernel)
 lp         any dimension                    yes     above that, or when an LP backend is given
+exact      any dimension                    exact   never: ``certify=True`` (rational arithmetic)
 =========  ===============================  ======  ==============================================
 """
 
@@ -283,6 +284,12 @@ def _make_interval(setup: EngineSetup):
     return IntervalEngine(setup)
 
 
+def _make_exact(setup: EngineSetup):
+    from .exact_engine import ExactEngine
+
+    return ExactEngine(setup)
+
+
 def _make_vertex(setup: EngineSetup):
     from .vertex import VertexEngine
 
@@ -322,3 +329,6 @@ register_engine(EngineSpec("vertex", _make_vertex, 1, 12, True, _vertex_auto_max
                            "a domain of dimension up to 12 (a box has 2^d vertices)"))
 register_engine(EngineSpec("lp", _make_lp, 1, None, True, _up_to(1 << 30), None,
                            "any dimension"))
+# exact rational arithmetic, the certified mode (certify=True); auto never picks it
+register_engine(EngineSpec("exact", _make_exact, 1, None, False, _up_to(0), None,
+                           "any dimension (exact rational arithmetic, slow)"))

@@ -120,6 +120,15 @@ class ExactCell:
         ``H x < h`` holds at it exactly.
     code : ndarray of int16
         The code of the layer that made the cell (empty for the root).
+    tags : list
+        What each row is: ``("d", i)`` row ``i`` of the domain, ``(layer, unit)`` a ReLU-type
+        unit's switch (the side is the cell's code), ``(layer, unit, r, s)`` piece ``s``
+        against piece ``r`` of a max unit.
+    exps : list of int
+        Row ``i`` is ``2**exps[i]`` times that row's exact value (certificates give weights
+        for the exact rows).
+    path : tuple
+        The codes of every layer so far (tuples of ints).
     """
 
     H: np.ndarray
@@ -129,6 +138,9 @@ class ExactCell:
     e: int
     witness: Witness
     code: np.ndarray
+    tags: list
+    exps: list
+    path: tuple = ()
 
     @property
     def dim(self) -> int:
@@ -165,11 +177,12 @@ def exact_root(H, h, point) -> ExactCell:
     H = np.asarray(H, dtype=np.float64)
     h = np.asarray(h, dtype=np.float64)
     k = H.shape[1]
-    rows_H, rows_h = [], []
+    rows_H, rows_h, exps = [], [], []
     for i in range(len(h)):
-        Ni, _ = dyadic(np.append(H[i], h[i]))
+        Ni, ei = dyadic(np.append(H[i], h[i]))
         rows_H.append(Ni[:k])
         rows_h.append(Ni[k])
+        exps.append(ei)
     Hx = np.array(rows_H, dtype=object).reshape(len(h), k)
     hx = np.array(rows_h, dtype=object)
     witness = _as_witness(point)
@@ -180,7 +193,8 @@ def exact_root(H, h, point) -> ExactCell:
     for i in range(k):
         MA[i, i] = 1
     MB = np.array([0] * k, dtype=object)
-    return ExactCell(Hx, hx, MA, MB, 0, witness, np.empty(0, dtype=np.int16))
+    return ExactCell(Hx, hx, MA, MB, 0, witness, np.empty(0, dtype=np.int16),
+                     [("d", i) for i in range(len(h))], exps)
 
 
 def _as_witness(point) -> Witness:
@@ -203,10 +217,11 @@ def _sign_at(row, const, w: Witness) -> int:
 
 
 def _with_rows(cell_H, cell_h, rows):
+    """The rows ``(row, const, tag, exp)`` appended to ``H x < h``."""
     if not rows:
         return cell_H, cell_h
-    R = np.array([r for r, _ in rows], dtype=object).reshape(len(rows), -1)
-    r = np.array([c for _, c in rows], dtype=object)
+    R = np.array([r[0] for r in rows], dtype=object).reshape(len(rows), -1)
+    r = np.array([r[1] for r in rows], dtype=object)
     return np.concatenate([cell_H, R]), np.concatenate([cell_h, r])
 
 
@@ -216,28 +231,37 @@ class _Partial:
     h: np.ndarray
     witness: Witness | None
     code: list
+    tags: list
+    exps: list
+
+    def extended(self, rows, witness):
+        H, h = _with_rows(self.H, self.h, rows)
+        return _Partial(H, h, witness, list(self.code), self.tags + [r[2] for r in rows],
+                        self.exps + [r[3] for r in rows])
 
 
-def _feasible(part: _Partial, rows, hint) -> _Partial | None:
-    """``part`` with extra strict rows, or None if that is exactly empty."""
+def _feasible(part: _Partial, rows, hint):
+    """``(part with extra strict rows, None)``, or ``(None, Farkas)`` if that is exactly
+    empty."""
     H, h = _with_rows(part.H, part.h, rows)
     if part.witness is not None and _inside(H[len(part.h):], h[len(part.h):], part.witness):
-        return _Partial(H, h, part.witness, list(part.code))
+        return part.extended(rows, part.witness), None
     hint_point = part.witness.as_float() if part.witness is not None else hint
     got = strict_point(H, h, hint=hint_point)
     if not isinstance(got, Witness):
-        return None
-    return _Partial(H, h, got, list(part.code))
+        return None, got
+    return part.extended(rows, got), None
 
 
-def _switch_rows(G_k, g_k, active: bool):
+def _switch_rows(G_k, g_k, active: bool, tag, exp: int):
     """The strict row saying unit k is active (``G x + g > 0``) or inactive (``< 0``)."""
-    return (-G_k, g_k) if active else (G_k, -g_k)
+    return (-G_k, g_k, tag, exp) if active else (G_k, -g_k, tag, exp)
 
 
-def _max_rows(P_k, p_k, r: int, n: int):
+def _max_rows(P_k, p_k, r: int, n: int, tag, exp: int):
     """The strict rows saying piece ``r`` wins (ties to the smaller index), or None if a
-    constant difference rules it out; identically equal pieces add no row."""
+    constant difference rules it out; identically equal pieces add no row. ``tag``: the
+    unit's ``(layer, unit)``."""
     rows = []
     for s in range(n):
         if s == r:
@@ -248,12 +272,17 @@ def _max_rows(P_k, p_k, r: int, n: int):
             if d < 0 or (d == 0 and s > r):
                 continue                        # constant: r wins over s everywhere
             return None
-        rows.append((D, -d))                    # value_s - value_r < 0
+        rows.append((D, -d, tag + (r, s), exp))    # value_s - value_r < 0
     return rows
 
 
-def split_exact(cell: ExactCell, layer, *, fixed=None, hint=None) -> list[ExactCell]:
+def split_exact(cell: ExactCell, layer, *, fixed=None, hint=None, depth: int = -1,
+                log: list | None = None) -> list[ExactCell]:
     """The children of a cell under a layer, in code order, each with an exact witness.
+
+    The layer's units are taken one at a time: every partial cell is cut by the unit's
+    hyperplane (or its pieces' comparisons), and each side is kept with a witness or dropped
+    with a Farkas certificate (:func:`powercells.lp.exact.strict_point`).
 
     Parameters
     ----------
@@ -264,15 +293,24 @@ def split_exact(cell: ExactCell, layer, *, fixed=None, hint=None) -> list[ExactC
     hint : float array (k,), optional
         A point near the children (the first LP's start when the cell's witness is not in
         them).
+    depth : int
+        The layer's index in the network (0 for the first layer): rows are tagged with it.
+    log : list, optional
+        Receives ``(prefix, unit, side, certificate)`` for every side dropped: ``prefix`` the
+        codes of units ``0..unit-1`` (None: the side is empty on the whole cell, proven from
+        the cell's own rows), ``side`` the code ruled out, ``certificate`` a list of
+        ``(tag, weight)`` (a Farkas combination of the exact rows, :attr:`ExactCell.tags`), or
+        None for a max unit's piece that a constant difference rules out. Only for unfixed
+        units.
     """
     ex = _exact(layer)
     K = layer.out_dim
-    parts = [_Partial(cell.H, cell.h, cell.witness, [])]
-    values = None if layer.kind == "identity" else ex.on(cell)
+    parts = [_Partial(cell.H, cell.h, cell.witness, [], list(cell.tags), list(cell.exps))]
+    values = ex.on(cell)
     if layer.kind == "identity":
         parts[0].code = [0] * K
     elif ex.switch:
-        G, g, _ = values
+        G, g, E = values
         for k in range(K):
             want = None if fixed is None or fixed[k] < 0 else int(fixed[k])
             if not any(G[k]):                       # constant on the cell
@@ -282,49 +320,81 @@ def split_exact(cell: ExactCell, layer, *, fixed=None, hint=None) -> list[ExactC
                 for part in parts:
                     part.code.append(c)
                 continue
+            sides = (0, 1) if want is None else (want,)
+            s0 = _sign_at(G[k], g[k], cell.witness)
+            if want is None and s0 != 0:
+                # most units miss the cell: one test on the cell rules a side out for every
+                # partial cell at once
+                other = 0 if s0 > 0 else 1
+                row = _switch_rows(G[k], g[k], other == 1, (depth, k), E)
+                whole = _Partial(cell.H, cell.h, cell.witness, [], list(cell.tags),
+                                 list(cell.exps))
+                got, proof = _feasible(whole, [row], hint)
+                if got is None:
+                    sides = (1 - other,)
+                    if log is not None:
+                        log.append((None, k, other, _weights(proof, whole.tags + [row[2]],
+                                                             whole.exps + [row[3]])))
             nxt = []
             for part in parts:
                 s = 0 if part.witness is None else _sign_at(G[k], g[k], part.witness)
-                for side in ((0, 1) if want is None else (want,)):
-                    row = _switch_rows(G[k], g[k], side == 1)
+                for side in sides:
+                    row = _switch_rows(G[k], g[k], side == 1, (depth, k), E)
                     if s == (1 if side == 1 else -1):      # the witness is on this side
-                        H, h = _with_rows(part.H, part.h, [row])
-                        child = _Partial(H, h, part.witness, list(part.code))
+                        child, proof = part.extended([row], part.witness), None
                     else:
-                        child = _feasible(part, [row], hint)
+                        child, proof = _feasible(part, [row], hint)
                     if child is not None:
                         child.code.append(side)
                         nxt.append(child)
+                    elif log is not None and want is None:
+                        log.append((tuple(part.code), k, side,
+                                    _weights(proof, part.tags + [row[2]],
+                                             part.exps + [row[3]])))
             parts = nxt
             if not parts:
                 return []
     else:
-        P, p, _ = values
+        P, p, E = values
         for k in range(K):
             n = int(ex.n_pieces[k])
             want = None if fixed is None or fixed[k] < 0 else int(fixed[k])
             nxt = []
             for part in parts:
                 for r in (range(n) if want is None else (want,)):
-                    rows = _max_rows(P[k], p[k], r, n)
-                    if rows is None:
-                        continue
-                    child = _feasible(part, rows, hint)
+                    rows = _max_rows(P[k], p[k], r, n, (depth, k), E)
+                    proof = None
+                    child = None
+                    if rows is not None:
+                        child, proof = _feasible(part, rows, hint)
                     if child is not None:
                         child.code.append(r)
                         nxt.append(child)
+                    elif log is not None and want is None:
+                        log.append((tuple(part.code), k, r, None if rows is None else
+                                    _weights(proof, part.tags + [q[2] for q in rows],
+                                             part.exps + [q[3] for q in rows])))
             parts = nxt
             if not parts:
                 return []
-    if values is None:
-        values = ex.on(cell)
-    return [_child(ex, values, part) for part in parts]
+    return [_child(ex, values, part, cell.path) for part in parts]
 
 
-def _child(ex: _ExactLayer, values, part: _Partial) -> ExactCell:
+def _weights(proof, tags, exps) -> list:
+    """A Farkas certificate on engine rows as weights on the exact rows (row ``i`` is
+    ``2**exps[i]`` times its exact value)."""
+    out = []
+    for i, w in zip(proof.rows, proof.weights):
+        e = exps[i]
+        out.append((tags[i], w * (1 << e) if e >= 0 else w / (1 << -e)))
+    return out
+
+
+def _child(ex: _ExactLayer, values, part: _Partial, path: tuple) -> ExactCell:
     code = np.array(part.code, dtype=np.int16)
     MA, MB, e = _next_map(ex, values, code)
-    return ExactCell(part.H, part.h, MA, MB, e, part.witness, code)
+    return ExactCell(part.H, part.h, MA, MB, e, part.witness, code, part.tags, part.exps,
+                     path + (tuple(int(c) for c in code),))
 
 
 def _next_map(ex: _ExactLayer, values, code: np.ndarray):
@@ -347,9 +417,9 @@ def _next_map(ex: _ExactLayer, values, code: np.ndarray):
     return P[idx, code.astype(np.intp)], p[idx, code.astype(np.intp)], E
 
 
-def place(cell: ExactCell, layer, point: Witness) -> ExactCell:
+def place(cell: ExactCell, layer, point: Witness, *, depth: int = -1) -> ExactCell:
     """The child of ``cell`` under ``layer`` that contains ``point`` (which must lie in
-    ``cell``), found by exact evaluation: no LP.
+    ``cell``), found by exact evaluation: no LP. ``depth``: the layer's index (row tags).
 
     Raises
     ------
@@ -363,7 +433,7 @@ def place(cell: ExactCell, layer, point: Witness) -> ExactCell:
     if layer.kind == "identity":
         code = [0] * K
     elif ex.switch:
-        G, g, _ = values
+        G, g, E = values
         for k in range(K):
             if not any(G[k]):
                 code.append(1 if g[k] > 0 else 0)
@@ -372,16 +442,16 @@ def place(cell: ExactCell, layer, point: Witness) -> ExactCell:
             if s == 0:
                 raise Unplaced(f"{layer.name}: the point lies on unit {k}'s hyperplane")
             code.append(1 if s > 0 else 0)
-            rows.append(_switch_rows(G[k], g[k], s > 0))
+            rows.append(_switch_rows(G[k], g[k], s > 0, (depth, k), E))
     else:
-        P, p, _ = values
+        P, p, E = values
         for k in range(K):
             n = int(ex.n_pieces[k])
             for r in range(n):
-                got = _max_rows(P[k], p[k], r, n)
+                got = _max_rows(P[k], p[k], r, n, (depth, k), E)
                 if got is None:
                     continue
-                if all(_sign_at(D, -c, point) < 0 for D, c in got):
+                if all(_sign_at(q[0], -q[1], point) < 0 for q in got):
                     code.append(r)
                     rows.extend(got)
                     break
@@ -390,4 +460,6 @@ def place(cell: ExactCell, layer, point: Witness) -> ExactCell:
     H, h = _with_rows(cell.H, cell.h, rows)
     code = np.array(code, dtype=np.int16)
     MA, MB, e = _next_map(ex, values, code)
-    return ExactCell(H, h, MA, MB, e, point, code)
+    return ExactCell(H, h, MA, MB, e, point, code, cell.tags + [q[2] for q in rows],
+                     cell.exps + [q[3] for q in rows],
+                     cell.path + (tuple(int(c) for c in code),))

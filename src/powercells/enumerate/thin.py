@@ -76,6 +76,9 @@ class ThinSplitter:
         splitter per run but receives a fresh copy of the layers with every task."""
         self.layers = list(layers)          # held, so the ids below stay theirs
         self.depth_of = {id(layer): d for d, layer in enumerate(self.layers)}
+        inner = getattr(self.engine, "bind", None)
+        if inner is not None:
+            inner(self.layers)
 
     # ------------------------------------------------------------- the engine interface
     @property
@@ -145,13 +148,14 @@ class ThinSplitter:
                 if parent is None:
                     keep.append(j)
                     continue
-                children = split_exact(parent, layer, fixed=sl.code[j], hint=sl.center[j])
+                children = split_exact(parent, layer, fixed=sl.code[j], hint=sl.center[j],
+                                       depth=depth)
                 if not children:
                     self.counts["thin_empty"] += 1
                 pos = p if where is None else int(where[p])
                 new.extend((pos, child) for child in children)
         for pos, cell in thin_parents:
-            new.extend((int(pos), child) for child in split_exact(cell, layer))
+            new.extend((int(pos), child) for child in split_exact(cell, layer, depth=depth))
         return self._merged(res, where, new, keep, layer)
 
     def _points(self, engine_batch):
@@ -164,7 +168,7 @@ class ThinSplitter:
         try:
             cell = exact_root(H, h, point)
             for d in range(depth):
-                cell = place(cell, self.layers[d], cell.witness)
+                cell = place(cell, self.layers[d], cell.witness, depth=d)
         except Unplaced:
             return None
         return cell

@@ -64,7 +64,10 @@ def check_witness(H, h, witness: Witness) -> bool:
         return False
     p = list(map(int, witness.numerators))
     for row, b in zip(H, h):
-        if not _dot(row, p) < Fraction(b) * q:
+        if all(isinstance(v, (int, np.integer)) for v in row) and isinstance(b, (int, np.integer)):
+            if not sum(int(a) * v for a, v in zip(row, p)) < int(b) * q:      # integers
+                return False
+        elif not _dot(row, p) < Fraction(b) * q:
             return False
     return True
 
@@ -110,40 +113,45 @@ def strict_point(H, h, *, hint=None) -> Witness | Farkas:
     Witness or Farkas
         Checked exactly before returning.
     """
-    H = [[Fraction(a) for a in row] for row in H]
-    h = [Fraction(b) for b in h]
-    m = len(H)
-    k = len(H[0]) if m else (0 if hint is None else len(hint))
+    rows, rhs, unscale = _integer_rows(H, h)
+    m = len(rows)
+    k = len(rows[0]) if m else (0 if hint is None else len(hint))
     if m == 0:
         return Witness((0,) * k, 1)
-    # powers of two bring every row to a norm in [1/2, 2): the same answer, a better centre
-    scale = [_pow2_scale(row) for row in H]
-    Hs = [[a * s for a in row] for row, s in zip(H, scale)]
-    hs = [b * s for b, s in zip(h, scale)]
-    zero_rows = [i for i in range(m) if not any(Hs[i])]
-    for i in zero_rows:                             # 0 < h_i fails: one row is the proof
-        if hs[i] <= 0:
-            return _checked(H, h, Farkas((i,), (Fraction(1),)))
-    live = [i for i in range(m) if any(Hs[i])]
+    live = []
+    for i in range(m):
+        if any(rows[i]):
+            live.append(i)
+        elif rhs[i] <= 0:                           # 0 < h_i fails: one row is the proof
+            return _checked(H, h, Farkas((i,), (unscale[i],)))
     if not live:
         return _checked(H, h, Witness((0,) * k, 1))
-    order = _by_slack(Hs, hs, live, hint)
-    take = min(len(order), 3 * (k + 1))
-    active = sorted(order[:take])
+    # powers of two bring every row to a norm in [1/2, 2) for the LP: the same answer, and
+    # its optimum is then nearly a Chebyshev centre
+    shift = {i: _norm_bits(rows[i]) for i in live}
+    order = _by_slack(rows, rhs, shift, live, hint)
+    active = sorted(order[:min(len(order), 3 * (k + 1))])
+    A = np.array(rows, dtype=object).reshape(m, k)
+    b = np.array(rhs, dtype=object)
     while True:
-        status, x, y = _solve([Hs[i] for i in active], [hs[i] for i in active], k)
+        status, x, y = _solve([[Fraction(a, 1 << shift[i]) for a in rows[i]] for i in active],
+                              [Fraction(rhs[i], 1 << shift[i]) for i in active], k)
         if status == "empty":
-            rows = tuple(active[i] for i, w in enumerate(y) if w > 0)
-            weights = tuple(w * scale[active[i]] for i, w in enumerate(y) if w > 0)
-            return _checked(H, h, Farkas(rows, weights))
-        chosen = set(active)
-        bad = [(_slack(Hs[i], hs[i], x), i) for i in live if i not in chosen]
-        bad = [(s, i) for s, i in bad if s <= 0]
+            pairs = [(active[j], w / (1 << shift[active[j]])) for j, w in enumerate(y) if w > 0]
+            return _checked(H, h, Farkas(tuple(i for i, _ in pairs),
+                                         tuple(w * unscale[i] for i, w in pairs)))
+        q = math.lcm(*(v.denominator for v in x)) if x else 1
+        p = np.array([int(v * q) for v in x], dtype=object)
+        slack = b * q - A.dot(p)                   # exact: integers
+        bad = [i for i in live if slack[i] <= 0]
         if not bad:
-            q = math.lcm(*(v.denominator for v in x)) if x else 1
-            return _checked(H, h, Witness(tuple(int(v * q) for v in x), q))
-        bad.sort()
-        active = sorted(chosen | {i for _, i in bad[:max(k + 1, len(bad) // 4)]})
+            return _checked(H, h, Witness(tuple(int(v) for v in p), q))
+        chosen = set(active)
+        bad = [i for i in bad if i not in chosen]
+        if not bad:             # cannot happen: the active rows hold strictly at x
+            raise ArithmeticError("exact LP: the optimum violates its own rows")
+        bad.sort(key=lambda i: slack[i] / (1 << shift[i]))
+        active = sorted(chosen | set(bad[:max(k + 1, len(bad) // 4)]))
 
 
 def _checked(H, h, result):
@@ -154,25 +162,44 @@ def _checked(H, h, result):
     return result
 
 
-def _pow2_scale(row) -> Fraction:
-    norm2 = sum(a * a for a in row)
-    if norm2 == 0:
-        return Fraction(1)
-    # about log2 |row| (integers of any size: no float conversion)
-    e = (norm2.numerator.bit_length() - norm2.denominator.bit_length()) // 2
-    return Fraction(1, 1 << e) if e >= 0 else Fraction(1 << -e)
+def _integer_rows(H, h):
+    """Rows as Python integers: row ``i`` times a positive integer ``unscale[i]`` (the lcm of
+    its denominators), so a certificate's weights on these rows times ``unscale`` are weights
+    on the given rows."""
+    rows, rhs, unscale = [], [], []
+    for row, c in zip(H, h):
+        vals = [*row, c]
+        if all(isinstance(v, (int, np.integer)) for v in vals):
+            rows.append([int(v) for v in row])
+            rhs.append(int(c))
+            unscale.append(Fraction(1))
+            continue
+        vals = [Fraction(v) for v in vals]
+        den = math.lcm(*(v.denominator for v in vals))
+        rows.append([int(v * den) for v in vals[:-1]])
+        rhs.append(int(vals[-1] * den))
+        unscale.append(Fraction(den))
+    return rows, rhs, unscale
 
 
-def _slack(row, b, x) -> Fraction:
-    return b - sum(a * v for a, v in zip(row, x))
+def _norm_bits(row) -> int:
+    """About log2 of the row's norm (integers of any size: no float conversion)."""
+    return max(abs(int(a)) for a in row).bit_length() - 1
 
 
-def _by_slack(H, h, live, hint):
-    """Rows ordered by their slack at the hint (all rows have norms about 1)."""
+def _by_slack(rows, rhs, shift, live, hint):
+    """Live rows ordered by their (normalised, approximate) slack at the hint."""
     if hint is None:
         return list(live)
     hint = np.asarray(hint, dtype=np.float64).reshape(-1)
-    slack = [float(h[i]) - float(sum(float(a) * v for a, v in zip(H[i], hint))) for i in live]
+    slack = []
+    for i in live:
+        s = shift[i]
+        # scaled to norms about 1 before leaving the integers, so nothing overflows
+        a = [math.ldexp(float(v >> max(s - 60, 0)), -min(s, 60)) if abs(v) >> 1000 == 0
+             else float(Fraction(v, 1 << s)) for v in rows[i]]
+        c = float(Fraction(rhs[i], 1 << s))
+        slack.append(c - float(np.dot(a, hint)))
     return [live[j] for j in np.argsort(slack, kind="stable")]
 
 

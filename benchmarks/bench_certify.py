@@ -1,0 +1,147 @@
+"""Exact means exact: thin regions in the default path, and the certified mode's cost, in one run.
+
+    python benchmarks/bench_certify.py [--runs 3] [--cases thin,default,certify]
+        [--baseline-src PATH] [--certify-limit 300] [--json OUT]
+
+Cases (every measurement is a fresh ``powercells count`` process, as users run it; the time is
+the one the command reports):
+
+* ``thin``: the default path on a He-initialised 2 -> [256]x3 net (biases N(0, 0.1^2), seed 0)
+  over [-1, 1]^2 and ACAS Xu 1_9 over prop_7 shrunk to 0.2x its box: counts, thin regions and
+  undecided cells (the cells float64 cannot settle are settled exactly and counted).
+* ``default``: the default path against an older checkout (``--baseline-src``, the ``src``
+  folder of e.g. ``git worktree add /tmp/before b10c1db``) on the 2-D net above and ACAS Xu 1_1
+  prop_1 (39,835 regions): the exact settling of thin cells must cost (almost) nothing where
+  there are none. Target: no more than 5% slower.
+* ``certify``: ``--certify`` against the default on 2-D nets of growing width and on ACAS Xu 1_1
+  prop_1 under ``--time-limit`` (``--certify-limit`` seconds): the counts where it finishes, the
+  regions per second of both, the ratio. Target: ``--certify`` <= 2x the default.
+
+ACAS Xu files are read from ``../shared/data/acasxu`` (or ``data/acasxu``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_scale import acas_dir, median_runs, run  # noqa: E402
+from common import he_network, save_npz  # noqa: E402
+
+
+def _net_file(width, folder, seed=0):
+    path = Path(folder) / f"he2_w{width}.npz"
+    if not path.exists():
+        save_npz(he_network(2, [width] * 3, seed=seed), path)
+    return path
+
+
+def _shrunk_prop7(folder):
+    """ACAS Xu prop_7's box shrunk to 0.2x about its centre, as a domain file."""
+    import numpy as np
+
+    from powercells.io.vnnlib import read_vnnlib
+
+    box = read_vnnlib(acas_dir() / "prop_7.vnnlib").regions[0].domain
+    lo, hi = box.bounds()
+    c, r = (lo + hi) / 2, (hi - lo) / 2 * 0.2
+    path = Path(folder) / "prop7_0.2.npz"
+    np.savez(path, lo=c - r, hi=c + r)
+    return path
+
+
+def case_thin(runs, report, folder):
+    D = acas_dir()
+    rows = {}
+    for label, args in [
+        ("2-D [256]x3", [_net_file(256, folder), "--box", "-1", "1"]),
+        ("ACAS 1_9 prop_7 x0.2", [D / "ACASXU_run2a_1_9_batch_2000.onnx", "--domain",
+                                  _shrunk_prop7(folder)]),
+    ]:
+        out, secs, _ = median_runs(args, runs)
+        rows[label] = {"regions": out["regions"], "thin": out["thin"],
+                       "undecided": out["undecided"], "seconds": secs}
+        print(f"  {label:24s} regions {out['regions']:>9,}  thin {out['thin']}  undecided "
+              f"{out['undecided']}  {secs:.2f} s", flush=True)
+    report["thin"] = rows
+
+
+def case_default(runs, report, folder, baseline_src):
+    if baseline_src is None:
+        print("  skipped: give --baseline-src (the src folder of an older checkout)")
+        return
+    D = acas_dir()
+    rows = {}
+    for label, args in [
+        ("2-D [256]x3", [_net_file(256, folder), "--box", "-1", "1"]),
+        ("ACAS 1_1 prop_1", [D / "ACASXU_run2a_1_1_batch_2000.onnx", "--vnnlib",
+                             D / "prop_1.vnnlib"]),
+    ]:
+        now = median_runs(args + ["--workers", "1"], runs)
+        before = median_runs(args + ["--workers", "1"], runs, src=baseline_src)
+        ratio = now[1] / before[1]
+        rows[label] = {"now": now[1], "before": before[1], "ratio": ratio,
+                       "regions_now": now[0]["regions"], "regions_before": before[0]["regions"]}
+        print(f"  {label:18s} now {now[1]:.3f} s ({now[0]['regions']:,} regions), before "
+              f"{before[1]:.3f} s ({before[0]['regions']:,}): {ratio:.3f}x (target <= 1.05x)",
+              flush=True)
+    report["default"] = rows
+
+
+def case_certify(runs, report, folder, limit):
+    D = acas_dir()
+    rows = {}
+    cases = [(f"2-D [{w}]x3", [_net_file(w, folder), "--box", "-1", "1"]) for w in (16, 32, 64)]
+    cases.append(("ACAS 1_1 prop_1", [D / "ACASXU_run2a_1_1_batch_2000.onnx", "--vnnlib",
+                                      D / "prop_1.vnnlib"]))
+    for label, args in cases:
+        default = median_runs(args + ["--workers", "1"], runs)
+        certified, _, _ = run(args + ["--certify", "--workers", "1", "--time-limit", str(limit)])
+        d_rate = default[0]["regions"] / max(default[1], 1e-9)
+        c_rate = certified["regions"] / max(certified["seconds"], 1e-9)
+        done = not certified["partial"]
+        same = done and certified["per_layer"] == default[0]["per_layer"]
+        rows[label] = {"default_seconds": default[1], "default_regions": default[0]["regions"],
+                       "certify_seconds": certified["seconds"],
+                       "certify_regions": certified["regions"], "finished": done,
+                       "same_count": same, "rate_ratio": d_rate / c_rate if c_rate else None}
+        status = (f"{certified['seconds']:.2f} s, counts {'agree' if same else 'DIFFER'}"
+                  if done else f"stopped at {limit} s with {certified['regions']:,} regions")
+        print(f"  {label:18s} default {default[1]:.3f} s ({default[0]['regions']:,} regions); "
+              f"--certify {status}; regions/s {d_rate:,.0f} vs {c_rate:,.0f}: "
+              f"{d_rate / c_rate if c_rate else float('inf'):.0f}x (target <= 2x)", flush=True)
+    report["certify"] = rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cases", default="thin,default,certify")
+    parser.add_argument("--baseline-src", default=None)
+    parser.add_argument("--certify-limit", type=float, default=300.0)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    report = {}
+    cases = args.cases.split(",")
+    with tempfile.TemporaryDirectory() as folder:
+        if "thin" in cases:
+            print("thin regions in the default path:")
+            case_thin(args.runs, report, folder)
+        if "default" in cases:
+            print("the default path against the baseline (one process):")
+            case_default(args.runs, report, folder, args.baseline_src)
+        if "certify" in cases:
+            print("--certify against the default (one process):")
+            case_certify(args.runs, report, folder, args.certify_limit)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
