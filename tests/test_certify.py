@@ -254,3 +254,44 @@ def test_certify_options_are_checked(tmp_path):
         pc.count_regions(maxout_network(2, [2], 2, seed=0), BOX2, certify=True,
                          certificate=tmp_path / "m")
     assert not list(tmp_path.iterdir())                      # nothing half-written
+
+
+# ------------------------------------------------------------------ codes certified at points
+def test_certified_codes_at_interior_points_of_every_leaf():
+    from powercells.network.certified import certified_codes
+
+    for net, box in [(random_network(2, [8, 6], seed=3, head=1), BOX2),
+                     (random_network(3, [6, 5], seed=4, activations=["leaky_relu:0.2", "abs"]),
+                      BOX3),
+                     (maxout_network(2, [3, 2], 3, seed=2), BOX2)]:
+        tree = pc.subdivide(net, box)
+        X = tree.levels[-1].interior_point
+        codes, status = certified_codes(net, X)
+        assert np.all(status > 0)
+        np.testing.assert_array_equal(np.hstack(codes), tree.path_codes(tree.depth))
+
+
+def test_points_on_a_hyperplane_are_not_certified_and_near_ones_go_exact():
+    from powercells.network.certified import certified_codes
+
+    # the unit switches on x = 1; one float step away the filter's bound (~1e-15) cannot
+    # decide, exact arithmetic can; on the hyperplane nothing can
+    net = pc.Network.from_weights([(np.array([[1.0, 0.0]]), np.array([-1.0]))], ["relu"])
+    X = np.array([[1.0, 0.3], [1.0 + 2.0 ** -52, 0.3], [1.0 - 2.0 ** -53, 0.3], [0.5, 0.3]])
+    codes, status = certified_codes(net, X)
+    assert status.tolist() == [0, 2, 2, 1]
+    assert codes[0][1:, 0].tolist() == [1, 0, 0]
+
+
+def test_dead_and_duplicate_units_do_not_block_certification():
+    from powercells.network.certified import certified_codes
+
+    W = np.array([[1.0, 2.0], [0.0, 0.0], [1.0, 2.0]])      # a dead unit, a duplicate
+    net = pc.Network.from_weights([(W, np.array([0.1, 0.0, 0.1])),
+                                   (np.array([[0.0, 3.0, 0.0]]), np.array([0.0]))],
+                                  ["relu", "relu"])
+    X = np.random.default_rng(0).uniform(-1, 1, (50, 2))
+    X = X[np.abs(X @ W[0] + 0.1) > 1e-6]
+    codes, status = certified_codes(net, X)
+    # layer 2 reads only the dead unit: identically zero, inactive, certified by the filter
+    assert np.all(status == 1) and np.all(codes[1] == 0) and np.all(codes[0][:, 1] == 0)
