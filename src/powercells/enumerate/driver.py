@@ -153,7 +153,8 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
             return (net, domain, widths, sink.slivers, False, time.perf_counter() - budget.start,
                     stats, resolved, name)
     ctx = RunContext(engine=spec, setup=setup, layers=list(work.layers), exp=exp,
-                     widths=widths, dim=k, mode=mode, cap=tasks_module.DEFAULT_CAP,
+                     widths=widths, dim=k, mode=mode,
+                     cap=spec.task_cap or tasks_module.DEFAULT_CAP,
                      token=uuid.uuid4().hex, domain_rows=view.halfspaces())
     eng = ctx.make_engine()
     eng.budget = budget

@@ -197,6 +197,10 @@ class EngineSpec:
         or None (the tree rebuilds polygons of 2-D trees from the codes).
     summary : str
         One line for error messages and docs.
+    task_cap : int or None
+        New nodes per task before a task hands the rest on (None: the driver's default), for
+        engines whose nodes cost far more than the float engines' (so that tasks still fan
+        out over the workers).
     """
 
     name: str
@@ -207,6 +211,7 @@ class EngineSpec:
     auto_max_dim: Callable[[EngineOptions], int]
     cells: str | None = None
     summary: str = ""
+    task_cap: int | None = None
 
     def refusal(self, dim: int, lp_given: bool) -> str | None:
         """Why the engine cannot run on a ``dim``-dimensional domain (None: it can)."""
@@ -331,4 +336,5 @@ register_engine(EngineSpec("lp", _make_lp, 1, None, True, _up_to(1 << 30), None,
                            "any dimension"))
 # exact rational arithmetic, the certified mode (certify=True); auto never picks it
 register_engine(EngineSpec("exact", _make_exact, 1, None, False, _up_to(0), None,
-                           "any dimension (exact rational arithmetic, slow)"))
+                           "any dimension (exact rational arithmetic, slow)",
+                           task_cap=128))   # a node costs ~10^3 x a float engine's

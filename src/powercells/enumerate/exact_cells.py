@@ -153,15 +153,17 @@ class ExactCell:
     def radius(self) -> float:
         """The radius of the largest ball about the witness inside the cell (a lower bound of
         the inradius), rounded to float64."""
-        p, q = list(self.witness.numerators), self.witness.denominator
+        if not len(self.h):
+            return float("inf")
+        p = np.array(list(self.witness.numerators), dtype=object)
+        q = self.witness.denominator
+        slack = self.h * q - self.H.dot(p)                  # exact integers, all > 0
+        norm2 = (self.H * self.H).sum(axis=1)
         best = None
-        for row, b in zip(self.H, self.h):
-            norm2 = sum(int(a) * int(a) for a in row)
-            if norm2 == 0:
-                continue
-            slack = Fraction(int(b) * q - sum(int(a) * v for a, v in zip(row, p)), q)
-            r = math.sqrt(float(slack * slack / norm2))     # no float of the big integers
-            best = r if best is None else min(best, r)
+        for s, n2 in zip(slack, norm2):
+            if n2:
+                r = math.sqrt(float(Fraction(int(s) * int(s), int(n2) * q * q)))
+                best = r if best is None else min(best, r)
         return float("inf") if best is None else best
 
 

@@ -56,7 +56,8 @@ class ExactEngine:
 
     @staticmethod
     def batch_size(layer: Layer) -> int:
-        return 64
+        # a cell takes milliseconds to seconds: small batches let tasks cut finely and fan out
+        return 4
 
     @staticmethod
     def take(cells: list, lo: int, hi: int) -> list:

@@ -80,14 +80,17 @@ def check_farkas(H, h, cert: Farkas) -> bool:
     if any(w < 0 for w in weights) or not any(w > 0 for w in weights):
         return False
     k = len(H[0]) if len(H) else 0
-    total = [Fraction(0)] * k
-    rhs = Fraction(0)
-    for i, w in zip(cert.rows, weights):
-        if not 0 <= i < len(H):
-            return False
+    if any(not 0 <= i < len(H) for i in cert.rows):
+        return False
+    # the weights times the lcm of their denominators: integers, the same signs
+    scale = math.lcm(*(w.denominator for w in weights))
+    ints = [w.numerator * (scale // w.denominator) for w in weights]
+    total = [0] * k
+    rhs = 0
+    for i, w in zip(cert.rows, ints):
         for j in range(k):
-            total[j] += w * Fraction(H[i][j])
-        rhs += w * Fraction(h[i])
+            total[j] += w * H[i][j]
+        rhs += w * h[i]
     return all(t == 0 for t in total) and rhs <= 0
 
 
@@ -134,18 +137,27 @@ def strict_point(H, h, *, hint=None) -> Witness | Farkas:
     A = np.array(rows, dtype=object).reshape(m, k)
     b = np.array(rhs, dtype=object)
     while True:
-        status, x, y = _solve([[Fraction(a, 1 << shift[i]) for a in rows[i]] for i in active],
-                              [Fraction(rhs[i], 1 << shift[i]) for i in active], k)
+        # every active row times 2**(top - shift): integers of norms about 2**top
+        top = max(shift[i] for i in active)
+        got = _solve_int([[a << (top - shift[i]) for a in rows[i]] for i in active],
+                         [rhs[i] << (top - shift[i]) for i in active], k, 1 << max(top, 0))
+        if got is None:             # not reached: integer-preserving pivots divide exactly
+            got = _solve([[Fraction(a, 1 << shift[i]) for a in rows[i]] for i in active],
+                         [Fraction(rhs[i], 1 << shift[i]) for i in active], k)
+            scale = {i: Fraction(1, 1 << shift[i]) for i in active}
+        else:
+            scale = {i: Fraction(1 << (top - shift[i])) for i in active}
+        status, x, y = got
         if status == "empty":
-            pairs = [(active[j], w / (1 << shift[active[j]])) for j, w in enumerate(y) if w > 0]
+            pairs = [(active[j], w * scale[active[j]]) for j, w in enumerate(y) if w > 0]
             return _checked(H, h, Farkas(tuple(i for i, _ in pairs),
                                          tuple(w * unscale[i] for i, w in pairs)))
         q = math.lcm(*(v.denominator for v in x)) if x else 1
         p = np.array([int(v * q) for v in x], dtype=object)
         slack = b * q - A.dot(p)                   # exact: integers
         bad = [i for i in live if slack[i] <= 0]
-        if not bad:
-            return _checked(H, h, Witness(tuple(int(v) for v in p), q))
+        if not bad:             # every row checked in integers just above (zero rows before)
+            return Witness(tuple(int(v) for v in p), q)
         chosen = set(active)
         bad = [i for i in bad if i not in chosen]
         if not bad:             # cannot happen: the active rows hold strictly at x
@@ -166,6 +178,9 @@ def _integer_rows(H, h):
     """Rows as Python integers: row ``i`` times a positive integer ``unscale[i]`` (the lcm of
     its denominators), so a certificate's weights on these rows times ``unscale`` are weights
     on the given rows."""
+    if isinstance(H, np.ndarray) and H.dtype == object and \
+            all(type(v) is int for v in H.flat) and all(type(v) is int for v in h):
+        return H.tolist(), list(h), [Fraction(1)] * len(h)      # already integers
     rows, rhs, unscale = [], [], []
     for row, c in zip(H, h):
         vals = [*row, c]
@@ -192,6 +207,15 @@ def _by_slack(rows, rhs, shift, live, hint):
     if hint is None:
         return list(live)
     hint = np.asarray(hint, dtype=np.float64).reshape(-1)
+    try:                        # integers below 2**1024: one conversion in C
+        A = np.array([rows[i] for i in live], dtype=np.float64)
+        b = np.array([rhs[i] for i in live], dtype=np.float64)
+        norm = np.sqrt(np.einsum("ij,ij->i", A, A))
+        if np.all(np.isfinite(norm)) and np.all(norm > 0) and np.all(np.isfinite(b)):
+            slack = (b - A @ hint) / norm
+            return [live[j] for j in np.argsort(slack, kind="stable")]
+    except OverflowError:
+        pass
     slack = []
     for i in live:
         s = shift[i]
@@ -298,4 +322,126 @@ def _solve(H, h, k):
     for j, var in enumerate(nonbasic):
         if var > k and var - k - 1 < m:
             y[var - k - 1] = -obj[j]
+    return "empty", None, y
+
+
+def _solve_int(H, h, k, cap):
+    """:func:`_solve` in integers: ``max t  s.t.  H x + t <= h, t <= cap`` (integer data),
+    by integer-preserving (Bareiss) pivoting: the dictionary is an integer matrix over one
+    common denominator ``D``, and every update ``(p a - b c) / D_old`` divides exactly (its
+    entries are minors of the initial matrix). No fraction is formed until the end, which is
+    several times faster than :class:`Fraction` arithmetic.
+
+    Returns the same as :func:`_solve`, or None if a division is not exact (it always is; the
+    caller then uses :func:`_solve`).
+    """
+    m = len(H)
+    t0 = min(min(h), cap)
+    free = set(range(k))
+    basis = [k + 1 + i for i in range(m + 1)]
+    nonbasic = list(range(k + 1))
+    # rows: [const, coef_0, ..., coef_k] of s_i = (h_i - t0) - H_i x - t'; true value = T / D
+    T = [[b - t0] + [-a for a in row] + [-1] for row, b in zip(H, h)]
+    T.append([cap - t0] + [0] * k + [-1])
+    obj = [t0] + [0] * k + [1]                     # z = t0 + t'
+    D = 1
+    width = k + 2
+
+    def pivot(r, j):                               # j: nonbasic index; column j + 1
+        nonlocal D, obj
+        c = j + 1
+        p = T[r][c]
+        row_r = T[r]
+        for i in range(len(T)):
+            if i == r:
+                continue
+            Ti = T[i]
+            f = Ti[c]
+            new = [0] * width
+            for jj in range(width):
+                if jj == c:
+                    new[jj] = f
+                else:
+                    q, rem = divmod(p * Ti[jj] - f * row_r[jj], D)
+                    if rem:
+                        raise ArithmeticError
+                    new[jj] = q
+            T[i] = new
+        f = obj[c]
+        new = [0] * width
+        for jj in range(width):
+            if jj == c:
+                new[jj] = f
+            else:
+                q, rem = divmod(p * obj[jj] - f * row_r[jj], D)
+                if rem:
+                    raise ArithmeticError
+                new[jj] = q
+        obj = new
+        new_r = [-v for v in row_r]
+        new_r[c] = D
+        T[r] = new_r
+        D = p
+        if D < 0:                                  # keep the denominator positive
+            D = -D
+            for i in range(len(T)):
+                T[i] = [-v for v in T[i]]
+            obj = [-v for v in obj]
+        basis[r], nonbasic[j] = nonbasic[j], basis[r]
+
+    def ratio(j, direction):
+        best = None                                # (numerator, denominator, var, row)
+        for i in range(len(T)):
+            if basis[i] in free:
+                continue
+            a = T[i][j + 1] * direction
+            if a < 0:
+                num, den = T[i][0], -a             # the ratio num / den (D cancels)
+                if best is None or num * best[1] < best[0] * den or \
+                        (num * best[1] == best[0] * den and basis[i] < best[2]):
+                    best = (num, den, basis[i], i)
+        return None if best is None else best[3]
+
+    try:
+        for var in range(k):
+            j = nonbasic.index(var)
+            dirs = (1, -1) if obj[j + 1] >= 0 else (-1, 1)
+            for d in dirs:
+                r = ratio(j, d)
+                if r is not None:
+                    pivot(r, j)
+                    break
+        while True:
+            enter = None
+            for j in sorted(range(len(nonbasic)), key=lambda jj: nonbasic[jj]):
+                var = nonbasic[j]
+                coeff = obj[j + 1]
+                if var in free:
+                    if coeff != 0:
+                        enter = (j, 1 if coeff > 0 else -1)
+                        break
+                elif coeff > 0:
+                    enter = (j, 1)
+                    break
+            if enter is None:
+                break
+            j, d = enter
+            r = ratio(j, d)
+            if r is None:
+                raise ArithmeticError("exact LP unbounded")
+            pivot(r, j)
+    except ArithmeticError as exc:
+        if str(exc):
+            raise
+        return None
+    if obj[0] > 0:
+        x = [Fraction(0)] * k
+        for i, var in enumerate(basis):
+            if var < k:
+                x[var] = Fraction(T[i][0], D)
+        return "point", x, None
+    y = [Fraction(0)] * m
+    for j, var in enumerate(nonbasic):
+        if var > k and var - k - 1 < m:
+            y[var - k - 1] = Fraction(-obj[j + 1], D)
     return "empty", None, y
