@@ -258,12 +258,15 @@ def test_thin_facets_agree_between_the_mesh_and_the_lp(eps, kind):
 
 
 def test_a_small_scale_duplicate_unit_joins_its_class():
-    """Unit 1 is unit 0 scaled by 1e-13: constant by no relative rule (its gradient is the
-    size of its own terms), so it carries every facet unit 0 does, and siblings across that
-    line differ in both units. An absolute threshold left it out of unit 0's class, and those
-    sibling pairs were never candidates."""
-    W = np.array([[1.0, 0.5], [1e-13, 0.5e-13], [0.3, -1.0], [-0.7, -0.4]])
-    b = np.array([0.1, 0.1e-13, 0.2, -0.1])
+    """Unit 1 is unit 0 scaled by 2^-43 (about 1e-13; a power of two, so the two lines are
+    exactly the same: scaling by 1e-13 in decimal rounds the bias differently and leaves a
+    slab 1e-17 wide, three thin regions in exact arithmetic): constant by no relative rule (its
+    gradient is the size of its own terms), so it carries every facet unit 0 does, and siblings
+    across that line differ in both units. An absolute threshold left it out of unit 0's class,
+    and those sibling pairs were never candidates."""
+    s = 2.0 ** -43
+    W = np.array([[1.0, 0.5], [s, 0.5 * s], [0.3, -1.0], [-0.7, -0.4]])
+    b = np.array([0.1, 0.1 * s, 0.2, -0.1])
     net = pc.Network.from_weights([(W, b)], ["relu"])
     box = pc.Box(-1, 1, dim=2)
     planar = pc.subdivide(net, box)
@@ -275,7 +278,7 @@ def test_a_small_scale_duplicate_unit_joins_its_class():
     assert on_line
     for i in on_line:
         assert (1, 1) in by_lp.units_of(i)
-    W3 = np.hstack([W, np.array([[0.2], [0.2e-13], [0.1], [0.5]])])
+    W3 = np.hstack([W, np.array([[0.2], [0.2 * s], [0.1], [0.5]])])
     tree3 = pc.subdivide(pc.Network.from_weights([(W3, b)], ["relu"]), pc.Box(-1, 1, dim=3))
     adj3 = facet_adjacency(tree3, 1)
     _check_witnesses(tree3, adj3, 1)

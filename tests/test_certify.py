@@ -77,14 +77,15 @@ def test_certified_counts_equal_brute_force_on_degenerate_integer_networks(case)
 
 
 def test_certified_mode_finds_wedges_thinner_than_any_lp_tolerance():
-    # two lines at an angle of 1e-13: the lp engine (HiGHS, tolerance ~1e-9) sees 2 cells,
-    # exact arithmetic 4; the float engines that set them aside settle them as thin
+    # two lines at an angle of 1e-13: HiGHS (tolerance ~1e-9) cannot resolve the two wedges,
+    # exact arithmetic can; the lp engine sets such sides aside and settles them exactly
     a = 1e-13
     net = pc.Network.from_weights([(np.array([[0.0, 1.0], [np.sin(a), np.cos(a)]]), np.zeros(2)),
                                    (np.ones((1, 2)), [0.0])])
     certified = pc.count_regions(net, BOX2, certify=True)
     assert certified.per_layer == [4, 4]
-    assert pc.count_regions(net, BOX2, engine="lp").per_layer == [2, 2]
+    lp = pc.count_regions(net, BOX2, engine="lp")
+    assert lp.per_layer == [4, 4] and lp.thin == [2, 2]
     tree = pc.subdivide(net, BOX2, certify=True)
     # every interior point is a witness of its code (rounded to float64, still inside here)
     for depth in (1, 2):
@@ -295,3 +296,21 @@ def test_dead_and_duplicate_units_do_not_block_certification():
     codes, status = certified_codes(net, X)
     # layer 2 reads only the dead unit: identically zero, inactive, certified by the filter
     assert np.all(status == 1) and np.all(codes[1] == 0) and np.all(codes[0][:, 1] == 0)
+
+
+@pytest.mark.parametrize("eps,regions", [(0.0, 6), (2.0 ** -50, 7), (-(2.0 ** -50), 7)])
+def test_a_vertex_a_hair_off_a_line(eps, regions):
+    # x = 0, y = 0 and x + y = eps: concurrent at eps = 0 (6 regions); 1e-15 off, a triangle of
+    # inradius ~2.6e-16 appears (7 regions), below every float tolerance
+    net = pc.Network.from_weights([(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+                                    np.array([0.0, 0.0, -eps]))], ["relu"])
+    got = pc.count_regions(net, BOX2, certify=True)
+    assert got.per_layer == [regions]
+    tree = pc.subdivide(net, BOX2, certify=True)
+    codes = {tuple(c) for c in tree.levels[1].code.tolist()}
+    # the extra region is the triangle: x, y on the side the third line excludes elsewhere
+    assert len(codes) == regions
+    if eps > 0:
+        assert (1, 1, 0) in codes           # x > 0, y > 0, x + y < eps
+    elif eps < 0:
+        assert (0, 0, 1) in codes           # x < 0, y < 0, x + y > eps

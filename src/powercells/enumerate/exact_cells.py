@@ -162,7 +162,10 @@ class ExactCell:
         best = None
         for s, n2 in zip(slack, norm2):
             if n2:
-                r = math.sqrt(float(Fraction(int(s) * int(s), int(n2) * q * q)))
+                # s / (q |row|) with |row| by an integer square root, 2^-60 relative: no float
+                # of the big integers (a 1e300-wide domain squares past float64)
+                root = math.isqrt(int(n2) << 120)
+                r = float(Fraction(int(s) << 60, q * root))
                 best = r if best is None else min(best, r)
         return float("inf") if best is None else best
 

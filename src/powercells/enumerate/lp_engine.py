@@ -20,8 +20,11 @@ its optimal basis. For any cost ``c`` with ``-c = G_B^T lam``, ``lam >= 0``, wea
 ``c @ x >= c @ v`` on every polytope whose rows include ``G_B``: the node itself and every cell
 inside it that contains those rows. One LP therefore bounds many units over many cells.
 
-A cell is a region when its inradius exceeds the region tolerance; a cell with a certified
-interior but a smaller inradius is a *sliver*, reported, never counted (see :class:`Tolerances`).
+A cell is a region when its inradius exceeds the region tolerance tau. A cell with a smaller
+inradius, and every side whose Chebyshev LP ends within tau of zero (HiGHS cannot tell a thin
+side from an empty one there), is a *sliver*: set aside and settled in exact arithmetic by
+:mod:`.thin` (a thin region or no cell). Screens by bounds and vertex certificates rule a side
+out only with a margin of tau, so thin sides reach the LP instead of being dropped unseen.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class EngineStats:
     sides_by_certificate: int = 0
     sides_by_lp: int = 0
     sides_present_by_lp: int = 0
+    sides_doubtful: int = 0
     balls_inherited: int = 0
     balls_by_lp: int = 0
 
@@ -452,7 +456,7 @@ class LPEngine:
                     # vertex certifies later tests. (Inside the node they cannot help: a unit
                     # that reaches phase 2 has both sides on the node.)
                     c = s * unit.normal
-                    if self._certs.lower_bound(c) + s * unit.offset >= -eps:
+                    if self._certs.lower_bound(c) + s * unit.offset >= self.tol.region:
                         self.stats.sides_by_certificate += 1
                         continue
                     self.stats.sides_by_lp += 1
@@ -466,7 +470,10 @@ class LPEngine:
                                 present[j] = None
                                 self.stats.sides_present_by_lp += 1
                                 cell.idx = np.concatenate([cell.idx, pool.add(ext.x)])
-                            continue
+                                continue
+                            if ext.value + s * unit.offset >= self.tol.region:
+                                continue            # clearly absent
+                            # within tau of the hyperplane: a Chebyshev LP below
                     # no trustworthy vertex: decide by a Chebyshev LP below
                 elif any(cert <= on for cert in self._cheb_certs.get(i, {}).get(j, ())):
                     self.stats.sides_by_certificate += 1
@@ -479,6 +486,11 @@ class LPEngine:
                     present[j] = ball
                     cell.idx = np.concatenate([cell.idx, pool.add(ball.center)])
                     self.stats.sides_present_by_lp += 1
+                elif ball.radius > -self.tol.region:
+                    # within the solver's reach of zero: float64 cannot tell a thin side from
+                    # an empty one, so it is set aside (a sliver) and settled exactly (.thin)
+                    present[j] = ball
+                    self.stats.sides_doubtful += 1
                 elif ball.support is not None:
                     cert = frozenset(ball.support.tolist()) - frozenset(side.tolist())
                     self._cheb_certs.setdefault(i, {}).setdefault(j, []).append(cert)
@@ -502,6 +514,9 @@ class LPEngine:
             if ball.radius > eps:
                 present[j] = ball
                 cell.idx = np.concatenate([cell.idx, pool.add(ball.center)])
+            elif ball.radius > -self.tol.region:      # set aside, settled exactly (.thin)
+                present[j] = ball
+                self.stats.sides_doubtful += 1
             elif ball.support is not None:
                 # weak duality: every cell with these rows lacks position j too
                 cert = frozenset(ball.support.tolist()) - frozenset(side.tolist())
@@ -572,11 +587,11 @@ class LPEngine:
             if ball.radius > self.tol.region and len(cell.choice) == len(cutting):
                 rows = ctx.get().rows_of(cell.ids()[0])
                 children.append(self._child(node, layer, full, rows, ball, P[cell.idx]))
-            elif ball.radius > self.tol.empty:
-                slivers.append(Sliver(full, ball.center, ball.radius))
-            # else no interior (inradius <= the empty tolerance, 0 or a rounding below it):
-            # the cell touches its neighbours along a lower-dimensional set, as in the other
-            # engines (Tolerances), and is neither a region nor a sliver
+            elif ball.radius > -self.tol.region:
+                # at or below the region tolerance, or within the solver's reach of zero:
+                # set aside, and settled in exact arithmetic (.thin)
+                slivers.append(Sliver(full, ball.center, max(ball.radius, 0.0)))
+            # else clearly empty (no point within tau of every row): neither region nor sliver
         children.sort(key=lambda c: c.code.tolist())
         return children, slivers
 
@@ -598,9 +613,11 @@ class LPEngine:
         half = (node.hi - node.lo) / 2
         at_mid = normal @ mid + offset
         spread = np.abs(normal) @ half
-        eps = self.tol.empty
-        active = at_mid - spread >= -eps
-        inactive = at_mid + spread <= eps
+        # decided by the box only with a margin of tau: a side thinner than that may be a thin
+        # region, and goes to the LPs (then, if still undecided, to exact arithmetic)
+        tau = self.tol.region
+        active = at_mid - spread >= tau
+        inactive = at_mid + spread <= -tau
         code[live[active]] = 1
         code[live[inactive & ~active]] = 0
         self.stats.units_by_bounds += int((active | inactive).sum())
@@ -611,7 +628,6 @@ class LPEngine:
     def _piece_units(self, node: Node, layer: Layer, code: np.ndarray) -> list[_Unit]:
         """Pull back a general MASO layer unit by unit; drop duplicate and dominated pieces."""
         units = []
-        eps = self.tol.empty
         mid = (node.lo + node.hi) / 2
         half = (node.hi - node.lo) / 2
         planes = pull_back(layer, node.A[None], node.B[None], self.tol.zero)
@@ -647,7 +663,7 @@ class LPEngine:
                         d_a = a[r] - a[s]
                         nrm = np.linalg.norm(d_a)
                         top = (d_a @ mid + beta[r] - beta[s] + np.abs(d_a) @ half) / nrm
-                        if top <= eps:
+                        if top <= -self.tol.region:
                             lost = True
                             break
                     if not lost:

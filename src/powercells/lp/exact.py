@@ -162,7 +162,7 @@ def strict_point(H, h, *, hint=None) -> Witness | Farkas:
         bad = [i for i in bad if i not in chosen]
         if not bad:             # cannot happen: the active rows hold strictly at x
             raise ArithmeticError("exact LP: the optimum violates its own rows")
-        bad.sort(key=lambda i: slack[i] / (1 << shift[i]))
+        bad.sort(key=lambda i: Fraction(int(slack[i]), 1 << shift[i]))     # no float overflow
         active = sorted(chosen | set(bad[:max(k + 1, len(bad) // 4)]))
 
 
