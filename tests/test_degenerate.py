@@ -202,3 +202,25 @@ def test_thin_wedges_are_thin_regions(engine):
         assert np.all(level.inradius[level.thin] > 0)
         assert np.all(level.inradius[level.thin] <= tree.tolerances.region)
         np.testing.assert_array_equal(net.codes(pts)[depth - 1], level.code[level.thin])
+
+
+def test_thin_regions_travel_to_leaves_stores_and_exports(tmp_path):
+    """The thin flag of the thin-wedge network reaches every output: streamed leaves, a store's
+    parts and the export's node table."""
+    pytest.importorskip("pyarrow")
+    a = 1e-10
+    net = pc.Network.from_weights([(np.array([[0.0, 1.0], [np.sin(a), np.cos(a)]]), np.zeros(2)),
+                                   (np.ones((1, 2)), [0.0])])
+    box = pc.Box(-1, 1, dim=2)
+    pc.write_leaves(net, box, tmp_path / "leaves", engine="planar")
+    chunks = list(pc.read_leaves(tmp_path / "leaves"))
+    assert sum(int(np.count_nonzero(c.thin)) for c in chunks) == 2
+    counted = pc.count_regions(net, box, engine="vertex", store=tmp_path / "store")
+    table = pc.read_store(tmp_path / "store")
+    assert counted.thin == [2, 2] and int(np.count_nonzero(table.to_table()["thin"])) == 2
+    from powercells.io.export import node_table
+
+    nodes = node_table(pc.subdivide(net, box, engine="planar"))
+    thin = np.asarray(nodes.column("thin"))
+    depth = np.asarray(nodes.column("depth"))
+    assert thin[depth == 1].sum() == 2 and thin[depth == 2].sum() == 2 and not thin[0]

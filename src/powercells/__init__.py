@@ -40,7 +40,7 @@ from .errors import (
     UnsupportedLayerError,
     VnnlibError,
 )
-from .io import load, read_leaves, save_npz, write_leaves
+from .io import load, read_leaves, read_store, save_npz, write_leaves
 from .io.onnx import from_onnx
 from .io.torch import from_torch
 from .io.vnnlib import read_vnnlib
@@ -88,6 +88,7 @@ __all__ = [
     "load",
     "random_directions",
     "read_leaves",
+    "read_store",
     "read_vnnlib",
     "region_halfspaces",
     "save_npz",

@@ -7,8 +7,10 @@ import os
 from ..errors import NetworkError
 from .leaves import read_leaves, write_leaves
 from .npz import load_npz, save_npz
+from .store import read_store, store_summary
 
-__all__ = ["load", "load_npz", "read_leaves", "save_npz", "write_leaves"]
+__all__ = ["load", "load_npz", "read_leaves", "read_store", "save_npz", "store_summary",
+           "write_leaves"]
 
 
 def load(path, *, hard_limit: bool = False):
