@@ -141,6 +141,7 @@ class ThinSplitter:
             points = self._points(engine_batch)
             placed: dict[int, ExactCell | None] = {}
             for j in range(len(sl)):
+                self.engine.budget.poll()       # exact work can be long: budgets stop it too
                 p = int(sl.parent[j])
                 if p not in placed:
                     placed[p] = None if points is None else self._placed(points[p], depth)
@@ -155,6 +156,7 @@ class ThinSplitter:
                 pos = p if where is None else int(where[p])
                 new.extend((pos, child) for child in children)
         for pos, cell in thin_parents:
+            self.engine.budget.poll()
             new.extend((int(pos), child) for child in split_exact(cell, layer, depth=depth))
         return self._merged(res, where, new, keep, layer)
 
