@@ -905,8 +905,15 @@ def _load_bytes(data: bytes):
         elapsed = time.perf_counter() - start
         assert elapsed < SECONDS_PER_LOAD, f"load took {elapsed:.1f} s"
     if net is not None:
-        out = net.forward(np.zeros((1, net.input_dim)))
-        assert out.shape == (1, net.output_dim) and np.all(np.isfinite(out))
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = net.forward(np.zeros((1, net.input_dim)))
+        assert out.shape == (1, net.output_dim)
+        # finite, unless the weights themselves reach past float64 when multiplied (a bias of
+        # 1e270 into a weight of 1e111, from flipped bytes): values are then out of range by
+        # the documented rule (check_value_scale), while counts stay exact
+        from powercells.enumerate.scale import VALUE_MAX_EXPONENT
+
+        assert np.all(np.isfinite(out)) or net.magnitude() > VALUE_MAX_EXPONENT
     return net
 
 
@@ -1054,3 +1061,14 @@ def mutated(draw):
 @given(mutated())
 def test_mutated_models_load_or_raise(data):
     _load_bytes(data)
+
+
+def test_a_model_whose_values_overflow_loads_and_is_out_of_value_range(tmp_path):
+    """Found by the fuzzer: flipped bytes made a bias 1e270 feeding a weight 1e111. The model is
+    well formed; its outputs overflow float64, and the network's magnitude says so."""
+    from powercells.enumerate.scale import VALUE_MAX_EXPONENT
+
+    net = pc.Network.from_weights([(np.eye(2), np.array([1e270, 0.0])),
+                                   (np.full((1, 2), 1e111), np.zeros(1))], ["relu", "identity"])
+    assert net.magnitude() > VALUE_MAX_EXPONENT
+    assert pc.count_regions(net, pc.Box(-1, 1, dim=2)).regions >= 1
