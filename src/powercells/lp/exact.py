@@ -7,15 +7,16 @@ The answer comes with its proof, in rational arithmetic (Python integers and
 * empty: a :class:`Farkas` certificate (Gordan-Motzkin alternative) ``y >= 0``, ``y != 0`` with
   ``y^T H = 0`` and ``y^T h <= 0``: summing the rows with these weights would give ``0 < 0``.
 
-Both are re-checked exactly before they are returned (:func:`check_witness`,
-:func:`check_farkas`). They are found with a small dense simplex method over the rationals on
-``max t  s.t.  H x + t <= h,  t <= 1`` (``x`` free), whose optimum is positive exactly when the
+Farkas certificates are re-checked exactly before they are returned (:func:`check_farkas`;
+a witness is checked against every row in integers on the way out). They are found with a small
+dense simplex method over the rationals, in integers with integer-preserving (Bareiss) pivots, on
+``max t  s.t.  H x + t <= h,  t <= cap`` (``x`` free), whose optimum is positive exactly when the
 system is strictly feasible; its dual multipliers are the Farkas weights. Bland's rule makes it
 terminate on the degenerate systems of degenerate networks (concurrent hyperplanes, duplicate
 rows). Rows enter by constraint generation from a hint point: the LP is solved on the rows
 nearest the hint, and rows the candidate violates are added until it satisfies all of them, so a
 cell with hundreds of rows costs a few small LPs. Rows are first scaled by powers of two to
-norms in [1/2, 2), which changes no answer and makes the witness nearly a Chebyshev centre.
+about the same norm, which changes no answer and makes the witness nearly a Chebyshev centre.
 
 Meant for the rare cells float64 cannot decide (thin cells, certified mode): it is exact, not
 fast (milliseconds to a second per call).
@@ -139,15 +140,10 @@ def strict_point(H, h, *, hint=None) -> Witness | Farkas:
     while True:
         # every active row times 2**(top - shift): integers of norms about 2**top
         top = max(shift[i] for i in active)
-        got = _solve_int([[a << (top - shift[i]) for a in rows[i]] for i in active],
-                         [rhs[i] << (top - shift[i]) for i in active], k, 1 << max(top, 0))
-        if got is None:             # not reached: integer-preserving pivots divide exactly
-            got = _solve([[Fraction(a, 1 << shift[i]) for a in rows[i]] for i in active],
-                         [Fraction(rhs[i], 1 << shift[i]) for i in active], k)
-            scale = {i: Fraction(1, 1 << shift[i]) for i in active}
-        else:
-            scale = {i: Fraction(1 << (top - shift[i])) for i in active}
-        status, x, y = got
+        status, x, y = _solve([[a << (top - shift[i]) for a in rows[i]] for i in active],
+                              [rhs[i] << (top - shift[i]) for i in active], k,
+                              1 << max(top, 0))
+        scale = {i: Fraction(1 << (top - shift[i])) for i in active}
         if status == "empty":
             pairs = [(active[j], w * scale[active[j]]) for j, w in enumerate(y) if w > 0]
             return _checked(H, h, Farkas(tuple(i for i, _ in pairs),
@@ -227,113 +223,34 @@ def _by_slack(rows, rhs, shift, live, hint):
     return [live[j] for j in np.argsort(slack, kind="stable")]
 
 
-def _solve(H, h, k):
-    """``max t  s.t.  H x + t <= h, t <= 1`` by the simplex method over the rationals.
+def _row_update(row, pivot_row, c, p, D):
+    """One row after a pivot on column ``c`` (pivot ``p``, old denominator ``D``):
+    ``(p a - f b) / D``, exact by the integer-preserving (Bareiss) property."""
+    f = row[c]
+    new = [0] * len(row)
+    for j in range(len(row)):
+        if j == c:
+            new[j] = f
+        else:
+            q, rem = divmod(p * row[j] - f * pivot_row[j], D)
+            if rem:                 # would be a bug: these entries are minors of the data
+                raise ArithmeticError("exact LP: a Bareiss division is not exact")
+            new[j] = q
+    return new
+
+
+def _solve(H, h, k, cap):
+    """``max t  s.t.  H x + t <= h, t <= cap`` (integer data) by the simplex method, exactly.
 
     Returns ``("point", x, None)`` when the optimum is positive (``H x < h`` at ``x``), else
     ``("empty", None, y)`` with the rows' dual multipliers ``y`` (a Farkas certificate).
 
-    Variables: ``0..k-1`` the free ``x``; ``k`` is ``t' = t - t0 >= 0`` (``t0 = min(h, 1)``,
-    so the origin starts feasible); ``k+1+i`` the slack of row ``i`` (row ``m``: ``t <= 1``).
-    The dictionary holds every basic variable as ``const + sum coef_j * nonbasic_j``.
-    """
-    m = len(H)
-    t0 = min(min(h), Fraction(1))
-    basis = [k + 1 + i for i in range(m + 1)]
-    nonbasic = list(range(k + 1))
-    # s_i = (h_i - t0) - H_i x - t'
-    coef = [[-a for a in row] + [Fraction(-1)] for row in H]
-    coef.append([Fraction(0)] * k + [Fraction(-1)])
-    const = [b - t0 for b in h] + [1 - t0]
-    obj = [Fraction(0)] * k + [Fraction(1)]
-    z0 = t0
-    free = set(range(k))
-
-    def pivot(r, j):
-        nonlocal z0
-        a = coef[r][j]
-        row = [-c / a for c in coef[r]]
-        row[j] = 1 / a
-        c0 = -const[r] / a
-        coef[r], const[r] = row, c0
-        for i in range(len(coef)):
-            if i == r:
-                continue
-            f = coef[i][j]
-            if f:
-                ci = coef[i]
-                for jj in range(len(ci)):
-                    ci[jj] = f / a if jj == j else ci[jj] + f * row[jj]
-                const[i] += f * c0
-        f = obj[j]
-        if f:
-            for jj in range(len(obj)):
-                obj[jj] = f / a if jj == j else obj[jj] + f * row[jj]
-            z0 += f * c0
-        basis[r], nonbasic[j] = nonbasic[j], basis[r]
-
-    def ratio(j, direction):
-        """The leaving row when nonbasic ``j`` moves in ``direction`` (+1/-1); None: unbounded."""
-        best = None
-        for i in range(len(coef)):
-            if basis[i] in free:
-                continue
-            c = coef[i][j] * direction
-            if c < 0:
-                key = (const[i] / -c, basis[i])
-                if best is None or key < best[0]:
-                    best = (key, i)
-        return None if best is None else best[1]
-
-    # free variables enter first and never leave
-    for var in range(k):
-        j = nonbasic.index(var)
-        dirs = (1, -1) if obj[j] >= 0 else (-1, 1)
-        for d in dirs:
-            r = ratio(j, d)
-            if r is not None:
-                pivot(r, j)
-                break
-    while True:
-        enter = None
-        for j in sorted(range(len(nonbasic)), key=lambda jj: nonbasic[jj]):
-            var = nonbasic[j]
-            if var in free:
-                if obj[j] != 0:
-                    enter = (j, 1 if obj[j] > 0 else -1)
-                    break
-            elif obj[j] > 0:
-                enter = (j, 1)
-                break
-        if enter is None:
-            break
-        j, d = enter
-        r = ratio(j, d)
-        if r is None:           # cannot happen: t <= 1 bounds the objective
-            raise ArithmeticError("exact LP unbounded")
-        pivot(r, j)
-    if z0 > 0:
-        x = [Fraction(0)] * k
-        for i, var in enumerate(basis):
-            if var < k:
-                x[var] = const[i]
-        return "point", x, None
-    y = [Fraction(0)] * m
-    for j, var in enumerate(nonbasic):
-        if var > k and var - k - 1 < m:
-            y[var - k - 1] = -obj[j]
-    return "empty", None, y
-
-
-def _solve_int(H, h, k, cap):
-    """:func:`_solve` in integers: ``max t  s.t.  H x + t <= h, t <= cap`` (integer data),
-    by integer-preserving (Bareiss) pivoting: the dictionary is an integer matrix over one
-    common denominator ``D``, and every update ``(p a - b c) / D_old`` divides exactly (its
-    entries are minors of the initial matrix). No fraction is formed until the end, which is
-    several times faster than :class:`Fraction` arithmetic.
-
-    Returns the same as :func:`_solve`, or None if a division is not exact (it always is; the
-    caller then uses :func:`_solve`).
+    Variables: ``0..k-1`` the free ``x`` (they enter first and never leave); ``k`` is
+    ``t' = t - t0 >= 0`` (``t0 = min(h, cap)``, so the origin starts feasible); ``k+1+i`` the
+    slack of row ``i`` (row ``m``: ``t <= cap``). Bland's rule. The dictionary is an integer
+    matrix over one common denominator ``D`` and every pivot updates it by integer-preserving
+    (Bareiss) steps, ``(p a - b c) / D_old``, which divide exactly (the entries are minors of
+    the initial matrix): no fraction is formed until the end.
     """
     m = len(H)
     t0 = min(min(h), cap)
@@ -345,7 +262,6 @@ def _solve_int(H, h, k, cap):
     T.append([cap - t0] + [0] * k + [-1])
     obj = [t0] + [0] * k + [1]                     # z = t0 + t'
     D = 1
-    width = k + 2
 
     def pivot(r, j):                               # j: nonbasic index; column j + 1
         nonlocal D, obj
@@ -353,31 +269,9 @@ def _solve_int(H, h, k, cap):
         p = T[r][c]
         row_r = T[r]
         for i in range(len(T)):
-            if i == r:
-                continue
-            Ti = T[i]
-            f = Ti[c]
-            new = [0] * width
-            for jj in range(width):
-                if jj == c:
-                    new[jj] = f
-                else:
-                    q, rem = divmod(p * Ti[jj] - f * row_r[jj], D)
-                    if rem:
-                        raise ArithmeticError
-                    new[jj] = q
-            T[i] = new
-        f = obj[c]
-        new = [0] * width
-        for jj in range(width):
-            if jj == c:
-                new[jj] = f
-            else:
-                q, rem = divmod(p * obj[jj] - f * row_r[jj], D)
-                if rem:
-                    raise ArithmeticError
-                new[jj] = q
-        obj = new
+            if i != r:
+                T[i] = _row_update(T[i], row_r, c, p, D)
+        obj = _row_update(obj, row_r, c, p, D)
         new_r = [-v for v in row_r]
         new_r[c] = D
         T[r] = new_r
@@ -402,38 +296,34 @@ def _solve_int(H, h, k, cap):
                     best = (num, den, basis[i], i)
         return None if best is None else best[3]
 
-    try:
-        for var in range(k):
-            j = nonbasic.index(var)
-            dirs = (1, -1) if obj[j + 1] >= 0 else (-1, 1)
-            for d in dirs:
-                r = ratio(j, d)
-                if r is not None:
-                    pivot(r, j)
-                    break
-        while True:
-            enter = None
-            for j in sorted(range(len(nonbasic)), key=lambda jj: nonbasic[jj]):
-                var = nonbasic[j]
-                coeff = obj[j + 1]
-                if var in free:
-                    if coeff != 0:
-                        enter = (j, 1 if coeff > 0 else -1)
-                        break
-                elif coeff > 0:
-                    enter = (j, 1)
-                    break
-            if enter is None:
-                break
-            j, d = enter
+    # free variables enter first and never leave
+    for var in range(k):
+        j = nonbasic.index(var)
+        dirs = (1, -1) if obj[j + 1] >= 0 else (-1, 1)
+        for d in dirs:
             r = ratio(j, d)
-            if r is None:
-                raise ArithmeticError("exact LP unbounded")
-            pivot(r, j)
-    except ArithmeticError as exc:
-        if str(exc):
-            raise
-        return None
+            if r is not None:
+                pivot(r, j)
+                break
+    while True:
+        enter = None
+        for j in sorted(range(len(nonbasic)), key=lambda jj: nonbasic[jj]):
+            var = nonbasic[j]
+            coeff = obj[j + 1]
+            if var in free:
+                if coeff != 0:
+                    enter = (j, 1 if coeff > 0 else -1)
+                    break
+            elif coeff > 0:
+                enter = (j, 1)
+                break
+        if enter is None:
+            break
+        j, d = enter
+        r = ratio(j, d)
+        if r is None:           # cannot happen: t <= cap bounds the objective
+            raise ArithmeticError("exact LP unbounded")
+        pivot(r, j)
     if obj[0] > 0:
         x = [Fraction(0)] * k
         for i, var in enumerate(basis):
