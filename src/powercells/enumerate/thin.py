@@ -213,7 +213,7 @@ class ThinSplitter:
         center = np.concatenate([r_center.reshape(-1, k), t_center])[order]
         radius = np.concatenate([r_radius, t_radius])[order]
         cells = self._cells(r_cells, len(r_parent), [new[i][1] for i in range(len(new))], order)
-        if thin_cells:
+        if thin_cells or res is None:
             children = Mixed(None if res is None else res.children, thin_cells, is_thin)
         else:
             children = res.children
