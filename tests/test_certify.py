@@ -314,3 +314,37 @@ def test_a_vertex_a_hair_off_a_line(eps, regions):
         assert (1, 1, 0) in codes           # x > 0, y > 0, x + y < eps
     elif eps < 0:
         assert (0, 0, 1) in codes           # x < 0, y < 0, x + y > eps
+
+
+def test_certify_leaves_gives_a_proven_lower_bound(tmp_path, capsys):
+    a = 1e-10
+    wedges = pc.Network.from_weights([(np.array([[0.0, 1.0], [np.sin(a), np.cos(a)]]),
+                                       np.zeros(2)), (np.ones((1, 2)), [0.0])])
+    got = pc.count_regions(wedges, BOX2, certify_leaves=True)
+    assert got.regions == got.certified == 4 and got.as_dict()["certified_leaves"] == 4
+    assert pc.count_regions(wedges, BOX2).certified is None
+    # {-1, 0, 1} weights plus noise: auto's vertex run is redone with the lp engine, and the
+    # certifying sink is redone with it
+    r = np.random.default_rng(903578)
+    widths = [int(r.integers(2, 7)) for _ in range(int(r.integers(1, 3)))]
+    dims = [4] + widths
+    pairs = [(r.integers(-1, 2, (dims[i + 1], dims[i])) + 3e-12 * r.normal(size=(dims[i + 1],
+                                                                               dims[i])),
+              r.integers(-1, 2, dims[i + 1]) * 0.5 + 3e-12 * r.normal(size=dims[i + 1]))
+             for i in range(len(widths))]
+    noisy = pc.Network.from_weights(pairs, ["relu"] * len(widths))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")              # no PrecisionWarning: the lp rerun ran
+        got = pc.count_regions(noisy, pc.Box(-1, 1, dim=4), certify_leaves=True)
+    assert got.engine == "lp" and got.certified == got.regions
+    with pytest.raises(OptionError, match="store"):
+        pc.count_regions(wedges, BOX2, certify_leaves=True, store=tmp_path / "s")
+    with pytest.raises(OptionError, match="slice"):
+        plane = pc.Slice.through_points(np.eye(3), pc.Box(0, 1, dim=2))
+        pc.count_regions(random_network(3, [3], seed=0), plane, certify_leaves=True)
+    pc.save_npz(wedges, tmp_path / "w.npz")
+    assert main(["count", str(tmp_path / "w.npz"), "--box", "-1", "1", "--certify-leaves",
+                 "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["certified_leaves"] == 4

@@ -173,6 +173,10 @@ def _parser() -> argparse.ArgumentParser:
     count.add_argument("--certificate", default=None, metavar="FILE",
                        help="with --certify: write a certificate of the count (witnesses and "
                             "emptiness proofs) that check-certificate verifies")
+    count.add_argument("--certify-leaves", action="store_true",
+                       help="certify every leaf by its interior point (one exact-bounded "
+                            "forward pass each): prints a proven lower bound of the exact "
+                            "count; box or polytope domains, no store")
     _executor_args(count)
     progress = count.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -435,7 +439,7 @@ def _count(args) -> int:
                            max_regions=args.max_regions, time_limit=args.time_limit,
                            progress=progress, executor=_executor(args), store=args.out,
                            store_leaves=args.leaves, certify=args.certify,
-                           certificate=args.certificate)
+                           certificate=args.certificate, certify_leaves=args.certify_leaves)
     if args.json:
         print(json.dumps(result.as_dict() if args.out is None else
                          {**result.as_dict(), "store": args.out}))
@@ -454,6 +458,9 @@ def _count(args) -> int:
         if any(result.undecided):
             print(f"undecided cells (neither counted nor ruled out), per layer: "
                   f"{result.undecided}")
+        if result.certified is not None:
+            print(f"certified leaves: {result.certified} (each a region in exact arithmetic: "
+                  f"the exact count is at least this)")
         print(f"seconds: {result.seconds:.3f}")
         if args.out is not None:
             print(f"store:   {args.out}" + (" (rerun the same command to resume)"
@@ -500,7 +507,8 @@ def _count_vnnlib(args, network) -> int:
         r = count_regions(network, region.domain, engine=args.engine, lp=args.lp, tol=args.tol,
                           max_regions=args.max_regions, time_limit=left, progress=progress,
                           executor=executor, store=stores[i], store_leaves=args.leaves,
-                          certify=args.certify, certificate=certificates[i])
+                          certify=args.certify, certificate=certificates[i],
+                          certify_leaves=args.certify_leaves)
         partial |= r.partial
         results.append({"box": i, "lo": region.domain.bounds()[0].tolist(),
                         "hi": region.domain.bounds()[1].tolist(), **r.as_dict()})

@@ -30,7 +30,7 @@ from .scale import (
     scaled_polygons,
 )
 from .schedule import execute
-from .sinks import CountSink, LeafSink, Sink, TreeSink
+from .sinks import CertifyingSink, CountSink, LeafSink, Sink, TreeSink
 from .tasks import RunContext, engine_stats, root_task
 from .tolerances import Tolerances
 from .tree import Level, SubdivisionTree
@@ -54,6 +54,10 @@ class RegionCount:
     undecided : list of int
         Per layer, cells set aside that float64 could neither count nor rule out and that no
         exact test settled (not counted; normally all zero).
+    certified : int or None
+        With ``certify_leaves=True``: how many leaves are certified regions (their interior
+        point strictly inside their code path's open cell, in exact terms): a proven lower
+        bound of the exact count. None otherwise.
     partial : bool
         True when a budget stopped the enumeration; the counts are then lower bounds.
     seconds : float
@@ -69,13 +73,17 @@ class RegionCount:
     seconds: float
     engine: str
     stats: dict = field(default_factory=dict)
+    certified: int | None = None
 
     def as_dict(self) -> dict:
         """The JSON object printed by ``powercells count --json``."""
-        return {"regions": self.regions, "per_layer": list(self.per_layer),
-                "seconds": round(self.seconds, 6), "engine": self.engine,
-                "partial": self.partial, "thin": list(self.thin),
-                "undecided": list(self.undecided)}
+        out = {"regions": self.regions, "per_layer": list(self.per_layer),
+               "seconds": round(self.seconds, 6), "engine": self.engine,
+               "partial": self.partial, "thin": list(self.thin),
+               "undecided": list(self.undecided)}
+        if self.certified is not None:
+            out["certified_leaves"] = self.certified
+        return out
 
 
 def _imprecise(name: str, stats: dict, requested: str, rerun: bool) -> bool:
@@ -333,7 +341,7 @@ def count_regions(network, domain, *, engine: str = "auto", engine_options=None,
                   max_regions: int | None = None, time_limit: float | None = None,
                   progress: bool = False, executor=None, store=None,
                   store_leaves: bool = True, certify: bool = False,
-                  certificate=None) -> RegionCount:
+                  certificate=None, certify_leaves: bool = False) -> RegionCount:
     """Count the regions of every layer without keeping the tree (memory independent of the
     count). Parameters as for :func:`subdivide`.
 
@@ -357,6 +365,11 @@ def count_regions(network, domain, *, engine: str = "auto", engine_options=None,
         With ``certify=True``: write a certificate of the count to this file
         (:mod:`powercells.certificate`; ``powercells check-certificate`` verifies it). The run
         then stays in this process.
+    certify_leaves : bool
+        Certify every leaf by its interior point (a float64 forward pass with a rigorous error
+        bound, exact arithmetic where it cannot decide; one forward pass per leaf): the result's
+        ``certified`` is then a proven lower bound of the exact count, whatever the engine
+        (:class:`~powercells.enumerate.sinks.CertifyingSink`). Boxes and polytopes only.
 
     Returns
     -------
@@ -367,6 +380,19 @@ def count_regions(network, domain, *, engine: str = "auto", engine_options=None,
                    progress=progress, executor=executor)
     if certify or certificate is not None:
         options.update(certify=certify)
+    if certify_leaves not in (True, False):
+        raise OptionError(f"certify_leaves must be True or False, got {certify_leaves!r}")
+    if certify_leaves:
+        from ..domain import Slice
+
+        if store is not None or certificate is not None:
+            raise OptionError("certify_leaves counts in this process without a store or a "
+                              "certificate")
+        net_domain = as_domain(domain, dim=getattr(network, "input_dim", None))
+        if isinstance(net_domain, Slice):
+            raise OptionError("certify_leaves needs a box or polytope of the input space: a "
+                              "slice's points are rounded off its plane")
+        return _counted(CertifyingSink(network, net_domain), network, domain, **options)
     if store is not None:
         if certificate is not None:
             raise OptionError("a certificate is written by a run without a store")
@@ -430,13 +456,16 @@ def _counted(sink, network, domain, store=None, store_leaves=True, **options) ->
                                                               **options)
     # a count can be redone; leaves already handed to the caller cannot
     rerun = _rerun_options(options, seconds)
-    if _imprecise(name, stats, options["engine"], rerun=isinstance(sink, CountSink) and store is None
+    restartable = isinstance(sink, CountSink) or getattr(sink, "restartable", False)
+    if _imprecise(name, stats, options["engine"], rerun=restartable and store is None
                   and rerun is not None and not partial):
-        sink = CountSink()
+        sink = sink.fresh() if hasattr(sink, "fresh") else CountSink()
         _, _, _, slivers, partial, more, stats, _, name = _run(
-            network, domain, sink=sink, mode="count", **{**rerun, "engine": "lp"})
+            network, domain, sink=sink, mode="leaves" if isinstance(sink, LeafSink) else "count",
+            **{**rerun, "engine": "lp"})
         seconds += more
     counts = sink.counts
     return RegionCount(regions=counts[-1], per_layer=counts, thin=list(sink.thin),
                        undecided=slivers.per_layer(len(counts)), partial=partial,
-                       seconds=seconds, engine=name, stats=stats)
+                       seconds=seconds, engine=name, stats=stats,
+                       certified=sink.certified if isinstance(sink, CertifyingSink) else None)
