@@ -51,6 +51,8 @@ class RegionCount:
     thin : list of int
         Per layer, the thin regions among them: inradius at or below the region tolerance,
         with an interior point certified in exact arithmetic (:mod:`powercells.enumerate.thin`).
+        The certified mode (``certify=True``) decides every cell exactly and marks none thin
+        (it computes no inradius, only witnesses).
     undecided : list of int
         Per layer, cells set aside that float64 could neither count nor rule out and that no
         exact test settled (not counted; normally all zero).

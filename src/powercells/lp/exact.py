@@ -58,17 +58,25 @@ class Farkas:
     weights: tuple
 
 
+def _exact(v):
+    """A number as a Python int or Fraction: numpy integers would wrap around in products,
+    and floats are the binary rationals they denote."""
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    return Fraction(float(v)) if isinstance(v, (float, np.floating)) else Fraction(v)
+
+
 def check_witness(H, h, witness: Witness) -> bool:
-    """Whether ``H x < h`` holds exactly at the witness (integer arithmetic)."""
+    """Whether ``H x < h`` holds exactly at the witness (exact arithmetic)."""
     q = int(witness.denominator)
     if q <= 0:
         return False
     p = list(map(int, witness.numerators))
     for row, b in zip(H, h):
-        if all(isinstance(v, (int, np.integer)) for v in row) and isinstance(b, (int, np.integer)):
-            if not sum(int(a) * v for a, v in zip(row, p)) < int(b) * q:      # integers
-                return False
-        elif not _dot(row, p) < Fraction(b) * q:
+        row = [_exact(a) for a in row]
+        if len(row) != len(p):              # a point of another dimension
+            return False
+        if not sum(a * v for a, v in zip(row, p)) < _exact(b) * q:
             return False
     return True
 
@@ -89,17 +97,13 @@ def check_farkas(H, h, cert: Farkas) -> bool:
     total = [0] * k
     rhs = 0
     for i, w in zip(cert.rows, ints):
+        row = [_exact(a) for a in H[i]]
+        if len(row) != k:
+            return False
         for j in range(k):
-            total[j] += w * H[i][j]
-        rhs += w * h[i]
-    return all(t == 0 for t in total) and rhs <= 0
-
-
-def _dot(row, p) -> Fraction:
-    s = 0
-    for a, b in zip(row, p):
-        s += Fraction(a) * b
-    return s
+            total[j] += w * row[j]
+        rhs += w * _exact(h[i])
+    return bool(all(t == 0 for t in total) and rhs <= 0)
 
 
 def strict_point(H, h, *, hint=None) -> Witness | Farkas:
