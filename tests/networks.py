@@ -35,6 +35,20 @@ def random_network(d, widths, seed=0, *, activations=None, bias=0.5, head=None):
     return Network.from_weights(pairs, acts)
 
 
+def near_coincident_network(seed=903578):
+    """A 4-input ReLU network of {-1, 0, 1} weights and {-0.5, 0, 0.5} biases plus N(0, 3e-12)
+    noise: near-duplicate units whose thin cells only exact arithmetic resolves (the vertex
+    engine flags fragile vertices; the lp engine and the certified mode count [52, 225])."""
+    r = np.random.default_rng(seed)
+    widths = [int(r.integers(2, 7)) for _ in range(int(r.integers(1, 3)))]
+    dims = [4] + widths
+    pairs = [(r.integers(-1, 2, (dims[i + 1], dims[i])) + 3e-12 * r.normal(size=(dims[i + 1],
+                                                                               dims[i])),
+              r.integers(-1, 2, dims[i + 1]) * 0.5 + 3e-12 * r.normal(size=dims[i + 1]))
+             for i in range(len(widths))]
+    return Network.from_weights(pairs, ["relu"] * len(widths))
+
+
 def general_position_layer(n, d, seed=0):
     """One ReLU layer of n random hyperplanes and a box containing all C(n, d) vertices."""
     rng = np.random.default_rng(seed)

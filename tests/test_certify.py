@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from networks import maxout_network, random_network, tent_map
+from networks import maxout_network, near_coincident_network, random_network, tent_map
 from strategies import integer_networks
 
 import powercells as pc
@@ -325,14 +325,7 @@ def test_certify_leaves_gives_a_proven_lower_bound(tmp_path, capsys):
     assert pc.count_regions(wedges, BOX2).certified is None
     # {-1, 0, 1} weights plus noise: auto's vertex run is redone with the lp engine, and the
     # certifying sink is redone with it
-    r = np.random.default_rng(903578)
-    widths = [int(r.integers(2, 7)) for _ in range(int(r.integers(1, 3)))]
-    dims = [4] + widths
-    pairs = [(r.integers(-1, 2, (dims[i + 1], dims[i])) + 3e-12 * r.normal(size=(dims[i + 1],
-                                                                               dims[i])),
-              r.integers(-1, 2, dims[i + 1]) * 0.5 + 3e-12 * r.normal(size=dims[i + 1]))
-             for i in range(len(widths))]
-    noisy = pc.Network.from_weights(pairs, ["relu"] * len(widths))
+    noisy = near_coincident_network()
     import warnings
 
     with warnings.catch_warnings():

@@ -9,7 +9,12 @@ import pytest
 from environment import VERTEX_PATHS, engine_defaults
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from networks import maxout_network, maxpool_network, random_network
+from networks import (
+    maxout_network,
+    maxpool_network,
+    near_coincident_network,
+    random_network,
+)
 from strategies import integer_networks
 
 import powercells as pc
@@ -284,14 +289,7 @@ def test_near_coincident_hyperplanes_fall_back_to_the_lp_engine():
     # finds fewer.
     from powercells.errors import PrecisionWarning
 
-    r = np.random.default_rng(903578)
-    widths = [int(r.integers(2, 7)) for _ in range(int(r.integers(1, 3)))]
-    dims = [4] + widths
-    pairs = [(r.integers(-1, 2, (dims[i + 1], dims[i])) + 3e-12 * r.normal(size=(dims[i + 1],
-                                                                               dims[i])),
-              r.integers(-1, 2, dims[i + 1]) * 0.5 + 3e-12 * r.normal(size=dims[i + 1]))
-             for i in range(len(widths))]
-    network = pc.Network.from_weights(pairs, ["relu"] * len(widths))
+    network = near_coincident_network()
     box = pc.Box(-1, 1, dim=4)
     with pytest.warns(PrecisionWarning, match="near-coincident hyperplanes"):
         pc.count_regions(network, box, engine="vertex")
