@@ -870,18 +870,8 @@ def test_intervals_below_the_empty_tolerance(eps, engine):
 
 ZERO_EMPTY = pc.Tolerances(empty=0.0)
 
-_PLANAR_CHEBYSHEV = pytest.mark.xfail(
-    strict=True, reason="library bug: with empty=0 the planar engine's exact Chebyshev balls "
-    "(Polygons.chebyshev -> _best_triple, feasibility test 'slack - r >= -tol' with tol = "
-    "empty = 0) rejects the optimal edge triple of a polygon whose float vertices are off by "
-    "rounding: a poor feasible triple wins (a fat region gets a radius ~1e-12 and is marked "
-    "thin) or, when none passes, argmax over all -inf returns triple 0, an infeasible centre "
-    "with a negative radius (the cell is dropped as empty: a fat region vanishes)")
 
-
-@pytest.mark.parametrize("engine", [
-    "vertex", "lp",
-    pytest.param("planar", marks=_PLANAR_CHEBYSHEV)])
+@pytest.mark.parametrize("engine", ["vertex", "lp", "planar"])
 @pytest.mark.parametrize("name", ["strip 1e-12", "triangle 1e-12"])
 def test_empty_tolerance_zero_finds_every_cell(name, engine):
     """With ``empty=0`` nothing is taken as lower-dimensional: every cell of positive float
@@ -893,11 +883,8 @@ FAR_BELOW = {"wedge 1e-12": [_wedge(1e-12)], "wedge 1e-14": [_wedge(1e-14)],
              "strip 1e-15": [_strip(1e-15)], "triangle 1e-14": [_triangle(1e-14)]}
 
 
-@pytest.mark.parametrize("name, engine", [
-    *((name, engine) for name in FAR_BELOW for engine in ("vertex", "lp")),
-    ("wedge 1e-12", "planar"), ("wedge 1e-14", "planar"),
-    pytest.param("strip 1e-15", "planar", marks=_PLANAR_CHEBYSHEV),
-    pytest.param("triangle 1e-14", "planar", marks=_PLANAR_CHEBYSHEV)])
+@pytest.mark.parametrize("name, engine", [(name, engine) for name in FAR_BELOW
+                                          for engine in ("vertex", "lp", "planar")])
 def test_empty_tolerance_zero_far_below_rounding(name, engine):
     """Cells far thinner than the default empty tolerance, down to 1e-15."""
     check_engine(FAR_BELOW[name], ["relu"], 2, engine, tolerances=ZERO_EMPTY)

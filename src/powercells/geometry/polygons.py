@@ -273,9 +273,16 @@ def _best_triple(N: np.ndarray, h: np.ndarray, triples: np.ndarray, tol: float):
     safe = np.where(ok, det, 1.0)
     cx, cy, r = dx / safe, dy / safe, dr / safe
     slack = h[:, None, :] - (N[:, None, :, 0] * cx[..., None] + N[:, None, :, 1] * cy[..., None])
-    feasible = ok & np.all(slack - r[..., None] >= -tol, axis=2)
+    worst = np.min(slack - r[..., None], axis=2)                     # (G, T)
+    # the solve itself rounds: a tolerance below its error (tol = 0) would reject the optimum
+    size = np.max(np.where(np.abs(h) < 1e299, np.abs(h), 0.0), axis=1)[:, None] + np.abs(r)
+    feasible = ok & (worst >= -np.maximum(tol, 64 * np.finfo(np.float64).eps * size))
     score = np.where(feasible, r, -np.inf)
     best = np.argmax(score, axis=1)
+    # no triple feasible (rounding on a degenerate polygon): the least violated one
+    none = ~np.any(feasible, axis=1)
+    if np.any(none):
+        best[none] = np.argmax(np.where(ok[none], worst[none], -np.inf), axis=1)
     rows = np.arange(len(N))
     return np.stack([cx[rows, best], cy[rows, best]], axis=1), r[rows, best]
 
