@@ -55,6 +55,11 @@ VERSION = 1
 _CHECKABLE = ("relu", "leaky_relu", "abs", "identity")
 
 
+def _max_layer(network) -> str | None:
+    """The name of the first layer with max units (certificates do not cover them yet)."""
+    return next((layer.name for layer in network.layers if layer.kind not in _CHECKABLE), None)
+
+
 # ---------------------------------------------------------------------------------- writing
 class CertificateWriter:
     """Writes the certificate of a certified run to ``path`` (a temporary name, renamed when
@@ -74,10 +79,10 @@ class CertificateWriter:
     def start(self, network, domain, splitter) -> None:
         from .errors import OptionError
 
-        bad = [layer.name for layer in network.layers if layer.kind not in _CHECKABLE]
-        if bad:
+        bad = _max_layer(network)
+        if bad is not None:
             raise OptionError(f"certificates cover ReLU, leaky-ReLU, abs and identity layers; "
-                              f"layer {bad[0]!r} has max units")
+                              f"layer {bad!r} has max units")
         inner = getattr(splitter, "engine", splitter)
         if not hasattr(inner, "record"):
             raise OptionError("a certificate needs the exact engine (certify=True)")
@@ -231,10 +236,10 @@ def check_certificate(network, domain, path) -> CertificateReport:
     if isinstance(domain, Slice):
         raise CertificateError("certificates are checked over a box or polytope of the input "
                                "space, not a slice")
-    bad = [layer.name for layer in network.layers if layer.kind not in _CHECKABLE]
-    if bad:
+    bad = _max_layer(network)
+    if bad is not None:
         raise CertificateError(f"the checker reads ReLU, leaky-ReLU, abs and identity layers; "
-                               f"layer {bad[0]!r} has max units")
+                               f"layer {bad!r} has max units")
     layers = [_Layer(layer) for layer in network.layers]
     header, records, footer = _read(Path(path))
     if header.get("widths") != list(network.widths) or \
@@ -259,8 +264,8 @@ def check_certificate(network, domain, path) -> CertificateReport:
                 raise CertificateError(f"{path}: no record for the node with code path "
                                        f"{_show(node_path)} (a region of layer {depth})")
             n_nodes += 1
-            n_farkas += _check_node(layer, depth, node, node_path, rec, path)
             pre = _pre(layer, node)
+            n_farkas += _check_node(layer, depth, node, pre, node_path, rec, path)
             for child in rec["children"]:
                 code = tuple(child["code"])
                 counts[depth] += 1
@@ -290,10 +295,10 @@ def _child_node(layer: _Layer, depth: int, node: _Node, pre, code) -> _Node:
     return _Node(A, B, rows)
 
 
-def _check_node(layer: _Layer, depth: int, node: _Node, node_path, rec, path) -> int:
-    """Replay one split; returns the number of Farkas certificates checked."""
+def _check_node(layer: _Layer, depth: int, node: _Node, pre, node_path, rec, path) -> int:
+    """Replay one split (``pre``: the layer's pre-activations on the node); returns the number
+    of Farkas certificates checked."""
     where = f"{path}: node {_show(node_path)}"
-    pre = _pre(layer, node)
     K = len(pre)
     children = [tuple(c["code"]) for c in rec.get("children", [])]
     if len(set(children)) != len(children):

@@ -49,7 +49,10 @@ def certified_codes(network, X) -> tuple[list, np.ndarray]:
         on a boundary (some code-deciding quantity is exactly zero), its codes name no region.
     """
     X = network._points(X)
-    layers = network.balanced().layers          # the same codes, values in float64's range
+    # the same codes, values in float64's range (cached with the network, as Network.codes)
+    if network._balanced_codes is None:
+        network._balanced_codes = network.balanced().layers
+    layers = network._balanced_codes
     n = len(X)
     A = X.copy()
     err = np.zeros_like(A)
