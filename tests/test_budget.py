@@ -14,7 +14,7 @@ import pytest
 import powercells as pc
 from powercells.cli import EXIT_ERROR, EXIT_PARTIAL, main
 from powercells.enumerate.budget import Budget
-from powercells.enumerate.vertex.engine import compiled_kernel
+from powercells.enumerate.kernels import numba_installed
 from powercells.errors import BudgetExceeded, OptionError
 
 #: Slack allowed past a time limit: 1 s, doubled for a shared CI machine.
@@ -58,7 +58,7 @@ def test_time_limit_inside_a_split(engine, make, limit):
     assert result.seconds < limit + SLACK
 
 
-@pytest.mark.skipif(compiled_kernel() is None, reason="numba not installed")
+@pytest.mark.skipif(not numba_installed(), reason="numba not installed")
 def test_time_limit_numpy_path_of_the_vertex_engine():
     network = wide(4, 64)
     result, seconds = timed(pc.count_regions, network, pc.Box(-1, 1, dim=4), engine="vertex",

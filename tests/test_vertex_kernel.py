@@ -15,7 +15,7 @@ import powercells as pc
 from powercells.enumerate import EngineOptions, EngineSetup
 from powercells.enumerate.tolerances import Tolerances
 from powercells.enumerate.vertex.engine import VertexEngine, _run_kernel
-from powercells.enumerate.vertex.polytopes import Polytopes
+from powercells.enumerate.vertex.polytopes import Polytopes, affine_values
 
 numba = pytest.importorskip("numba")
 from powercells.enumerate.vertex.kernel import split_cells
@@ -124,6 +124,35 @@ def test_kernel_without_geometry_gives_the_same_pieces_in_the_same_order(d, inte
         for i in range(len(Q)):
             _assert_exact_polytope(Q, i)
 
+@pytest.mark.parametrize("d,integer", [(2, False), (3, False), (4, False), (3, True),
+                                       (4, True)])
+def test_kernel_pieces_have_the_numpy_paths_vertices_to_the_bit(d, integer):
+    # both paths interpolate a crossing edge from its + end, whichever way it is stored, so a
+    # piece's vertices are the same floats on either path (only their order may differ)
+    (cell, sides, center, radius, fragile, geom), G, g = _kernel_pieces(
+        d, 7, np.random.default_rng(70 + d + 10 * integer), integer)
+    Q = Polytopes(*geom)
+    P = Polytopes.box(-np.ones(d), np.ones(d))
+    code = np.zeros((1, len(g)), dtype=np.int8)
+    for t in range(len(g)):
+        s = affine_values(P.X, np.repeat(G[t][None], len(P.X), 0), np.full(len(P.X), g[t]))
+        P, src, side = P.cut(s, np.repeat(G[t][None], len(P), 0), np.full(len(P), g[t]),
+                             1e-12)
+        code = code[src]
+        code[:, t] = side
+    numpy_pieces = {code[i].tobytes(): i for i in range(len(P))}
+    kernel_codes = sides.reshape(len(Q), len(g))
+    assert sorted(numpy_pieces) == sorted(c.tobytes() for c in kernel_codes)
+
+    def sorted_vertices(polytopes, i):
+        X = polytopes.vertices(i)
+        return X[np.lexsort(X.T[::-1])]
+
+    for i in range(len(Q)):
+        j = numpy_pieces[kernel_codes[i].tobytes()]
+        assert np.array_equal(sorted_vertices(Q, i), sorted_vertices(P, j))
+
+
 # ---------------------------------------------------------------------- the engine, both paths
 @pytest.mark.parametrize("d,widths,seed", [(2, [6, 5, 3], 0), (3, [8, 6], 1), (4, [7, 6], 2),
                                            (5, [6, 5], 3), (6, [6, 4], 4), (7, [6, 5], 5),
@@ -200,6 +229,59 @@ def test_path_switches():
         engine(threads=0)
     with pytest.raises(pc.OptionError, match="unknown engine option"):
         engine(jit=False)
+
+
+def test_a_count_loads_the_compiled_splitter_once_the_job_proves_large(monkeypatch):
+    import sys
+
+    import powercells.enumerate.kernels as kernels
+    import powercells.enumerate.vertex.engine as vertex_engine
+
+    loads = []
+
+    def counting_loader():
+        loads.append(True)
+        return split_cells
+
+    net, box = random_network(4, [9, 8, 6], 3), pc.Box(-1, 1, dim=4)
+    with engine_defaults(compiled=False):
+        plain = pc.count_regions(net, box, engine="vertex", executor="serial")
+    monkeypatch.setattr(vertex_engine, "_load_kernel", counting_loader)
+    # as in a fresh process (the loader above stands in for the import)
+    monkeypatch.delitem(sys.modules, "powercells.enumerate.vertex.kernel")
+    # a small job: the numpy path throughout, the splitter never loaded
+    monkeypatch.setattr(kernels, "KERNEL_AFTER", 1e9)
+    small = pc.count_regions(net, box, engine="vertex", executor="serial")
+    assert loads == []
+    # a large one (no time allowed on the numpy path): loaded after the first split, once,
+    # and the counts do not show where the path changed
+    monkeypatch.setattr(kernels, "KERNEL_AFTER", 0.0)
+    switched = pc.count_regions(net, box, engine="vertex", executor="serial")
+    assert loads == [True]
+    assert plain.per_layer == small.per_layer == switched.per_layer
+    assert (plain.thin, plain.undecided) == (switched.thin, switched.undecided)
+    # a run that hands out interior points keeps one path throughout (compiled here)
+    loads.clear()
+    tree = pc.subdivide(net, box, engine="vertex", executor="serial")
+    assert loads == [True] and tree.per_layer == plain.per_layer
+
+
+def test_a_small_count_in_a_fresh_process_imports_neither_numba_nor_the_lp_solver(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np, powercells as pc\n"
+        "rng = np.random.default_rng(0)\n"
+        "pairs = [(rng.normal(size=(9, 4)), 0.2 * rng.normal(size=9)),\n"
+        "         (rng.normal(size=(9, 9)), 0.2 * rng.normal(size=9))]\n"
+        "net = pc.Network.from_weights(pairs, ['relu', 'relu'])\n"
+        "r = pc.count_regions(net, pc.Box(-1, 1, dim=4), executor='serial')\n"
+        "assert r.engine == 'vertex' and r.regions > 100, r\n"
+        "print(sorted(m for m in ('numba', 'highspy', 'scipy') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.mark.parametrize("geometry", [False, True])

@@ -147,7 +147,8 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
     setup = EngineSetup(tolerances=engine_tol, cap=2.0 * view.diameter,
                         lp=lp if spec.uses_lp else None, options=options,
                         exact_balls=not isinstance(sink, CountSink),
-                        final_layer=work.layers[-1], dim=domain.dim)
+                        final_layer=work.layers[-1], dim=domain.dim,
+                        outputs_points=mode != "count")
     widths = list(net.widths)
     L = net.depth
     k = domain.dim

@@ -48,8 +48,9 @@ class EngineOptions:
     Attributes
     ----------
     compiled : bool or None
-        The vertex engine's compiled splitter (numba): None uses it when numba is installed,
-        True requires it, False takes the numpy path.
+        The compiled kernels (numba) of the vertex and planar engines: True requires them,
+        False takes the numpy path, None uses them when numba is installed, loaded once a job
+        proves large (:mod:`powercells.enumerate.kernels`).
     threads : int or None
         Threads of the vertex engine's compiled splitter; None: the CPUs this process may use
         (at most 8). Results do not depend on it.
@@ -143,6 +144,10 @@ class EngineSetup:
         bound that decides the region test is enough.
     final_layer : Layer or None
         The run's last layer (engines may keep less of its children).
+    outputs_points : bool
+        The run hands out its cells' interior points (a tree, leaves); False for a plain
+        count, whose output is counts only, so that an engine may change its arithmetic path
+        midway (the vertex engine loads its compiled splitter once a job proves large).
     dim : int
         The domain's dimension (0: known only from :meth:`Engine.root`). Engines in worker
         processes never see the root, so whatever depends on the dimension (batch sizes)
@@ -156,6 +161,7 @@ class EngineSetup:
     exact_balls: bool = True
     final_layer: Layer | None = None
     dim: int = 0
+    outputs_points: bool = True
 
 
 class Engine(Protocol):
@@ -309,9 +315,9 @@ VERTEX_AUTO_MAX_DIM_COMPILED = 10
 
 
 def _vertex_auto_max_dim(options: EngineOptions) -> int:
-    from .vertex.engine import compiled_kernel
+    from .kernels import numba_installed
 
-    if options.compiled is False or compiled_kernel() is None:
+    if options.compiled is False or not numba_installed():
         return VERTEX_AUTO_MAX_DIM
     return VERTEX_AUTO_MAX_DIM_COMPILED
 

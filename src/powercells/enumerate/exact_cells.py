@@ -42,12 +42,9 @@ def dyadic(a) -> tuple[np.ndarray, int]:
     k = ex.astype(np.int64) - 53                            # a == mant * 2**k
     nz = mant != 0
     e = int(-k[nz].min()) if nz.any() else 0
-    out = np.empty(a.shape, dtype=object)
-    flat, mflat, kflat = out.reshape(-1), mant.reshape(-1), k.reshape(-1)
-    for i in range(flat.size):
-        mi = int(mflat[i])
-        flat[i] = 0 if mi == 0 else mi << int(kflat[i] + e)
-    return out, e
+    # Python ints (object arrays), shifted in numpy's object loop; zeros have no exponent
+    shift = np.where(nz, k + e, 0).astype(object)
+    return np.asarray(mant.astype(object) << shift, dtype=object), e
 
 
 def _shift(N: np.ndarray, s: int) -> np.ndarray:

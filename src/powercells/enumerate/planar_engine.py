@@ -31,6 +31,7 @@ from ..network.layers import Layer
 from .base import Made, Split, SplitSlivers, tree_order
 from .budget import Budget
 from .engines import EngineSetup
+from .kernels import KernelSwitch
 from .pullback import pull_back
 from .unit_rules import clip_to_winners, decide_max_units, piece_pairs, values_at
 
@@ -39,6 +40,9 @@ __all__ = ["PlanarCells", "PlanarEngine"]
 #: Bound on the floats of a batch's per-(cell, unit) tables (pulled-back maps, screens), which
 #: dominate a batch's memory; about 8 such tables live at once.
 _VALUES_BUDGET = 1 << 22
+
+#: (cell, line) pairs per call of the compiled rounds: a budget is checked between calls.
+_KERNEL_PAIRS = 1 << 16
 
 
 class _Maps:
@@ -116,6 +120,15 @@ class PlanarEngine:
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
                       "units_constant": 0}
         self.budget = Budget()          # the driver's, checked round by round
+        # the compiled rounds give the numpy path's pieces to the bit: a run may change path
+        # midway whatever it outputs
+        self._switch = KernelSwitch(f"{__package__}.planar_kernel", _load_kernel,
+                                    setup.options.compiled, lazy=True,
+                                    what="the planar engine's compiled rounds")
+
+    @property
+    def kernel(self):
+        return self._switch.kernel
 
     # ------------------------------------------------------------------ driver interface
     def root(self, domain) -> PlanarCells:
@@ -148,9 +161,13 @@ class PlanarEngine:
 
     def split(self, cells: PlanarCells, layer: Layer) -> Split:
         self.stats["cells_split"] += len(cells)
-        if layer.is_switch:
+        if not layer.is_switch:
+            return self._split_pieces(cells, layer)
+        started = self._switch.start()
+        try:
             return self._split_switch(cells, layer)
-        return self._split_pieces(cells, layer)
+        finally:
+            self._switch.done(started)
 
     # ------------------------------------------------------------------ ReLU-type layers
     def _split_switch(self, cells: PlanarCells, layer: Layer) -> Split:
@@ -193,7 +210,11 @@ class PlanarEngine:
         def label(pair, point):
             return (screen(pair, point) > 0).astype(np.int16)
 
-        pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, label, screen)
+        if self.kernel is not None:
+            pieces, pcell, code_p = self._compiled_rounds(cells, crossing, code, label,
+                                                          Gx, Gy, g)
+        else:
+            pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, label, screen)
         factor = layer.switch_factors
 
         def child_maps(cell, child_code):
@@ -295,6 +316,44 @@ class PlanarEngine:
             new = np.flatnonzero(split[src])
             pool.replace(live[split], out.take(new), pool.cell[live][src[new]])
         pieces, pcell = pool.final()
+        return pieces, pcell, self._labelled(pieces, pcell, counts, first, pair_unit, code, label)
+
+    def _compiled_rounds(self, cells: PlanarCells, crossing, code, label, Gx, Gy, g):
+        """What :meth:`_rounds` does for lines, cell by cell in compiled code
+        (:mod:`powercells.enumerate.planar_kernel`): the same pieces, to the bit, in another
+        order (the tree's order is restored by :meth:`_finish`)."""
+        counts = crossing.sum(axis=1)
+        cut_cells = np.flatnonzero(counts)
+        if cut_cells.size == 0:
+            return Polygons.concat([]), np.empty(0, dtype=np.int64), code[:0]
+        self.stats["cells_cut"] += len(cut_cells)
+        _, pair_unit = np.nonzero(crossing)
+        first = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=first[1:])
+        polys = cells.polys.take(cut_cells)
+        firsts = first[np.append(cut_cells, len(counts))]
+        # in slices of cells, so that a budget stops a long split between two calls
+        parts, cell_of = [], []
+        done = 0
+        step = max(1, _KERNEL_PAIRS // max(1, int(counts.max())))
+        for lo in range(0, len(cut_cells), step):
+            self.budget.poll(len(counts) - len(cut_cells) + done)
+            hi = min(lo + step, len(cut_cells))
+            sub = polys.start[lo:hi + 1]
+            xy, start, cell = self.kernel(polys.xy[sub[0]:sub[-1]], sub - sub[0],
+                                          firsts[lo:hi + 1] - firsts[lo], Gx[firsts[lo]:],
+                                          Gy[firsts[lo]:], g[firsts[lo]:], self.tol.empty)
+            parts.append(Polygons(xy, start))
+            cell_of.append(cut_cells[lo + cell])
+            done += len(cell)
+        self.stats["pieces_cut"] += int(counts.sum())
+        pieces, pcell = Polygons.concat(parts), np.concatenate(cell_of)
+        return pieces, pcell, self._labelled(pieces, pcell, counts, first, pair_unit, code, label)
+
+    @staticmethod
+    def _labelled(pieces, pcell, counts, first, pair_unit, code, label):
+        """The final pieces' codes: their cells', with every cutting unit read at the piece's
+        vertex mean (see :meth:`_rounds`)."""
         codes = code[pcell].copy()
         point = pieces.vertex_mean()
         # every final piece, for every cutting unit of its cell: its code at the vertex mean
@@ -307,7 +366,7 @@ class PlanarEngine:
             offs = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
             pair = first[pcell[r]] + offs
             codes[r, pair_unit[pair]] = label(pair, point[r])
-        return pieces, pcell, codes
+        return codes
 
     def _balls(self, pieces: Polygons):
         """Interior points and inradii (exact, or a lower bound that decides; see the class)."""
@@ -338,11 +397,19 @@ class PlanarEngine:
         children = PlanarCells(polys.take(order), center[order], radius[order],
                                _Maps(lambda rows: child_maps(parent[rows], child_code[rows])))
         sl = np.flatnonzero(sliver)
+        # in tree order too: the order of the pieces depends on the path that made them
+        sl = sl[tree_order(pcell[sl], code_p[sl])]
         slivers = SplitSlivers(parent=pcell[sl], code=code_p[sl], center=center_p[sl],
                                radius=radius_p[sl])
         return Split(children=children, parent=parent, code=child_code,
                      center=children.center, radius=children.radius, slivers=slivers,
                      cells=children.polys)
+
+
+def _load_kernel():
+    from .planar_kernel import split_polygons
+
+    return split_polygons
 
 
 def _circumradius(polys: Polygons, center: np.ndarray) -> np.ndarray:

@@ -23,11 +23,16 @@ arithmetic there), or an engine that exposes no interior points (``points``).
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .base import Split, SplitSlivers, tree_order
-from .exact_cells import ExactCell, Unplaced, exact_root, place, split_exact
+
+if TYPE_CHECKING:
+    from .exact_cells import ExactCell
+
+# exact arithmetic (.exact_cells) is imported where a sliver is met: most runs meet none
 
 __all__ = ["Mixed", "ThinSplitter"]
 
@@ -134,6 +139,8 @@ class ThinSplitter:
     def _settle(self, res, where, engine_batch, thin_parents, layer, depth) -> Split:
         """The engine's split (``res``, of the batch's engine cells at positions ``where``;
         None: all of them) merged with the exact children of its slivers and thin cells."""
+        from .exact_cells import split_exact
+
         new = []                                # (parent position, ExactCell)
         keep = []                               # slivers left undecided
         if res is not None and len(res.slivers):
@@ -166,6 +173,8 @@ class ThinSplitter:
 
     def _placed(self, point, depth: int) -> ExactCell | None:
         """The exact cell of the depth-``depth`` node containing an engine interior point."""
+        from .exact_cells import Unplaced, exact_root, place
+
         H, h = self.domain_rows
         try:
             cell = exact_root(H, h, point)
@@ -267,10 +276,13 @@ def _polygon(cell: ExactCell) -> np.ndarray:
     exactly (Sutherland-Hodgman in rationals), then rounded."""
     big = Fraction(1 << 64)
     poly = [(-big, -big), (big, -big), (big, big), (-big, big)]
+    approx = np.array([(float(x), float(y)) for x, y in poly])
     for (a0, a1), b in zip(cell.H, cell.h):
         a0, a1, b = int(a0), int(a1), int(b)
         if a0 == 0 and a1 == 0:
             continue
+        if _misses(a0, a1, b, approx):
+            continue                    # every vertex strictly inside: the row cuts nothing
         out = []
         for i, (x, y) in enumerate(poly):
             nx, ny = poly[(i + 1) % len(poly)]
@@ -284,4 +296,20 @@ def _polygon(cell: ExactCell) -> np.ndarray:
         poly = out
         if not poly:
             break
+        approx = np.array([(float(x), float(y)) for x, y in poly])
     return np.array([(float(x), float(y)) for x, y in poly], dtype=np.float64).reshape(-1, 2)
+
+
+def _misses(a0: int, a1: int, b: int, approx: np.ndarray) -> bool:
+    """Whether ``a0 x + a1 y < b`` holds strictly at every vertex, proven in floating point:
+    ``approx`` holds the vertices rounded to float64 and the value is trusted only with a
+    margin far above its rounding error (a few units in the last place of its terms); an
+    exact clip is skipped only when it would keep the polygon as it is."""
+    try:
+        f0, f1, fb = float(a0), float(a1), float(b)
+    except OverflowError:
+        return False
+    x, y = approx[:, 0], approx[:, 1]
+    value = f0 * x + f1 * y - fb
+    margin = 1e-12 * (abs(f0) * np.abs(x) + abs(f1) * np.abs(y) + abs(fb))
+    return bool(np.all(value < -margin)) and bool(np.all(np.isfinite(value)))

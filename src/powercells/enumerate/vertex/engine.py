@@ -24,29 +24,34 @@ A cell that no unit cuts keeps its polytope and its ball.
 With numba installed, step 2 for ReLU-type layers runs in compiled code
 (:mod:`powercells.enumerate.vertex.kernel`): the same rules cell by cell, depth first, in threads
 over ranges of cells (:func:`_run_kernel`; a batch of fewer cells than threads, such as the root,
-is split in two stages, :func:`_run_staged`). Its pieces, codes and balls are the numpy path's;
-The engine options ``compiled=False`` select the numpy path and ``threads`` the thread count.
+is split in two stages, :func:`_run_staged`). Its pieces and codes are the numpy path's (the
+same vertices, to the bit); its vertex means are summed in another order, so the interior points
+of counting runs can differ in the last bits. The engine options ``compiled=False`` select the
+numpy path, ``compiled=True`` the compiled one, and ``threads`` the thread count.
+
+By default (``compiled=None``) a run that outputs interior points (a tree, leaves) takes the
+compiled path from the start, when numba is installed, so that its output never depends on
+timing. A plain count starts on the numpy path and loads the compiled splitter only once the job
+proves large (:mod:`powercells.enumerate.kernels`).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
-from ...errors import OptionError
 from ...lp import get_backend
 from ...network.layers import Layer
 from ..base import Made, Split, SplitSlivers, tree_order
 from ..budget import WATCH_INTERVAL, Budget
 from ..engines import EngineSetup
+from ..kernels import KernelSwitch
 from ..pullback import pull_back
 from ..unit_rules import clip_to_winners, decide_max_units, piece_pairs
 from .arrays import Candidates, Pieces, PolytopeArrays
-from .polytopes import Polytopes, affine_values, csr_rows
+from .polytopes import Polytopes, affine_values, csr_rows, distinct
 
 __all__ = ["VertexCells", "VertexEngine"]
 
@@ -66,6 +71,7 @@ _VALUES_BUDGET = 1 << 19
 #: How many times larger a batch of the last layer may be on the compiled path, which keeps
 #: no pieces' polytopes there (see :meth:`VertexEngine.batch_size`).
 _FINAL_BATCH_FACTOR = 4
+
 
 
 class VertexCells:
@@ -138,17 +144,32 @@ class VertexEngine:
     def __init__(self, setup: EngineSetup):
         options = setup.options
         self.tol = setup.tolerances
-        self.backend = get_backend(setup.lp)
+        self._lp = setup.lp
+        self._backend = None
         self.cap = float(setup.cap)
         self.exact_balls = setup.exact_balls
-        self.kernel = compiled_kernel(required=bool(options.compiled)) \
-            if options.compiled is not False else None
+        # the interior points of a count differ in the last bits between the paths: only a
+        # run that outputs none may change path midway
+        self._switch = KernelSwitch(f"{__package__}.kernel", _load_kernel, options.compiled,
+                                    lazy=not setup.outputs_points,
+                                    what="the vertex engine's compiled splitter")
         self.threads = options.resolved_threads
         self.final_layer = setup.final_layer
         self.dim = setup.dim or 1
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
                       "units_constant": 0, "ball_lps": 0, "fragile_vertices": 0}
         self.budget = Budget()          # the driver's, checked inside a split
+
+    @property
+    def kernel(self):
+        return self._switch.kernel
+
+    @property
+    def backend(self):
+        # made on first use: counting runs rarely solve an LP (and need not import the solver)
+        if self._backend is None:
+            self._backend = get_backend(self._lp)
+        return self._backend
 
     # ------------------------------------------------------------------ driver interface
     def root(self, domain) -> VertexCells:
@@ -160,7 +181,10 @@ class VertexEngine:
         else:
             pad = 1e-9 * max(1.0, float(np.max(hi - lo)))
             polytopes = Polytopes.from_halfspaces(H, h, lo - pad, hi + pad, self.tol.empty).prune()
-        center, radius = self._ball_lp(polytopes, np.arange(1))
+        if self.exact_balls or not _is_box(H, h, lo, hi):
+            center, radius = self._ball_lp(polytopes, np.arange(1))
+        else:                           # a count: the box's centre, with no LP solver to load
+            center, radius = ((lo + hi) / 2)[None], np.array([float(np.min(hi - lo)) / 2])
         eye = np.eye(k)
         return VertexCells(polytopes.take, center, radius,
                            lambda rows: (eye[None].repeat(len(rows), 0), np.zeros((len(rows), k))))
@@ -192,9 +216,13 @@ class VertexEngine:
 
     def split(self, cells: VertexCells, layer: Layer) -> Split:
         self.stats["cells_split"] += len(cells)
-        if layer.is_switch:
+        if not layer.is_switch:
+            return self._split_pieces(cells, layer)
+        started = self._switch.start()
+        try:
             return self._split_switch(cells, layer)
-        return self._split_pieces(cells, layer)
+        finally:
+            self._switch.done(started)
 
     # ------------------------------------------------------------------ ReLU-type layers
     def _split_switch(self, cells: VertexCells, layer: Layer) -> Split:
@@ -316,7 +344,7 @@ class VertexEngine:
             which = np.searchsorted(base, ids, side="right") - 1
             order = np.argsort(which, kind="stable")
             parts = [chunks[c].take(ids[order][which[order] == c] - base[c])
-                     for c in np.unique(which)]
+                     for c in distinct(which)]
             return Polytopes.concat(parts, k), order
 
         uncut = len(counts) - len(cut_cells)
@@ -436,7 +464,7 @@ class VertexEngine:
         smax = np.empty(len(ids))
         smin = np.empty(len(ids))
         which = np.searchsorted(base, ids, side="right") - 1
-        for c in np.unique(which):
+        for c in distinct(which):
             sel = np.flatnonzero(which == c)
             hi, lo = _pair_extremes(chunks[c], ids[sel] - base[c], G[sel], g[sel])
             smax[sel], smin[sel] = hi, lo
@@ -526,7 +554,7 @@ class _Pieces:
     def _groups(self, idx):
         """``(chunk, positions in idx, local ids)`` for every chunk that ``idx`` reaches."""
         which = self.which[idx]
-        for c in np.unique(which):
+        for c in distinct(which):
             sel = np.flatnonzero(which == c)
             yield self.chunks[c], sel, self.local[idx[sel]]
 
@@ -588,7 +616,7 @@ class _CompiledPieces:
             return self.built.take(idx)
         if idx.size == 0:
             return Polytopes.empty(self.dim)
-        cells = np.unique(self.cell[idx])
+        cells = distinct(self.cell[idx])
         # the last rebuild is kept: consecutive batches of children often share parents (all
         # of them share the root when the first layer is split)
         if self._last is None or not np.all(np.isin(cells, self._last[0])):
@@ -609,21 +637,9 @@ class _CompiledPieces:
         return self.radius
 
 
-def compiled_kernel(required: bool = False):
-    """The compiled splitter, or None when numba is not installed (``required``: raise then).
+def _load_kernel():
+    from .kernel import split_cells
 
-    Raises
-    ------
-    OptionError
-        If ``required`` and numba cannot be imported.
-    """
-    try:
-        from .kernel import split_cells
-    except ImportError as exc:
-        if required:
-            raise OptionError(f"the vertex engine's compiled splitter needs numba "
-                              f"(pip install 'powercells[fast]'): {exc}") from None
-        return None
     return split_cells
 
 
@@ -676,7 +692,7 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     else:
         cum = np.cumsum(work)
         cuts = np.searchsorted(cum, cum[-1] * np.arange(1, 4 * threads) / (4 * threads))
-        bounds = np.unique(np.concatenate([[0], cuts + 1, [n]]).clip(0, n))
+        bounds = distinct(np.concatenate([[0], cuts + 1, [n]]).clip(0, n))
         ranges = list(itertools.pairwise(bounds))
     # in worker threads even for one range: this thread waits interruptibly, and an interrupt
     # or the budget's watchdog sets ``stop``, which every kernel call polls
@@ -703,6 +719,8 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
 
 def _result(future, budget: Budget):
     """A kernel call's result, or :class:`BudgetExceeded` as soon as the budget stops it."""
+    from concurrent.futures import TimeoutError as FutureTimeout
+
     while True:
         try:
             return future.result(timeout=WATCH_INTERVAL)
@@ -714,9 +732,11 @@ _POOLS: dict = {}
 _POOLS_LOCK = threading.Lock()
 
 
-def _worker_pool(threads: int) -> ThreadPoolExecutor:
+def _worker_pool(threads: int):
     """A pool of ``threads`` worker threads kept for the process (idle threads cost nothing;
     starting a pool per call would cost more than a short kernel call)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     threads = max(int(threads), 1)
     with _POOLS_LOCK:
         pool = _POOLS.get(threads)

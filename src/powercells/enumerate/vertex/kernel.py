@@ -436,6 +436,9 @@ def _new_vertices(X, inc, s, cross_a, cross_b, nn, new_word, new_mask):
     incn = np.empty((nn, W), dtype=np.uint64)
     for k in range(nn):
         a, b = cross_a[k], cross_b[k]
+        if s[a] < 0:            # from the + end, whichever way the edge is stored, as the
+            a, b = b, a         # numpy path does: both paths make the same vertices
+            cross_a[k], cross_b[k] = a, b
         frac[k] = s[a] / (s[a] - s[b])
         for w in range(W):
             incn[k, w] = inc[a, w] & inc[b, w]

@@ -1,0 +1,86 @@
+"""When the engines load their compiled kernels (numba).
+
+Loading a kernel costs about half a second in a fresh process (numba's import, then its cached
+machine code), more than a small job takes in all on the numpy path. An engine therefore starts
+a job on the numpy path, timing it, and loads its kernel once :data:`KERNEL_AFTER` seconds of
+splitting have shown the job to be large: a small job never pays for the load, and a large one
+loses at most that much to the slower path. A kernel this process has loaded already is used
+from the start.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from importlib.util import find_spec
+
+from ..errors import OptionError
+
+__all__ = ["KERNEL_AFTER", "KernelSwitch", "numba_installed"]
+
+#: Seconds of splitting on the numpy path after which an engine loads its compiled kernel.
+#: Loading costs ~0.5 s where the numpy path is 2-5x slower than the compiled one: a job that
+#: outgrows this loses at most ~0.2 s to it, and smaller jobs (a few thousand regions) never
+#: pay for the load.
+KERNEL_AFTER = 0.2
+
+
+def numba_installed() -> bool:
+    """Whether numba can be imported (without importing it)."""
+    return find_spec("numba") is not None
+
+
+class KernelSwitch:
+    """An engine's compiled kernel: none, loaded now, or loaded once the job proves large.
+
+    Parameters
+    ----------
+    module : str
+        The kernel's module (imported by ``load``).
+    load : callable
+        Imports the module and returns the kernel; raises ImportError without numba.
+    compiled : bool or None
+        The engine option: False never loads it, True loads it now (an OptionError naming
+        ``what`` when numba is missing), None loads it now when ``lazy`` is False, else after
+        :data:`KERNEL_AFTER` seconds of numpy splitting (at once when the module is loaded).
+    lazy : bool
+        Whether the engine may change path midway (its output does not depend on the path).
+    what : str
+        What needs numba, for the error message.
+    """
+
+    def __init__(self, module: str, load, compiled, lazy: bool, what: str):
+        self._load = load
+        self._what = what
+        self.kernel = None
+        self._left = None               # numpy seconds before loading (None: path fixed)
+        if compiled is False:
+            return
+        if compiled is None and lazy and module not in sys.modules:
+            self._left = KERNEL_AFTER if numba_installed() else None
+            return
+        self.kernel = self._get(required=compiled is True)
+
+    def _get(self, required: bool):
+        try:
+            return self._load()
+        except ImportError as exc:
+            if required:
+                raise OptionError(f"{self._what} needs numba (pip install 'powercells[fast]'): "
+                                  f"{exc}") from None
+            return None
+
+    def start(self) -> float | None:
+        """Call before a split: a start time when the split runs on the numpy path and counts
+        toward loading the kernel."""
+        return time.perf_counter() if self._left is not None else None
+
+    def done(self, started: float | None) -> None:
+        """Call after the split begun with :meth:`start`: loads the kernel when the job has
+        spent its numpy time."""
+        if started is None or self._left is None:
+            return
+        self._left -= time.perf_counter() - started
+        if self._left <= 0:
+            self._left = None
+            self.kernel = self._get(required=False)

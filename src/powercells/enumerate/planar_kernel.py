@@ -1,0 +1,146 @@
+"""The planar engine's rounds in compiled code (numba), cell by cell and depth first.
+
+:func:`split_polygons` cuts every cell's polygon by the cell's crossing lines in order, as the
+rounds of :meth:`~powercells.enumerate.planar_engine.PlanarEngine._rounds` do over the whole
+batch, and returns the final pieces. It follows :meth:`~powercells.geometry.polygons.Polygons.split`
+operation for operation: a vertex is on a line when ``|s| <= eps`` (and then in both pieces),
+``s = Gx x + Gy y + g`` is summed in that order, an edge whose ends are strictly on opposite
+sides gets the point ``v + t (w - v)`` with ``t = s_v / (s_v - s_w)``, and a piece lists its
+vertices in the order of its parent's boundary with each crossing point after the vertex its
+edge starts from. The pieces are therefore the numpy path's, to the bit; only their order
+differs (cell by cell here, round by round there), and the engine puts both in tree order.
+
+This module imports numba; the engine imports it only when it is installed and the job is large
+enough to repay its loading (see :mod:`powercells.enumerate.planar_engine`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["split_polygons"]
+
+
+@njit(cache=True)
+def _grow2(a, need):
+    if need <= a.shape[0]:
+        return a
+    out = np.empty((max(2 * a.shape[0], need), 2))
+    out[:a.shape[0]] = a
+    return out
+
+
+@njit(cache=True)
+def _grow1(a, need):
+    if need <= a.shape[0]:
+        return a
+    out = np.empty(max(2 * a.shape[0], need), dtype=a.dtype)
+    out[:a.shape[0]] = a
+    return out
+
+
+@njit(cache=True)
+def split_polygons(xy, start, first, Gx, Gy, g, eps):
+    """The final pieces of every polygon ``c`` cut by its lines ``first[c] <= p < first[c + 1]``
+    (unit normals ``(Gx[p], Gy[p])``, offsets ``g[p]``), in that order.
+
+    Returns ``(xy, start, cell)``: the pieces' vertices in CSR layout and each piece's polygon.
+    """
+    n = len(start) - 1
+    out_xy = np.empty((max(16, 2 * len(xy)), 2))
+    out_start = np.zeros(max(16, 2 * n + 1), dtype=np.int64)
+    out_cell = np.empty(max(16, 2 * n), dtype=np.int64)
+    n_out = 0
+    used = 0
+    # the stack: pieces' vertices in a scratch buffer, each entry (offset, count, next line)
+    buf = np.empty((64, 2))
+    s_off = np.empty(16, dtype=np.int64)
+    s_cnt = np.empty(16, dtype=np.int64)
+    s_t = np.empty(16, dtype=np.int64)
+    s = np.empty(64)
+    sg = np.empty(64, dtype=np.int8)
+    for c in range(n):
+        m = start[c + 1] - start[c]
+        buf = _grow2(buf, m)
+        buf[:m] = xy[start[c]:start[c + 1]]
+        s_off[0], s_cnt[0], s_t[0] = 0, m, first[c]
+        end = m                         # the buffer's used length (a stack of vertex runs)
+        depth = 1
+        while depth > 0:
+            depth -= 1
+            off, cnt, t = s_off[depth], s_cnt[depth], s_t[depth]
+            end = off + cnt
+            if cnt > len(s):
+                s = np.empty(2 * cnt)
+                sg = np.empty(2 * cnt, dtype=np.int8)
+            # the next line that cuts the piece (a vertex strictly on each side)
+            last = first[c + 1]
+            while t < last:
+                pos = False
+                neg = False
+                gx, gy, g0 = Gx[t], Gy[t], g[t]
+                for i in range(cnt):
+                    v = gx * buf[off + i, 0] + gy * buf[off + i, 1] + g0
+                    s[i] = v
+                    if v > eps:
+                        sg[i] = 1
+                        pos = True
+                    elif v < -eps:
+                        sg[i] = -1
+                        neg = True
+                    else:
+                        sg[i] = 0
+                if pos and neg:
+                    break
+                t += 1
+            if t == last:               # final: to the output
+                out_xy = _grow2(out_xy, used + cnt)
+                out_xy[used:used + cnt] = buf[off:off + cnt]
+                used += cnt
+                out_start = _grow1(out_start, n_out + 2)
+                out_cell = _grow1(out_cell, n_out + 1)
+                out_cell[n_out] = c
+                n_out += 1
+                out_start[n_out] = used
+                continue
+            # both pieces after the run: the - side then the + side; the + side is cut
+            # first (it is pushed last), as any order gives the same pieces
+            buf = _grow2(buf, end + 4 * cnt)
+            k_neg = end
+            for i in range(cnt):
+                j = i + 1 if i + 1 < cnt else 0
+                if sg[i] <= 0:
+                    buf[k_neg, 0] = buf[off + i, 0]
+                    buf[k_neg, 1] = buf[off + i, 1]
+                    k_neg += 1
+                if sg[i] * sg[j] == -1:
+                    f = s[i] / (s[i] - s[j])
+                    x0, y0 = buf[off + i, 0], buf[off + i, 1]
+                    buf[k_neg, 0] = x0 + f * (buf[off + j, 0] - x0)
+                    buf[k_neg, 1] = y0 + f * (buf[off + j, 1] - y0)
+                    k_neg += 1
+            k_pos = k_neg
+            for i in range(cnt):
+                j = i + 1 if i + 1 < cnt else 0
+                if sg[i] >= 0:
+                    buf[k_pos, 0] = buf[off + i, 0]
+                    buf[k_pos, 1] = buf[off + i, 1]
+                    k_pos += 1
+                if sg[i] * sg[j] == -1:
+                    f = s[i] / (s[i] - s[j])
+                    x0, y0 = buf[off + i, 0], buf[off + i, 1]
+                    buf[k_pos, 0] = x0 + f * (buf[off + j, 0] - x0)
+                    buf[k_pos, 1] = y0 + f * (buf[off + j, 1] - y0)
+                    k_pos += 1
+            # the parent's run is dead: move both pieces down over it
+            n_neg, n_pos = k_neg - end, k_pos - k_neg
+            buf[off:off + n_neg + n_pos] = buf[end:k_pos].copy()
+            if depth + 2 > len(s_off):
+                s_off = _grow1(s_off, depth + 2)
+                s_cnt = _grow1(s_cnt, depth + 2)
+                s_t = _grow1(s_t, depth + 2)
+            s_off[depth], s_cnt[depth], s_t[depth] = off, n_neg, t + 1
+            s_off[depth + 1], s_cnt[depth + 1], s_t[depth + 1] = off + n_neg, n_pos, t + 1
+            depth += 2
+    return out_xy[:used].copy(), out_start[:n_out + 1].copy(), out_cell[:n_out].copy()
