@@ -250,12 +250,12 @@ def test_a_count_loads_the_compiled_splitter_once_the_job_proves_large(monkeypat
     # as in a fresh process (the loader above stands in for the import)
     monkeypatch.delitem(sys.modules, "powercells.enumerate.vertex.kernel")
     # a small job: the numpy path throughout, the splitter never loaded
-    monkeypatch.setattr(kernels, "KERNEL_AFTER", 1e9)
+    monkeypatch.setitem(kernels.KERNEL_AFTER, "vertex", 1e9)
     small = pc.count_regions(net, box, engine="vertex", executor="serial")
     assert loads == []
     # a large one (no time allowed on the numpy path): loaded after the first split, once,
     # and the counts do not show where the path changed
-    monkeypatch.setattr(kernels, "KERNEL_AFTER", 0.0)
+    monkeypatch.setitem(kernels.KERNEL_AFTER, "vertex", 0.0)
     switched = pc.count_regions(net, box, engine="vertex", executor="serial")
     assert loads == [True]
     assert plain.per_layer == small.per_layer == switched.per_layer

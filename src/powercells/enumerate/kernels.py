@@ -2,8 +2,8 @@
 
 Loading a kernel costs about half a second in a fresh process (numba's import, then its cached
 machine code), more than a small job takes in all on the numpy path. An engine therefore starts
-a job on the numpy path, timing it, and loads its kernel once :data:`KERNEL_AFTER` seconds of
-splitting have shown the job to be large: a small job never pays for the load, and a large one
+a job on the numpy path, timing it, and loads its kernel once some seconds of splitting
+(:data:`KERNEL_AFTER`) have shown the job to be large: a small job never pays for the load, and a large one
 loses at most that much to the slower path. A kernel this process has loaded already is used
 from the start.
 """
@@ -18,11 +18,13 @@ from ..errors import OptionError
 
 __all__ = ["KERNEL_AFTER", "KernelSwitch", "numba_installed"]
 
-#: Seconds of splitting on the numpy path after which an engine loads its compiled kernel.
-#: Loading costs ~0.5 s where the numpy path is 2-5x slower than the compiled one: a job that
-#: outgrows this loses at most ~0.2 s to it, and smaller jobs (a few thousand regions) never
-#: pay for the load.
-KERNEL_AFTER = 0.2
+#: Seconds of splitting on the numpy path after which each engine loads its compiled kernel.
+#: Loading costs ~0.5 s in a fresh process. The vertex engine's numpy path is ~5x slower than
+#: its kernel: the load repays itself once ~0.6 s of numpy work remain, so the switch comes
+#: early, and smaller jobs (a few thousand regions in 3-6 dimensions) never pay for it. The
+#: planar engine's is ~1.5x slower (its matrix products stay in numpy): the load repays itself
+#: only after ~1.5 s more, so jobs under ~100k regions stay on numpy.
+KERNEL_AFTER = {"vertex": 0.2, "planar": 1.0}
 
 
 def numba_installed() -> bool:
@@ -35,6 +37,8 @@ class KernelSwitch:
 
     Parameters
     ----------
+    engine : str
+        The engine's name (its :data:`KERNEL_AFTER`).
     module : str
         The kernel's module (imported by ``load``).
     load : callable
@@ -42,14 +46,15 @@ class KernelSwitch:
     compiled : bool or None
         The engine option: False never loads it, True loads it now (an OptionError naming
         ``what`` when numba is missing), None loads it now when ``lazy`` is False, else after
-        :data:`KERNEL_AFTER` seconds of numpy splitting (at once when the module is loaded).
+        the engine's :data:`KERNEL_AFTER` seconds of numpy splitting (at once when the module
+        is loaded already).
     lazy : bool
         Whether the engine may change path midway (its output does not depend on the path).
     what : str
         What needs numba, for the error message.
     """
 
-    def __init__(self, module: str, load, compiled, lazy: bool, what: str):
+    def __init__(self, engine: str, module: str, load, compiled, lazy: bool, what: str):
         self._load = load
         self._what = what
         self.kernel = None
@@ -57,7 +62,7 @@ class KernelSwitch:
         if compiled is False:
             return
         if compiled is None and lazy and module not in sys.modules:
-            self._left = KERNEL_AFTER if numba_installed() else None
+            self._left = KERNEL_AFTER[engine] if numba_installed() else None
             return
         self.kernel = self._get(required=compiled is True)
 

@@ -122,7 +122,7 @@ class PlanarEngine:
         self.budget = Budget()          # the driver's, checked round by round
         # the compiled rounds give the numpy path's pieces to the bit: a run may change path
         # midway whatever it outputs
-        self._switch = KernelSwitch(f"{__package__}.planar_kernel", _load_kernel,
+        self._switch = KernelSwitch("planar", f"{__package__}.planar_kernel", _load_kernel,
                                     setup.options.compiled, lazy=True,
                                     what="the planar engine's compiled rounds")
 
@@ -182,19 +182,23 @@ class PlanarEngine:
         # A unit whose line misses the disc around the Chebyshev centre that holds every vertex
         # is on one side of the whole cell; only the others are evaluated at the vertices.
         polys = cells.polys
-        at_center = PAx * cells.center[:, :1] + PAy * cells.center[:, 1:] + PB
-        reach = _circumradius(polys, cells.center) + 2 * eps
-        near = ~constant & (np.abs(at_center) <= reach[:, None] * norm)
-        code[~constant & ~near & (at_center > 0)] = 1
-        crossing = np.zeros((n, K), dtype=bool)
-        nc, nu = np.nonzero(near)
-        if nc.size:
-            # signed distances: the pulled-back lines with unit normals
-            nrm = norm[nc, nu]
-            smax, smin = _pair_extremes(polys, nc, PAx[nc, nu] / nrm, PAy[nc, nu] / nrm,
-                                        PB[nc, nu] / nrm)
-            crossing[nc, nu] = (smax > eps) & (smin < -eps)
-            code[nc, nu] = (~crossing[nc, nu] & (smax > eps)).astype(np.int16)
+        if self.kernel is not None:
+            crossing = self.kernel.classify_units(PA, PB, norm, constant, code, cells.center,
+                                                  polys.xy, polys.start, eps)
+        else:
+            at_center = PAx * cells.center[:, :1] + PAy * cells.center[:, 1:] + PB
+            reach = _circumradius(polys, cells.center) + 2 * eps
+            near = ~constant & (np.abs(at_center) <= reach[:, None] * norm)
+            code[~constant & ~near & (at_center > 0)] = 1
+            crossing = np.zeros((n, K), dtype=bool)
+            nc, nu = np.nonzero(near)
+            if nc.size:
+                # signed distances: the pulled-back lines with unit normals
+                nrm = norm[nc, nu]
+                smax, smin = _pair_extremes(polys, nc, PAx[nc, nu] / nrm, PAy[nc, nu] / nrm,
+                                            PB[nc, nu] / nrm)
+                crossing[nc, nu] = (smax > eps) & (smin < -eps)
+                code[nc, nu] = (~crossing[nc, nu] & (smax > eps)).astype(np.int16)
         cc, cu = np.nonzero(crossing)           # the rounds' pairs, in the same order
         nrm = norm[cc, cu]
         Gx, Gy, g = PAx[cc, cu] / nrm, PAy[cc, cu] / nrm, PB[cc, cu] / nrm
@@ -211,8 +215,8 @@ class PlanarEngine:
             return (screen(pair, point) > 0).astype(np.int16)
 
         if self.kernel is not None:
-            pieces, pcell, code_p = self._compiled_rounds(cells, crossing, code, label,
-                                                          Gx, Gy, g)
+            pieces, pcell, code_p = self._compiled_rounds(crossing, code, cells.polys, Gx, Gy,
+                                                          g)
         else:
             pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, label, screen)
         factor = layer.switch_factors
@@ -318,37 +322,37 @@ class PlanarEngine:
         pieces, pcell = pool.final()
         return pieces, pcell, self._labelled(pieces, pcell, counts, first, pair_unit, code, label)
 
-    def _compiled_rounds(self, cells: PlanarCells, crossing, code, label, Gx, Gy, g):
+    def _compiled_rounds(self, crossing, code, polys: Polygons, Gx, Gy, g):
         """What :meth:`_rounds` does for lines, cell by cell in compiled code
-        (:mod:`powercells.enumerate.planar_kernel`): the same pieces, to the bit, in another
-        order (the tree's order is restored by :meth:`_finish`)."""
+        (:mod:`powercells.enumerate.planar_kernel`): the same pieces and codes, to the bit, in
+        another order (the tree's order is restored by :meth:`_finish`)."""
         counts = crossing.sum(axis=1)
         cut_cells = np.flatnonzero(counts)
         if cut_cells.size == 0:
             return Polygons.concat([]), np.empty(0, dtype=np.int64), code[:0]
         self.stats["cells_cut"] += len(cut_cells)
+        self.stats["pieces_cut"] += int(counts.sum())
         _, pair_unit = np.nonzero(crossing)
         first = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=first[1:])
-        polys = cells.polys.take(cut_cells)
+        polys = polys.take(cut_cells)
         firsts = first[np.append(cut_cells, len(counts))]
         # in slices of cells, so that a budget stops a long split between two calls
-        parts, cell_of = [], []
+        parts, cell_of, codes = [], [], []
         done = 0
         step = max(1, _KERNEL_PAIRS // max(1, int(counts.max())))
         for lo in range(0, len(cut_cells), step):
             self.budget.poll(len(counts) - len(cut_cells) + done)
             hi = min(lo + step, len(cut_cells))
-            sub = polys.start[lo:hi + 1]
-            xy, start, cell = self.kernel(polys.xy[sub[0]:sub[-1]], sub - sub[0],
-                                          firsts[lo:hi + 1] - firsts[lo], Gx[firsts[lo]:],
-                                          Gy[firsts[lo]:], g[firsts[lo]:], self.tol.empty)
+            sub, f0 = polys.start[lo:hi + 1], firsts[lo]
+            xy, start, cell, code_p = self.kernel.split_polygons(
+                polys.xy[sub[0]:sub[-1]], sub - sub[0], firsts[lo:hi + 1] - f0, Gx[f0:],
+                Gy[f0:], g[f0:], self.tol.empty, code[cut_cells[lo:hi]], pair_unit[f0:])
             parts.append(Polygons(xy, start))
             cell_of.append(cut_cells[lo + cell])
+            codes.append(code_p)
             done += len(cell)
-        self.stats["pieces_cut"] += int(counts.sum())
-        pieces, pcell = Polygons.concat(parts), np.concatenate(cell_of)
-        return pieces, pcell, self._labelled(pieces, pcell, counts, first, pair_unit, code, label)
+        return Polygons.concat(parts), np.concatenate(cell_of), np.concatenate(codes)
 
     @staticmethod
     def _labelled(pieces, pcell, counts, first, pair_unit, code, label):
@@ -407,9 +411,9 @@ class PlanarEngine:
 
 
 def _load_kernel():
-    from .planar_kernel import split_polygons
+    from . import planar_kernel
 
-    return split_polygons
+    return planar_kernel
 
 
 def _circumradius(polys: Polygons, center: np.ndarray) -> np.ndarray:

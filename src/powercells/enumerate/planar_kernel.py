@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["split_polygons"]
+__all__ = ["classify_units", "split_polygons"]
 
 
 @njit(cache=True)
@@ -41,16 +41,20 @@ def _grow1(a, need):
 
 
 @njit(cache=True)
-def split_polygons(xy, start, first, Gx, Gy, g, eps):
+def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit):
     """The final pieces of every polygon ``c`` cut by its lines ``first[c] <= p < first[c + 1]``
-    (unit normals ``(Gx[p], Gy[p])``, offsets ``g[p]``), in that order.
+    (unit normals ``(Gx[p], Gy[p])``, offsets ``g[p]``, of the units ``unit[p]``), in that order.
 
-    Returns ``(xy, start, cell)``: the pieces' vertices in CSR layout and each piece's polygon.
+    Returns ``(xy, start, cell, codes)``: the pieces' vertices in CSR layout, each piece's
+    polygon, and its code: its polygon's row of ``code`` with every cutting unit read at the
+    piece's vertex mean (``Gx x + Gy y + g > 0``), as the numpy path reads it.
     """
     n = len(start) - 1
+    K = code.shape[1]
     out_xy = np.empty((max(16, 2 * len(xy)), 2))
     out_start = np.zeros(max(16, 2 * n + 1), dtype=np.int64)
     out_cell = np.empty(max(16, 2 * n), dtype=np.int64)
+    out_code = np.empty((max(16, 2 * n), K), dtype=code.dtype)
     n_out = 0
     used = 0
     # the stack: pieces' vertices in a scratch buffer, each entry (offset, count, next line)
@@ -100,7 +104,22 @@ def split_polygons(xy, start, first, Gx, Gy, g, eps):
                 used += cnt
                 out_start = _grow1(out_start, n_out + 2)
                 out_cell = _grow1(out_cell, n_out + 1)
+                if n_out + 1 > out_code.shape[0]:
+                    grown = np.empty((2 * out_code.shape[0], K), dtype=code.dtype)
+                    grown[:n_out] = out_code[:n_out]
+                    out_code = grown
                 out_cell[n_out] = c
+                # the vertex mean, summed in vertex order as np.bincount sums it
+                mx = 0.0
+                my = 0.0
+                for i in range(cnt):
+                    mx += buf[off + i, 0]
+                    my += buf[off + i, 1]
+                mx /= cnt
+                my /= cnt
+                out_code[n_out] = code[c]
+                for p in range(first[c], last):
+                    out_code[n_out, unit[p]] = 1 if Gx[p] * mx + Gy[p] * my + g[p] > 0 else 0
                 n_out += 1
                 out_start[n_out] = used
                 continue
@@ -143,4 +162,40 @@ def split_polygons(xy, start, first, Gx, Gy, g, eps):
             s_off[depth], s_cnt[depth], s_t[depth] = off, n_neg, t + 1
             s_off[depth + 1], s_cnt[depth + 1], s_t[depth + 1] = off + n_neg, n_pos, t + 1
             depth += 2
-    return out_xy[:used].copy(), out_start[:n_out + 1].copy(), out_cell[:n_out].copy()
+    return (out_xy[:used].copy(), out_start[:n_out + 1].copy(), out_cell[:n_out].copy(),
+            out_code[:n_out].copy())
+
+
+@njit(cache=True)
+def classify_units(PA, PB, norm, constant, code, center, xy, start, eps):
+    """Every unit on every polygon: ``code[c, u]`` (1 where the unit is positive on the whole
+    polygon; constant units keep the code given) and whether it crosses the polygon (a vertex
+    strictly on each side). As the numpy path decides: a line that misses the disc around the
+    polygon's centre holding every vertex (``reach + 2 eps``) takes its sign at the centre; any
+    other is evaluated at the vertices with the unit normal ``PA / norm``."""
+    n, K = PB.shape
+    crossing = np.zeros((n, K), dtype=np.bool_)
+    for c in range(n):
+        cx, cy = center[c, 0], center[c, 1]
+        reach = 0.0
+        for i in range(start[c], start[c + 1]):
+            reach = max(reach, np.hypot(xy[i, 0] - cx, xy[i, 1] - cy))
+        reach += 2 * eps
+        for u in range(K):
+            if constant[c, u]:
+                continue
+            ax, ay, b, nrm = PA[c, u, 0], PA[c, u, 1], PB[c, u], norm[c, u]
+            at = ax * cx + ay * cy + b
+            if not abs(at) <= reach * nrm:
+                code[c, u] = 1 if at > 0 else 0
+                continue
+            gx, gy, g0 = ax / nrm, ay / nrm, b / nrm
+            hi = -np.inf
+            lo = np.inf
+            for i in range(start[c], start[c + 1]):
+                v = gx * xy[i, 0] + gy * xy[i, 1] + g0
+                hi = max(hi, v)
+                lo = min(lo, v)
+            crossing[c, u] = hi > eps and lo < -eps
+            code[c, u] = 1 if (hi > eps and not lo < -eps) else 0
+    return crossing

@@ -150,8 +150,8 @@ class VertexEngine:
         self.exact_balls = setup.exact_balls
         # the interior points of a count differ in the last bits between the paths: only a
         # run that outputs none may change path midway
-        self._switch = KernelSwitch(f"{__package__}.kernel", _load_kernel, options.compiled,
-                                    lazy=not setup.outputs_points,
+        self._switch = KernelSwitch("vertex", f"{__package__}.kernel", _load_kernel,
+                                    options.compiled, lazy=not setup.outputs_points,
                                     what="the vertex engine's compiled splitter")
         self.threads = options.resolved_threads
         self.final_layer = setup.final_layer
