@@ -11,9 +11,10 @@ on them too: its starting hypercube alone has 2^d vertices and d 2^(d-1) edges).
 
 - **powercells**: ``pc.count_regions(network, pc.Box(-1, 1, dim=d))`` with the default engine
   (``auto``; the engine it chose is printed), in this process, after one warm-up call (cut off
-  by ``--warmup-limit`` seconds: it loads the compiled splitter), median of ``--runs``; once per
+  by ``--warmup-limit`` seconds: it loads the compiled kernels), median of ``--runs``; once per
   thread count in ``--threads`` (engine option ``threads`` and ``numba.set_num_threads``; BLAS on
-  one thread, see common.py).
+  one thread, see common.py). One thread runs with ``executor="serial"`` (this process only);
+  more with the default executor, which may start worker processes for long jobs.
 - **edge subdivision** (Berzins, ICML 2023; float32, PyTorch on one thread; its own environment,
   ``peers/edge_subdivision_runner.py``) when ``--edge-python`` names its interpreter.
 - **nnenum** (Bak et al., CAV 2020; exact star enumeration with GLPK in one process; its own
@@ -167,11 +168,16 @@ def main(argv=None):
             row = {"net": name, "d": d, "widths": widths}
 
             def count(t, network=network, box=box, **kw):
-                return pc.count_regions(network, box, engine_options={"threads": t}, **kw)
+                # one thread: this process alone (the default executor starts worker
+                # processes for long jobs); more: the default executor, as users run it
+                return pc.count_regions(network, box, executor="serial" if t == 1 else None,
+                                        engine_options={"threads": t, **kw.pop("options", {})},
+                                        **kw)
 
             _set_numba_threads(threads[0])
             t0 = time.perf_counter()
-            count(threads[0], time_limit=args.warmup_limit)             # warm-up
+            # warm-up, with the compiled kernels loaded (a job loads them only when large)
+            count(threads[0], time_limit=args.warmup_limit, options={"compiled": True})
             row["warmup_seconds"] = time.perf_counter() - t0
             for t in threads:
                 _set_numba_threads(t)

@@ -1,6 +1,6 @@
 """The planar engine against regioncam on the same 2-D networks, in one run.
 
-    python benchmarks/bench_planar.py [--runs 3] [--nets w64,w128,w256,w512,slice]
+    python benchmarks/bench_planar.py [--runs 3] [--nets w64,w128,w256,w512,slice] [--warm]
         [--regioncam-python benchmarks/.venv-regioncam/bin/python] [--mem-limit-gb 16]
         [--json OUT]
 
@@ -11,6 +11,10 @@ plane folded into the first layer).
 
 Every measurement runs in a fresh process so that its peak resident memory (maxrss) is its own;
 times cover the enumeration only; each tool runs ``--runs`` times and the median is reported.
+Both tools run in one thread (``OPENBLAS_NUM_THREADS=1``, ``RAYON_NUM_THREADS=1``; powercells
+with ``executor="serial"``). Without ``--warm`` powercells' time is a new process's first count
+(what ``powercells count`` does: compiled code is loaded only for large jobs); with ``--warm`` it
+is a second count after one with the compiled kernel loaded (what an API user's later calls do).
 regioncam runs under an address-space limit (``--mem-limit-gb``) so that running out of memory
 is reported instead of taking the machine down.
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -32,7 +37,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+# one thread per tool (set before numpy loads, inherited by every child): BLAS for powercells'
+# matrix products, rayon for regioncam's Rust core
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("RAYON_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NETS = {"w64": 64, "w128": 128, "w256": 256, "w512": 512, "slice": None}
@@ -54,17 +64,21 @@ def build(name):
     return network, pc.Box(-1, 1, dim=2), network
 
 
-def child(name):
-    """One powercells count in this process: prints JSON."""
+def child(name, warm=False):
+    """One powercells count in this process (after an untimed one when ``warm``, as an API
+    user's later calls run: compiled kernels loaded): prints JSON."""
     import powercells as pc
 
     network, domain, _ = build(name)
+    if warm:
+        pc.count_regions(network, domain, engine="planar", engine_options={"compiled": True},
+                         executor="serial")
     t0 = time.perf_counter()
-    counts = pc.count_regions(network, domain, engine="planar")
+    counts = pc.count_regions(network, domain, engine="planar", executor="serial")
     seconds = time.perf_counter() - t0
     print(json.dumps({"regions": counts.regions, "per_layer": counts.per_layer,
-                      "slivers": counts.slivers, "seconds": round(seconds, 4),
-                      "maxrss_mb": peak_rss_mb()}), flush=True)
+                      "thin": counts.thin, "undecided": counts.undecided,
+                      "seconds": round(seconds, 4), "maxrss_mb": peak_rss_mb()}), flush=True)
 
 
 def peak_rss_mb():
@@ -162,11 +176,14 @@ def main(argv=None):
     parser.add_argument("--regioncam-python", default=None)
     parser.add_argument("--mem-limit-gb", type=float, default=16.0)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--warm", action="store_true",
+                        help="time a second count in each powercells process (compiled "
+                             "kernels loaded, as an API user's later calls), not the first")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--compare", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child)
+        child(args.child, args.warm)
         return 0
     if args.compare:
         print(json.dumps(compare_codes(*args.compare)), flush=True)
@@ -175,7 +192,8 @@ def main(argv=None):
     rows = []
     for name in args.nets.split(","):
         row = {"net": name}
-        ours = [run_json([sys.executable, __file__, "--child", name]) for _ in range(args.runs)]
+        cmd = [sys.executable, __file__, "--child", name] + (["--warm"] if args.warm else [])
+        ours = [run_json(cmd) for _ in range(args.runs)]
         row["powercells"] = median_of(ours)
         print(f"{name}: powercells {row['powercells']}", flush=True)
         if args.regioncam_python:

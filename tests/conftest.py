@@ -9,6 +9,27 @@ sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels():
+    """Compile (or load from numba's cache) the engines' kernels once, first: jobs load them
+    only when large, and a clean checkout compiles them (~30 s), which no timed test should
+    pay for."""
+    from powercells.enumerate.kernels import numba_installed
+
+    if not numba_installed():
+        return
+    import numpy as np
+
+    import powercells as pc
+
+    net = pc.Network.from_weights([(np.array([[1.0, 2.0, 0.5], [-1.0, 0.5, 1.0]]),
+                                    np.array([0.1, -0.2]))], ["relu"])
+    for d, engine in ((3, "vertex"), (2, "planar")):
+        layer = [(net.layers[0].weight[:, :d], net.layers[0].bias)]
+        pc.count_regions(pc.Network.from_weights(layer, ["relu"]), pc.Box(-1, 1, dim=d),
+                         engine=engine, engine_options={"compiled": True}, executor="serial")
+
+
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="run slow tests")
 

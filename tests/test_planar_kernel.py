@@ -140,3 +140,17 @@ def test_a_budget_stops_the_compiled_rounds():
     part = pc.count_regions(net, pc.Box(-1, 1, dim=2), engine="planar",
                             engine_options={"compiled": True}, max_regions=500)
     assert part.partial and part.regions < full.regions
+
+
+def test_a_time_limit_stops_a_long_kernel_call():
+    # one layer of 3000 lines: the root alone makes ~4.5 million pieces, in one kernel call
+    # (without codes: they are read afterwards in slices); the watchdog stops it
+    import time
+
+    rng = np.random.default_rng(0)
+    net = pc.Network.from_weights([(rng.normal(size=(3000, 2)), 0.5 * rng.normal(size=3000))],
+                                  ["relu"])
+    t0 = time.perf_counter()
+    result = pc.count_regions(net, pc.Box(-1, 1, dim=2), engine="planar",
+                              engine_options={"compiled": True}, time_limit=0.3)
+    assert result.partial and time.perf_counter() - t0 < 0.3 + 2.0

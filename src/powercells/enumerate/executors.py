@@ -128,11 +128,16 @@ def _worker_engine(ctx):
 
 def worker_context(ctx, workers: int = 0):
     """The context a worker runs with: its engine uses its share of this machine's CPUs (one
-    thread each when there are as many workers as CPUs), unless the caller chose."""
+    thread each when there are as many workers as CPUs), unless the caller chose, and loads its
+    compiled kernel as it starts (workers start only for large jobs; see :mod:`.kernels`)."""
+    from .kernels import numba_installed
+
     options = ctx.setup.options
     if options.threads is None:
         share = available_cpus() // workers if workers else 1
         options = dataclasses.replace(options, threads=max(1, share))
+    if options.compiled is None and numba_installed():
+        options = dataclasses.replace(options, compiled=True)
     return dataclasses.replace(ctx, setup=dataclasses.replace(ctx.setup, options=options))
 
 

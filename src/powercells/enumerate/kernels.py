@@ -11,12 +11,15 @@ from the start.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from importlib.util import find_spec
 
 from ..errors import OptionError
+from .budget import WATCH_INTERVAL, Budget
 
-__all__ = ["KERNEL_AFTER", "KernelSwitch", "numba_installed"]
+__all__ = ["KERNEL_AFTER", "KernelSwitch", "numba_installed", "run_watched", "wait_result",
+           "worker_pool"]
 
 #: Seconds of splitting on the numpy path after which each engine loads its compiled kernel.
 #: Loading costs ~0.5 s in a fresh process. The vertex engine's numpy path is ~5x slower than
@@ -37,7 +40,7 @@ class KernelSwitch:
 
     Parameters
     ----------
-    engine : str
+    name : str
         The engine's name (its :data:`KERNEL_AFTER`).
     module : str
         The kernel's module (imported by ``load``).
@@ -54,7 +57,7 @@ class KernelSwitch:
         What needs numba, for the error message.
     """
 
-    def __init__(self, engine: str, module: str, load, compiled, lazy: bool, what: str):
+    def __init__(self, name: str, module: str, load, compiled, lazy: bool, what: str):
         self._load = load
         self._what = what
         self.kernel = None
@@ -62,7 +65,7 @@ class KernelSwitch:
         if compiled is False:
             return
         if compiled is None and lazy and module not in sys.modules:
-            self._left = KERNEL_AFTER[engine] if numba_installed() else None
+            self._left = KERNEL_AFTER[name] if numba_installed() else None
             return
         self.kernel = self._get(required=compiled is True)
 
@@ -89,3 +92,49 @@ class KernelSwitch:
         if self._left <= 0:
             self._left = None
             self.kernel = self._get(required=False)
+
+
+# ---------------------------------------------------------------------- running kernels
+def wait_result(future, budget: Budget):
+    """A kernel call's result, or :class:`BudgetExceeded` as soon as the budget stops it."""
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    while True:
+        try:
+            return future.result(timeout=WATCH_INTERVAL)
+        except FutureTimeout:
+            budget.check_stopped()
+
+
+_POOLS: dict = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def worker_pool(threads: int):
+    """A pool of ``threads`` worker threads kept for the process (idle threads cost nothing;
+    starting a pool per call would cost more than a short kernel call)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = max(int(threads), 1)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(threads)
+        if pool is None:
+            pool = _POOLS[threads] = ThreadPoolExecutor(max_workers=threads,
+                                                        thread_name_prefix="powercells-kernel")
+        return pool
+
+
+def run_watched(call, budget: Budget, counter):
+    """``call()`` (compiled code that polls ``budget.stop`` and counts its finished children
+    in ``counter``, an array) in a worker thread while this thread waits interruptibly and the budget's
+    watchdog runs: a time limit, a region limit or an interrupt stops it within
+    :data:`~powercells.enumerate.budget.WATCH_INTERVAL`, raising :class:`BudgetExceeded`."""
+    with budget.watching(counter):
+        future = worker_pool(1).submit(call)
+        try:
+            out = wait_result(future, budget)
+        except BaseException:
+            budget.stop[0] = 1          # the call sees it and returns; not waited for
+            raise
+    budget.check_stopped()
+    return out

@@ -24,6 +24,8 @@ A cell that no unit cuts keeps its polygon and its ball.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..geometry.polygons import Polygons, polygon_from_halfspaces
@@ -31,7 +33,7 @@ from ..network.layers import Layer
 from .base import Made, Split, SplitSlivers, tree_order
 from .budget import Budget
 from .engines import EngineSetup
-from .kernels import KernelSwitch
+from .kernels import KernelSwitch, run_watched
 from .pullback import pull_back
 from .unit_rules import clip_to_winners, decide_max_units, piece_pairs, values_at
 
@@ -41,8 +43,14 @@ __all__ = ["PlanarCells", "PlanarEngine"]
 #: dominate a batch's memory; about 8 such tables live at once.
 _VALUES_BUDGET = 1 << 22
 
-#: (cell, line) pairs per call of the compiled rounds: a budget is checked between calls.
-_KERNEL_PAIRS = 1 << 16
+#: The compiled rounds (:meth:`PlanarEngine._compiled_rounds`), in bounds on the pieces a call
+#: can make: a call makes at most about this many (a budget is checked between calls) ...
+_KERNEL_CALL_PIECES = 1 << 16
+#: ... the kernel writes the codes of a cell that makes at most this many (~90 lines) ...
+_KERNEL_CODED_PIECES = 1 << 12
+#: ... and a call that can make more runs in a worker thread, where an interrupt or a budget
+#: stops it (:func:`~powercells.enumerate.kernels.run_watched`).
+_KERNEL_INLINE_PIECES = 1 << 14
 
 
 class _Maps:
@@ -216,14 +224,13 @@ class PlanarEngine:
 
         if self.kernel is not None:
             pieces, pcell, code_p = self._compiled_rounds(crossing, code, cells.polys, Gx, Gy,
-                                                          g)
+                                                          g, label)
         else:
             pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, label, screen)
         factor = layer.switch_factors
 
         def child_maps(cell, child_code):
-            f = factor[child_code]
-            return f[:, :, None] * PA[cell], f * PB[cell]
+            return planes.switch_maps(factor, cell, child_code)
 
         return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
 
@@ -322,10 +329,16 @@ class PlanarEngine:
         pieces, pcell = pool.final()
         return pieces, pcell, self._labelled(pieces, pcell, counts, first, pair_unit, code, label)
 
-    def _compiled_rounds(self, crossing, code, polys: Polygons, Gx, Gy, g):
+    def _compiled_rounds(self, crossing, code, polys: Polygons, Gx, Gy, g, label):
         """What :meth:`_rounds` does for lines, cell by cell in compiled code
         (:mod:`powercells.enumerate.planar_kernel`): the same pieces and codes, to the bit, in
-        another order (the tree's order is restored by :meth:`_finish`)."""
+        another order (the tree's order is restored by :meth:`_finish`).
+
+        A cell cut by ``m`` lines makes at most ``1 + m (m + 1) / 2`` pieces. Cells are sent in
+        calls of a bounded number of pieces; the kernel writes the codes of cells with few
+        pieces, and those of cells cut by many lines (a wide first layer's root) are read
+        afterwards in bounded slices (:meth:`_labelled`), so that a call's memory stays that of
+        its polygons. Calls that may take long run where a budget or an interrupt stops them."""
         counts = crossing.sum(axis=1)
         cut_cells = np.flatnonzero(counts)
         if cut_cells.size == 0:
@@ -337,21 +350,42 @@ class PlanarEngine:
         np.cumsum(counts, out=first[1:])
         polys = polys.take(cut_cells)
         firsts = first[np.append(cut_cells, len(counts))]
-        # in slices of cells, so that a budget stops a long split between two calls
-        parts, cell_of, codes = [], [], []
+        m = counts[cut_cells]
+        bound = 1 + m * (m + 1) // 2
+        coded = bound <= _KERNEL_CODED_PIECES
+        # calls: runs of coded cells up to _KERNEL_CALL_PIECES pieces each; other cells alone
+        cum = np.cumsum(np.where(coded, bound, _KERNEL_CALL_PIECES))
+        call_of = (cum - 1) // _KERNEL_CALL_PIECES
+        call_of += np.cumsum(np.r_[False, coded[1:] != coded[:-1]])     # never mix the two
+        edges = np.flatnonzero(np.r_[True, call_of[1:] != call_of[:-1], True])
+        parts, cell_of, codes, unlabelled = [], [], [], []
         done = 0
-        step = max(1, _KERNEL_PAIRS // max(1, int(counts.max())))
-        for lo in range(0, len(cut_cells), step):
+        for lo, hi in zip(edges[:-1], edges[1:]):
             self.budget.poll(len(counts) - len(cut_cells) + done)
-            hi = min(lo + step, len(cut_cells))
             sub, f0 = polys.start[lo:hi + 1], firsts[lo]
-            xy, start, cell, code_p = self.kernel.split_polygons(
-                polys.xy[sub[0]:sub[-1]], sub - sub[0], firsts[lo:hi + 1] - f0, Gx[f0:],
-                Gy[f0:], g[f0:], self.tol.empty, code[cut_cells[lo:hi]], pair_unit[f0:])
-            parts.append(Polygons(xy, start))
-            cell_of.append(cut_cells[lo + cell])
-            codes.append(code_p)
+            progress = np.zeros(1, dtype=np.int64)
+            with_codes = bool(coded[lo])
+            call = functools.partial(
+                self.kernel.split_polygons, polys.xy[sub[0]:sub[-1]], sub - sub[0],
+                firsts[lo:hi + 1] - f0, Gx[f0:], Gy[f0:], g[f0:], self.tol.empty,
+                code[cut_cells[lo:hi]], pair_unit[f0:], with_codes, self.budget.stop,
+                progress)
+            if self.budget.limited or int(bound[lo:hi].sum()) > _KERNEL_INLINE_PIECES:
+                xy, start, cell, code_p = run_watched(call, self.budget, progress)
+            else:
+                xy, start, cell, code_p = call()
+            pieces, pcell = Polygons(xy, start), cut_cells[lo + cell]
+            if with_codes:
+                parts.append(pieces)
+                cell_of.append(pcell)
+                codes.append(code_p)
+            else:
+                unlabelled.append((pieces, pcell))
             done += len(cell)
+        for pieces, pcell in unlabelled:
+            parts.append(pieces)
+            cell_of.append(pcell)
+            codes.append(self._labelled(pieces, pcell, counts, first, pair_unit, code, label))
         return Polygons.concat(parts), np.concatenate(cell_of), np.concatenate(codes)
 
     @staticmethod

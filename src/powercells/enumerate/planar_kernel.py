@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .kernel_flags import read_flag
+
 __all__ = ["classify_units", "split_polygons"]
 
 
@@ -40,21 +42,26 @@ def _grow1(a, need):
     return out
 
 
-@njit(cache=True)
-def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit):
+@njit(cache=True, nogil=True)
+def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit, with_codes, stop, progress):
     """The final pieces of every polygon ``c`` cut by its lines ``first[c] <= p < first[c + 1]``
     (unit normals ``(Gx[p], Gy[p])``, offsets ``g[p]``, of the units ``unit[p]``), in that order.
 
     Returns ``(xy, start, cell, codes)``: the pieces' vertices in CSR layout, each piece's
-    polygon, and its code: its polygon's row of ``code`` with every cutting unit read at the
-    piece's vertex mean (``Gx x + Gy y + g > 0``), as the numpy path reads it.
+    polygon, and (``with_codes``; else no rows) its code: its polygon's row of ``code`` with
+    every cutting unit read at the piece's vertex mean (``Gx x + Gy y + g > 0``), as the numpy
+    path reads it.
+
+    Releases the GIL; returns early (the caller discards the result) once ``stop[0]`` is set
+    (by a budget's watchdog, :func:`~powercells.enumerate.kernels.run_watched`), counting its
+    finished pieces in ``progress[0]``.
     """
     n = len(start) - 1
     K = code.shape[1]
     out_xy = np.empty((max(16, 2 * len(xy)), 2))
     out_start = np.zeros(max(16, 2 * n + 1), dtype=np.int64)
     out_cell = np.empty(max(16, 2 * n), dtype=np.int64)
-    out_code = np.empty((max(16, 2 * n), K), dtype=code.dtype)
+    out_code = np.empty((max(16, 2 * n) if with_codes else 0, K), dtype=code.dtype)
     n_out = 0
     used = 0
     # the stack: pieces' vertices in a scratch buffer, each entry (offset, count, next line)
@@ -72,6 +79,8 @@ def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit):
         end = m                         # the buffer's used length (a stack of vertex runs)
         depth = 1
         while depth > 0:
+            if read_flag(stop) != 0:
+                break
             depth -= 1
             off, cnt, t = s_off[depth], s_cnt[depth], s_t[depth]
             end = off + cnt
@@ -104,24 +113,27 @@ def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit):
                 used += cnt
                 out_start = _grow1(out_start, n_out + 2)
                 out_cell = _grow1(out_cell, n_out + 1)
-                if n_out + 1 > out_code.shape[0]:
-                    grown = np.empty((2 * out_code.shape[0], K), dtype=code.dtype)
-                    grown[:n_out] = out_code[:n_out]
-                    out_code = grown
                 out_cell[n_out] = c
-                # the vertex mean, summed in vertex order as np.bincount sums it
-                mx = 0.0
-                my = 0.0
-                for i in range(cnt):
-                    mx += buf[off + i, 0]
-                    my += buf[off + i, 1]
-                mx /= cnt
-                my /= cnt
-                out_code[n_out] = code[c]
-                for p in range(first[c], last):
-                    out_code[n_out, unit[p]] = 1 if Gx[p] * mx + Gy[p] * my + g[p] > 0 else 0
+                if with_codes:
+                    if n_out + 1 > out_code.shape[0]:
+                        grown = np.empty((2 * out_code.shape[0], K), dtype=code.dtype)
+                        grown[:n_out] = out_code[:n_out]
+                        out_code = grown
+                    # the vertex mean, summed in vertex order as np.bincount sums it
+                    mx = 0.0
+                    my = 0.0
+                    for i in range(cnt):
+                        mx += buf[off + i, 0]
+                        my += buf[off + i, 1]
+                    mx /= cnt
+                    my /= cnt
+                    out_code[n_out] = code[c]
+                    for p in range(first[c], last):
+                        out_code[n_out, unit[p]] = (1 if Gx[p] * mx + Gy[p] * my + g[p] > 0
+                                                    else 0)
                 n_out += 1
                 out_start[n_out] = used
+                progress[0] += 1
                 continue
             # both pieces after the run: the - side then the + side; the + side is cut
             # first (it is pushed last), as any order gives the same pieces
@@ -162,8 +174,10 @@ def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit):
             s_off[depth], s_cnt[depth], s_t[depth] = off, n_neg, t + 1
             s_off[depth + 1], s_cnt[depth + 1], s_t[depth + 1] = off + n_neg, n_pos, t + 1
             depth += 2
+        if read_flag(stop) != 0:
+            break
     return (out_xy[:used].copy(), out_start[:n_out + 1].copy(), out_cell[:n_out].copy(),
-            out_code[:n_out].copy())
+            out_code[:n_out if with_codes else 0].copy())
 
 
 @njit(cache=True)

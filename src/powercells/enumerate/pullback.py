@@ -62,6 +62,17 @@ class Hyperplanes(NamedTuple):
         ``(n, K)`` int16."""
         return self.above.astype(np.int16)
 
+    def switch_maps(self, factor: np.ndarray, cell: np.ndarray,
+                    code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A ReLU-type layer's output maps ``(A (m, K, k), B (m, K))`` on children of the cells
+        ``cell`` with codes ``code``: every unit's pulled-back map times its factor for the
+        code (``factor[code]``, :attr:`Layer.switch_factors`). ``A`` is a view of a contiguous
+        ``(m, k, K)`` array, the layout the next pull-back's matrix product reads, so that it
+        makes no copy."""
+        f = factor[code]
+        per_input = self.grad.transpose(0, 2, 1)                # (n, k, K)
+        return (f[:, None, :] * per_input[cell]).transpose(0, 2, 1), f * self.offset[cell]
+
     def unit_normals(self) -> tuple[np.ndarray, np.ndarray]:
         """``(G, g)``: the hyperplanes scaled to unit normals (``G @ t + g`` is a signed
         distance); zero normals and offsets on constant items."""

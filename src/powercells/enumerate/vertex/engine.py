@@ -38,16 +38,15 @@ proves large (:mod:`powercells.enumerate.kernels`).
 from __future__ import annotations
 
 import itertools
-import threading
 
 import numpy as np
 
 from ...lp import get_backend
 from ...network.layers import Layer
 from ..base import Made, Split, SplitSlivers, tree_order
-from ..budget import WATCH_INTERVAL, Budget
+from ..budget import Budget
 from ..engines import EngineSetup
-from ..kernels import KernelSwitch
+from ..kernels import KernelSwitch, wait_result, worker_pool
 from ..pullback import pull_back
 from ..unit_rules import clip_to_winners, decide_max_units, piece_pairs
 from .arrays import Candidates, Pieces, PolytopeArrays
@@ -228,7 +227,6 @@ class VertexEngine:
     def _split_switch(self, cells: VertexCells, layer: Layer) -> Split:
         n, K = len(cells), layer.out_dim
         planes = pull_back(layer, *cells.maps, self.tol.zero)
-        PA, PB = planes.grad, planes.offset        # (n, K, k), (n, K)
         # constant units (SPEC §3.4) are decided exactly by the pull-back's rule
         constant, code = planes.constant, planes.switch_codes()
         self.stats["units_constant"] += int(constant.sum())
@@ -266,8 +264,7 @@ class VertexEngine:
         factor = layer.switch_factors
 
         def child_maps(cell, child_code):
-            f = factor[child_code]
-            return f[:, :, None] * PA[cell], f * PB[cell]
+            return planes.switch_maps(factor, cell, child_code)
 
         return self._finish(cells, cut, code, pieces, pcell, code_p, child_maps)
 
@@ -696,11 +693,11 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
         ranges = list(itertools.pairwise(bounds))
     # in worker threads even for one range: this thread waits interruptibly, and an interrupt
     # or the budget's watchdog sets ``stop``, which every kernel call polls
-    pool = _worker_pool(threads)
+    pool = worker_pool(threads)
     with budget.watching(progress):
         futures = [pool.submit(call, int(lo), int(hi), i) for i, (lo, hi) in enumerate(ranges)]
         try:
-            outs = [_result(f, budget) for f in futures]
+            outs = [wait_result(f, budget) for f in futures]
         except BaseException:
             # the calls still running see ``stop`` and return; their results (and the time
             # they take to free their pieces) are not waited for
@@ -715,35 +712,6 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
                               geom.slot, geom.cstart)
     return Pieces(*(np.concatenate([o[i] for o in outs]) for i in range(4)),
                   sum(o.fragile for o in outs), geom)
-
-
-def _result(future, budget: Budget):
-    """A kernel call's result, or :class:`BudgetExceeded` as soon as the budget stops it."""
-    from concurrent.futures import TimeoutError as FutureTimeout
-
-    while True:
-        try:
-            return future.result(timeout=WATCH_INTERVAL)
-        except FutureTimeout:
-            budget.check_stopped()
-
-
-_POOLS: dict = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _worker_pool(threads: int):
-    """A pool of ``threads`` worker threads kept for the process (idle threads cost nothing;
-    starting a pool per call would cost more than a short kernel call)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    threads = max(int(threads), 1)
-    with _POOLS_LOCK:
-        pool = _POOLS.get(threads)
-        if pool is None:
-            pool = _POOLS[threads] = ThreadPoolExecutor(max_workers=threads,
-                                                        thread_name_prefix="powercells-kernel")
-        return pool
 
 
 def _within(lengths):

@@ -39,6 +39,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 from numba.typed import List
 
+from ..kernel_flags import read_flag
 from .arrays import Candidates, Pieces, PolytopeArrays
 
 _ONE = np.uint64(1)
@@ -70,20 +71,6 @@ def _lowest_bit(typingctx, x):
         return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 1)])
 
     return types.int64(x), codegen
-
-
-@intrinsic
-def _flag(typingctx, flags):
-    """``flags[0]``, read from memory at every call (an atomic load): another thread sets it
-    while the kernel runs, and a plain load could be hoisted out of the loops."""
-    if not (isinstance(flags, types.Array) and flags.dtype == types.uint8):
-        return None
-
-    def codegen(context, builder, signature, args):
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        return builder.load_atomic(array.data, "monotonic", 1)
-
-    return types.uint8(flags), codegen
 
 
 @njit(cache=True)
@@ -791,7 +778,7 @@ def _split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, bas
     table = np.zeros(0, dtype=np.uint64)
     used = np.empty(0, dtype=np.int64)
     for c in range(lo, hi):
-        if _flag(stop) != 0:
+        if read_flag(stop) != 0:
             break
         T = first[c + 1] - first[c]
         if T == 0:
@@ -812,7 +799,7 @@ def _split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, bas
         stack = List()
         stack.append(entry)
         while len(stack):
-            if _flag(stop) != 0:
+            if read_flag(stop) != 0:
                 break
             entry = stack.pop()
             PX, Pinc, PE, PN, Ph, Pslot, t, sides, center, _, _, radius = entry
@@ -839,7 +826,7 @@ def _split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, bas
             # the lexicographic order of their sides, the tree's order
             stack.append(plus)
             stack.append(minus)
-    if _flag(stop) != 0:
+    if read_flag(stop) != 0:
         # stopped early: the caller discards the result, so nothing is assembled
         p_cell = List.empty_list(np.int64)
     cell, sides, center, radius, geom = _assemble(d, words, p_cell, p_sides, p_center,
