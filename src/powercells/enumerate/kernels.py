@@ -10,6 +10,7 @@ from the start.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -30,6 +31,7 @@ __all__ = ["KERNEL_AFTER", "KernelSwitch", "numba_installed", "run_watched", "wa
 KERNEL_AFTER = {"vertex": 0.2, "planar": 1.0}
 
 
+@functools.cache
 def numba_installed() -> bool:
     """Whether numba can be imported (without importing it)."""
     return find_spec("numba") is not None
