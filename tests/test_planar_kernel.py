@@ -4,7 +4,7 @@ stopped by budgets."""
 
 import numpy as np
 import pytest
-from environment import engine_defaults
+from environment import both_paths, engine_defaults
 from hypothesis import HealthCheck, given, settings
 from networks import maxout_network, near_coincident_network, random_network
 from strategies import integer_networks
@@ -14,14 +14,6 @@ import powercells as pc
 numba = pytest.importorskip("numba")
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def both_paths(fn):
-    with engine_defaults(compiled=True):
-        compiled = fn()
-    with engine_defaults(compiled=False):
-        plain = fn()
-    return compiled, plain
 
 
 def assert_identical_trees(a, b):

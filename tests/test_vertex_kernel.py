@@ -5,7 +5,7 @@ have kept."""
 
 import numpy as np
 import pytest
-from environment import engine_defaults
+from environment import both_paths, engine_defaults
 from hypothesis import HealthCheck, given, settings
 from networks import maxout_network, random_network
 from strategies import integer_networks
@@ -21,15 +21,6 @@ numba = pytest.importorskip("numba")
 from powercells.enumerate.vertex.kernel import split_cells
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def both_paths(fn):
-    """``fn()`` on the compiled path and on the numpy path."""
-    with engine_defaults(compiled=True):
-        compiled = fn()
-    with engine_defaults(compiled=False):
-        plain = fn()
-    return compiled, plain
 
 
 def assert_same_trees(a, b, centers=True):

@@ -33,17 +33,11 @@ import sys
 import time
 
 import numpy as np
+from relu_npz import load_relu_layers
 
 
 def load(path):
-    data = np.load(path, allow_pickle=False)
-    n = len([k for k in data.files if k.startswith("W")])
-    if "activations" in data.files:
-        acts = [str(a) for a in data["activations"]]
-        if any(a != "relu" for a in acts):
-            sys.exit(f"edge subdivision runner: every layer must be relu, got {acts}")
-    return [(np.asarray(data[f"W{i}"], dtype=np.float32),
-             np.asarray(data[f"b{i}"], dtype=np.float32).reshape(-1)) for i in range(n)]
+    return load_relu_layers(path, np.float32, "edge subdivision runner")
 
 
 def count_regions(vs, edges, v_sv, seed=12345):

@@ -30,17 +30,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np
+from relu_npz import load_relu_layers
 
 
 def load(path):
-    data = np.load(path, allow_pickle=False)
-    n = len([k for k in data.files if k.startswith("W")])
-    if "activations" in data.files:
-        acts = [str(a) for a in data["activations"]]
-        if any(a != "relu" for a in acts):
-            sys.exit(f"nnenum runner: every layer must be relu, got {acts}")
-    return [(np.asarray(data[f"W{i}"], dtype=np.float64),
-             np.asarray(data[f"b{i}"], dtype=np.float64).reshape(-1)) for i in range(n)]
+    return load_relu_layers(path, np.float64, "nnenum runner")
 
 
 def main():

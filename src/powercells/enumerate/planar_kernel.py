@@ -43,6 +43,26 @@ def _grow1(a, need):
 
 
 @njit(cache=True, nogil=True)
+def _append_side(buf, off, cnt, s, sg, side, k):
+    """Write at ``buf[k:]`` the piece on ``side`` (-1 or +1) of the polygon ``buf[off:off +
+    cnt]``: its vertices not strictly on the other side, each crossing edge's point after the
+    vertex the edge starts from (as :meth:`Polygons.split`); returns the end."""
+    for i in range(cnt):
+        j = i + 1 if i + 1 < cnt else 0
+        if sg[i] * side >= 0:
+            buf[k, 0] = buf[off + i, 0]
+            buf[k, 1] = buf[off + i, 1]
+            k += 1
+        if sg[i] * sg[j] == -1:
+            f = s[i] / (s[i] - s[j])
+            x0, y0 = buf[off + i, 0], buf[off + i, 1]
+            buf[k, 0] = x0 + f * (buf[off + j, 0] - x0)
+            buf[k, 1] = y0 + f * (buf[off + j, 1] - y0)
+            k += 1
+    return k
+
+
+@njit(cache=True, nogil=True)
 def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit, with_codes, stop, progress):
     """The final pieces of every polygon ``c`` cut by its lines ``first[c] <= p < first[c + 1]``
     (unit normals ``(Gx[p], Gy[p])``, offsets ``g[p]``, of the units ``unit[p]``), in that order.
@@ -138,32 +158,8 @@ def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit, with_codes, sto
             # both pieces after the run: the - side then the + side; the + side is cut
             # first (it is pushed last), as any order gives the same pieces
             buf = _grow2(buf, end + 4 * cnt)
-            k_neg = end
-            for i in range(cnt):
-                j = i + 1 if i + 1 < cnt else 0
-                if sg[i] <= 0:
-                    buf[k_neg, 0] = buf[off + i, 0]
-                    buf[k_neg, 1] = buf[off + i, 1]
-                    k_neg += 1
-                if sg[i] * sg[j] == -1:
-                    f = s[i] / (s[i] - s[j])
-                    x0, y0 = buf[off + i, 0], buf[off + i, 1]
-                    buf[k_neg, 0] = x0 + f * (buf[off + j, 0] - x0)
-                    buf[k_neg, 1] = y0 + f * (buf[off + j, 1] - y0)
-                    k_neg += 1
-            k_pos = k_neg
-            for i in range(cnt):
-                j = i + 1 if i + 1 < cnt else 0
-                if sg[i] >= 0:
-                    buf[k_pos, 0] = buf[off + i, 0]
-                    buf[k_pos, 1] = buf[off + i, 1]
-                    k_pos += 1
-                if sg[i] * sg[j] == -1:
-                    f = s[i] / (s[i] - s[j])
-                    x0, y0 = buf[off + i, 0], buf[off + i, 1]
-                    buf[k_pos, 0] = x0 + f * (buf[off + j, 0] - x0)
-                    buf[k_pos, 1] = y0 + f * (buf[off + j, 1] - y0)
-                    k_pos += 1
+            k_neg = _append_side(buf, off, cnt, s, sg, -1, end)
+            k_pos = _append_side(buf, off, cnt, s, sg, 1, k_neg)
             # the parent's run is dead: move both pieces down over it
             n_neg, n_pos = k_neg - end, k_pos - k_neg
             buf[off:off + n_neg + n_pos] = buf[end:k_pos].copy()
