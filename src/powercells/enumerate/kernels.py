@@ -3,9 +3,9 @@
 Loading a kernel costs about half a second in a fresh process (numba's import, then its cached
 machine code), more than a small job takes in all on the numpy path. An engine therefore starts
 a job on the numpy path, timing it, and loads its kernel once some seconds of splitting
-(:data:`KERNEL_AFTER`) have shown the job to be large: a small job never pays for the load, and a large one
-loses at most that much to the slower path. A kernel this process has loaded already is used
-from the start.
+(:data:`KERNEL_AFTER`) have shown the job to be large: a small job never pays for the load, and
+a large one loses at most that much to the slower path. A kernel this process has loaded
+already is used from the start.
 """
 
 from __future__ import annotations
