@@ -128,8 +128,8 @@ def worker_pool(threads: int):
 
 def run_watched(call, budget: Budget, counter):
     """``call()`` (compiled code that polls ``budget.stop`` and counts its finished children
-    in ``counter``, an array) in a worker thread while this thread waits interruptibly and the budget's
-    watchdog runs: a time limit, a region limit or an interrupt stops it within
+    in ``counter``, an array) in a worker thread while this thread waits interruptibly and the
+    budget's watchdog runs: a time limit, a region limit or an interrupt stops it within
     :data:`~powercells.enumerate.budget.WATCH_INTERVAL`, raising :class:`BudgetExceeded`."""
     with budget.watching(counter):
         future = worker_pool(1).submit(call)
