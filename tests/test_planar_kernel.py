@@ -4,7 +4,7 @@ stopped by budgets."""
 
 import numpy as np
 import pytest
-from environment import both_paths, engine_defaults
+from environment import both_paths, counted_kernel_loads, engine_defaults
 from hypothesis import HealthCheck, given, settings
 from networks import maxout_network, near_coincident_network, random_network
 from strategies import integer_networks
@@ -78,23 +78,15 @@ def test_max_layers_keep_the_numpy_path_with_the_kernel_loaded():
 
 
 def test_the_planar_kernel_is_loaded_once_a_job_proves_large(monkeypatch):
-    import sys
-
     import powercells.enumerate.kernels as kernels
     import powercells.enumerate.planar_engine as planar_engine
     from powercells.enumerate import planar_kernel
 
-    loads = []
-
-    def counting_loader():
-        loads.append(True)
-        return planar_kernel
-
     net, box = random_network(2, [20, 20, 20], 4, bias=0.2), pc.Box(-1, 1, dim=2)
     with engine_defaults(compiled=False):
         plain = pc.subdivide(net, box, engine="planar")
-    monkeypatch.setattr(planar_engine, "_load_kernel", counting_loader)
-    monkeypatch.delitem(sys.modules, "powercells.enumerate.planar_kernel")
+    loads = counted_kernel_loads(monkeypatch, planar_engine,
+                                 "powercells.enumerate.planar_kernel", planar_kernel)
     monkeypatch.setitem(kernels.KERNEL_AFTER, "planar", 1e9)
     small = pc.subdivide(net, box, engine="planar", executor="serial")
     assert loads == []

@@ -5,7 +5,7 @@ have kept."""
 
 import numpy as np
 import pytest
-from environment import both_paths, engine_defaults
+from environment import both_paths, counted_kernel_loads, engine_defaults
 from hypothesis import HealthCheck, given, settings
 from networks import maxout_network, random_network
 from strategies import integer_networks
@@ -223,23 +223,14 @@ def test_path_switches():
 
 
 def test_a_count_loads_the_compiled_splitter_once_the_job_proves_large(monkeypatch):
-    import sys
-
     import powercells.enumerate.kernels as kernels
     import powercells.enumerate.vertex.engine as vertex_engine
-
-    loads = []
-
-    def counting_loader():
-        loads.append(True)
-        return split_cells
 
     net, box = random_network(4, [9, 8, 6], 3), pc.Box(-1, 1, dim=4)
     with engine_defaults(compiled=False):
         plain = pc.count_regions(net, box, engine="vertex", executor="serial")
-    monkeypatch.setattr(vertex_engine, "_load_kernel", counting_loader)
-    # as in a fresh process (the loader above stands in for the import)
-    monkeypatch.delitem(sys.modules, "powercells.enumerate.vertex.kernel")
+    loads = counted_kernel_loads(monkeypatch, vertex_engine,
+                                 "powercells.enumerate.vertex.kernel", split_cells)
     # a small job: the numpy path throughout, the splitter never loaded
     monkeypatch.setitem(kernels.KERNEL_AFTER, "vertex", 1e9)
     small = pc.count_regions(net, box, engine="vertex", executor="serial")

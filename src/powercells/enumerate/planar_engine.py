@@ -291,14 +291,9 @@ class PlanarEngine:
         cutting line: a region's vertex mean is at distance at least ``(r - (m - 1) eps) / m``
         from it (inradius ``r > tau``, ``m`` vertices), far above rounding.
         """
-        counts = crossing.sum(axis=1)
-        cut_cells = np.flatnonzero(counts)
+        counts, cut_cells, pair_unit, first = self._pairs(crossing)
         if cut_cells.size == 0:
             return Polygons.concat([]), np.empty(0, dtype=np.int64), code[:0]
-        self.stats["cells_cut"] += len(cut_cells)
-        _, pair_unit = np.nonzero(crossing)
-        first = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=first[1:])
         pool = _PiecePool(cells.polys.take(cut_cells), cut_cells)
         eps = self.tol.empty
         uncut = len(counts) - len(cut_cells)
@@ -329,6 +324,17 @@ class PlanarEngine:
         pieces, pcell = pool.final()
         return pieces, pcell, self._labelled(pieces, pcell, counts, first, pair_unit, code, label)
 
+    def _pairs(self, crossing):
+        """The rounds' (cell, unit) pairs: per cell its number of cutting units, the cells
+        with any, every pair's unit (cell by cell, units in order) and each cell's first pair."""
+        counts = crossing.sum(axis=1)
+        cut_cells = np.flatnonzero(counts)
+        self.stats["cells_cut"] += len(cut_cells)
+        _, pair_unit = np.nonzero(crossing)
+        first = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=first[1:])
+        return counts, cut_cells, pair_unit, first
+
     def _compiled_rounds(self, crossing, code, polys: Polygons, Gx, Gy, g, label):
         """What :meth:`_rounds` does for lines, cell by cell in compiled code
         (:mod:`powercells.enumerate.planar_kernel`): the same pieces and codes, to the bit, in
@@ -339,15 +345,10 @@ class PlanarEngine:
         pieces, and those of cells cut by many lines (a wide first layer's root) are read
         afterwards in bounded slices (:meth:`_labelled`), so that a call's memory stays that of
         its polygons. Calls that may take long run where a budget or an interrupt stops them."""
-        counts = crossing.sum(axis=1)
-        cut_cells = np.flatnonzero(counts)
+        counts, cut_cells, pair_unit, first = self._pairs(crossing)
         if cut_cells.size == 0:
             return Polygons.concat([]), np.empty(0, dtype=np.int64), code[:0]
-        self.stats["cells_cut"] += len(cut_cells)
         self.stats["pieces_cut"] += int(counts.sum())
-        _, pair_unit = np.nonzero(crossing)
-        first = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=first[1:])
         polys = polys.take(cut_cells)
         firsts = first[np.append(cut_cells, len(counts))]
         m = counts[cut_cells]

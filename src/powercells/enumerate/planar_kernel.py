@@ -96,14 +96,13 @@ def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit, with_codes, sto
         buf = _grow2(buf, m)
         buf[:m] = xy[start[c]:start[c + 1]]
         s_off[0], s_cnt[0], s_t[0] = 0, m, first[c]
-        end = m                         # the buffer's used length (a stack of vertex runs)
         depth = 1
         while depth > 0:
             if read_flag(stop) != 0:
                 break
             depth -= 1
             off, cnt, t = s_off[depth], s_cnt[depth], s_t[depth]
-            end = off + cnt
+            end = off + cnt             # the popped run is the last one: the buffer's used end
             if cnt > len(s):
                 s = np.empty(2 * cnt)
                 sg = np.empty(2 * cnt, dtype=np.int8)

@@ -72,7 +72,6 @@ _VALUES_BUDGET = 1 << 19
 _FINAL_BATCH_FACTOR = 4
 
 
-
 class VertexCells:
     """A batch of cells of one depth.
 
