@@ -146,11 +146,8 @@ def test_the_oracle_itself():
                          2) == [5]         # the line cuts one quadrant
 
 
-@pytest.mark.parametrize("engine", ["planar", "vertex"])
-@pytest.mark.xfail(strict=True, reason="the planar and vertex engines classify vertices with the "
-                   "empty tolerance (1e-3 tau): a slab 2^-40 wide is never set aside for the "
-                   "exact test (the lp engine and --certify count it)")
-def test_float_engines_miss_slabs_below_the_empty_tolerance(engine):
+@pytest.mark.parametrize("engine", ["planar", "vertex", "lp"])
+def test_float_engines_find_slabs_below_the_empty_tolerance(engine):
     layers = [([[1.0, 0.0], [1.0, 0.0]], [0.0, -(2.0 ** -40)], "relu")]
     assert pc.count_regions(_network(layers), pc.Box(-1, 1, dim=2),
                             engine=engine).per_layer == _exact_counts(layers, 2)

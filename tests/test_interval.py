@@ -102,8 +102,15 @@ def test_breakpoints_are_exact_roots():
     network = pc.Network.from_weights([(W, -W[:, 0] * t)], ["relu"])
     tree = pc.subdivide(network, pc.Box(-1, 1, dim=1))
     lo, hi = tree.intervals()
-    np.testing.assert_allclose(np.sort(lo)[1:], [-0.7, -0.2, 0.1, 0.4], atol=1e-15)
-    assert tree.per_layer == [5]
+    # 3 * 0.4 rounds up and 2 * 0.4 does not: the two roots "0.4" are 5.6e-17 apart in exact
+    # arithmetic, and the interval between them is a (thin) region
+    np.testing.assert_allclose(np.sort(lo)[1:], [-0.7, -0.2, 0.1, 0.4, 0.4], atol=1e-15)
+    assert tree.per_layer == [6] and tree.levels[1].thin.sum() == 1
+    assert pc.count_regions(network, pc.Box(-1, 1, dim=1), certify=True).per_layer == [6]
+    # dyadic roots are exact: a true duplicate makes no region
+    t[3] = t[4] = 0.375
+    network = pc.Network.from_weights([(W, -W[:, 0] * t)], ["relu"])
+    assert pc.subdivide(network, pc.Box(-1, 1, dim=1)).per_layer == [5]
 
 
 def test_interval_errors():

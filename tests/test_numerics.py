@@ -57,9 +57,10 @@ def test_scaling_units_by_any_powers_changes_no_count(exponents, seed):
 def test_first_layer_scaled_by_1e300_is_not_one_region():
     """Regression: W0 * 1e300 (b0 as it was) gave ``regions: 1``. At float64's resolution
     the hyperplanes are those of the bias-free layer, and layer 2 sees its bias vanish next to
-    1e300: the vertex engine counts the network with b0 = 0 and b1 = 0. In exact arithmetic
-    the hyperplanes are 1e-300 apart and bound tiny regions about the origin: the lp engine
-    sets those cells aside and settles them exactly (thin), which is the certified count."""
+    1e300. In exact arithmetic the hyperplanes are 1e-300 apart and bound tiny regions about
+    the origin: the lp engine sets those cells aside, the vertex engine reports the cells where
+    vertices came that near a hyperplane, and both settle them exactly (thin regions): the
+    certified count, above the count of the network with b0 = 0 and b1 = 0."""
     network = random_network(3, [5, 5], seed=1, head=1)
     W0, b0 = network.layers[0].weight, network.layers[0].bias
     W1, b1 = network.layers[1].weight, network.layers[1].bias
@@ -68,11 +69,10 @@ def test_first_layer_scaled_by_1e300_is_not_one_region():
     free = pc.Network.from_weights([(W0, 0 * b0), (W1, 0 * b1), (W2, b2)])
     box = pc.Box(-1, 1, dim=3)
     got = pc.count_regions(huge, box)
-    assert got.engine == "vertex" and got.regions > 16
-    assert got.per_layer == pc.count_regions(free, box).per_layer
+    assert got.engine == "vertex" and got.thin[0] > 0
     lp = pc.count_regions(huge, box, engine="lp")
-    assert lp.thin[0] > 0 and all(a < b for a, b in zip(got.per_layer, lp.per_layer))
-    assert lp.per_layer == pc.count_regions(huge, box, certify=True).per_layer
+    assert got.per_layer == lp.per_layer == pc.count_regions(huge, box, certify=True).per_layer
+    assert all(a < b for a, b in zip(pc.count_regions(free, box).per_layer, lp.per_layer))
 
 
 def test_balanced_network_has_the_same_codes():
@@ -108,26 +108,26 @@ def test_domains_float64_cannot_resolve_are_refused(lo, hi, match):
 
 
 @pytest.mark.parametrize("lo,hi", [(-1e-3, 1e-3), (-1e-300, 1e-300), (-1e15, 1e15),
-                                   (1e299, 1e300), (-1e300, 1e300), (1e6, 1e6 + 1000.0)])
+                                   (1e299, 1e300), (1e6, 1e6 + 1000.0),
+                                   # 720 thin regions in 1000-bit integers, ~80 s
+                                   pytest.param(-1e300, 1e300, marks=pytest.mark.slow)])
 def test_small_and_large_domains_that_float64_resolves_are_counted(lo, hi):
     """Engines work at the domain's own scale (a power of two), so the old failure (``--box
     1e299 1e300`` gave 0 regions) and LP failures on boxes past ~1e5 are gone, and a box's
     count does not change when box and first layer are scaled together.
 
     In a box 1e15 or 1e300 wide around the origin, the arrangement's 35 bounded regions (and
-    their children) are ~1e-15 of the domain: the lp engine sets them aside and settles them
-    exactly (thin regions, the certified count), the vertex engine drops them below its
-    resolution, so it counts at most as many."""
+    their children) are ~1e-15 of the domain: the lp engine sets them aside, the vertex engine
+    reports the cells where they hide (vertices within its empty tolerance of a hyperplane),
+    and both settle them exactly (thin regions, the certified count)."""
     network = random_network(3, [8, 8], seed=2)
     box = pc.Box(lo, hi, dim=3)
     lp, vertex = (pc.count_regions(network, box, engine=e) for e in ("lp", "vertex"))
     assert min(lp.per_layer) >= 1
-    assert all(v <= n for v, n in zip(vertex.per_layer, lp.per_layer))
-    if not any(lp.thin):
-        assert vertex.per_layer == lp.per_layer
+    assert vertex.per_layer == lp.per_layer
     if (lo, hi) == (-1e15, 1e15):
         assert lp.per_layer == pc.count_regions(network, box, certify=True).per_layer
-        assert lp.thin[0] == 35 and vertex.per_layer[0] == 58       # 93 = 58 + 35
+        assert lp.thin[0] == vertex.thin[0] == 35 and lp.per_layer[0] == 93
     tree = pc.subdivide(network, box)
     assert tree.per_layer == vertex.per_layer
     assert np.all(box.contains(tree.levels[-1].interior_point))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Made", "Split", "SplitSlivers", "tree_order"]
+__all__ = ["Made", "Split", "SplitDoubts", "SplitSlivers", "split_doubts", "tree_order"]
 
 
 @dataclass
@@ -40,6 +40,39 @@ class SplitSlivers:
     code: np.ndarray
     center: np.ndarray
     radius: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.parent)
+
+
+@dataclass
+class SplitDoubts:
+    """Cells of a split batch where floating point may have missed a thin child.
+
+    An engine that decides sides by the signs of a cell's vertices cannot tell a vertex within
+    the ``empty`` tolerance of a hyperplane from one on it: the cell may hold a region thinner
+    than that on the far side, which it would never make. It reports such cells here, and
+    :class:`~powercells.enumerate.thin.ThinSplitter` settles them exactly.
+
+    Attributes
+    ----------
+    parent : ndarray of int64, shape (m,)
+        The cells, as indices of the split batch.
+    code : ndarray of int16, shape (m, K)
+        The engine's code of each cell, ``-1`` for the units that cut it (their sides vary
+        over its children).
+    near : ndarray of bool, shape (m, K)
+        Units that do not cut the cell but have a vertex within ``empty`` of their hyperplane
+        (their other side may hold a thin region).
+    touched : ndarray of bool, shape (m,)
+        Some piece of the cell had a vertex within ``empty`` of a unit that cut the cell (a
+        region may be lost between near-concurrent hyperplanes).
+    """
+
+    parent: np.ndarray
+    code: np.ndarray
+    near: np.ndarray
+    touched: np.ndarray
 
     def __len__(self) -> int:
         return len(self.parent)
@@ -64,6 +97,8 @@ class Split:
         intervals ``(n, 2)`` (interval).
     thin : ndarray of bool or None
         Which children are thin regions, settled exactly (:mod:`.thin`); None: none is.
+    doubts : SplitDoubts or None
+        Cells that may hold thin children the engine did not make (settled by :mod:`.thin`).
     """
 
     children: object
@@ -74,6 +109,20 @@ class Split:
     slivers: SplitSlivers
     cells: object = None
     thin: np.ndarray | None = None
+    doubts: SplitDoubts | None = None
+
+
+def split_doubts(code: np.ndarray, crossing: np.ndarray, near: np.ndarray,
+                 touched: np.ndarray) -> SplitDoubts | None:
+    """The :class:`SplitDoubts` of a split batch (None when no cell is in doubt), from every
+    cell's code ``(n, K)``, its cutting units, its near units (see there) and its touched flag."""
+    flagged = np.flatnonzero(near.any(axis=1) | touched)
+    if not flagged.size:
+        return None
+    code = code[flagged].astype(np.int16)
+    code[crossing[flagged]] = -1
+    return SplitDoubts(parent=flagged.astype(np.int64), code=code,
+                       near=near[flagged] & ~crossing[flagged], touched=touched[flagged])
 
 
 def tree_order(parent: np.ndarray, code: np.ndarray) -> np.ndarray:

@@ -27,7 +27,8 @@ import numpy as np
 
 from ..lp.exact import Witness, strict_point
 
-__all__ = ["ExactCell", "Unplaced", "dyadic", "exact_root", "place", "split_exact"]
+__all__ = ["ExactCell", "Unplaced", "dyadic", "empty_sides", "exact_root", "place",
+           "split_exact"]
 
 
 class Unplaced(ArithmeticError):
@@ -380,6 +381,28 @@ def split_exact(cell: ExactCell, layer, *, fixed=None, hint=None, depth: int = -
             if not parts:
                 return []
     return [_child(ex, values, part, cell.path) for part in parts]
+
+
+def empty_sides(cell: ExactCell, layer, units, sides, *, hint=None,
+                depth: int = -1) -> list[bool]:
+    """Whether each ReLU-type unit ``units[i]`` has no point of side ``sides[i]`` (1: active)
+    in the open cell, decided exactly: True with a Farkas certificate (checked), False with a
+    witness. One test on the whole cell, as :func:`split_exact` makes for a unit that misses
+    it."""
+    G, g, E = _exact(layer).on(cell)
+    whole = _Partial(cell.H, cell.h, cell.witness, [], list(cell.tags), list(cell.exps))
+    out = []
+    for k, side in zip(units, sides):
+        k, side = int(k), int(side)
+        if not any(G[k]):                       # constant on the cell: the pull-back's rule
+            out.append((1 if g[k] > 0 else 0) != side)
+            continue
+        if _sign_at(G[k], g[k], cell.witness) == (1 if side == 1 else -1):
+            out.append(False)
+            continue
+        got, _ = _feasible(whole, [_switch_rows(G[k], g[k], side == 1, (depth, k), E)], hint)
+        out.append(got is None)
+    return out
 
 
 def _weights(proof, tags, exps) -> list:

@@ -13,7 +13,10 @@ Splitting a batch of cells by the next layer, vectorised over the batch:
    piece, as everywhere).
 3. Consecutive sub-intervals with the same code are merged (a candidate breakpoint of a maxout
    unit need not be one of its envelope). A piece longer than twice the region tolerance is a
-   child; a shorter one with a length above twice the ``empty`` tolerance is a sliver.
+   child; a shorter one is a sliver, settled exactly by :mod:`.thin`.
+4. A cell where two breakpoints merged, or a breakpoint fell within ``empty`` of an end, may
+   hide an interval shorter than that: it is reported in the split's
+   :class:`~.base.SplitDoubts` and split exactly by :mod:`.thin`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..network.layers import Layer
-from .base import Made, Split, SplitSlivers, tree_order
+from .base import Made, Split, SplitDoubts, SplitSlivers, tree_order
 from .budget import Budget
 from .engines import EngineSetup
 from .pullback import pull_back
@@ -134,6 +137,10 @@ class IntervalEngine:
         grad = planes.grad[:, :, 0]
         t = -planes.offset / np.where(const, 1.0, grad)
         inside = ~const & (t > cells.lo[:, None] + eps) & (t < cells.hi[:, None] - eps)
+        # a breakpoint within eps of an end, or of another breakpoint, may hide an interval
+        # thinner than that (SplitDoubts): such cells are settled exactly
+        doubt = np.any(~const & ~inside & (np.abs(t - cells.lo[:, None]) <= eps)
+                       | ~const & ~inside & (np.abs(t - cells.hi[:, None]) <= eps), axis=1)
         owner_rows, _ = np.nonzero(inside)
         roots, owner = [t[inside]], [owner_rows]
         roots = np.concatenate(roots) if roots else np.empty(0)
@@ -146,6 +153,7 @@ class IntervalEngine:
         order = np.lexsort((ends, cell))
         ends, cell = ends[order], cell[order]
         same = np.r_[False, (cell[1:] == cell[:-1]) & (np.diff(ends) <= eps)]
+        doubt[cell[same]] = True
         ends, cell = ends[~same], cell[~same]
         pair = np.flatnonzero(cell[1:] == cell[:-1])
         lo, hi, sub_cell = ends[pair], ends[pair + 1], cell[pair]
@@ -170,7 +178,8 @@ class IntervalEngine:
         code, parent = code[first], sub_cell[first]
         radius = (hi - lo) / 2
         region = radius > self.tol.region
-        sliver = ~region & (radius > eps)
+        # however short, an interval is set aside for the exact test, never dropped on its size
+        sliver = ~region
         keep = np.flatnonzero(region)
         # children in tree order: by parent, then by code (not left to right)
         keep = keep[tree_order(parent[keep], code[keep])]
@@ -183,7 +192,16 @@ class IntervalEngine:
                      center=center[keep], radius=radius[keep],
                      slivers=SplitSlivers(parent=parent[sl], code=code[sl], center=center[sl],
                                           radius=radius[sl]),
-                     cells=children.intervals)
+                     cells=children.intervals, doubts=_doubts(np.flatnonzero(doubt), K))
+
+
+def _doubts(flagged: np.ndarray, K: int) -> SplitDoubts | None:
+    """Doubtful cells with every unit free: an interval's exact split is cheap."""
+    if not flagged.size:
+        return None
+    m = len(flagged)
+    return SplitDoubts(parent=flagged.astype(np.int64), code=np.full((m, K), -1, np.int16),
+                       near=np.zeros((m, K), dtype=bool), touched=np.ones(m, dtype=bool))
 
 
 def _child_maps(layer: Layer, Pa, PB, parent, code):

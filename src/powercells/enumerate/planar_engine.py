@@ -15,9 +15,11 @@ over the whole batch:
    its pieces' power diagram by clipping each candidate piece against the others. The sides taken
    are recorded per round and turned into codes at the end.
 3. Each final piece's Chebyshev ball is computed in closed form (:meth:`Polygons.chebyshev`);
-   pieces with inradius above the region tolerance are children, those in ``(empty, region]``
-   are slivers (reported, never counted), the rest touch their neighbours only along a segment
-   or a point and are dropped (SPEC §3.4).
+   pieces with inradius above the region tolerance are children, the others are slivers, which
+   :mod:`.thin` settles exactly (thin regions or empty).
+4. A cell where a vertex came within ``empty`` of a unit's line without being cut by it (a
+   line through a vertex, or a region thinner than ``empty`` beyond it) is reported in the
+   split's :class:`~.base.SplitDoubts`, and :mod:`.thin` settles it exactly too.
 
 A cell that no unit cuts keeps its polygon and its ball.
 """
@@ -30,12 +32,18 @@ import numpy as np
 
 from ..geometry.polygons import Polygons, polygon_from_halfspaces
 from ..network.layers import Layer
-from .base import Made, Split, SplitSlivers, tree_order
+from .base import Made, Split, SplitSlivers, split_doubts, tree_order
 from .budget import Budget
 from .engines import EngineSetup
 from .kernels import KernelSwitch, run_watched
 from .pullback import pull_back
-from .unit_rules import clip_to_winners, decide_max_units, piece_pairs, values_at
+from .unit_rules import (
+    clip_to_winners,
+    decide_max_units,
+    max_doubts,
+    piece_pairs,
+    values_at,
+)
 
 __all__ = ["PlanarCells", "PlanarEngine"]
 
@@ -191,14 +199,16 @@ class PlanarEngine:
         # is on one side of the whole cell; only the others are evaluated at the vertices.
         polys = cells.polys
         if self.kernel is not None:
-            crossing = self.kernel.classify_units(PA, PB, norm, constant, code, cells.center,
-                                                  polys.xy, polys.start, eps)
+            crossing, near_u = self.kernel.classify_units(PA, PB, norm, constant, code,
+                                                          cells.center, polys.xy, polys.start,
+                                                          eps)
         else:
             at_center = PAx * cells.center[:, :1] + PAy * cells.center[:, 1:] + PB
             reach = _circumradius(polys, cells.center) + 2 * eps
             near = ~constant & (np.abs(at_center) <= reach[:, None] * norm)
             code[~constant & ~near & (at_center > 0)] = 1
             crossing = np.zeros((n, K), dtype=bool)
+            near_u = np.zeros((n, K), dtype=bool)
             nc, nu = np.nonzero(near)
             if nc.size:
                 # signed distances: the pulled-back lines with unit normals
@@ -207,13 +217,21 @@ class PlanarEngine:
                                             PB[nc, nu] / nrm)
                 crossing[nc, nu] = (smax > eps) & (smin < -eps)
                 code[nc, nu] = (~crossing[nc, nu] & (smax > eps)).astype(np.int16)
+                near_u[nc, nu] = ~crossing[nc, nu] & ((np.abs(smax) <= eps)
+                                                      | (np.abs(smin) <= eps))
         cc, cu = np.nonzero(crossing)           # the rounds' pairs, in the same order
         nrm = norm[cc, cu]
         Gx, Gy, g = PAx[cc, cu] / nrm, PAy[cc, cu] / nrm, PB[cc, cu] / nrm
+        # cells where a piece had a vertex within eps of a cutting line (SplitDoubts)
+        touched = np.zeros(n, dtype=bool)
 
         def cut(P, pcell, pair):
             pv = pair[P.owner]
-            return P.split(Gx[pv] * P.xy[:, 0] + Gy[pv] * P.xy[:, 1] + g[pv], eps)
+            s = Gx[pv] * P.xy[:, 0] + Gy[pv] * P.xy[:, 1] + g[pv]
+            on = np.abs(s) <= eps
+            if on.any():
+                touched[cc[pv[on]]] = True
+            return P.split(s, eps)
 
         def screen(pair, center):
             """Signed distance of each piece's centre to its round's line."""
@@ -224,15 +242,16 @@ class PlanarEngine:
 
         if self.kernel is not None:
             pieces, pcell, code_p = self._compiled_rounds(crossing, code, cells.polys, Gx, Gy,
-                                                          g, label)
+                                                          g, label, touched)
         else:
             pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, label, screen)
         factor = layer.switch_factors
+        doubts = split_doubts(code, crossing, near_u, touched)
 
         def child_maps(cell, child_code):
             return planes.switch_maps(factor, cell, child_code)
 
-        return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
+        return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps, doubts)
 
     # ------------------------------------------------------------------ layers with R pieces
     def _split_pieces(self, cells: PlanarCells, layer: Layer) -> Split:
@@ -249,9 +268,10 @@ class PlanarEngine:
             return _pair_extremes(cells.polys, every, pair_Gx[:, u, r, q], pair_Gy[:, u, r, q],
                                   pair_g[:, u, r, q])[0]
 
-        code, crossing = decide_max_units(layer, A, B, cells.center, pair_g, possible, highest,
-                                          eps=eps)
+        code, crossing, near_u = decide_max_units(layer, A, B, cells.center, pair_g, possible,
+                                                  highest, eps=eps)
         pair_cell, pair_unit = np.nonzero(crossing)
+        touched = np.zeros(n, dtype=bool)
 
         def clip(Q, c, u, r, q, live):
             owner = Q.owner
@@ -259,6 +279,7 @@ class PlanarEngine:
             s = (pair_Gx[cv, uv, r, q] * Q.xy[:, 0] + pair_Gy[cv, uv, r, q] * Q.xy[:, 1]
                  + pair_g[cv, uv, r, q])
             s = np.where(live[owner], s, 1.0)   # a piece that cannot win: no constraint
+            touched[cv[np.abs(s) <= eps]] = True
             return Q.clip(s, eps)
 
         def cut(P, pcell, pair):
@@ -274,7 +295,8 @@ class PlanarEngine:
         def child_maps(cell, child_code):
             return layer.compose(A[cell], B[cell], child_code)
 
-        return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps)
+        return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps,
+                            max_doubts(code, crossing, near_u, touched))
 
     # ------------------------------------------------------------------ shared steps
     def _rounds(self, cells: PlanarCells, crossing: np.ndarray, code: np.ndarray, cut, label,
@@ -335,7 +357,7 @@ class PlanarEngine:
         np.cumsum(counts, out=first[1:])
         return counts, cut_cells, pair_unit, first
 
-    def _compiled_rounds(self, crossing, code, polys: Polygons, Gx, Gy, g, label):
+    def _compiled_rounds(self, crossing, code, polys: Polygons, Gx, Gy, g, label, touched):
         """What :meth:`_rounds` does for lines, cell by cell in compiled code
         (:mod:`powercells.enumerate.planar_kernel`): the same pieces and codes, to the bit, in
         another order (the tree's order is restored by :meth:`_finish`).
@@ -344,7 +366,8 @@ class PlanarEngine:
         calls of a bounded number of pieces; the kernel writes the codes of cells with few
         pieces, and those of cells cut by many lines (a wide first layer's root) are read
         afterwards in bounded slices (:meth:`_labelled`), so that a call's memory stays that of
-        its polygons. Calls that may take long run where a budget or an interrupt stops them."""
+        its polygons. Calls that may take long run where a budget or an interrupt stops them.
+        ``touched`` gets the cells where a piece had a vertex within eps of a cutting line."""
         counts, cut_cells, pair_unit, first = self._pairs(crossing)
         if cut_cells.size == 0:
             return Polygons.concat([]), np.empty(0, dtype=np.int64), code[:0]
@@ -372,9 +395,10 @@ class PlanarEngine:
                 code[cut_cells[lo:hi]], pair_unit[f0:], with_codes, self.budget.stop,
                 progress)
             if self.budget.limited or int(bound[lo:hi].sum()) > _KERNEL_INLINE_PIECES:
-                xy, start, cell, code_p = run_watched(call, self.budget, progress)
+                xy, start, cell, code_p, near = run_watched(call, self.budget, progress)
             else:
-                xy, start, cell, code_p = call()
+                xy, start, cell, code_p, near = call()
+            touched[cut_cells[lo:hi]] |= near
             pieces, pcell = Polygons(xy, start), cut_cells[lo + cell]
             if with_codes:
                 parts.append(pieces)
@@ -419,11 +443,14 @@ class PlanarEngine:
             center[unsure], radius[unsure] = pieces.take(unsure).chebyshev(self.tol.empty)
         return center, radius
 
-    def _finish(self, cells, crossing, code, pieces, pcell, code_p, child_maps) -> Split:
+    def _finish(self, cells, crossing, code, pieces, pcell, code_p, child_maps,
+                doubts=None) -> Split:
         uncut = np.flatnonzero(~crossing.any(axis=1))
         center_p, radius_p = self._balls(pieces)
         region = radius_p > self.tol.region
-        sliver = ~region & (radius_p > self.tol.empty)
+        # every other piece has a vertex beyond eps on its side of each cut: it is set aside,
+        # however thin, for the exact test (a piece is never dropped on its size alone)
+        sliver = ~region
         keep = np.flatnonzero(region)
         parent = np.concatenate([uncut, pcell[keep]])
         child_code = np.concatenate([code[uncut], code_p[keep]])
@@ -442,7 +469,7 @@ class PlanarEngine:
                                radius=radius_p[sl])
         return Split(children=children, parent=parent, code=child_code,
                      center=children.center, radius=children.radius, slivers=slivers,
-                     cells=children.polys)
+                     cells=children.polys, doubts=doubts)
 
 
 def _load_kernel():

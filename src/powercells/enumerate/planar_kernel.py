@@ -67,10 +67,11 @@ def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit, with_codes, sto
     """The final pieces of every polygon ``c`` cut by its lines ``first[c] <= p < first[c + 1]``
     (unit normals ``(Gx[p], Gy[p])``, offsets ``g[p]``, of the units ``unit[p]``), in that order.
 
-    Returns ``(xy, start, cell, codes)``: the pieces' vertices in CSR layout, each piece's
-    polygon, and (``with_codes``; else no rows) its code: its polygon's row of ``code`` with
+    Returns ``(xy, start, cell, codes, touched)``: the pieces' vertices in CSR layout, each
+    piece's polygon, (``with_codes``; else no rows) its code: its polygon's row of ``code`` with
     every cutting unit read at the piece's vertex mean (``Gx x + Gy y + g > 0``), as the numpy
-    path reads it.
+    path reads it, and per polygon whether a piece offered a line had a vertex within ``eps``
+    of it (:class:`~powercells.enumerate.base.SplitDoubts`).
 
     Releases the GIL; returns early (the caller discards the result) once ``stop[0]`` is set
     (by a budget's watchdog, :func:`~powercells.enumerate.kernels.run_watched`), counting its
@@ -82,6 +83,7 @@ def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit, with_codes, sto
     out_start = np.zeros(max(16, 2 * n + 1), dtype=np.int64)
     out_cell = np.empty(max(16, 2 * n), dtype=np.int64)
     out_code = np.empty((max(16, 2 * n) if with_codes else 0, K), dtype=code.dtype)
+    touched = np.zeros(n, dtype=np.bool_)
     n_out = 0
     used = 0
     # the stack: pieces' vertices in a scratch buffer, each entry (offset, count, next line)
@@ -123,6 +125,7 @@ def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit, with_codes, sto
                         neg = True
                     else:
                         sg[i] = 0
+                        touched[c] = True
                 if pos and neg:
                     break
                 t += 1
@@ -172,18 +175,20 @@ def split_polygons(xy, start, first, Gx, Gy, g, eps, code, unit, with_codes, sto
         if read_flag(stop) != 0:
             break
     return (out_xy[:used].copy(), out_start[:n_out + 1].copy(), out_cell[:n_out].copy(),
-            out_code[:n_out if with_codes else 0].copy())
+            out_code[:n_out if with_codes else 0].copy(), touched)
 
 
 @njit(cache=True)
 def classify_units(PA, PB, norm, constant, code, center, xy, start, eps):
     """Every unit on every polygon: ``code[c, u]`` (1 where the unit is positive on the whole
-    polygon; constant units keep the code given) and whether it crosses the polygon (a vertex
-    strictly on each side). As the numpy path decides: a line that misses the disc around the
-    polygon's centre holding every vertex (``reach + 2 eps``) takes its sign at the centre; any
-    other is evaluated at the vertices with the unit normal ``PA / norm``."""
+    polygon; constant units keep the code given), whether it crosses the polygon (a vertex
+    strictly on each side) and, if not, whether a vertex is within ``eps`` of it (``near``).
+    As the numpy path decides: a line that misses the disc around the polygon's centre holding
+    every vertex (``reach + 2 eps``) takes its sign at the centre; any other is evaluated at
+    the vertices with the unit normal ``PA / norm``."""
     n, K = PB.shape
     crossing = np.zeros((n, K), dtype=np.bool_)
+    near = np.zeros((n, K), dtype=np.bool_)
     for c in range(n):
         cx, cy = center[c, 0], center[c, 1]
         reach = 0.0
@@ -207,4 +212,5 @@ def classify_units(PA, PB, norm, constant, code, center, xy, start, eps):
                 lo = min(lo, v)
             crossing[c, u] = hi > eps and lo < -eps
             code[c, u] = 1 if (hi > eps and not lo < -eps) else 0
-    return crossing
+            near[c, u] = not crossing[c, u] and (abs(hi) <= eps or abs(lo) <= eps)
+    return crossing, near

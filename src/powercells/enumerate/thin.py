@@ -1,23 +1,29 @@
 """Thin regions: cells below the region tolerance, settled exactly (DESIGN §6, SPEC §5.5).
 
 An engine sets aside the cells whose inradius it finds at or below the region tolerance (its
-*slivers*): float64 cannot tell a thin region from an empty cell there. :class:`ThinSplitter`
-wraps any engine and settles each of them in exact arithmetic (:mod:`.exact_cells`):
+*slivers*): float64 cannot tell a thin region from an empty cell there. The engines that decide
+by vertex signs also report the cells where a vertex came within their ``empty`` tolerance of a
+hyperplane (their *doubts*, :class:`~.base.SplitDoubts`): a region thinner than that may hide
+there, which they would never cut out. :class:`ThinSplitter` wraps any engine and settles each
+of them in exact arithmetic (:mod:`.exact_cells`):
 
 * the sliver's parent node is placed exactly (its code path, followed from the engine's interior
   point of the parent, layer by layer);
 * the sliver's partial code is cut by the layer's undecided units with exact strict-feasibility
   tests (:func:`powercells.lp.exact.strict_point`);
 * every child with an exact interior witness is a region, counted like any other and marked
-  *thin*; a cell with a Farkas certificate of emptiness is dropped.
+  *thin*; a cell with a Farkas certificate of emptiness is dropped;
+* a doubtful cell is first cleared unit by unit (a hyperplane through a vertex: one Farkas
+  certificate that its far side misses the cell), and otherwise split exactly with the units the
+  engine settled beyond doubt fixed; its exact children that the engine made too are dropped.
 
 A thin region is then split by the following layers in exact arithmetic too (the float engines
 are not asked to cut cells below their own resolution), so its whole subtree is exact. Batches
 that hold thin cells are :class:`Mixed`: the engine's cells and the exact ones, in tree order.
 
-What cannot be settled stays a sliver, reported as *undecided* and never counted: a parent whose
-interior point lies exactly on a hyperplane (the engine's constant-unit rule differs from exact
-arithmetic there), or an engine that exposes no interior points (``points``).
+What cannot be settled stays a sliver (or a doubt), reported as *undecided* and never counted:
+a parent whose interior point lies exactly on a hyperplane (the engine's constant-unit rule
+differs from exact arithmetic there), or an engine that exposes no interior points (``points``).
 """
 
 from __future__ import annotations
@@ -74,7 +80,8 @@ class ThinSplitter:
         self.bind(layers)
         self.domain_rows = domain_rows
         self.cells_kind = cells_kind
-        self.counts = {"thin_regions": 0, "thin_empty": 0, "undecided": 0}
+        self.counts = {"thin_regions": 0, "thin_empty": 0, "undecided": 0, "doubts": 0,
+                       "doubts_cleared": 0}
 
     def bind(self, layers) -> None:
         """The layers that ``split`` will be given, by identity: a worker process keeps one
@@ -125,7 +132,7 @@ class ThinSplitter:
         depth = self.depth_of[id(layer)]
         if not isinstance(batch, Mixed):
             res = self.engine.split(batch, layer)
-            if not len(res.slivers):
+            if not len(res.slivers) and res.doubts is None:
                 return res
             return self._settle(res, None, batch, [], layer, depth)
         where = np.flatnonzero(~batch.is_thin)
@@ -143,16 +150,22 @@ class ThinSplitter:
 
         new = []                                # (parent position, ExactCell)
         keep = []                               # slivers left undecided
-        if res is not None and len(res.slivers):
+        unsettled = []                          # doubts left undecided
+        doubts = None if res is None else res.doubts
+        if res is not None and (len(res.slivers) or doubts is not None):
             sl = res.slivers
             points = self._points(engine_batch)
             placed: dict[int, ExactCell | None] = {}
+
+            def parent_of(p):
+                if p not in placed:
+                    placed[p] = None if points is None else self._placed(points[p], depth)
+                return placed[p]
+
             for j in range(len(sl)):
                 self.engine.budget.poll()       # exact work can be long: budgets stop it too
                 p = int(sl.parent[j])
-                if p not in placed:
-                    placed[p] = None if points is None else self._placed(points[p], depth)
-                parent = placed[p]
+                parent = parent_of(p)
                 if parent is None:
                     keep.append(j)
                     continue
@@ -162,10 +175,45 @@ class ThinSplitter:
                     self.counts["thin_empty"] += 1
                 pos = p if where is None else int(where[p])
                 new.extend((pos, child) for child in children)
+            for j in range(len(doubts) if doubts is not None else 0):
+                self.engine.budget.poll()
+                p = int(doubts.parent[j])
+                parent = parent_of(p)
+                if parent is None:
+                    k = len(self.domain_rows[0][0])
+                    unsettled.append((j, np.full(k, np.nan) if points is None else points[p]))
+                    continue
+                children = self._doubtful(parent, doubts, j, layer, depth, points[p])
+                pos = p if where is None else int(where[p])
+                new.extend((pos, child) for child in children)
         for pos, cell in thin_parents:
             self.engine.budget.poll()
             new.extend((int(pos), child) for child in split_exact(cell, layer, depth=depth))
-        return self._merged(res, where, new, keep, layer)
+        return self._merged(res, where, new, keep, layer, unsettled)
+
+    def _doubtful(self, parent: ExactCell, doubts, j: int, layer, depth: int, hint):
+        """The exact children of a cell in doubt (:class:`~.base.SplitDoubts`) that the engine
+        may have missed, with the ones it made among them (:meth:`_merged` drops those).
+
+        A region the engine missed differs from the engine's children of the cell only in
+        units that have a vertex of some piece within ``empty`` of their hyperplane. A unit that
+        cuts no piece but comes that near is first tested on the whole cell: most such are
+        hyperplanes through a vertex, whose far side is empty (a Farkas certificate). If every
+        such unit is settled that way and no cutting unit came near a vertex of a piece, the
+        engine missed nothing. Otherwise the cell is split exactly, with the units the engine
+        settled beyond doubt fixed to its sides."""
+        from .exact_cells import empty_sides, split_exact
+
+        self.counts["doubts"] += 1
+        code = doubts.code[j].copy()
+        near = np.flatnonzero(doubts.near[j])
+        if near.size:
+            empty = empty_sides(parent, layer, near, 1 - code[near], hint=hint, depth=depth)
+            code[near[~np.array(empty, dtype=bool)]] = -1
+            if all(empty) and not doubts.touched[j]:
+                self.counts["doubts_cleared"] += 1
+                return []
+        return split_exact(parent, layer, fixed=code, hint=hint, depth=depth)
 
     def _points(self, engine_batch):
         get = getattr(self.engine, "points", None)
@@ -184,7 +232,7 @@ class ThinSplitter:
             return None
         return cell
 
-    def _merged(self, res, where, new, keep, layer) -> Split:
+    def _merged(self, res, where, new, keep, layer, unsettled=()) -> Split:
         K = layer.out_dim
         k = len(self.domain_rows[0][0])
         if res is not None:
@@ -226,21 +274,35 @@ class ThinSplitter:
             children = Mixed(None if res is None else res.children, thin_cells, is_thin)
         else:
             children = res.children
-        slivers = self._undecided(res, where, keep)
+        slivers = self._undecided(res, where, keep, unsettled)
         return Split(children=children, parent=parent, code=code, center=center,
                      radius=radius, slivers=slivers, cells=cells, thin=is_thin)
 
-    def _undecided(self, res, where, keep) -> SplitSlivers:
+    def _undecided(self, res, where, keep, unsettled) -> SplitSlivers:
+        """The slivers and doubts that could not be settled (their parent could not be
+        placed): reported, never counted. A doubt is reported with its cell's code (-1 for
+        the units that cut it), the engine's interior point of the cell and radius 0."""
         if res is None:
             k = len(self.domain_rows[0][0])
             return SplitSlivers(np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.int16),
                                 np.empty((0, k)), np.empty(0))
         sl = res.slivers
         idx = np.array(keep, dtype=np.intp)
-        self.counts["undecided"] += len(idx)
-        parent = sl.parent[idx] if where is None else where[sl.parent[idx]]
-        return SplitSlivers(parent=parent.astype(np.int64), code=sl.code[idx],
-                            center=sl.center[idx], radius=sl.radius[idx])
+        parent, code = sl.parent[idx], sl.code[idx]
+        center, radius = sl.center[idx], sl.radius[idx]
+        if len(unsettled):
+            # a doubt names a cell: its interior point, where there is one
+            jdx = np.array([j for j, _ in unsettled], dtype=np.intp)
+            doubts = res.doubts
+            parent = np.concatenate([parent, doubts.parent[jdx]])
+            code = np.concatenate([code.astype(np.int16), doubts.code[jdx]])
+            center = np.concatenate([center, np.array([c for _, c in unsettled],
+                                                      dtype=np.float64)])
+            radius = np.concatenate([radius, np.zeros(len(jdx))])
+        self.counts["undecided"] += len(parent)
+        parent = parent if where is None else where[parent]
+        return SplitSlivers(parent=parent.astype(np.int64), code=code,
+                            center=center, radius=radius)
 
     def _cells(self, r_cells, n_regular, thin, order):
         """The children's geometry (polygons or intervals), thin ones from their exact rows."""

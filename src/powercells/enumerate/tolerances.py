@@ -21,10 +21,13 @@ class Tolerances:
         tau: a cell is a region iff its inradius is > tau. Default ``1e-9 * diameter`` of the
         domain (the diagonal of its bounding box), as in SPEC §5.5.
     empty : float, optional
-        A cell whose inradius is <= this is treated as having no interior: it touches its
-        neighbours only along a lower-dimensional set (SPEC §3.4) and is not reported. Cells with
-        ``empty < inradius <= region`` are *slivers*: reported beside the regions, never counted
-        and never silently dropped. Default ``1e-3 * region``.
+        The resolution of the engines that decide by the signs of a cell's vertices (planar,
+        vertex, interval): a vertex within ``empty`` of a hyperplane is taken as on it. Such a
+        decision is never final: a cell where it happened is re-examined in exact arithmetic
+        (:class:`~powercells.enumerate.base.SplitDoubts`), and a piece of inradius <= ``region``
+        is set aside and settled exactly, so cells thinner than ``empty`` are still found (thin
+        regions). The geometry tools (adjacency, bends, boundaries) use it as their geometric
+        tolerance. Default ``1e-3 * region``.
     zero : float
         Relative tolerance for exact cancellation: a unit whose pulled-back gradient has norm
         <= ``zero`` times the size of the terms that produced it is constant on the cell (duplicate

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["clip_to_winners", "decide_max_units", "piece_pairs", "values_at"]
+from .base import split_doubts
+
+__all__ = ["clip_to_winners", "decide_max_units", "max_doubts", "piece_pairs", "values_at"]
 
 
 def piece_pairs(planes, layer):
@@ -75,26 +77,46 @@ def decide_max_units(layer, A, B, center, pair_g, possible, highest, *, eps: flo
     code : ndarray of int16 (n, K)
         The winning piece of the decided units (the first possible one of the others).
     crossing : ndarray of bool (n, K)
+    near : ndarray of bool (n, K)
+        Units with a piece ruled out only within ``eps``: it wins nowhere by more than ``eps``
+        but loses to no piece by more than that at every vertex, so it may win on a cell
+        thinner than ``eps`` (see :class:`~powercells.enumerate.base.SplitDoubts`).
     """
     n, K = pair_g.shape[:2]
     code = np.zeros((n, K), dtype=np.int16)
     crossing = np.zeros((n, K), dtype=bool)
+    near = np.zeros((n, K), dtype=bool)
     for u in range(K):
         m = int(layer.n_pieces[u])
         alive = possible[:, u, :m]
         for r in range(m):
+            was = alive[:, r].copy()
+            weak = np.zeros(n, dtype=bool)
+            beaten = np.zeros(n, dtype=bool)
             for q in range(m):
                 if q != r:
-                    alive[:, r] &= highest(u, r, q) > eps
+                    top = highest(u, r, q)
+                    alive[:, r] &= top > eps
+                    weak |= top <= eps
+                    beaten |= top < -eps
+            near[:, u] |= was & weak & ~beaten
         count = alive.sum(axis=1)
         code[:, u] = np.argmax(alive, axis=1)
         crossing[:, u] = count > 1
         if np.any(count == 0):
             # cannot happen for a cell wider than the tolerances; decide at the centre
             bad = np.flatnonzero(count == 0)
+            near[bad, u] = True
             vals = values_at(layer, A[bad], B[bad], np.full(len(bad), u), center[bad])
             code[bad, u] = np.argmax(vals[:, :m], axis=1)
-    return code, crossing
+    return code, crossing, near
+
+
+def max_doubts(code, crossing, near, touched):
+    """The :class:`~powercells.enumerate.base.SplitDoubts` of a split by a layer of max units:
+    a unit with a piece ruled out within ``eps`` (``near``) is left free like a cutting one,
+    and such cells are split exactly (the whole-cell test of ReLU-type units does not apply)."""
+    return split_doubts(code, crossing | near, np.zeros_like(near), touched | near.any(axis=1))
 
 
 def values_at(layer, A, B, unit, point):

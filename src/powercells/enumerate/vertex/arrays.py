@@ -43,7 +43,9 @@ class Pieces(NamedTuple):
     """What :func:`split_cells` returns: the final pieces' cells, their sides (``1``: ``+``)
     for every candidate of their cell (flat, the cell's candidates in order), vertex means, the
     radius of the largest ball around the vertex mean inside the piece (a lower bound on the
-    inradius), the count of fragile vertices, and (asked for) the pieces' polytopes."""
+    inradius), the count of fragile vertices, (asked for) the pieces' polytopes, and per cell
+    of the batch its doubt flags (bit 1: a candidate that cuts no piece came within ``eps`` of
+    a vertex of the cell; bit 2: of a piece; see :class:`~powercells.enumerate.base.SplitDoubts`)."""
 
     cell: np.ndarray
     sides: np.ndarray
@@ -51,3 +53,4 @@ class Pieces(NamedTuple):
     radius: np.ndarray
     fragile: int
     geometry: PolytopeArrays
+    flags: np.ndarray

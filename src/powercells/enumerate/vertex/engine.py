@@ -43,12 +43,12 @@ import numpy as np
 
 from ...lp import get_backend
 from ...network.layers import Layer
-from ..base import Made, Split, SplitSlivers, tree_order
+from ..base import Made, Split, SplitDoubts, SplitSlivers, split_doubts, tree_order
 from ..budget import Budget
 from ..engines import EngineSetup
 from ..kernels import KernelSwitch, wait_result, worker_pool
 from ..pullback import pull_back
-from ..unit_rules import clip_to_winners, decide_max_units, piece_pairs
+from ..unit_rules import clip_to_winners, decide_max_units, max_doubts, piece_pairs
 from .arrays import Candidates, Pieces, PolytopeArrays
 from .polytopes import Polytopes, affine_values, csr_rows, distinct
 
@@ -238,8 +238,10 @@ class VertexEngine:
             # the pieces' polytopes are kept for a tree's balls and for a layer with a next one
             keep = self.exact_balls or (self.final_layer is not None
                                         and layer is not self.final_layer)
-            pieces, pcell, code_p, cut = self._compiled_rounds(cells, ~constant, code, nu,
-                                                               G[nc, nu], g[nc, nu], keep)
+            pieces, pcell, code_p, cut, flags = self._compiled_rounds(
+                cells, ~constant, code, nu, G[nc, nu], g[nc, nu], keep)
+            doubts = self._doubts(cells.polytopes, constant, code, G, g,
+                                  np.flatnonzero(flags), (flags[flags != 0] & 2) != 0)
         else:
             polytopes = cells.polytopes
             mean = polytopes.vertex_mean()
@@ -248,24 +250,49 @@ class VertexEngine:
             near = ~constant & (np.abs(at_mean) <= reach[:, None])
             code[~constant & ~near & (at_mean > 0)] = 1
             crossing = np.zeros((n, K), dtype=bool)
+            near_u = np.zeros((n, K), dtype=bool)
             nc, nu = np.nonzero(near)
             if nc.size:
                 smax, smin = _pair_extremes(polytopes, nc, G[nc, nu], g[nc, nu])
                 crossing[nc, nu] = (smax > eps) & (smin < -eps)
                 code[nc, nu] = (~crossing[nc, nu] & (smax > eps)).astype(np.int16)
+                near_u[nc, nu] = ~crossing[nc, nu] & ((np.abs(smax) <= eps)
+                                                      | (np.abs(smin) <= eps))
             cc, cu = np.nonzero(crossing)
 
             def hyperplane(pair):
                 return G[cc[pair], cu[pair]], g[cc[pair], cu[pair]]
 
-            pieces, pcell, code_p = self._rounds(cells, crossing, code, hyperplane=hyperplane)
+            touched = np.zeros(n, dtype=bool)
+            pieces, pcell, code_p = self._rounds(cells, crossing, code, hyperplane=hyperplane,
+                                                 touched=touched)
             cut = crossing.any(axis=1)
+            doubts = split_doubts(code, crossing, near_u, touched)
         factor = layer.switch_factors
 
         def child_maps(cell, child_code):
             return planes.switch_maps(factor, cell, child_code)
 
-        return self._finish(cells, cut, code, pieces, pcell, code_p, child_maps)
+        return self._finish(cells, cut, code, pieces, pcell, code_p, child_maps, doubts)
+
+    def _doubts(self, polytopes, constant, code, G, g, flagged, touched):
+        """The :class:`~.base.SplitDoubts` of the cells the compiled splitter flagged: their
+        units' sides, cuts and near vertices recomputed from their vertices (rare cells)."""
+        if not flagged.size:
+            return None
+        eps = self.tol.empty
+        rc, ru = np.nonzero(~constant[flagged])
+        cell = flagged[rc]
+        smax, smin = _pair_extremes(polytopes, cell, G[cell, ru], g[cell, ru])
+        sub = code[flagged].astype(np.int16)
+        crossing = np.zeros(sub.shape, dtype=bool)
+        near = np.zeros(sub.shape, dtype=bool)
+        crossing[rc, ru] = (smax > eps) & (smin < -eps)
+        sub[rc, ru] = ~crossing[rc, ru] & (smax > eps)
+        near[rc, ru] = ~crossing[rc, ru] & ((np.abs(smax) <= eps) | (np.abs(smin) <= eps))
+        sub[crossing] = -1
+        return SplitDoubts(parent=flagged.astype(np.int64), code=sub, near=near,
+                           touched=touched)
 
     # ------------------------------------------------------------------ layers with R pieces
     def _split_pieces(self, cells: VertexCells, layer: Layer) -> Split:
@@ -281,15 +308,17 @@ class VertexEngine:
             return _pair_extremes(cells.polytopes, every, pair_G[:, u, r, q],
                                   pair_g[:, u, r, q])[0]
 
-        code, crossing = decide_max_units(layer, A, B, cells.center, pair_g, possible, highest,
-                                          eps=eps)
+        code, crossing, near_u = decide_max_units(layer, A, B, cells.center, pair_g, possible,
+                                                  highest, eps=eps)
         _pair_cell, pair_unit = np.nonzero(crossing)
+        touched = np.zeros(n, dtype=bool)
 
         def clip(Q, c, u, r, q, live):
             Gq = np.where(live[:, None], pair_G[c, u, r, q], 0.0)
             gq = np.where(live, pair_g[c, u, r, q], 1.0)     # cannot win: no constraint
             owner = Q.vertex_owner
             s = affine_values(Q.X, Gq[owner], gq[owner])
+            touched[c[owner[np.abs(s) <= eps]]] = True
             Q, keep, _ = Q.cut(s, Gq, gq, eps, both=False)
             self.stats["fragile_vertices"] += Q.fragile
             return Q, keep
@@ -304,10 +333,11 @@ class VertexEngine:
             return layer.compose(A[cell], B[cell], child_code)
 
         return self._finish(cells, crossing.any(axis=1), code, pieces, pcell, code_p,
-                            child_maps)
+                            child_maps, max_doubts(code, crossing, near_u, touched))
 
     # ------------------------------------------------------------------ shared steps
-    def _rounds(self, cells: VertexCells, crossing, code, hyperplane=None, cut=None):
+    def _rounds(self, cells: VertexCells, crossing, code, hyperplane=None, cut=None,
+                touched=None):
         """Apply every cell's cutting units in rounds; return the final pieces, their cells and
         their codes (the cells' codes with the cutting units filled in by the sides taken).
 
@@ -316,7 +346,9 @@ class VertexEngine:
         normals; ReLU-type units) or a general ``cut(pieces, cell, pair) -> (out, src, side)``
         (units with several pieces). Pieces live in chunks (one per round's output) with an alive
         flag: a hyperplane that misses a piece's ball, or leaves all its vertices on one side,
-        only records the side, so untouched pieces are never copied."""
+        only records the side, so untouched pieces are never copied. ``touched`` (hyperplanes
+        only) gets the cells where a piece had a vertex within eps of a hyperplane
+        (:class:`~.base.SplitDoubts`)."""
         counts = crossing.sum(axis=1)
         cut_cells = np.flatnonzero(counts)
         k = cells.polytopes.dim
@@ -365,6 +397,8 @@ class VertexEngine:
                 smax, smin = self._extremes(chunks, base, live, Gp, gp)
                 split = (smax > eps) & (smin < -eps)
                 whole = ~split
+                near = whole & ((np.abs(smax) <= eps) | (np.abs(smin) <= eps))
+                touched[pcell[live[near]]] = True
                 pcode[live[whole], unit[whole]] = smax[whole] > eps
                 live, pair, unit, Gp, gp = live[split], pair[split], unit[split], Gp[split], gp[split]
                 if live.size == 0:
@@ -374,6 +408,7 @@ class VertexEngine:
                                             gp[order])
                 owner = P.vertex_owner
                 s = affine_values(P.X, Gp[owner], gp[owner])
+                touched[pcell[live[owner[np.abs(s) <= eps]]]] = True
                 out, src, side = P.cut(s, Gp, gp, eps)
                 self.stats["fragile_vertices"] += out.fragile
             else:
@@ -428,7 +463,7 @@ class VertexEngine:
             self.stats["fragile_vertices"] += out.fragile
             return out
 
-        pcell, sides, center, radius, _, geom = run(None, keep_polytopes)
+        pcell, sides, center, radius, _, geom, flags = run(None, keep_polytopes)
         # the sides are flat, piece by piece, in the order of the piece's cell's candidates
         T = counts[pcell]
         piece = np.repeat(np.arange(len(pcell)), T)
@@ -452,7 +487,7 @@ class VertexEngine:
                 built = built.take(keep)
         pieces = _CompiledPieces(pcell[keep], center[keep], radius[keep], built,
                                  lambda sel: Polytopes(*run(sel, True)[5]), P.dim)
-        return pieces, pcell[keep], code_p[keep], cut
+        return pieces, pcell[keep], code_p[keep], cut, flags
 
     @staticmethod
     def _extremes(chunks, base, ids, G, g):
@@ -495,11 +530,13 @@ class VertexEngine:
             center[ask[better]], radius[ask[better]] = c_lp[better], r_lp[better]
         return center, radius
 
-    def _finish(self, cells, cut, code, pieces, pcell, code_p, child_maps) -> Split:
+    def _finish(self, cells, cut, code, pieces, pcell, code_p, child_maps,
+                doubts=None) -> Split:
         uncut = np.flatnonzero(~cut)
         center_p, radius_p = self._balls(pieces)
         region = radius_p > self.tol.region
-        sliver = ~region & (radius_p > self.tol.empty)
+        # however thin, a piece is set aside for the exact test, never dropped on its size
+        sliver = ~region
         keep = np.flatnonzero(region)
         parent = np.concatenate([uncut, pcell[keep]])
         child_code = np.concatenate([code[uncut], code_p[keep]])
@@ -530,7 +567,8 @@ class VertexEngine:
         slivers = SplitSlivers(parent=pcell[sl], code=code_p[sl], center=center_p[sl],
                                radius=radius_p[sl])
         return Split(children=children, parent=parent, code=child_code,
-                     center=children.center, radius=children.radius, slivers=slivers)
+                     center=children.center, radius=children.radius, slivers=slivers,
+                     doubts=doubts)
 
 
 class _Pieces:
@@ -710,7 +748,8 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
         geom = PolytopeArrays(geom.X, geom.inc, geom.vstart, geom.E, geom.estart, geom.N, geom.h,
                               geom.slot, geom.cstart)
     return Pieces(*(np.concatenate([o[i] for o in outs]) for i in range(4)),
-                  sum(o.fragile for o in outs), geom)
+                  sum(o.fragile for o in outs), geom,
+                  np.bitwise_or.reduce([o.flags for o in outs]))
 
 
 def _within(lengths):
@@ -733,7 +772,7 @@ def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     rows_a = np.repeat(first[:-1], ka) + _within(ka)
     first_a = np.zeros(len(ka) + 1, dtype=np.int64)
     np.cumsum(ka, out=first_a[1:])
-    a_cell, a_sides, a_center, a_radius, a_frag, a_geom = _run_kernel(
+    a_cell, a_sides, a_center, a_radius, a_frag, a_geom, flags = _run_kernel(
         kernel, Q, first_a, G[rows_a], g[rows_a], eps, words, True, 1, base, budget=budget)
     QA = Polytopes(*a_geom)
     # every piece of the first stage with the rest of its cell's candidates
@@ -741,9 +780,13 @@ def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     first_b = np.zeros(len(a_cell) + 1, dtype=np.int64)
     np.cumsum(rest, out=first_b[1:])
     rows_b = np.repeat(first[a_cell] + ka[a_cell], rest) + _within(rest)
-    b_piece, b_sides, b_center, b_radius, b_frag, b_geom = _run_kernel(
+    b_piece, b_sides, b_center, b_radius, b_frag, b_geom, b_flags = _run_kernel(
         kernel, QA, first_b, G[rows_b], g[rows_b], eps, words, geometry, threads,
         base[a_cell] + ka[a_cell], prune, budget)
+    # the second stage's cells are pieces: any doubt there is about a piece of the cell
+    touched = np.flatnonzero(b_flags)
+    flags = flags.copy()
+    flags[a_cell[touched]] |= 2
     # final pieces: first-stage pieces with no candidates left, and the second stage's, in the
     # order of their first-stage piece
     done = np.flatnonzero(rest == 0)
@@ -774,7 +817,7 @@ def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
                                  Polytopes(*b_geom)], Q.dim).take(order)
         geom = PolytopeArrays(both.X, both.inc, both.vstart, both.E, both.estart, both.N,
                               both.h, both.slot, both.cstart)
-    return Pieces(cell, sides, center, radius, a_frag + b_frag, geom)
+    return Pieces(cell, sides, center, radius, a_frag + b_frag, geom, flags)
 
 
 def _is_box(H, h, lo, hi) -> bool:

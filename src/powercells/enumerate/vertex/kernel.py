@@ -502,10 +502,12 @@ def _values(X, G, g, p, s):
 
 
 @njit(cache=True)
-def _side_of(X, center, reach, G, g, p, s, eps):
+def _side_of(X, center, reach, G, g, p, s, eps, flags, bit):
     """The side (1: +, 0: -) of a piece that hyperplane ``p`` does not cut, or -1 when it cuts
     it (its values at the vertices left in ``s``). A hyperplane that misses the ball around
-    the vertex mean is decided by the ball, any other by the vertices."""
+    the vertex mean is decided by the ball, any other by the vertices; one that does not cut
+    the piece but comes within ``eps`` of a vertex sets ``bit`` in ``flags[0]`` (a doubt, see
+    :class:`~powercells.enumerate.base.SplitDoubts`)."""
     d, nv = X.shape
     dist = g[p]
     for j in range(d):
@@ -520,18 +522,21 @@ def _side_of(X, center, reach, G, g, p, s, eps):
         smin = min(smin, s[i])
     if smax > eps and smin < -eps:
         return -1
+    if abs(smax) <= eps or abs(smin) <= eps:
+        flags[0] |= bit
     return 1 if smax > eps else 0
 
 
 @njit(cache=True)
-def _advance(X, center, reach, G, g, p0, t, T, sides, s, eps, whole):
+def _advance(X, center, reach, G, g, p0, t, T, sides, s, eps, whole, flags):
     """Offer hyperplanes ``t, t+1, ...`` of the cell (rows ``p0 + t`` of ``G, g``) to a piece;
     record the side of each one that does not cut it; return the index of the first one that
     does (its values at the vertices left in ``s``), or ``T``. A hyperplane that does not cut
-    the whole cell (``whole[t]``) is not offered: its side is the cell's."""
+    the whole cell (``whole[t]``) is not offered: its side is the cell's. A vertex within
+    ``eps`` of a hyperplane that does not cut the piece sets bit 2 of ``flags[0]``."""
     while t < T:
         if not whole[t]:
-            side = _side_of(X, center, reach, G, g, p0 + t, s, eps)
+            side = _side_of(X, center, reach, G, g, p0 + t, s, eps, flags, 2)
             if side < 0:
                 return t
             sides[t] = side
@@ -591,10 +596,10 @@ def split_cells(cells: PolytopeArrays, candidates: Candidates, *, eps: float, wo
     every new vertex is simple, the section is whole (each 2-face crosses the hyperplane in two
     edges) and its edges, which nothing would read, are not matched.
     """
-    cell, sides, center, radius, fragile, geom = _split_cells(
+    cell, sides, center, radius, fragile, geom, flags = _split_cells(
         *cells, *candidates, float(eps), int(words), bool(geometry), int(lo), int(hi),
         bool(prune), stop, progress)
-    return Pieces(cell, sides, center, radius, int(fragile), PolytopeArrays(*geom))
+    return Pieces(cell, sides, center, radius, int(fragile), PolytopeArrays(*geom), flags)
 
 
 @njit(cache=True)
@@ -610,13 +615,14 @@ def _scratch(nv, ne):
 
 
 @njit(cache=True)
-def _start_cell(X, inc, E, N, h, slot, v0, v1, e0, e1, c0, c1, G, g, p0, T, eps, words):
+def _start_cell(X, inc, E, N, h, slot, v0, v1, e0, e1, c0, c1, G, g, p0, T, eps, words, flags):
     """Cell ``c`` as the first entry of its stack: its vertices ``(d, n)`` (sums vectorise),
     bit sets widened to ``words``, edges and constraints, the first candidate that cuts it,
     its sides of the candidates decided so far, its ball, and the values at its vertices of
     the candidate that cuts it; with the candidates that do not cut the cell itself
     (``whole``: they take its side in every piece, as in the numpy path: a piece's new
-    vertices, interpolated, are not re-tested against them) and its fragile vertex count."""
+    vertices, interpolated, are not re-tested against them) and its fragile vertex count.
+    Such a candidate within ``eps`` of a vertex of the cell sets bit 1 of ``flags[0]``."""
     d = X.shape[1]
     rX = X[v0:v1].T.copy()
     rE = E[e0:e1].copy()
@@ -628,18 +634,19 @@ def _start_cell(X, inc, E, N, h, slot, v0, v1, e0, e1, c0, c1, G, g, p0, T, eps,
     s = np.empty(rX.shape[1])
     whole = np.zeros(T, dtype=np.bool_)
     for u in range(T):
-        side = _side_of(rX, center, reach, G, g, p0 + u, s, eps)
+        side = _side_of(rX, center, reach, G, g, p0 + u, s, eps, flags, 1)
         if side >= 0:
             whole[u] = True
             sides[u] = side
-    t = _advance(rX, center, reach, G, g, p0, 0, T, sides, s, eps, whole)
+    t = _advance(rX, center, reach, G, g, p0, 0, T, sides, s, eps, whole, flags)
     entry = (rX, rinc, rE, N[c0:c1].copy(), h[c0:c1].copy(), slot[c0:c1].copy(), t, sides,
              center, reach, s, np.nan)
     return entry, whole, fragile
 
 
 @njit(cache=True)
-def _cut_piece(entry, G, g, p0, T, base, eps, geometry, whole, scratch, table, used, words):
+def _cut_piece(entry, G, g, p0, T, base, eps, geometry, whole, scratch, table, used, words,
+               flags):
     """Cut a stack entry by the candidate ``t`` that cuts it: both sides as stack entries
     (the + side first), each offered the later candidates up to the next that cuts it; a
     side that no later candidate cuts and whose polytope is not asked for is not built (its
@@ -656,6 +663,8 @@ def _cut_piece(entry, G, g, p0, T, base, eps, geometry, whole, scratch, table, u
         scratch = _scratch(max(nv, len(scratch[0]) // 2), max(len(PE), len(scratch[6]) // 4))
     sg, local_p, local_m, idx_p, idx_m, on_idx, ep, em, cross_a, cross_b = scratch
     mp, mm, n_on = _classify(s, eps, sg, local_p, local_m, idx_p, idx_m, on_idx)
+    if n_on:
+        flags[0] |= 2               # a vertex within eps of the cutting hyperplane
     kp, km, nn = _split_edges(PE.reshape(2 * len(PE)), sg, local_p, local_m, ep, em,
                                cross_a, cross_b)
     Xn, incn = _new_vertices(PX, Pinc, s, cross_a, cross_b, nn, new_word, new_mask)
@@ -670,8 +679,8 @@ def _cut_piece(entry, G, g, p0, T, base, eps, geometry, whole, scratch, table, u
     s_minus[t] = 0
     sp = np.empty(Xp.shape[1])
     sm = np.empty(Xm.shape[1])
-    tp = _advance(Xp, cp, rp, G, g, p0, t + 1, T, s_plus, sp, eps, whole)
-    tm = _advance(Xm, cm, rm, G, g, p0, t + 1, T, s_minus, sm, eps, whole)
+    tp = _advance(Xp, cp, rp, G, g, p0, t + 1, T, s_plus, sp, eps, whole, flags)
+    tm = _advance(Xm, cm, rm, G, g, p0, t + 1, T, s_minus, sm, eps, whole, flags)
     # a final side needs no arrays unless the geometry is asked for
     build_p = geometry or tp < T
     build_m = geometry or tm < T
@@ -773,6 +782,9 @@ def _split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, bas
     g_h = List()
     g_slot = List()
     fragile = 0
+    # per cell: bit 1, a candidate that cuts no piece came within eps of a vertex of the cell;
+    # bit 2, one came within eps of a vertex of a piece (SplitDoubts)
+    flags = np.zeros(len(first) - 1, dtype=np.int8)
     # scratch space of one split, reused (grown when a piece outgrows it)
     scratch = _scratch(0, 0)
     table = np.zeros(0, dtype=np.uint64)
@@ -791,7 +803,7 @@ def _split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, bas
                 base = max(base, slot[r] + 1)
         entry, whole, cell_fragile = _start_cell(X, inc, E, N, h, slot, vstart[c], vstart[c + 1],
                                                  estart[c], estart[c + 1], c0, c1, G, g, p0, T,
-                                                 eps, words)
+                                                 eps, words, flags[c:c + 1])
         fragile += cell_fragile
         # a piece on the stack has been offered its cell's hyperplanes up to ``t``, the first
         # that cuts it (its values at the vertices in ``s``), or ``T``: then it is final, and
@@ -820,7 +832,8 @@ def _split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, bas
                     g_slot.append(Pslot)
                 continue
             plus, minus, cut_fragile, scratch, table, used = _cut_piece(
-                entry, G, g, p0, T, base, eps, geometry, whole, scratch, table, used, words)
+                entry, G, g, p0, T, base, eps, geometry, whole, scratch, table, used, words,
+                flags[c:c + 1])
             fragile += cut_fragile
             # the stack gives the - side (and its pieces) first, so a cell's pieces come out in
             # the lexicographic order of their sides, the tree's order
@@ -832,7 +845,7 @@ def _split_cells(X, inc, vstart, E, estart, N, h, slot, cstart, first, G, g, bas
     cell, sides, center, radius, geom = _assemble(d, words, p_cell, p_sides, p_center,
                                                   p_radius, g_X, g_inc, g_E, g_N, g_h, g_slot,
                                                   geometry, prune)
-    return cell, sides, center, radius, fragile, geom
+    return cell, sides, center, radius, fragile, geom, flags
 
 
 @njit(cache=True)
