@@ -630,6 +630,66 @@ def test_engines_equal_exact_brute_force(case):
         assert counted.per_layer == per_layer, (engine, counted.per_layer, per_layer)
         assert counted.thin == [0] * len(per_layer)
         assert counted.undecided == [0] * len(per_layer)
+        if "maxout:2" not in acts:
+            # every vertex near a hyperplane here is on it exactly (coarse rationals), so the
+            # doubts are cleared by exact incidence, with no exact split
+            assert counted.stats.get("doubts", 0) == counted.stats.get("doubts_cleared", 0)
+
+
+def _cell_for(d, point):
+    H = np.vstack([np.eye(d), -np.eye(d)])
+    return exact_root(H, np.ones(2 * d), point)
+
+
+def test_vertices_exact_on_concurrent_and_near_concurrent_lines():
+    """Three lines through the origin meet in one point exactly; move one by 1e-13 and the
+    point is no single vertex (a triangle 1e-13 across hides there). The screen takes every
+    line within eps of the point."""
+    from powercells.enumerate.exact_cells import vertices_exact
+
+    cell = _cell_for(2, [0.5, 0.5])
+    for offset, want in [(0.0, True), (1e-13, False), (2.0 ** -45, False)]:
+        W = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+        net = pc.Network.from_weights([(W, np.array([0.0, 0.0, -offset]))], ["relu"])
+        layer = net.layers[0]
+        assert vertices_exact(cell, layer, np.zeros((1, 2)), eps=1e-12) is want, offset
+    # two generic lines: a simple vertex, proven by the float determinant alone
+    W = np.array([[1.0, 0.3], [-0.7, 1.0]])
+    net = pc.Network.from_weights([(W, np.array([0.1, 0.2]))], ["relu"])
+    x = np.linalg.solve(W, -np.array([0.1, 0.2]))
+    assert vertices_exact(cell, net.layers[0], x[None], eps=1e-12)
+    # a point near a single line is no vertex at all
+    assert not vertices_exact(cell, net.layers[0], np.array([[x[0] + 0.3, x[1]]]), eps=1e-12)
+    # duplicate units through corners of the box, and a line through a corner: exact
+    W = np.array([[1.0, -1.0], [2.0, -2.0], [1.0, 1.0]])
+    net = pc.Network.from_weights([(W, np.array([0.0, 0.0, -2.0]))], ["relu"])
+    assert vertices_exact(cell, net.layers[0], np.array([[-1.0, -1.0], [1.0, 1.0]]), eps=1e-12)
+    # the duplicates cross at no point: the origin is on them but is no vertex
+    assert not vertices_exact(cell, net.layers[0], np.zeros((1, 2)), eps=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["planar", "vertex"])
+def test_doubts_of_degenerate_networks_are_cleared_on_both_paths(engine):
+    """Integer weights: vertices on several hyperplanes everywhere. Every doubt is cleared by
+    exact incidence, on the compiled and the numpy path alike, and the counts are the lp
+    engine's (which settles nothing here either)."""
+    d = 2 if engine == "planar" else 3
+    rng = np.random.default_rng(1)
+    dims = [d, 10, 10]
+    net = pc.Network.from_weights(
+        [(rng.integers(-1, 2, size=(dims[i + 1], dims[i])).astype(float),
+          rng.integers(-1, 2, size=dims[i + 1]).astype(float)) for i in range(2)], ["relu"] * 2)
+    box = pc.Box(-2, 2, dim=d)
+    runs = []
+    for compiled in (True, False):
+        with engine_defaults(compiled=compiled):
+            runs.append(pc.count_regions(net, box, engine=engine, executor="serial"))
+    lp = pc.count_regions(net, box, engine="lp")
+    for got in runs:
+        assert got.per_layer == lp.per_layer and got.thin == [0, 0]
+        assert got.stats["doubts"] > 0
+        assert got.stats["doubts"] == got.stats["doubts_cleared"]
+    assert runs[0].stats["doubts"] == runs[1].stats["doubts"]
 
 
 # ===================================================================== thin cells

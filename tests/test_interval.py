@@ -102,7 +102,7 @@ def test_breakpoints_are_exact_roots():
     network = pc.Network.from_weights([(W, -W[:, 0] * t)], ["relu"])
     tree = pc.subdivide(network, pc.Box(-1, 1, dim=1))
     lo, hi = tree.intervals()
-    # 3 * 0.4 rounds up and 2 * 0.4 does not: the two roots "0.4" are 5.6e-17 apart in exact
+    # 3 * 0.4 rounds up and 2 * 0.4 does not: the two roots "0.4" are 3.7e-17 apart in exact
     # arithmetic, and the interval between them is a (thin) region
     np.testing.assert_allclose(np.sort(lo)[1:], [-0.7, -0.2, 0.1, 0.4, 0.4], atol=1e-15)
     assert tree.per_layer == [6] and tree.levels[1].thin.sum() == 1

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Made", "Split", "SplitDoubts", "SplitSlivers", "split_doubts", "tree_order"]
+__all__ = ["Made", "Split", "SplitDoubts", "SplitSlivers", "split_doubts", "tree_order",
+           "with_vertices"]
 
 
 @dataclass
@@ -67,12 +68,18 @@ class SplitDoubts:
     touched : ndarray of bool, shape (m,)
         Some piece of the cell had a vertex within ``empty`` of a unit that cut the cell (a
         region may be lost between near-concurrent hyperplanes).
+    points : list of ndarray or None
+        Per cell, the vertices where its sides were decided ``(p, k)``: its pieces' (touched
+        cells) or its own (None where not given). If each is exactly one vertex of the
+        arrangement, every side the engine decided there is exact and its pieces are the exact
+        ones (:func:`~powercells.enumerate.exact_cells.vertices_exact`).
     """
 
     parent: np.ndarray
     code: np.ndarray
     near: np.ndarray
     touched: np.ndarray
+    points: list | None = None
 
     def __len__(self) -> int:
         return len(self.parent)
@@ -123,6 +130,25 @@ def split_doubts(code: np.ndarray, crossing: np.ndarray, near: np.ndarray,
     code[crossing[flagged]] = -1
     return SplitDoubts(parent=flagged.astype(np.int64), code=code,
                        near=near[flagged] & ~crossing[flagged], touched=touched[flagged])
+
+
+def with_vertices(doubts: SplitDoubts | None, pcell: np.ndarray, piece_vertices,
+                  cell_vertices) -> None:
+    """Fill ``doubts.points``: a touched cell's pieces' vertices (``pcell`` the pieces' cells,
+    ``piece_vertices(idx)`` the vertex arrays of pieces ``idx``), any other cell's own
+    (``cell_vertices(idx)``, of cells ``idx`` of the batch)."""
+    if doubts is None:
+        return
+    touched = doubts.parent[doubts.touched]
+    idx = np.flatnonzero(np.isin(pcell, touched))
+    points = {int(c): [] for c in doubts.parent}
+    for i, xy in zip(idx, piece_vertices(idx)):
+        points[int(pcell[i])].append(xy)
+    own = np.flatnonzero(~doubts.touched)
+    for j, xy in zip(own, cell_vertices(doubts.parent[own])):
+        points[int(doubts.parent[j])].append(xy)
+    doubts.points = [np.concatenate(points[int(c)]) if points[int(c)] else None
+                     for c in doubts.parent]
 
 
 def tree_order(parent: np.ndarray, code: np.ndarray) -> np.ndarray:

@@ -231,8 +231,8 @@ def _certified_engine(engine, lp, domain) -> str:
 
 def _check_tiling(counts, slivers, tol: Tolerances) -> None:
     """A layer's cells tile its parents, the previous layer's regions, so a finished run finds
-    a region or a sliver at every layer that has parents; none means every cell fell below the
-    empty tolerance (or the arithmetic failed), and no count is printed.
+    a region or a sliver at every layer that has parents; none means the arithmetic failed,
+    and no count is printed.
 
     Raises
     ------
@@ -245,9 +245,9 @@ def _check_tiling(counts, slivers, tol: Tolerances) -> None:
         if parents and n == 0 and thin == 0:
             raise PowercellsError(
                 f"layer {layer}: no region and no sliver were found, but the cells of a layer "
-                f"tile the domain: every cell had an inradius at or below the empty tolerance "
-                f"{tol.empty:.3g} (cells that thin are taken as lower-dimensional): give a "
-                "smaller tolerance; no count is reported")
+                f"tile the domain: every cell was set aside below the region tolerance "
+                f"{tol.region:.3g} and none could be settled (the arithmetic failed); no count "
+                "is reported")
 
 
 def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=None,

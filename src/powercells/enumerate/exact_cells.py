@@ -28,7 +28,7 @@ import numpy as np
 from ..lp.exact import Witness, strict_point
 
 __all__ = ["ExactCell", "Unplaced", "dyadic", "empty_sides", "exact_root", "place",
-           "split_exact"]
+           "split_exact", "vertices_exact"]
 
 
 class Unplaced(ArithmeticError):
@@ -403,6 +403,75 @@ def empty_sides(cell: ExactCell, layer, units, sides, *, hint=None,
         got, _ = _feasible(whole, [_switch_rows(G[k], g[k], side == 1, (depth, k), E)], hint)
         out.append(got is None)
     return out
+
+
+def vertices_exact(cell: ExactCell, layer, points, *, eps: float) -> bool:
+    """Whether each point is, to within ``eps``, one exact vertex of the arrangement of the
+    cell's rows and a ReLU-type layer's hyperplanes on the cell: the hyperplanes within ``eps``
+    of the point (a float engine's vertex, taken as on all of them) meet exactly in a single
+    point. Then every "on the hyperplane" an engine decided there is exactly true.
+
+    False when some point is not (near-concurrent or near-parallel hyperplanes: a region
+    thinner than ``eps`` may hide there), or when the rows are too large for the float screen.
+    """
+    G, g, _ = _exact(layer).on(cell)
+    live = [k for k in range(len(g)) if any(G[k])]
+    # boundary hyperplanes a . x = b: the cell's rows and the layer's non-constant units
+    A = [list(r) for r in cell.H] + [list(-G[k]) for k in live]
+    b = list(cell.h) + [g[k] for k in live]
+    if not A:
+        return True
+    try:
+        Af = np.array([[float(v) for v in r] for r in A])
+        bf = np.array([float(v) for v in b])
+    except OverflowError:
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        norm = np.linalg.norm(Af, axis=1)
+    if not (np.all(np.isfinite(Af)) and np.all(np.isfinite(bf)) and np.all(np.isfinite(norm))):
+        return False
+    norm = np.where(norm > 0, norm, np.inf)
+    d = Af.shape[1]
+    V = np.unique(np.asarray(points, dtype=np.float64).reshape(-1, d), axis=0)
+    close = np.abs(V @ Af.T - bf) <= eps * norm
+    for row in close:
+        near = np.flatnonzero(row)
+        if len(near) < d:
+            return False
+        if len(near) == d:
+            # d hyperplanes meet in one point iff their normals are independent: a float
+            # determinant far above its rounding error proves it (Hadamard bound times 1e-9)
+            if abs(np.linalg.det(Af[near])) > 1e-9 * np.prod(norm[near]):
+                continue
+        if not _one_point([A[i] + [b[i]] for i in near], d):
+            return False
+    return True
+
+
+def _one_point(rows, d: int) -> bool:
+    """Whether the integer system ``[a | b]`` (rows) has exactly one solution: rank ``d`` with
+    and without the right-hand side (fraction-free elimination, exact)."""
+    M = [[int(v) for v in r] for r in rows]
+    rank = 0
+    for col in range(d + 1):
+        pivot = next((i for i in range(rank, len(M)) if M[i][col]), None)
+        if pivot is None:
+            if col < d:
+                return False            # rank of a below d: not a single point
+            continue
+        if col == d:
+            return False                # b independent of a: no common point
+        M[rank], M[pivot] = M[pivot], M[rank]
+        p = M[rank]
+        for i in range(len(M)):
+            if i != rank and M[i][col]:
+                f = M[i][col]
+                M[i] = [p[col] * x - f * y for x, y in zip(M[i], p)]
+                gcd = math.gcd(*M[i])
+                if gcd > 1:
+                    M[i] = [x // gcd for x in M[i]]
+        rank += 1
+    return rank == d
 
 
 def _weights(proof, tags, exps) -> list:

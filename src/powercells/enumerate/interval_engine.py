@@ -192,16 +192,25 @@ class IntervalEngine:
                      center=center[keep], radius=radius[keep],
                      slivers=SplitSlivers(parent=parent[sl], code=code[sl], center=center[sl],
                                           radius=radius[sl]),
-                     cells=children.intervals, doubts=_doubts(np.flatnonzero(doubt), K))
+                     cells=children.intervals,
+                     doubts=_doubts(np.flatnonzero(doubt), K, cells, t, const, eps))
 
 
-def _doubts(flagged: np.ndarray, K: int) -> SplitDoubts | None:
-    """Doubtful cells with every unit free: an interval's exact split is cheap."""
+def _doubts(flagged: np.ndarray, K: int, cells: IntervalCells, t, const, eps):
+    """Doubtful cells with every unit free (an interval's exact split is cheap), and the points
+    where the engine decided: the cell's ends and its breakpoints (see
+    :func:`~powercells.enumerate.exact_cells.vertices_exact`)."""
     if not flagged.size:
         return None
     m = len(flagged)
+    points = []
+    for c in flagged:
+        lo, hi = cells.lo[c], cells.hi[c]
+        roots = t[c][~const[c] & (t[c] >= lo - eps) & (t[c] <= hi + eps)]
+        points.append(np.concatenate([[lo, hi], roots])[:, None])
     return SplitDoubts(parent=flagged.astype(np.int64), code=np.full((m, K), -1, np.int16),
-                       near=np.zeros((m, K), dtype=bool), touched=np.ones(m, dtype=bool))
+                       near=np.zeros((m, K), dtype=bool), touched=np.ones(m, dtype=bool),
+                       points=points)
 
 
 def _child_maps(layer: Layer, Pa, PB, parent, code):

@@ -32,7 +32,14 @@ import numpy as np
 
 from ..geometry.polygons import Polygons, polygon_from_halfspaces
 from ..network.layers import Layer
-from .base import Made, Split, SplitSlivers, split_doubts, tree_order
+from .base import (
+    Made,
+    Split,
+    SplitSlivers,
+    split_doubts,
+    tree_order,
+    with_vertices,
+)
 from .budget import Budget
 from .engines import EngineSetup
 from .kernels import KernelSwitch, run_watched
@@ -446,6 +453,8 @@ class PlanarEngine:
     def _finish(self, cells, crossing, code, pieces, pcell, code_p, child_maps,
                 doubts=None) -> Split:
         uncut = np.flatnonzero(~crossing.any(axis=1))
+        with_vertices(doubts, pcell, lambda idx: _vertex_lists(pieces.take(idx)),
+                      lambda idx: _vertex_lists(cells.polys.take(idx)))
         center_p, radius_p = self._balls(pieces)
         region = radius_p > self.tol.region
         # every other piece has a vertex beyond eps on its side of each cut: it is set aside,
@@ -476,6 +485,10 @@ def _load_kernel():
     from . import planar_kernel
 
     return planar_kernel
+
+
+def _vertex_lists(polys: Polygons) -> list:
+    return np.split(polys.xy, polys.start[1:-1])
 
 
 def _circumradius(polys: Polygons, center: np.ndarray) -> np.ndarray:

@@ -92,6 +92,12 @@ class ThinSplitter:
         if inner is not None:
             inner(self.layers)
 
+    @property
+    def empty(self) -> float:
+        """The engine's empty tolerance (engine coordinates): the band of its vertex signs."""
+        tol = getattr(self.engine, "tol", None)
+        return 0.0 if tol is None or tol.empty is None else float(tol.empty)
+
     # ------------------------------------------------------------- the engine interface
     @property
     def budget(self):
@@ -195,24 +201,38 @@ class ThinSplitter:
         """The exact children of a cell in doubt (:class:`~.base.SplitDoubts`) that the engine
         may have missed, with the ones it made among them (:meth:`_merged` drops those).
 
-        A region the engine missed differs from the engine's children of the cell only in
-        units that have a vertex of some piece within ``empty`` of their hyperplane. A unit that
-        cuts no piece but comes that near is first tested on the whole cell: most such are
-        hyperplanes through a vertex, whose far side is empty (a Farkas certificate). If every
-        such unit is settled that way and no cutting unit came near a vertex of a piece, the
-        engine missed nothing. Otherwise the cell is split exactly, with the units the engine
-        settled beyond doubt fixed to its sides."""
-        from .exact_cells import empty_sides, split_exact
+        The engine decided every side from the signs of vertices, taking a vertex within
+        ``empty`` of a hyperplane as on it; where every such decision is exactly true, its
+        pieces are the exact ones and it missed nothing. So the cell is cleared when
+
+        * each vertex where it decided (its pieces', or the cell's own when only units that
+          cut no piece came near) is one exact vertex of the arrangement: the hyperplanes near
+          it meet exactly in one point (:func:`~.exact_cells.vertices_exact`; concurrent and
+          duplicate units, hyperplanes through a corner); or
+        * no piece's vertex came near a unit that cuts the cell, and each unit that came near
+          is empty on its far side over the whole cell (one Farkas certificate each).
+
+        Otherwise the cell is split exactly, with the units the engine settled beyond doubt
+        fixed."""
+        from .exact_cells import empty_sides, split_exact, vertices_exact
 
         self.counts["doubts"] += 1
+        points = None if doubts.points is None else doubts.points[j]
+        if (points is not None and layer.is_switch
+                and vertices_exact(parent, layer, points, eps=self.empty)):
+            self.counts["doubts_cleared"] += 1
+            return []
         code = doubts.code[j].copy()
         near = np.flatnonzero(doubts.near[j])
-        if near.size:
-            empty = empty_sides(parent, layer, near, 1 - code[near], hint=hint, depth=depth)
-            code[near[~np.array(empty, dtype=bool)]] = -1
-            if all(empty) and not doubts.touched[j]:
-                self.counts["doubts_cleared"] += 1
-                return []
+        cleared = layer.is_switch and not doubts.touched[j]
+        if near.size and layer.is_switch:
+            empty = np.array(empty_sides(parent, layer, near, 1 - code[near], hint=hint,
+                                         depth=depth), dtype=bool)
+            code[near[~empty]] = -1
+            cleared = cleared and bool(empty.all())
+        if cleared:
+            self.counts["doubts_cleared"] += 1
+            return []
         return split_exact(parent, layer, fixed=code, hint=hint, depth=depth)
 
     def _points(self, engine_batch):

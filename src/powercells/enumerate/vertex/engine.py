@@ -43,7 +43,15 @@ import numpy as np
 
 from ...lp import get_backend
 from ...network.layers import Layer
-from ..base import Made, Split, SplitDoubts, SplitSlivers, split_doubts, tree_order
+from ..base import (
+    Made,
+    Split,
+    SplitDoubts,
+    SplitSlivers,
+    split_doubts,
+    tree_order,
+    with_vertices,
+)
 from ..budget import Budget
 from ..engines import EngineSetup
 from ..kernels import KernelSwitch, wait_result, worker_pool
@@ -533,6 +541,8 @@ class VertexEngine:
     def _finish(self, cells, cut, code, pieces, pcell, code_p, child_maps,
                 doubts=None) -> Split:
         uncut = np.flatnonzero(~cut)
+        with_vertices(doubts, pcell, lambda idx: _vertex_lists(pieces.take(idx)),
+                      lambda idx: _vertex_lists(cells.polytopes.take(idx)))
         center_p, radius_p = self._balls(pieces)
         region = radius_p > self.tol.region
         # however thin, a piece is set aside for the exact test, never dropped on its size
@@ -818,6 +828,10 @@ def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
         geom = PolytopeArrays(both.X, both.inc, both.vstart, both.E, both.estart, both.N,
                               both.h, both.slot, both.cstart)
     return Pieces(cell, sides, center, radius, a_frag + b_frag, geom, flags)
+
+
+def _vertex_lists(P: Polytopes) -> list:
+    return np.split(P.X, P.vstart[1:-1])
 
 
 def _is_box(H, h, lo, hi) -> bool:
