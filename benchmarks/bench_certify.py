@@ -1,6 +1,6 @@
 """Exact means exact: thin regions in the default path, and the certified mode's cost, in one run.
 
-    python benchmarks/bench_certify.py [--runs 3] [--cases thin,default,certify,lower]
+    python benchmarks/bench_certify.py [--runs 3] [--cases thin,default,degenerate,certify,lower]
         [--baseline-src PATH] [--certify-limit 300] [--json OUT]
 
 Cases (every measurement is a fresh ``powercells count`` process, as users run it; the time is
@@ -13,6 +13,11 @@ the one the command reports):
   folder of e.g. ``git worktree add /tmp/before b10c1db``) on the 2-D net above and ACAS Xu 1_1
   prop_1 (39,835 regions): the exact settling of thin cells must cost (almost) nothing where
   there are none. Target: no more than 5% slower.
+* ``degenerate``: integer networks (weights and biases in {-1, 0, 1}) over [-2, 2]^d with the
+  planar and vertex engines in this process, against the baseline: the engines report the cells
+  where a vertex came within their ``empty`` tolerance of a hyperplane, which is everywhere
+  here, and each is cleared by exact incidence. The counts must not change; the time is what
+  that check costs.
 * ``certify``: ``--certify`` against the default on 2-D nets of growing width and on ACAS Xu 1_1
   prop_1 under ``--time-limit`` (``--certify-limit`` seconds): the counts where it finishes, the
   regions per second of both, the ratio. Target: ``--certify`` <= 2x the default.
@@ -99,6 +104,46 @@ def case_default(runs, report, folder, baseline_src):
     report["default"] = rows
 
 
+def _integer_net_file(d, widths, folder, seed=0):
+    """A network with weights and biases in {-1, 0, 1}: vertices on several hyperplanes
+    everywhere (the engines' doubts, all cleared by exact incidence)."""
+    import numpy as np
+
+    import powercells as pc
+
+    path = Path(folder) / f"int_d{d}_{'x'.join(map(str, widths))}_{seed}.npz"
+    if not path.exists():
+        rng = np.random.default_rng(seed)
+        dims = [d] + list(widths)
+        save_npz(pc.Network.from_weights(
+            [(rng.integers(-1, 2, size=(dims[i + 1], dims[i])).astype(float),
+              rng.integers(-1, 2, size=dims[i + 1]).astype(float))
+             for i in range(len(widths))], ["relu"] * len(widths)), path)
+    return path
+
+
+def case_degenerate(runs, report, folder, baseline_src):
+    """Integer networks over [-2, 2]^d: what the doubts cost where they are everywhere."""
+    if baseline_src is None:
+        print("  skipped: give --baseline-src (the src folder of an older checkout)")
+        return
+    rows = {}
+    for d, widths, engine in [(2, [32, 32, 32], "planar"), (2, [64, 64, 64], "planar"),
+                              (3, [12, 12], "vertex"), (4, [10, 10], "vertex")]:
+        label = f"{d}-D {widths} {engine}"
+        args = [_integer_net_file(d, widths, folder), "--box", "-2", "2", "--engine", engine,
+                "--workers", "0"]
+        now = median_runs(args, runs)
+        before = median_runs(args, runs, src=baseline_src)
+        ratio = now[1] / before[1]
+        rows[label] = {"now": now[1], "before": before[1], "ratio": ratio,
+                       "per_layer_now": now[0]["per_layer"],
+                       "per_layer_before": before[0]["per_layer"]}
+        print(f"  {label:26s} now {now[1]:.3f} s {now[0]['per_layer']}, before "
+              f"{before[1]:.3f} s {before[0]['per_layer']}: {ratio:.2f}x", flush=True)
+    report["degenerate"] = rows
+
+
 def case_certify(runs, report, folder, limit):
     D = acas_dir()
     rows = {}
@@ -181,6 +226,9 @@ def main():
         if "default" in cases:
             print("the default path against the baseline (one process):")
             case_default(args.runs, report, folder, args.baseline_src)
+        if "degenerate" in cases:
+            print("integer networks, the default path against the baseline (this process):")
+            case_degenerate(args.runs, report, folder, args.baseline_src)
         if "certify" in cases:
             print("--certify against the default (one process):")
             case_certify(args.runs, report, folder, args.certify_limit)

@@ -20,7 +20,7 @@ unit constant on a cell adds no row (a zero pre-activation is inactive).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -72,19 +72,27 @@ class _ExactLayer:
 
     def on(self, cell: ExactCell):
         """The layer's values on the cell as integer affine functions of x over ``2**E``:
-        switch layers ``(G (K, k), g (K,), E)``; max layers ``(P (K, R, k), p (K, R), E)``."""
+        switch layers ``(G (K, k), g (K,), E)``; max layers ``(P (K, R, k), p (K, R), E)``.
+        Kept on the cell (``cell.memo``): placing many points, and settling a cell's doubts and
+        slivers, read them again."""
+        got = cell.memo.get(id(self))
+        if got is not None and got[0] is self:
+            return got[1]
         if self.switch:
             E = max(self.ew + cell.e, self.eb)
             G = _shift(self.W.dot(cell.MA), E - self.ew - cell.e)
             g = _shift(self.W.dot(cell.MB), E - self.ew - cell.e) + _shift(self.b, E - self.eb)
-            return G, g, E
-        K, R, D = self.A.shape
-        E = max(self.ea + cell.e, self.eb)
-        flat = self.A.reshape(K * R, D)
-        P = _shift(flat.dot(cell.MA), E - self.ea - cell.e).reshape(K, R, -1)
-        p = (_shift(flat.dot(cell.MB), E - self.ea - cell.e).reshape(K, R)
-             + _shift(self.B, E - self.eb))
-        return P, p, E
+            out = G, g, E
+        else:
+            K, R, D = self.A.shape
+            E = max(self.ea + cell.e, self.eb)
+            flat = self.A.reshape(K * R, D)
+            P = _shift(flat.dot(cell.MA), E - self.ea - cell.e).reshape(K, R, -1)
+            p = (_shift(flat.dot(cell.MB), E - self.ea - cell.e).reshape(K, R)
+                 + _shift(self.B, E - self.eb))
+            out = P, p, E
+        cell.memo[id(self)] = (self, out)
+        return out
 
 
 _LAYERS: dict = {}
@@ -139,6 +147,13 @@ class ExactCell:
     tags: list
     exps: list
     path: tuple = ()
+    #: per exact layer, its values on the cell (:meth:`_ExactLayer.on`), kept while the cell is
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["memo"] = {}                  # recomputed where needed, never shipped
+        return state
 
     @property
     def dim(self) -> int:
@@ -413,39 +428,75 @@ def vertices_exact(cell: ExactCell, layer, points, *, eps: float) -> bool:
 
     False when some point is not (near-concurrent or near-parallel hyperplanes: a region
     thinner than ``eps`` may hide there), or when the rows are too large for the float screen.
+    The screen takes every hyperplane within ``2 eps`` (the engine rounded its own values), and
+    only the units it keeps are computed exactly.
     """
-    G, g, _ = _exact(layer).on(cell)
-    live = [k for k in range(len(g)) if any(G[k])]
-    # boundary hyperplanes a . x = b: the cell's rows and the layer's non-constant units
-    A = [list(r) for r in cell.H] + [list(-G[k]) for k in live]
-    b = list(cell.h) + [g[k] for k in live]
-    if not A:
-        return True
+    ex = _exact(layer)
     try:
-        Af = np.array([[float(v) for v in r] for r in A])
-        bf = np.array([float(v) for v in b])
+        Hf, hf, MAf, MBf = _float_view(cell)
     except OverflowError:
         return False
     with np.errstate(over="ignore", invalid="ignore"):
+        Gf = layer.switch_W @ MAf
+        gf = layer.switch_W @ MBf + layer.switch_b
+        Af = np.vstack([Hf, -Gf])
+        bf = np.concatenate([hf, gf])
         norm = np.linalg.norm(Af, axis=1)
     if not (np.all(np.isfinite(Af)) and np.all(np.isfinite(bf)) and np.all(np.isfinite(norm))):
         return False
     norm = np.where(norm > 0, norm, np.inf)
-    d = Af.shape[1]
+    m, d = Hf.shape
     V = np.unique(np.asarray(points, dtype=np.float64).reshape(-1, d), axis=0)
-    close = np.abs(V @ Af.T - bf) <= eps * norm
+    with np.errstate(invalid="ignore"):
+        close = np.abs(V @ Af.T - bf) <= 2 * eps * norm
+    units = np.flatnonzero(close[:, m:].any(axis=0))
+    G, g = _unit_rows(ex, cell, units)
+    exact = {int(u): (list(-G[i]), g[i]) for i, u in enumerate(units) if any(G[i])}
     for row in close:
         near = np.flatnonzero(row)
-        if len(near) < d:
+        rows = [(list(cell.H[i]), cell.h[i]) if i < m else exact.get(int(i) - m)
+                for i in near]
+        rows = [r for r in rows if r is not None]          # exactly constant units: no plane
+        if len(rows) < d:
             return False
-        if len(near) == d:
+        if len(rows) == len(near) == d:
             # d hyperplanes meet in one point iff their normals are independent: a float
             # determinant far above its rounding error proves it (Hadamard bound times 1e-9)
             if abs(np.linalg.det(Af[near])) > 1e-9 * np.prod(norm[near]):
                 continue
-        if not _one_point([A[i] + [b[i]] for i in near], d):
+        if not _one_point([a + [c] for a, c in rows], d):
             return False
     return True
+
+
+def _float_view(cell: ExactCell):
+    """The cell's rows ``H x <= h`` and map ``MA x + MB`` (over ``2**e``) in float64, kept on
+    the cell. Raises OverflowError past float64's range."""
+    got = cell.memo.get("float")
+    if got is None:
+        e = cell.e
+        got = (np.array([[float(v) for v in r] for r in cell.H], dtype=np.float64)
+               .reshape(len(cell.h), -1),
+               np.array([float(v) for v in cell.h], dtype=np.float64),
+               np.array([[math.ldexp(float(v), -e) for v in r] for r in cell.MA],
+                        dtype=np.float64).reshape(cell.MA.shape),
+               np.array([math.ldexp(float(v), -e) for v in cell.MB], dtype=np.float64))
+        cell.memo["float"] = got
+    return got
+
+
+def _unit_rows(ex: _ExactLayer, cell: ExactCell, units):
+    """Rows ``units`` of :meth:`_ExactLayer.on` (switch layers), computed for those alone
+    unless the cell keeps them all."""
+    got = cell.memo.get(id(ex))
+    if got is not None and got[0] is ex:
+        G, g, _ = got[1]
+        return G[units], g[units]
+    E = max(ex.ew + cell.e, ex.eb)
+    W = ex.W[units]
+    G = _shift(W.dot(cell.MA), E - ex.ew - cell.e)
+    g = _shift(W.dot(cell.MB), E - ex.ew - cell.e) + _shift(ex.b[units], E - ex.eb)
+    return G, g
 
 
 def _one_point(rows, d: int) -> bool:
@@ -528,11 +579,13 @@ def place(cell: ExactCell, layer, point: Witness, *, depth: int = -1) -> ExactCe
         code = [0] * K
     elif ex.switch:
         G, g, E = values
+        # every unit's value at the point, times its denominator: one object product
+        at = G.dot(np.array(list(point.numerators), dtype=object)) + g * point.denominator
         for k in range(K):
             if not any(G[k]):
                 code.append(1 if g[k] > 0 else 0)
                 continue
-            s = _sign_at(G[k], g[k], point)
+            s = (at[k] > 0) - (at[k] < 0)
             if s == 0:
                 raise Unplaced(f"{layer.name}: the point lies on unit {k}'s hyperplane")
             code.append(1 if s > 0 else 0)

@@ -28,6 +28,7 @@ differs from exact arithmetic there), or an engine that exposes no interior poin
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 # exact arithmetic (.exact_cells) is imported where a sliver is met: most runs meet none
 
 __all__ = ["Mixed", "ThinSplitter"]
+
+#: Exact cells kept by :meth:`ThinSplitter._placed` (ancestors shared by the parents it places).
+_NODES_KEPT = 4096
 
 
 class Mixed:
@@ -82,6 +86,12 @@ class ThinSplitter:
         self.cells_kind = cells_kind
         self.counts = {"thin_regions": 0, "thin_empty": 0, "undecided": 0, "doubts": 0,
                        "doubts_cleared": 0}
+        self._nodes: OrderedDict = OrderedDict()        # code path -> ExactCell (_placed)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_nodes"] = OrderedDict()
+        return state
 
     def bind(self, layers) -> None:
         """The layers that ``split`` will be given, by identity: a worker process keeps one
@@ -240,16 +250,33 @@ class ThinSplitter:
         return None if get is None or engine_batch is None else get(engine_batch)
 
     def _placed(self, point, depth: int) -> ExactCell | None:
-        """The exact cell of the depth-``depth`` node containing an engine interior point."""
+        """The exact cell of the depth-``depth`` node containing an engine interior point.
+
+        The cells met on the way are kept by code path (the latest ``_NODES_KEPT``): the
+        parents settled in one split share their ancestors, and a kept cell keeps its layer
+        values (the object-array products that dominate placing)."""
         from .exact_cells import Unplaced, exact_root, place
 
         H, h = self.domain_rows
         try:
-            cell = exact_root(H, h, point)
+            first = exact_root(H, h, point)
+            point = first.witness
+            cell = self._kept(first)
             for d in range(depth):
-                cell = place(cell, self.layers[d], cell.witness, depth=d)
+                cell = self._kept(place(cell, self.layers[d], point, depth=d))
         except Unplaced:
             return None
+        return cell
+
+    def _kept(self, cell: ExactCell) -> ExactCell:
+        """The kept cell with this code path (any interior witness serves), or this one."""
+        got = self._nodes.get(cell.path)
+        if got is not None:
+            self._nodes.move_to_end(cell.path)
+            return got
+        self._nodes[cell.path] = cell
+        if len(self._nodes) > _NODES_KEPT:
+            self._nodes.popitem(last=False)
         return cell
 
     def _merged(self, res, where, new, keep, layer, unsettled=()) -> Split:
