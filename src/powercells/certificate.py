@@ -7,25 +7,30 @@ line (:class:`CertificateWriter`):
 * ``path``: the node's code path (one list of codes per layer so far);
 * ``children``: each child's layer code and a rational ``witness`` (numerators, denominator);
 * ``ruled_out``: every sign left out while the layer's units were taken one at a time: the
-  codes of the units before (``prefix``), the ``unit``, the ``side`` (0 inactive, 1 active),
-  and a Farkas combination ``farkas`` of the cell's strict inequalities (row tags and rational
-  weights) that sums to ``0 < 0``.
+  codes of the units before (``prefix``), the ``unit``, the ``side`` (0 inactive, 1 active; for
+  a max unit the piece), and a Farkas combination ``farkas`` of the cell's strict inequalities
+  (row tags and rational weights) that sums to ``0 < 0``; ``null`` for a max unit's piece that
+  a constant difference rules out (the checker re-derives it).
 
 :func:`check_certificate` (CLI ``powercells check-certificate NETWORK FILE --box ...``)
 re-verifies it in exact rational arithmetic only. It shares no code with the engines: no LP,
 no floating-point predicate, its own arithmetic on the stored weights (every float is the
-binary rational it denotes). For a network of ReLU, leaky-ReLU, abs and identity layers over a
-box or polytope ``D`` it proves, at every depth ``l``:
+binary rational it denotes). For a network of ReLU, leaky-ReLU, abs, identity and max
+(maxout, max-pooling) layers over a box or polytope ``D`` it proves, at every depth ``l``:
 
 1. every listed node is a region: its witness satisfies every inequality of its code path
-   strictly (each unit of each layer so far on the coded side of its hyperplane, and
-   ``A x < b`` for the domain's rows, i.e. the witness is in the interior of ``D``);
+   strictly (each unit of each layer so far on the coded side of its hyperplane, each max
+   unit's coded piece strictly above every other piece whose difference to it is not
+   constant, and ``A x < b`` for the domain's rows, i.e. the witness is in the interior of
+   ``D``);
 2. no region is missing: replaying each split unit by unit from the parent, every sign that
    is not continued by some listed child has a valid Farkas certificate (weights ``y >= 0``,
    not all 0, with ``sum y_i a_i = 0`` and ``sum y_i c_i <= 0`` over the strict rows
    ``a_i x < c_i`` of that partial cell), so its open cell is empty; a unit whose pulled-back
    pre-activation is identically zero on the parent is constant (inactive when the constant is
-   <= 0, the convention of SPEC §1.3) and splits nothing;
+   <= 0, the convention of SPEC §1.3) and splits nothing; a max unit's piece that another piece
+   beats by a constant on the parent, or ties and precedes (ties go to the smaller index),
+   wins nowhere there;
 3. the codes of a node's children are distinct, and every node above the last layer has its
    own record.
 
@@ -52,12 +57,7 @@ __all__ = ["CertificateReport", "CertificateWriter", "check_certificate"]
 
 FORMAT = "powercells-certificate"
 VERSION = 1
-_CHECKABLE = ("relu", "leaky_relu", "abs", "identity")
-
-
-def _max_layer(network) -> str | None:
-    """The name of the first layer with max units (certificates do not cover them yet)."""
-    return next((layer.name for layer in network.layers if layer.kind not in _CHECKABLE), None)
+_SWITCH = ("relu", "leaky_relu", "abs")
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -68,7 +68,7 @@ class CertificateWriter:
     Raises
     ------
     OptionError
-        For a network with max units (maxout, max-pooling: the checker does not read them yet).
+        For a run that is not certified (the exact engine writes the records).
     """
 
     def __init__(self, path):
@@ -79,10 +79,6 @@ class CertificateWriter:
     def start(self, network, domain, splitter) -> None:
         from .errors import OptionError
 
-        bad = _max_layer(network)
-        if bad is not None:
-            raise OptionError(f"certificates cover ReLU, leaky-ReLU, abs and identity layers; "
-                              f"layer {bad!r} has max units")
         inner = getattr(splitter, "engine", splitter)
         if not hasattr(inner, "record"):
             raise OptionError("a certificate needs the exact engine (certify=True)")
@@ -109,7 +105,8 @@ class CertificateWriter:
                                       str(child.witness.denominator)]} for child in children],
             "ruled_out": [{"prefix": None if prefix is None else list(prefix),
                            "unit": int(unit), "side": int(side),
-                           "farkas": [[list(tag), str(Fraction(w))] for tag, w in proof]}
+                           "farkas": None if proof is None else
+                           [[list(tag), str(Fraction(w))] for tag, w in proof]}
                           for prefix, unit, side, proof in log]})
 
     def finish(self, result) -> None:
@@ -161,10 +158,18 @@ def _q(x) -> Fraction:
 
 
 class _Layer:
-    """A layer's pre-activation ``u = W z + b`` and activation, in rationals."""
+    """A layer in rationals: a ReLU-type or identity layer's pre-activation ``u = W z + b``
+    and activation, or a max layer's pieces ``v_kr = A_kr z + B_kr`` (``r < n_k``)."""
 
     def __init__(self, layer):
         self.kind = layer.kind
+        self.is_max = layer.kind not in _SWITCH and layer.kind != "identity"
+        if self.is_max:
+            A = np.asarray(layer.A, dtype=np.float64)
+            B = np.asarray(layer.B, dtype=np.float64)
+            self.pieces = [[([_q(v) for v in A[k, r]], _q(B[k, r])) for r in range(int(n))]
+                           for k, n in enumerate(layer.n_pieces)]
+            return
         if layer.kind == "identity":
             W, b = layer.A[:, 0, :], layer.B[:, 0]
         else:
@@ -187,16 +192,38 @@ class _Node:
         self.A, self.B, self.rows = A, B, rows
 
 
-def _pre(layer: _Layer, node: _Node):
-    """The pre-activations on a node: rows ``(a_k, c_k)`` with ``u_k = a_k . x + c_k``."""
+def _affine_on(node: _Node, Wk, bk):
+    """``Wk . z + bk`` on a node, as ``(a, c)`` with value ``a . x + c``."""
     k = len(node.A[0]) if node.A else 0
-    out = []
-    for Wk, bk in zip(layer.W, layer.b):
-        a = [sum((w * node.A[d][j] for d, w in enumerate(Wk) if w), Fraction(0))
-             for j in range(k)]
-        c = sum((w * node.B[d] for d, w in enumerate(Wk) if w), Fraction(0)) + bk
-        out.append((a, c))
-    return out
+    a = [sum((w * node.A[d][j] for d, w in enumerate(Wk) if w), Fraction(0)) for j in range(k)]
+    c = sum((w * node.B[d] for d, w in enumerate(Wk) if w), Fraction(0)) + bk
+    return a, c
+
+
+def _pre(layer: _Layer, node: _Node):
+    """The pre-activations on a node: rows ``(a_k, c_k)`` with ``u_k = a_k . x + c_k``; for a
+    max layer, per unit the list of its pieces' ``(a_kr, c_kr)``."""
+    if layer.is_max:
+        return [[_affine_on(node, Ar, Br) for Ar, Br in unit] for unit in layer.pieces]
+    return [_affine_on(node, Wk, bk) for Wk, bk in zip(layer.W, layer.b)]
+
+
+def _wins(pieces, r: int):
+    """Piece ``r`` of a max unit on a node: its strict rows ``((a_s - a_r) x < c_r - c_s,
+    s)`` against every piece whose difference to it is not constant, or None when a constant
+    difference rules it out (another piece is above it, or equal and of smaller index)."""
+    ar, cr = pieces[r]
+    rows = []
+    for s, (a, c) in enumerate(pieces):
+        if s == r:
+            continue
+        D = [x - y for x, y in zip(a, ar)]
+        if not any(D):
+            if c - cr < 0 or (c == cr and s > r):
+                continue                        # r wins over s everywhere
+            return None
+        rows.append(((D, cr - c), s))
+    return rows
 
 
 def _side_row(a, c, side: int):
@@ -236,10 +263,6 @@ def check_certificate(network, domain, path) -> CertificateReport:
     if isinstance(domain, Slice):
         raise CertificateError("certificates are checked over a box or polytope of the input "
                                "space, not a slice")
-    bad = _max_layer(network)
-    if bad is not None:
-        raise CertificateError(f"the checker reads ReLU, leaky-ReLU, abs and identity layers; "
-                               f"layer {bad!r} has max units")
     layers = [_Layer(layer) for layer in network.layers]
     header, records, footer = _read(Path(path))
     if header.get("widths") != list(network.widths) or \
@@ -286,6 +309,13 @@ def check_certificate(network, domain, path) -> CertificateReport:
 def _child_node(layer: _Layer, depth: int, node: _Node, pre, code) -> _Node:
     rows = dict(node.rows)
     A, B = [], []
+    if layer.is_max:
+        for unit, (pieces, r) in enumerate(zip(pre, code)):
+            for row, s in _wins(pieces, r) or []:
+                rows[(depth, unit, r, s)] = row
+            A.append(list(pieces[r][0]))
+            B.append(pieces[r][1])
+        return _Node(A, B, rows)
     for unit, ((a, c), q) in enumerate(zip(pre, code)):
         if layer.kind != "identity" and any(a):
             rows[(depth, unit)] = _side_row(a, c, q)
@@ -312,7 +342,29 @@ def _check_node(layer: _Layer, depth: int, node: _Node, pre, node_path, rec, pat
         ruled[key] = item["farkas"]
     partial = [()]
     used = 0
-    for unit, (a, c) in enumerate(pre):
+    for unit, values in enumerate(pre):
+        if layer.is_max:
+            nxt = []
+            for p in partial:
+                for r in range(len(values)):
+                    listed = (p, unit, r) in ruled
+                    proof = ruled.pop((p, unit, r), None)
+                    if _wins(values, r) is None:         # a constant difference rules it out
+                        if proof is not None:
+                            raise CertificateError(f"{where}: unit {unit} piece {r}: a Farkas "
+                                                   "certificate where none is needed")
+                        continue
+                    if not listed:
+                        nxt.append(p + (r,))
+                        continue
+                    if proof is None:
+                        raise CertificateError(f"{where}: unit {unit} piece {r} after "
+                                               f"{list(p)}: ruled out without a certificate")
+                    _check_farkas(layer, depth, node, pre, p, unit, r, proof, where)
+                    used += 1
+            partial = nxt
+            continue
+        a, c = values
         if layer.kind == "identity":
             partial = [p + (0,) for p in partial]
             continue
@@ -362,7 +414,13 @@ def _check_node(layer: _Layer, depth: int, node: _Node, pre, node_path, rec, pat
             raise CertificateError(f"{where}: child {list(code)}: the witness has "
                                    f"{len(x)} coordinates")
         rows = list(node.rows.values())
-        if layer.kind != "identity":
+        if layer.is_max:
+            for pieces, r in zip(pre, code):
+                if not 0 <= r < len(pieces) or _wins(pieces, r) is None:
+                    raise CertificateError(f"{where}: child {list(code)}: piece {r} cannot "
+                                           "win")
+                rows += [row for row, _ in _wins(pieces, r)]
+        elif layer.kind != "identity":
             rows += [_side_row(a, c, q) for (a, c), q in zip(pre, code) if any(a)]
         if not _strictly_inside(rows, x):
             raise CertificateError(f"{where}: the witness of child {list(code)} does not "
@@ -383,7 +441,9 @@ def _check_farkas(layer, depth, node, pre, prefix, unit, side, proof, where) -> 
         tag = tuple(tag) if isinstance(tag, list) else tag
         if len(tag) == 2 and tag[0] == "d":
             row = node.rows.get(("d", tag[1]))
-        elif len(tag) == 2 and tag[0] == depth:
+        elif layer.is_max and len(tag) == 4 and tag[0] == depth:
+            row = _max_row(pre, prefix, unit, side, tag, where)
+        elif len(tag) == 2 and tag[0] == depth and not layer.is_max:
             j = int(tag[1])
             if prefix is None and j != unit:
                 raise CertificateError(f"{where}: unit {unit}: a certificate for the whole "
@@ -396,8 +456,10 @@ def _check_farkas(layer, depth, node, pre, prefix, unit, side, proof, where) -> 
                 raise CertificateError(f"{where}: unit {unit}: a certificate row names unit "
                                        f"{j}, which is constant on the node")
             row = _side_row(a, c, side if j == unit else prefix[j])
+        elif tag and tag[0] != depth:
+            row = node.rows.get(tag)
         else:
-            row = node.rows.get((tag[0], tag[1])) if len(tag) == 2 else None
+            row = None
         if row is None:
             raise CertificateError(f"{where}: unit {unit}: a certificate row {list(tag)} is "
                                    "not a row of the cell")
@@ -410,6 +472,22 @@ def _check_farkas(layer, depth, node, pre, prefix, unit, side, proof, where) -> 
                                f"{'active' if side else 'inactive'} after "
                                f"{'the node' if prefix is None else list(prefix)} "
                                "does not sum to 0 < 0")
+
+
+def _max_row(pre, prefix, unit: int, side: int, tag, where):
+    """The row a Farkas certificate names as ``(layer, j, r, s)`` in a max layer: unit ``j``'s
+    piece ``r`` above piece ``s``, where ``r`` is the prefix's piece (``j < unit``) or the
+    piece ruled out (``j == unit``)."""
+    _, j, r, s = (int(v) for v in tag)
+    if not 0 <= j <= unit or r != (side if j == unit else prefix[j]):
+        raise CertificateError(f"{where}: unit {unit}: a certificate row {list(tag)} is not a "
+                               "row of the partial cell")
+    rows = _wins(pre[j], r) if 0 <= r < len(pre[j]) else None
+    got = None if rows is None else next((row for row, t in rows if t == s), None)
+    if got is None:
+        raise CertificateError(f"{where}: unit {unit}: a certificate row {list(tag)} is not a "
+                               "row of the partial cell")
+    return got
 
 
 def _read(path: Path):
