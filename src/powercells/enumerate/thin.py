@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["Mixed", "ThinSplitter"]
 
 #: Exact cells kept by :meth:`ThinSplitter._placed` (ancestors shared by the parents it places).
-_NODES_KEPT = 4096
+_NODES_KEPT = 128
 
 
 class Mixed:
@@ -252,18 +252,22 @@ class ThinSplitter:
     def _placed(self, point, depth: int) -> ExactCell | None:
         """The exact cell of the depth-``depth`` node containing an engine interior point.
 
-        The cells met on the way are kept by code path (the latest ``_NODES_KEPT``): the
-        parents settled in one split share their ancestors, and a kept cell keeps its layer
-        values (the object-array products that dominate placing)."""
+        The ancestors met on the way are kept by code path (the latest ``_NODES_KEPT``): the
+        parents settled in a split share them, in tree order, and a kept cell keeps its layer
+        values (the object-array products that dominate placing). The cell itself is not kept:
+        a wide layer's exact cells are large (~100 KB at 512 units), and its doubts and slivers
+        are settled in one pass."""
         from .exact_cells import Unplaced, exact_root, place
 
         H, h = self.domain_rows
         try:
             first = exact_root(H, h, point)
             point = first.witness
-            cell = self._kept(first)
+            cell = self._kept(first) if depth else first
             for d in range(depth):
-                cell = self._kept(place(cell, self.layers[d], point, depth=d))
+                cell = place(cell, self.layers[d], point, depth=d)
+                if d + 1 < depth:
+                    cell = self._kept(cell)
         except Unplaced:
             return None
         return cell
