@@ -17,6 +17,7 @@ Every oracle here is written in this file and shares no code with the library:
 from __future__ import annotations
 
 import math
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -1128,19 +1129,29 @@ def _cancelling(k):
             (np.array([[1.0, -1.0]]), [0.0])]
 
 
-_ZERO_TOL = pytest.mark.xfail(strict=True, reason="documented: a pulled-back gradient below "
-                              "the zero tolerance (1e-12 relative) is taken as an exact "
-                              "cancellation, so the unit is constant and splits nothing")
-
-
 @pytest.mark.parametrize("engine", ["planar", "vertex", "lp"])
-@pytest.mark.parametrize("k, zero", [(30, None), (38, None),
-                                     pytest.param(45, None, marks=_ZERO_TOL), (45, 0.0),
-                                     pytest.param(50, None, marks=_ZERO_TOL), (50, 0.0)])
+@pytest.mark.parametrize("k, zero", [(30, None), (38, None), (45, None), (45, 0.0), (50, None),
+                                     (50, 0.0)])
 def test_near_cancellation(k, zero, engine):
+    """From 2**-45 on, the relative zero rule takes the gradient as a cancellation and the unit
+    as constant; the engines report it (its float gradient is not 0), exact arithmetic finds
+    it is not constant, and the cell's exact children replace the engine's: [1, 2]."""
     tol = None if zero is None else pc.Tolerances(zero=zero)
     assert exact_partition(_cancelling(k), ["relu", "relu"], 2)[0] == [1, 2]
     check_engine(_cancelling(k), ["relu", "relu"], 2, engine, tolerances=tol)
+
+
+@pytest.mark.parametrize("engine", ["planar", "vertex", "lp"])
+def test_a_near_cancellation_cut_again_by_the_next_layer(engine):
+    """Layer 3 reads the unit that cancels to 2**-45 (times 2**45): it cuts the half box where
+    that unit is active. The engine's child of the whole box (code: inactive) would give layer
+    3 nothing to cut; its exact children replace it, so layer 3 is split where it exists."""
+    layers = _cancelling(45) + [(np.array([[2.0 ** 45]]), np.array([-1e-3]))]
+    assert exact_partition(layers, ["relu"] * 3, 2)[0] == [1, 2, 3]
+    check_engine(layers, ["relu"] * 3, 2, engine)
+    got = pc.count_regions(pc.Network.from_weights(layers, ["relu"] * 3), pc.Box(-1, 1, dim=2),
+                           engine=engine)
+    assert got.stats["cells_replaced"] == 1 and got.thin == [0, 0, 0]
 
 
 # ===================================================================== near-concurrent lines
@@ -1174,26 +1185,23 @@ def test_near_concurrent_lines(case, engine):
 
 @NETS
 @given(near_concurrent(), st.sampled_from(["planar", "vertex"]))
-def test_near_concurrent_lines_lose_only_cells_below_empty(case, engine):
-    """With the default tolerances planar and vertex drop cells at or below the empty
-    tolerance and nothing else: every region they report is exact (thin flag included), and
-    every exact region they miss has an inradius at or below ``empty`` (so do its
-    descendants)."""
+def test_near_concurrent_lines_lose_nothing(case, engine):
+    """With the default tolerances planar and vertex find every exact region, those below the
+    empty tolerance too (their doubts are settled exactly), with the exact thin flags."""
     weights, acts = case
     net = pc.Network.from_weights(weights, acts)
     box = pc.Box(-1, 1, dim=2)
-    tree = pc.subdivide(net, box, engine=engine)
-    empty, tau = tree.tolerances.empty, tree.tolerances.region
-    _, levels = exact_partition(weights, acts, 2)
+    with warnings.catch_warnings():
+        # the vertex engine's fragile vertices: counts are checked here against the exact ones
+        warnings.simplefilter("ignore", pc.PrecisionWarning)
+        tree = pc.subdivide(net, box, engine=engine)
+        counted = pc.count_regions(net, box, engine=engine)
+    tau = tree.tolerances.region
+    per_layer, levels = exact_partition(weights, acts, 2)
     thin = thin_paths(levels, tau, 2)
     got = tree_paths(tree)
     assert len(tree.slivers) == 0
     for g, level, th in zip(got, levels, thin):
-        rows = {p: (H, h) for p, H, h in level}
-        assert set(g) <= set(rows)
-        assert {p for p, t in g.items() if t} == th & set(g)
-        for path in set(rows) - set(g):
-            low, _ = inradius_bounds(*rows[path])
-            assert low <= empty * (1 + 1e-9), (path, low, empty)
-    counted = pc.count_regions(net, box, engine=engine)
-    assert counted.per_layer == tree.per_layer and counted.thin == tree.thin
+        assert set(g) == {p for p, _, _ in level}
+        assert {p for p, t in g.items() if t} == th
+    assert counted.per_layer == tree.per_layer == per_layer and counted.thin == tree.thin

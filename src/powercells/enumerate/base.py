@@ -73,6 +73,11 @@ class SplitDoubts:
         cells) or its own (None where not given). If each is exactly one vertex of the
         arrangement, every side the engine decided there is exact and its pieces are the exact
         ones (:func:`~powercells.enumerate.exact_cells.vertices_exact`).
+    cancelled : ndarray of bool, shape (m, K), or None
+        Units the constant-unit rule took as constant on the cell although their float gradient
+        is not 0 (:meth:`~powercells.enumerate.pullback.Hyperplanes.cancelled`). If one is not
+        exactly constant, or its exact sign is not the engine's code, the engine's children of
+        the cell are wrong as a whole and are replaced by exact ones.
     """
 
     parent: np.ndarray
@@ -80,6 +85,7 @@ class SplitDoubts:
     near: np.ndarray
     touched: np.ndarray
     points: list | None = None
+    cancelled: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.parent)
@@ -120,16 +126,21 @@ class Split:
 
 
 def split_doubts(code: np.ndarray, crossing: np.ndarray, near: np.ndarray,
-                 touched: np.ndarray) -> SplitDoubts | None:
+                 touched: np.ndarray, cancelled: np.ndarray | None = None) -> SplitDoubts | None:
     """The :class:`SplitDoubts` of a split batch (None when no cell is in doubt), from every
-    cell's code ``(n, K)``, its cutting units, its near units (see there) and its touched flag."""
-    flagged = np.flatnonzero(near.any(axis=1) | touched)
+    cell's code ``(n, K)``, its cutting units, its near units, its touched flag and its
+    cancelled units (see there)."""
+    doubtful = near.any(axis=1) | touched
+    if cancelled is not None:
+        doubtful |= cancelled.any(axis=1)
+    flagged = np.flatnonzero(doubtful)
     if not flagged.size:
         return None
     code = code[flagged].astype(np.int16)
     code[crossing[flagged]] = -1
     return SplitDoubts(parent=flagged.astype(np.int64), code=code,
-                       near=near[flagged] & ~crossing[flagged], touched=touched[flagged])
+                       near=near[flagged] & ~crossing[flagged], touched=touched[flagged],
+                       cancelled=None if cancelled is None else cancelled[flagged])
 
 
 def with_vertices(doubts: SplitDoubts | None, pcell: np.ndarray, piece_vertices,

@@ -27,8 +27,8 @@ import numpy as np
 
 from ..lp.exact import Witness, strict_point
 
-__all__ = ["ExactCell", "Unplaced", "dyadic", "empty_sides", "exact_root", "place",
-           "split_exact", "vertices_exact"]
+__all__ = ["ExactCell", "Unplaced", "constant_codes", "dyadic", "empty_sides", "exact_root",
+           "place", "split_exact", "vertices_exact"]
 
 
 class Unplaced(ArithmeticError):
@@ -149,6 +149,8 @@ class ExactCell:
     path: tuple = ()
     #: per exact layer, its values on the cell (:meth:`_ExactLayer.on`), kept while the cell is
     memo: dict = field(default_factory=dict, repr=False, compare=False)
+    #: an ordinary region computed exactly (it replaced an engine's wrong cell), not a thin one
+    regular: bool = False
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -467,6 +469,13 @@ def vertices_exact(cell: ExactCell, layer, points, *, eps: float) -> bool:
         if not _one_point([a + [c] for a, c in rows], d):
             return False
     return True
+
+
+def constant_codes(cell: ExactCell, layer, units) -> list:
+    """Per ReLU-type unit ``units[i]``: its exact code on the cell if it is exactly constant
+    there (1 where its constant is > 0), None if its exact gradient is not 0."""
+    G, g = _unit_rows(_exact(layer), cell, np.asarray(units, dtype=np.intp))
+    return [None if any(G[i]) else int(g[i] > 0) for i in range(len(g))]
 
 
 def _float_view(cell: ExactCell):

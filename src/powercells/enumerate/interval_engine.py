@@ -141,6 +141,9 @@ class IntervalEngine:
         # thinner than that (SplitDoubts): such cells are settled exactly
         doubt = np.any(~const & ~inside & (np.abs(t - cells.lo[:, None]) <= eps)
                        | ~const & ~inside & (np.abs(t - cells.hi[:, None]) <= eps), axis=1)
+        cancelled = planes.cancelled() if layer.is_switch else None
+        if cancelled is not None:
+            doubt |= cancelled.any(axis=1)
         owner_rows, _ = np.nonzero(inside)
         roots, owner = [t[inside]], [owner_rows]
         roots = np.concatenate(roots) if roots else np.empty(0)
@@ -193,10 +196,10 @@ class IntervalEngine:
                      slivers=SplitSlivers(parent=parent[sl], code=code[sl], center=center[sl],
                                           radius=radius[sl]),
                      cells=children.intervals,
-                     doubts=_doubts(np.flatnonzero(doubt), K, cells, t, const, eps))
+                     doubts=_doubts(np.flatnonzero(doubt), K, cells, t, const, eps, cancelled))
 
 
-def _doubts(flagged: np.ndarray, K: int, cells: IntervalCells, t, const, eps):
+def _doubts(flagged: np.ndarray, K: int, cells: IntervalCells, t, const, eps, cancelled):
     """Doubtful cells with every unit free (an interval's exact split is cheap), and the points
     where the engine decided: the cell's ends and its breakpoints (see
     :func:`~powercells.enumerate.exact_cells.vertices_exact`)."""
@@ -210,7 +213,7 @@ def _doubts(flagged: np.ndarray, K: int, cells: IntervalCells, t, const, eps):
         points.append(np.concatenate([[lo, hi], roots])[:, None])
     return SplitDoubts(parent=flagged.astype(np.int64), code=np.full((m, K), -1, np.int16),
                        near=np.zeros((m, K), dtype=bool), touched=np.ones(m, dtype=bool),
-                       points=points)
+                       points=points, cancelled=None if cancelled is None else cancelled[flagged])
 
 
 def _child_maps(layer: Layer, Pa, PB, parent, code):

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..lp import Ball, get_backend
 from ..network.layers import Layer
-from .base import Split, SplitSlivers
+from .base import Split, SplitDoubts, SplitSlivers
 from .budget import Budget
 from .engines import EngineSetup
 from .pullback import item_index, pull_back
@@ -278,6 +278,18 @@ class _Cell:
         return self._ids
 
 
+def _cancel_doubts(doubts, K: int):
+    """The :class:`~.base.SplitDoubts` of the nodes with units the constant-unit rule took as
+    constant with a float gradient that is not 0 (``(node, code)``, code -1 elsewhere)."""
+    if not doubts:
+        return None
+    code = np.array([c for _, c in doubts], dtype=np.int16).reshape(-1, K)
+    m = len(doubts)
+    return SplitDoubts(parent=np.array([i for i, _ in doubts], dtype=np.int64), code=code,
+                       near=np.zeros((m, K), dtype=bool), touched=np.zeros(m, dtype=bool),
+                       cancelled=code >= 0)
+
+
 class _LazyContext:
     """The node's LP context, created on the first LP (many nodes need none)."""
 
@@ -328,6 +340,7 @@ class LPEngine:
         self.stats = EngineStats()
         self.budget = Budget()          # the driver's, checked inside a split
         self._pending = 0               # children of the batch found before the current node
+        self._cancelled = None          # the current node's cancelled units (SplitDoubts)
 
     # ------------------------------------------------------------------ driver interface
     def root(self, domain) -> list[Node]:
@@ -361,13 +374,17 @@ class LPEngine:
     def split(self, nodes: list[Node], layer: Layer) -> Split:
         """The children of every node of the batch (see :mod:`.base`)."""
         children, parent, slivers, sliver_parent = [], [], [], []
+        doubts = []                     # (node, its code of the cancelled units, -1 elsewhere)
         for i, node in enumerate(nodes):
             self._pending = len(children)
+            self._cancelled = None
             kids, sl = self.split_node(node, layer)
             children.extend(kids)
             parent.extend([i] * len(kids))
             slivers.extend(sl)
             sliver_parent.extend([i] * len(sl))
+            if self._cancelled is not None:
+                doubts.append((i, self._cancelled))
         k = nodes[0].center.size if nodes else 0
         K = layer.out_dim
         return Split(
@@ -380,7 +397,8 @@ class LPEngine:
                 parent=np.array(sliver_parent, dtype=np.int64),
                 code=np.array([s.code for s in slivers], dtype=np.int16).reshape(-1, K),
                 center=np.array([s.center for s in slivers]).reshape(-1, k),
-                radius=np.array([s.radius for s in slivers], dtype=np.float64)))
+                radius=np.array([s.radius for s in slivers], dtype=np.float64)),
+            doubts=_cancel_doubts(doubts, K))
 
     def split_node(self, node: Node, layer: Layer) -> tuple[list[Node], list[Sliver]]:
         """The children of ``node`` under ``layer`` (sorted by code) and the slivers set aside."""
@@ -604,6 +622,10 @@ class LPEngine:
         if np.any(constant):
             code[constant] = planes.above[0, constant]
             self.stats.units_constant += int(constant.sum())
+            cancelled = planes.cancelled()[0]
+            if cancelled.any():
+                # checked in exact arithmetic (SplitDoubts.cancelled)
+                self._cancelled = np.where(cancelled, code, -1).astype(np.int16)
         live = np.flatnonzero(~constant)
         if live.size == 0:
             return []

@@ -253,7 +253,7 @@ class PlanarEngine:
         else:
             pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, label, screen)
         factor = layer.switch_factors
-        doubts = split_doubts(code, crossing, near_u, touched)
+        doubts = split_doubts(code, crossing, near_u, touched, planes.cancelled())
 
         def child_maps(cell, child_code):
             return planes.switch_maps(factor, cell, child_code)

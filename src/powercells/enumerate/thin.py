@@ -85,7 +85,7 @@ class ThinSplitter:
         self.domain_rows = domain_rows
         self.cells_kind = cells_kind
         self.counts = {"thin_regions": 0, "thin_empty": 0, "undecided": 0, "doubts": 0,
-                       "doubts_cleared": 0}
+                       "doubts_cleared": 0, "cells_replaced": 0}
         self._nodes: OrderedDict = OrderedDict()        # code path -> ExactCell (_placed)
 
     def __getstate__(self):
@@ -167,6 +167,7 @@ class ThinSplitter:
         new = []                                # (parent position, ExactCell)
         keep = []                               # slivers left undecided
         unsettled = []                          # doubts left undecided
+        replaced = set()                        # cells whose engine children are wrong
         doubts = None if res is None else res.doubts
         if res is not None and (len(res.slivers) or doubts is not None):
             sl = res.slivers
@@ -199,13 +200,19 @@ class ThinSplitter:
                     k = len(self.domain_rows[0][0])
                     unsettled.append((j, np.full(k, np.nan) if points is None else points[p]))
                     continue
-                children = self._doubtful(parent, doubts, j, layer, depth, points[p])
+                children, wrong = self._doubtful(parent, doubts, j, layer, depth, points[p])
                 pos = p if where is None else int(where[p])
                 new.extend((pos, child) for child in children)
+                if wrong:
+                    replaced.add(pos)
+                    for child in children:
+                        child.regular = True
         for pos, cell in thin_parents:
             self.engine.budget.poll()
-            new.extend((int(pos), child) for child in split_exact(cell, layer, depth=depth))
-        return self._merged(res, where, new, keep, layer, unsettled)
+            for child in split_exact(cell, layer, depth=depth):
+                child.regular = cell.regular        # a thin cell's children are thin too
+                new.append((int(pos), child))
+        return self._merged(res, where, new, keep, layer, unsettled, replaced)
 
     def _doubtful(self, parent: ExactCell, doubts, j: int, layer, depth: int, hint):
         """The exact children of a cell in doubt (:class:`~.base.SplitDoubts`) that the engine
@@ -223,15 +230,40 @@ class ThinSplitter:
           is empty on its far side over the whole cell (one Farkas certificate each).
 
         Otherwise the cell is split exactly, with the units the engine settled beyond doubt
-        fixed."""
-        from .exact_cells import empty_sides, split_exact, vertices_exact
+        fixed.
+
+        Units the constant-unit rule took as constant with a float gradient that is not 0 are
+        checked first: if one is not exactly constant, or its exact sign is not the engine's
+        code, every child the engine made of the cell is wrong (its code, its geometry for the
+        later layers), and the cell's exact children replace them.
+
+        Returns ``(children, replace)``."""
+        from .exact_cells import (
+            constant_codes,
+            empty_sides,
+            split_exact,
+            vertices_exact,
+        )
 
         self.counts["doubts"] += 1
+        cancelled = (np.empty(0, dtype=np.intp) if doubts.cancelled is None
+                     else np.flatnonzero(doubts.cancelled[j]))
+        if cancelled.size:
+            exact = constant_codes(parent, layer, cancelled)
+            if any(c is None or c != doubts.code[j][u] for c, u in zip(exact, cancelled)):
+                self.counts["cells_replaced"] += 1
+                code = doubts.code[j].copy()
+                code[cancelled] = -1
+                code[np.flatnonzero(doubts.near[j])] = -1
+                return split_exact(parent, layer, fixed=code, hint=hint, depth=depth), True
+            if not doubts.touched[j] and not doubts.near[j].any():
+                self.counts["doubts_cleared"] += 1
+                return [], False
         points = None if doubts.points is None else doubts.points[j]
         if (points is not None and layer.is_switch
                 and vertices_exact(parent, layer, points, eps=self.empty)):
             self.counts["doubts_cleared"] += 1
-            return []
+            return [], False
         code = doubts.code[j].copy()
         near = np.flatnonzero(doubts.near[j])
         cleared = layer.is_switch and not doubts.touched[j]
@@ -242,8 +274,8 @@ class ThinSplitter:
             cleared = cleared and bool(empty.all())
         if cleared:
             self.counts["doubts_cleared"] += 1
-            return []
-        return split_exact(parent, layer, fixed=code, hint=hint, depth=depth)
+            return [], False
+        return split_exact(parent, layer, fixed=code, hint=hint, depth=depth), False
 
     def _points(self, engine_batch):
         get = getattr(self.engine, "points", None)
@@ -283,13 +315,24 @@ class ThinSplitter:
             self._nodes.popitem(last=False)
         return cell
 
-    def _merged(self, res, where, new, keep, layer, unsettled=()) -> Split:
+    def _merged(self, res, where, new, keep, layer, unsettled=(), replaced=()) -> Split:
         K = layer.out_dim
         k = len(self.domain_rows[0][0])
+        engine_children = None
         if res is not None:
             r_parent = res.parent if where is None else where[res.parent]
             r_code, r_center, r_radius = res.code.reshape(-1, K), res.center, res.radius
             r_cells = res.cells
+            engine_children = res.children
+            if replaced:
+                # the engine's children of these cells are wrong: their exact ones replace them
+                idx = np.flatnonzero(~np.isin(r_parent, list(replaced)))
+                r_parent, r_code = r_parent[idx], r_code[idx]
+                r_center, r_radius = r_center[idx], r_radius[idx]
+                if r_cells is not None:
+                    r_cells = (r_cells[idx] if isinstance(r_cells, np.ndarray)
+                               else r_cells.take(idx))
+                engine_children = _select(engine_children, idx)
         else:
             r_parent = np.empty(0, dtype=np.int64)
             r_code = np.empty((0, K), dtype=np.int16)
@@ -305,8 +348,12 @@ class ThinSplitter:
         parent = np.concatenate([r_parent.astype(np.int64), t_parent])
         code = np.concatenate([r_code.astype(np.int16), t_code])
         is_thin = np.concatenate([np.zeros(len(r_parent), bool), np.ones(len(t_parent), bool)])
+        # exact cells that replace an engine's (and their descendants) are not reported as thin
+        regular = np.concatenate([np.zeros(len(r_parent), bool),
+                                  np.array([c.regular for _, c in new], dtype=bool)])
         order = tree_order(parent, code)
         parent, code, is_thin = parent[order], code[order], is_thin[order]
+        regular = regular[order]
         # a thin cell with the code of one of the engine's children is that child: drop it
         same = np.zeros(len(order), dtype=bool)
         if len(order) > 1:
@@ -316,18 +363,19 @@ class ThinSplitter:
         thin_order = [int(i) - len(r_parent) for i in order[is_thin & alive]]
         order = order[alive]
         parent, code, is_thin = parent[alive], code[alive], is_thin[alive]
+        regular = regular[alive]
         thin_cells = [new[i][1] for i in thin_order]
-        self.counts["thin_regions"] += len(thin_cells)
+        self.counts["thin_regions"] += int((is_thin & ~regular).sum())
         center = np.concatenate([r_center.reshape(-1, k), t_center])[order]
         radius = np.concatenate([r_radius, t_radius])[order]
         cells = self._cells(r_cells, len(r_parent), [new[i][1] for i in range(len(new))], order)
         if thin_cells or res is None:
-            children = Mixed(None if res is None else res.children, thin_cells, is_thin)
+            children = Mixed(engine_children, thin_cells, is_thin)
         else:
-            children = res.children
+            children = engine_children
         slivers = self._undecided(res, where, keep, unsettled)
         return Split(children=children, parent=parent, code=code, center=center,
-                     radius=radius, slivers=slivers, cells=cells, thin=is_thin)
+                     radius=radius, slivers=slivers, cells=cells, thin=is_thin & ~regular)
 
     def _undecided(self, res, where, keep, unsettled) -> SplitSlivers:
         """The slivers and doubts that could not be settled (their parent could not be
@@ -368,6 +416,12 @@ class ThinSplitter:
         parts = [r_cells] if n_regular else []
         parts.extend(Polygons.single(_polygon(c)) for c in thin)
         return Polygons.concat(parts).take(order)
+
+
+def _select(batch, idx: np.ndarray):
+    """An engine batch's cells ``idx`` (in that order)."""
+    take = getattr(batch, "take", None)
+    return take(idx) if take is not None else [batch[i] for i in idx]
 
 
 def _interval(cell: ExactCell) -> tuple[float, float]:

@@ -248,8 +248,10 @@ class VertexEngine:
                                         and layer is not self.final_layer)
             pieces, pcell, code_p, cut, flags = self._compiled_rounds(
                 cells, ~constant, code, nu, G[nc, nu], g[nc, nu], keep)
-            doubts = self._doubts(cells.polytopes, constant, code, G, g,
-                                  np.flatnonzero(flags), (flags[flags != 0] & 2) != 0)
+            cancelled = planes.cancelled()
+            flagged = np.flatnonzero((flags != 0) | cancelled.any(axis=1))
+            doubts = self._doubts(cells.polytopes, constant, code, G, g, flagged,
+                                  (flags[flagged] & 2) != 0, cancelled[flagged])
         else:
             polytopes = cells.polytopes
             mean = polytopes.vertex_mean()
@@ -275,7 +277,7 @@ class VertexEngine:
             pieces, pcell, code_p = self._rounds(cells, crossing, code, hyperplane=hyperplane,
                                                  touched=touched)
             cut = crossing.any(axis=1)
-            doubts = split_doubts(code, crossing, near_u, touched)
+            doubts = split_doubts(code, crossing, near_u, touched, planes.cancelled())
         factor = layer.switch_factors
 
         def child_maps(cell, child_code):
@@ -283,7 +285,7 @@ class VertexEngine:
 
         return self._finish(cells, cut, code, pieces, pcell, code_p, child_maps, doubts)
 
-    def _doubts(self, polytopes, constant, code, G, g, flagged, touched):
+    def _doubts(self, polytopes, constant, code, G, g, flagged, touched, cancelled):
         """The :class:`~.base.SplitDoubts` of the cells the compiled splitter flagged: their
         units' sides, cuts and near vertices recomputed from their vertices (rare cells)."""
         if not flagged.size:
@@ -300,7 +302,7 @@ class VertexEngine:
         near[rc, ru] = ~crossing[rc, ru] & ((np.abs(smax) <= eps) | (np.abs(smin) <= eps))
         sub[crossing] = -1
         return SplitDoubts(parent=flagged.astype(np.int64), code=sub, near=near,
-                           touched=touched)
+                           touched=touched, cancelled=cancelled)
 
     # ------------------------------------------------------------------ layers with R pieces
     def _split_pieces(self, cells: VertexCells, layer: Layer) -> Split:
