@@ -1154,6 +1154,19 @@ def test_a_near_cancellation_cut_again_by_the_next_layer(engine):
     assert got.stats["cells_replaced"] == 1 and got.thin == [0, 0, 0]
 
 
+@pytest.mark.parametrize("engine", ["planar", "vertex", "lp"])
+def test_a_tiny_constant_is_not_taken_as_zero(engine):
+    """Layer 2 reads two identical units with opposite signs plus a bias of 1e-300: constant
+    on the box, and its constant is 1e-300 > 0 (active), which the zero rule takes as an exact
+    zero (inactive). The float constant is not 0, so the engines check it exactly, and the code
+    paths are the exact ones."""
+    layers = [(np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([2.0, 2.0])),
+              (np.array([[1.0, -1.0]]), np.array([1e-300]))]
+    per_layer, levels = exact_partition(layers, ["relu", "relu"], 2)
+    assert per_layer == [1, 1] and {p for p, _, _ in levels[1]} == {((1, 1), (1,))}
+    check_engine(layers, ["relu", "relu"], 2, engine)
+
+
 # ===================================================================== near-concurrent lines
 @st.composite
 def near_concurrent(draw):

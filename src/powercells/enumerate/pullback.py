@@ -74,11 +74,12 @@ class Hyperplanes(NamedTuple):
         return (f[:, None, :] * per_input[cell]).transpose(0, 2, 1), f * self.offset[cell]
 
     def cancelled(self) -> np.ndarray:
-        """Items the rule took as constant although their float gradient is not 0: a
-        cancellation to rounding level, or a gradient that is only small. Exact arithmetic
-        tells them apart (:class:`~powercells.enumerate.base.SplitDoubts`); a gradient of 0.0
-        comes from terms that are all 0 or cancel bit for bit (duplicate rows)."""
-        return self.constant & (self.norm > 0)
+        """Items the rule took as constant although their float gradient is not 0 (a
+        cancellation to rounding level, or a gradient that is only small), or as an exact zero
+        although their float constant is not 0. Exact arithmetic tells them apart
+        (:class:`~powercells.enumerate.base.SplitDoubts`); a gradient of 0.0 comes from terms
+        that are all 0 or cancel bit for bit (duplicate rows)."""
+        return self.constant & ((self.norm > 0) | (self.tie & (self.offset != 0)))
 
     def unit_normals(self) -> tuple[np.ndarray, np.ndarray]:
         """``(G, g)``: the hyperplanes scaled to unit normals (``G @ t + g`` is a signed
