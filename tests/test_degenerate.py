@@ -60,14 +60,18 @@ def test_exactly_cancelling_scaled_duplicates():
     assert set(tree.levels[2].code[:, 0].tolist()) == {0}      # inactive everywhere (SPEC §1.3)
 
 
-def test_nearly_cancelling_scaled_duplicates_follow_the_zero_tolerance():
-    # 3 * fl(0.1) - fl(0.3) = 2.8e-17: zero up to rounding. By default the engine treats the
-    # pre-activation as identically 0 (inactive); with zero=0 it follows float arithmetic, where
-    # the unit is (barely) active on x1 > 0, as the forward pass says.
+def test_nearly_cancelling_scaled_duplicates_follow_exact_arithmetic():
+    # 3 * fl(0.1) - fl(0.3) = 2.8e-17 exactly, not 0: the zero rule takes the pre-activation as
+    # identically 0 (inactive), but its float gradient is not 0, so the engine checks it in
+    # exact arithmetic, where the unit is (barely) active on x1 > 0, as the forward pass says
+    # and the certified mode counts; zero=0 follows float arithmetic to the same codes.
     n = net(([[0.1, 0], [0.3, 0]], [0, 0], "relu"), ([[3.0, -1.0]], [0.0], "relu"))
     tree = pc.subdivide(n, BOX2)
     assert tree.per_layer == [2, 2]
-    assert set(tree.levels[2].code[:, 0].tolist()) == {0}
+    assert set(tree.levels[2].code[:, 0].tolist()) == {0, 1}
+    assert tree.stats["cells_replaced"] == 1
+    certified = pc.subdivide(n, BOX2, certify=True)
+    assert certified.path_codes(2).tolist() == tree.path_codes(2).tolist()
     exact = pc.subdivide(n, BOX2, tolerances=pc.Tolerances(zero=0.0))
     assert exact.per_layer == [2, 2]
     assert_partitions_equal(exact, brute_force_regions(n, BOX2, zero=0.0))
