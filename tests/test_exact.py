@@ -1154,6 +1154,16 @@ def test_a_near_cancellation_cut_again_by_the_next_layer(engine):
     assert got.stats["cells_replaced"] == 1 and got.thin == [0, 0, 0]
 
 
+@pytest.mark.parametrize("engine", ["interval", "vertex", "lp"])
+def test_a_near_cancellation_on_a_line(engine):
+    """The same in 1-D: the interval engine's children of the segment are replaced too."""
+    layers = [(np.array([[1.0], [1.0 + 2.0 ** -45]]), np.array([2.0, 2.0])),
+              (np.array([[1.0, -1.0]]), np.array([0.0])),
+              (np.array([[2.0 ** 45]]), np.array([-1e-3]))]
+    assert exact_partition(layers, ["relu"] * 3, 1)[0] == [1, 2, 3]
+    check_engine(layers, ["relu"] * 3, 1, engine)
+
+
 @pytest.mark.parametrize("engine", ["planar", "vertex", "lp"])
 def test_a_tiny_constant_is_not_taken_as_zero(engine):
     """Layer 2 reads two identical units with opposite signs plus a bias of 1e-300: constant
