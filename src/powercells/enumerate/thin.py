@@ -13,9 +13,13 @@ of them in exact arithmetic (:mod:`.exact_cells`):
   tests (:func:`powercells.lp.exact.strict_point`);
 * every child with an exact interior witness is a region, counted like any other and marked
   *thin*; a cell with a Farkas certificate of emptiness is dropped;
-* a doubtful cell is first cleared unit by unit (a hyperplane through a vertex: one Farkas
-  certificate that its far side misses the cell), and otherwise split exactly with the units the
-  engine settled beyond doubt fixed; its exact children that the engine made too are dropped.
+* a doubtful cell is cleared where every vertex the engine decided at is one exact vertex of
+  the arrangement (exact incidence), or every unit that came near misses the cell (a Farkas
+  certificate each); otherwise it is split exactly with the units the engine settled beyond
+  doubt fixed, and its exact children that the engine made too are dropped;
+* a unit the constant-unit rule took as constant with a float gradient (or zero constant) that
+  is not 0.0 is checked exactly; if it is not exactly constant with the engine's sign, the
+  cell's exact children replace the engine's.
 
 A thin region is then split by the following layers in exact arithmetic too (the float engines
 are not asked to cut cells below their own resolution), so its whole subtree is exact. Batches
@@ -210,7 +214,7 @@ class ThinSplitter:
         for pos, cell in thin_parents:
             self.engine.budget.poll()
             for child in split_exact(cell, layer, depth=depth):
-                child.regular = cell.regular        # a thin cell's children are thin too
+                child.regular = cell.regular        # thin (or regular) as their parent
                 new.append((int(pos), child))
         return self._merged(res, where, new, keep, layer, unsettled, replaced)
 
