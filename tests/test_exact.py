@@ -1154,6 +1154,17 @@ def test_a_near_cancellation_cut_again_by_the_next_layer(engine):
     assert got.stats["cells_replaced"] == 1 and got.thin == [0, 0, 0]
 
 
+@pytest.mark.parametrize("engine", ["planar", "vertex", "lp"])
+def test_max_pieces_that_differ_by_a_tiny_gradient(engine):
+    """Two pieces of a layer-2 max unit whose difference pulls back to 2**-45 y: the zero rule
+    takes one as beating the other everywhere; exactly they tie along y = 0 and each wins a
+    half. The engines report the pair, and the cell's exact children replace theirs."""
+    layers = [(np.array([[1.0, 0.0], [1.0, 2.0 ** -45]]), np.array([2.0, 2.0])),
+              (np.eye(2), np.zeros(2))]
+    assert exact_partition(layers, ["relu", "maxout:2"], 2)[0] == [1, 2]
+    check_engine(layers, ["relu", "maxout:2"], 2, engine)
+
+
 @pytest.mark.parametrize("engine", ["interval", "vertex", "lp"])
 def test_a_near_cancellation_on_a_line(engine):
     """The same in 1-D: the interval engine's children of the segment are replaced too."""

@@ -141,9 +141,8 @@ class IntervalEngine:
         # thinner than that (SplitDoubts): such cells are settled exactly
         doubt = np.any(~const & ~inside & (np.abs(t - cells.lo[:, None]) <= eps)
                        | ~const & ~inside & (np.abs(t - cells.hi[:, None]) <= eps), axis=1)
-        cancelled = planes.cancelled() if layer.is_switch else None
-        if cancelled is not None:
-            doubt |= cancelled.any(axis=1)
+        cancelled = planes.cancelled_units(K)
+        doubt |= cancelled.any(axis=1)
         owner_rows, _ = np.nonzero(inside)
         roots, owner = [t[inside]], [owner_rows]
         roots = np.concatenate(roots) if roots else np.empty(0)

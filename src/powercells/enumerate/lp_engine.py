@@ -653,6 +653,10 @@ class LPEngine:
         mid = (node.lo + node.hi) / 2
         half = (node.hi - node.lo) / 2
         planes = pull_back(layer, node.A[None], node.B[None], self.tol.zero)
+        cancelled = planes.cancelled_units(layer.out_dim)[0]
+        if cancelled.any():
+            # the cell's exact children replace this node's (SplitDoubts.cancelled)
+            self._cancelled = np.where(cancelled, 0, -1).astype(np.int16)
         item = item_index(layer)
         for k in range(layer.out_dim):
             n = int(layer.n_pieces[k])

@@ -267,7 +267,8 @@ class PlanarEngine:
         eps = self.tol.empty
         # per unit and ordered pair of pieces (r, q): the line where r ties q (unit normal), or
         # a vacuous constraint when the difference is constant and r wins it
-        pair_G, pair_g, possible = piece_pairs(pull_back(layer, A, B, self.tol.zero), layer)
+        planes = pull_back(layer, A, B, self.tol.zero)
+        pair_G, pair_g, possible = piece_pairs(planes, layer)
         pair_Gx, pair_Gy = pair_G[..., 0], pair_G[..., 1]
         every = np.arange(n)
 
@@ -303,7 +304,8 @@ class PlanarEngine:
             return layer.compose(A[cell], B[cell], child_code)
 
         return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps,
-                            max_doubts(code, crossing, near_u, touched))
+                            max_doubts(code, crossing, near_u, touched,
+                                       planes.cancelled_units(layer.out_dim)))
 
     # ------------------------------------------------------------------ shared steps
     def _rounds(self, cells: PlanarCells, crossing: np.ndarray, code: np.ndarray, cut, label,

@@ -81,6 +81,14 @@ class Hyperplanes(NamedTuple):
         that are all 0 or cancel bit for bit (duplicate rows)."""
         return self.constant & ((self.norm > 0) | (self.tie & (self.offset != 0)))
 
+    def cancelled_units(self, K: int) -> np.ndarray:
+        """:meth:`cancelled` per unit ``(n, K)``: a unit with any such item (a max unit: any
+        pair of its pieces)."""
+        out = np.zeros((self.constant.shape[0], K), dtype=bool)
+        cc, cm = np.nonzero(self.cancelled())
+        out[cc, self.unit[cm]] = True
+        return out
+
     def unit_normals(self) -> tuple[np.ndarray, np.ndarray]:
         """``(G, g)``: the hyperplanes scaled to unit normals (``G @ t + g`` is a signed
         distance); zero normals and offsets on constant items."""

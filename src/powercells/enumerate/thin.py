@@ -253,7 +253,8 @@ class ThinSplitter:
         cancelled = (np.empty(0, dtype=np.intp) if doubts.cancelled is None
                      else np.flatnonzero(doubts.cancelled[j]))
         if cancelled.size:
-            exact = constant_codes(parent, layer, cancelled)
+            # a max unit's pairs are not checked one by one: its cell is replaced
+            exact = constant_codes(parent, layer, cancelled) if layer.is_switch else [None]
             if any(c is None or c != doubts.code[j][u] for c, u in zip(exact, cancelled)):
                 self.counts["cells_replaced"] += 1
                 code = doubts.code[j].copy()

@@ -112,11 +112,14 @@ def decide_max_units(layer, A, B, center, pair_g, possible, highest, *, eps: flo
     return code, crossing, near
 
 
-def max_doubts(code, crossing, near, touched):
+def max_doubts(code, crossing, near, touched, cancelled):
     """The :class:`~powercells.enumerate.base.SplitDoubts` of a split by a layer of max units:
     a unit with a piece ruled out within ``eps`` (``near``) is left free like a cutting one,
-    and such cells are split exactly (the whole-cell test of ReLU-type units does not apply)."""
-    return split_doubts(code, crossing | near, np.zeros_like(near), touched | near.any(axis=1))
+    and such cells are split exactly (the whole-cell test of ReLU-type units does not apply);
+    a unit with a pair of pieces the zero rule took as constant with a float difference that
+    is not 0.0 (``cancelled``) has the cell's exact children replace the engine's."""
+    return split_doubts(code, crossing | near, np.zeros_like(near), touched | near.any(axis=1),
+                        cancelled)
 
 
 def values_at(layer, A, B, unit, point):

@@ -311,7 +311,8 @@ class VertexEngine:
         eps = self.tol.empty
         # per unit and ordered pair of pieces (r, q): the hyperplane where r ties q (unit
         # normal), or a vacuous constraint when the difference is constant and r wins it
-        pair_G, pair_g, possible = piece_pairs(pull_back(layer, A, B, self.tol.zero), layer)
+        planes = pull_back(layer, A, B, self.tol.zero)
+        pair_G, pair_g, possible = piece_pairs(planes, layer)
         every = np.arange(n)
 
         def highest(u, r, q):
@@ -343,7 +344,8 @@ class VertexEngine:
             return layer.compose(A[cell], B[cell], child_code)
 
         return self._finish(cells, crossing.any(axis=1), code, pieces, pcell, code_p,
-                            child_maps, max_doubts(code, crossing, near_u, touched))
+                            child_maps, max_doubts(code, crossing, near_u, touched,
+                                                   planes.cancelled_units(layer.out_dim)))
 
     # ------------------------------------------------------------------ shared steps
     def _rounds(self, cells: VertexCells, crossing, code, hyperplane=None, cut=None,
