@@ -1165,6 +1165,23 @@ def test_max_pieces_that_differ_by_a_tiny_gradient(engine):
     check_engine(layers, ["relu", "maxout:2"], 2, engine)
 
 
+def test_planar_labels_near_tied_max_pieces_by_their_lines():
+    """A max unit whose two pieces differ by a gradient of 2e-13 (not a cancellation: the
+    pieces themselves are that close): their tie line cuts the box, and pieces within 1e-4 of
+    it differ in value by ~1e-17, below the values' rounding. The planar engine labels its
+    pieces by the signed distances to the pairs' lines, so each gets the piece it was clipped
+    for (comparing values gave two pieces the same code and missed three regions)."""
+    W = np.array([[-1.0, -2.0], [-1.0, 1.0], [1.0, 0.0], [0.0, -2.0], [-1e-13, -1.0000000000002],
+                  [-1.0000000000001, 1.0000000000001], [-0.9999999999999, -2.0],
+                  [-1.0, -2.0000000000002]])
+    b = np.array([0.0, -1.0, -1.0, -1.0, 1e-13, -1.0, -0.9999999999999, -0.9999999999999])
+    per_layer, levels = exact_partition([(W, b)], ["maxout:2"], 2)
+    net = pc.Network.from_weights([(W, b)], ["maxout:2"])
+    tree = pc.subdivide(net, pc.Box(-1, 1, dim=2), engine="planar")
+    assert tree.per_layer == per_layer == [11]
+    assert set(tree_paths(tree)[0]) == {p for p, _, _ in levels[0]}
+
+
 @pytest.mark.parametrize("engine", ["interval", "vertex", "lp"])
 def test_a_near_cancellation_on_a_line(engine):
     """The same in 1-D: the interval engine's children of the segment are replaced too."""

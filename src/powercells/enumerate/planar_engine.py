@@ -49,7 +49,6 @@ from .unit_rules import (
     decide_max_units,
     max_doubts,
     piece_pairs,
-    values_at,
 )
 
 __all__ = ["PlanarCells", "PlanarEngine"]
@@ -294,9 +293,19 @@ class PlanarEngine:
             return clip_to_winners(P, pcell, pair_unit[pair], possible, clip, Polygons.concat)
 
         def label(pair, point):
+            # the piece that beats every other possible one at the point, by the signed
+            # distances to the pairs' lines: comparing the pieces' values instead fails where
+            # two pieces differ by a tiny gradient (their difference is below the values'
+            # rounding near the line, though the piece's point is well inside its side)
             c, u = pair_cell[pair], pair_unit[pair]
-            vals = values_at(layer, A[c], B[c], u, point)
-            return np.argmax(np.where(possible[c, u], vals, -np.inf), axis=1).astype(np.int16)
+            x, y = point[:, 0, None, None], point[:, 1, None, None]
+            dist = pair_Gx[c, u] * x + pair_Gy[c, u] * y + pair_g[c, u]   # (p, R, R)
+            R = dist.shape[1]
+            dist[:, np.arange(R), np.arange(R)] = np.inf
+            live = possible[c, u]
+            dist = np.where(live[:, None, :], dist, np.inf)               # only live rivals
+            margin = np.where(live, dist.min(axis=2), -np.inf)
+            return np.argmax(margin, axis=1).astype(np.int16)
 
         pieces, pcell, code_p = self._rounds(cells, crossing, code, cut, label)
 
