@@ -416,10 +416,11 @@ def _check_node(layer: _Layer, depth: int, node: _Node, pre, node_path, rec, pat
         rows = list(node.rows.values())
         if layer.is_max:
             for pieces, r in zip(pre, code):
-                if not 0 <= r < len(pieces) or _wins(pieces, r) is None:
+                wins = _wins(pieces, r) if 0 <= r < len(pieces) else None
+                if wins is None:
                     raise CertificateError(f"{where}: child {list(code)}: piece {r} cannot "
                                            "win")
-                rows += [row for row, _ in _wins(pieces, r)]
+                rows += [row for row, _ in wins]
         elif layer.kind != "identity":
             rows += [_side_row(a, c, q) for (a, c), q in zip(pre, code) if any(a)]
         if not _strictly_inside(rows, x):

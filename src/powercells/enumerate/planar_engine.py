@@ -49,6 +49,7 @@ from .unit_rules import (
     decide_max_units,
     max_doubts,
     piece_pairs,
+    sides_from_extremes,
 )
 
 __all__ = ["PlanarCells", "PlanarEngine"]
@@ -221,10 +222,8 @@ class PlanarEngine:
                 nrm = norm[nc, nu]
                 smax, smin = _pair_extremes(polys, nc, PAx[nc, nu] / nrm, PAy[nc, nu] / nrm,
                                             PB[nc, nu] / nrm)
-                crossing[nc, nu] = (smax > eps) & (smin < -eps)
-                code[nc, nu] = (~crossing[nc, nu] & (smax > eps)).astype(np.int16)
-                near_u[nc, nu] = ~crossing[nc, nu] & ((np.abs(smax) <= eps)
-                                                      | (np.abs(smin) <= eps))
+                crossing[nc, nu], code[nc, nu], near_u[nc, nu] = sides_from_extremes(
+                    smax, smin, eps)
         cc, cu = np.nonzero(crossing)           # the rounds' pairs, in the same order
         nrm = norm[cc, cu]
         Gx, Gy, g = PAx[cc, cu] / nrm, PAy[cc, cu] / nrm, PB[cc, cu] / nrm

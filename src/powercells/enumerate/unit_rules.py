@@ -8,7 +8,8 @@ import numpy as np
 
 from .base import split_doubts
 
-__all__ = ["clip_to_winners", "decide_max_units", "max_doubts", "piece_pairs", "values_at"]
+__all__ = ["clip_to_winners", "decide_max_units", "max_doubts", "piece_pairs",
+           "sides_from_extremes", "values_at"]
 
 
 def piece_pairs(planes, layer):
@@ -110,6 +111,18 @@ def decide_max_units(layer, A, B, center, pair_g, possible, highest, *, eps: flo
             vals = values_at(layer, A[bad], B[bad], np.full(len(bad), u), center[bad])
             code[bad, u] = np.argmax(vals[:, :m], axis=1)
     return code, crossing, near
+
+
+def sides_from_extremes(smax: np.ndarray, smin: np.ndarray, eps: float):
+    """A ReLU-type unit on a convex cell from the extremes of its signed distance over the
+    cell's vertices: ``(crossing, code, near)``. It cuts the cell iff a vertex is beyond ``eps``
+    on each side; otherwise the cell is on its + side iff a vertex is beyond ``eps`` there, and
+    ``near`` marks a unit with a vertex within ``eps`` (a doubt, see
+    :class:`~powercells.enumerate.base.SplitDoubts`)."""
+    crossing = (smax > eps) & (smin < -eps)
+    code = (~crossing & (smax > eps)).astype(np.int16)
+    near = ~crossing & ((np.abs(smax) <= eps) | (np.abs(smin) <= eps))
+    return crossing, code, near
 
 
 def max_doubts(code, crossing, near, touched, cancelled):

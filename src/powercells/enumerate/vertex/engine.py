@@ -56,7 +56,13 @@ from ..budget import Budget
 from ..engines import EngineSetup
 from ..kernels import KernelSwitch, wait_result, worker_pool
 from ..pullback import pull_back
-from ..unit_rules import clip_to_winners, decide_max_units, max_doubts, piece_pairs
+from ..unit_rules import (
+    clip_to_winners,
+    decide_max_units,
+    max_doubts,
+    piece_pairs,
+    sides_from_extremes,
+)
 from .arrays import Candidates, Pieces, PolytopeArrays
 from .polytopes import Polytopes, affine_values, csr_rows, distinct
 
@@ -264,10 +270,8 @@ class VertexEngine:
             nc, nu = np.nonzero(near)
             if nc.size:
                 smax, smin = _pair_extremes(polytopes, nc, G[nc, nu], g[nc, nu])
-                crossing[nc, nu] = (smax > eps) & (smin < -eps)
-                code[nc, nu] = (~crossing[nc, nu] & (smax > eps)).astype(np.int16)
-                near_u[nc, nu] = ~crossing[nc, nu] & ((np.abs(smax) <= eps)
-                                                      | (np.abs(smin) <= eps))
+                crossing[nc, nu], code[nc, nu], near_u[nc, nu] = sides_from_extremes(
+                    smax, smin, eps)
             cc, cu = np.nonzero(crossing)
 
             def hyperplane(pair):
@@ -297,9 +301,7 @@ class VertexEngine:
         sub = code[flagged].astype(np.int16)
         crossing = np.zeros(sub.shape, dtype=bool)
         near = np.zeros(sub.shape, dtype=bool)
-        crossing[rc, ru] = (smax > eps) & (smin < -eps)
-        sub[rc, ru] = ~crossing[rc, ru] & (smax > eps)
-        near[rc, ru] = ~crossing[rc, ru] & ((np.abs(smax) <= eps) | (np.abs(smin) <= eps))
+        crossing[rc, ru], sub[rc, ru], near[rc, ru] = sides_from_extremes(smax, smin, eps)
         sub[crossing] = -1
         return SplitDoubts(parent=flagged.astype(np.int64), code=sub, near=near,
                            touched=touched, cancelled=cancelled)
