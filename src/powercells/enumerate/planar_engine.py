@@ -223,7 +223,7 @@ class PlanarEngine:
                 smax, smin = _pair_extremes(polys, nc, PAx[nc, nu] / nrm, PAy[nc, nu] / nrm,
                                             PB[nc, nu] / nrm)
                 crossing[nc, nu], code[nc, nu], near_u[nc, nu] = sides_from_extremes(
-                    smax, smin, eps)
+                    smax, smin, eps=eps)
         cc, cu = np.nonzero(crossing)           # the rounds' pairs, in the same order
         nrm = norm[cc, cu]
         Gx, Gy, g = PAx[cc, cu] / nrm, PAy[cc, cu] / nrm, PB[cc, cu] / nrm

@@ -113,7 +113,7 @@ def decide_max_units(layer, A, B, center, pair_g, possible, highest, *, eps: flo
     return code, crossing, near
 
 
-def sides_from_extremes(smax: np.ndarray, smin: np.ndarray, eps: float):
+def sides_from_extremes(smax: np.ndarray, smin: np.ndarray, *, eps: float):
     """A ReLU-type unit on a convex cell from the extremes of its signed distance over the
     cell's vertices: ``(crossing, code, near)``. It cuts the cell iff a vertex is beyond ``eps``
     on each side; otherwise the cell is on its + side iff a vertex is beyond ``eps`` there, and

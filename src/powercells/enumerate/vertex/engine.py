@@ -271,7 +271,7 @@ class VertexEngine:
             if nc.size:
                 smax, smin = _pair_extremes(polytopes, nc, G[nc, nu], g[nc, nu])
                 crossing[nc, nu], code[nc, nu], near_u[nc, nu] = sides_from_extremes(
-                    smax, smin, eps)
+                    smax, smin, eps=eps)
             cc, cu = np.nonzero(crossing)
 
             def hyperplane(pair):
@@ -301,7 +301,7 @@ class VertexEngine:
         sub = code[flagged].astype(np.int16)
         crossing = np.zeros(sub.shape, dtype=bool)
         near = np.zeros(sub.shape, dtype=bool)
-        crossing[rc, ru], sub[rc, ru], near[rc, ru] = sides_from_extremes(smax, smin, eps)
+        crossing[rc, ru], sub[rc, ru], near[rc, ru] = sides_from_extremes(smax, smin, eps=eps)
         sub[crossing] = -1
         return SplitDoubts(parent=flagged.astype(np.int64), code=sub, near=near,
                            touched=touched, cancelled=cancelled)
