@@ -795,6 +795,16 @@ def check_engine(weights, acts, d, engine, tolerances=None):
         for i in np.flatnonzero(lv.thin):
             H, h = rows[paths[i]]
             x = [F(float(v)) for v in lv.interior_point[i]]
+            if d == 1 and not my_witness_ok(H, h, x):
+                # an interval narrower than the float spacing may hold no float64 at all: then
+                # the point is a float next to it
+                lo = max(c / a for (a,), c in zip(H, h) if a < 0)
+                hi = min(c / a for (a,), c in zip(H, h) if a > 0)
+                t = float(lv.interior_point[i][0])
+                assert F(np.nextafter(t, -np.inf)) <= lo and F(np.nextafter(t, np.inf)) >= hi
+                assert not any(lo < F(v) < hi for v in (np.nextafter(t, -np.inf), t,
+                                                        np.nextafter(t, np.inf)))
+                continue
             assert my_witness_ok(H, h, x), (paths[i], lv.interior_point[i])
             assert 0 < lv.inradius[i] <= tau
             if d == 2:
@@ -1180,6 +1190,55 @@ def test_planar_labels_near_tied_max_pieces_by_their_lines():
     tree = pc.subdivide(net, pc.Box(-1, 1, dim=2), engine="planar")
     assert tree.per_layer == per_layer == [11]
     assert set(tree_paths(tree)[0]) == {p for p, _, _ in levels[0]}
+
+
+# Max units whose pieces are a few ulps apart (3 * fl(0.1) against fl(0.3), times a row):
+# their difference is a tiny affine function with an exact sign, which the pulled-back
+# difference keeps and the difference of the pulled-back pieces loses to rounding.
+_NEAR_TIED = {
+    "maxout-3-layers-1d": (1, ["maxout:2"] * 3, [
+        ([[-1.0], [-3.0], [2.0], [0.0]], [1.0, 1.0, 0.0, -1.0]),
+        ([[0.0, -1.0], [2.0, 0.0], [-3.0, 0.0], [0.0, -2.0], [2.0, 2.0], [2.0, 2.0],
+          [-2.0, -2.0], [1.0, 3.0]], [2.0, -2.0, 2.0, 2.0, 0.0, -2.0, -0.0, 1.0]),
+        ([[2.0, 2.0, -1.0, 1.0], [-1.0, 3.0, 3.0, 0.0],
+          [0.8999999999999999, -0.6, -0.3, 0.6],
+          [0.9000000000000001, -0.6000000000000001, -0.30000000000000004, 0.6000000000000001]],
+         [2.0, -1.0, 0.0, 0.0])]),
+    "relu-maxout-1d": (1, ["relu", "maxout:2"], [
+        ([[-1.9999999999999716], [3.0], [3.0]], [-1.0, -1.0, 1.0]),
+        ([[2.0, -3.0, 2.0], [2.0, -3.0, -3.0], [-0.6, 0.0, 0.6],
+          [-0.6000000000000001, 0.0, 0.6000000000000001], [3.0, 1.0, -3.0], [-1.0, 0.0, 1.0],
+          [0.0, -3.0, 2.0], [-2.0, 0.0, -3.0]],
+         [0.0, 1.0, 0.3, 0.30000000000000004, 1.0, -1.0, 1.0, 1.0])]),
+    "relu-maxout-abs-2d": (2, ["relu", "maxout:2", "abs"], [
+        ([[-2.0, -2.0], [-3.0, 3.0], [-1.0, -2.0], [-6.0, 6.0]], [-1.0, -1.0, 0.0, -2.0]),
+        ([[-2.0, 0.0, 2.0, -2.0], [-1.0, 3.0, -1.0, -3.0],
+          [0.8999999999999999, -0.3, -0.6, 0.8999999999999999],
+          [0.9000000000000001, -0.30000000000000004, -0.6000000000000001, 0.9000000000000001]],
+         [1.0, 1.0, 0.3, 0.30000000000000004]),
+        ([[1.0, -0.9999999999999716], [2.0, 1.0]], [2.0, 1.0])]),
+    # two abs units a few ulps apart: on one cell their difference pulls back to -2^-53 x,
+    # which float64 rounds to a gradient of exactly 0.0 (terms that are not all 0)
+    "abs-units-round-to-zero-1d": (1, ["maxout:2", "abs", "abs"], [
+        ([[-1.0], [-2.0], [2.0], [3.0], [-1.0], [1.0], [3.0], [-1.0]],
+         [-1.0, 0.0, -2.0, 2.0, 1.0, -2.0, -1.0, 2.0]),
+        ([[-0.8999999999999999, -0.6, -0.6, 0.6],
+          [-0.9000000000000001, -0.6000000000000001, -0.6000000000000001, 0.6000000000000001],
+          [-2.0, -3.0, 2.0, 3.0], [0.0, -1.0, -1.0, -3.0]], [0.6, 0.6000000000000001, 2.0, 0.0]),
+        ([[-3.0, 0.0, -2.0, -3.0], [3.0, -2.0, -1.0, 2.0]], [1e-13, 1.0])]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_NEAR_TIED))
+def test_near_tied_pieces_against_the_brute_force(name):
+    """Networks the fuzzer (``benchmarks/fuzz_exact.py``) found: the lp engine and the interval
+    engine each miscounted one of them (an extra or a lost region) before the pairs' signs were
+    read from the pulled-back differences; the last one was wrong in the lp engine, whose
+    rounding gave a cancelling gradient of exactly 0.0, which was then taken as exact."""
+    d, acts, layers = _NEAR_TIED[name]
+    weights = [(np.array(W), np.array(b)) for W, b in layers]
+    for engine in _engines(d):
+        check_engine(weights, acts, d, engine)
 
 
 @pytest.mark.parametrize("engine", ["interval", "vertex", "lp"])

@@ -164,14 +164,31 @@ class IntervalEngine:
         code = np.empty((len(mid), K), dtype=np.int16)
         # in chunks of sub-intervals: one wide layer makes ~K sub-intervals of K units each
         step = max(1, _VALUES_BUDGET // max(K * R, 1))
+        live = np.flatnonzero(~const.all(axis=0))
         for s in range(0, len(mid), step):
             self.budget.poll()
             rows = slice(s, s + step)
-            vals = Pa[sub_cell[rows]] * mid[rows, None, None] + PB[sub_cell[rows]]
-            vals = np.where(beaten[sub_cell[rows]] | absent, -np.inf, vals)
-            # ties at the midpoint only between pieces equal on the whole cell: the smaller
-            # index
-            code[rows] = np.argmax(vals, axis=2)
+            sub = sub_cell[rows]
+            # the winner of each unit: the piece no pair loses at the midpoint. The pairs'
+            # signs come from the pulled-back differences (exact tie lines even for pieces a
+            # few ulps apart), not from comparing the pieces' values, which rounding can order
+            # either way there. Constant pairs were settled in ``beaten``.
+            wins = ~(beaten[sub] | absent)
+            diff = grad[sub][:, live] * mid[rows, None] + planes.offset[sub][:, live]
+            moving = ~const[sub][:, live]
+            loser = np.where(diff > 0, planes.low[live], planes.high[live])
+            r, m = np.nonzero(moving)
+            wins[r, planes.unit[live][m], loser[r, m]] = False
+            won = wins.any(axis=2)
+            code[rows] = np.argmax(wins, axis=2)
+            if not won.all():
+                # no piece beats all others (signs at rounding level): the values decide, and
+                # the cell is settled exactly
+                vals = Pa[sub] * mid[rows, None, None] + PB[sub]
+                vals = np.where(beaten[sub] | absent, -np.inf, vals)
+                bad = ~won.all(axis=1)
+                code[rows][bad] = np.argmax(vals[bad], axis=2)
+                doubt[sub[bad]] = True
         # merge consecutive sub-intervals of a cell with the same code
         new = np.r_[True, (sub_cell[1:] != sub_cell[:-1]) | np.any(code[1:] != code[:-1], axis=1)]
         first = np.flatnonzero(new)
@@ -195,22 +212,30 @@ class IntervalEngine:
                      slivers=SplitSlivers(parent=parent[sl], code=code[sl], center=center[sl],
                                           radius=radius[sl]),
                      cells=children.intervals,
-                     doubts=_doubts(np.flatnonzero(doubt), K, cells, t, const, eps, cancelled))
+                     doubts=_doubts(np.flatnonzero(doubt), K, cells, t, const, eps, cancelled,
+                                    planes.switch_codes() if layer.is_switch else None))
 
 
-def _doubts(flagged: np.ndarray, K: int, cells: IntervalCells, t, const, eps, cancelled):
-    """Doubtful cells with every unit free (an interval's exact split is cheap), and the points
-    where the engine decided: the cell's ends and its breakpoints (see
+def _doubts(flagged: np.ndarray, K: int, cells: IntervalCells, t, const, eps, cancelled,
+            const_codes):
+    """Doubtful cells with every unit free (an interval's exact split is cheap) but the units
+    the constant-unit rule took as constant with a float value that may be rounding, which
+    carry the rule's code to be checked (``const_codes``, switch layers), and the points where
+    the engine decided: the cell's ends and its breakpoints (see
     :func:`~powercells.enumerate.exact_cells.vertices_exact`)."""
     if not flagged.size:
         return None
     m = len(flagged)
+    code = np.full((m, K), -1, np.int16)
+    if const_codes is not None:
+        checked = cancelled[flagged]
+        code[checked] = const_codes[flagged][checked]
     points = []
     for c in flagged:
         lo, hi = cells.lo[c], cells.hi[c]
         roots = t[c][~const[c] & (t[c] >= lo - eps) & (t[c] <= hi + eps)]
         points.append(np.concatenate([[lo, hi], roots])[:, None])
-    return SplitDoubts(parent=flagged.astype(np.int64), code=np.full((m, K), -1, np.int16),
+    return SplitDoubts(parent=flagged.astype(np.int64), code=code,
                        near=np.zeros((m, K), dtype=bool), touched=np.ones(m, dtype=bool),
                        points=points, cancelled=None if cancelled is None else cancelled[flagged])
 

@@ -120,18 +120,22 @@ class _Unit:
     """A unit that may cut the node: its candidate pieces pulled back to engine coordinates.
 
     A two-piece unit is stored as a switch hyperplane ``dist(x) = normal @ x + offset`` (signed
-    distance), position 1 on its positive side. A unit with more pieces keeps all of them.
+    distance), position 1 on its positive side. A unit with more pieces keeps, for every ordered
+    pair of positions ``(j, o)``, the pulled-back difference ``piece o - piece j``
+    (``pair_G[j, o] @ x + pair_g[j, o]``): differences taken before the pull-back, as
+    :func:`.pullback.pull_back` takes them, so two pieces a few ulps apart keep their exact
+    tie line instead of the rounding noise of two pulled-back pieces subtracted.
     """
 
-    __slots__ = ("_rows", "a", "beta", "index", "normal", "offset", "pieces", "row_ids")
+    __slots__ = ("_rows", "index", "normal", "offset", "pair_G", "pair_g", "pieces", "row_ids")
 
-    def __init__(self, index, pieces, *, normal=None, offset=None, a=None, beta=None):
+    def __init__(self, index, pieces, *, normal=None, offset=None, pair_G=None, pair_g=None):
         self.index = index
         self.pieces = pieces
         self.normal = normal
         self.offset = offset
-        self.a = a
-        self.beta = beta
+        self.pair_G = pair_G
+        self.pair_g = pair_g
         self._rows = None
         self.row_ids = None
 
@@ -150,8 +154,8 @@ class _Unit:
                 rows = []
                 for jj in range(self.n):
                     others = [o for o in range(self.n) if o != jj]
-                    G = self.a[others] - self.a[jj]
-                    g = self.beta[jj] - self.beta[others]
+                    G = self.pair_G[jj, others]          # piece o - piece jj <= 0
+                    g = -self.pair_g[jj, others]
                     norms = np.linalg.norm(G, axis=1)
                     rows.append((G / norms[:, None], g / norms))
                 self._rows = rows
@@ -170,16 +174,11 @@ class _Unit:
         margin larger than eps (in distance units)."""
         if self.normal is not None:
             return _sign_positions(P @ self.normal + self.offset, eps)
-        vals = P @ self.a.T + self.beta
-        best = np.argmax(vals, axis=1)
         out = np.full(len(P), -1, dtype=np.int8)
         for j in range(self.n):
-            sel = best == j
-            if not np.any(sel):
-                continue
             G, g = self.rows(j)
-            margin = np.min(g[None, :] - P[sel] @ G.T, axis=1)
-            out[np.flatnonzero(sel)[margin > eps]] = j
+            margin = np.min(g[None, :] - P @ G.T, axis=1)
+            out[margin > eps] = j       # at most one position wins with a positive margin
         return out
 
 
@@ -658,11 +657,16 @@ class LPEngine:
             # the cell's exact children replace this node's (SplitDoubts.cancelled)
             self._cancelled = np.where(cancelled, 0, -1).astype(np.int16)
         item = item_index(layer)
+        grad, offset = planes.grad[0], planes.offset[0]
+
+        def diff(k, r, s):
+            """``piece r - piece s`` of unit k on the node, from the pulled-back pair."""
+            m = item[k, min(r, s), max(r, s)]
+            sign = 1.0 if r > s else -1.0
+            return sign * grad[m], sign * offset[m]
+
         for k in range(layer.out_dim):
             n = int(layer.n_pieces[k])
-            Ak, Bk = layer.A[k, :n], layer.B[k, :n]
-            a = Ak @ node.A
-            beta = Ak @ node.B + Bk
             keep: list[int] = []
             for r in range(n):
                 dominated = False
@@ -686,9 +690,9 @@ class LPEngine:
                     for s in keep:
                         if s == r:
                             continue
-                        d_a = a[r] - a[s]
+                        d_a, d_b = diff(k, r, s)
                         nrm = np.linalg.norm(d_a)
-                        top = (d_a @ mid + beta[r] - beta[s] + np.abs(d_a) @ half) / nrm
+                        top = (d_a @ mid + d_b + np.abs(d_a) @ half) / nrm
                         if top <= -self.tol.region:
                             lost = True
                             break
@@ -703,12 +707,17 @@ class LPEngine:
                 continue
             pieces = np.array(keep, dtype=np.int16)
             if len(keep) == 2:
-                d_a = a[keep[1]] - a[keep[0]]
+                d_a, d_b = diff(k, keep[1], keep[0])
                 nrm = np.linalg.norm(d_a)
-                units.append(_Unit(k, pieces, normal=d_a / nrm,
-                                   offset=float((beta[keep[1]] - beta[keep[0]]) / nrm)))
+                units.append(_Unit(k, pieces, normal=d_a / nrm, offset=float(d_b / nrm)))
             else:
-                units.append(_Unit(k, pieces, a=a[keep], beta=beta[keep]))
+                pair_G = np.zeros((len(keep), len(keep), node.A.shape[1]))
+                pair_g = np.zeros((len(keep), len(keep)))
+                for j, r in enumerate(keep):
+                    for o, s in enumerate(keep):
+                        if o != j:
+                            pair_G[j, o], pair_g[j, o] = diff(k, s, r)
+                units.append(_Unit(k, pieces, pair_G=pair_G, pair_g=pair_g))
         return units
 
     # ------------------------------------------------------------------ children

@@ -45,6 +45,10 @@ class Hyperplanes(NamedTuple):
     tie : ndarray of bool (n, M)
         On constant items: the constant is an exact zero (the two pieces are equal on the whole
         cell; the tie goes to ``low``).
+    rounded : ndarray of bool (n, M)
+        On constant items: the rule fired on terms that are not all 0 (the gradient's, or on
+        ties the constant's), so the float result, even an exact 0.0, may be rounding of a
+        value that is not 0: only exact arithmetic tells (:meth:`cancelled`).
     """
 
     grad: np.ndarray
@@ -56,6 +60,7 @@ class Hyperplanes(NamedTuple):
     constant: np.ndarray
     above: np.ndarray
     tie: np.ndarray
+    rounded: np.ndarray
 
     def switch_codes(self) -> np.ndarray:
         """A ReLU-type layer's codes of its constant units: 1 (active) where ``above``, else 0;
@@ -76,10 +81,13 @@ class Hyperplanes(NamedTuple):
     def cancelled(self) -> np.ndarray:
         """Items the rule took as constant although their float gradient is not 0 (a
         cancellation to rounding level, or a gradient that is only small), or as an exact zero
-        although their float constant is not 0. Exact arithmetic tells them apart
-        (:class:`~powercells.enumerate.base.SplitDoubts`); a gradient of 0.0 comes from terms
-        that are all 0 or cancel bit for bit (duplicate rows)."""
-        return self.constant & ((self.norm > 0) | (self.tie & (self.offset != 0)))
+        although their float constant is not 0, or whose 0.0 came from terms that are not all
+        0 (rounding can cancel a gradient of 1e-16 to 0.0 as well as a gradient of 0).
+        Exact arithmetic tells them apart (:class:`~powercells.enumerate.base.SplitDoubts`).
+        Only a gradient (and, on ties, a constant) whose terms are all 0 is exact: dead units,
+        units fed only by inactive ones."""
+        return self.constant & ((self.norm > 0) | (self.tie & (self.offset != 0))
+                                | self.rounded)
 
     def cancelled_units(self, K: int) -> np.ndarray:
         """:meth:`cancelled` per unit ``(n, K)``: a unit with any such item (a max unit: any
@@ -166,10 +174,13 @@ def pull_back(layer, A: np.ndarray, B: np.ndarray, zero: float, *,
     constant = np.zeros((n, M), dtype=bool)
     above = np.zeros((n, M), dtype=bool)
     tie = np.zeros((n, M), dtype=bool)
+    rounded = np.zeros((n, M), dtype=bool)
     if suspect.any():
         sc, sm = np.nonzero(suspect)
         arow = absA[0, sm] if select is None else absA[sc, sm]
-        constant[sc, sm] = norm[sc, sm] <= zero * np.einsum("pd,pd->p", row_norm[sc], arow)
+        terms = np.einsum("pd,pd->p", row_norm[sc], arow)
+        constant[sc, sm] = norm[sc, sm] <= zero * terms
+        rounded[sc, sm] = terms > 0
         if constant.any():
             cc, cm = np.nonzero(constant)
             arow = absA[0, cm] if select is None else absA[cc, cm]
@@ -177,10 +188,14 @@ def pull_back(layer, A: np.ndarray, B: np.ndarray, zero: float, *,
                          (unit[cc, cm], low[cc, cm], high[cc, cm]))
             own = (np.abs(layer.switch_b[u]) if layer.is_switch else
                    np.abs(layer.B[u, hi]) + np.abs(layer.B[u, lo]))
-            scale = zero * (np.einsum("pd,pd->p", np.abs(B[cc]), arow) + own)
+            terms = np.einsum("pd,pd->p", np.abs(B[cc]), arow) + own
+            scale = zero * terms
             above[cc, cm] = offset[cc, cm] > scale
             tie[cc, cm] = np.abs(offset[cc, cm]) <= scale
-    return Hyperplanes(grad, offset, unit, low, high, norm, constant, above, tie)
+            # a tie whose constant is 0.0 from terms that are not all 0 may be rounding too
+            rounded[cc, cm] |= tie[cc, cm] & (terms > own)
+    rounded &= constant
+    return Hyperplanes(grad, offset, unit, low, high, norm, constant, above, tie, rounded)
 
 
 def coded_rows(planes: Hyperplanes, code: np.ndarray):
