@@ -57,6 +57,8 @@ __all__ = ["PlanarCells", "PlanarEngine"]
 #: Bound on the floats of a batch's per-(cell, unit) tables (pulled-back maps, screens), which
 #: dominate a batch's memory; about 8 such tables live at once.
 _VALUES_BUDGET = 1 << 22
+#: (piece, cutting unit) pairs labelled at once (see :meth:`PlanarEngine._labelled`).
+_LABELS_BUDGET = 1 << 19
 
 #: The compiled rounds (:meth:`PlanarEngine._compiled_rounds`), in bounds on the pieces a call
 #: can make: a call makes at most about this many (a budget is checked between calls) ...
@@ -434,11 +436,14 @@ class PlanarEngine:
     def _labelled(pieces, pcell, counts, first, pair_unit, code, label):
         """The final pieces' codes: their cells', with every cutting unit read at the piece's
         vertex mean (see :meth:`_rounds`)."""
-        codes = code[pcell].copy()
+        codes = code[pcell]                 # a new array (integer indexing copies)
         point = pieces.vertex_mean()
-        # every final piece, for every cutting unit of its cell: its code at the vertex mean
+        # every final piece, for every cutting unit of its cell: its code at the vertex mean,
+        # in chunks of _LABELS_BUDGET (piece, unit) pairs: a 512-unit layer cuts a batch into
+        # ~60k pieces with ~70 cutting units each, whose index and distance arrays would take
+        # hundreds of megabytes at once
         per = counts[pcell]
-        step = max(1, (1 << 22) // max(int(per.max()), 1))
+        step = max(1, _LABELS_BUDGET // max(int(per.max()), 1))
         for lo in range(0, len(pcell), step):
             rows = np.arange(lo, min(lo + step, len(pcell)))
             k = per[rows]

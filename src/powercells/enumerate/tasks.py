@@ -41,10 +41,16 @@ MODES = ("count", "leaves", "tree")
 #: its nodes take tens of megabytes.
 DEFAULT_CAP = 20_000
 
-#: A task's leftover batches of one depth are dealt into subtasks of at most this many nodes
-#: (or one batch, if larger): a waiting task stays small (the vertex engine's 5-D cells take a
-#: few kilobytes each), and big subtrees fan out over the workers quickly.
+#: A task's leftover batches of one depth are dealt into subtasks of at most this many nodes:
+#: a waiting task stays small (the vertex engine's 5-D cells take a few kilobytes each), and
+#: big subtrees fan out over the workers quickly.
 SUBTASK_NODES = 2048
+
+#: ... and of at most this many bytes of the nodes' affine maps (``8 D (k + 1)`` bytes a node
+#: for a layer of input width ``D`` over ``k`` coordinates): a task of a 2-D net of width 512
+#: takes 12 KB a node, and its batches are pickled whole to a worker; four tasks of 25 MB in
+#: flight, and their pickles, raised the coordinator's and the workers' peak memory by ~200 MB.
+SUBTASK_BYTES = 4 << 20
 
 
 @dataclass
@@ -359,7 +365,7 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
             stack.append((splitter.take(res.children, lo, hi), depth + 1, first + lo,
                           None if child_paths is None else child_paths[lo:hi]))
     key = task.key + (0,)
-    subtasks = _hand_on(task, key, stack[::-1])
+    subtasks = _hand_on(task, key, stack[::-1], ctx, splitter)
     stats_after = engine_stats(splitter)
     stats = {k: v - stats_before.get(k, 0) for k, v in stats_after.items()
              if isinstance(v, (int, float))}
@@ -373,10 +379,18 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
     return part
 
 
-def _hand_on(task: Task, key: tuple, pending: list) -> list[Task]:
+def subtask_nodes(ctx: RunContext, depth: int) -> int:
+    """The most nodes of depth ``depth`` in one subtask (:data:`SUBTASK_NODES`,
+    :data:`SUBTASK_BYTES`): a function of the layer widths only, so the cut is the same for
+    every executor."""
+    per_node = 8 * ctx.layers[depth].in_dim * (ctx.dim + 1)
+    return max(1, min(SUBTASK_NODES, SUBTASK_BYTES // per_node))
+
+
+def _hand_on(task: Task, key: tuple, pending: list, ctx: RunContext, splitter) -> list[Task]:
     """The subtasks of a stopped task: its pending batches (in tree order), grouped by depth
     (the pending batches of one depth are consecutive rows) and dealt into subtasks of at most
-    :data:`SUBTASK_NODES` nodes."""
+    :func:`subtask_nodes` nodes (a larger batch is cut)."""
     subtasks = []
     i = 0
     while i < len(pending):
@@ -384,11 +398,21 @@ def _hand_on(task: Task, key: tuple, pending: list) -> list[Task]:
         k = i
         while k < len(pending) and pending[k][1] == depth:
             k += 1
-        run = pending[i:k]
+        limit = subtask_nodes(ctx, depth)
+        run = []
+        for batch, d, row, paths in pending[i:k]:
+            n = len(batch)
+            if n <= limit:
+                run.append((batch, d, row, paths))
+                continue
+            for lo in range(0, n, limit):
+                hi = min(lo + limit, n)
+                run.append((splitter.take(batch, lo, hi), d, row + lo,
+                            None if paths is None else paths[lo:hi]))
         groups, group, size = [], [], 0
         for entry in run:
             n = len(entry[0])
-            if group and size + n > SUBTASK_NODES:
+            if group and size + n > limit:
                 groups.append(group)
                 group, size = [], 0
             group.append(entry)
