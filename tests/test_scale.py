@@ -173,6 +173,37 @@ def test_pool_gives_the_serial_tree(cut, name):
                                   serial.levels[-1].interior_point)
 
 
+def test_subtasks_are_bounded_by_the_bytes_of_their_maps(cut, monkeypatch):
+    """A subtask holds at most ``SUBTASK_BYTES`` of affine maps: wide layers' batches are cut
+    into smaller subtasks (a 2-D net of width 512: 341 nodes, not 2,048); the tree is the same
+    tree, in the same order."""
+    network, box, opts = setup_of("planar")
+    whole = pc.subdivide(network, box, executor="serial", **opts)
+    sizes = []
+    hand_on = tasks_module._hand_on
+
+    def recorded(*args):
+        subtasks = hand_on(*args)
+        sizes.extend((t.depth, t.size) for t in subtasks)
+        return subtasks
+
+    monkeypatch.setattr(tasks_module, "_hand_on", recorded)
+    monkeypatch.setattr(tasks_module, "SUBTASK_BYTES", 8 * 25 * 3 * 5)   # 5 nodes of width 25
+    small = pc.subdivide(network, box, executor="serial", **opts)
+    assert sizes and max(size for depth, size in sizes if depth > 0) <= 5
+    assert small.stats["tasks"] > whole.stats["tasks"]
+    assert small.per_layer == whole.per_layer
+    for a, b in zip(whole.levels, small.levels):
+        np.testing.assert_array_equal(a.code, b.code)
+        np.testing.assert_array_equal(a.parent, b.parent)
+    wide = random_network(2, [512, 512], seed=0)
+    ctx = tasks_module.RunContext(engine=None, setup=None, layers=list(wide.layers), exp=0,
+                                  widths=[512, 512], dim=2, mode="count")
+    monkeypatch.setattr(tasks_module, "SUBTASK_BYTES", 4 << 20)
+    assert tasks_module.subtask_nodes(ctx, 1) == (4 << 20) // (8 * 512 * 3) == 341
+    assert tasks_module.subtask_nodes(ctx, 0) == tasks_module.SUBTASK_NODES
+
+
 def test_pool_started_beside_the_coordinator_gives_the_serial_tree(cut):
     # the plain executor: the coordinator runs tasks itself until the workers are up
     network, box, opts = setup_of("lp")
