@@ -9,7 +9,8 @@ RSS is the largest of the process and its workers):
 
 * ``workers``: ACAS Xu 3_3 over the whole prop_9 box (338,599 regions) with ``--workers 0``
   (this process only), ``--workers 1``, ``--workers 2`` and ``--dask-local 2``; the counts must
-  agree, and the ratio one worker / two workers is printed.
+  agree, and the ratio one worker / two workers is printed. Configurations compared by a ratio
+  (here and in ``overhead``) take turns, run after run, rather than run back to back.
 * ``overhead``: ACAS Xu 1_1 over prop_1 (39,835 regions), ``--workers 1`` against the engine
   before tasks existed: ``--baseline-src`` names the ``src`` folder of an older checkout (e.g.
   ``git worktree add /tmp/before d775286``), run with the same interpreter.
@@ -78,10 +79,22 @@ def median_runs(args, runs, src=None):
             statistics.median(o[1] for o in outs))
 
 
+def interleaved_runs(configs, runs):
+    """``{label: (json, median seconds, median wall)}`` for ``configs`` (label -> (args,
+    src)), run round-robin: this machine's speed drifts by up to 25% over minutes, so
+    configurations compared by a ratio take turns rather than run back to back."""
+    outs = {label: [] for label in configs}
+    for _ in range(runs):
+        for label, (args, src) in configs.items():
+            outs[label].append(run(args, src))
+    return {label: (o[0][0], statistics.median(x[0]["seconds"] for x in o),
+                    statistics.median(x[1] for x in o)) for label, o in outs.items()}
+
+
 def case_workers(runs, report):
     D = acas_dir()
     base = [D / "ACASXU_run2a_3_3_batch_2000.onnx", "--vnnlib", D / "prop_9.vnnlib"]
-    rows = {}
+    configs = {}
     for label, extra in [("this process (--workers 0)", ["--workers", "0"]),
                          ("1 worker", ["--workers", "1"]), ("2 workers", ["--workers", "2"]),
                          ("Dask LocalCluster, 2 workers", ["--dask-local", "2"])]:
@@ -91,7 +104,9 @@ def case_workers(runs, report):
             except ImportError:
                 print(f"  {label}: skipped (dask.distributed not installed)")
                 continue
-        out, secs, wall = median_runs(base + extra, runs)
+        configs[label] = (base + extra, None)
+    rows = {}
+    for label, (out, secs, wall) in interleaved_runs(configs, runs).items():
         rows[label] = (out["regions"], secs, wall)
         print(f"  {label:32s} regions {out['regions']:>9,}  {secs:7.2f} s  (process {wall:.2f} s)",
               flush=True)
@@ -106,15 +121,12 @@ def case_workers(runs, report):
 def case_overhead(runs, report, baseline_src):
     D = acas_dir()
     args = [D / "ACASXU_run2a_1_1_batch_2000.onnx", "--vnnlib", D / "prop_1.vnnlib"]
+    configs = {"today (--workers 1)": (args + ["--workers", "1"], None),
+               "today (--workers 0)": (args + ["--workers", "0"], None)}
+    if baseline_src is not None:
+        configs["before tasks"] = (args, baseline_src)
     rows = {}
-    for label, extra, src in [("today (--workers 1)", ["--workers", "1"], None),
-                              ("today (--workers 0)", ["--workers", "0"], None),
-                              ("before tasks", [], baseline_src)]:
-        if src is None and label == "before tasks":
-            continue
-        if label == "before tasks" and baseline_src is None:
-            continue
-        out, secs, wall = median_runs(args + extra, runs, src)
+    for label, (out, secs, wall) in interleaved_runs(configs, runs).items():
         rows[label] = (out["regions"], secs, wall)
         print(f"  {label:24s} regions {out['regions']:>7,}  {secs:6.3f} s  (process {wall:.2f} s)",
               flush=True)
@@ -167,10 +179,10 @@ def main(argv=None):
         print("memory (count mode, one run each)")
         case_memory(report)
     if "workers" in cases:
-        print(f"workers: ACAS Xu 3_3 prop_9, median of {args.runs}")
+        print(f"workers: ACAS Xu 3_3 prop_9, median of {args.runs}, interleaved")
         case_workers(args.runs, report)
     if "overhead" in cases:
-        print(f"overhead: ACAS Xu 1_1 prop_1, median of {args.runs}")
+        print(f"overhead: ACAS Xu 1_1 prop_1, median of {args.runs}, interleaved")
         case_overhead(args.runs, report, args.baseline_src)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
