@@ -204,6 +204,37 @@ def test_subtasks_are_bounded_by_the_bytes_of_their_maps(cut, monkeypatch):
     assert tasks_module.subtask_nodes(ctx, 0) == tasks_module.SUBTASK_NODES
 
 
+def test_work_left_is_priced_by_the_branching_so_far():
+    """``seconds_left``: 1 root split into 10 nodes, 6 of them split into 100 leaves in 1.1 s
+    (0.01 s a node); the 4 waiting nodes of depth 1 will make 100/6 leaves each."""
+    from powercells.enumerate.schedule import TaskRef, seconds_left
+
+    heap = [((1,), 0, TaskRef((1,), 1, 3)), ((2,), 1, TaskRef((2,), 1, 1))]
+    assert seconds_left(heap, [10, 100], [10, 100], 1.1) == pytest.approx(4 * 100 / 6 * 0.01)
+    # a deeper waiting node is priced by the same rates: each root child makes 100/6 leaves
+    heap.append(((0,), 2, TaskRef((0,), 0, 1)))
+    assert seconds_left(heap, [10, 100], [10, 100], 1.1, roots=2) == \
+        pytest.approx((4 * 100 / 6 + 10 * (1 + 100 / 6)) * 0.01)
+    # nothing made yet, or a depth with no node split: nothing to go on
+    assert seconds_left(heap, [10, 100], [0, 0], 1.1) == np.inf
+    assert seconds_left([((1,), 0, TaskRef((1,), 1, 10))], [10, 100], [10, 100], 1.1) == np.inf
+
+
+@pytest.mark.parametrize("left, started", [(0.5, False), (10.0, True)])
+def test_the_pool_starts_only_when_enough_work_is_left(cut, monkeypatch, left, started):
+    """A run whose work left is estimated below ``min_work`` stays in this process; one above
+    it starts the pool. The counts are the same either way."""
+    import powercells.enumerate.schedule as schedule
+
+    network, box, opts = setup_of("vertex")
+    serial = pc.count_regions(network, box, executor="serial", **opts)
+    monkeypatch.setattr(schedule, "seconds_left", lambda *args, **kw: left)
+    pool = ProcessExecutor(2, start_after=0, min_work=3.0)
+    got = pc.count_regions(network, box, executor=pool, **opts)
+    assert got.per_layer == serial.per_layer
+    assert got.stats["workers"] == (2 if started else 0)
+
+
 def test_pool_started_beside_the_coordinator_gives_the_serial_tree(cut):
     # the plain executor: the coordinator runs tasks itself until the workers are up
     network, box, opts = setup_of("lp")

@@ -289,7 +289,9 @@ def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=
         Where the run's subtree tasks go (:func:`~powercells.enumerate.executors.as_executor`):
         by default a pool of one worker process per available CPU, started only once the run
         has lasted :data:`~powercells.enumerate.executors.START_AFTER` seconds in this
-        process; ``"serial"``, ``0`` or ``1`` keep it in this process; an int ``n`` asks for ``n``
+        process and still has about
+        :data:`~powercells.enumerate.executors.MIN_POOL_WORK` seconds of work (estimated);
+        ``"serial"``, ``0`` or ``1`` keep it in this process; an int ``n`` asks for ``n``
         workers; a Dask client or scheduler address sends tasks to that cluster. Results are
         identical for every executor (same nodes, same order, same ids).
     certify : bool

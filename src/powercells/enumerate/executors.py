@@ -38,6 +38,14 @@ __all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "SerialExecutor", "as_
 #: on working meanwhile), so shorter runs never pay for a pool (``benchmarks/bench_scale.py``).
 START_AFTER = 1.0
 
+#: Seconds of work a run must still have (estimated in this process,
+#: :func:`~powercells.enumerate.schedule.seconds_left`) for the default pool to start: with fewer
+#: the pool's start and transfers cost more than the second core gives back. On the 2-core
+#: development machine, ACAS Xu 1_1 prop_1 (1.2 s left after the first second) took 2.70 s with
+#: the pool against 2.22 s without, and a 2-D [256]x3 net (1.7 s left) 3.0 s against 2.7 s;
+#: ACAS Xu 3_3 prop_9 (8.6 s left) took 6.9 s against 9.6 s.
+MIN_POOL_WORK = 3.0
+
 #: Times a task may lose its worker before the run gives up on it.
 MAX_ATTEMPTS = 3
 
@@ -65,11 +73,14 @@ class Executor:
         Workers (0: the coordinator runs every task itself).
     start_after : float
         Seconds of work in this process before :meth:`start` is called.
+    min_work : float
+        Seconds of work left (estimated) below which :meth:`start` is not called.
     """
 
     name = "executor"
     workers = 0
     start_after = START_AFTER
+    min_work = 0.0
 
     def start(self, ctx) -> None:                       # pragma: no cover - interface
         """Start the workers (may return before they are up: see :meth:`ready`)."""
@@ -219,16 +230,22 @@ class ProcessExecutor(Executor):
         Worker processes (default: one per available CPU).
     start_after : float
         Seconds of work in this process before the pool starts (0: at once).
+    min_work : float
+        ... and the seconds of work left, estimated from the run so far, that the pool must
+        have to start (:data:`MIN_POOL_WORK`; 0: start after ``start_after`` whatever is
+        left). A run whose estimate stays below it finishes in this process.
     """
 
     name = "processes"
 
-    def __init__(self, workers: int | None = None, *, start_after: float = START_AFTER):
+    def __init__(self, workers: int | None = None, *, start_after: float = START_AFTER,
+                 min_work: float = MIN_POOL_WORK):
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                     or workers < 1):
             raise OptionError(f"workers must be a whole number >= 1, got {workers!r}")
         self.workers = workers or available_cpus()
         self.start_after = float(start_after)
+        self.min_work = float(min_work)
         self._pool = None
         self._ctx = None
 

@@ -1,8 +1,9 @@
 """The coordinator: tasks out, parts back, in tree order to the sink (DESIGN §3-4).
 
 :func:`execute` starts from the root task (or the tasks a store left unfinished), runs tasks in
-this process until the run has lasted :attr:`Executor.start_after` seconds, then hands them to
-the executor's workers, smallest key first (depth first over the tree, so the tasks waiting
+this process until the run has lasted :attr:`Executor.start_after` seconds and the work left is
+estimated at :attr:`Executor.min_work` seconds or more (:func:`seconds_left`), then hands them
+to the executor's workers, smallest key first (depth first over the tree, so the tasks waiting
 stay few). Parts come back in any order; each is filed in the store at once (if there is one)
 and handed to the sink in key order, i.e. in tree order, as soon as no unfinished task could
 still make a part before it. Budgets stop the run cleanly: no new task starts, the tasks
@@ -12,6 +13,7 @@ running finish or stop, and what was finished is reported (and stays in the stor
 from __future__ import annotations
 
 import heapq
+import math
 import sys
 import time
 
@@ -19,7 +21,7 @@ from ..errors import PowercellsError
 from .executors import MAX_ATTEMPTS, SerialExecutor, WorkerLost
 from .tasks import release_memory, run_task
 
-__all__ = ["Outcome", "execute"]
+__all__ = ["Outcome", "execute", "seconds_left"]
 
 
 class Outcome:
@@ -115,6 +117,7 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
             task = TaskRef(task.key, task.depth, task.size)
         heapq.heappush(heap, (task.key, seq, task))
         seq += 1
+    roots = sum(t.size for t in tasks if t.depth == 0) or 1
     ready = []                      # parts waiting for their turn (key order)
     in_flight = {}                  # handle -> task
     attempts = {}
@@ -168,7 +171,11 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                 break
             if (not started and not isinstance(executor, SerialExecutor) and heap
                     and out.stopped is None
-                    and time.perf_counter() - budget.start >= executor.start_after):
+                    and time.perf_counter() - budget.start >= executor.start_after
+                    and (executor.min_work <= 0
+                         or seconds_left(heap, known, out.counts,
+                                         time.perf_counter() - budget.start, roots)
+                         >= executor.min_work)):
                 executor.start(ctx)
                 started = True
                 out.workers = executor.workers
@@ -222,6 +229,43 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
     if out.stopped is None and heap:            # pragma: no cover - defensive
         raise PowercellsError("the run ended with tasks left")
     return out
+
+
+def seconds_left(heap, known, made_now, elapsed: float, roots: int = 1) -> float:
+    """An estimate of the seconds this process would still need for the tasks waiting in
+    ``heap``, from the run so far: the branching of each depth (nodes made per node split)
+    gives the expected subtree below a waiting node, and the seconds per node made so far
+    price it. ``inf`` while some depth has no node split yet (nothing to go on).
+
+    Parameters
+    ----------
+    heap : list of (key, seq, task)
+    known : list of int
+        Nodes made per depth ``1..L`` (with a resumed store's).
+    made_now : list of int
+        Nodes made per depth by this run (what ``elapsed`` paid for).
+    elapsed : float
+    roots : int
+        Nodes of depth 0.
+    """
+    L = len(known)
+    work_now = sum(made_now)
+    if work_now == 0:
+        return math.inf
+    pending = [0] * (L + 1)
+    for entry in heap:
+        task = entry[2]
+        pending[task.depth] += task.size
+    made = [roots] + list(known)
+    below = 0.0                     # expected nodes made under one node of depth j + 1
+    total = 0.0
+    for j in reversed(range(L)):
+        split = made[j] - pending[j]
+        if split <= 0:
+            return math.inf
+        below = made[j + 1] / split * (1.0 + below)
+        total += pending[j] * below
+    return elapsed / work_now * total
 
 
 class TaskRef:
