@@ -1241,6 +1241,21 @@ def test_near_tied_pieces_against_the_brute_force(name):
         check_engine(weights, acts, d, engine)
 
 
+@pytest.mark.parametrize("bias", [0.0, 1.0])
+def test_a_tie_whose_zero_is_rounding_beside_a_large_bias(bias):
+    """Two maxout pieces with equal biases whose difference on the cell is 1e-40 (fed by
+    dead units' constants 1e-20, 1e-40, 1e-20): float64 rounds it to an exact 0.0, a tie,
+    whatever the bias; next to biases of 1 the input terms are also lost in ``terms + own``,
+    so the rounding check must look at the input terms alone. Piece 1 wins exactly."""
+    weights = [(np.zeros((3, 1)), np.array([1e-20, 1e-40, 1e-20])),
+               (np.array([[0.0, 0.0, 0.0], [1.0, 1.0, -1.0]]), np.array([bias, bias]))]
+    acts = ["relu", "maxout:2"]
+    per_layer, levels = exact_partition(weights, acts, 1)
+    assert [p[-1] for p, _, _ in levels[1]] == [(1,)]
+    for engine in _engines(1):
+        check_engine(weights, acts, 1, engine)
+
+
 @pytest.mark.parametrize("engine", ["interval", "vertex", "lp"])
 def test_a_near_cancellation_on_a_line(engine):
     """The same in 1-D: the interval engine's children of the segment are replaced too."""

@@ -182,13 +182,16 @@ class IntervalEngine:
             won = wins.any(axis=2)
             code[rows] = np.argmax(wins, axis=2)
             if not won.all():
-                # no piece beats all others (signs at rounding level): the values decide, and
-                # the cell is settled exactly
+                # no piece beats all others (signs at rounding level): the values decide for
+                # now, and the cell's exact children replace the engine's (as for a unit
+                # the zero rule may have misjudged: SplitDoubts.cancelled)
                 vals = Pa[sub] * mid[rows, None, None] + PB[sub]
                 vals = np.where(beaten[sub] | absent, -np.inf, vals)
                 bad = ~won.all(axis=1)
                 code[rows][bad] = np.argmax(vals[bad], axis=2)
-                doubt[sub[bad]] = True
+                bc, bu = np.nonzero(~won)
+                cancelled[sub[bc], bu] = True
+                doubt[sub[bc]] = True
         # merge consecutive sub-intervals of a cell with the same code
         new = np.r_[True, (sub_cell[1:] != sub_cell[:-1]) | np.any(code[1:] != code[:-1], axis=1)]
         first = np.flatnonzero(new)

@@ -188,12 +188,13 @@ def pull_back(layer, A: np.ndarray, B: np.ndarray, zero: float, *,
                          (unit[cc, cm], low[cc, cm], high[cc, cm]))
             own = (np.abs(layer.switch_b[u]) if layer.is_switch else
                    np.abs(layer.B[u, hi]) + np.abs(layer.B[u, lo]))
-            terms = np.einsum("pd,pd->p", np.abs(B[cc]), arow) + own
-            scale = zero * terms
+            inputs = np.einsum("pd,pd->p", np.abs(B[cc]), arow)
+            scale = zero * (inputs + own)
             above[cc, cm] = offset[cc, cm] > scale
             tie[cc, cm] = np.abs(offset[cc, cm]) <= scale
-            # a tie whose constant is 0.0 from terms that are not all 0 may be rounding too
-            rounded[cc, cm] |= tie[cc, cm] & (terms > own)
+            # a tie whose constant is 0.0 from input terms that are not all 0 may be rounding
+            # too (tested on the input terms alone: beside a large bias they round away)
+            rounded[cc, cm] |= tie[cc, cm] & (inputs > 0)
     rounded &= constant
     return Hyperplanes(grad, offset, unit, low, high, norm, constant, above, tie, rounded)
 
