@@ -1241,6 +1241,30 @@ def test_near_tied_pieces_against_the_brute_force(name):
         check_engine(weights, acts, d, engine)
 
 
+def test_interval_cells_with_no_winning_piece_are_replaced(monkeypatch):
+    """Where the signs of a max unit's pairs leave no piece beating all the others (a cycle,
+    possible only at rounding level), the interval engine's children of that cell are replaced
+    by its exact split. Forced here by flipping one pair of ``max(x, 0.3, -x)`` in the
+    engine's pull-back: on ``x > 0.3`` the pairs then say 1 < 0 < 2 < 1."""
+    import powercells.enumerate.interval_engine as interval_engine
+    from powercells.enumerate.pullback import pull_back
+
+    def flipped(layer, A, B, zero, **kw):
+        planes = pull_back(layer, A, B, zero, **kw)
+        m = int(np.flatnonzero((planes.low == 0) & (planes.high == 2))[0])
+        planes.grad[:, m] *= -1
+        planes.offset[:, m] *= -1
+        return planes
+
+    monkeypatch.setattr(interval_engine, "pull_back", flipped)
+    weights = [(np.array([[1.0], [0.0], [-1.0]]), np.array([0.0, 0.3, 0.0]))]
+    assert exact_partition(weights, ["maxout:3"], 1)[0] == [3]
+    check_engine(weights, ["maxout:3"], 1, "interval")
+    net = pc.Network.from_weights(weights, ["maxout:3"])
+    counted = pc.count_regions(net, pc.Box(-1, 1, dim=1), engine="interval")
+    assert counted.stats["cells_replaced"] == 1
+
+
 @pytest.mark.parametrize("bias", [0.0, 1.0])
 def test_a_tie_whose_zero_is_rounding_beside_a_large_bias(bias):
     """Two maxout pieces with equal biases whose difference on the cell is 1e-40 (fed by
