@@ -13,7 +13,8 @@ RSS is the largest of the process and its workers):
   (here and in ``overhead``) take turns, run after run, rather than run back to back.
 * ``overhead``: ACAS Xu 1_1 over prop_1 (39,835 regions), ``--workers 1`` against the engine
   before tasks existed: ``--baseline-src`` names the ``src`` folder of an older checkout (e.g.
-  ``git worktree add /tmp/before d775286``), run with the same interpreter.
+  ``git worktree add /tmp/before d775286``), run with the same interpreter (with
+  ``--workers 0`` where that checkout has the option).
 * ``memory``: peak RSS in count mode for ~1M-region runs: ACAS Xu 1_9 over prop_7 shrunk to 0.2x
   its box about the centre, and a He-initialised 2 -> [512]x3 net over [-1, 1]^2.
 
@@ -124,7 +125,11 @@ def case_overhead(runs, report, baseline_src):
     configs = {"today (--workers 1)": (args + ["--workers", "1"], None),
                "today (--workers 0)": (args + ["--workers", "0"], None)}
     if baseline_src is not None:
-        configs["before tasks"] = (args, baseline_src)
+        # a baseline that has tasks already would start its default pool: keep it in one
+        # process too, so the row compares like with like
+        cli = Path(baseline_src) / "powercells" / "cli.py"
+        one = ["--workers", "0"] if cli.exists() and "--workers" in cli.read_text() else []
+        configs["before tasks"] = (args + one, baseline_src)
     rows = {}
     for label, (out, secs, wall) in interleaved_runs(configs, runs).items():
         rows[label] = (out["regions"], secs, wall)
