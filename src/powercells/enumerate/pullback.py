@@ -46,9 +46,10 @@ class Hyperplanes(NamedTuple):
         On constant items: the constant is an exact zero (the two pieces are equal on the whole
         cell; the tie goes to ``low``).
     rounded : ndarray of bool (n, M)
-        On constant items: the rule fired on terms that are not all 0 (the gradient's, or on
-        ties the constant's), so the float result, even an exact 0.0, may be rounding of a
-        value that is not 0: only exact arithmetic tells (:meth:`cancelled`).
+        On constant items: the rule fired on a gradient that is not 0.0 or whose terms are not
+        all 0 (or, on ties, the same of the constant), so the float result, even an exact
+        0.0, may be rounding of a value that is not 0: only exact arithmetic tells
+        (:meth:`cancelled`).
     """
 
     grad: np.ndarray
@@ -85,9 +86,9 @@ class Hyperplanes(NamedTuple):
         0 (rounding can cancel a gradient of 1e-16 to 0.0 as well as a gradient of 0).
         Exact arithmetic tells them apart (:class:`~powercells.enumerate.base.SplitDoubts`).
         Only a gradient (and, on ties, a constant) whose terms are all 0 is exact: dead units,
-        units fed only by inactive ones."""
-        return self.constant & ((self.norm > 0) | (self.tie & (self.offset != 0))
-                                | self.rounded)
+        units fed only by inactive ones. These are the items :func:`pull_back` marks
+        :attr:`rounded`."""
+        return self.rounded
 
     def cancelled_units(self, K: int) -> np.ndarray:
         """:meth:`cancelled` per unit ``(n, K)``: a unit with any such item (a max unit: any
@@ -180,7 +181,7 @@ def pull_back(layer, A: np.ndarray, B: np.ndarray, zero: float, *,
         arow = absA[0, sm] if select is None else absA[sc, sm]
         terms = np.einsum("pd,pd->p", row_norm[sc], arow)
         constant[sc, sm] = norm[sc, sm] <= zero * terms
-        rounded[sc, sm] = terms > 0
+        rounded[sc, sm] = (terms > 0) | (norm[sc, sm] > 0)
         if constant.any():
             cc, cm = np.nonzero(constant)
             arow = absA[0, cm] if select is None else absA[cc, cm]
@@ -194,7 +195,7 @@ def pull_back(layer, A: np.ndarray, B: np.ndarray, zero: float, *,
             tie[cc, cm] = np.abs(offset[cc, cm]) <= scale
             # a tie whose constant is 0.0 from input terms that are not all 0 may be rounding
             # too (tested on the input terms alone: beside a large bias they round away)
-            rounded[cc, cm] |= tie[cc, cm] & (inputs > 0)
+            rounded[cc, cm] |= tie[cc, cm] & ((inputs > 0) | (offset[cc, cm] != 0))
     rounded &= constant
     return Hyperplanes(grad, offset, unit, low, high, norm, constant, above, tie, rounded)
 
