@@ -45,7 +45,7 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-NETS = {"w64": 64, "w128": 128, "w256": 256, "w512": 512, "slice": None}
+NETS = {"w48": 48, "w64": 64, "w128": 128, "w256": 256, "w512": 512, "slice": None}
 COMPARE_UP_TO = 256
 
 

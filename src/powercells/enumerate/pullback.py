@@ -153,13 +153,17 @@ def pull_back(layer, A: np.ndarray, B: np.ndarray, zero: float, *,
     """
     dA, dB, unit, low, high = _items(layer)
     n, D, k = A.shape
+    # the maps by input coordinate, (n, k, D): contiguous when A is a transposed view of such an
+    # array (the layout switch_maps makes), so the products and norms below read it in place
+    A_by_input = np.ascontiguousarray(A.transpose(0, 2, 1))
     if select is None:
         M = len(unit)
         # one matrix product for the whole batch: (n k, D) @ (D, M), read back as (n, M, k)
-        grad = (np.ascontiguousarray(A.transpose(0, 2, 1)).reshape(n * k, D) @ dA.T) \
-            .reshape(n, k, M).transpose(0, 2, 1)
+        grad_by_input = (A_by_input.reshape(n * k, D) @ dA.T).reshape(n, k, M)
+        grad = grad_by_input.transpose(0, 2, 1)
         offset = B @ dA.T + dB
         rows_A = dA[None]
+        norm = np.sqrt(np.einsum("nkm,nkm->nm", grad_by_input, grad_by_input))
     else:
         select = np.asarray(select, dtype=np.intp).reshape(n, -1)
         M = select.shape[1]
@@ -167,9 +171,9 @@ def pull_back(layer, A: np.ndarray, B: np.ndarray, zero: float, *,
         grad = np.einsum("nmd,ndk->nmk", rows_A, A)
         offset = np.einsum("nmd,nd->nm", rows_A, B) + dB[select]
         unit, low, high = unit[select], low[select], high[select]
-    norm = np.sqrt(np.einsum("nmk,nmk->nm", grad, grad))
+        norm = np.sqrt(np.einsum("nmk,nmk->nm", grad, grad))
     absA = np.abs(rows_A)
-    row_norm = np.sqrt(np.einsum("ndk,ndk->nd", A, A))          # sizes of the map's rows
+    row_norm = np.sqrt(np.einsum("nkd,nkd->nd", A_by_input, A_by_input))  # the map's rows' sizes
     # a cheap upper bound of the gradients' terms screens out almost every (cell, item) first
     suspect = norm <= zero * (row_norm.max(axis=1, initial=0.0)[:, None] * absA.sum(axis=2))
     constant = np.zeros((n, M), dtype=bool)
