@@ -5,9 +5,9 @@
         [--json OUT]
 
 Networks: He-initialised weights, biases N(0, 0.1^2), seed 0, every hidden layer ReLU, box
-[-1, 1]^2: widths [64]x3, [128]x3, [256]x3, [512]x3; and a plane through three seeded random
-points of a 64-input [100, 100] network, slice coordinates in [-1, 1]^2 (regioncam gets the same
-plane folded into the first layer).
+[-1, 1]^2: widths [64]x3, [128]x3, [256]x3, [512]x3 (and [48]x3, 9,636 regions, with
+--nets w48); and a plane through three seeded random points of a 64-input [100, 100] network,
+slice coordinates in [-1, 1]^2 (regioncam gets the same plane folded into the first layer).
 
 Every measurement runs in a fresh process so that its peak resident memory (maxrss) is its own;
 times cover the enumeration only; each tool runs ``--runs`` times and the median is reported.
