@@ -165,10 +165,15 @@ def test_compiled_path_with_maxout_and_a_polytope_domain():
     assert_paths_agree(random_network(3, [6, 5], 7), simplex)
 
 
-def test_threads_do_not_change_the_result():
-    network = random_network(5, [8, 6, 4], 9)
-    box = pc.Box(-1, 1, dim=5)
-    one_thread, three_threads = {"compiled": True, "threads": 1}, {"compiled": True, "threads": 3}
+@pytest.mark.parametrize("d, widths, seed, threads", [
+    (5, [8, 6, 4], 9, 3),
+    # the root cut by 16 units: the first stage's 16 pieces are shared among the threads
+    (4, [16, 5], 4, 2)])
+def test_threads_do_not_change_the_result(d, widths, seed, threads):
+    network = random_network(d, widths, seed)
+    box = pc.Box(-1, 1, dim=d)
+    one_thread, three_threads = ({"compiled": True, "threads": 1},
+                                 {"compiled": True, "threads": threads})
     one = pc.subdivide(network, box, engine="vertex", engine_options=one_thread)
     one_count = pc.count_regions(network, box, engine="vertex", engine_options=one_thread)
     three = pc.subdivide(network, box, engine="vertex", engine_options=three_threads)

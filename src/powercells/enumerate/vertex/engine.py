@@ -694,12 +694,14 @@ def _load_kernel():
 
 
 def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads, bases=None,
-                prune=False, budget: Budget | None = None):
+                prune=False, budget: Budget | None = None, spread: bool = False):
     """The kernel over every cell of ``Q``: in one call, or (``threads`` > 1, enough work) over
     ranges of cells in a pool of threads (the kernel releases the GIL), merged in cell order,
     so the result does not depend on the thread count. ``bases``: the cells' first slot for
     their candidates (default: above their own slots); ``prune``: the pieces' polytopes come
-    pruned (:meth:`Polytopes.prune`).
+    pruned (:meth:`Polytopes.prune`). ``spread``: share the cells among the threads whatever
+    their estimated work (the second stage of :func:`_run_staged`, whose few cells each face
+    many candidates: the pieces they make grow with them, unlike the estimate).
 
     ``budget`` is honoured inside the kernel: long calls run in worker threads while this
     thread watches the budget (and stays interruptible), and the kernel returns as soon as
@@ -733,11 +735,12 @@ def _run_kernel(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
         # few cells cut by many units (the root): their pieces grow, unlike ``work``
         return _run_staged(kernel, Q, first, G, g, eps, words, geometry, threads, lead, bases,
                            prune, budget)
-    if work.sum() < _THREAD_MIN_WORK and counts.max(initial=0) <= _INLINE_MAX_CANDIDATES:
+    small = work.sum() < _THREAD_MIN_WORK and not spread
+    if small and counts.max(initial=0) <= _INLINE_MAX_CANDIDATES:
         out = call(0, n)            # short (a cell makes at most 2^8 pieces): in this thread
         budget.check_stopped()
         return out
-    if threads <= 1 or n < 2 or work.sum() < _THREAD_MIN_WORK:
+    if threads <= 1 or n < 2 or small:
         ranges = [(0, n)]
     else:
         cum = np.cumsum(work)
@@ -798,7 +801,7 @@ def _run_staged(kernel, Q: Polytopes, first, G, g, eps, words, geometry, threads
     rows_b = np.repeat(first[a_cell] + ka[a_cell], rest) + _within(rest)
     b_piece, b_sides, b_center, b_radius, b_frag, b_geom, b_flags = _run_kernel(
         kernel, QA, first_b, G[rows_b], g[rows_b], eps, words, geometry, threads,
-        base[a_cell] + ka[a_cell], prune, budget)
+        base[a_cell] + ka[a_cell], prune, budget, spread=True)
     # the second stage's cells are pieces: any doubt there is about a piece of the cell
     touched = np.flatnonzero(b_flags)
     flags = flags.copy()
