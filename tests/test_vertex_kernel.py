@@ -167,21 +167,22 @@ def test_compiled_path_with_maxout_and_a_polytope_domain():
 
 @pytest.mark.parametrize("d, widths, seed, threads", [
     (5, [8, 6, 4], 9, 3),
-    # the root cut by 16 units: the first stage's 16 pieces are shared among the threads
+    # the root cut by 16 units: the first stage's pieces (up to 16) are shared among the
+    # threads
     (4, [16, 5], 4, 2)])
 def test_threads_do_not_change_the_result(d, widths, seed, threads):
     network = random_network(d, widths, seed)
     box = pc.Box(-1, 1, dim=d)
-    one_thread, three_threads = ({"compiled": True, "threads": 1},
-                                 {"compiled": True, "threads": threads})
+    one_thread = {"compiled": True, "threads": 1}
+    many_threads = {"compiled": True, "threads": threads}
     one = pc.subdivide(network, box, engine="vertex", engine_options=one_thread)
     one_count = pc.count_regions(network, box, engine="vertex", engine_options=one_thread)
-    three = pc.subdivide(network, box, engine="vertex", engine_options=three_threads)
-    three_count = pc.count_regions(network, box, engine="vertex", engine_options=three_threads)
-    assert_same_trees(one, three)
-    for la, lb in zip(one.levels, three.levels):
+    many = pc.subdivide(network, box, engine="vertex", engine_options=many_threads)
+    many_count = pc.count_regions(network, box, engine="vertex", engine_options=many_threads)
+    assert_same_trees(one, many)
+    for la, lb in zip(one.levels, many.levels):
         assert np.array_equal(la.interior_point, lb.interior_point)
-    assert one_count.per_layer == three_count.per_layer == one.per_layer
+    assert one_count.per_layer == many_count.per_layer == one.per_layer
 
 
 def test_polytopes_rebuilt_on_demand_equal_the_kept_ones():
