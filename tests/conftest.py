@@ -43,21 +43,26 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(params=["highs", "cvxpy"])
-def lp(request):
-    """Every engine test that takes this fixture runs on both LP backends."""
-    if request.param == "cvxpy":
+def _lp_backend_available(name):
+    if name == "cvxpy":
         pytest.importorskip("cvxpy")
+    if name == "dense":
+        pytest.importorskip("numba")
+
+
+@pytest.fixture(params=["highs", "dense", "cvxpy"])
+def lp(request):
+    """Every engine test that takes this fixture runs on every LP backend."""
+    _lp_backend_available(request.param)
     return request.param
 
 
-@pytest.fixture(params=["highs", "cvxpy", "planar", "interval", "vertex"])
+@pytest.fixture(params=["highs", "dense", "cvxpy", "planar", "interval", "vertex"])
 def engine(request):
-    """Keyword arguments selecting an exact engine: the lp engine on both LP backends, the
+    """Keyword arguments selecting an exact engine: the lp engine on every LP backend, the
     planar engine (2-D domains only), the interval engine (1-D only) and the vertex engine
     (low dimensions); see ``networks.engine_for``."""
-    if request.param == "cvxpy":
-        pytest.importorskip("cvxpy")
+    _lp_backend_available(request.param)
     if request.param in ("planar", "interval", "vertex"):
         return {"engine": request.param}
     return {"engine": "lp", "lp": request.param}

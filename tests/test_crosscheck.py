@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from networks import maxout_network, maxpool_network, random_network
+from networks import (
+    maxout_network,
+    maxpool_network,
+    near_coincident_network,
+    random_network,
+)
 from strategies import integer_networks
 
 import powercells as pc
@@ -96,3 +101,24 @@ def test_highs_and_cvxpy_backends_agree(seed):
     # same regions, same inradii (centres may differ where the Chebyshev centre is not unique)
     for level_a, level_b in zip(a.levels[1:], b.levels[1:]):
         np.testing.assert_allclose(level_a.inradius, level_b.inradius, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: (random_network(6, [8, 8], 0, bias=0.25), 6),
+    lambda: (random_network(10, [6, 6], 1, activations=["relu", "abs"], bias=0.25), 10),
+    lambda: (random_network(14, [5, 4], 2, activations=["leaky_relu:0.1", "relu"]), 14),
+    lambda: (maxout_network(5, [4, 3], 3, seed=3), 5),
+    lambda: (near_coincident_network(), 4),
+], ids=["d6", "d10-abs", "d14-leaky", "maxout-d5", "near-coincident-d4"])
+def test_dense_and_highs_backends_agree(make):
+    """The compiled dense simplex (warm-started dual simplex, HiGHS behind it) and HiGHS give
+    the lp engine the same tree, at dimensions where its LPs take many pivots."""
+    pytest.importorskip("numba")
+    network, d = make()
+    box = pc.Box(-1, 1, dim=d)
+    a = pc.subdivide(network, box, engine="lp", lp="highs")
+    b = pc.subdivide(network, box, engine="lp", lp="dense")
+    assert leaf_code_set(a) == leaf_code_set(b)
+    assert a.per_layer == b.per_layer
+    for level_a, level_b in zip(a.levels[1:], b.levels[1:]):
+        np.testing.assert_allclose(level_a.inradius, level_b.inradius, rtol=1e-6, atol=1e-9)

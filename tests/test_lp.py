@@ -58,3 +58,124 @@ def test_extreme_point_and_its_basis_certificate(lp):
     assert ctx.extreme(np.array([-1.0, 0.0]), half).value == pytest.approx(0.0, abs=1e-7)
     empty = ctx.add_rows(*unit_rows([[-1, 0]], [-0.5]))   # x >= 0.5 with x <= 0
     assert ctx.extreme(np.array([1.0, 0.0]), np.concatenate([half, empty])).value == np.inf
+
+
+# ---------------------------------------------------------------------- the dense simplex
+def _reference_radius(A, b, cap):
+    from scipy.optimize import linprog
+
+    k = A.shape[1]
+    ref = linprog(np.r_[np.zeros(k), -1.0], A_ub=np.hstack([A, np.ones((len(b), 1))]), b_ub=b,
+                  bounds=[(None, None)] * k + [(-cap, cap)], method="highs")
+    return ref.x[-1]
+
+
+def _random_polytope(rng, k, m):
+    """A bounded polytope: the box [-1, 1]^k and m random rows through points near 0."""
+    A = np.vstack([np.eye(k), -np.eye(k), rng.normal(size=(m, k))])
+    b = np.r_[np.ones(2 * k), rng.normal(size=m) * 0.5 + 0.2]
+    return unit_rows(A, b)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_dense_chebyshev_balls_on_nested_row_sets_match_scipy(seed):
+    """A walk down nested row sets, as the engine makes them (each LP warm-started from the
+    longest solved prefix), and back up: every radius equals the reference LP's."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 9))
+    A, b = _random_polytope(rng, k, 3)
+    ctx = get_backend("dense").context(A, b, cap=100.0)
+    ref0 = _reference_radius(A, b, 100.0)
+    ctx.warm(np.zeros(k) if ref0 < 0 else ctx.chebyshev().center, max(ref0, 0.0))
+    G, g = _random_polytope(rng, k, 10)
+    G, g = G[2 * k:], g[2 * k:]
+    ids = ctx.add_rows(G, g)
+    flipped = ctx.add_rows(-G, -g)
+    for trial in range(6):
+        # a random path: each step takes a row or its opposite, as a cell picks a side
+        path = [int(ids[t]) if rng.random() < 0.5 else int(flipped[t])
+                for t in rng.permutation(len(ids))[:int(rng.integers(1, len(ids) + 1))]]
+        for depth in list(range(1, len(path) + 1)) + list(range(len(path), 0, -2)):
+            active = np.array(path[:depth])
+            ball = ctx.chebyshev(active)
+            G_on, g_on = ctx.rows_of(active)
+            rows_A, rows_b = np.vstack([A, G_on]), np.r_[b, g_on]
+            assert ball.radius == pytest.approx(_reference_radius(rows_A, rows_b, 100.0),
+                                                abs=1e-8)
+            assert ball.radius == pytest.approx(np.min(rows_b - rows_A @ ball.center),
+                                                abs=1e-15)
+    cost = rng.normal(size=k)
+    ext = ctx.extreme(cost)
+    from scipy.optimize import linprog
+
+    ref = linprog(cost, A_ub=A, b_ub=b, bounds=[(None, None)] * k, method="highs")
+    if ref.status == 0:
+        assert ext.value == pytest.approx(ref.fun, abs=1e-8)
+        if ext.basis is not None:       # k tight rows whose cone holds -cost
+            assert np.allclose(A[ext.basis] @ ext.x, b[ext.basis], atol=1e-9)
+            assert np.all(np.linalg.solve(A[ext.basis].T, -cost) >= -1e-9)
+    else:
+        assert ext.value == np.inf
+    assert ctx._backend.fallbacks == (0 if ref.status == 0 else 1)
+
+
+def test_dense_chebyshev_support_certifies_emptiness():
+    """An empty cell's support rows alone (with the base rows) have the same negative radius:
+    the weak-duality certificate the engine reuses for every cell inside."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(5)
+    A, b = _random_polytope(rng, 3, 0)
+    ctx = get_backend("dense").context(A, b, cap=10.0)
+    ctx.warm(np.zeros(3), 1.0)
+    rows = ctx.add_rows(*unit_rows([[1, 0, 0], [-1, 0, 0], [0, 1, 1]], [-0.3, -0.1, 0.2]))
+    ball = ctx.chebyshev(rows)             # x <= -0.3 and x >= 0.1: empty
+    assert ball.radius < -0.1
+    assert set(ball.support.tolist()) <= set(rows[:2].tolist())
+    assert ctx.chebyshev(ball.support).radius <= ball.radius + 1e-12
+
+
+def test_dense_degenerate_apex_and_duplicate_rows():
+    """Many rows through one vertex (a pyramid's apex), duplicated rows and a flat polytope."""
+    pytest.importorskip("numba")
+    angles = np.linspace(0, 2 * np.pi, 9)[:-1]
+    sides = np.column_stack([np.cos(angles), np.sin(angles), np.ones(8)])   # apex at (0, 0, 1)
+    A = np.vstack([sides, sides, [[0, 0, -1]]])
+    b = np.r_[np.ones(16), 0.0]
+    A, b = unit_rows(A, b)
+    ctx = get_backend("dense").context(A, b, cap=10.0)
+    assert ctx.chebyshev().radius == pytest.approx(_reference_radius(A, b, 10.0), abs=1e-9)
+    ext = ctx.extreme(np.array([0.0, 0.0, -1.0]))                    # the apex
+    assert ext.value == pytest.approx(-1.0, abs=1e-12)
+    top = ctx.add_rows(*unit_rows([[0, 0, 1]], [0.0]))               # z <= 0: flat
+    assert abs(ctx.chebyshev(top).radius) < 1e-12
+    assert ctx._backend.fallbacks == 0
+
+
+def test_dense_hands_unfinished_problems_to_highs(monkeypatch):
+    """When the simplex stops without an optimum, HiGHS answers (and is counted)."""
+    pytest.importorskip("numba")
+    from powercells.lp import dense_kernel
+
+    backend = get_backend("dense")
+    real = dense_kernel.chebyshev
+
+    def stuck(M, q, rows, x0, basis, z, max_iter, tol):
+        out = real(M, q, rows, x0, basis, z, 0, tol)         # no pivot allowed
+        return (dense_kernel.ITERATION_LIMIT,) + tuple(out[1:])
+
+    monkeypatch.setattr(backend, "kernel", type("K", (), {"chebyshev": staticmethod(stuck)}))
+    A, b = unit_rows([[1, 0], [-1, 0], [0, 1], [0, -1]], [1, 1, 1, 1])
+    ctx = backend.context(A, b, cap=10.0)
+    half = ctx.add_rows(*unit_rows([[1, 0]], [0]))
+    assert ctx.chebyshev(half).radius == pytest.approx(0.5, abs=1e-9)
+    assert backend.fallbacks == 1
+
+
+def test_dense_backend_pickles():
+    pytest.importorskip("numba")
+    import pickle
+
+    backend = pickle.loads(pickle.dumps(get_backend("dense")))
+    A, b = unit_rows([[1, 0], [-1, 0], [0, 1], [0, -1]], [2, 0, 1, 1])
+    assert backend.context(A, b, cap=10.0).chebyshev().radius == pytest.approx(1.0, abs=1e-9)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..lp import Ball, get_backend
+from ..lp import Ball, engine_backend, get_backend
 from ..network.layers import Layer
 from .base import Split, SplitDoubts, SplitSlivers
 from .budget import Budget
@@ -301,6 +301,7 @@ class _LazyContext:
         if self._ctx is None:
             e = self._engine
             self._ctx = e.backend.context(self._node.H, self._node.h, cap=e.cap)
+            self._ctx.warm(self._node.center, self._node.radius)
         return self._ctx
 
     def chebyshev(self, ids) -> Ball:
@@ -326,14 +327,15 @@ class LPEngine:
     Parameters
     ----------
     setup : EngineSetup
-        Its LP backend (HiGHS when None), resolved tolerances, and ``cap``, a bound on
+        Its LP backend (when None, :func:`~powercells.lp.engine_backend`: the compiled dense
+        simplex where numba is installed, else HiGHS), resolved tolerances, and ``cap``, a bound on
         Chebyshev radii (larger than any cell).
     """
 
     name = "lp"
 
     def __init__(self, setup: EngineSetup):
-        self.backend = get_backend(setup.lp)
+        self.backend = get_backend(engine_backend() if setup.lp is None else setup.lp)
         self.tol = setup.tolerances
         self.cap = float(setup.cap)
         self.stats = EngineStats()
@@ -367,7 +369,8 @@ class LPEngine:
 
     @staticmethod
     def cells(batch) -> None:
-        """No cell geometry is kept in the tree (see :class:`~powercells.enumerate.engines.EngineSpec`)."""
+        """No cell geometry is kept in the tree (see
+        :class:`~powercells.enumerate.engines.EngineSpec`)."""
         return
 
     def split(self, nodes: list[Node], layer: Layer) -> Split:

@@ -1,4 +1,5 @@
-"""LP backends: HiGHS (default) and cvxpy (reference), behind one small protocol
+"""LP backends: HiGHS (default), a compiled dense simplex (the lp engine's default with numba)
+and cvxpy (reference), behind one small protocol
 (:class:`LPBackend`, in :mod:`.base`), and the registry that names them."""
 
 from __future__ import annotations
@@ -7,13 +8,19 @@ from ..errors import OptionError
 from .base import Ball, Extreme, LPBackend, LPStatus, PolytopeContext
 
 __all__ = ["BACKENDS", "Ball", "Extreme", "LPBackend", "LPStatus", "PolytopeContext",
-           "get_backend", "register_backend"]
+           "engine_backend", "get_backend", "register_backend"]
 
 
 def _highs() -> LPBackend:
     from .highs import HighsBackend
 
     return HighsBackend()
+
+
+def _dense() -> LPBackend:
+    from .dense import DenseBackend
+
+    return DenseBackend()
 
 
 def _cvxpy() -> LPBackend:
@@ -23,7 +30,7 @@ def _cvxpy() -> LPBackend:
 
 
 #: Backend name -> factory (imports the solver on first use).
-BACKENDS = {"highs": _highs, "cvxpy": _cvxpy}
+BACKENDS = {"highs": _highs, "dense": _dense, "cvxpy": _cvxpy}
 
 
 def register_backend(name: str, factory) -> None:
@@ -33,9 +40,17 @@ def register_backend(name: str, factory) -> None:
     BACKENDS[name] = factory
 
 
+def engine_backend() -> str:
+    """The lp engine's backend when none is given: ``"dense"`` where numba is installed (the
+    compiled simplex, HiGHS behind it), else ``"highs"``."""
+    from importlib.util import find_spec
+
+    return "dense" if find_spec("numba") is not None else "highs"
+
+
 def get_backend(lp=None) -> LPBackend:
-    """The LP backend for ``lp``: None or ``"highs"`` (default), ``"cvxpy"``, another
-    registered name, or a backend object.
+    """The LP backend for ``lp``: None or ``"highs"`` (default), ``"dense"``, ``"cvxpy"``,
+    another registered name, or a backend object.
 
     Raises
     ------

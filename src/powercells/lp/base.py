@@ -135,6 +135,10 @@ class PolytopeContext:
         active = np.empty(0, dtype=np.int64) if active is None else np.asarray(active, np.int64)
         return self._extreme(np.asarray(c, dtype=np.float64), active)
 
+    def warm(self, center: np.ndarray, radius: float) -> None:
+        """A hint: ``center`` is a Chebyshev centre of the base rows, ``radius`` its radius
+        (backends that start their LPs from a point use it; others ignore it)."""
+
     # backend hooks
     def _add_rows(self, G, g) -> None:
         """The rows were appended to ``rows_A``/``rows_b``."""

@@ -1,0 +1,175 @@
+"""The ``dense`` LP backend: the small dense simplex of :mod:`.dense_kernel` (numba), with HiGHS
+behind it for any LP the simplex does not finish.
+
+The lp engine's LPs have a few dozen columns and rows and come in runs on nested cells: the
+optimal basis of a cell's Chebyshev problem is a dual-feasible start for every problem on a cell
+inside it (same objective, more rows), so a dual simplex from there needs a pivot or two. The
+context keeps the last few optimal bases with their row sets and starts each Chebyshev problem
+from the largest one whose rows it contains; the first problem of a context starts from the
+rows tight at the node's Chebyshev centre (:meth:`~.base.PolytopeContext.warm`), which are the
+optimal basis of the node's own rows. Extreme-point problems start at that centre and walk to a
+vertex (primal active-set method).
+
+What the simplex returns is used as HiGHS's answers are: a Chebyshev radius is recomputed from
+the centre (:meth:`~.base.PolytopeContext.chebyshev`), and an extreme vertex's basis is
+re-inverted by the engine before it certifies anything. An iteration limit, a singular basis or
+an unbounded edge hands the problem to HiGHS (``fallbacks`` counts them), so the answers are
+never worse than HiGHS's own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Ball, Extreme, LPBackend, LPStatus, PolytopeContext
+from .highs import HighsBackend
+
+__all__ = ["DenseBackend"]
+
+_NO_IDS = np.empty(0, dtype=np.int64)
+_NO_Z = np.empty(0)
+
+#: Optimal bases remembered per context (cleared when full; one per LP solved in a node).
+SOLVED_KEPT = 4096
+#: Primal and dual feasibility tolerances (HiGHS runs with the same, :mod:`.highs`).
+FEASIBILITY = 1e-10
+#: Rows at the start point within this of the smallest slack count as tight (crash basis).
+TIGHT = 1e-9
+
+
+def _kernel():
+    from . import dense_kernel
+
+    return dense_kernel
+
+
+class DenseContext(PolytopeContext):
+    """Row tables for the kernel: Chebyshev rows ``[G, 1] (x, r) <= g`` behind two rows bounding
+    r by ``cap`` (kernel ids = context ids + 2), and the plain rows ``G x <= g``."""
+
+    def __init__(self, A, b, cap, backend: DenseBackend):
+        super().__init__(A, b, cap)
+        self._backend = backend
+        self._k = A.shape[1]
+        self._cheb = None                       # (M, q) for Chebyshev problems, built lazily
+        self._fallback = None                   # a HiGHS context over the same rows
+        self._solved: dict = {}                 # active ids' bytes -> (basis, vertex) or None
+        self._start = None                      # (x, r): a point and its radius on base rows
+        self._origin = np.zeros(self._k)
+        self._base_rows = np.arange(2 + len(b), dtype=np.int64)   # the cap rows, base rows
+
+    # ------------------------------------------------------------------ tables
+    def warm(self, center, radius) -> None:
+        self._start = (np.asarray(center, dtype=np.float64), float(radius))
+
+    def _add_rows(self, G, g):
+        self._cheb = None
+        if self._fallback is not None:
+            self._fallback.add_rows(G, g)
+
+    def _tables(self):
+        if self._cheb is None:
+            G, g = self.all_rows
+            k = self._k
+            M = np.empty((len(g) + 2, k + 1))
+            M[:2, :k] = 0.0
+            M[0, k], M[1, k] = 1.0, -1.0
+            M[2:, :k] = G
+            M[2:, k] = 1.0
+            q = np.empty(len(g) + 2)
+            q[:2] = self.cap
+            q[2:] = g
+            self._cheb = (M, q)
+        return self._cheb
+
+    def _highs(self):
+        if self._fallback is None:
+            ctx = self._backend.highs.context(self.A, self.b, cap=self.cap)
+            for G, g in zip(self.rows_A[1:], self.rows_b[1:]):
+                ctx.add_rows(G, g)
+            self._fallback = ctx
+        self._backend.fallbacks += 1
+        return self._fallback
+
+    # ------------------------------------------------------------------ problems
+    def chebyshev(self, active=None) -> Ball:
+        active = _NO_IDS if active is None else np.asarray(active, dtype=np.int64)
+        M, q = self._tables()
+        rows = np.concatenate([self._base_rows, active + 2])
+        warm = self._warm_basis(active)
+        basis0, z0 = warm if warm is not None else (_NO_IDS, _NO_Z)
+        x0 = self._start[0] if self._start is not None else self._origin
+        status, x, radius, basis, mu = self._backend.kernel.chebyshev(
+            M, q, rows, x0, basis0, z0, 50 + 4 * len(rows), FEASIBILITY)
+        if status != 0:
+            return self._highs().chebyshev(active)
+        if len(self._solved) >= SOLVED_KEPT:
+            self._solved.clear()
+        self._solved[active.tobytes()] = (basis, np.append(x, radius))
+        support = None
+        if active.size:
+            support = basis[(basis >= len(self._base_rows)) & (mu > 1e-12)] - 2
+        return Ball(x, float(radius), LPStatus.OPTIMAL, support)
+
+    def _warm_basis(self, active: np.ndarray):
+        """The optimal basis of the longest solved prefix of ``active`` (the engine's cells add
+        rows at the end of their parent's), or the rows tight at the node's centre."""
+        solved = self._solved
+        for length in range(len(active), -1, -1):
+            hit = solved.get(active[:length].tobytes(), False)
+            if hit is not False:
+                return hit
+        hit = None
+        if self._start is not None:
+            # the rows tight at the node's Chebyshev centre: its optimal basis when there are n
+            x, r = self._start
+            ids = self._base_rows[2:]
+            M, q = self._tables()
+            slack = q[ids] - M[ids, :-1] @ x
+            tight = ids[slack - r <= TIGHT * max(1.0, abs(r))]
+            if len(tight) == self._k + 1:
+                hit = (tight, np.append(x, r))
+        solved[b""] = hit
+        return hit
+
+    def _extreme(self, c, active):
+        kern = self._backend.kernel
+        G, g = self.all_rows
+        k = self._k
+        rows = np.concatenate([np.arange(len(self.b), dtype=np.int64), active])
+        x0 = self._start[0] if self._start is not None else np.zeros(k)
+        if np.min(g[rows] - G[rows] @ x0) < -FEASIBILITY:
+            return self._highs()._extreme(c, active)      # no feasible start known
+        basis0 = -1 - np.arange(k, dtype=np.int64)
+        status, z, basis, mu, _ = kern.solve(G, g, rows, c, x0, basis0, False,
+                                             50 + 4 * (len(rows) + k), FEASIBILITY, FEASIBILITY)
+        if status != kern.OPTIMAL:
+            return self._highs()._extreme(c, active)
+        real = basis if np.all(basis >= 0) else None
+        return Extreme(float(c @ z), z.copy(), real)
+
+    def close(self):
+        if self._fallback is not None:
+            self._fallback.close()
+            self._fallback = None
+
+
+class DenseBackend(LPBackend):
+    """The dense simplex (numba), HiGHS for what it does not finish.
+
+    Raises ImportError without numba (``pip install 'powercells[fast]'``).
+    """
+
+    name = "dense"
+
+    def __init__(self):
+        self.kernel = _kernel()
+        self.highs = HighsBackend()
+        self.fallbacks = 0
+
+    def __reduce__(self):
+        return (DenseBackend, ())      # the kernel and HiGHS objects stay in their process
+
+    def context(self, A, b, *, cap):
+        return DenseContext(np.ascontiguousarray(A, dtype=np.float64),
+                            np.ascontiguousarray(b, dtype=np.float64), float(cap), self)

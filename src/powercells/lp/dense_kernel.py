@@ -1,0 +1,384 @@
+"""A small dense simplex, compiled with numba (optional): ``minimise c @ z  s.t.  M z <= q``
+over a few dozen columns and rows, the LPs the ``lp`` engine solves by the thousand.
+
+The basis is a set of ``n`` rows (``n`` = columns): row ids of ``M``, or *free rows* ``-1 - j``
+(the coordinate ``z_j`` held where it is; its multiplier must be 0 at an optimum, and it leaves
+the basis in whichever direction improves). The solver keeps the inverse of the basis matrix
+(rank-one updates, refactorised every :data:`REFACTOR` pivots and at the end) and runs
+
+* the **dual simplex** when the start basis is all real rows and dual feasible (the optimal
+  basis of a problem with fewer rows, which is how consecutive LPs on nested cells relate): it
+  pivots the most violated row in until the vertex is feasible, usually in a pivot or two;
+* otherwise the **primal active-set method** from a feasible point ``z``: a free row or a row
+  with a negative multiplier leaves, the edge direction is followed to the first blocking row
+  (at most ``n`` steps reach a vertex from an interior point).
+
+Degenerate steps switch the choice rules to Bland's (smallest index) after
+:data:`DEGENERATE_BEFORE_BLAND` in a row, so the method cannot cycle; an iteration limit, a
+singular basis or an unbounded edge return a status instead of an answer, and the caller then
+asks HiGHS. Nothing here decides a count on its own: the caller re-verifies what it uses
+(:mod:`powercells.lp.dense`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: Status codes returned by :func:`solve`.
+OPTIMAL, UNBOUNDED, ITERATION_LIMIT, SINGULAR, INFEASIBLE, NOT_DUAL_FEASIBLE = 0, 1, 2, 3, 4, 5
+#: Pivots between refactorisations of the basis inverse.
+REFACTOR = 24
+#: Degenerate (zero-length) steps in a row before Bland's rules take over.
+DEGENERATE_BEFORE_BLAND = 8
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _basis_matrix(M, basis, n):
+    """The basis matrix *transposed* (column l is basis row l): its inverse is ``T``, the
+    transposed inverse of the basis matrix, whose rows the updates read contiguously."""
+    B = np.zeros((n, n))
+    for l in range(n):
+        b = basis[l]
+        if b >= 0:
+            B[:, l] = M[b, :]
+        else:
+            B[-1 - b, l] = 1.0
+    return B
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _invert(B):
+    """The inverse of B by Gauss-Jordan with partial pivoting; ok False when B is (nearly)
+    singular."""
+    n = B.shape[0]
+    A = B.copy()
+    inv = np.eye(n)
+    scale = 0.0
+    for i in range(n):
+        for j in range(n):
+            scale = max(scale, abs(A[i, j]))
+    if scale == 0.0:
+        return inv, False
+    for col in range(n):
+        p = col
+        best = abs(A[col, col])
+        for r in range(col + 1, n):
+            if abs(A[r, col]) > best:
+                best = abs(A[r, col])
+                p = r
+        if best <= 1e-12 * scale:
+            return inv, False
+        if p != col:
+            for j in range(n):
+                A[col, j], A[p, j] = A[p, j], A[col, j]
+                inv[col, j], inv[p, j] = inv[p, j], inv[col, j]
+        piv = A[col, col]
+        for j in range(n):
+            A[col, j] /= piv
+            inv[col, j] /= piv
+        for r in range(n):
+            if r != col:
+                f = A[r, col]
+                if f != 0.0:
+                    for j in range(n):
+                        A[r, j] -= f * A[col, j]
+                        inv[r, j] -= f * inv[col, j]
+    return inv, True
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _multipliers(T, c, mu):
+    """``mu`` with ``B^T mu = -c`` (``T`` is ``B^-T``): ``mu = -T c``."""
+    n = c.shape[0]
+    for l in range(n):
+        s = 0.0
+        for i in range(n):
+            s += T[l, i] * c[i]
+        mu[l] = -s
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _replace(T, alpha, l):
+    """T after basis row l is replaced by a row r with ``alpha = T r`` (alpha[l] != 0)."""
+    n = T.shape[0]
+    al = alpha[l]
+    for i in range(n):
+        T[l, i] /= al
+    for j in range(n):
+        if j != l and alpha[j] != 0.0:
+            f = alpha[j]
+            for i in range(n):
+                T[j, i] -= T[l, i] * f
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _row_times(M, r, T, out):
+    n = T.shape[0]
+    for j in range(n):
+        s = 0.0
+        for i in range(n):
+            s += M[r, i] * T[j, i]
+        out[j] = s
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _vertex(M, q, basis, T, z, z_free):
+    """The point where every basis row is tight (free rows at ``z_free``)."""
+    n = z.shape[0]
+    rhs = np.empty(n)
+    for l in range(n):
+        b = basis[l]
+        rhs[l] = q[b] if b >= 0 else z_free[-1 - b]
+    for i in range(n):
+        s = 0.0
+        for l in range(n):
+            s += T[l, i] * rhs[l]
+        z[i] = s
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def solve(M, q, rows, c, z0, basis0, warm, max_iter, feas_tol, dual_tol):
+    """Minimise ``c @ z`` over the rows ``rows`` of ``M z <= q``.
+
+    Parameters
+    ----------
+    M, q : the row table (N, n) and (N,); only ``rows`` take part.
+    rows : int64 array of row ids.
+    c : cost (n,).
+    z0 : start point (n,): feasible (within ``feas_tol``) unless ``basis0`` is a dual-feasible
+        basis of real rows, whose vertex is then the start.
+    basis0 : int64 (n,): start basis, row ids in ``rows`` or ``-1 - j`` for free rows.
+    warm : bool
+        ``basis0`` is meant as a dual-feasible basis (status NOT_DUAL_FEASIBLE when it is not);
+        otherwise its real rows are tight at ``z0``.
+
+    Returns
+    -------
+    status, z, basis, mu, iterations
+        ``mu`` are the basis rows' multipliers (``-c = sum mu_l M[basis_l]``, all >= -dual_tol
+        at an optimum, free rows ~0).
+    """
+    N, n = M.shape
+    basis = basis0.copy()
+    z = z0.copy()
+    mu = np.zeros(n)
+    alpha = np.empty(n)
+    d = np.empty(n)
+    in_basis = np.zeros(N, dtype=np.bool_)
+    for l in range(n):
+        if basis[l] >= 0:
+            in_basis[basis[l]] = True
+    B = _basis_matrix(M, basis, n)
+    T, ok = _invert(B)
+    if not ok:
+        return SINGULAR, z, basis, mu, 0
+    _multipliers(T, c, mu)
+    all_real = True
+    dual_feasible = True
+    for l in range(n):
+        if basis[l] < 0:
+            all_real = False
+        elif mu[l] < -dual_tol:
+            dual_feasible = False
+    it = 0
+    updates = 0
+    degenerate = 0
+    if warm and not (all_real and dual_feasible):
+        return NOT_DUAL_FEASIBLE, z, basis, mu, 0
+    if all_real and dual_feasible:
+        # ---- dual simplex from the start basis's vertex
+        _vertex(M, q, basis, T, z, z0)
+        while True:
+            bland = degenerate >= DEGENERATE_BEFORE_BLAND
+            worst = -feas_tol
+            e = -1
+            for t in range(rows.shape[0]):
+                r = rows[t]
+                if in_basis[r]:
+                    continue
+                s = q[r]
+                for i in range(n):
+                    s -= M[r, i] * z[i]
+                # the most violated row; under Bland's rule the smallest violated id
+                if (s < worst and not bland) or (bland and s < -feas_tol and (e < 0 or r < e)):
+                    worst = s
+                    e = r
+            if e < 0:
+                break                                   # primal feasible: optimal
+            if it >= max_iter:
+                return ITERATION_LIMIT, z, basis, mu, it
+            it += 1
+            _row_times(M, e, T, alpha)
+            l = -1
+            best = np.inf
+            amax = 0.0
+            for j in range(n):
+                amax = max(amax, abs(alpha[j]))
+            for j in range(n):
+                if alpha[j] > 1e-9 * max(amax, 1.0):
+                    ratio = max(mu[j], 0.0) / alpha[j]
+                    if ratio < best - 1e-12 or (ratio <= best + 1e-12 and l >= 0 and (
+                            (bland and basis[j] < basis[l]) or
+                            (not bland and alpha[j] > alpha[l]))):
+                        best = ratio
+                        l = j
+            if l < 0:
+                return INFEASIBLE, z, basis, mu, it
+            degenerate = degenerate + 1 if best == 0.0 else 0
+            theta = max(mu[l], 0.0) / alpha[l]
+            step = -worst / alpha[l]                    # moves row e onto its bound
+            for i in range(n):
+                z[i] -= step * T[l, i]
+            for j in range(n):
+                mu[j] -= theta * alpha[j]
+            mu[l] = theta
+            in_basis[basis[l]] = False
+            basis[l] = e
+            in_basis[e] = True
+            _replace(T, alpha, l)
+            updates += 1
+            if updates >= REFACTOR:
+                T, ok = _invert(_basis_matrix(M, basis, n))
+                if not ok:
+                    return SINGULAR, z, basis, mu, it
+                _vertex(M, q, basis, T, z, z0)
+                _multipliers(T, c, mu)
+                updates = 0
+    else:
+        # ---- primal active-set method from the feasible point z0
+        while True:
+            bland = degenerate >= DEGENERATE_BEFORE_BLAND
+            l = -1
+            score = 0.0
+            for j in range(n):
+                b = basis[j]
+                if b < 0:
+                    v = abs(mu[j])
+                    if v > dual_tol and (l < 0 or basis[l] >= 0 or v > score):
+                        l = j
+                        score = v
+                elif mu[j] < -dual_tol and (l < 0 or basis[l] >= 0):
+                    v = -mu[j]
+                    if l < 0 or (bland and b < basis[l]) or (not bland and v > score):
+                        l = j
+                        score = v
+            if l < 0:
+                break                                   # dual feasible: optimal
+            if it >= max_iter:
+                return ITERATION_LIMIT, z, basis, mu, it
+            it += 1
+            sign = -1.0 if (basis[l] >= 0 or mu[l] < 0.0) else 1.0
+            for i in range(n):
+                d[i] = sign * T[l, i]
+            # ratio test: the first row the edge meets
+            e = -1
+            best = np.inf
+            best_a = 0.0
+            for t in range(rows.shape[0]):
+                r = rows[t]
+                if in_basis[r]:
+                    continue
+                a = 0.0
+                for i in range(n):
+                    a += M[r, i] * d[i]
+                if a <= 1e-11:
+                    continue
+                s = q[r]
+                for i in range(n):
+                    s -= M[r, i] * z[i]
+                ratio = max(s, 0.0) / a
+                if (ratio < best - 1e-13 or (ratio <= best + 1e-13 and (
+                        (bland and r < e) or (not bland and a > best_a)))):
+                    best = ratio
+                    best_a = a
+                    e = r
+            if e < 0:
+                return UNBOUNDED, z, basis, mu, it
+            degenerate = degenerate + 1 if best == 0.0 else 0
+            for i in range(n):
+                z[i] += best * d[i]
+            _row_times(M, e, T, alpha)
+            if abs(alpha[l]) < 1e-12:
+                return SINGULAR, z, basis, mu, it
+            if basis[l] >= 0:
+                in_basis[basis[l]] = False
+            basis[l] = e
+            in_basis[e] = True
+            _replace(T, alpha, l)
+            updates += 1
+            if updates >= REFACTOR:
+                T, ok = _invert(_basis_matrix(M, basis, n))
+                if not ok:
+                    return SINGULAR, z, basis, mu, it
+                updates = 0
+            _multipliers(T, c, mu)
+    # a fresh factorisation for the answer
+    T, ok = _invert(_basis_matrix(M, basis, n))
+    if not ok:
+        return SINGULAR, z, basis, mu, it
+    _multipliers(T, c, mu)
+    all_real = True
+    for l in range(n):
+        if basis[l] < 0:
+            all_real = False
+            if abs(mu[l]) > dual_tol:
+                return ITERATION_LIMIT, z, basis, mu, it
+        elif mu[l] < -dual_tol:
+            return ITERATION_LIMIT, z, basis, mu, it
+    if all_real:
+        _vertex(M, q, basis, T, z, z0)
+    return OPTIMAL, z, basis, mu, it
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def chebyshev(M, q, rows, x0, warm_basis, warm_z, max_iter, tol):
+    """The Chebyshev problem ``max r  s.t.  M[:, :k] x + r <= q`` over ``rows``, whose first two
+    rows bound r (``M``'s last column is r's). Starts from ``warm_basis`` (a dual-feasible basis,
+    its vertex ``warm_z``) when one is given (length n), else, or when it is not dual feasible,
+    from ``x0`` with r at its smallest slack.
+
+    Returns
+    -------
+    status, x, radius, basis, mu
+        ``radius`` is recomputed from ``x``: ``min(q - M[:, :k] @ x)`` over the rows after the
+        first two, at most ``q[rows[0]]`` (the cap).
+    """
+    n = M.shape[1]
+    k = n - 1
+    c = np.zeros(n)
+    c[k] = -1.0
+    status = NOT_DUAL_FEASIBLE
+    if warm_basis.shape[0] == n:
+        status, z, basis, mu, _ = solve(M, q, rows, c, warm_z, warm_basis, True, max_iter,
+                                        tol, tol)
+    if status != OPTIMAL:
+        z0 = np.empty(n)
+        z0[:k] = x0
+        best = np.inf
+        first = rows[0]
+        for t in range(rows.shape[0]):
+            r = rows[t]
+            s = q[r]
+            for i in range(k):
+                s -= M[r, i] * x0[i]
+            if M[r, k] > 0.0:                        # a row bounding r from above
+                s /= M[r, k]
+                if s < best:
+                    best = s
+                    first = r
+        z0[k] = best
+        basis0 = np.empty(n, dtype=np.int64)
+        basis0[0] = first
+        for j in range(k):
+            basis0[j + 1] = -1 - j
+        status, z, basis, mu, _ = solve(M, q, rows, c, z0, basis0, False, max_iter, tol, tol)
+    x = z[:k].copy()
+    radius = q[rows[0]]
+    for t in range(2, rows.shape[0]):
+        r = rows[t]
+        s = q[r]
+        for i in range(k):
+            s -= M[r, i] * x[i]
+        radius = min(radius, s)
+    return status, x, radius, basis, mu
