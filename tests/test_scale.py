@@ -150,6 +150,20 @@ def snapshot(directory):
 
 # ---------------------------------------------------------------------- one tree, any executor
 
+@pytest.mark.parametrize("backend", ["highs", "dense"])
+def test_lp_backend_objects_travel_to_the_workers(cut, backend):
+    """``lp=`` given as a backend object (holding solver objects that do not pickle) reaches
+    the pool's workers as a fresh backend of the same kind."""
+    if backend == "dense":
+        pytest.importorskip("numba")
+    from powercells.lp import get_backend
+
+    network, box, opts = setup_of("lp")
+    serial = pc.subdivide(network, box, executor="serial", lp=backend, **opts)
+    pooled = pc.subdivide(network, box, executor=Pool(2), lp=get_backend(backend), **opts)
+    assert_same_tree(serial, pooled)
+
+
 @pytest.mark.parametrize("name", list(RUNS))
 def test_pool_gives_the_serial_tree(cut, name):
     network, box, opts = setup_of(name)

@@ -147,9 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     count.add_argument("--engine", default="auto", choices=list(engine_names()),
                        help="enumeration engine (default: auto: interval for 1-D domains, planar "
                             "for 2-D domains and planes, vertex for 3-8 dimensions, lp otherwise)")
-    count.add_argument("--lp", default=None, choices=["highs", "cvxpy"],
-                       help="LP backend of the lp engine (default: highs); implies --engine lp "
-                            "under auto")
+    count.add_argument("--lp", default=None, choices=["dense", "highs", "cvxpy"],
+                       help="LP backend of the lp engine (default: dense, a compiled simplex "
+                            "with HiGHS behind it, where numba is installed, else highs); "
+                            "implies --engine lp under auto")
     count.add_argument("--tol", type=_number, default=None,
                        help="region tolerance: a region has inradius > TOL "
                             "(default 1e-9 x the domain's diameter)")

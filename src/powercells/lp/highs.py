@@ -161,6 +161,9 @@ class HighsBackend(LPBackend):
     def __init__(self):
         self._free: list = []
 
+    def __reduce__(self):
+        return (HighsBackend, ())   # a process pool's workers make their own Highs objects
+
     def context(self, A, b, *, cap):
         return HighsContext(np.ascontiguousarray(A, dtype=np.float64),
                             np.ascontiguousarray(b, dtype=np.float64), float(cap), self)
