@@ -8,7 +8,7 @@ d=4 [16,16], d=8 [10,10], d=2 [32,32,32]. The lp engine runs ``--runs`` times (m
 brute-force enumerator (powercells.testing, one scipy LP per candidate pattern) runs once, as it
 is slow, and its leaf code set must equal the engine's. relucent runs in its own environment
 (benchmarks/peers/relucent_runner.py) when ``--relucent-python`` names its interpreter.
-``engine="auto"`` (what ``powercells count`` uses: planar in 2-D, vertex in 3-10-D) is timed
+``engine="auto"`` (what ``powercells count`` uses: planar in 2-D, vertex in 3-9-D) is timed
 too, after one warm-up call (the compiled splitter's load), with its code set checked.
 """
 

@@ -160,8 +160,8 @@ def test_dense_hands_unfinished_problems_to_highs(monkeypatch):
     backend = get_backend("dense")
     real = dense_kernel.chebyshev
 
-    def stuck(M, q, rows, x0, basis, z, max_iter, tol):
-        out = real(M, q, rows, x0, basis, z, 0, tol)         # no pivot allowed
+    def stuck(M, q, n_base, active, x0, basis, max_iter, tol):
+        out = real(M, q, n_base, active, x0, basis, 0, tol)   # no pivot allowed
         return (dense_kernel.ITERATION_LIMIT,) + tuple(out[1:])
 
     monkeypatch.setattr(backend, "kernel", type("K", (), {"chebyshev": staticmethod(stuck)}))
@@ -179,3 +179,38 @@ def test_dense_backend_pickles():
     backend = pickle.loads(pickle.dumps(get_backend("dense")))
     A, b = unit_rows([[1, 0], [-1, 0], [0, 1], [0, -1]], [2, 0, 1, 1])
     assert backend.context(A, b, cap=10.0).chebyshev().radius == pytest.approx(1.0, abs=1e-9)
+
+
+def test_lp_engine_loads_the_compiled_simplex_as_the_other_engines_load_their_kernels(
+        monkeypatch):
+    """A plain count starts on HiGHS and takes the compiled simplex once the job proves large;
+    a tree takes it from the start; ``compiled=False`` keeps HiGHS; the counts never change."""
+    pytest.importorskip("numba")
+    from environment import counted_kernel_loads, engine_defaults
+    from networks import random_network
+
+    import powercells as pc
+    import powercells.enumerate.kernels as kernels
+    import powercells.enumerate.lp_engine as lp_engine
+
+    net, box = random_network(5, [6, 5], 3), pc.Box(-1, 1, dim=5)
+    reference = pc.count_regions(net, box, engine="lp", lp="highs", executor="serial")
+    backend = get_backend("dense")
+    contexts = []
+    real_context = backend.context
+    backend.context = lambda A, b, *, cap: contexts.append(1) or real_context(A, b, cap=cap)
+    loads = counted_kernel_loads(monkeypatch, lp_engine, "powercells.lp.dense_kernel", backend)
+    monkeypatch.setitem(kernels.KERNEL_AFTER, "lp", 1e9)
+    small = pc.count_regions(net, box, engine="lp", executor="serial")
+    assert loads == [] and contexts == []
+    monkeypatch.setitem(kernels.KERNEL_AFTER, "lp", 0.0)
+    switched = pc.count_regions(net, box, engine="lp", executor="serial")
+    assert loads == [True] and contexts           # loaded after the first split, then used
+    assert reference.per_layer == small.per_layer == switched.per_layer
+    loads.clear()
+    tree = pc.subdivide(net, box, engine="lp", executor="serial")
+    assert loads == [True] and tree.per_layer == reference.per_layer
+    loads.clear()
+    with engine_defaults(compiled=False):
+        pc.subdivide(net, box, engine="lp", executor="serial")
+    assert loads == []

@@ -263,7 +263,7 @@ def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=
         A :class:`Box`, :class:`Polytope` or :class:`Slice`.
     engine : {"auto", "lp", "interval", "planar", "vertex"}
         ``auto`` picks ``interval`` for 1-D domains, ``planar`` for 2-D domains and plane
-        slices, ``vertex`` for 3 to 8 dimensions (10 with numba; all three exact and LP-free;
+        slices, ``vertex`` for 3 to 8 dimensions (9 with numba; all three exact and LP-free;
         the crossover with ``lp`` measured by ``benchmarks/bench_vertex.py``), and ``lp``
         otherwise or when ``lp`` is given (:mod:`powercells.enumerate.engines`).
     engine_options : EngineOptions or dict, optional

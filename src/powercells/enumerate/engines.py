@@ -14,7 +14,7 @@ engine     domains                          LP      where ``auto`` uses it
 =========  ===============================  ======  ==============================================
 interval   1-D (segments)                   no      every 1-D domain
 planar     2-D (planes, slices)             no      every 2-D domain
-vertex     2-D to 12-D                      balls   3-D to 8-D (10-D with the compiled kernel)
+vertex     2-D to 12-D                      balls   3-D to 8-D (9-D with the compiled kernel)
 lp         any dimension                    yes     above that, or when an LP backend is given
 exact      any dimension                    exact   never: ``certify=True`` (rational arithmetic)
 =========  ===============================  ======  ==============================================
@@ -48,9 +48,10 @@ class EngineOptions:
     Attributes
     ----------
     compiled : bool or None
-        The compiled kernels (numba) of the vertex and planar engines: True requires them,
-        False takes the numpy path, None uses them when numba is installed, loaded once a job
-        proves large (:mod:`powercells.enumerate.kernels`).
+        The compiled kernels (numba) of the vertex and planar engines, and the lp engine's
+        compiled simplex (when no LP backend is given): True requires them, False takes the
+        numpy path (HiGHS), None uses them when numba is installed, loaded once a job proves
+        large (:mod:`powercells.enumerate.kernels`).
     threads : int or None
         Threads of the vertex engine's compiled splitter; None: the CPUs this process may use
         (at most 8). Results do not depend on it.
@@ -309,9 +310,11 @@ def _make_vertex(setup: EngineSetup):
 
 #: Highest dimension for which ``auto`` picks the vertex engine ...
 VERTEX_AUTO_MAX_DIM = 8
-#: ... and with its compiled splitter: at d = 9 / 10 it is 6x / 2x the lp engine on [10, 10]
-#: networks (benchmarks/bench_vertex.py), with about 1 GB at d = 10
-VERTEX_AUTO_MAX_DIM_COMPILED = 10
+#: ... and with its compiled splitter. Against the lp engine on its compiled simplex (one thread,
+#: [10, 10] networks, benchmarks/bench_vertex.py): at d = 9 vertex 2.9 s / lp 7.4 s (biases
+#: N(0, 0.5^2)) and 9.1 s / 11.3 s (N(0, 0.25^2)); at d = 10 6.6 s / 4.7 s and 28.6 s / 13.5 s,
+#: the vertex engine also holding about 1 GB there
+VERTEX_AUTO_MAX_DIM_COMPILED = 9
 
 
 def _vertex_auto_max_dim(options: EngineOptions) -> int:

@@ -27,8 +27,10 @@ __all__ = ["KERNEL_AFTER", "KernelSwitch", "numba_installed", "run_watched", "wa
 #: its kernel: the load repays itself once ~0.6 s of numpy work remain, so the switch comes
 #: early, and smaller jobs (a few thousand regions in 3-6 dimensions) never pay for it. The
 #: planar engine's is ~1.5x slower (its matrix products stay in numpy): the load repays itself
-#: only after ~1.5 s more, so jobs under ~100k regions stay on numpy.
-KERNEL_AFTER = {"vertex": 0.2, "planar": 1.0}
+#: only after ~1.5 s more, so jobs under ~100k regions stay on numpy. The lp engine's compiled
+#: simplex is 2-3x HiGHS at d >= 10 (its path before the switch): it repays the load after
+#: ~0.8 s more.
+KERNEL_AFTER = {"vertex": 0.2, "planar": 1.0, "lp": 0.3}
 
 
 @functools.cache

@@ -33,11 +33,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..lp import Ball, engine_backend, get_backend
+from ..lp import Ball, get_backend
 from ..network.layers import Layer
 from .base import Split, SplitDoubts, SplitSlivers
 from .budget import Budget
 from .engines import EngineSetup
+from .kernels import KernelSwitch
 from .pullback import item_index, pull_back
 
 __all__ = ["EngineStats", "LPEngine", "Node", "Sliver"]
@@ -327,15 +328,25 @@ class LPEngine:
     Parameters
     ----------
     setup : EngineSetup
-        Its LP backend (when None, :func:`~powercells.lp.engine_backend`: the compiled dense
-        simplex where numba is installed, else HiGHS), resolved tolerances, and ``cap``, a bound on
-        Chebyshev radii (larger than any cell).
+        Its LP backend (when None: the compiled dense simplex, :mod:`powercells.lp.dense`,
+        where numba is installed and the engine option ``compiled`` allows it, else HiGHS),
+        resolved tolerances, and ``cap``, a bound on Chebyshev radii (larger than any cell).
     """
 
     name = "lp"
 
     def __init__(self, setup: EngineSetup):
-        self.backend = get_backend(engine_backend() if setup.lp is None else setup.lp)
+        self._switch = None
+        if setup.lp is None:
+            # the compiled simplex where numba is installed; a plain count starts on HiGHS and
+            # loads it once the job proves large (the Chebyshev centres differ in the last
+            # bits between the two, and a count outputs none)
+            self._switch = KernelSwitch("lp", "powercells.lp.dense_kernel", _load_kernel,
+                                        setup.options.compiled, lazy=not setup.outputs_points,
+                                        what="the lp engine's compiled simplex")
+            self.backend = self._switch.kernel or get_backend("highs")
+        else:
+            self.backend = get_backend(setup.lp)
         self.tol = setup.tolerances
         self.cap = float(setup.cap)
         self.stats = EngineStats()
@@ -377,6 +388,7 @@ class LPEngine:
         """The children of every node of the batch (see :mod:`.base`)."""
         children, parent, slivers, sliver_parent = [], [], [], []
         doubts = []                     # (node, its code of the cancelled units, -1 elsewhere)
+        started = self._switch.start() if self._switch is not None else None
         for i, node in enumerate(nodes):
             self._pending = len(children)
             self._cancelled = None
@@ -387,6 +399,10 @@ class LPEngine:
             sliver_parent.extend([i] * len(sl))
             if self._cancelled is not None:
                 doubts.append((i, self._cancelled))
+        if started is not None:
+            self._switch.done(started)
+            if self._switch.kernel is not None:
+                self.backend = self._switch.kernel
         k = nodes[0].center.size if nodes else 0
         K = layer.out_dim
         return Split(
@@ -744,6 +760,12 @@ class LPEngine:
         return Node(H=H, h=h, A=Aq @ node.A, B=Aq @ node.B + Bq, center=ball.center,
                     radius=ball.radius, points=points, lo=node.lo, hi=node.hi, code=code,
                     vertices=V, inverses=inv)
+
+
+def _load_kernel():
+    from ..lp.dense import DenseBackend
+
+    return DenseBackend()
 
 
 def node_rows_violation(ctx, x: np.ndarray) -> np.ndarray:

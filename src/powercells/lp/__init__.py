@@ -8,7 +8,7 @@ from ..errors import OptionError
 from .base import Ball, Extreme, LPBackend, LPStatus, PolytopeContext
 
 __all__ = ["BACKENDS", "Ball", "Extreme", "LPBackend", "LPStatus", "PolytopeContext",
-           "engine_backend", "get_backend", "register_backend"]
+           "get_backend", "register_backend"]
 
 
 def _highs() -> LPBackend:
@@ -38,14 +38,6 @@ def register_backend(name: str, factory) -> None:
     if not isinstance(name, str) or not name or name in BACKENDS:
         raise OptionError(f"LP backend name {name!r} is empty or already registered")
     BACKENDS[name] = factory
-
-
-def engine_backend() -> str:
-    """The lp engine's backend when none is given: ``"dense"`` where numba is installed (the
-    compiled simplex, HiGHS behind it), else ``"highs"``."""
-    from importlib.util import find_spec
-
-    return "dense" if find_spec("numba") is not None else "highs"
 
 
 def get_backend(lp=None) -> LPBackend:

@@ -27,7 +27,6 @@ from .highs import HighsBackend
 __all__ = ["DenseBackend"]
 
 _NO_IDS = np.empty(0, dtype=np.int64)
-_NO_Z = np.empty(0)
 
 #: Optimal bases remembered per context (cleared when full; one per LP solved in a node).
 SOLVED_KEPT = 4096
@@ -53,14 +52,15 @@ class DenseContext(PolytopeContext):
         self._k = A.shape[1]
         self._cheb = None                       # (M, q) for Chebyshev problems, built lazily
         self._fallback = None                   # a HiGHS context over the same rows
-        self._solved: dict = {}                 # active ids' bytes -> (basis, vertex) or None
+        self._solved: dict = {}                 # active ids' bytes -> optimal basis (or none)
         self._start = None                      # (x, r): a point and its radius on base rows
-        self._origin = np.zeros(self._k)
-        self._base_rows = np.arange(2 + len(b), dtype=np.int64)   # the cap rows, base rows
+        self._x0 = np.zeros(self._k)            # where cold starts begin
+        self._n_base = len(b) + 2               # the cap rows, then the base rows
 
     # ------------------------------------------------------------------ tables
     def warm(self, center, radius) -> None:
         self._start = (np.asarray(center, dtype=np.float64), float(radius))
+        self._x0 = self._start[0]
 
     def _add_rows(self, G, g):
         self._cheb = None
@@ -95,40 +95,36 @@ class DenseContext(PolytopeContext):
     def chebyshev(self, active=None) -> Ball:
         active = _NO_IDS if active is None else np.asarray(active, dtype=np.int64)
         M, q = self._tables()
-        rows = np.concatenate([self._base_rows, active + 2])
-        warm = self._warm_basis(active)
-        basis0, z0 = warm if warm is not None else (_NO_IDS, _NO_Z)
-        x0 = self._start[0] if self._start is not None else self._origin
-        status, x, radius, basis, mu = self._backend.kernel.chebyshev(
-            M, q, rows, x0, basis0, z0, 50 + 4 * len(rows), FEASIBILITY)
+        key = active.tobytes()
+        status, x, radius, basis, support = self._backend.kernel.chebyshev(
+            M, q, self._n_base, active + 2, self._x0, self._warm_basis(active),
+            50 + 4 * (self._n_base + len(active)), FEASIBILITY)
         if status != 0:
             return self._highs().chebyshev(active)
-        if len(self._solved) >= SOLVED_KEPT:
-            self._solved.clear()
-        self._solved[active.tobytes()] = (basis, np.append(x, radius))
-        support = None
-        if active.size:
-            support = basis[(basis >= len(self._base_rows)) & (mu > 1e-12)] - 2
-        return Ball(x, float(radius), LPStatus.OPTIMAL, support)
+        solved = self._solved
+        if len(solved) >= SOLVED_KEPT:
+            solved.clear()
+        solved[key] = basis
+        return Ball(x, float(radius), LPStatus.OPTIMAL, support - 2 if active.size else None)
 
     def _warm_basis(self, active: np.ndarray):
         """The optimal basis of the longest solved prefix of ``active`` (the engine's cells add
         rows at the end of their parent's), or the rows tight at the node's centre."""
         solved = self._solved
         for length in range(len(active), -1, -1):
-            hit = solved.get(active[:length].tobytes(), False)
-            if hit is not False:
+            hit = solved.get(active[:length].tobytes())
+            if hit is not None:
                 return hit
-        hit = None
+        hit = _NO_IDS
         if self._start is not None:
             # the rows tight at the node's Chebyshev centre: its optimal basis when there are n
             x, r = self._start
-            ids = self._base_rows[2:]
+            ids = np.arange(2, self._n_base)
             M, q = self._tables()
             slack = q[ids] - M[ids, :-1] @ x
             tight = ids[slack - r <= TIGHT * max(1.0, abs(r))]
             if len(tight) == self._k + 1:
-                hit = (tight, np.append(x, r))
+                hit = tight
         solved[b""] = hit
         return hit
 

@@ -332,37 +332,43 @@ def solve(M, q, rows, c, z0, basis0, warm, max_iter, feas_tol, dual_tol):
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
-def chebyshev(M, q, rows, x0, warm_basis, warm_z, max_iter, tol):
-    """The Chebyshev problem ``max r  s.t.  M[:, :k] x + r <= q`` over ``rows``, whose first two
-    rows bound r (``M``'s last column is r's). Starts from ``warm_basis`` (a dual-feasible basis,
-    its vertex ``warm_z``) when one is given (length n), else, or when it is not dual feasible,
+def chebyshev(M, q, n_base, active, x0, warm_basis, max_iter, tol):
+    """The Chebyshev problem ``max r  s.t.  M[:, :k] x + r <= q`` over the rows ``0..n_base-1``
+    (the first two bound r by the cap) and ``active``. Starts from ``warm_basis`` (a
+    dual-feasible basis) when one is given (length n), else, or when it is not dual feasible,
     from ``x0`` with r at its smallest slack.
 
     Returns
     -------
-    status, x, radius, basis, mu
+    status, x, radius, basis, support
         ``radius`` is recomputed from ``x``: ``min(q - M[:, :k] @ x)`` over the rows after the
-        first two, at most ``q[rows[0]]`` (the cap).
+        first two, at most the cap; ``support`` lists the ``active`` rows of the basis with a
+        positive multiplier (by weak duality, the base rows and these alone allow no larger
+        radius).
     """
     n = M.shape[1]
     k = n - 1
+    rows = np.empty(n_base + active.shape[0], dtype=np.int64)
+    for t in range(n_base):
+        rows[t] = t
+    for t in range(active.shape[0]):
+        rows[n_base + t] = active[t]
     c = np.zeros(n)
     c[k] = -1.0
     status = NOT_DUAL_FEASIBLE
+    z0 = np.zeros(n)
     if warm_basis.shape[0] == n:
-        status, z, basis, mu, _ = solve(M, q, rows, c, warm_z, warm_basis, True, max_iter,
-                                        tol, tol)
+        status, z, basis, mu, _ = solve(M, q, rows, c, z0, warm_basis, True, max_iter, tol, tol)
     if status != OPTIMAL:
-        z0 = np.empty(n)
         z0[:k] = x0
         best = np.inf
         first = rows[0]
         for t in range(rows.shape[0]):
             r = rows[t]
-            s = q[r]
-            for i in range(k):
-                s -= M[r, i] * x0[i]
             if M[r, k] > 0.0:                        # a row bounding r from above
+                s = q[r]
+                for i in range(k):
+                    s -= M[r, i] * x0[i]
                 s /= M[r, k]
                 if s < best:
                     best = s
@@ -374,11 +380,21 @@ def chebyshev(M, q, rows, x0, warm_basis, warm_z, max_iter, tol):
             basis0[j + 1] = -1 - j
         status, z, basis, mu, _ = solve(M, q, rows, c, z0, basis0, False, max_iter, tol, tol)
     x = z[:k].copy()
-    radius = q[rows[0]]
+    radius = q[0]
     for t in range(2, rows.shape[0]):
         r = rows[t]
         s = q[r]
         for i in range(k):
             s -= M[r, i] * x[i]
         radius = min(radius, s)
-    return status, x, radius, basis, mu
+    m = 0
+    for l in range(n):
+        if basis[l] >= n_base and mu[l] > 1e-12:
+            m += 1
+    support = np.empty(m, dtype=np.int64)
+    m = 0
+    for l in range(n):
+        if basis[l] >= n_base and mu[l] > 1e-12:
+            support[m] = basis[l]
+            m += 1
+    return status, x, radius, basis, support
