@@ -160,8 +160,8 @@ def test_dense_hands_unfinished_problems_to_highs(monkeypatch):
     backend = get_backend("dense")
     real = dense_kernel.chebyshev
 
-    def stuck(M, q, n_base, active, x0, basis, max_iter, tol):
-        out = real(M, q, n_base, active, x0, basis, 0, tol)   # no pivot allowed
+    def stuck(M, q, n_base, active, x0, basis, T, max_iter, tol):
+        out = real(M, q, n_base, active, x0, basis, T, 0, tol)   # no pivot allowed
         return (dense_kernel.ITERATION_LIMIT,) + tuple(out[1:])
 
     monkeypatch.setattr(backend, "kernel", type("K", (), {"chebyshev": staticmethod(stuck)}))

@@ -349,6 +349,7 @@ class LPEngine:
             self.backend = get_backend(setup.lp)
         self.tol = setup.tolerances
         self.cap = float(setup.cap)
+        self.final_layer = setup.final_layer
         self.stats = EngineStats()
         self.budget = Budget()          # the driver's, checked inside a split
         self._pending = 0               # children of the batch found before the current node
@@ -621,6 +622,9 @@ class LPEngine:
                 unit = units[cutting[t]]
                 full[unit.index] = unit.pieces[j]
             if ball.radius > self.tol.region and len(cell.choice) == len(cutting):
+                if layer is self.final_layer:
+                    children.append(_leaf(node, full, ball))
+                    continue
                 rows = ctx.get().rows_of(cell.ids()[0])
                 children.append(self._child(node, layer, full, rows, ball, P[cell.idx]))
             elif ball.radius > -self.tol.region:
@@ -741,6 +745,8 @@ class LPEngine:
 
     # ------------------------------------------------------------------ children
     def _child(self, node, layer, code, rows, ball, points) -> Node:
+        if layer is self.final_layer:
+            return _leaf(node, code, ball)
         Aq, Bq = layer.selected(code)
         if rows is not None:
             H = np.vstack([node.H, rows[0]])
@@ -760,6 +766,16 @@ class LPEngine:
         return Node(H=H, h=h, A=Aq @ node.A, B=Aq @ node.B + Bq, center=ball.center,
                     radius=ball.radius, points=points, lo=node.lo, hi=node.hi, code=code,
                     vertices=V, inverses=inv)
+
+
+def _leaf(node: Node, code: np.ndarray, ball: Ball) -> Node:
+    """A child of the run's last layer: only its code and ball are read (by the driver), so its
+    polytope, map and certificates are not built."""
+    return Node(H=node.H, h=node.h, A=node.A, B=node.B, center=ball.center, radius=ball.radius,
+                points=_NO_POINTS, lo=node.lo, hi=node.hi, code=code)
+
+
+_NO_POINTS = np.empty((0, 0))
 
 
 def _load_kernel():

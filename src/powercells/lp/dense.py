@@ -27,9 +27,11 @@ from .highs import HighsBackend
 __all__ = ["DenseBackend"]
 
 _NO_IDS = np.empty(0, dtype=np.int64)
+_NO_INVERSE = np.empty((0, 0))
 
-#: Optimal bases remembered per context (cleared when full; one per LP solved in a node).
-SOLVED_KEPT = 4096
+#: Optimal bases remembered per context (cleared when full; one per LP solved in a node), each
+#: with its inverse: ~5 KB at d = 24.
+SOLVED_KEPT = 1024
 #: Primal and dual feasibility tolerances (HiGHS runs with the same, :mod:`.highs`).
 FEASIBILITY = 1e-10
 #: Rows at the start point within this of the smallest slack count as tight (crash basis).
@@ -96,26 +98,28 @@ class DenseContext(PolytopeContext):
         active = _NO_IDS if active is None else np.asarray(active, dtype=np.int64)
         M, q = self._tables()
         key = active.tobytes()
-        status, x, radius, basis, support = self._backend.kernel.chebyshev(
-            M, q, self._n_base, active + 2, self._x0, self._warm_basis(active),
+        warm_basis, warm_T = self._warm_basis(active)
+        status, x, radius, basis, T, support = self._backend.kernel.chebyshev(
+            M, q, self._n_base, active + 2, self._x0, warm_basis, warm_T,
             50 + 4 * (self._n_base + len(active)), FEASIBILITY)
         if status != 0:
             return self._highs().chebyshev(active)
         solved = self._solved
         if len(solved) >= SOLVED_KEPT:
             solved.clear()
-        solved[key] = basis
+        solved[key] = (basis, T)
         return Ball(x, float(radius), LPStatus.OPTIMAL, support - 2 if active.size else None)
 
     def _warm_basis(self, active: np.ndarray):
-        """The optimal basis of the longest solved prefix of ``active`` (the engine's cells add
-        rows at the end of their parent's), or the rows tight at the node's centre."""
+        """The optimal basis (and its transposed inverse) of the longest solved prefix of
+        ``active`` (the engine's cells add rows at the end of their parent's), or the rows
+        tight at the node's centre."""
         solved = self._solved
         for length in range(len(active), -1, -1):
             hit = solved.get(active[:length].tobytes())
             if hit is not None:
                 return hit
-        hit = _NO_IDS
+        hit = (_NO_IDS, _NO_INVERSE)
         if self._start is not None:
             # the rows tight at the node's Chebyshev centre: its optimal basis when there are n
             x, r = self._start
@@ -124,7 +128,7 @@ class DenseContext(PolytopeContext):
             slack = q[ids] - M[ids, :-1] @ x
             tight = ids[slack - r <= TIGHT * max(1.0, abs(r))]
             if len(tight) == self._k + 1:
-                hit = tight
+                hit = (tight, _NO_INVERSE)
         solved[b""] = hit
         return hit
 
@@ -137,8 +141,9 @@ class DenseContext(PolytopeContext):
         if np.min(g[rows] - G[rows] @ x0) < -FEASIBILITY:
             return self._highs()._extreme(c, active)      # no feasible start known
         basis0 = -1 - np.arange(k, dtype=np.int64)
-        status, z, basis, mu, _ = kern.solve(G, g, rows, c, x0, basis0, False,
-                                             50 + 4 * (len(rows) + k), FEASIBILITY, FEASIBILITY)
+        status, z, basis, mu, _, _ = kern.solve(G, g, rows, c, x0, basis0, _NO_INVERSE, False,
+                                                50 + 4 * (len(rows) + k), FEASIBILITY,
+                                                FEASIBILITY)
         if status != kern.OPTIMAL:
             return self._highs()._extreme(c, active)
         real = basis if np.all(basis >= 0) else None

@@ -29,8 +29,13 @@ from numba import njit
 OPTIMAL, UNBOUNDED, ITERATION_LIMIT, SINGULAR, INFEASIBLE, NOT_DUAL_FEASIBLE = 0, 1, 2, 3, 4, 5
 #: Pivots between refactorisations of the basis inverse.
 REFACTOR = 24
+#: Rank-one updates since the last factorisation after which the answer is refactorised.
+FRESH_AFTER = 8
 #: Degenerate (zero-length) steps in a row before Bland's rules take over.
 DEGENERATE_BEFORE_BLAND = 8
+
+
+_NO_INVERSE = np.empty((0, 0))
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
@@ -138,7 +143,7 @@ def _vertex(M, q, basis, T, z, z_free):
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
-def solve(M, q, rows, c, z0, basis0, warm, max_iter, feas_tol, dual_tol):
+def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
     """Minimise ``c @ z`` over the rows ``rows`` of ``M z <= q``.
 
     Parameters
@@ -149,13 +154,15 @@ def solve(M, q, rows, c, z0, basis0, warm, max_iter, feas_tol, dual_tol):
     z0 : start point (n,): feasible (within ``feas_tol``) unless ``basis0`` is a dual-feasible
         basis of real rows, whose vertex is then the start.
     basis0 : int64 (n,): start basis, row ids in ``rows`` or ``-1 - j`` for free rows.
+    T0 : (n, n) the inverse of ``basis0``'s matrix, transposed, when known (else any shape:
+        it is computed).
     warm : bool
         ``basis0`` is meant as a dual-feasible basis (status NOT_DUAL_FEASIBLE when it is not);
         otherwise its real rows are tight at ``z0``.
 
     Returns
     -------
-    status, z, basis, mu, iterations
+    status, z, basis, mu, T, iterations
         ``mu`` are the basis rows' multipliers (``-c = sum mu_l M[basis_l]``, all >= -dual_tol
         at an optimum, free rows ~0).
     """
@@ -169,10 +176,12 @@ def solve(M, q, rows, c, z0, basis0, warm, max_iter, feas_tol, dual_tol):
     for l in range(n):
         if basis[l] >= 0:
             in_basis[basis[l]] = True
-    B = _basis_matrix(M, basis, n)
-    T, ok = _invert(B)
-    if not ok:
-        return SINGULAR, z, basis, mu, 0
+    if T0.shape[0] == n:
+        T = T0.copy()
+    else:
+        T, ok = _invert(_basis_matrix(M, basis, n))
+        if not ok:
+            return SINGULAR, z, basis, mu, T, 0
     _multipliers(T, c, mu)
     all_real = True
     dual_feasible = True
@@ -185,7 +194,7 @@ def solve(M, q, rows, c, z0, basis0, warm, max_iter, feas_tol, dual_tol):
     updates = 0
     degenerate = 0
     if warm and not (all_real and dual_feasible):
-        return NOT_DUAL_FEASIBLE, z, basis, mu, 0
+        return NOT_DUAL_FEASIBLE, z, basis, mu, T, 0
     if all_real and dual_feasible:
         # ---- dual simplex from the start basis's vertex
         _vertex(M, q, basis, T, z, z0)
@@ -207,7 +216,7 @@ def solve(M, q, rows, c, z0, basis0, warm, max_iter, feas_tol, dual_tol):
             if e < 0:
                 break                                   # primal feasible: optimal
             if it >= max_iter:
-                return ITERATION_LIMIT, z, basis, mu, it
+                return ITERATION_LIMIT, z, basis, mu, T, it
             it += 1
             _row_times(M, e, T, alpha)
             l = -1
@@ -224,7 +233,7 @@ def solve(M, q, rows, c, z0, basis0, warm, max_iter, feas_tol, dual_tol):
                         best = ratio
                         l = j
             if l < 0:
-                return INFEASIBLE, z, basis, mu, it
+                return INFEASIBLE, z, basis, mu, T, it
             degenerate = degenerate + 1 if best == 0.0 else 0
             theta = max(mu[l], 0.0) / alpha[l]
             step = -worst / alpha[l]                    # moves row e onto its bound
@@ -241,7 +250,7 @@ def solve(M, q, rows, c, z0, basis0, warm, max_iter, feas_tol, dual_tol):
             if updates >= REFACTOR:
                 T, ok = _invert(_basis_matrix(M, basis, n))
                 if not ok:
-                    return SINGULAR, z, basis, mu, it
+                    return SINGULAR, z, basis, mu, T, it
                 _vertex(M, q, basis, T, z, z0)
                 _multipliers(T, c, mu)
                 updates = 0
@@ -266,7 +275,7 @@ def solve(M, q, rows, c, z0, basis0, warm, max_iter, feas_tol, dual_tol):
             if l < 0:
                 break                                   # dual feasible: optimal
             if it >= max_iter:
-                return ITERATION_LIMIT, z, basis, mu, it
+                return ITERATION_LIMIT, z, basis, mu, T, it
             it += 1
             sign = -1.0 if (basis[l] >= 0 or mu[l] < 0.0) else 1.0
             for i in range(n):
@@ -294,13 +303,13 @@ def solve(M, q, rows, c, z0, basis0, warm, max_iter, feas_tol, dual_tol):
                     best_a = a
                     e = r
             if e < 0:
-                return UNBOUNDED, z, basis, mu, it
+                return UNBOUNDED, z, basis, mu, T, it
             degenerate = degenerate + 1 if best == 0.0 else 0
             for i in range(n):
                 z[i] += best * d[i]
             _row_times(M, e, T, alpha)
             if abs(alpha[l]) < 1e-12:
-                return SINGULAR, z, basis, mu, it
+                return SINGULAR, z, basis, mu, T, it
             if basis[l] >= 0:
                 in_basis[basis[l]] = False
             basis[l] = e
@@ -310,38 +319,41 @@ def solve(M, q, rows, c, z0, basis0, warm, max_iter, feas_tol, dual_tol):
             if updates >= REFACTOR:
                 T, ok = _invert(_basis_matrix(M, basis, n))
                 if not ok:
-                    return SINGULAR, z, basis, mu, it
+                    return SINGULAR, z, basis, mu, T, it
                 updates = 0
             _multipliers(T, c, mu)
-    # a fresh factorisation for the answer
-    T, ok = _invert(_basis_matrix(M, basis, n))
-    if not ok:
-        return SINGULAR, z, basis, mu, it
+    # the answer from a fresh factorisation once the updates add up
+    if updates > FRESH_AFTER:
+        T, ok = _invert(_basis_matrix(M, basis, n))
+        if not ok:
+            return SINGULAR, z, basis, mu, T, it
     _multipliers(T, c, mu)
     all_real = True
     for l in range(n):
         if basis[l] < 0:
             all_real = False
             if abs(mu[l]) > dual_tol:
-                return ITERATION_LIMIT, z, basis, mu, it
+                return ITERATION_LIMIT, z, basis, mu, T, it
         elif mu[l] < -dual_tol:
-            return ITERATION_LIMIT, z, basis, mu, it
+            return ITERATION_LIMIT, z, basis, mu, T, it
     if all_real:
         _vertex(M, q, basis, T, z, z0)
-    return OPTIMAL, z, basis, mu, it
+    return OPTIMAL, z, basis, mu, T, it
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
-def chebyshev(M, q, n_base, active, x0, warm_basis, max_iter, tol):
+def chebyshev(M, q, n_base, active, x0, warm_basis, warm_T, max_iter, tol):
     """The Chebyshev problem ``max r  s.t.  M[:, :k] x + r <= q`` over the rows ``0..n_base-1``
     (the first two bound r by the cap) and ``active``. Starts from ``warm_basis`` (a
-    dual-feasible basis) when one is given (length n), else, or when it is not dual feasible,
+    dual-feasible basis, ``warm_T`` its transposed inverse or empty) when one is given
+    (length n), else, or when it is not dual feasible,
     from ``x0`` with r at its smallest slack.
 
     Returns
     -------
-    status, x, radius, basis, support
-        ``radius`` is recomputed from ``x``: ``min(q - M[:, :k] @ x)`` over the rows after the
+    status, x, radius, basis, T, support
+        ``T`` is the basis's transposed inverse (a warm start's ``warm_T``); ``radius`` is
+        recomputed from ``x``: ``min(q - M[:, :k] @ x)`` over the rows after the
         first two, at most the cap; ``support`` lists the ``active`` rows of the basis with a
         positive multiplier (by weak duality, the base rows and these alone allow no larger
         radius).
@@ -358,7 +370,8 @@ def chebyshev(M, q, n_base, active, x0, warm_basis, max_iter, tol):
     status = NOT_DUAL_FEASIBLE
     z0 = np.zeros(n)
     if warm_basis.shape[0] == n:
-        status, z, basis, mu, _ = solve(M, q, rows, c, z0, warm_basis, True, max_iter, tol, tol)
+        status, z, basis, mu, T, _ = solve(M, q, rows, c, z0, warm_basis, warm_T, True,
+                                           max_iter, tol, tol)
     if status != OPTIMAL:
         z0[:k] = x0
         best = np.inf
@@ -378,7 +391,8 @@ def chebyshev(M, q, n_base, active, x0, warm_basis, max_iter, tol):
         basis0[0] = first
         for j in range(k):
             basis0[j + 1] = -1 - j
-        status, z, basis, mu, _ = solve(M, q, rows, c, z0, basis0, False, max_iter, tol, tol)
+        status, z, basis, mu, T, _ = solve(M, q, rows, c, z0, basis0, _NO_INVERSE, False,
+                                           max_iter, tol, tol)
     x = z[:k].copy()
     radius = q[0]
     for t in range(2, rows.shape[0]):
@@ -397,4 +411,4 @@ def chebyshev(M, q, n_base, active, x0, warm_basis, max_iter, tol):
         if basis[l] >= n_base and mu[l] > 1e-12:
             support[m] = basis[l]
             m += 1
-    return status, x, radius, basis, support
+    return status, x, radius, basis, T, support
