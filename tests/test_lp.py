@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from powercells.lp import LPStatus, get_backend
 
@@ -214,3 +216,39 @@ def test_lp_engine_loads_the_compiled_simplex_as_the_other_engines_load_their_ke
     with engine_defaults(compiled=False):
         pc.subdivide(net, box, engine="lp", executor="serial")
     assert loads == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 5), st.lists(st.lists(st.integers(-2, 2), min_size=5, max_size=5),
+                                    min_size=1, max_size=12),
+       st.lists(st.integers(-2, 2), min_size=12, max_size=12), st.randoms(use_true_random=False))
+def test_dense_on_degenerate_integer_rows_matches_scipy(k, rows, offsets, rnd):
+    """Rows with small integer entries (duplicates, opposite pairs, many rows through one
+    vertex, zero rows dropped) over a box, switched on along random nested paths: every radius
+    and every minimum equals the reference LP's."""
+    pytest.importorskip("numba")
+    from scipy.optimize import linprog
+
+    G = np.array([r[:k] for r in rows], float)
+    g = np.array(offsets[:len(rows)], float) / 2
+    keep = np.linalg.norm(G, axis=1) > 0
+    if not keep.any():
+        return
+    G, g = unit_rows(G[keep], g[keep])
+    A, b = unit_rows(np.vstack([np.eye(k), -np.eye(k)]), np.ones(2 * k))
+    ctx = get_backend("dense").context(A, b, cap=10.0)
+    ctx.warm(np.zeros(k), 1.0)
+    ids = ctx.add_rows(G, g)
+    order = list(ids)
+    rnd.shuffle(order)
+    for depth in range(1, len(order) + 1):
+        active = np.array(order[:depth])
+        rows_A = np.vstack([A, G[active - len(b)]])
+        rows_b = np.r_[b, g[active - len(b)]]
+        ball = ctx.chebyshev(active)
+        assert ball.radius == pytest.approx(_reference_radius(rows_A, rows_b, 10.0), abs=1e-9)
+    cost = np.array([rnd.choice([-1.0, 0.0, 1.0]) for _ in range(k)])
+    ext = ctx.extreme(cost)
+    ref = linprog(cost, A_ub=A, b_ub=b, bounds=[(None, None)] * k, method="highs")
+    assert ext.value == pytest.approx(ref.fun, abs=1e-9)
+    assert ctx._backend.fallbacks == 0          # the simplex itself answered every problem
