@@ -103,22 +103,42 @@ def test_highs_and_cvxpy_backends_agree(seed):
         np.testing.assert_allclose(level_a.inradius, level_b.inradius, rtol=1e-6, atol=1e-7)
 
 
+def _near_parallel_network(seed, d=6, noise=1e-9):
+    """A first layer with 3-5 copies of one unit, each moved by ``noise`` (nearly parallel
+    hyperplanes through a few offsets), 2-4 random units, then 4 random units."""
+    r = np.random.default_rng(seed)
+    w = r.normal(size=d)
+    w /= np.linalg.norm(w)
+    n_par, n_rand = int(r.integers(3, 6)), int(r.integers(2, 5))
+    W = np.vstack([w + noise * r.normal(size=(n_par, d)), r.normal(size=(n_rand, d))])
+    b = np.r_[r.choice([-0.4, -0.2, 0.0, 0.2, 0.4], n_par) + noise * r.normal(size=n_par),
+              r.normal(size=n_rand) * 0.3]
+    W2, b2 = r.normal(size=(4, len(b))), r.normal(size=4) * 0.3
+    return pc.Network.from_weights([(W, b), (W2, b2)], ["relu", "relu"]), d
+
+
 @pytest.mark.parametrize("make", [
     lambda: (random_network(6, [8, 8], 0, bias=0.25), 6),
     lambda: (random_network(10, [6, 6], 1, activations=["relu", "abs"], bias=0.25), 10),
     lambda: (random_network(14, [5, 4], 2, activations=["leaky_relu:0.1", "relu"]), 14),
     lambda: (maxout_network(5, [4, 3], 3, seed=3), 5),
     lambda: (near_coincident_network(), 4),
-], ids=["d6", "d10-abs", "d14-leaky", "maxout-d5", "near-coincident-d4"])
+    lambda: (*_near_parallel_network(5), True),
+    lambda: (*_near_parallel_network(9), True),
+], ids=["d6", "d10-abs", "d14-leaky", "maxout-d5", "near-coincident-d4", "near-parallel-5",
+        "near-parallel-9"])
 def test_dense_and_highs_backends_agree(make):
     """The compiled dense simplex (warm-started dual simplex, HiGHS behind it) and HiGHS give
     the lp engine the same tree, at dimensions where its LPs take many pivots."""
     pytest.importorskip("numba")
-    network, d = make()
+    network, d, *exact = make()
     box = pc.Box(-1, 1, dim=d)
     a = pc.subdivide(network, box, engine="lp", lp="highs")
     b = pc.subdivide(network, box, engine="lp", lp="dense")
     assert leaf_code_set(a) == leaf_code_set(b)
     assert a.per_layer == b.per_layer
     for level_a, level_b in zip(a.levels[1:], b.levels[1:]):
-        np.testing.assert_allclose(level_a.inradius, level_b.inradius, rtol=1e-6, atol=1e-9)
+        # rows 1e-9 apart: both solvers' radii are good to ~1e-8 there
+        np.testing.assert_allclose(level_a.inradius, level_b.inradius, rtol=1e-6, atol=1e-8)
+    if exact:       # and both count what exact arithmetic counts
+        assert pc.count_regions(network, box, certify=True).per_layer == b.per_layer

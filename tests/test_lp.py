@@ -105,8 +105,11 @@ def test_dense_chebyshev_balls_on_nested_row_sets_match_scipy(seed):
             rows_A, rows_b = np.vstack([A, G_on]), np.r_[b, g_on]
             assert ball.radius == pytest.approx(_reference_radius(rows_A, rows_b, 100.0),
                                                 abs=1e-8)
-            assert ball.radius == pytest.approx(np.min(rows_b - rows_A @ ball.center),
-                                                abs=1e-15)
+            if ball.support is not None and ball.radius < 0:
+                # the support rows with the base rows alone allow no larger radius
+                G_s, g_s = ctx.rows_of(ball.support)
+                bound = _reference_radius(np.vstack([A, G_s]), np.r_[b, g_s], 100.0)
+                assert bound <= ball.radius + 1e-8
     cost = rng.normal(size=k)
     ext = ctx.extreme(cost)
     from scipy.optimize import linprog
@@ -162,8 +165,8 @@ def test_dense_hands_unfinished_problems_to_highs(monkeypatch):
     backend = get_backend("dense")
     real = dense_kernel.chebyshev
 
-    def stuck(M, q, n_base, active, x0, basis, T, max_iter, tol):
-        out = real(M, q, n_base, active, x0, basis, T, 0, tol)   # no pivot allowed
+    def stuck(M, q, n_base, active, x0, basis, T, updates, max_iter, tol):
+        out = real(M, q, n_base, active, x0, basis, T, updates, 0, tol)   # no pivot allowed
         return (dense_kernel.ITERATION_LIMIT,) + tuple(out[1:])
 
     monkeypatch.setattr(backend, "kernel", type("K", (), {"chebyshev": staticmethod(stuck)}))
@@ -252,3 +255,56 @@ def test_dense_on_degenerate_integer_rows_matches_scipy(k, rows, offsets, rnd):
     ref = linprog(cost, A_ub=A, b_ub=b, bounds=[(None, None)] * k, method="highs")
     assert ext.value == pytest.approx(ref.fun, abs=1e-9)
     assert ctx._backend.fallbacks == 0          # the simplex itself answered every problem
+
+
+def test_dense_on_nearly_parallel_rows_matches_scipy():
+    """Four rows whose normals agree to ~1e-9 (near-duplicate units): a pivot on such a row
+    makes a nearly singular basis whose vertex slides far along the singular direction. The
+    simplex must not report that vertex's radius (-4.5 here, the true one 0.228): it refuses
+    such pivots and checks its vertex, handing the problem to HiGHS when the check fails."""
+    pytest.importorskip("numba")
+    G = np.array([
+        [0.6361332722552364, 0.4297844641939155, 0.24165975451718744, -0.4568566663067562,
+         0.36598146125177045, 0.09777470933315388],
+        [0.6361332727837752, 0.42978446378939333, 0.241659756321536, -0.45685666646661277,
+         0.36598145933798293, 0.09777470962952053],
+        [0.5032752073943874, -0.13425572229014288, -0.700878642248098, 0.01751020334496594,
+         0.17199250955189416, -0.45559912744847375],
+        [0.6361332729688042, 0.4297844648074325, 0.2416597546245086, -0.4568566662073772,
+         0.3659814599983778, 0.0977747068844747],
+        [0.6361332735784795, 0.4297844657946062, 0.2416597525756433, -0.45685666550045345,
+         0.3659814602033252, 0.09777470617854235]])
+    g = np.array([-0.22641311933057523, 0.2295621661695524, -0.42347324733160885,
+                  -0.2264131195067327, 0.22956216859866005])
+    k = 6
+    A, b = np.vstack([np.eye(k), -np.eye(k)]), np.ones(2 * k)
+    cap = 4 * np.sqrt(k)
+    ctx = get_backend("dense").context(A, b, cap=cap)
+    ctx.warm(np.zeros(k), 1.0)
+    ids, flipped = ctx.add_rows(G, g), ctx.add_rows(-G, -g)
+    path = [ids[4], ids[2], flipped[3], flipped[0], ids[1]]
+    for depth in range(1, len(path) + 1):
+        active = np.array(path[:depth])
+        G_on, g_on = ctx.rows_of(active)
+        expected = _reference_radius(np.vstack([A, G_on]), np.r_[b, g_on], cap)
+        assert ctx.chebyshev(active).radius == pytest.approx(expected, abs=1e-8)
+
+
+def test_dense_crash_basis_from_the_node_centre():
+    """The first problem of a context starts from the rows tight at the node's Chebyshev
+    centre (a simplex: exactly k + 1 of them), then adds the extra rows by dual pivots."""
+    pytest.importorskip("numba")
+    k = 3
+    A, b = unit_rows(np.vstack([-np.eye(k), np.ones((1, k))]), np.r_[np.zeros(k), 1.0])
+    ctx = get_backend("dense").context(A, b, cap=10.0)
+    ref = _reference_radius(A, b, 10.0)
+    center = np.full(k, ref)                       # the simplex's incentre
+    assert np.sum(np.isclose(b - A @ center, ref)) == k + 1
+    ctx.warm(center, ref)
+    cut = ctx.add_rows(*unit_rows([[1.0, -1.0, 0.0]], [0.0]))
+    ball = ctx.chebyshev(cut)
+    G_on, g_on = ctx.rows_of(cut)
+    assert ball.radius == pytest.approx(_reference_radius(np.vstack([A, G_on]),
+                                                          np.r_[b, g_on], 10.0), abs=1e-12)
+    assert ctx._solved[b""][0].tolist() == [2, 3, 4, 5]      # the crash basis, kernel ids
+    assert ctx._backend.fallbacks == 0

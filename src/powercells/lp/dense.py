@@ -28,6 +28,7 @@ __all__ = ["DenseBackend"]
 
 _NO_IDS = np.empty(0, dtype=np.int64)
 _NO_INVERSE = np.empty((0, 0))
+_NO_WARM = (_NO_IDS, _NO_INVERSE, 0)
 
 #: Optimal bases remembered per context (cleared when full; one per LP solved in a node), each
 #: with its inverse: ~5 KB at d = 24.
@@ -98,16 +99,18 @@ class DenseContext(PolytopeContext):
         active = _NO_IDS if active is None else np.asarray(active, dtype=np.int64)
         M, q = self._tables()
         key = active.tobytes()
-        warm_basis, warm_T = self._warm_basis(active)
-        status, x, radius, basis, T, support = self._backend.kernel.chebyshev(
-            M, q, self._n_base, active + 2, self._x0, warm_basis, warm_T,
-            50 + 4 * (self._n_base + len(active)), FEASIBILITY)
+        warm = self._warm_basis(active)
+        out = self._backend.kernel.chebyshev(M, q, self._n_base, active + 2, self._x0, *warm,
+                                             50 + 4 * (self._n_base + len(active)), FEASIBILITY)
+        status, x, radius, basis, T, updates, support, warm_failed = out
+        solved = self._solved
+        if warm_failed and warm is solved.get(b""):
+            solved[b""] = _NO_WARM           # the node's crash basis: not tried again
         if status != 0:
             return self._highs().chebyshev(active)
-        solved = self._solved
         if len(solved) >= SOLVED_KEPT:
             solved.clear()
-        solved[key] = (basis, T)
+        solved[key] = (basis, T, updates)
         return Ball(x, float(radius), LPStatus.OPTIMAL, support - 2 if active.size else None)
 
     def _warm_basis(self, active: np.ndarray):
@@ -119,7 +122,7 @@ class DenseContext(PolytopeContext):
             hit = solved.get(active[:length].tobytes())
             if hit is not None:
                 return hit
-        hit = (_NO_IDS, _NO_INVERSE)
+        hit = _NO_WARM
         if self._start is not None:
             # the rows tight at the node's Chebyshev centre: its optimal basis when there are n
             x, r = self._start
@@ -128,7 +131,7 @@ class DenseContext(PolytopeContext):
             slack = q[ids] - M[ids, :-1] @ x
             tight = ids[slack - r <= TIGHT * max(1.0, abs(r))]
             if len(tight) == self._k + 1:
-                hit = (tight, _NO_INVERSE)
+                hit = (tight, _NO_INVERSE, 0)
         solved[b""] = hit
         return hit
 
@@ -141,9 +144,9 @@ class DenseContext(PolytopeContext):
         if np.min(g[rows] - G[rows] @ x0) < -FEASIBILITY:
             return self._highs()._extreme(c, active)      # no feasible start known
         basis0 = -1 - np.arange(k, dtype=np.int64)
-        status, z, basis, mu, _, _ = kern.solve(G, g, rows, c, x0, basis0, _NO_INVERSE, False,
-                                                50 + 4 * (len(rows) + k), FEASIBILITY,
-                                                FEASIBILITY)
+        status, z, basis, mu, _, _, _ = kern.solve(G, g, rows, c, x0, basis0, _NO_INVERSE, 0,
+                                                   False, 50 + 4 * (len(rows) + k), FEASIBILITY,
+                                                   FEASIBILITY)
         if status != kern.OPTIMAL:
             return self._highs()._extreme(c, active)
         real = basis if np.all(basis >= 0) else None

@@ -26,11 +26,16 @@ import numpy as np
 from numba import njit
 
 #: Status codes returned by :func:`solve`.
-OPTIMAL, UNBOUNDED, ITERATION_LIMIT, SINGULAR, INFEASIBLE, NOT_DUAL_FEASIBLE = 0, 1, 2, 3, 4, 5
+OPTIMAL, UNBOUNDED, ITERATION_LIMIT, SINGULAR, INFEASIBLE, NOT_DUAL_FEASIBLE, INEXACT = (
+    0, 1, 2, 3, 4, 5, 6)
 #: Pivots between refactorisations of the basis inverse.
 REFACTOR = 24
-#: Rank-one updates since the last factorisation after which the answer is refactorised.
+#: Rank-one updates since the last factorisation (carried over warm starts) after which the
+#: answer is refactorised.
 FRESH_AFTER = 8
+#: Smallest pivot accepted, relative to the largest candidate: a smaller one makes a nearly
+#: singular basis (nearly parallel rows), whose vertex slides along the singular direction.
+PIVOT = 1e-7
 #: Degenerate (zero-length) steps in a row before Bland's rules take over.
 DEGENERATE_BEFORE_BLAND = 8
 
@@ -143,7 +148,7 @@ def _vertex(M, q, basis, T, z, z_free):
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
-def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
+def solve(M, q, rows, c, z0, basis0, T0, updates0, warm, max_iter, feas_tol, dual_tol):
     """Minimise ``c @ z`` over the rows ``rows`` of ``M z <= q``.
 
     Parameters
@@ -155,16 +160,16 @@ def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
         basis of real rows, whose vertex is then the start.
     basis0 : int64 (n,): start basis, row ids in ``rows`` or ``-1 - j`` for free rows.
     T0 : (n, n) the inverse of ``basis0``'s matrix, transposed, when known (else any shape:
-        it is computed).
+        it is computed); ``updates0`` rank-one updates made it since its factorisation.
     warm : bool
         ``basis0`` is meant as a dual-feasible basis (status NOT_DUAL_FEASIBLE when it is not);
         otherwise its real rows are tight at ``z0``.
 
     Returns
     -------
-    status, z, basis, mu, T, iterations
-        ``mu`` are the basis rows' multipliers (``-c = sum mu_l M[basis_l]``, all >= -dual_tol
-        at an optimum, free rows ~0).
+    status, z, basis, mu, T, updates, iterations
+        ``T`` and the updates it carries; ``mu`` are the basis rows' multipliers
+        (``-c = sum mu_l M[basis_l]``, all >= -dual_tol at an optimum, free rows ~0).
     """
     N, n = M.shape
     basis = basis0.copy()
@@ -176,12 +181,14 @@ def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
     for l in range(n):
         if basis[l] >= 0:
             in_basis[basis[l]] = True
+    updates = 0
     if T0.shape[0] == n:
         T = T0.copy()
+        updates = updates0
     else:
         T, ok = _invert(_basis_matrix(M, basis, n))
         if not ok:
-            return SINGULAR, z, basis, mu, T, 0
+            return SINGULAR, z, basis, mu, T, updates, 0
     _multipliers(T, c, mu)
     all_real = True
     dual_feasible = True
@@ -191,10 +198,9 @@ def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
         elif mu[l] < -dual_tol:
             dual_feasible = False
     it = 0
-    updates = 0
     degenerate = 0
     if warm and not (all_real and dual_feasible):
-        return NOT_DUAL_FEASIBLE, z, basis, mu, T, 0
+        return NOT_DUAL_FEASIBLE, z, basis, mu, T, updates, 0
     if all_real and dual_feasible:
         # ---- dual simplex from the start basis's vertex
         _vertex(M, q, basis, T, z, z0)
@@ -216,7 +222,7 @@ def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
             if e < 0:
                 break                                   # primal feasible: optimal
             if it >= max_iter:
-                return ITERATION_LIMIT, z, basis, mu, T, it
+                return ITERATION_LIMIT, z, basis, mu, T, updates, it
             it += 1
             _row_times(M, e, T, alpha)
             l = -1
@@ -225,7 +231,7 @@ def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
             for j in range(n):
                 amax = max(amax, abs(alpha[j]))
             for j in range(n):
-                if alpha[j] > 1e-9 * max(amax, 1.0):
+                if alpha[j] > PIVOT * max(amax, 1.0):
                     ratio = max(mu[j], 0.0) / alpha[j]
                     if ratio < best - 1e-12 or (ratio <= best + 1e-12 and l >= 0 and (
                             (bland and basis[j] < basis[l]) or
@@ -233,8 +239,8 @@ def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
                         best = ratio
                         l = j
             if l < 0:
-                return INFEASIBLE, z, basis, mu, T, it
-            degenerate = degenerate + 1 if best == 0.0 else 0
+                return INFEASIBLE, z, basis, mu, T, updates, it
+            degenerate = degenerate + 1 if best <= 1e-12 else 0
             theta = max(mu[l], 0.0) / alpha[l]
             step = -worst / alpha[l]                    # moves row e onto its bound
             for i in range(n):
@@ -250,7 +256,7 @@ def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
             if updates >= REFACTOR:
                 T, ok = _invert(_basis_matrix(M, basis, n))
                 if not ok:
-                    return SINGULAR, z, basis, mu, T, it
+                    return SINGULAR, z, basis, mu, T, updates, it
                 _vertex(M, q, basis, T, z, z0)
                 _multipliers(T, c, mu)
                 updates = 0
@@ -275,11 +281,13 @@ def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
             if l < 0:
                 break                                   # dual feasible: optimal
             if it >= max_iter:
-                return ITERATION_LIMIT, z, basis, mu, T, it
+                return ITERATION_LIMIT, z, basis, mu, T, updates, it
             it += 1
             sign = -1.0 if (basis[l] >= 0 or mu[l] < 0.0) else 1.0
+            dmax = 0.0
             for i in range(n):
                 d[i] = sign * T[l, i]
+                dmax = max(dmax, abs(d[i]))
             # ratio test: the first row the edge meets
             e = -1
             best = np.inf
@@ -291,7 +299,7 @@ def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
                 a = 0.0
                 for i in range(n):
                     a += M[r, i] * d[i]
-                if a <= 1e-11:
+                if a <= PIVOT * dmax:
                     continue
                 s = q[r]
                 for i in range(n):
@@ -303,13 +311,13 @@ def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
                     best_a = a
                     e = r
             if e < 0:
-                return UNBOUNDED, z, basis, mu, T, it
-            degenerate = degenerate + 1 if best == 0.0 else 0
+                return UNBOUNDED, z, basis, mu, T, updates, it
+            degenerate = degenerate + 1 if best <= 1e-12 else 0
             for i in range(n):
                 z[i] += best * d[i]
             _row_times(M, e, T, alpha)
             if abs(alpha[l]) < 1e-12:
-                return SINGULAR, z, basis, mu, T, it
+                return SINGULAR, z, basis, mu, T, updates, it
             if basis[l] >= 0:
                 in_basis[basis[l]] = False
             basis[l] = e
@@ -319,44 +327,48 @@ def solve(M, q, rows, c, z0, basis0, T0, warm, max_iter, feas_tol, dual_tol):
             if updates >= REFACTOR:
                 T, ok = _invert(_basis_matrix(M, basis, n))
                 if not ok:
-                    return SINGULAR, z, basis, mu, T, it
+                    return SINGULAR, z, basis, mu, T, updates, it
                 updates = 0
             _multipliers(T, c, mu)
     # the answer from a fresh factorisation once the updates add up
     if updates > FRESH_AFTER:
         T, ok = _invert(_basis_matrix(M, basis, n))
         if not ok:
-            return SINGULAR, z, basis, mu, T, it
+            return SINGULAR, z, basis, mu, T, updates, it
+        updates = 0
     _multipliers(T, c, mu)
     all_real = True
     for l in range(n):
         if basis[l] < 0:
             all_real = False
             if abs(mu[l]) > dual_tol:
-                return ITERATION_LIMIT, z, basis, mu, T, it
+                return ITERATION_LIMIT, z, basis, mu, T, updates, it
         elif mu[l] < -dual_tol:
-            return ITERATION_LIMIT, z, basis, mu, T, it
+            return ITERATION_LIMIT, z, basis, mu, T, updates, it
     if all_real:
         _vertex(M, q, basis, T, z, z0)
-    return OPTIMAL, z, basis, mu, T, it
+    return OPTIMAL, z, basis, mu, T, updates, it
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
-def chebyshev(M, q, n_base, active, x0, warm_basis, warm_T, max_iter, tol):
+def chebyshev(M, q, n_base, active, x0, warm_basis, warm_T, warm_updates, max_iter, tol):
     """The Chebyshev problem ``max r  s.t.  M[:, :k] x + r <= q`` over the rows ``0..n_base-1``
-    (the first two bound r by the cap) and ``active``. Starts from ``warm_basis`` (a
-    dual-feasible basis, ``warm_T`` its transposed inverse or empty) when one is given
-    (length n), else, or when it is not dual feasible,
-    from ``x0`` with r at its smallest slack.
+    (the first two bound r by the cap) and ``active``. Starts from ``warm_basis`` when one is
+    given (length n: a dual-feasible basis, ``warm_T`` its transposed inverse or empty, made by
+    ``warm_updates`` rank-one updates), else, or when it is not dual feasible, from ``x0`` with
+    r at its smallest slack.
 
     Returns
     -------
-    status, x, radius, basis, T, support
-        ``T`` is the basis's transposed inverse (a warm start's ``warm_T``); ``radius`` is
-        recomputed from ``x``: ``min(q - M[:, :k] @ x)`` over the rows after the
-        first two, at most the cap; ``support`` lists the ``active`` rows of the basis with a
-        positive multiplier (by weak duality, the base rows and these alone allow no larger
-        radius).
+    status, x, radius, basis, T, updates, support, warm_failed
+        ``radius`` is recomputed from ``x``: ``min(q - M[:, :k] @ x)`` over the rows after the
+        first two, at most the cap. It equals the vertex's r up to ``2 tol (1 + |r|)`` or the
+        status is INEXACT (the vertex violates a row: an ill-conditioned basis), so that a
+        radius with status OPTIMAL is the optimum, not only a lower bound of it. ``T`` is the
+        basis's transposed inverse and ``updates`` the rank-one updates it carries;
+        ``support`` lists the ``active`` rows of the basis with a non-zero multiplier (by weak
+        duality, the base rows and these alone allow no larger radius); ``warm_failed`` says
+        that a warm basis was given and not used.
     """
     n = M.shape[1]
     k = n - 1
@@ -369,9 +381,11 @@ def chebyshev(M, q, n_base, active, x0, warm_basis, warm_T, max_iter, tol):
     c[k] = -1.0
     status = NOT_DUAL_FEASIBLE
     z0 = np.zeros(n)
+    warm_failed = False
     if warm_basis.shape[0] == n:
-        status, z, basis, mu, T, _ = solve(M, q, rows, c, z0, warm_basis, warm_T, True,
-                                           max_iter, tol, tol)
+        status, z, basis, mu, T, updates, _ = solve(M, q, rows, c, z0, warm_basis, warm_T,
+                                                    warm_updates, True, max_iter, tol, tol)
+        warm_failed = status != OPTIMAL
     if status != OPTIMAL:
         z0[:k] = x0
         best = np.inf
@@ -391,8 +405,8 @@ def chebyshev(M, q, n_base, active, x0, warm_basis, warm_T, max_iter, tol):
         basis0[0] = first
         for j in range(k):
             basis0[j + 1] = -1 - j
-        status, z, basis, mu, T, _ = solve(M, q, rows, c, z0, basis0, _NO_INVERSE, False,
-                                           max_iter, tol, tol)
+        status, z, basis, mu, T, updates, _ = solve(M, q, rows, c, z0, basis0, _NO_INVERSE, 0,
+                                                    False, max_iter, tol, tol)
     x = z[:k].copy()
     radius = q[0]
     for t in range(2, rows.shape[0]):
@@ -401,14 +415,16 @@ def chebyshev(M, q, n_base, active, x0, warm_basis, warm_T, max_iter, tol):
         for i in range(k):
             s -= M[r, i] * x[i]
         radius = min(radius, s)
+    if status == OPTIMAL and radius < min(z[k], q[0]) - 2.0 * tol * (1.0 + abs(z[k])):
+        status = INEXACT
     m = 0
     for l in range(n):
-        if basis[l] >= n_base and mu[l] > 1e-12:
+        if basis[l] >= n_base and abs(mu[l]) > 1e-12:
             m += 1
     support = np.empty(m, dtype=np.int64)
     m = 0
     for l in range(n):
-        if basis[l] >= n_base and mu[l] > 1e-12:
+        if basis[l] >= n_base and abs(mu[l]) > 1e-12:
             support[m] = basis[l]
             m += 1
-    return status, x, radius, basis, T, support
+    return status, x, radius, basis, T, updates, support, warm_failed
