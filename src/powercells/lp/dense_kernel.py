@@ -133,6 +133,23 @@ def _row_times(M, r, T, out):
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
+def _enter(M, basis, in_basis, T, alpha, l, e, updates):
+    """Row ``e`` takes basis slot ``l`` (``alpha = T M[e]``); ``T`` is updated, refactorised
+    every :data:`REFACTOR` updates (then ``updates`` is 0). Returns ``T, updates, ok``."""
+    if basis[l] >= 0:
+        in_basis[basis[l]] = False
+    basis[l] = e
+    in_basis[e] = True
+    _replace(T, alpha, l)
+    updates += 1
+    ok = True
+    if updates >= REFACTOR:
+        T, ok = _invert(_basis_matrix(M, basis, M.shape[1]))
+        updates = 0
+    return T, updates, ok
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
 def _vertex(M, q, basis, T, z, z_free):
     """The point where every basis row is tight (free rows at ``z_free``)."""
     n = z.shape[0]
@@ -248,18 +265,12 @@ def solve(M, q, rows, c, z0, basis0, T0, updates0, warm, max_iter, feas_tol, dua
             for j in range(n):
                 mu[j] -= theta * alpha[j]
             mu[l] = theta
-            in_basis[basis[l]] = False
-            basis[l] = e
-            in_basis[e] = True
-            _replace(T, alpha, l)
-            updates += 1
-            if updates >= REFACTOR:
-                T, ok = _invert(_basis_matrix(M, basis, n))
-                if not ok:
-                    return SINGULAR, z, basis, mu, T, updates, it
+            T, updates, ok = _enter(M, basis, in_basis, T, alpha, l, e, updates)
+            if not ok:
+                return SINGULAR, z, basis, mu, T, updates, it
+            if updates == 0:                            # refactorised: fresh vertex and mu
                 _vertex(M, q, basis, T, z, z0)
                 _multipliers(T, c, mu)
-                updates = 0
     else:
         # ---- primal active-set method from the feasible point z0
         while True:
@@ -316,19 +327,9 @@ def solve(M, q, rows, c, z0, basis0, T0, updates0, warm, max_iter, feas_tol, dua
             for i in range(n):
                 z[i] += best * d[i]
             _row_times(M, e, T, alpha)
-            if abs(alpha[l]) < 1e-12:
+            T, updates, ok = _enter(M, basis, in_basis, T, alpha, l, e, updates)
+            if not ok:
                 return SINGULAR, z, basis, mu, T, updates, it
-            if basis[l] >= 0:
-                in_basis[basis[l]] = False
-            basis[l] = e
-            in_basis[e] = True
-            _replace(T, alpha, l)
-            updates += 1
-            if updates >= REFACTOR:
-                T, ok = _invert(_basis_matrix(M, basis, n))
-                if not ok:
-                    return SINGULAR, z, basis, mu, T, updates, it
-                updates = 0
             _multipliers(T, c, mu)
     # the answer from a fresh factorisation once the updates add up
     if updates > FRESH_AFTER:
