@@ -308,3 +308,31 @@ def test_dense_crash_basis_from_the_node_centre():
                                                           np.r_[b, g_on], 10.0), abs=1e-12)
     assert ctx._solved[b""][0].tolist() == [2, 3, 4, 5]      # the crash basis, kernel ids
     assert ctx._backend.fallbacks == 0
+
+
+def test_lp_engine_counts_what_highs_answered_for_the_simplex():
+    """Every Chebyshev problem of a run handed to HiGHS (the simplex made to stop at once): the
+    tree is HiGHS's own, and the run's stats say how many problems went there."""
+    pytest.importorskip("numba")
+    from networks import random_network
+
+    import powercells as pc
+    from powercells.lp import dense_kernel
+
+    backend = get_backend("dense")
+    real = dense_kernel.chebyshev
+
+    def stuck(M, q, n_base, active, x0, basis, T, updates, max_iter, tol):
+        out = real(M, q, n_base, active, x0, basis, T, updates, 0, tol)
+        return (dense_kernel.ITERATION_LIMIT,) + tuple(out[1:])
+
+    backend.kernel = type("K", (), {"chebyshev": staticmethod(stuck),
+                                    "solve": staticmethod(dense_kernel.solve),
+                                    "OPTIMAL": dense_kernel.OPTIMAL})
+    net, box = random_network(5, [6, 5], 3), pc.Box(-1, 1, dim=5)
+    handed = pc.count_regions(net, box, engine="lp", lp=backend, executor="serial")
+    reference = pc.count_regions(net, box, engine="lp", lp="highs", executor="serial")
+    assert handed.per_layer == reference.per_layer
+    assert handed.stats["lp_fallbacks"] == handed.stats["lps_chebyshev"] > 0
+    plain = pc.count_regions(net, box, engine="lp", lp="dense", executor="serial")
+    assert plain.stats["lp_fallbacks"] == 0 and plain.per_layer == reference.per_layer

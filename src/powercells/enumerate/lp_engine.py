@@ -112,6 +112,7 @@ class EngineStats:
     sides_doubtful: int = 0
     balls_inherited: int = 0
     balls_by_lp: int = 0
+    lp_fallbacks: int = 0           # LPs the compiled simplex handed to HiGHS
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -404,6 +405,7 @@ class LPEngine:
             self._switch.done(started)
             if self._switch.kernel is not None:
                 self.backend = self._switch.kernel
+        self.stats.lp_fallbacks = getattr(self.backend, "fallbacks", 0)
         k = nodes[0].center.size if nodes else 0
         K = layer.out_dim
         return Split(
