@@ -334,5 +334,7 @@ def test_lp_engine_counts_what_highs_answered_for_the_simplex():
     reference = pc.count_regions(net, box, engine="lp", lp="highs", executor="serial")
     assert handed.per_layer == reference.per_layer
     assert handed.stats["lp_fallbacks"] == handed.stats["lps_chebyshev"] > 0
+    again = pc.count_regions(net, box, engine="lp", lp=backend, executor="serial")
+    assert again.stats["lp_fallbacks"] == handed.stats["lp_fallbacks"]   # this run's only
     plain = pc.count_regions(net, box, engine="lp", lp="dense", executor="serial")
     assert plain.stats["lp_fallbacks"] == 0 and plain.per_layer == reference.per_layer

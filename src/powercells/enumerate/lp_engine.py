@@ -337,6 +337,7 @@ class LPEngine:
     name = "lp"
 
     def __init__(self, setup: EngineSetup):
+        self.stats = EngineStats()
         self._switch = None
         if setup.lp is None:
             # the compiled simplex where numba is installed; a plain count starts on HiGHS and
@@ -345,16 +346,22 @@ class LPEngine:
             self._switch = KernelSwitch("lp", "powercells.lp.dense_kernel", _load_kernel,
                                         setup.options.compiled, lazy=not setup.outputs_points,
                                         what="the lp engine's compiled simplex")
-            self.backend = self._switch.kernel or get_backend("highs")
+            self._use(self._switch.kernel or get_backend("highs"))
         else:
-            self.backend = get_backend(setup.lp)
+            self._use(get_backend(setup.lp))
         self.tol = setup.tolerances
         self.cap = float(setup.cap)
         self.final_layer = setup.final_layer
-        self.stats = EngineStats()
         self.budget = Budget()          # the driver's, checked inside a split
         self._pending = 0               # children of the batch found before the current node
         self._cancelled = None          # the current node's cancelled units (SplitDoubts)
+
+    def _use(self, backend) -> None:
+        """Solve with ``backend`` from now on; its ``fallbacks`` (LPs a compiled simplex handed
+        to HiGHS) count in the stats from here (a backend object may come from earlier runs)."""
+        self._fallbacks_before = self.stats.lp_fallbacks
+        self._fallbacks_at = getattr(backend, "fallbacks", 0)
+        self.backend = backend
 
     # ------------------------------------------------------------------ driver interface
     def root(self, domain) -> list[Node]:
@@ -403,9 +410,10 @@ class LPEngine:
                 doubts.append((i, self._cancelled))
         if started is not None:
             self._switch.done(started)
-            if self._switch.kernel is not None:
-                self.backend = self._switch.kernel
-        self.stats.lp_fallbacks = getattr(self.backend, "fallbacks", 0)
+            if self._switch.kernel is not None and self.backend is not self._switch.kernel:
+                self._use(self._switch.kernel)
+        self.stats.lp_fallbacks = self._fallbacks_before + (
+            getattr(self.backend, "fallbacks", 0) - self._fallbacks_at)
         k = nodes[0].center.size if nodes else 0
         K = layer.out_dim
         return Split(
@@ -624,10 +632,7 @@ class LPEngine:
                 unit = units[cutting[t]]
                 full[unit.index] = unit.pieces[j]
             if ball.radius > self.tol.region and len(cell.choice) == len(cutting):
-                if layer is self.final_layer:
-                    children.append(_leaf(node, full, ball))
-                    continue
-                rows = ctx.get().rows_of(cell.ids()[0])
+                rows = None if layer is self.final_layer else ctx.get().rows_of(cell.ids()[0])
                 children.append(self._child(node, layer, full, rows, ball, P[cell.idx]))
             elif ball.radius > -self.tol.region:
                 # at or below the region tolerance, or within the solver's reach of zero:

@@ -4,20 +4,21 @@ over a few dozen columns and rows, the LPs the ``lp`` engine solves by the thous
 The basis is a set of ``n`` rows (``n`` = columns): row ids of ``M``, or *free rows* ``-1 - j``
 (the coordinate ``z_j`` held where it is; its multiplier must be 0 at an optimum, and it leaves
 the basis in whichever direction improves). The solver keeps the inverse of the basis matrix
-(rank-one updates, refactorised every :data:`REFACTOR` pivots and at the end) and runs
+(rank-one updates, refactorised every :data:`REFACTOR` pivots, and for the answer once
+:data:`FRESH_AFTER` updates have built up, warm starts included) and runs
 
 * the **dual simplex** when the start basis is all real rows and dual feasible (the optimal
   basis of a problem with fewer rows, which is how consecutive LPs on nested cells relate): it
-  pivots the most violated row in until the vertex is feasible, usually in a pivot or two;
+  pivots the most violated row in until the vertex is feasible;
 * otherwise the **primal active-set method** from a feasible point ``z``: a free row or a row
   with a negative multiplier leaves, the edge direction is followed to the first blocking row
   (at most ``n`` steps reach a vertex from an interior point).
 
 Degenerate steps switch the choice rules to Bland's (smallest index) after
 :data:`DEGENERATE_BEFORE_BLAND` in a row, so the method cannot cycle; an iteration limit, a
-singular basis or an unbounded edge return a status instead of an answer, and the caller then
-asks HiGHS. Nothing here decides a count on its own: the caller re-verifies what it uses
-(:mod:`powercells.lp.dense`).
+singular basis or an unbounded edge return a status instead of an answer, and so does a final
+vertex that violates a row (:func:`chebyshev`'s INEXACT): the caller then asks HiGHS. Nothing
+here decides a count on its own: the caller re-verifies what it uses (:mod:`powercells.lp.dense`).
 """
 
 from __future__ import annotations
