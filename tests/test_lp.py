@@ -328,7 +328,10 @@ def test_lp_engine_counts_what_highs_answered_for_the_simplex():
 
     backend.kernel = type("K", (), {"chebyshev": staticmethod(stuck),
                                     "solve": staticmethod(dense_kernel.solve),
-                                    "OPTIMAL": dense_kernel.OPTIMAL})
+                                    "OPTIMAL": dense_kernel.OPTIMAL,
+                                    "empty_proof": staticmethod(dense_kernel.empty_proof),
+                                    "PROVEN": dense_kernel.PROVEN,
+                                    "ASK_NNLS": dense_kernel.ASK_NNLS})
     net, box = random_network(5, [6, 5], 3), pc.Box(-1, 1, dim=5)
     handed = pc.count_regions(net, box, engine="lp", lp=backend, executor="serial")
     reference = pc.count_regions(net, box, engine="lp", lp="highs", executor="serial")
@@ -338,3 +341,80 @@ def test_lp_engine_counts_what_highs_answered_for_the_simplex():
     assert again.stats["lp_fallbacks"] == handed.stats["lp_fallbacks"]   # this run's only
     plain = pc.count_regions(net, box, engine="lp", lp="dense", executor="serial")
     assert plain.stats["lp_fallbacks"] == 0 and plain.per_layer == reference.per_layer
+
+
+# ------------------------------------------------------------------ proofs of LP verdicts
+from powercells.lp.bounds import dual_lower_bound, empty_certified  # noqa: E402
+from powercells.lp.exact import Witness, strict_point  # noqa: E402
+
+_SQUARE = unit_rows([[1, 0], [-1, 0], [0, 1], [0, -1]], [1, 1, 1, 1])
+
+
+def test_empty_certified_proves_a_gap_and_refuses_a_wrong_centre():
+    """x <= 0.2 and x >= 0.3 in the square: empty, with the tight rows' multipliers. The same
+    rows with a point that is not the solver's optimum (where one row alone is the least
+    slack) prove nothing; nor do the rows of a non-empty cell, whatever the point."""
+    G = np.vstack([_SQUARE[0], [[1, 0], [-1, 0]]])
+    g = np.r_[_SQUARE[1], 0.2, -0.3]
+    centre = np.array([0.25, 0.0])                      # the Chebyshev LP's optimum, r = -0.05
+    assert empty_certified(G, g, centre, reach=1.0, within=1e-12)
+    assert not empty_certified(G, g, np.array([5.0, 0.0]), reach=1.0, within=1e-12)
+    assert not empty_certified(G, g, np.array([np.nan, 0.0]), reach=1.0, within=1e-12)
+    open_cell = np.r_[_SQUARE[1], 0.3, -0.2]            # 0.2 < x < 0.3: not empty
+    for x in ([0.25, 0.0], [0.25, 0.9], [5.0, 5.0]):
+        assert not empty_certified(G, open_cell, np.array(x), reach=1.0, within=1.0)
+
+
+def test_empty_certified_needs_strict_emptiness():
+    """x <= 0.2 and x >= 0.2 meet in a segment: the open cell is empty, but the multipliers'
+    bound is 0, not below it, so nothing is proven (a cell touching at a face is settled
+    exactly, not by a float proof)."""
+    G = np.vstack([_SQUARE[0], [[1, 0], [-1, 0]]])
+    g = np.r_[_SQUARE[1], 0.2, -0.2]
+    assert not empty_certified(G, g, np.array([0.2, 0.0]), reach=1.0, within=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.sampled_from([1e-10, 1e-8, 1e-6]),
+       st.integers(2, 5))
+def test_empty_certified_never_proves_a_non_empty_cell(seed, noise, k):
+    """Cells cut by near-copies of a few rows (where solvers' verdicts go wrong): whenever
+    HiGHS's centre gives a proof, exact arithmetic agrees that the open cell is empty."""
+    r = np.random.default_rng(seed)
+    base = r.normal(size=(3, k))
+    rows = np.vstack([base[i] + noise * r.normal(size=k) for i in r.integers(0, 3, size=6)])
+    offs = r.normal(scale=0.2, size=6)
+    signs = r.choice([-1.0, 1.0], size=6)
+    G, g = unit_rows(rows * signs[:, None], offs * signs)
+    A, b = unit_rows(np.vstack([np.eye(k), -np.eye(k)]), np.ones(2 * k))
+    ctx = get_backend("highs").context(A, b, cap=4.0)
+    ball = ctx.chebyshev(ctx.add_rows(G, g))
+    H, h = np.vstack([A, G]), np.r_[b, g]
+    if empty_certified(H, h, ball.center, reach=1.0, within=1e-9):
+        assert not isinstance(strict_point(H, h), Witness)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.integers(2, 5))
+def test_dual_lower_bound_holds_over_the_polytope(seed, k):
+    """Multipliers from any basis (even a wrong one, with negative entries clamped) give a
+    bound no larger than the true minimum of c @ x over the polytope (scipy's LP)."""
+    from scipy.optimize import linprog
+
+    r = np.random.default_rng(seed)
+    A, b = unit_rows(np.vstack([np.eye(k), -np.eye(k), r.normal(size=(4, k))]),
+                     np.r_[np.ones(2 * k), r.uniform(0.1, 1.0, size=4)])
+    c = r.normal(size=k)
+    best = linprog(c, A_ub=A, b_ub=b, bounds=[(None, None)] * k, method="highs").fun
+    bases = np.array([r.choice(len(b), size=k, replace=False) for _ in range(8)])
+    GB, gB = A[bases], b[bases]
+    lam = np.array([np.linalg.lstsq(G.T, -c, rcond=None)[0] for G in GB])
+    bound = dual_lower_bound(c, lam, GB, gB, reach=1.0)
+    assert np.all(bound <= best + 1e-12)
+    # the optimal basis gives the minimum itself
+    x = linprog(c, A_ub=A, b_ub=b, bounds=[(None, None)] * k, method="highs").x
+    tight = np.argsort(b - A @ x)[:k]
+    lam_opt = np.linalg.solve(A[tight].T, -c)
+    if np.all(lam_opt >= 0):
+        opt = dual_lower_bound(c, lam_opt[None], A[tight][None], b[tight][None], reach=1.0)
+        assert opt[0] == pytest.approx(best, abs=1e-9)

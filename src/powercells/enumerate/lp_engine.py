@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..lp import Ball, get_backend
+from ..lp.bounds import dual_lower_bound, empty_certified
+from ..lp.dense import DenseBackend
 from ..network.layers import Layer
 from .base import Split, SplitDoubts, SplitSlivers
 from .budget import Budget
@@ -64,8 +66,9 @@ class Node:
         A box containing the node.
     code : ndarray of int16, shape (K,)
         The code of the layer that made this node (empty for the root).
-    vertices, inverses : ndarray or None
-        Vertex certificates inherited from the ancestors (see :class:`_Certificates`).
+    certificates : tuple of ndarrays or None
+        Vertex certificates inherited from the ancestors (see :class:`_Certificates`): their
+        vertices, basis inverses, basis rows and right-hand sides.
     """
 
     H: np.ndarray
@@ -78,8 +81,7 @@ class Node:
     lo: np.ndarray
     hi: np.ndarray
     code: np.ndarray
-    vertices: np.ndarray | None = None
-    inverses: np.ndarray | None = None
+    certificates: tuple | None = None
 
 
 @dataclass(slots=True)
@@ -110,6 +112,7 @@ class EngineStats:
     sides_by_lp: int = 0
     sides_present_by_lp: int = 0
     sides_doubtful: int = 0
+    sides_unproven: int = 0         # LP verdicts "empty" weak duality did not confirm
     balls_inherited: int = 0
     balls_by_lp: int = 0
     lp_fallbacks: int = 0           # LPs the compiled simplex handed to HiGHS
@@ -234,33 +237,42 @@ _NO_IDS = np.empty(0, dtype=np.int64)
 
 
 class _Certificates:
-    """Vertices of the node from extreme-point LPs, each with the inverse of its basis rows'
-    normals (see the module docstring): lower bounds on linear functions over the node."""
+    """Vertices of the node from extreme-point LPs, each with its basis rows and their normals'
+    inverse (see the module docstring): lower bounds on linear functions over the node."""
 
-    def __init__(self, k: int, V=None, inv=None):
+    def __init__(self, k: int, reach: float, inherited=None):
         # Certificates of an ancestor stay valid: the node's rows include the ancestor's.
-        self.V = np.empty((0, k)) if V is None else V
-        self.inv = np.empty((0, k, k)) if inv is None else inv      # lam = inv @ (-c)
+        self.reach = reach
+        if inherited is None:
+            self.V, self.inv = np.empty((0, k)), np.empty((0, k, k))     # lam = inv @ (-c)
+            self.GB, self.gB = np.empty((0, k, k)), np.empty((0, k))
+        else:
+            self.V, self.inv, self.GB, self.gB = inherited
 
-    def add(self, x: np.ndarray, basis: np.ndarray, G: np.ndarray) -> None:
+    def add(self, x: np.ndarray, basis: np.ndarray, G: np.ndarray, g: np.ndarray) -> None:
         try:
             inv = np.linalg.inv(G[basis].T)
         except np.linalg.LinAlgError:
             return
         if not np.all(np.isfinite(inv)) or np.abs(inv).max() > 1e8:
-            return   # an ill-conditioned basis gives no trustworthy multipliers
+            return   # an ill-conditioned basis gives no useful multipliers
         self.V = np.concatenate([self.V, x[None, :]])
         self.inv = np.concatenate([self.inv, inv[None]])
+        self.GB = np.concatenate([self.GB, G[basis][None]])
+        self.gB = np.concatenate([self.gB, g[basis][None]])
 
     def lower_bound(self, c: np.ndarray) -> float:
-        """The best certified lower bound of ``c @ x`` over the node."""
+        """The best lower bound of ``c @ x`` over the node that weak duality proves (the
+        multipliers' residual and rounding charged, :func:`~powercells.lp.bounds.dual_lower_bound`;
+        not the solver's vertex value, which is only as good as its tolerances)."""
         if not len(self.V):
             return -np.inf
-        lam = self.inv @ (-c)
-        ok = np.all(lam >= -1e-10 * np.abs(lam).max(axis=1, keepdims=True).clip(1.0), axis=1)
-        if not ok.any():
-            return -np.inf
-        return float(np.max(self.V[ok] @ c))
+        return float(np.max(dual_lower_bound(c, self.inv @ (-c), self.GB, self.gB,
+                                             self.reach)))
+
+    def kept(self, keep: np.ndarray):
+        """The certificates ``keep`` (a mask), to hand to a child."""
+        return self.V[keep], self.inv[keep], self.GB[keep], self.gB[keep]
 
 
 @dataclass(slots=True, eq=False)
@@ -303,6 +315,7 @@ class _LazyContext:
         if self._ctx is None:
             e = self._engine
             self._ctx = e.backend.context(self._node.H, self._node.h, cap=e.cap)
+            self._ctx.reach = _reach(self._node)      # for proofs of emptiness (_empty)
             self._ctx.warm(self._node.center, self._node.radius)
         return self._ctx
 
@@ -434,7 +447,7 @@ class LPEngine:
         self.stats.nodes_split += 1
         K = layer.out_dim
         code = np.full(K, -1, dtype=np.int16)
-        self._certs = _Certificates(node.center.size, node.vertices, node.inverses)
+        self._certs = _Certificates(node.center.size, _reach(node), node.certificates)
         if layer.max_pieces == 1:
             code[:] = 0
             return [self._child(node, layer, code, None, _node_ball(node), node.points)], []
@@ -510,33 +523,34 @@ class LPEngine:
                     ext = ctx.extreme(c, active)
                     if ext.x is not None:
                         if ext.basis is not None:
-                            self._certs.add(ext.x, ext.basis, ctx.get().all_rows[0])
+                            self._certs.add(ext.x, ext.basis, *ctx.get().all_rows)
                         inside = np.max(node_rows_violation(ctx.get(), ext.x)) <= 1e-3 * eps
-                        if inside:
-                            if ext.value + s * unit.offset < -eps:
-                                present[j] = None
-                                self.stats.sides_present_by_lp += 1
-                                cell.idx = np.concatenate([cell.idx, pool.add(ext.x)])
-                                continue
-                            if ext.value + s * unit.offset >= self.tol.region:
-                                continue            # clearly absent
-                            # within tau of the hyperplane: a Chebyshev LP below
-                    # no trustworthy vertex: decide by a Chebyshev LP below
+                        if inside and ext.value + s * unit.offset < -eps:
+                            present[j] = None
+                            self.stats.sides_present_by_lp += 1
+                            cell.idx = np.concatenate([cell.idx, pool.add(ext.x)])
+                            continue
+                        # absent only as weak duality proves it (the new vertex's basis)
+                        if self._certs.lower_bound(c) + s * unit.offset >= self.tol.region:
+                            continue            # clearly absent
+                    # within tau of the hyperplane, or no trustworthy vertex: a Chebyshev LP
                 elif any(cert <= on for cert in self._cheb_certs.get(i, {}).get(j, ())):
                     self.stats.sides_by_certificate += 1
                     continue
                 else:
                     self.stats.sides_by_lp += 1
                 side = unit.ids(ctx.get(), j)
-                ball = ctx.chebyshev(np.concatenate([active, side]))
+                ids = np.concatenate([active, side])
+                ball = ctx.chebyshev(ids)
                 if ball.radius > eps:
                     present[j] = ball
                     cell.idx = np.concatenate([cell.idx, pool.add(ball.center)])
                     self.stats.sides_present_by_lp += 1
-                elif ball.radius > -self.tol.region:
-                    # within the solver's reach of zero: float64 cannot tell a thin side from
-                    # an empty one, so it is set aside (a sliver) and settled exactly (.thin)
-                    present[j] = ball
+                elif ball.radius > -self.tol.region or not self._empty(ctx, ids, ball):
+                    # within the solver's reach of zero (float64 cannot tell a thin side from
+                    # an empty one), or called empty without proof: set aside (a sliver) and
+                    # settled exactly (.thin)
+                    present[j] = _doubtful(ball)
                     self.stats.sides_doubtful += 1
                 elif ball.support is not None:
                     cert = frozenset(ball.support.tolist()) - frozenset(side.tolist())
@@ -556,13 +570,14 @@ class LPEngine:
                 continue
             self.stats.sides_by_lp += 1
             side = unit.ids(ctx.get(), j)
-            ball = ctx.chebyshev(np.concatenate([active, side]))
+            ids = np.concatenate([active, side])
+            ball = ctx.chebyshev(ids)
             best = max(best, (ball.radius, j))
             if ball.radius > eps:
                 present[j] = ball
                 cell.idx = np.concatenate([cell.idx, pool.add(ball.center)])
-            elif ball.radius > -self.tol.region:      # set aside, settled exactly (.thin)
-                present[j] = ball
+            elif ball.radius > -self.tol.region or not self._empty(ctx, ids, ball):
+                present[j] = _doubtful(ball)        # set aside, settled exactly (.thin)
                 self.stats.sides_doubtful += 1
             elif ball.support is not None:
                 # weak duality: every cell with these rows lacks position j too
@@ -571,6 +586,25 @@ class LPEngine:
         if not present:   # numerically lost: keep the piece with the largest ball
             present[best[1]] = None
         return present
+
+    def _empty(self, ctx, ids, ball: Ball) -> bool:
+        """Whether the cell of the context's rows plus ``ids``, whose Chebyshev LP ended at or
+        below -tau, is proven empty (:func:`~powercells.lp.bounds.empty_certified`); an LP
+        solver's tolerances are far looser than tau on nearly parallel rows."""
+        c = ctx.get()
+        G, g = c.all_rows
+        rows = np.concatenate([np.arange(len(c.b)), ids])
+        within = self.tol.region / 4
+        kern = self.backend.kernel if isinstance(self.backend, DenseBackend) else None
+        if kern is not None:                    # compiled: a simple vertex's multipliers
+            got = kern.empty_proof(G, g, rows, ball.center, c.reach, within)
+            if got == kern.PROVEN:
+                return True
+        if (kern is None or got == kern.ASK_NNLS) and empty_certified(
+                G[rows], g[rows], ball.center, c.reach, within):
+            return True
+        self.stats.sides_unproven += 1
+        return False
 
     # ------------------------------------------------------------------ phase 2
     def _phase2(self, root, units, cutting, ctx):
@@ -623,8 +657,11 @@ class LPEngine:
             self.budget.poll(self._pending + len(children))
             ball = cell.ball
             if ball is None:
-                ball = ctx.chebyshev(cell.ids()[0])
+                ids = cell.ids()[0]
+                ball = ctx.chebyshev(ids)
                 self.stats.balls_by_lp += 1
+                if ball.radius <= -self.tol.region and not self._empty(ctx, ids, ball):
+                    ball = _doubtful(ball)
             else:
                 self.stats.balls_inherited += 1
             full = code.copy()
@@ -762,17 +799,18 @@ class LPEngine:
             H, h = node.H, node.h
         if len(points) > MAX_POINTS_PER_NODE:
             points = points[:MAX_POINTS_PER_NODE]
-        V = inv = None
+        inherited = None
         certs = getattr(self, "_certs", None)
         if certs is not None and len(certs.V):
+            # valid on any sub-polytope; kept where their vertex lies in the child (useful)
             keep = np.ones(len(certs.V), dtype=bool)
             if rows is not None:
                 keep = np.all(certs.V @ rows[0].T <= rows[1] + self.tol.empty, axis=1)
             if keep.any():
-                V, inv = certs.V[keep], certs.inv[keep]
+                inherited = certs.kept(keep)
         return Node(H=H, h=h, A=Aq @ node.A, B=Aq @ node.B + Bq, center=ball.center,
                     radius=ball.radius, points=points, lo=node.lo, hi=node.hi, code=code,
-                    vertices=V, inverses=inv)
+                    certificates=inherited)
 
 
 def _leaf(node: Node, code: np.ndarray, ball: Ball) -> Node:
@@ -794,6 +832,16 @@ def _load_kernel():
 def node_rows_violation(ctx, x: np.ndarray) -> np.ndarray:
     """How far x violates each of the context's base rows (<= 0 inside)."""
     return ctx.A @ x - ctx.b
+
+
+def _reach(node: Node) -> float:
+    """A bound on ``|x|_inf`` over the node (its box)."""
+    return float(max(np.max(np.abs(node.lo), initial=0.0), np.max(np.abs(node.hi), initial=0.0)))
+
+
+def _doubtful(ball: Ball) -> Ball:
+    """A side the LP could not decide, as a sliver's ball (radius 0: settled exactly)."""
+    return Ball(ball.center, max(ball.radius, 0.0), ball.status, None)
 
 
 def _node_ball(node: Node) -> Ball:

@@ -430,3 +430,95 @@ def chebyshev(M, q, n_base, active, x0, warm_basis, warm_T, warm_updates, max_it
             support[m] = basis[l]
             m += 1
     return status, x, radius, basis, T, updates, support, warm_failed
+
+
+#: Answers of :func:`empty_proof`.
+PROVEN, NOT_PROVEN, ASK_NNLS = 1, 0, -1
+
+
+@njit(cache=True)
+def empty_proof(G, g, rows, x, reach, within):
+    """:func:`powercells.lp.bounds.empty_certified` for the usual case, compiled: the rows
+    ``rows`` of ``G x <= g`` whose slack at ``x`` is within ``within`` of the least are
+    ``k + 1`` (a simple vertex); their multipliers solve a square system. Returns PROVEN,
+    NOT_PROVEN, or ASK_NNLS (another number of tight rows, a singular system or clearly
+    negative multipliers: the caller's NNLS decides). No fastmath: the error bound charged is
+    for any order of summation, but the code says what it computes."""
+    m = rows.shape[0]
+    k = G.shape[1]
+    for i in range(k):
+        if not np.isfinite(x[i]):
+            return NOT_PROVEN
+    slack = np.empty(m)
+    least = np.inf
+    for t in range(m):
+        r = rows[t]
+        s = g[r]
+        for i in range(k):
+            s -= G[r, i] * x[i]
+        slack[t] = s
+        least = min(least, s)
+    n = k + 1
+    tight = np.empty(n, dtype=np.int64)
+    count = 0
+    for t in range(m):
+        if slack[t] <= least + within:
+            if count == n:
+                return ASK_NNLS
+            tight[count] = rows[t]
+            count += 1
+    if count != n:
+        return ASK_NNLS
+    # [G_T^T; 1] y = e_k by Gaussian elimination with partial pivoting
+    A = np.empty((n, n + 1))
+    for c in range(n):
+        for i in range(k):
+            A[i, c] = G[tight[c], i]
+        A[k, c] = 1.0
+    for i in range(n):
+        A[i, n] = 0.0
+    A[k, n] = 1.0
+    for c in range(n):
+        p = c
+        for i in range(c + 1, n):
+            if abs(A[i, c]) > abs(A[p, c]):
+                p = i
+        if A[p, c] == 0.0:
+            return ASK_NNLS
+        if p != c:
+            for j in range(c, n + 1):
+                A[c, j], A[p, j] = A[p, j], A[c, j]
+        for i in range(c + 1, n):
+            f = A[i, c] / A[c, c]
+            for j in range(c, n + 1):
+                A[i, j] -= f * A[c, j]
+    y = np.empty(n)
+    for c in range(n - 1, -1, -1):
+        s = A[c, n]
+        for j in range(c + 1, n):
+            s -= A[c, j] * y[j]
+        y[c] = s / A[c, c]
+    top = 0.0
+    for c in range(n):
+        if not np.isfinite(y[c]):
+            return ASK_NNLS
+        top = max(top, abs(y[c]))
+    for c in range(n):
+        if y[c] < 0.0:
+            if y[c] < -1e-12 * top:
+                return ASK_NNLS
+            y[c] = 0.0          # rounding: the residual below is charged over the box
+    # y @ g + |y @ G|_1 reach + rounding < 0 proves {G_T x < g_T} empty
+    value = 0.0
+    mag = 0.0
+    for c in range(n):
+        value += y[c] * g[tight[c]]
+        mag += y[c] * abs(g[tight[c]])
+    for i in range(k):
+        rho = 0.0
+        for c in range(n):
+            rho += y[c] * G[tight[c], i]
+            mag += reach * y[c] * abs(G[tight[c], i])
+        value += abs(rho) * reach
+    err = 4.0 * (n + k) * 1.1102230246251565e-16 * mag
+    return PROVEN if value + err < 0.0 else NOT_PROVEN

@@ -169,7 +169,8 @@ class VertexEngine:
         self.final_layer = setup.final_layer
         self.dim = setup.dim or 1
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
-                      "units_constant": 0, "ball_lps": 0, "fragile_vertices": 0}
+                      "units_constant": 0, "ball_lps": 0, "ball_lps_failed": 0,
+                      "fragile_vertices": 0}
         self.budget = Budget()          # the driver's, checked inside a split
 
     @property
@@ -515,13 +516,14 @@ class VertexEngine:
             smax[sel], smin[sel] = hi, lo
         return smax, smin
 
-    def _ball_lp(self, polytopes, idx):
+    def _ball_lp(self, polytopes, idx, failed=None):
         """Chebyshev balls by LP of the polytopes ``idx`` of a Polytopes or the pieces of a
         split, pruned: the two paths give the LP the same rows (the centre of a ball that is
-        not unique depends on them)."""
+        not unique depends on them). With ``failed`` (a list), a problem the solver fails on
+        gets radius -inf and its position appended there."""
         self.stats["ball_lps"] += len(idx)
         return polytopes.take_pruned(idx).chebyshev(self.backend, self.cap,
-                                                    poll=self.budget.poll)
+                                                    poll=self.budget.poll, failed=failed)
 
     def _balls(self, pieces: _Pieces):
         """Interior points and inradii: exact, or (counting) a lower bound that decides.
@@ -539,7 +541,11 @@ class VertexEngine:
         ask = (np.arange(len(radius)) if self.exact_balls
                else np.flatnonzero(radius <= self.tol.region))
         if ask.size:
-            c_lp, r_lp = self._ball_lp(pieces, ask)
+            # a solver that fails on a piece (nearly parallel facets) leaves it the certified
+            # ball: a thin piece stays a sliver, settled exactly
+            failed = []
+            c_lp, r_lp = self._ball_lp(pieces, ask, failed)
+            self.stats["ball_lps_failed"] += len(failed)
             better = r_lp >= radius[ask]
             center[ask[better]], radius[ask[better]] = c_lp[better], r_lp[better]
         return center, radius

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import SolverError
+
 __all__ = ["Polytopes", "affine_values", "csr_rows", "distinct"]
 
 _ONE = np.uint64(1)
@@ -276,7 +278,8 @@ class Polytopes:
         slack = self.h - np.einsum("cd,cd->c", self.N, center[owner])
         return np.minimum.reduceat(slack, self.cstart[:-1])
 
-    def chebyshev(self, backend, cap: float, idx=None, poll=None) -> tuple[np.ndarray,
+    def chebyshev(self, backend, cap: float, idx=None, poll=None,
+                  failed: list | None = None) -> tuple[np.ndarray,
                                                                           np.ndarray]:
         """Chebyshev centres and inradii by LP, for the polytopes ``idx`` (default all).
 
@@ -287,6 +290,14 @@ class Polytopes:
             Bound on the radius variable (any number above every inradius).
         poll : callable, optional
             Called every 64 LPs (a budget's check, which raises to stop).
+        failed : list, optional
+            Where given, a problem the solver fails on is appended here (its position in
+            ``idx``) with radius -inf, instead of raising.
+
+        Raises
+        ------
+        SolverError
+            If the solver fails on a problem and ``failed`` is not given.
         """
         idx = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64)
         center = np.zeros((len(idx), self.dim))
@@ -295,7 +306,14 @@ class Polytopes:
             if poll is not None and j % 64 == 63:
                 poll()
             lo, hi = self.cstart[i], self.cstart[i + 1]
-            ball = backend.chebyshev(self.N[lo:hi], self.h[lo:hi], cap=cap)
+            try:
+                ball = backend.chebyshev(self.N[lo:hi], self.h[lo:hi], cap=cap)
+            except SolverError:
+                if failed is None:
+                    raise
+                failed.append(j)
+                center[j], radius[j] = np.nan, -np.inf
+                continue
             center[j], radius[j] = ball.center, ball.radius
         return center, radius
 
