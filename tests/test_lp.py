@@ -344,40 +344,40 @@ def test_lp_engine_counts_what_highs_answered_for_the_simplex():
 
 
 # ------------------------------------------------------------------ proofs of LP verdicts
-from powercells.lp.bounds import dual_lower_bound, empty_certified  # noqa: E402
+from powercells.lp.bounds import dual_lower_bound, proof_of_emptiness  # noqa: E402
 from powercells.lp.exact import Witness, strict_point  # noqa: E402
 
 _SQUARE = unit_rows([[1, 0], [-1, 0], [0, 1], [0, -1]], [1, 1, 1, 1])
 
 
-def test_empty_certified_proves_a_gap_and_refuses_a_wrong_centre():
-    """x <= 0.2 and x >= 0.3 in the square: empty, with the tight rows' multipliers. The same
+def test_proof_of_emptiness_proves_a_gap_and_refuses_a_wrong_centre():
+    """x <= 0.2 and x >= 0.3 in the square: empty, and the proof is those two rows. The same
     rows with a point that is not the solver's optimum (where one row alone is the least
     slack) prove nothing; nor do the rows of a non-empty cell, whatever the point."""
     G = np.vstack([_SQUARE[0], [[1, 0], [-1, 0]]])
     g = np.r_[_SQUARE[1], 0.2, -0.3]
     centre = np.array([0.25, 0.0])                      # the Chebyshev LP's optimum, r = -0.05
-    assert empty_certified(G, g, centre, reach=1.0, within=1e-12)
-    assert not empty_certified(G, g, np.array([5.0, 0.0]), reach=1.0, within=1e-12)
-    assert not empty_certified(G, g, np.array([np.nan, 0.0]), reach=1.0, within=1e-12)
+    assert set(proof_of_emptiness(G, g, centre, reach=1.0, within=1e-12)) == {4, 5}
+    assert proof_of_emptiness(G, g, np.array([5.0, 0.0]), reach=1.0, within=1e-12) is None
+    assert proof_of_emptiness(G, g, np.array([np.nan, 0.0]), reach=1.0, within=1e-12) is None
     open_cell = np.r_[_SQUARE[1], 0.3, -0.2]            # 0.2 < x < 0.3: not empty
     for x in ([0.25, 0.0], [0.25, 0.9], [5.0, 5.0]):
-        assert not empty_certified(G, open_cell, np.array(x), reach=1.0, within=1.0)
+        assert proof_of_emptiness(G, open_cell, np.array(x), reach=1.0, within=1.0) is None
 
 
-def test_empty_certified_needs_strict_emptiness():
+def test_proof_of_emptiness_needs_strict_emptiness():
     """x <= 0.2 and x >= 0.2 meet in a segment: the open cell is empty, but the multipliers'
     bound is 0, not below it, so nothing is proven (a cell touching at a face is settled
     exactly, not by a float proof)."""
     G = np.vstack([_SQUARE[0], [[1, 0], [-1, 0]]])
     g = np.r_[_SQUARE[1], 0.2, -0.2]
-    assert not empty_certified(G, g, np.array([0.2, 0.0]), reach=1.0, within=1e-12)
+    assert proof_of_emptiness(G, g, np.array([0.2, 0.0]), reach=1.0, within=1e-12) is None
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2 ** 32 - 1), st.sampled_from([1e-10, 1e-8, 1e-6]),
        st.integers(2, 5))
-def test_empty_certified_never_proves_a_non_empty_cell(seed, noise, k):
+def test_proof_of_emptiness_never_proves_a_non_empty_cell(seed, noise, k):
     """Cells cut by near-copies of a few rows (where solvers' verdicts go wrong): whenever
     HiGHS's centre gives a proof, exact arithmetic agrees that the open cell is empty."""
     r = np.random.default_rng(seed)
@@ -390,7 +390,7 @@ def test_empty_certified_never_proves_a_non_empty_cell(seed, noise, k):
     ctx = get_backend("highs").context(A, b, cap=4.0)
     ball = ctx.chebyshev(ctx.add_rows(G, g))
     H, h = np.vstack([A, G]), np.r_[b, g]
-    if empty_certified(H, h, ball.center, reach=1.0, within=1e-9):
+    if proof_of_emptiness(H, h, ball.center, reach=1.0, within=1e-9) is not None:
         assert not isinstance(strict_point(H, h), Witness)
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..lp import Ball, get_backend
-from ..lp.bounds import dual_lower_bound, empty_certified
+from ..lp.bounds import dual_lower_bound, proof_of_emptiness
 from ..lp.dense import DenseBackend
 from ..network.layers import Layer
 from .base import Split, SplitDoubts, SplitSlivers
@@ -546,14 +546,16 @@ class LPEngine:
                     present[j] = ball
                     cell.idx = np.concatenate([cell.idx, pool.add(ball.center)])
                     self.stats.sides_present_by_lp += 1
-                elif ball.radius > -self.tol.region or not self._empty(ctx, ids, ball):
+                elif (ball.radius > -self.tol.region
+                      or (proof := self._empty(ctx, ids, ball)) is None):
                     # within the solver's reach of zero (float64 cannot tell a thin side from
                     # an empty one), or called empty without proof: set aside (a sliver) and
                     # settled exactly (.thin)
                     present[j] = _doubtful(ball)
                     self.stats.sides_doubtful += 1
-                elif ball.support is not None:
-                    cert = frozenset(ball.support.tolist()) - frozenset(side.tolist())
+                else:
+                    # the proof's rows, less this side's: every cell with them lacks side j
+                    cert = frozenset(proof.tolist()) - frozenset(side.tolist())
                     self._cheb_certs.setdefault(i, {}).setdefault(j, []).append(cert)
             if not present:   # numerically lost: keep the side of the cell's centre
                 present[0 if cell.ball is None or
@@ -576,35 +578,40 @@ class LPEngine:
             if ball.radius > eps:
                 present[j] = ball
                 cell.idx = np.concatenate([cell.idx, pool.add(ball.center)])
-            elif ball.radius > -self.tol.region or not self._empty(ctx, ids, ball):
+            elif (ball.radius > -self.tol.region
+                  or (proof := self._empty(ctx, ids, ball)) is None):
                 present[j] = _doubtful(ball)        # set aside, settled exactly (.thin)
                 self.stats.sides_doubtful += 1
-            elif ball.support is not None:
-                # weak duality: every cell with these rows lacks position j too
-                cert = frozenset(ball.support.tolist()) - frozenset(side.tolist())
+            else:
+                # weak duality: every cell with the proof's rows lacks position j too
+                cert = frozenset(proof.tolist()) - frozenset(side.tolist())
                 self._cheb_certs.setdefault(i, {}).setdefault(j, []).append(cert)
         if not present:   # numerically lost: keep the piece with the largest ball
             present[best[1]] = None
         return present
 
-    def _empty(self, ctx, ids, ball: Ball) -> bool:
-        """Whether the cell of the context's rows plus ``ids``, whose Chebyshev LP ended at or
-        below -tau, is proven empty (:func:`~powercells.lp.bounds.empty_certified`); an LP
+    def _empty(self, ctx, ids, ball: Ball):
+        """A proof that the cell of the context's rows plus ``ids``, whose Chebyshev LP ended at
+        or below -tau, is empty (:func:`~powercells.lp.bounds.proof_of_emptiness`): the extra
+        rows it uses (every cell of the node with them lacks the side too), or None. An LP
         solver's tolerances are far looser than tau on nearly parallel rows."""
         c = ctx.get()
         G, g = c.all_rows
-        rows = np.concatenate([np.arange(len(c.b)), ids])
+        nb = len(c.b)
+        rows = np.concatenate([np.arange(nb), ids])
         within = self.tol.region / 4
         kern = self.backend.kernel if isinstance(self.backend, DenseBackend) else None
+        used = None
         if kern is not None:                    # compiled: a simple vertex's multipliers
-            got = kern.empty_proof(G, g, rows, ball.center, c.reach, within)
+            got, where = kern.empty_proof(G, g, rows, ball.center, c.reach, within)
             if got == kern.PROVEN:
-                return True
-        if (kern is None or got == kern.ASK_NNLS) and empty_certified(
-                G[rows], g[rows], ball.center, c.reach, within):
-            return True
-        self.stats.sides_unproven += 1
-        return False
+                used = where
+        if used is None and (kern is None or got == kern.ASK_NNLS):
+            used = proof_of_emptiness(G[rows], g[rows], ball.center, c.reach, within)
+        if used is None:
+            self.stats.sides_unproven += 1
+            return None
+        return rows[used[used >= nb]]
 
     # ------------------------------------------------------------------ phase 2
     def _phase2(self, root, units, cutting, ctx):
@@ -660,7 +667,7 @@ class LPEngine:
                 ids = cell.ids()[0]
                 ball = ctx.chebyshev(ids)
                 self.stats.balls_by_lp += 1
-                if ball.radius <= -self.tol.region and not self._empty(ctx, ids, ball):
+                if ball.radius <= -self.tol.region and self._empty(ctx, ids, ball) is None:
                     ball = _doubtful(ball)
             else:
                 self.stats.balls_inherited += 1

@@ -5,10 +5,11 @@ it, is only as good as its optimality tolerances, and on nearly parallel rows th
 looser than the region tolerance: HiGHS has returned a point 4e-4 outside a non-empty cell as
 its Chebyshev centre. The functions here turn such a verdict into a proof, or refuse it:
 
-* :func:`empty_certified`: nonnegative multipliers ``y`` of the rows tight at the solver's
+* :func:`proof_of_emptiness`: nonnegative multipliers ``y`` of the rows tight at the solver's
   Chebyshev centre with ``y @ G ~ 0`` (found by NNLS), and the bound
   ``y @ g + |y @ G|_1 R < 0`` over the box ``|x|_inf <= R``: then no point satisfies every row
-  strictly.
+  strictly. The rows with positive multipliers are the proof: any cell that has them all is
+  empty too.
 * :func:`dual_lower_bound`: a lower bound of ``c @ x`` over ``G_B x <= g_B`` from the basis
   multipliers, clamped to be nonnegative, with the residual of ``G_B^T lam = -c`` charged
   over the box.
@@ -22,14 +23,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["dual_lower_bound", "empty_certified"]
+__all__ = ["dual_lower_bound", "proof_of_emptiness"]
 
 _U = np.finfo(np.float64).eps / 2
 
 
-def empty_certified(G: np.ndarray, g: np.ndarray, x: np.ndarray | None, reach: float,
-                    within: float) -> bool:
-    """Whether ``{x : G x < g, |x|_inf <= reach}`` is proven empty.
+def proof_of_emptiness(G: np.ndarray, g: np.ndarray, x: np.ndarray | None, reach: float,
+                       within: float) -> np.ndarray | None:
+    """A proof that ``{x : G x < g, |x|_inf <= reach}`` is empty: the rows it uses (indices,
+    their multipliers positive), or None when none is found.
 
     Parameters
     ----------
@@ -51,7 +53,7 @@ def empty_certified(G: np.ndarray, g: np.ndarray, x: np.ndarray | None, reach: f
     """
     m, k = G.shape
     if m == 0 or not np.all(np.isfinite(x)):
-        return False
+        return None
     slack = g - G @ x
     rows = np.flatnonzero(slack <= slack.min() + within)
     t = len(rows)
@@ -79,14 +81,14 @@ def empty_certified(G: np.ndarray, g: np.ndarray, x: np.ndarray | None, reach: f
         try:
             y, _ = nnls(M, e)
         except (RuntimeError, ValueError):      # no convergence / non-finite rows
-            return False
+            return None
     if not np.all(np.isfinite(y)) or not y.sum() > 0:
-        return False
+        return None
     rho = y @ Gt
     ay = np.abs(y)
     value = float(y @ gt + np.abs(rho).sum() * reach)
     err = 4 * (t + k) * _U * float(ay @ np.abs(gt) + reach * (ay @ np.abs(Gt)).sum())
-    return value + err < 0
+    return rows[y > 0] if value + err < 0 else None
 
 
 def dual_lower_bound(c: np.ndarray, lam: np.ndarray, G_B: np.ndarray, g_B: np.ndarray,

@@ -434,21 +434,23 @@ def chebyshev(M, q, n_base, active, x0, warm_basis, warm_T, warm_updates, max_it
 
 #: Answers of :func:`empty_proof`.
 PROVEN, NOT_PROVEN, ASK_NNLS = 1, 0, -1
+_NONE = np.empty(0, dtype=np.int64)
 
 
 @njit(cache=True)
 def empty_proof(G, g, rows, x, reach, within):
-    """:func:`powercells.lp.bounds.empty_certified` for the usual case, compiled: the rows
+    """:func:`powercells.lp.bounds.proof_of_emptiness` for the usual case, compiled: the rows
     ``rows`` of ``G x <= g`` whose slack at ``x`` is within ``within`` of the least are
-    ``k + 1`` (a simple vertex); their multipliers solve a square system. Returns PROVEN,
-    NOT_PROVEN, or ASK_NNLS (another number of tight rows, a singular system or clearly
-    negative multipliers: the caller's NNLS decides). No fastmath: the error bound charged is
-    for any order of summation, but the code says what it computes."""
+    ``k + 1`` (a simple vertex); their multipliers solve a square system. Returns PROVEN and
+    the positions in ``rows`` of the proof's rows (positive multipliers), or NOT_PROVEN or
+    ASK_NNLS (another number of tight rows, a singular system or clearly negative multipliers:
+    the caller's NNLS decides) with no rows. No fastmath: the error bound charged holds for any
+    order of summation, but the code says what it computes."""
     m = rows.shape[0]
     k = G.shape[1]
     for i in range(k):
         if not np.isfinite(x[i]):
-            return NOT_PROVEN
+            return NOT_PROVEN, _NONE
     slack = np.empty(m)
     least = np.inf
     for t in range(m):
@@ -460,15 +462,17 @@ def empty_proof(G, g, rows, x, reach, within):
         least = min(least, s)
     n = k + 1
     tight = np.empty(n, dtype=np.int64)
+    where = np.empty(n, dtype=np.int64)
     count = 0
     for t in range(m):
         if slack[t] <= least + within:
             if count == n:
-                return ASK_NNLS
+                return ASK_NNLS, _NONE
             tight[count] = rows[t]
+            where[count] = t
             count += 1
     if count != n:
-        return ASK_NNLS
+        return ASK_NNLS, _NONE
     # [G_T^T; 1] y = e_k by Gaussian elimination with partial pivoting
     A = np.empty((n, n + 1))
     for c in range(n):
@@ -484,7 +488,7 @@ def empty_proof(G, g, rows, x, reach, within):
             if abs(A[i, c]) > abs(A[p, c]):
                 p = i
         if A[p, c] == 0.0:
-            return ASK_NNLS
+            return ASK_NNLS, _NONE
         if p != c:
             for j in range(c, n + 1):
                 A[c, j], A[p, j] = A[p, j], A[c, j]
@@ -501,12 +505,12 @@ def empty_proof(G, g, rows, x, reach, within):
     top = 0.0
     for c in range(n):
         if not np.isfinite(y[c]):
-            return ASK_NNLS
+            return ASK_NNLS, _NONE
         top = max(top, abs(y[c]))
     for c in range(n):
         if y[c] < 0.0:
             if y[c] < -1e-12 * top:
-                return ASK_NNLS
+                return ASK_NNLS, _NONE
             y[c] = 0.0          # rounding: the residual below is charged over the box
     # y @ g + |y @ G|_1 reach + rounding < 0 proves {G_T x < g_T} empty
     value = 0.0
@@ -521,4 +525,16 @@ def empty_proof(G, g, rows, x, reach, within):
             mag += reach * y[c] * abs(G[tight[c], i])
         value += abs(rho) * reach
     err = 4.0 * (n + k) * 1.1102230246251565e-16 * mag
-    return PROVEN if value + err < 0.0 else NOT_PROVEN
+    if not value + err < 0.0:
+        return NOT_PROVEN, _NONE
+    used = 0
+    for c in range(n):
+        if y[c] > 0.0:
+            used += 1
+    support = np.empty(used, dtype=np.int64)
+    used = 0
+    for c in range(n):
+        if y[c] > 0.0:
+            support[used] = where[c]
+            used += 1
+    return PROVEN, support
