@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..lp import Ball, get_backend
+from ..errors import SolverError
+from ..lp import Ball, Extreme, LPStatus, get_backend
 from ..lp.bounds import dual_lower_bound, proof_of_emptiness
 from ..lp.dense import DenseBackend
 from ..network.layers import Layer
@@ -113,6 +114,7 @@ class EngineStats:
     sides_present_by_lp: int = 0
     sides_doubtful: int = 0
     sides_unproven: int = 0         # LP verdicts "empty" weak duality did not confirm
+    lps_failed: int = 0             # LPs the solver failed on (their sides settled exactly)
     balls_inherited: int = 0
     balls_by_lp: int = 0
     lp_fallbacks: int = 0           # LPs the compiled simplex handed to HiGHS
@@ -320,16 +322,29 @@ class _LazyContext:
         return self._ctx
 
     def chebyshev(self, ids) -> Ball:
+        """The Chebyshev ball of the node's rows plus ``ids``; a problem the solver fails on
+        (nearly parallel rows) gives a FAILED ball (radius NaN, the node's centre), which the
+        engine sets aside as a sliver, settled exactly."""
         stats = self._engine.stats
         stats.lps += 1
         stats.lps_chebyshev += 1
-        return self.get().chebyshev(ids)
+        try:
+            return self.get().chebyshev(ids)
+        except SolverError:
+            stats.lps_failed += 1
+            return Ball(self._node.center, np.nan, LPStatus.FAILED)
 
     def extreme(self, c, ids):
+        """The minimum of ``c @ x``; a problem the solver fails on gives no vertex (the engine
+        goes on to a Chebyshev LP)."""
         stats = self._engine.stats
         stats.lps += 1
         stats.lps_extreme += 1
-        return self.get().extreme(c, ids)
+        try:
+            return self.get().extreme(c, ids)
+        except SolverError:
+            stats.lps_failed += 1
+            return Extreme(np.nan, None, None)
 
     def close(self):
         if self._ctx is not None:
@@ -667,8 +682,8 @@ class LPEngine:
                 ids = cell.ids()[0]
                 ball = ctx.chebyshev(ids)
                 self.stats.balls_by_lp += 1
-                if ball.radius <= -self.tol.region and self._empty(ctx, ids, ball) is None:
-                    ball = _doubtful(ball)
+                if not ball.radius > -self.tol.region and self._empty(ctx, ids, ball) is None:
+                    ball = _doubtful(ball)          # no proof (NaN: the solver failed)
             else:
                 self.stats.balls_inherited += 1
             full = code.copy()
@@ -847,8 +862,9 @@ def _reach(node: Node) -> float:
 
 
 def _doubtful(ball: Ball) -> Ball:
-    """A side the LP could not decide, as a sliver's ball (radius 0: settled exactly)."""
-    return Ball(ball.center, max(ball.radius, 0.0), ball.status, None)
+    """A side the LP could not decide, as a sliver's ball (radius 0 or its small positive
+    radius, never NaN: settled exactly)."""
+    return Ball(ball.center, ball.radius if ball.radius > 0 else 0.0, ball.status, None)
 
 
 def _node_ball(node: Node) -> Ball:
