@@ -1,6 +1,7 @@
 """Fuzz every float engine against the certified mode on small near-degenerate networks.
 
     python benchmarks/fuzz_exact.py [--seed 1] [--seconds 60] [--maxout] [--save DIR]
+        [--recipe {integer,near-copies}]
     python benchmarks/fuzz_exact.py --check DIR/case.npz
 
 Not a benchmark: a search for networks where an engine's per-layer count differs from
@@ -10,6 +11,12 @@ predicates: d = 1..3, one to three layers of two to four units, integer weights 
 of them moved by 1e-13 or 2^-45, some units duplicated or scaled by fl(0.1) so that their rows
 cancel to a few ulps. ``--maxout`` mixes maxout layers (two and three pieces) in.
 
+``--recipe near-copies`` breaks LP solvers instead: d = 2..5, a first layer of three units each
+with two or three near-copies (weights and bias moved by noise 1e-10..1e-6), a second layer of
+near-copies of two units, then three random units; the lp engine runs on both LP backends
+(``lp:highs``, ``lp:dense``). It found regions dropped behind LP verdicts of "empty" and
+solver failures that aborted counts (tests in ``tests/test_crosscheck.py``).
+
 Each disagreement is printed and saved as an ``.npz`` (weights, activations) in ``--save``; the
 summary line gives the runs and disagreements per engine. ``--check FILE`` reruns one saved case
 and prints every engine's per-layer count beside the certified one.
@@ -18,6 +25,7 @@ and prints every engine's per-layer count beside the certified one.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -66,8 +74,32 @@ def random_network(rng, *, maxout=False):
     return weights, acts, d
 
 
+def near_copies_network(rng, *, maxout=False):
+    """``(weights, activations, d)``: nearly parallel hyperplanes (see the module docstring)."""
+    d = int(rng.integers(2, 6))
+    noise = float(rng.choice([1e-10, 1e-9, 1e-8, 1e-7, 1e-6]))
+    act = str(rng.choice(ACTIVATIONS))
+    base, offsets = rng.normal(size=(3, d)), rng.normal(scale=0.3, size=3)
+    W, b = [], []
+    for w, o in zip(base, offsets):
+        for _ in range(int(rng.integers(2, 4))):
+            W.append(w + noise * rng.normal(size=d))
+            b.append(o + noise * rng.normal())
+    n1 = len(b)
+    base2, offsets2 = rng.normal(size=(2, n1)), rng.normal(scale=0.3, size=2)
+    W2 = np.vstack([base2[i % 2] + noise * rng.normal(size=n1) for i in range(4)])
+    b2 = np.array([offsets2[i % 2] + noise * rng.normal() for i in range(4)])
+    weights = [(np.array(W), np.array(b)), (W2, b2),
+               (rng.normal(size=(3, 4)), rng.normal(scale=0.3, size=3))]
+    return weights, [act] * 3, d
+
+
+RECIPES = {"integer": random_network, "near-copies": near_copies_network}
+
+
 def engines_for(d):
-    return {1: ["interval"], 2: ["planar"]}.get(d, []) + ["vertex", "lp"]
+    lps = ["lp:highs"] + (["lp:dense"] if importlib.util.find_spec("numba") else [])
+    return {1: ["interval"], 2: ["planar"]}.get(d, []) + ["vertex"] + lps
 
 
 def counts(weights, acts, d):
@@ -82,6 +114,9 @@ def counts(weights, acts, d):
                 warnings.simplefilter("ignore")
                 if engine == "certify":
                     r = pc.count_regions(net, box, certify=True, executor="serial")
+                elif engine.startswith("lp:"):
+                    r = pc.count_regions(net, box, engine="lp", lp=engine[3:],
+                                         executor="serial")
                 else:
                     r = pc.count_regions(net, box, engine=engine, executor="serial")
             out[engine] = list(r.per_layer)
@@ -109,6 +144,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--maxout", action="store_true", help="mix maxout layers in")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="integer",
+                        help="which networks (see the module docstring)")
     parser.add_argument("--save", type=Path, default=Path("fuzz_cases"))
     parser.add_argument("--check", type=Path, help="rerun one saved case")
     args = parser.parse_args(argv)
@@ -125,7 +162,7 @@ def main(argv=None):
     runs, wrong = {}, {}
     start, n = time.perf_counter(), 0
     while time.perf_counter() - start < args.seconds:
-        weights, acts, d = random_network(rng, maxout=args.maxout)
+        weights, acts, d = RECIPES[args.recipe](rng, maxout=args.maxout)
         got = counts(weights, acts, d)
         n += 1
         want = got.pop("certify")
