@@ -29,6 +29,7 @@ import powercells.enumerate.vertex.engine as vertex_engine
 from powercells.cli import EXIT_ERROR, main
 from powercells.enumerate import planar_engine
 from powercells.enumerate.executors import DaskExecutor, ProcessExecutor
+from powercells.enumerate.schedule import TaskRef
 from powercells.io.store import read_store, store_summary
 
 #: New nodes per task in these tests (a run of ~1000 nodes makes 10-25 tasks).
@@ -72,10 +73,16 @@ class Pool(ProcessExecutor):
     def __init__(self, workers: int = 2):
         super().__init__(workers, start_after=0)
         self.submitted = 0
+        self.filed = 0          # subtasks the workers filed in the store themselves
 
     def ready(self) -> bool:
         cf.wait(self._warming)
         return super().ready()
+
+    def outcome(self, handle):
+        part = super().outcome(handle)
+        self.filed += sum(isinstance(sub, TaskRef) for sub in part.subtasks)
+        return part
 
     def submit(self, task, known, *, limit, max_regions):
         self.submitted += 1
@@ -175,6 +182,7 @@ def test_pool_gives_the_serial_tree(cut, name):
     pool = Pool(2)
     pooled = pc.subdivide(network, box, executor=pool, **opts)
     assert pool.submitted == pooled.stats["tasks"]      # every task ran in a worker
+    assert pool.filed == 0                              # no store: subtasks come back whole
     assert pooled.stats["workers"] == 2 and pooled.stats["executor"] == "processes"
     assert_same_tree(serial, pooled)
     # leaves streamed through a pool: in tree order, chunk after chunk
@@ -300,6 +308,8 @@ def test_store_is_the_same_for_every_executor(cut, tmp_path):
     pool = Pool(2)
     b = pc.count_regions(network, box, executor=pool, store=tmp_path / "b", **opts)
     assert pool.submitted == b.stats["tasks"] >= 10
+    # the workers filed their subtasks in the store (the coordinator got keys, not batches)
+    assert pool.filed > 0
     assert (a.per_layer, a.thin, a.undecided, a.partial) == (b.per_layer, b.thin,
                                                                   b.undecided, False)
     for d in (tmp_path / "a", tmp_path / "b"):

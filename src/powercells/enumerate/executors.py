@@ -78,6 +78,9 @@ class Executor:
     """
 
     name = "executor"
+    #: Whether the workers see this machine's disk (then they file their subtasks in the
+    #: run's store themselves).
+    shares_disk = False
     workers = 0
     start_after = START_AFTER
     min_work = 0.0
@@ -174,7 +177,14 @@ def _warm_worker():
 
 
 def _pool_run(task, known, limit, max_regions):
-    return run_remote(_POOL["ctx"], task, known, limit=limit, max_regions=max_regions)
+    ctx = _POOL["ctx"]
+    part = run_remote(ctx, task, known, limit=limit, max_regions=max_regions)
+    if ctx.task_dir is not None and part.subtasks:
+        # filed here, on the store's machine: the coordinator receives keys, not batches
+        from ..io.store import file_task
+
+        part.subtasks = [file_task(ctx.task_dir, sub) for sub in part.subtasks]
+    return part
 
 
 # ---------------------------------------------------------------------- local processes
@@ -237,6 +247,7 @@ class ProcessExecutor(Executor):
     """
 
     name = "processes"
+    shares_disk = True
 
     def __init__(self, workers: int | None = None, *, start_after: float = START_AFTER,
                  min_work: float = MIN_POOL_WORK):

@@ -12,6 +12,7 @@ running finish or stop, and what was finished is reported (and stays in the stor
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import sys
@@ -176,7 +177,8 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                          or seconds_left(heap, known, out.counts,
                                          time.perf_counter() - budget.start, roots)
                          >= executor.min_work)):
-                executor.start(ctx)
+                executor.start(ctx if store is None or not executor.shares_disk else
+                               dataclasses.replace(ctx, task_dir=str(store.task_dir)))
                 started = True
                 out.workers = executor.workers
             if not started or (not dispatching and not executor.ready()):

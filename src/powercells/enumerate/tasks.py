@@ -79,6 +79,10 @@ class RunContext:
         Identifies the run (a worker keeps one engine per run).
     domain_rows : (H, h) or None
         The domain ``H t <= h`` in engine coordinates, for settling slivers exactly.
+    task_dir : str or None
+        Where a worker on this machine files the subtasks of its parts itself (the run's
+        store), handing back only their keys: the coordinator then never unpickles the
+        batches of the tasks waiting (see :func:`~powercells.io.store.file_task`).
     """
 
     engine: EngineSpec
@@ -96,6 +100,7 @@ class RunContext:
         return len(self.layers)
 
     domain_rows: tuple | None = None
+    task_dir: str | None = None
 
     def make_engine(self):
         """The engine, wrapped to settle its slivers exactly (:mod:`.thin`) when the run

@@ -92,6 +92,15 @@ def run_fields(net, domain, *, engine: str, tolerances, lp) -> dict:
             "lp": lp if lp is None or isinstance(lp, str) else type(lp).__name__}
 
 
+def file_task(directory, task) -> TaskRef:
+    """Write a waiting task into a store's task folder (whole or absent) and return its key
+    (a worker on the store's machine does this for its subtasks)."""
+    data = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
+    _write_atomic(Path(directory) / f"task-{key_name(task.key)}.pickle",
+                  lambda tmp: tmp.write_bytes(data))
+    return TaskRef(task.key, task.depth, task.size)
+
+
 def _write_atomic(path: Path, write) -> None:
     """``write(tmp_path)``, then rename onto ``path`` (whole or absent)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -278,12 +287,18 @@ class Store:
             self._absorb(meta, sink)
 
     # ------------------------------------------------------------------ writing
+    @property
+    def task_dir(self) -> Path:
+        """Where waiting tasks are filed (:func:`file_task`)."""
+        return self.path / _TASKS
+
     def add(self, part) -> None:
-        """File a finished task: its subtasks, then its part, then forget its own file."""
+        """File a finished task: its subtasks (those a worker has not filed itself), then its
+        part, then forget its own file. A subtask file counts only once the part that lists it
+        is filed (:meth:`resume`), so a crash before that leaves a stray file, not a task."""
         for sub in part.subtasks:
-            data = pickle.dumps(sub, protocol=pickle.HIGHEST_PROTOCOL)
-            _write_atomic(self.path / _TASKS / f"task-{key_name(sub.key)}.pickle",
-                          lambda tmp, data=data: tmp.write_bytes(data))
+            if not isinstance(sub, TaskRef):
+                file_task(self.task_dir, sub)
         pa, pq = _pyarrow()
         table = _leaf_table(pa, part, self.manifest["widths"], self.manifest["dim"])
         meta = {"key": list(part.key), "depth": part.depth, "counts": part.counts,
