@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import powercells as pc
+from powercells.testing import near_copies_weights
 
 ACTIVATIONS = ["relu", "abs", "leaky_relu:0.5"]
 
@@ -79,19 +80,7 @@ def near_copies_network(rng, *, maxout=False):
     d = int(rng.integers(2, 6))
     noise = float(rng.choice([1e-10, 1e-9, 1e-8, 1e-7, 1e-6]))
     act = str(rng.choice(ACTIVATIONS))
-    base, offsets = rng.normal(size=(3, d)), rng.normal(scale=0.3, size=3)
-    W, b = [], []
-    for w, o in zip(base, offsets):
-        for _ in range(int(rng.integers(2, 4))):
-            W.append(w + noise * rng.normal(size=d))
-            b.append(o + noise * rng.normal())
-    n1 = len(b)
-    base2, offsets2 = rng.normal(size=(2, n1)), rng.normal(scale=0.3, size=2)
-    W2 = np.vstack([base2[i % 2] + noise * rng.normal(size=n1) for i in range(4)])
-    b2 = np.array([offsets2[i % 2] + noise * rng.normal() for i in range(4)])
-    weights = [(np.array(W), np.array(b)), (W2, b2),
-               (rng.normal(size=(3, 4)), rng.normal(scale=0.3, size=3))]
-    return weights, [act] * 3, d
+    return near_copies_weights(rng, d, noise), [act] * 3, d
 
 
 RECIPES = {"integer": random_network, "near-copies": near_copies_network}

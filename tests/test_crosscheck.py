@@ -20,6 +20,7 @@ from powercells.testing import (
     assert_partitions_equal,
     brute_force_regions,
     leaf_code_set,
+    near_copies_weights,
 )
 
 ACTIVATIONS = ["relu", "leaky_relu:0.1", "leaky_relu:0.5", "abs"]
@@ -147,26 +148,10 @@ def test_dense_and_highs_backends_agree(make):
 
 
 def _near_copies_network(seed, noise, dims=(2, 4), deep=False):
-    """Three units, each with 2-3 near-copies (weights and bias moved by ``noise``): thin
-    slabs and wedges between nearly parallel hyperplanes; then 4 random units, or with
-    ``deep`` 4 units that are near-copies of 2, and 3 random units."""
+    """:func:`powercells.testing.near_copies_weights` over a dimension drawn in ``dims``."""
     r = np.random.default_rng(seed)
     d = int(r.integers(dims[0], dims[1] + 1))
-    base, offsets = r.normal(size=(3, d)), r.normal(scale=0.3, size=3)
-    W, b = [], []
-    for w, o in zip(base, offsets):
-        for _ in range(int(r.integers(2, 4))):
-            W.append(w + noise * r.normal(size=d))
-            b.append(o + noise * r.normal())
-    W, b = np.array(W), np.array(b)
-    if not deep:
-        W2, b2 = r.normal(size=(4, len(b))), r.normal(scale=0.3, size=4)
-        return pc.Network.from_weights([(W, b), (W2, b2)]), d
-    base2, offsets2 = r.normal(size=(2, len(b))), r.normal(scale=0.3, size=2)
-    W2 = np.vstack([base2[i % 2] + noise * r.normal(size=len(b)) for i in range(4)])
-    b2 = np.array([offsets2[i % 2] + noise * r.normal() for i in range(4)])
-    W3, b3 = r.normal(size=(3, 4)), r.normal(scale=0.3, size=3)
-    return pc.Network.from_weights([(W, b), (W2, b2), (W3, b3)]), d
+    return pc.Network.from_weights(near_copies_weights(r, d, noise, deep=deep)), d
 
 
 @pytest.mark.parametrize("lp", ["highs", "dense"])

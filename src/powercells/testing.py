@@ -20,7 +20,7 @@ import numpy as np
 from .domain import as_domain
 
 __all__ = ["BruteForceResult", "assert_partitions_equal", "brute_force_regions", "leaf_code_set",
-           "maso_layer_bound", "serra_bound", "zaslavsky"]
+           "maso_layer_bound", "near_copies_weights", "serra_bound", "zaslavsky"]
 
 
 @dataclass
@@ -255,6 +255,31 @@ def assert_partitions_equal(a, b) -> None:
                              f"{only_a}; only in second: {only_b}")
     if list(a.per_layer) != list(b.per_layer):
         raise AssertionError(f"per-layer counts differ: {a.per_layer} vs {b.per_layer}")
+
+
+# ---------------------------------------------------------------------- hard networks
+def near_copies_weights(rng, d: int, noise: float, *, deep: bool = True) -> list:
+    """The ``(W, b)`` pairs of a network with nearly parallel hyperplanes, which LP solvers
+    decide wrongly (thin slabs and wedges between near-copies of a unit).
+
+    Layer 1: three random units over ``d`` inputs (offsets ``N(0, 0.3^2)``), each with two or
+    three copies moved by ``noise`` (weights and bias). Then, with ``deep``, four units that
+    are near-copies of two, and three random units; without, four random units.
+    """
+    base, offsets = rng.normal(size=(3, d)), rng.normal(scale=0.3, size=3)
+    W, b = [], []
+    for w, o in zip(base, offsets):
+        for _ in range(int(rng.integers(2, 4))):
+            W.append(w + noise * rng.normal(size=d))
+            b.append(o + noise * rng.normal())
+    W, b = np.array(W), np.array(b)
+    n = len(b)
+    if not deep:
+        return [(W, b), (rng.normal(size=(4, n)), rng.normal(scale=0.3, size=4))]
+    base2, offsets2 = rng.normal(size=(2, n)), rng.normal(scale=0.3, size=2)
+    W2 = np.vstack([base2[i % 2] + noise * rng.normal(size=n) for i in range(4)])
+    b2 = np.array([offsets2[i % 2] + noise * rng.normal() for i in range(4)])
+    return [(W, b), (W2, b2), (rng.normal(size=(3, 4)), rng.normal(scale=0.3, size=3))]
 
 
 # ---------------------------------------------------------------------- count bounds

@@ -244,7 +244,7 @@ class _Certificates:
 
     def __init__(self, k: int, reach: float, inherited=None):
         # Certificates of an ancestor stay valid: the node's rows include the ancestor's.
-        self.reach = reach
+        self.reach = reach          # |x|_inf over the node: residuals of proofs are charged on it
         if inherited is None:
             self.V, self.inv = np.empty((0, k)), np.empty((0, k, k))     # lam = inv @ (-c)
             self.GB, self.gB = np.empty((0, k, k)), np.empty((0, k))
@@ -252,15 +252,16 @@ class _Certificates:
             self.V, self.inv, self.GB, self.gB = inherited
 
     def add(self, x: np.ndarray, basis: np.ndarray, G: np.ndarray, g: np.ndarray) -> None:
+        GB = G[basis]
         try:
-            inv = np.linalg.inv(G[basis].T)
+            inv = np.linalg.inv(GB.T)
         except np.linalg.LinAlgError:
             return
         if not np.all(np.isfinite(inv)) or np.abs(inv).max() > 1e8:
             return   # an ill-conditioned basis gives no useful multipliers
         self.V = np.concatenate([self.V, x[None, :]])
         self.inv = np.concatenate([self.inv, inv[None]])
-        self.GB = np.concatenate([self.GB, G[basis][None]])
+        self.GB = np.concatenate([self.GB, GB[None]])
         self.gB = np.concatenate([self.gB, g[basis][None]])
 
     def lower_bound(self, c: np.ndarray) -> float:
@@ -317,7 +318,6 @@ class _LazyContext:
         if self._ctx is None:
             e = self._engine
             self._ctx = e.backend.context(self._node.H, self._node.h, cap=e.cap)
-            self._ctx.reach = _reach(self._node)      # for proofs of emptiness (_empty)
             self._ctx.warm(self._node.center, self._node.radius)
         return self._ctx
 
@@ -618,11 +618,11 @@ class LPEngine:
         kern = self.backend.kernel if isinstance(self.backend, DenseBackend) else None
         used = None
         if kern is not None:                    # compiled: a simple vertex's multipliers
-            got, where = kern.empty_proof(G, g, rows, ball.center, c.reach, within)
+            got, where = kern.empty_proof(G, g, rows, ball.center, self._certs.reach, within)
             if got == kern.PROVEN:
                 used = where
         if used is None and (kern is None or got == kern.ASK_NNLS):
-            used = proof_of_emptiness(G[rows], g[rows], ball.center, c.reach, within)
+            used = proof_of_emptiness(G[rows], g[rows], ball.center, self._certs.reach, within)
         if used is None:
             self.stats.sides_unproven += 1
             return None
