@@ -116,11 +116,12 @@ def setup_of(name):
     return random_network(d, widths, seed=0), pc.Box(-1, 1, dim=d), {"engine": engine, "tol": tol}
 
 
-def assert_same_tree(a, b):
+def assert_same_tree(a, b, same_tasks=True):
     assert not a.partial and not b.partial
     assert a.per_layer == b.per_layer
     assert a.slivers.per_layer(a.depth) == b.slivers.per_layer(b.depth)
-    assert a.stats["tasks"] == b.stats["tasks"]         # the same cut into tasks
+    if same_tasks:
+        assert a.stats["tasks"] == b.stats["tasks"]     # the same cut into tasks
     assert len(a.levels) == len(b.levels)
     for la, lb in zip(a.levels, b.levels):
         np.testing.assert_array_equal(la.code, lb.code)
@@ -193,6 +194,65 @@ def test_pool_gives_the_serial_tree(cut, name):
     np.testing.assert_array_equal(np.vstack([c.codes for c in chunks]), serial.leaf_codes())
     np.testing.assert_array_equal(np.vstack([c.interior_point for c in chunks]),
                                   serial.levels[-1].interior_point)
+
+
+def with_linear_head(network, outputs=(3, 2), seed=1):
+    """``network`` followed by linear layers of ``outputs`` units."""
+    rng = np.random.default_rng(seed)
+    pairs = [(layer.weight, layer.bias) for layer in network.layers]
+    dims = [network.layers[-1].out_dim, *outputs]
+    pairs += [(rng.normal(size=(dims[i + 1], dims[i])), rng.normal(size=dims[i + 1]))
+              for i in range(len(outputs))]
+    return pc.Network.from_weights(pairs, ["relu"] * network.depth + ["identity"] * len(outputs))
+
+
+def test_passing_layers_are_the_trailing_one_piece_layers():
+    relu = random_network(2, [3, 3], seed=0)
+    assert tasks_module.passing_layers(relu.layers) == 0
+    assert tasks_module.passing_layers(with_linear_head(relu).layers) == 2
+    assert tasks_module.passing_layers(with_linear_head(relu, (4,)).layers) == 1
+    # a linear layer between ReLU layers cuts nothing either, but the next layer splits
+    middle = random_network(2, [3, 3, 3], seed=0, activations=["relu", "identity", "relu"])
+    assert tasks_module.passing_layers(middle.layers) == 0
+    # at least one layer is split by: a linear model's one layer
+    linear = pc.Network.from_weights([(np.eye(2), np.zeros(2))], ["identity"])
+    assert tasks_module.passing_layers(linear.layers) == 0
+    assert pc.count_regions(linear, pc.Box(-1, 1, dim=2)).per_layer == [1]
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_trailing_linear_layers_give_the_tree_they_would_split_into(cut, name, monkeypatch):
+    """A count, a tree and leaves of a network ending in linear layers are the same as when
+    the engine splits by these layers (their nodes: the last ReLU layer's cells, code 0),
+    thin regions included, in this process and through a pool."""
+    from powercells.enumerate.thin import ThinSplitter
+
+    kinds = []                                  # the layers the engine split by, by kind
+    split_by = ThinSplitter.split
+    monkeypatch.setattr(ThinSplitter, "split",
+                        lambda self, batch, layer: kinds.append(layer.kind)
+                        or split_by(self, batch, layer))
+    network, box, opts = setup_of(name)
+    network = with_linear_head(network)
+    fast = pc.subdivide(network, box, executor="serial", **opts)
+    assert "relu" in kinds and "identity" not in kinds
+    pooled = pc.subdivide(network, box, executor=Pool(2), **opts)
+    counted = pc.count_regions(network, box, executor="serial", **opts)
+    leaves = []
+    pc.stream_leaves(network, box, leaves.append, executor="serial", **opts)
+    import powercells.enumerate.driver as driver
+
+    monkeypatch.setattr(driver, "passing_layers", lambda layers: 0)
+    split = pc.subdivide(network, box, executor="serial", **opts)
+    assert "identity" in kinds
+    assert split.per_layer[-3] == split.per_layer[-2] == split.per_layer[-1]
+    assert split.levels[-1].thin.any()
+    assert_same_tree(fast, split, same_tasks=False)
+    assert_same_tree(pooled, split, same_tasks=False)
+    assert counted.per_layer == split.per_layer and counted.thin == split.thin
+    np.testing.assert_array_equal(np.vstack([c.codes for c in leaves]), split.leaf_codes())
+    np.testing.assert_array_equal(np.vstack([c.interior_point for c in leaves]),
+                                  split.levels[-1].interior_point)
 
 
 def test_subtasks_are_bounded_by_the_bytes_of_their_maps(cut, monkeypatch):

@@ -31,7 +31,7 @@ from .scale import (
 )
 from .schedule import execute
 from .sinks import CertifyingSink, CountSink, LeafSink, Sink, TreeSink
-from .tasks import RunContext, engine_stats, root_task
+from .tasks import RunContext, engine_stats, passing_layers, root_task
 from .tolerances import Tolerances
 from .tree import Level, SubdivisionTree
 
@@ -143,11 +143,15 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
     check_tolerance_scale(domain, resolved)
     name = spec.name
     work = net if spec.name == "exact" else net.balanced(input_exp=exp)
+    # no split by trailing one-piece layers (a linear output layer): their cells are the layer
+    # before's, which is then the last the engine makes children for; a certificate records
+    # every split, so it gets them all
+    passes = passing_layers(work.layers) if certificate is None else 0
     # counting needs no interior points, only certain region decisions
     setup = EngineSetup(tolerances=engine_tol, cap=2.0 * view.diameter,
                         lp=lp if spec.uses_lp else None, options=options,
                         exact_balls=not isinstance(sink, CountSink),
-                        final_layer=work.layers[-1], dim=domain.dim,
+                        final_layer=work.layers[-1 - passes], dim=domain.dim,
                         outputs_points=mode != "count")
     widths = list(net.widths)
     L = net.depth
@@ -166,7 +170,7 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
     ctx = RunContext(engine=spec, setup=setup, layers=list(work.layers), exp=exp,
                      widths=widths, dim=k, mode=mode,
                      cap=spec.task_cap or tasks_module.DEFAULT_CAP,
-                     token=uuid.uuid4().hex, domain_rows=view.halfspaces())
+                     token=uuid.uuid4().hex, domain_rows=view.halfspaces(), passes=passes)
     eng = ctx.make_engine()
     eng.budget = budget
     if certificate is not None:

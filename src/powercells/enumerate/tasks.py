@@ -29,7 +29,7 @@ from .budget import Budget
 from .engines import EngineSetup, EngineSpec
 from .scale import to_input_units
 
-__all__ = ["MODES", "Part", "RunContext", "Task", "run_task"]
+__all__ = ["MODES", "Part", "RunContext", "Task", "passing_layers", "run_task"]
 
 #: What a run keeps of the nodes: ``count`` (numbers per depth), ``leaves`` (the last layer's
 #: nodes with their full code paths), ``tree`` (every node, with its parent).
@@ -83,6 +83,9 @@ class RunContext:
         Where a worker on this machine files the subtasks of its parts itself (the run's
         store), handing back only their keys: the coordinator then never unpickles the
         batches of the tasks waiting (see :func:`~powercells.io.store.file_task`).
+    passes : int
+        The last ``passes`` layers are not split by (:func:`passing_layers`): a node of depth
+        ``depth - passes`` is one node of each depth after it, with the same cell and code 0.
     """
 
     engine: EngineSpec
@@ -101,6 +104,7 @@ class RunContext:
 
     domain_rows: tuple | None = None
     task_dir: str | None = None
+    passes: int = 0
 
     def make_engine(self):
         """The engine, wrapped to settle its slivers exactly (:mod:`.thin`) when the run
@@ -201,6 +205,22 @@ class Part:
 
 
 
+def passing_layers(layers) -> int:
+    """How many of the last layers cut nothing: layers whose every unit is one affine piece
+    (an identity/linear output layer, a maxout of one piece), after at least one layer.
+
+    Such a layer's code is 0 on every cell and its cells are its input's: each node of the
+    layer before is exactly one node of it. A count need not split by them (ACAS Xu's linear
+    output layer took a third of the whole count of 3_3 over prop_9), and the layer before
+    them is then the last the engine splits by, whose children it need not build."""
+    n = 0
+    for layer in reversed(layers[1:]):
+        if layer.is_switch or layer.max_pieces != 1:
+            break
+        n += 1
+    return n
+
+
 def root_task(batch, *, with_paths: bool = False) -> Task:
     """The task of the whole run: the root node, to be split by every layer (with its empty
     code path when the run keeps leaves' code paths)."""
@@ -297,6 +317,7 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
     """
     t0 = time.perf_counter()
     L, j = ctx.depth, task.depth
+    last = L - ctx.passes                 # the depths after it are counted, not split
     budget = budget or Budget()
     known = known or [0] * L
     splitter.budget = budget
@@ -350,19 +371,28 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
         code = res.code.astype(np.int16, copy=False).reshape(n, -1)
         is_thin = np.zeros(n, dtype=bool) if res.thin is None else res.thin
         thin[depth] += int(is_thin.sum())
+        center, radius = res.center.reshape(n, -1), res.radius.astype(np.float64)
         if keep_tree:
-            levels[depth].add(code, base + res.parent.astype(np.int64, copy=False),
-                              res.center.reshape(n, -1), res.radius.astype(np.float64),
-                              is_thin, res.cells)
+            levels[depth].add(code, base + res.parent.astype(np.int64, copy=False), center,
+                              radius, is_thin, res.cells)
+        counts[depth] += n
+        made += n
+        for d in range(depth + 1, L if depth + 1 == last else depth + 1):
+            # a layer that cuts nothing (passing_layers): the same cells, one node each, code 0
+            zero = np.zeros((n, ctx.widths[d]), dtype=np.int16)
+            if keep_tree:
+                levels[d].add(zero, counts[d - 1] - n + np.arange(n, dtype=np.int64), center,
+                              radius, is_thin, res.cells)
+            code = np.hstack([code, zero])
+            counts[d] += n
+            thin[d] += int(is_thin.sum())
+            made += n
         child_paths = None
         if bpaths is not None:
             child_paths = np.hstack([bpaths[res.parent], code])
-        counts[depth] += n
-        made += n
-        if depth + 1 == L:
+        if depth + 1 in (last, L):
             if keep_leaves:
-                leaves.add(child_paths, res.center.reshape(n, -1),
-                           res.radius.astype(np.float64), is_thin, res.cells)
+                leaves.add(child_paths, center, radius, is_thin, res.cells)
             continue
         size = max(1, splitter.batch_size(ctx.layers[depth + 1]))
         for lo in reversed(range(0, n, size)):
