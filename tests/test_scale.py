@@ -255,6 +255,22 @@ def test_trailing_linear_layers_give_the_tree_they_would_split_into(cut, name, m
                                   split.levels[-1].interior_point)
 
 
+@pytest.mark.parametrize("engine,d", [("interval", 1), ("exact", 2), ("vertex", 3)])
+def test_trailing_linear_layers_in_every_engine(engine, d, monkeypatch):
+    """The counts and leaves of the engines not in RUNS, with and without splitting by the
+    linear layers, in one process."""
+    network = with_linear_head(random_network(d, [6, 5], seed=3), (2, 3))
+    box = pc.Box(-1, 1, dim=d)
+    fast = pc.subdivide(network, box, engine=engine, executor="serial")
+    import powercells.enumerate.driver as driver
+
+    monkeypatch.setattr(driver, "passing_layers", lambda layers: 0)
+    split = pc.subdivide(network, box, engine=engine, executor="serial")
+    assert fast.per_layer[-1] == fast.per_layer[-3] > 1
+    assert_same_tree(fast, split, same_tasks=False)
+    np.testing.assert_array_equal(fast.leaf_codes(), split.leaf_codes())
+
+
 def test_subtasks_are_bounded_by_the_bytes_of_their_maps(cut, monkeypatch):
     """A subtask holds at most ``SUBTASK_BYTES`` of affine maps: wide layers' batches are cut
     into smaller subtasks (a 2-D net of width 512: 341 nodes, not 2,048); the tree is the same
