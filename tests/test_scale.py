@@ -39,11 +39,17 @@ CAP = 50
 #: 64 (planar) cells, the engines' minimum.
 BATCH_BUDGET = 1
 
+#: ``PRECUT_ABOVE`` and ``PRECUT_PIECES`` of the vertex engine here: its root is cut into
+#: up to 42 pieces by the first 6 units of layer 1 (``VertexEngine.precut``), split 16 at a
+#: time and handed on as tasks of pieces like any other.
+PRECUT = (10, 64)
+
 SITECUSTOMIZE = f"""\
 import powercells.enumerate.planar_engine as _planar
 import powercells.enumerate.vertex.engine as _vertex
 _planar._VALUES_BUDGET = {BATCH_BUDGET}
 _vertex._VALUES_BUDGET = {BATCH_BUDGET}
+_vertex.PRECUT_ABOVE, _vertex.PRECUT_PIECES = {PRECUT}
 """
 
 #: (engine, input dimension, widths, region tolerance): small runs with thin regions at every layer.
@@ -64,6 +70,8 @@ def cut(monkeypatch, tmp_path_factory):
     monkeypatch.setattr(tasks_module, "DEFAULT_CAP", CAP)
     monkeypatch.setattr(vertex_engine, "_VALUES_BUDGET", BATCH_BUDGET)
     monkeypatch.setattr(planar_engine, "_VALUES_BUDGET", BATCH_BUDGET)
+    monkeypatch.setattr(vertex_engine, "PRECUT_ABOVE", PRECUT[0])
+    monkeypatch.setattr(vertex_engine, "PRECUT_PIECES", PRECUT[1])
 
 
 class Pool(ProcessExecutor):
@@ -269,6 +277,70 @@ def test_trailing_linear_layers_in_every_engine(engine, d, monkeypatch):
     assert fast.per_layer[-1] == fast.per_layer[-3] > 1
     assert_same_tree(fast, split, same_tasks=False)
     np.testing.assert_array_equal(fast.leaf_codes(), split.leaf_codes())
+
+
+def test_a_precut_root_gives_the_tree_of_its_whole_split(cut, monkeypatch):
+    """The vertex engine's root cut into pieces by the first units of layer 1, the pieces
+    handed on as tasks (here and through a pool), makes the tree a whole split makes: the same
+    nodes in the same order, thin regions and slivers included."""
+    network, box, opts = setup_of("vertex")
+    handed = []
+    hand_on = tasks_module._hand_on
+
+    def spy(*args):
+        subtasks = hand_on(*args)
+        handed.extend(t for t in subtasks if t.pieces)
+        return subtasks
+
+    monkeypatch.setattr(tasks_module, "_hand_on", spy)
+    serial = pc.subdivide(network, box, executor="serial", **opts)
+    assert serial.stats["precuts"] == 1 and handed      # pieces went on as tasks
+    pooled = pc.subdivide(network, box, executor=Pool(2), **opts)
+    assert_same_tree(serial, pooled)
+    chunks = []
+    pc.stream_leaves(network, box, chunks.append, executor=Pool(2), **opts)
+    monkeypatch.setattr(vertex_engine, "PRECUT_ABOVE", 10**9)
+    whole = pc.subdivide(network, box, executor="serial", **opts)
+    assert whole.stats["precuts"] == 0
+    assert serial.per_layer == whole.per_layer and serial.thin == whole.thin
+    assert serial.levels[-1].thin.any()
+    assert serial.slivers.per_layer(3) == whole.slivers.per_layer(3)
+    for a, b in zip(serial.levels, whole.levels):
+        np.testing.assert_array_equal(a.code, b.code)
+        np.testing.assert_array_equal(a.parent, b.parent)
+        np.testing.assert_array_equal(a.thin, b.thin)
+        np.testing.assert_allclose(a.inradius, b.inradius, rtol=1e-9, atol=1e-12)
+    # every interior point lies in its node's cell: the forward pass gives its code path
+    paths = serial.leaf_codes()
+    np.testing.assert_array_equal(np.vstack([c.codes for c in chunks]), paths)
+    forward = np.hstack(network.codes(serial.levels[-1].interior_point))
+    np.testing.assert_array_equal(forward, paths)
+
+
+def test_precut_needs_a_wide_layer_and_a_clean_cut():
+    from powercells.enumerate.vertex.engine import arrangement_bound, precut_units
+
+    assert arrangement_bound(50, 5) == 2_369_936 and arrangement_bound(3, 5) == 8
+    wide = random_network(5, [50], seed=0).layers[0]
+    assert precut_units(wide, 5) == 11                  # 1,024 pieces at most
+    assert precut_units(random_network(4, [16], seed=0).layers[0], 4) is None
+    maxout = random_network(5, [50], seed=0, activations=["maxout:2"]).layers[0]
+    assert precut_units(maxout, 5) is None
+
+
+def test_a_root_whose_first_units_leave_a_sliver_is_split_whole(cut):
+    """Units 0 and 1 of layer 1 nearly coincide: the pieces of the first units include a
+    sliver, and the root is split whole (its thin regions settled exactly as always)."""
+    rng = np.random.default_rng(5)
+    W1, b1 = rng.normal(size=(12, 3)), rng.normal(size=12) * 0.3
+    W1[1], b1[1] = W1[0] + 1e-13, b1[0]
+    network = pc.Network.from_weights([(W1, b1), (rng.normal(size=(8, 12)), rng.normal(size=8))],
+                                      ["relu", "relu"])
+    box = pc.Box(-1, 1, dim=3)
+    cut_tried = pc.subdivide(network, box, engine="vertex", executor="serial")
+    assert cut_tried.stats["precuts"] == 0
+    exact = pc.count_regions(network, box, engine="exact")
+    assert cut_tried.per_layer == exact.per_layer
 
 
 def test_subtasks_are_bounded_by_the_bytes_of_their_maps(cut, monkeypatch):

@@ -53,6 +53,11 @@ SUBTASK_NODES = 2048
 SUBTASK_BYTES = 4 << 20
 
 
+#: ... and of at most this many pieces of a node (a piece holds hundreds of the node's
+#: children): the pieces of a precut root go to several workers at once.
+SUBTASK_PIECES = 16
+
+
 @dataclass
 class RunContext:
     """What every task of one run shares (shipped once to each worker).
@@ -138,6 +143,9 @@ class Task:
         that part (the root's part is ``()``).
     paths : ndarray of int16 or None
         The nodes' code paths, ``(n, widths[0] + ... + widths[depth-1])`` (``leaves`` mode).
+    pieces : bool
+        The batches hold pieces of one node, the origin's row (an engine's ``precut``):
+        splitting them makes that node's children.
     """
 
     key: tuple
@@ -145,6 +153,7 @@ class Task:
     batches: list
     origin: tuple
     paths: np.ndarray | None = None
+    pieces: bool = False
 
     @property
     def size(self) -> int:
@@ -333,25 +342,39 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
     sliver_rows = []
     levels = [_Chunks() for _ in range(L)]
     leaves = _Chunks()
-    # stack entries: (batch, depth, first row of the batch at its depth, code paths or None);
-    # rows of the task's own depth are the origin's, deeper rows the part's own
+    # stack entries: (batch, depth, first row of the batch at its depth, code paths or None,
+    # pieces); rows of the task's own depth are the origin's, deeper rows the part's own; the
+    # pieces of one node (precut) all have that node's row
     stack = []
     row = 0
     paths = task.paths
     for batch in task.batches:
         n = len(batch)
-        stack.append((batch, j, row, None if paths is None else paths[row:row + n]))
-        row += n
+        stack.append((batch, j, row, None if paths is None else paths[row:row + n],
+                      task.pieces))
+        if not task.pieces:
+            row += n
     stack.reverse()
+    precut = getattr(splitter, "precut", None)
     made = 0
     stopped = None
     while stack:
         if made >= ctx.cap:
             break
-        batch, depth, base, bpaths = stack[-1]
+        batch, depth, base, bpaths, pieces = stack[-1]
         # max_regions counts the nodes of the depth being made (DESIGN §3)
         budget.found = known[depth] + counts[depth]
         try:
+            if depth == 0 and not pieces and precut is not None:
+                # the root by a wide first layer: its pieces, a few at a time
+                cut = precut(batch, ctx.layers[0])
+                if cut is not None:
+                    # one piece at a time: a piece holds hundreds of the root's children
+                    stack.pop()
+                    _push(stack, splitter, cut, depth, base,
+                          None if bpaths is None else np.repeat(bpaths, len(cut), axis=0),
+                          1, pieces=True)
+                    continue
             res: Split = splitter.split(batch, ctx.layers[depth])
             budget.found += len(res.parent)
             budget.poll()
@@ -366,15 +389,16 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
         sl = res.slivers
         slivers[depth] += len(sl)
         for i in range(len(sl)):
-            sliver_rows.append((depth + 1, depth, base + int(sl.parent[i]), sl.code[i],
-                                sl.center[i], float(sl.radius[i])))
+            sliver_rows.append((depth + 1, depth, base + (0 if pieces else int(sl.parent[i])),
+                                sl.code[i], sl.center[i], float(sl.radius[i])))
         code = res.code.astype(np.int16, copy=False).reshape(n, -1)
         is_thin = np.zeros(n, dtype=bool) if res.thin is None else res.thin
         thin[depth] += int(is_thin.sum())
         center, radius = res.center.reshape(n, -1), res.radius.astype(np.float64)
         if keep_tree:
-            levels[depth].add(code, base + res.parent.astype(np.int64, copy=False), center,
-                              radius, is_thin, res.cells)
+            parent_rows = np.full(n, base, dtype=np.int64) if pieces else (
+                base + res.parent.astype(np.int64, copy=False))
+            levels[depth].add(code, parent_rows, center, radius, is_thin, res.cells)
         counts[depth] += n
         made += n
         for d in range(depth + 1, L if depth + 1 == last else depth + 1):
@@ -394,11 +418,8 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
             if keep_leaves:
                 leaves.add(child_paths, center, radius, is_thin, res.cells)
             continue
-        size = max(1, splitter.batch_size(ctx.layers[depth + 1]))
-        for lo in reversed(range(0, n, size)):
-            hi = min(lo + size, n)
-            stack.append((splitter.take(res.children, lo, hi), depth + 1, first + lo,
-                          None if child_paths is None else child_paths[lo:hi]))
+        _push(stack, splitter, res.children, depth + 1, first, child_paths,
+              max(1, splitter.batch_size(ctx.layers[depth + 1])))
     key = task.key + (0,)
     subtasks = _hand_on(task, key, stack[::-1], ctx, splitter)
     stats_after = engine_stats(splitter)
@@ -412,6 +433,16 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
     if keep_leaves:
         part.leaves = leaves.arrays(kind)
     return part
+
+
+def _push(stack, splitter, batch, depth, first, paths, size, pieces=False) -> None:
+    """A batch onto the stack, cut into batches of ``size`` (the first on top); rows from
+    ``first`` on, or all ``first`` (the pieces of the node of that row)."""
+    n = len(batch)
+    for lo in reversed(range(0, n, size)):
+        hi = min(lo + size, n)
+        stack.append((splitter.take(batch, lo, hi), depth, first if pieces else first + lo,
+                      None if paths is None else paths[lo:hi], pieces))
 
 
 def subtask_nodes(ctx: RunContext, depth: int) -> int:
@@ -429,20 +460,20 @@ def _hand_on(task: Task, key: tuple, pending: list, ctx: RunContext, splitter) -
     subtasks = []
     i = 0
     while i < len(pending):
-        depth = pending[i][1]
+        depth, pieces = pending[i][1], pending[i][4]
         k = i
-        while k < len(pending) and pending[k][1] == depth:
+        while k < len(pending) and pending[k][1] == depth and pending[k][4] == pieces:
             k += 1
-        limit = subtask_nodes(ctx, depth)
+        limit = SUBTASK_PIECES if pieces else subtask_nodes(ctx, depth)
         run = []
-        for batch, d, row, paths in pending[i:k]:
+        for batch, d, row, paths, _ in pending[i:k]:
             n = len(batch)
             if n <= limit:
                 run.append((batch, d, row, paths))
                 continue
             for lo in range(0, n, limit):
                 hi = min(lo + limit, n)
-                run.append((splitter.take(batch, lo, hi), d, row + lo,
+                run.append((splitter.take(batch, lo, hi), d, row if pieces else row + lo,
                             None if paths is None else paths[lo:hi]))
         groups, group, size = [], [], 0
         for entry in run:
@@ -462,6 +493,7 @@ def _hand_on(task: Task, key: tuple, pending: list, ctx: RunContext, splitter) -
             if group[0][3] is not None:
                 paths = np.concatenate([g[3] for g in group])
             subtasks.append(Task(key=task.key + (len(subtasks) + 1,), depth=depth,
-                                 batches=[g[0] for g in group], origin=origin, paths=paths))
+                                 batches=[g[0] for g in group], origin=origin, paths=paths,
+                                 pieces=pieces))
         i = k
     return subtasks

@@ -148,6 +148,14 @@ class ThinSplitter:
                if batch.engine is not None and e_hi > e_lo else None)
         return Mixed(eng, batch.thin[t_lo:t_hi], mask[lo:hi])
 
+    def precut(self, batch, layer):
+        """The engine's pieces of a cell (see :meth:`VertexEngine.precut
+        <powercells.enumerate.vertex.VertexEngine.precut>`), or None: never of thin cells."""
+        inner = getattr(self.engine, "precut", None)
+        if inner is None or isinstance(batch, Mixed):
+            return None
+        return inner(batch, layer)
+
     def split(self, batch, layer) -> Split:
         depth = self.depth_of[id(layer)]
         if not isinstance(batch, Mixed):
