@@ -39,8 +39,8 @@ CAP = 50
 #: 64 (planar) cells, the engines' minimum.
 BATCH_BUDGET = 1
 
-#: ``PRECUT_ABOVE`` and ``PRECUT_PIECES`` of the vertex engine here: its root is cut into
-#: up to 42 pieces by the first 6 units of layer 1 (``VertexEngine.precut``), split 16 at a
+#: ``PRECUT_ABOVE`` and ``PRECUT_PIECES`` of the vertex engine here: a 3-D root is cut into
+#: up to 64 pieces by the first 7 units of layer 1 (``VertexEngine.precut``), split one at a
 #: time and handed on as tasks of pieces like any other.
 PRECUT = (10, 64)
 
@@ -388,6 +388,9 @@ def test_work_left_is_priced_by_the_branching_so_far():
     # nothing made yet, or a depth with no node split: nothing to go on
     assert seconds_left(heap, [10, 100], [0, 0], 1.1) == np.inf
     assert seconds_left([((1,), 0, TaskRef((1,), 1, 10))], [10, 100], [10, 100], 1.1) == np.inf
+    # a resumed store's task (size unknown), pieces of the root (not split yet): the same
+    for entry in (TaskRef((3,), None, None), TaskRef((3,), 0, 16, pieces=True)):
+        assert seconds_left(heap + [((3,), 3, entry)], [10, 100], [10, 100], 1.1) == np.inf
 
 
 @pytest.mark.parametrize("left, started", [(0.5, False), (10.0, True)])

@@ -115,7 +115,7 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
     seq = 0
     for task in tasks:
         if store is not None and task.key and not isinstance(task, TaskRef):
-            task = TaskRef(task.key, task.depth, task.size)
+            task = TaskRef.of(task)
         heapq.heappush(heap, (task.key, seq, task))
         seq += 1
     roots = sum(t.size for t in tasks if t.depth == 0) or 1
@@ -150,10 +150,10 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
         for sub in part.subtasks:
             # a task waiting in a store is read back when it runs: the coordinator's memory
             # holds keys, not the (large) batches of every task waiting
-            entry = TaskRef(sub.key, sub.depth, sub.size) if store is not None else sub
+            entry = TaskRef.of(sub) if store is not None else sub
             heapq.heappush(heap, (sub.key, seq, entry))
             seq += 1
-        part.subtasks = [TaskRef(sub.key, sub.depth, sub.size) for sub in part.subtasks]
+        part.subtasks = [TaskRef.of(sub) for sub in part.subtasks]
         heapq.heappush(ready, (part.key, seq, part))
         seq += 1
         deliver()
@@ -215,7 +215,7 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                                 f"task {t.key} ({t.size} nodes of depth {t.depth}) was running "
                                 f"each of the {n} times a worker died ({exc}); no count is "
                                 "reported") from None
-                        heapq.heappush(heap, (t.key, seq, TaskRef(t.key, t.depth, t.size)
+                        heapq.heappush(heap, (t.key, seq, TaskRef.of(t)
                                               if store is not None else t))
                         seq += 1
                     break
@@ -237,7 +237,9 @@ def seconds_left(heap, known, made_now, elapsed: float, roots: int = 1) -> float
     """An estimate of the seconds this process would still need for the tasks waiting in
     ``heap``, from the run so far: the branching of each depth (nodes made per node split)
     gives the expected subtree below a waiting node, and the seconds per node made so far
-    price it. ``inf`` while some depth has no node split yet (nothing to go on).
+    price it. ``inf`` while some depth has no node split yet, or some waiting task is of an
+    unknown size (a resumed store's) or holds pieces of a node (not split yet): nothing to go
+    on.
 
     Parameters
     ----------
@@ -257,6 +259,8 @@ def seconds_left(heap, known, made_now, elapsed: float, roots: int = 1) -> float
     pending = [0] * (L + 1)
     for entry in heap:
         task = entry[2]
+        if task.depth is None or getattr(task, "pieces", False):
+            return math.inf
         pending[task.depth] += task.size
     made = [roots] + list(known)
     below = 0.0                     # expected nodes made under one node of depth j + 1
@@ -271,12 +275,19 @@ def seconds_left(heap, known, made_now, elapsed: float, roots: int = 1) -> float
 
 
 class TaskRef:
-    """A task waiting in a store, by key (read back by :func:`_loaded` when it runs)."""
+    """A task waiting in a store, by key (read back by :func:`_loaded` when it runs); depth
+    and size None when unknown (a resumed store's), ``pieces`` as :attr:`Task.pieces
+    <powercells.enumerate.tasks.Task.pieces>`."""
 
-    __slots__ = ("key", "depth", "size")
+    __slots__ = ("key", "depth", "size", "pieces")
 
-    def __init__(self, key, depth, size):
-        self.key, self.depth, self.size = key, depth, size
+    def __init__(self, key, depth, size, pieces=False):
+        self.key, self.depth, self.size, self.pieces = key, depth, size, pieces
+
+    @classmethod
+    def of(cls, task) -> TaskRef:
+        """The reference to a task (or a copy of a reference)."""
+        return cls(task.key, task.depth, task.size, getattr(task, "pieces", False))
 
 
 def _loaded(entry, store):

@@ -98,7 +98,7 @@ def file_task(directory, task) -> TaskRef:
     data = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
     _write_atomic(Path(directory) / f"task-{key_name(task.key)}.pickle",
                   lambda tmp: tmp.write_bytes(data))
-    return TaskRef(task.key, task.depth, task.size)
+    return TaskRef.of(task)
 
 
 def _write_atomic(path: Path, write) -> None:
