@@ -317,7 +317,7 @@ def test_a_precut_root_gives_the_tree_of_its_whole_split(cut, monkeypatch):
     np.testing.assert_array_equal(forward, paths)
 
 
-def test_precut_needs_a_wide_layer_and_a_clean_cut():
+def test_precut_needs_a_wide_switch_layer():
     from powercells.enumerate.vertex.engine import arrangement_bound, precut_units
 
     assert arrangement_bound(50, 5) == 2_369_936 and arrangement_bound(3, 5) == 8

@@ -366,10 +366,10 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
         budget.found = known[depth] + counts[depth]
         try:
             if depth == 0 and not pieces and precut is not None:
-                # the root by a wide first layer: its pieces, a few at a time
+                # the root by a wide first layer: its pieces, one at a time (a piece holds
+                # hundreds of the root's children)
                 cut = precut(batch, ctx.layers[0])
                 if cut is not None:
-                    # one piece at a time: a piece holds hundreds of the root's children
                     stack.pop()
                     _push(stack, splitter, cut, depth, base,
                           None if bpaths is None else np.repeat(bpaths, len(cut), axis=0),
@@ -394,14 +394,14 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
         code = res.code.astype(np.int16, copy=False).reshape(n, -1)
         is_thin = np.zeros(n, dtype=bool) if res.thin is None else res.thin
         thin[depth] += int(is_thin.sum())
-        center, radius = res.center.reshape(n, -1), res.radius.astype(np.float64)
+        center, radius = res.center.reshape(n, -1), res.radius.astype(np.float64, copy=False)
         if keep_tree:
             parent_rows = np.full(n, base, dtype=np.int64) if pieces else (
                 base + res.parent.astype(np.int64, copy=False))
             levels[depth].add(code, parent_rows, center, radius, is_thin, res.cells)
         counts[depth] += n
         made += n
-        for d in range(depth + 1, L if depth + 1 == last else depth + 1):
+        for d in (range(last, L) if depth + 1 == last else ()):
             # a layer that cuts nothing (passing_layers): the same cells, one node each, code 0
             zero = np.zeros((n, ctx.widths[d]), dtype=np.int16)
             if keep_tree:

@@ -237,15 +237,20 @@ class VertexEngine:
         self.stats["cells_split"] += len(cells)
         if not layer.is_switch:
             return self._split_pieces(cells, layer)
+        return self._switched(cells, layer)
+
+    def _switched(self, cells: VertexCells, layer: Layer, keep: bool = False) -> Split:
+        """:meth:`_split_switch`, with the compiled splitter's switch told (see
+        :class:`~powercells.enumerate.kernels.KernelSwitch`)."""
         started = self._switch.start()
         try:
-            return self._split_switch(cells, layer)
+            return self._split_switch(cells, layer, keep)
         finally:
             self._switch.done(started)
 
     def precut(self, cells: VertexCells, layer: Layer) -> VertexCells | None:
         """One cell cut by the first units of a wide ReLU-type layer, into pieces that the
-        layer's split then takes a few at a time, or None (nothing to gain, or a piece in
+        layer's split then takes one at a time, or None (nothing to gain, or a piece in
         doubt: then the cell is split whole, as always).
 
         A layer of K units can cut a k-dimensional cell into up to ``sum_{i<=k} C(K, i)``
@@ -262,11 +267,7 @@ class VertexEngine:
         if p is None or cells.fixed is not None:
             return None
         sub = Layer.dense(layer.switch_W[:p], layer.switch_b[:p], "relu", name=layer.name)
-        started = self._switch.start()
-        try:
-            res = self._split_switch(cells, sub, keep=True)
-        finally:
-            self._switch.done(started)
+        res = self._switched(cells, sub, keep=True)
         if len(res.slivers) or res.doubts is not None or len(res.parent) < 2:
             return None
         m = len(res.parent)
