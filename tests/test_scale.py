@@ -538,6 +538,24 @@ def test_a_store_refuses_another_run(cut, tmp_path):
     assert table(partial).equals(table(complete))
 
 
+def test_a_store_of_another_format_version_is_refused(cut, tmp_path):
+    network, box, opts = setup_of("vertex")
+    store = tmp_path / "store"
+    pc.count_regions(network, box, executor="serial", store=store, max_regions=300, **opts)
+    assert read_store(store).count_rows() > 0
+    manifest = json.loads((store / "manifest.json").read_text())
+    manifest["format_version"] = manifest["format_version"] + 1     # a later powercells's
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    before = snapshot(store)
+    for reader in (lambda: pc.count_regions(network, box, executor="serial", store=store,
+                                            **opts),
+                   lambda: read_store(store), lambda: store_summary(store)):
+        with pytest.raises(pc.PowercellsError, match="store format version 2") as info:
+            reader()
+        assert "reads version 1 only" in str(info.value) and str(store) in str(info.value)
+    assert snapshot(store) == before
+
+
 def test_a_lost_worker_loses_no_region(cut, tmp_path):
     network, box, opts = setup_of("lp")
     serial = pc.subdivide(network, box, executor="serial", **opts)

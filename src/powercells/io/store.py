@@ -170,12 +170,7 @@ class Store:
         for stale in list((p / _PARTS).glob(".*.tmp-*")) + list((p / _TASKS).glob(".*.tmp-*")):
             stale.unlink()              # a killed run's unfinished file
         if (p / "manifest.json").exists():
-            try:
-                self.manifest = json.loads((p / "manifest.json").read_text())
-            except (OSError, ValueError) as exc:
-                raise OutputError(f"{p}/manifest.json: unreadable ({exc})") from None
-            if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
-                raise OutputError(f"{p}/manifest.json: not a powercells store manifest")
+            self.manifest = read_manifest(p, OutputError)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -373,8 +368,7 @@ def _part_meta(file) -> dict:
 
 def _parts_in_order(directory) -> list:
     directory = Path(directory)
-    if not (directory / "manifest.json").is_file():
-        raise PowercellsError(f"{directory}: no manifest.json; not a powercells store")
+    read_manifest(directory)
     files = {tuple(_part_meta(f)["key"]): f for f in (directory / _PARTS).glob("part-*.parquet")}
     return [str(files[k]) for k in sorted(files)]
 
@@ -410,9 +404,32 @@ def read_store(directory, *, as_pandas: bool = False):
 
 def store_summary(directory) -> dict:
     """A store's manifest: the run's fields, whether it is complete, and its totals."""
-    path = Path(directory) / "manifest.json"
+    return read_manifest(Path(directory))
+
+
+def read_manifest(directory: Path, error=PowercellsError) -> dict:
+    """A store's manifest, checked to be one this version reads.
+
+    Raises
+    ------
+    error (PowercellsError by default)
+        If the folder has no readable manifest, the manifest is not a powercells store's, or
+        its store format is one this version does not read (a store written by a newer
+        powercells: its parts or tasks may be laid out otherwise, and reading them as this
+        version's would miscount).
+    """
+    path = directory / "manifest.json"
+    if not path.is_file():
+        raise error(f"{directory}: no manifest.json; not a powercells store")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise PowercellsError(f"{path}: not a store manifest ({exc})") from None
+        raise error(f"{path}: unreadable ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise error(f"{path}: not a powercells store manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise error(f"{path}: store format version {version!r}, written by powercells "
+                    f"{manifest.get('version', '(unknown)')}; this powercells reads version "
+                    f"{FORMAT_VERSION} only: use the version that wrote it, or a new folder")
     return manifest
