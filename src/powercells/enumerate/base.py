@@ -78,6 +78,10 @@ class SplitDoubts:
         is not 0 (:meth:`~powercells.enumerate.pullback.Hyperplanes.cancelled`). If one is not
         exactly constant, or its exact sign is not the engine's code, the engine's children of
         the cell are wrong as a whole and are replaced by exact ones.
+    uncertified : ndarray of bool, shape (m,), or None
+        The certified mode: cells where a decision was beyond the float filter's proof
+        (:mod:`~powercells.enumerate.vertex.filtered`); their exact children replace the
+        engine's.
     """
 
     parent: np.ndarray
@@ -86,6 +90,7 @@ class SplitDoubts:
     touched: np.ndarray
     points: list | None = None
     cancelled: np.ndarray | None = None
+    uncertified: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.parent)
@@ -141,6 +146,36 @@ def split_doubts(code: np.ndarray, crossing: np.ndarray, near: np.ndarray,
     return SplitDoubts(parent=flagged.astype(np.int64), code=code,
                        near=near[flagged] & ~crossing[flagged], touched=touched[flagged],
                        cancelled=None if cancelled is None else cancelled[flagged])
+
+
+def with_uncertified(doubts: SplitDoubts | None, cells: np.ndarray,
+                     code: np.ndarray) -> SplitDoubts:
+    """``doubts`` with the cells ``cells`` (sorted indices of the split batch, whose codes
+    are ``code[cells]``) marked uncertified, added where they are not in doubt already."""
+    if doubts is None:
+        K = code.shape[1]
+        doubts = SplitDoubts(parent=np.empty(0, dtype=np.int64),
+                             code=np.empty((0, K), dtype=np.int16),
+                             near=np.zeros((0, K), dtype=bool), touched=np.zeros(0, dtype=bool))
+    old = np.isin(cells, doubts.parent)
+    add = cells[~old]
+    n_add = len(add)
+    parent = np.concatenate([doubts.parent, add.astype(np.int64)])
+    order = np.argsort(parent, kind="stable")
+    flag = np.concatenate([np.zeros(len(doubts), dtype=bool) if doubts.uncertified is None
+                           else doubts.uncertified, np.ones(n_add, dtype=bool)])
+    flag[np.flatnonzero(np.isin(doubts.parent, cells))] = True
+    cancelled = (None if doubts.cancelled is None else
+                 np.concatenate([doubts.cancelled,
+                                 np.zeros((n_add, doubts.cancelled.shape[1]), dtype=bool)]))
+    return SplitDoubts(
+        parent=parent[order],
+        code=np.concatenate([doubts.code, code[add].astype(np.int16)])[order],
+        near=np.concatenate([doubts.near,
+                             np.zeros((n_add, doubts.near.shape[1]), dtype=bool)])[order],
+        touched=np.concatenate([doubts.touched, np.zeros(n_add, dtype=bool)])[order],
+        points=None, cancelled=None if cancelled is None else cancelled[order],
+        uncertified=flag[order])
 
 
 def with_vertices(doubts: SplitDoubts | None, pcell: np.ndarray, piece_vertices,

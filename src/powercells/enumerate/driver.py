@@ -117,7 +117,7 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
         raise OptionError("a certificate is written by the certified mode: give certify=True "
                           "(CLI: --certify)")
     if certify:
-        engine = _certified_engine(engine, lp, domain)
+        engine = _certified_engine(engine, lp, domain, network, certificate)
     spec = choose_engine(engine, domain.dim, lp_given=lp is not None, options=options)
     budget = Budget(max_regions, time_limit)
     if certificate is not None:
@@ -141,7 +141,8 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
     engine_tol = tolerances.scaled(exp).resolve(view.diameter)
     resolved = engine_tol.scaled(-exp)
     check_tolerance_scale(domain, resolved)
-    name = spec.name
+    # the name runs and stores report: the certified mode's float filter is another run
+    name = f"{spec.name} (certified)" if certify and spec.name != "exact" else spec.name
     work = net if spec.name == "exact" else net.balanced(input_exp=exp)
     # no split by trailing one-piece layers (a linear output layer): their cells are the layer
     # before's, which is then the last the engine makes children for; a certificate records
@@ -152,7 +153,8 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
                         lp=lp if spec.uses_lp else None, options=options,
                         exact_balls=not isinstance(sink, CountSink),
                         final_layer=work.layers[-1 - passes], dim=domain.dim,
-                        outputs_points=mode != "count")
+                        outputs_points=mode != "count",
+                        certified=certify and spec.name != "exact")
     widths = list(net.widths)
     L = net.depth
     k = domain.dim
@@ -216,13 +218,21 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
 
 
 
-def _certified_engine(engine, lp, domain) -> str:
-    """The engine of the certified mode (the exact engine), or why not."""
-    from ..domain import Slice
+def _certified_engine(engine, lp, domain, network, certificate) -> str:
+    """The engine of the certified mode, or why none can certify.
 
-    if engine not in ("auto", "exact"):
+    The vertex engine with its float filter (:mod:`.vertex.filtered`: every decision proven by
+    a rigorous error bound, the cells it cannot prove settled exactly) where it applies: a
+    domain of 2 to 8 dimensions under ``auto`` (up to 12 when asked for), every layer but
+    trailing linear ones ReLU-type, no certificate to write. The exact engine (every decision
+    in rational arithmetic) otherwise."""
+    from ..domain import Slice
+    from .tasks import passing_layers
+
+    if engine not in ("auto", "exact", "vertex"):
         raise OptionError(f"certify=True runs the exact engine (every decision in rational "
-                          f"arithmetic); engine={engine!r} cannot certify its decisions")
+                          f"arithmetic) or the vertex engine with a certified float filter; "
+                          f"engine={engine!r} cannot certify its decisions")
     if lp is not None:
         raise OptionError("certify=True solves its LPs in exact arithmetic; do not give an lp "
                           "backend")
@@ -230,7 +240,20 @@ def _certified_engine(engine, lp, domain) -> str:
         raise OptionError("certify=True needs a box or polytope of the input space: a slice "
                           "is folded into the first layer in floating point, which is not "
                           "the network as stored")
-    return "exact"
+    layers = network.layers
+    cutting = layers[:len(layers) - passing_layers(layers)]
+    filtered = (certificate is None and all(layer.is_switch for layer in cutting)
+                and 2 <= domain.dim <= (CERTIFIED_VERTEX_MAX_DIM if engine == "auto" else 12))
+    if engine == "vertex" and not filtered:
+        raise OptionError("certify=True with engine='vertex' needs ReLU-type layers (a linear "
+                          "output layer may follow), a domain of 2 to 12 dimensions and no "
+                          "certificate; engine='auto' takes the exact engine otherwise")
+    return "vertex" if filtered and engine != "exact" else "exact"
+
+
+#: Highest dimension for which ``certify=True`` under ``engine="auto"`` takes the vertex engine
+#: with its certified filter (a box has 2^d vertices; the exact engine above it).
+CERTIFIED_VERTEX_MAX_DIM = 8
 
 
 def _check_tiling(counts, slivers, tol: Tolerances) -> None:
@@ -335,7 +358,8 @@ def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=
     net, domain, widths, slivers, partial, seconds, stats, resolved, name = _run(
         network, domain, engine=engine, sink=sink, mode="tree", **options)
     rerun = _rerun_options(options, seconds)
-    if _imprecise(name, stats, engine, rerun=rerun is not None and not partial):
+    if not certify and _imprecise(name, stats, engine,
+                                  rerun=rerun is not None and not partial):
         sink = TreeSink()
         net, domain, widths, slivers, partial, more, stats, resolved, name = _run(
             network, domain, engine="lp", sink=sink, mode="tree", **rerun)
@@ -466,8 +490,10 @@ def _counted(sink, network, domain, store=None, store_leaves=True, **options) ->
     # a count can be redone; leaves already handed to the caller cannot
     rerun = _rerun_options(options, seconds)
     restartable = isinstance(sink, CountSink) or getattr(sink, "restartable", False)
-    if _imprecise(name, stats, options["engine"], rerun=restartable and store is None
-                  and rerun is not None and not partial):
+    # the certified mode's filter redoes exactly whatever fragile vertices touched
+    if not options.get("certify") and _imprecise(
+            name, stats, options["engine"],
+            rerun=restartable and store is None and rerun is not None and not partial):
         sink = sink.fresh() if hasattr(sink, "fresh") else CountSink()
         _, _, _, slivers, partial, more, stats, _, name = _run(
             network, domain, sink=sink, mode="leaves" if isinstance(sink, LeafSink) else "count",

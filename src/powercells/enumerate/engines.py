@@ -153,6 +153,9 @@ class EngineSetup:
         The domain's dimension (0: known only from :meth:`Engine.root`). Engines in worker
         processes never see the root, so whatever depends on the dimension (batch sizes)
         comes from here.
+    certified : bool
+        The certified mode on a float engine: every decision proven by a rigorous float
+        filter or settled exactly (the vertex engine, :mod:`.vertex.filtered`).
     """
 
     tolerances: Tolerances
@@ -163,6 +166,7 @@ class EngineSetup:
     final_layer: Layer | None = None
     dim: int = 0
     outputs_points: bool = True
+    certified: bool = False
 
 
 class Engine(Protocol):

@@ -258,6 +258,11 @@ class ThinSplitter:
         )
 
         self.counts["doubts"] += 1
+        if doubts.uncertified is not None and doubts.uncertified[j]:
+            # the certified mode's filter could not prove the engine's split: it is redone
+            self.counts["cells_replaced"] += 1
+            free = np.full(len(doubts.code[j]), -1, dtype=np.int16)
+            return split_exact(parent, layer, fixed=free, hint=hint, depth=depth), True
         cancelled = (np.empty(0, dtype=np.intp) if doubts.cancelled is None
                      else np.flatnonzero(doubts.cancelled[j]))
         if cancelled.size:

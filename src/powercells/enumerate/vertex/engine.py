@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,6 +52,7 @@ from ..base import (
     SplitSlivers,
     split_doubts,
     tree_order,
+    with_uncertified,
     with_vertices,
 )
 from ..budget import Budget
@@ -65,6 +67,13 @@ from ..unit_rules import (
     sides_from_extremes,
 )
 from .arrays import Candidates, Pieces, PolytopeArrays
+from .filtered import (
+    child_errors,
+    domain_row_errors,
+    hyperplane_errors,
+    pullback_errors,
+    uncertified,
+)
 from .polytopes import Polytopes, affine_values, csr_rows, distinct
 
 __all__ = ["VertexCells", "VertexEngine"]
@@ -103,18 +112,23 @@ class VertexCells:
     fixed : ndarray of int8, shape (n, K), or None
         Pieces of a cell (:meth:`VertexEngine.precut`): the code of the units the next layer's
         split takes as decided on each piece (-1: a unit it decides itself).
+    certified : Certified or None
+        The certified mode's error bounds (:class:`Certified`).
     """
 
-    def __init__(self, polytopes, center, radius, maps, rows=None, fixed=None):
-        # ``polytopes`` and ``maps`` are functions of the rows of the batch they were made for
+    def __init__(self, polytopes, center, radius, maps, rows=None, fixed=None, certified=None):
+        # ``polytopes``, ``maps`` and the certified errors are functions of the rows of the
+        # batch they were made for
         self._polytopes = polytopes
         self.center = center
         self.radius = radius
         self._maps = maps
         self._rows = np.arange(len(radius)) if rows is None else rows
         self.fixed = fixed
+        self._certified = certified
         self._loaded = None
         self._built = None
+        self._errors = None
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -131,15 +145,51 @@ class VertexCells:
             self._loaded = self._maps(self._rows)
         return self._loaded
 
+    @property
+    def certified(self) -> Bounds | None:
+        """This batch's error bounds in the certified mode (None outside it)."""
+        if self._certified is None:
+            return None
+        if self._errors is None:
+            self._errors = self._certified.rows(self._rows)
+        return self._errors
+
     def take(self, idx) -> VertexCells:
         idx = np.asarray(idx, dtype=np.int64)
         return VertexCells(self._polytopes, self.center[idx], self.radius[idx], self._maps,
-                           self._rows[idx], None if self.fixed is None else self.fixed[idx])
+                           self._rows[idx], None if self.fixed is None else self.fixed[idx],
+                           self._certified)
 
     def __reduce__(self):
         # sent whole to a worker: the lazy columns are made now, for this batch's rows
+        bounds = self.certified
         return VertexCells, (Made(self.polytopes), self.center, self.radius, Made(self.maps),
-                             None, self.fixed)
+                             None, self.fixed,
+                             None if bounds is None else Certified(Made(bounds[:2]),
+                                                                   bounds.slot_err))
+
+
+class Bounds(NamedTuple):
+    """The certified mode's error bounds of a batch of cells (:mod:`.filtered`): ``EA``,
+    ``EB`` bound the maps' distance from the exact maps (shaped like
+    :attr:`VertexCells.maps`); ``slot_err`` ``(n, 2)`` bounds ``(dn, dh)`` of every
+    constraint's distance from exact, per cell."""
+
+    EA: np.ndarray
+    EB: np.ndarray
+    slot_err: np.ndarray
+
+
+class Certified:
+    """:class:`Bounds` of the cells of the batch they were made for: ``maps(rows)`` gives
+    ``(EA, EB)`` of those rows (computed when asked, as the maps are), ``slot_err`` is eager."""
+
+    def __init__(self, maps, slot_err: np.ndarray):
+        self.maps = maps
+        self.slot_err = slot_err
+
+    def rows(self, rows) -> Bounds:
+        return Bounds(*self.maps(rows), self.slot_err[rows])
 
 
 class VertexEngine:
@@ -174,9 +224,11 @@ class VertexEngine:
         self.threads = options.resolved_threads
         self.final_layer = setup.final_layer
         self.dim = setup.dim or 1
+        # the certified mode: every decision checked by the float filter (.filtered)
+        self.certified = setup.certified
         self.stats = {"cells_split": 0, "precuts": 0, "cells_cut": 0, "rounds": 0,
                       "pieces_cut": 0, "units_constant": 0, "ball_lps": 0, "ball_lps_failed": 0,
-                      "fragile_vertices": 0}
+                      "fragile_vertices": 0, "cells_uncertified": 0}
         self.budget = Budget()          # the driver's, checked inside a split
 
     @property
@@ -205,8 +257,17 @@ class VertexEngine:
         else:                           # a count: the box's centre, with no LP solver to load
             center, radius = ((lo + hi) / 2)[None], np.array([float(np.min(hi - lo)) / 2])
         eye = np.eye(k)
+        bounds = None
+        if self.certified:
+            # the box's facets are exact; a polytope's rows are divided by their float norms
+            slot_err = np.zeros((1, 2))
+            if not _is_box(H, h, lo, hi):
+                slot_err[0] = domain_row_errors(H, h)
+            bounds = Certified(lambda rows: (np.zeros((len(rows), k, k)),
+                                             np.zeros((len(rows), k))), slot_err)
         return VertexCells(polytopes.take, center, radius,
-                           lambda rows: (eye[None].repeat(len(rows), 0), np.zeros((len(rows), k))))
+                           lambda rows: (eye[None].repeat(len(rows), 0), np.zeros((len(rows), k))),
+                           certified=bounds)
 
     def batch_size(self, layer: Layer) -> int:
         pieces = layer.out_dim * (1 if layer.is_switch else layer.max_pieces)
@@ -263,7 +324,9 @@ class VertexEngine:
         first). A piece is used only when it is clearly a region and no vertex came near a
         unit (no sliver, no doubt): then each child lies in exactly one piece.
         """
-        p = precut_units(layer, self.dim) if len(cells) == 1 else None
+        # (the certified mode's filter checks whole splits: no precut there)
+        p = (precut_units(layer, self.dim) if len(cells) == 1 and not self.certified
+             else None)
         if p is None or cells.fixed is not None:
             return None
         sub = Layer.dense(layer.switch_W[:p], layer.switch_b[:p], "relu", name=layer.name)
@@ -291,13 +354,25 @@ class VertexEngine:
         self.stats["units_constant"] += int(constant.sum())
         eps = self.tol.empty
         G, g = planes.unit_normals()               # signed distances
+        check = None
+        fragile_before = self.stats["fragile_vertices"]
+        if self.certified:
+            bounds = cells.certified
+            EPA, EPB = pullback_errors(layer.switch_W, layer.switch_b, *cells.maps,
+                                       bounds.EA, bounds.EB)
+            check = _Check(G, g, *hyperplane_errors(planes.grad, planes.offset, planes.norm,
+                                                    constant, EPA, EPB),
+                           bounds.slot_err,
+                           lambda cell, child_code: child_errors(
+                               layer.switch_factors, EPA, EPB, planes.grad, planes.offset,
+                               cell, child_code))
         if self.kernel is not None:
             # the compiled splitter screens the units with each cell's ball and tests the rest
             # on the cell's vertices itself
             nc, nu = np.nonzero(~constant)
             # the pieces' polytopes are kept for a tree's balls and for a layer with a next one
-            keep = keep or self.exact_balls or (self.final_layer is not None
-                                                and layer is not self.final_layer)
+            keep = keep or self.exact_balls or self.certified or (
+                self.final_layer is not None and layer is not self.final_layer)
             pieces, pcell, code_p, cut, flags = self._compiled_rounds(
                 cells, ~constant, code, nu, G[nc, nu], g[nc, nu], keep)
             cancelled = planes.cancelled()
@@ -333,7 +408,8 @@ class VertexEngine:
         def child_maps(cell, child_code):
             return planes.switch_maps(factor, cell, child_code)
 
-        return self._finish(cells, cut, code, pieces, pcell, code_p, child_maps, doubts)
+        return self._finish(cells, cut, code, pieces, pcell, code_p, child_maps, doubts,
+                            check, self.stats["fragile_vertices"] - fragile_before)
 
     def _doubts(self, polytopes, constant, code, G, g, flagged, touched, cancelled):
         """The :class:`~.base.SplitDoubts` of the cells the compiled splitter flagged: their
@@ -596,10 +672,8 @@ class VertexEngine:
         return center, radius
 
     def _finish(self, cells, cut, code, pieces, pcell, code_p, child_maps,
-                doubts=None) -> Split:
+                doubts=None, check=None, fragile=0) -> Split:
         uncut = np.flatnonzero(~cut)
-        with_vertices(doubts, pcell, lambda idx: _vertex_lists(pieces.take(idx)),
-                      lambda idx: _vertex_lists(cells.polytopes.take(idx)))
         center_p, radius_p = self._balls(pieces)
         region = radius_p > self.tol.region
         # however thin, a piece is set aside for the exact test, never dropped on its size
@@ -628,14 +702,86 @@ class VertexEngine:
             back[np.concatenate([part, rest])] = np.arange(len(rows))
             return built.take(back)
 
-        children = VertexCells(build, center[order], radius[order],
-                               lambda rows: child_maps(parent[rows], child_code[rows]))
+        maps = lambda rows: child_maps(parent[rows], child_code[rows])  # noqa: E731
         sl = np.flatnonzero(sliver)
+        if check is None:
+            children = VertexCells(build, center[order], radius[order], maps)
+        else:
+            children, doubts = _filtered(self, code, parent, child_code, build,
+                                         center[order], radius[order], maps, doubts, check,
+                                         (pieces.take(sl), pcell[sl]), fragile)
+        with_vertices(doubts, pcell, lambda idx: _vertex_lists(pieces.take(idx)),
+                      lambda idx: _vertex_lists(cells.polytopes.take(idx)))
         slivers = SplitSlivers(parent=pcell[sl], code=code_p[sl], center=center_p[sl],
                                radius=radius_p[sl])
         return Split(children=children, parent=parent, code=child_code,
                      center=children.center, radius=children.radius, slivers=slivers,
                      doubts=doubts)
+
+
+def _filtered(engine, code, parent, child_code, build, center, radius, maps, doubts,
+              check, slivers, fragile):
+    """The children of a split in the certified mode: their polytopes, balls and maps, with
+    their error bounds (:class:`Certified`), and the doubts with the cells whose pieces the
+    filter cannot certify (:func:`.filtered.uncertified`) marked for exact replacement.
+
+    Every final piece is checked, the slivers too (``(polytopes, cells)``): a vertex the rounds
+    decided at may end up in slivers only. Vertices with fewer than ``d`` edges (``fragile``,
+    counted over the split) cannot come from certified signs; if some appeared and the filter
+    flagged nothing, every cell of the batch is redone exactly."""
+    m = len(parent)
+    P = build(np.arange(m))
+    # a child's constraints are its cell's and the units that cut the cell (their sides vary
+    # among its children: children are grouped by cell)
+    first = np.flatnonzero(np.r_[True, parent[1:] != parent[:-1]])
+    if m:
+        varies = (np.maximum.reduceat(child_code, first, axis=0)
+                  != np.minimum.reduceat(child_code, first, axis=0))
+        cells = parent[first]
+        made = np.zeros((len(cells), 2))
+        made[:, 0] = np.where(varies, check.dn[cells], 0.0).max(axis=1, initial=0.0)
+        made[:, 1] = np.where(varies, check.dh[cells], 0.0).max(axis=1, initial=0.0)
+        group = np.repeat(np.arange(len(cells)), np.diff(np.r_[first, m]))
+        slot_err = np.maximum(check.slot_err[parent], made[group])
+    else:
+        slot_err = np.zeros((0, 2))
+    bad = uncertified(P, parent, check.G, check.g, check.dn, check.dh, slot_err, center,
+                      radius)
+    flagged = parent[bad]
+    S, s_cell = slivers
+    if len(S):
+        # a sliver's constraints: its cell's and any unit that is not constant there
+        live = np.isfinite(check.dn)
+        own = np.stack([np.where(live, check.dn, 0.0).max(axis=1, initial=0.0),
+                        np.where(live, check.dh, 0.0).max(axis=1, initial=0.0)], axis=1)
+        s_err = np.maximum(check.slot_err[s_cell], own[s_cell])
+        s_bad = uncertified(S, s_cell, check.G, check.g, check.dn, check.dh, s_err,
+                            np.zeros((len(S), S.dim)), np.full(len(S), np.inf))
+        flagged = np.concatenate([flagged, s_cell[s_bad]])
+    if fragile and not flagged.size:
+        flagged = np.arange(len(code))
+    bounds = Certified(lambda rows: check.child_errors(parent[rows], child_code[rows]),
+                       slot_err)
+    children = VertexCells(Made(P), center, radius, maps, certified=bounds)
+    if flagged.size:
+        flagged = distinct(flagged)
+        engine.stats["cells_uncertified"] += len(flagged)
+        doubts = with_uncertified(doubts, flagged, code)
+    return children, doubts
+
+
+class _Check(NamedTuple):
+    """What the certified mode's filter needs of a ReLU-type split (:mod:`.filtered`): the
+    layer's unit-normal hyperplanes on the split cells, their error bounds (``inf`` on
+    constant units), the cells' slot errors, and ``child_errors(cell, code)``, the children's
+    map errors."""
+
+    G: np.ndarray
+    g: np.ndarray
+    dn: np.ndarray
+    dh: np.ndarray
+    slot_err: np.ndarray
+    child_errors: object
 
 
 class _Pieces:
