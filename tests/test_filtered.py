@@ -151,12 +151,16 @@ def small_networks(draw):
 
 
 @settings(max_examples=30, deadline=None)
-@given(net=small_networks())
-def test_certified_float_filter_equals_the_exact_engine(net):
+@given(net=small_networks(), compiled=st.booleans())
+def test_certified_float_filter_equals_the_exact_engine(net, compiled):
     """Dyadic weights make concurrent, duplicate, dead and through-corner hyperplanes: the
-    filter must hand those cells to exact arithmetic, and the counts are the exact engine's."""
+    filter (numpy or compiled) must hand those cells to exact arithmetic, and the counts are
+    the exact engine's."""
+    if compiled:
+        pytest.importorskip("numba")
     box = pc.Box(-2, 2, dim=net.input_dim)
-    got = pc.count_regions(net, box, certify=True, executor="serial")
+    got = pc.count_regions(net, box, certify=True, executor="serial",
+                           engine_options={"compiled": compiled})
     want = pc.count_regions(net, box, certify=True, engine="exact", executor="serial")
     assert got.engine == "vertex (certified)"
     assert got.per_layer == want.per_layer and got.undecided == [0] * len(got.per_layer)
@@ -177,16 +181,21 @@ def test_cells_the_filter_cannot_prove_are_redone_exactly(monkeypatch):
     net = random_network(2, [5, 4], seed=2, activations=["relu", "abs"])
     box = pc.Box(-1, 1, dim=2)
     want = pc.count_regions(net, box, engine="exact", certify=True, executor="serial")
-    monkeypatch.setattr(filtered, "_SLACK", 1e30)
-    got = pc.count_regions(net, box, certify=True, executor="serial")
+    monkeypatch.setattr(filtered, "_SLACK", 1e30)        # (the numpy filter's)
+    got = pc.count_regions(net, box, certify=True, executor="serial",
+                           engine_options={"compiled": False})
     assert got.per_layer == want.per_layer
     assert got.stats["cells_uncertified"] >= 1 and got.stats["cells_replaced"] >= 1
 
 
-def test_near_coincident_units_are_certified():
+@pytest.mark.parametrize("compiled", [False, True])
+def test_near_coincident_units_are_certified(compiled):
+    if compiled:
+        pytest.importorskip("numba")
     net = near_coincident_network()
     box = pc.Box(-1, 1, dim=net.input_dim)
-    got = pc.count_regions(net, box, certify=True, executor="serial")
+    got = pc.count_regions(net, box, certify=True, executor="serial",
+                           engine_options={"compiled": compiled})
     want = pc.count_regions(net, box, engine="exact", certify=True, executor="serial")
     assert got.per_layer == want.per_layer and got.stats["cells_uncertified"] >= 1
 

@@ -166,30 +166,35 @@ class VertexCells:
         return VertexCells, (Made(self.polytopes), self.center, self.radius, Made(self.maps),
                              None, self.fixed,
                              None if bounds is None else Certified(Made(bounds[:2]),
-                                                                   bounds.slot_err))
+                                                                   bounds.slot_err,
+                                                                   bounds.rho))
 
 
 class Bounds(NamedTuple):
     """The certified mode's error bounds of a batch of cells (:mod:`.filtered`): ``EA``,
     ``EB`` bound the maps' distance from the exact maps (shaped like
     :attr:`VertexCells.maps`); ``slot_err`` ``(n, 2)`` bounds ``(dn, dh)`` of every
-    constraint's distance from exact, per cell."""
+    constraint's distance from exact, per cell; ``rho`` ``(n,)`` bounds the distance of every
+    vertex of the cell from its exact vertex (-1: not known yet, the root)."""
 
     EA: np.ndarray
     EB: np.ndarray
     slot_err: np.ndarray
+    rho: np.ndarray
 
 
 class Certified:
     """:class:`Bounds` of the cells of the batch they were made for: ``maps(rows)`` gives
-    ``(EA, EB)`` of those rows (computed when asked, as the maps are), ``slot_err`` is eager."""
+    ``(EA, EB)`` of those rows (computed when asked, as the maps are); ``slot_err`` and
+    ``rho`` are eager."""
 
-    def __init__(self, maps, slot_err: np.ndarray):
+    def __init__(self, maps, slot_err: np.ndarray, rho: np.ndarray):
         self.maps = maps
         self.slot_err = slot_err
+        self.rho = rho
 
     def rows(self, rows) -> Bounds:
-        return Bounds(*self.maps(rows), self.slot_err[rows])
+        return Bounds(*self.maps(rows), self.slot_err[rows], self.rho[rows])
 
 
 class VertexEngine:
@@ -264,7 +269,8 @@ class VertexEngine:
             if not _is_box(H, h, lo, hi):
                 slot_err[0] = domain_row_errors(H, h)
             bounds = Certified(lambda rows: (np.zeros((len(rows), k, k)),
-                                             np.zeros((len(rows), k))), slot_err)
+                                             np.zeros((len(rows), k))), slot_err,
+                               np.full(1, -1.0))
         return VertexCells(polytopes.take, center, radius,
                            lambda rows: (eye[None].repeat(len(rows), 0), np.zeros((len(rows), k))),
                            certified=bounds)
@@ -362,7 +368,7 @@ class VertexEngine:
                                        bounds.EA, bounds.EB)
             check = _Check(G, g, *hyperplane_errors(planes.grad, planes.offset, planes.norm,
                                                     constant, EPA, EPB),
-                           bounds.slot_err,
+                           bounds.slot_err, bounds.rho,
                            lambda cell, child_code: child_errors(
                                layer.switch_factors, EPA, EPB, planes.grad, planes.offset,
                                cell, child_code))
@@ -703,13 +709,16 @@ class VertexEngine:
             return built.take(back)
 
         maps = lambda rows: child_maps(parent[rows], child_code[rows])  # noqa: E731
+        bounds = None
+        if check is not None:
+            (uncut_err, uncut_rho), (piece_err, piece_rho), doubts = _filtered(
+                self, cells, code, uncut, pieces, pcell, code_p, center_p, region, check,
+                doubts, fragile)
+            bounds = Certified(lambda rows: check.child_errors(parent[rows], child_code[rows]),
+                               np.concatenate([uncut_err, piece_err[keep]])[order],
+                               np.concatenate([uncut_rho, piece_rho[keep]])[order])
+        children = VertexCells(build, center[order], radius[order], maps, certified=bounds)
         sl = np.flatnonzero(sliver)
-        if check is None:
-            children = VertexCells(build, center[order], radius[order], maps)
-        else:
-            children, doubts = _filtered(self, code, parent, child_code, build,
-                                         center[order], radius[order], maps, doubts, check,
-                                         (pieces.take(sl), pcell[sl]), fragile)
         with_vertices(doubts, pcell, lambda idx: _vertex_lists(pieces.take(idx)),
                       lambda idx: _vertex_lists(cells.polytopes.take(idx)))
         slivers = SplitSlivers(parent=pcell[sl], code=code_p[sl], center=center_p[sl],
@@ -719,68 +728,90 @@ class VertexEngine:
                      doubts=doubts)
 
 
-def _filtered(engine, code, parent, child_code, build, center, radius, maps, doubts,
-              check, slivers, fragile):
-    """The children of a split in the certified mode: their polytopes, balls and maps, with
-    their error bounds (:class:`Certified`), and the doubts with the cells whose pieces the
-    filter cannot certify (:func:`.filtered.uncertified`) marked for exact replacement.
+def _filtered(engine, cells, code, uncut, pieces, pcell, code_p, center_p, kept, check,
+              doubts, fragile):
+    """The certified mode's filter over a split (:mod:`.filtered`): every final piece
+    (``pieces``, of cells ``pcell``, with codes ``code_p``, centres ``center_p``; ``kept``: the
+    regions, the others slivers) and every uncut cell (``uncut``, children as they are) is
+    checked against the layer's units. Returns the slot errors of the uncut cells' and the
+    pieces' children, and the doubts with the cells the filter cannot certify marked for exact
+    replacement (:func:`~powercells.enumerate.base.with_uncertified`).
 
-    Every final piece is checked, the slivers too (``(polytopes, cells)``): a vertex the rounds
-    decided at may end up in slivers only. Vertices with fewer than ``d`` edges (``fragile``,
-    counted over the split) cannot come from certified signs; if some appeared and the filter
-    flagged nothing, every cell of the batch is redone exactly."""
-    m = len(parent)
-    P = build(np.arange(m))
-    # a child's constraints are its cell's and the units that cut the cell (their sides vary
-    # among its children: children are grouped by cell)
-    first = np.flatnonzero(np.r_[True, parent[1:] != parent[:-1]])
-    if m:
-        varies = (np.maximum.reduceat(child_code, first, axis=0)
-                  != np.minimum.reduceat(child_code, first, axis=0))
-        cells = parent[first]
-        made = np.zeros((len(cells), 2))
-        made[:, 0] = np.where(varies, check.dn[cells], 0.0).max(axis=1, initial=0.0)
-        made[:, 1] = np.where(varies, check.dh[cells], 0.0).max(axis=1, initial=0.0)
-        group = np.repeat(np.arange(len(cells)), np.diff(np.r_[first, m]))
-        slot_err = np.maximum(check.slot_err[parent], made[group])
-    else:
-        slot_err = np.zeros((0, 2))
-    bad = uncertified(P, parent, check.G, check.g, check.dn, check.dh, slot_err, center,
-                      radius)
-    flagged = parent[bad]
-    S, s_cell = slivers
-    if len(S):
-        # a sliver's constraints: its cell's and any unit that is not constant there
-        live = np.isfinite(check.dn)
-        own = np.stack([np.where(live, check.dn, 0.0).max(axis=1, initial=0.0),
-                        np.where(live, check.dh, 0.0).max(axis=1, initial=0.0)], axis=1)
-        s_err = np.maximum(check.slot_err[s_cell], own[s_cell])
-        s_bad = uncertified(S, s_cell, check.G, check.g, check.dn, check.dh, s_err,
-                            np.zeros((len(S), S.dim)), np.full(len(S), np.inf))
-        flagged = np.concatenate([flagged, s_cell[s_bad]])
+    Slivers are checked too: a vertex the rounds decided at may end up in slivers only.
+    Vertices with fewer than ``d`` edges (``fragile``, counted over the split) cannot come from
+    certified signs; if some appeared and the filter flagged nothing, every cell of the batch
+    is redone exactly."""
+    n, K = code.shape
+    # a piece's constraints are its cell's and those of the units that cut the cell: the units
+    # whose sides vary among the cell's pieces
+    made = np.zeros((n, 2))
+    if len(pcell):
+        order = np.argsort(pcell, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(pcell[order]) != 0])
+        cut = pcell[order][starts]
+        varies = (np.maximum.reduceat(code_p[order], starts, axis=0)
+                  != np.minimum.reduceat(code_p[order], starts, axis=0))
+        made[cut, 0] = np.where(varies, check.dn[cut], 0.0).max(axis=1, initial=0.0)
+        made[cut, 1] = np.where(varies, check.dh[cut], 0.0).max(axis=1, initial=0.0)
+    piece_err = np.maximum(check.slot_err[pcell], made[pcell])
+    test = _compiled_filter if engine.kernel is not None else uncertified
+    threads = engine.threads if engine.kernel is not None else None
+    # an uncut cell passed the vertex and region tests with these slot errors when it was made
+    bad_p, rho_p = test(pieces.take(np.arange(len(pcell))), pcell, check.G, check.g,
+                        check.dn, check.dh, piece_err, center_p,
+                        np.where(kept, 0.0, np.inf), np.full(len(pcell), -1.0), threads)
+    bad_u, rho_u = test(cells.polytopes.take(uncut), uncut, check.G, check.g, check.dn,
+                        check.dh, check.slot_err[uncut], cells.center[uncut],
+                        np.full(len(uncut), np.inf), check.rho[uncut], threads)
+    flagged = np.concatenate([pcell[bad_p], uncut[bad_u]])
     if fragile and not flagged.size:
-        flagged = np.arange(len(code))
-    bounds = Certified(lambda rows: check.child_errors(parent[rows], child_code[rows]),
-                       slot_err)
-    children = VertexCells(Made(P), center, radius, maps, certified=bounds)
+        flagged = np.arange(n)
     if flagged.size:
         flagged = distinct(flagged)
         engine.stats["cells_uncertified"] += len(flagged)
         doubts = with_uncertified(doubts, flagged, code)
-    return children, doubts
+    return (check.slot_err[uncut], rho_u), (piece_err, rho_p), doubts
+
+
+def _compiled_filter(P, parent, G, g, dn, dh, slot_err, center, radius, known, threads):
+    """:func:`.filtered.uncertified` in compiled code (:mod:`.filtered_kernel`), on ranges of
+    the polytopes in the kernel threads."""
+    from . import filtered_kernel
+
+    def c(a, dtype=np.float64):
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    n = len(P)
+    args = (c(P.X), c(P.inc, np.uint64), c(P.vstart, np.int64), c(P.N), c(P.h),
+            c(P.slot, np.int64), c(P.cstart, np.int64), c(parent, np.int64), c(G), c(g),
+            c(dn), c(dh), c(slot_err), c(center), np.isfinite(radius), c(known))
+    bad = np.zeros(n, dtype=bool)
+    rho = np.zeros(n)
+    parts = max(1, min(int(threads or 1), n // 64))
+    edges = np.linspace(0, n, parts + 1).astype(np.int64)
+    if parts == 1:
+        filtered_kernel.uncertified(*args, 0, n, bad, rho)
+        return bad, rho
+    pool = worker_pool(parts)
+    jobs = [pool.submit(filtered_kernel.uncertified, *args, int(a), int(b), bad, rho)
+            for a, b in zip(edges[:-1], edges[1:])]
+    for job in jobs:
+        job.result()
+    return bad, rho
 
 
 class _Check(NamedTuple):
     """What the certified mode's filter needs of a ReLU-type split (:mod:`.filtered`): the
     layer's unit-normal hyperplanes on the split cells, their error bounds (``inf`` on
-    constant units), the cells' slot errors, and ``child_errors(cell, code)``, the children's
-    map errors."""
+    constant units), the cells' slot errors and vertex radii, and ``child_errors(cell,
+    code)``, the children's map errors."""
 
     G: np.ndarray
     g: np.ndarray
     dn: np.ndarray
     dh: np.ndarray
     slot_err: np.ndarray
+    rho: np.ndarray
     child_errors: object
 
 

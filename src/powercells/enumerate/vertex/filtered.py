@@ -27,8 +27,8 @@ float64, vectorised over a batch:
   non-constant unit of the layer: the vertex is tight on the unit's own slot (it was made on
   the hyperplane: ``s(v*) = 0`` exactly), or ``|s(v)|`` exceeds the bound on ``|s(v) -
   s*(v*)|``. A vertex the engine took as on a hyperplane it was not made on is tight on one slot
-  more than ``d``: not simple, so not certified. And a child is a region only if its ball's
-  radius exceeds what the slot error can take off it.
+  more than ``d``: not simple, so not certified. And a child is a region only if its
+  interior point is inside every exact constraint of it, beyond rounding and slot error.
 
 Then every sign the engine read is the exact sign, so by induction over the rounds its pieces
 are the exact pieces (same vertices, incidences and codes) and its regions are exact regions: a
@@ -80,8 +80,9 @@ def pullback_errors(W: np.ndarray, b: np.ndarray, A: np.ndarray, B: np.ndarray,
     D = W.shape[1]
     aW = np.abs(W)
     g = _gamma(D + 1)
-    EPA = 2.0 * (np.matmul(aW, EA) + g * np.matmul(aW, np.abs(A))) + _TINY * D
-    EPB = 2.0 * (EB @ aW.T + g * (np.abs(B) @ aW.T + np.abs(b))) + _TINY * D
+    # |W| EA + g |W| |A| in one product: the factor 2 covers its rounding
+    EPA = 2.0 * np.matmul(aW, EA + g * np.abs(A)) + _TINY * D
+    EPB = 2.0 * ((EB + g * np.abs(B)) @ aW.T + g * np.abs(b)) + _TINY * D
     return EPA, EPB
 
 
@@ -186,7 +187,7 @@ def vertex_radii(P: Polytopes, slot_err: np.ndarray):
 
 def uncertified(P: Polytopes, parent: np.ndarray, G: np.ndarray, g: np.ndarray,
                 dn: np.ndarray, dh: np.ndarray, slot_err: np.ndarray, center: np.ndarray,
-                radius: np.ndarray) -> np.ndarray:
+                radius: np.ndarray, known=None, threads=None):
     """Which children of a ReLU-type split the filter cannot certify (module docstring).
 
     Parameters
@@ -203,24 +204,46 @@ def uncertified(P: Polytopes, parent: np.ndarray, G: np.ndarray, g: np.ndarray,
     slot_err : ndarray (n, 2)
         The children's slot errors.
     center, radius : ndarrays (n, d), (n,)
-        The children's balls: a region must keep a ball after the slot error.
+        The interior points of the polytopes whose ``radius`` is finite (new regions), which
+        must be strictly inside every exact constraint; ``inf``: not checked (a sliver,
+        settled exactly anyway, or a cell whose region test was passed when it was made).
+    known, threads : ignored
+        (The compiled filter's: bounds on the vertex radii known from before, and its thread
+        count; this path computes every radius, in one thread.)
 
     Returns
     -------
-    ndarray of bool (n,)
+    bad : ndarray of bool (n,)
+    rho : ndarray (n,)
+        The largest vertex radius of each polytope (:func:`vertex_radii`).
     """
     n, d = len(P), P.dim
     bad = np.zeros(n, dtype=bool)
     if n == 0:
-        return bad
-    # a region's ball loses at most the slot error at its centre
-    shrink = slot_err[:, 0] * np.abs(center).max(axis=1) + slot_err[:, 1]
-    bad |= ~(radius > 2.0 * shrink * _SLACK)
+        return bad, np.zeros(0)
+    # a region: its centre strictly inside every exact constraint (slack beyond its rounding
+    # and the slot error), so that the exact piece has an interior
+    region = np.flatnonzero(np.isfinite(radius))
+    if region.size:
+        rows, start = csr_rows(P.cstart, region)
+        owner_c = np.repeat(np.arange(len(region)), np.diff(start))
+        c = center[region][owner_c]
+        N, h = P.N[rows], P.h[rows]
+        slack = h - np.einsum("rd,rd->r", N, c)
+        loss = (_gamma(d + 2) * (np.einsum("rd,rd->r", np.abs(N), np.abs(c)) + np.abs(h))
+                + slot_err[region][owner_c, 0] * np.abs(c).max(axis=1)
+                + slot_err[region][owner_c, 1]) * _SLACK
+        inside = slack > loss
+        ok = np.ones(len(region), dtype=bool)
+        np.logical_and.at(ok, owner_c, inside)
+        bad[region[~ok]] = True
     rho, simple, rows = vertex_radii(P, slot_err)
     owner = P.vertex_owner
     finite = np.isfinite(rho)
     np.logical_or.at(bad, owner, ~finite)
     rho = np.where(finite, rho, 0.0)            # (those cells are out already)
+    largest = np.zeros(n)
+    np.maximum.at(largest, owner, rho)
     # tight rows per vertex (the simple ones), to recognise a vertex made on a unit
     tight = np.full((len(P.X), d), -1, dtype=np.int64)
     tight[np.flatnonzero(simple)] = rows
@@ -254,4 +277,4 @@ def uncertified(P: Polytopes, parent: np.ndarray, G: np.ndarray, g: np.ndarray,
         made_on = (same & has).any(axis=1)
         failed = vi[~made_on] + lo
         bad[owner[failed]] = True
-    return bad
+    return bad, largest
