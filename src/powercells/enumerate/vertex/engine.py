@@ -760,9 +760,17 @@ def _filtered(engine, cells, code, uncut, pieces, pcell, code_p, center_p, kept,
     bad_p, rho_p = test(pieces.take(np.arange(len(pcell))), pcell, check.G, check.g,
                         check.dn, check.dh, piece_err, center_p,
                         np.where(kept, 0.0, np.inf), np.full(len(pcell), -1.0), threads)
-    bad_u, rho_u = test(cells.polytopes.take(uncut), uncut, check.G, check.g, check.dn,
-                        check.dh, check.slot_err[uncut], cells.center[uncut],
-                        np.full(len(uncut), np.inf), check.rho[uncut], threads)
+    if test is uncertified:
+        bad_u, rho_u = test(cells.polytopes.take(uncut), uncut, check.G, check.g, check.dn,
+                            check.dh, check.slot_err[uncut], cells.center[uncut],
+                            np.full(len(uncut), np.inf), check.rho[uncut], threads)
+    else:                               # the batch's polytopes in place, the cut ones skipped
+        active = np.zeros(n, dtype=bool)
+        active[uncut] = True
+        bad_u, rho_u = test(cells.polytopes, np.arange(n), check.G, check.g, check.dn,
+                            check.dh, check.slot_err, cells.center, np.full(n, np.inf),
+                            check.rho, threads, active)
+        bad_u, rho_u = bad_u[uncut], rho_u[uncut]
     flagged = np.concatenate([pcell[bad_p], uncut[bad_u]])
     if fragile and not flagged.size:
         flagged = np.arange(n)
@@ -773,9 +781,10 @@ def _filtered(engine, cells, code, uncut, pieces, pcell, code_p, center_p, kept,
     return (check.slot_err[uncut], rho_u), (piece_err, rho_p), doubts
 
 
-def _compiled_filter(P, parent, G, g, dn, dh, slot_err, center, radius, known, threads):
+def _compiled_filter(P, parent, G, g, dn, dh, slot_err, center, radius, known, threads,
+                     active=None):
     """:func:`.filtered.uncertified` in compiled code (:mod:`.filtered_kernel`), on ranges of
-    the polytopes in the kernel threads."""
+    the polytopes in the kernel threads (only the ``active`` ones, all by default)."""
     from . import filtered_kernel
 
     def c(a, dtype=np.float64):
@@ -784,7 +793,8 @@ def _compiled_filter(P, parent, G, g, dn, dh, slot_err, center, radius, known, t
     n = len(P)
     args = (c(P.X), c(P.inc, np.uint64), c(P.vstart, np.int64), c(P.N), c(P.h),
             c(P.slot, np.int64), c(P.cstart, np.int64), c(parent, np.int64), c(G), c(g),
-            c(dn), c(dh), c(slot_err), c(center), np.isfinite(radius), c(known))
+            c(dn), c(dh), c(slot_err), c(center), np.isfinite(radius), c(known),
+            np.ones(n, dtype=bool) if active is None else active)
     bad = np.zeros(n, dtype=bool)
     rho = np.zeros(n)
     parts = max(1, min(int(threads or 1), n // 64))

@@ -120,7 +120,7 @@ def _radius_at(X, N, h, v, row, sn, sh, k, Nt, ht, work):
 
 @njit(cache=True, nogil=True)
 def uncertified(X, inc, vstart, N, h, slot, cstart, parent, G, g, dn, dh, slot_err, center,
-                region, known, first, last, bad, radius_out):
+                region, known, active, first, last, bad, radius_out):
     """Sets ``bad[i]`` for the polytopes ``first <= i < last`` that the filter cannot
     certify (see :mod:`.filtered`): a vertex that is not simple or whose radius is unbounded,
     a unit's sign at a vertex within its error bound (unless the vertex was made on the
@@ -129,7 +129,8 @@ def uncertified(X, inc, vstart, N, h, slot, cstart, parent, G, g, dn, dh, slot_e
 
     ``known[i] >= 0``: polytope ``i`` passed the vertex checks before with slot errors no
     smaller (a cell no unit of the last layer cut), and ``known[i]`` bounds its vertices'
-    radii: they are computed only at the rare vertex where that bound does not decide."""
+    radii: they are computed only at the rare vertex where that bound does not decide.
+    Polytopes not ``active`` are skipped."""
     k = X.shape[1]
     K = G.shape[1]
     gk = _gamma(k + 1)
@@ -139,6 +140,8 @@ def uncertified(X, inc, vstart, N, h, slot, cstart, parent, G, g, dn, dh, slot_e
     ht = np.empty(k)
     mean = np.empty(k)
     for i in range(first, last):
+        if not active[i]:
+            continue
         v0, v1 = vstart[i], vstart[i + 1]
         c0, c1 = cstart[i], cstart[i + 1]
         nv = v1 - v0
