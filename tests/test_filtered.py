@@ -249,3 +249,16 @@ def test_a_tiny_net_against_the_codes_of_a_grid():
     grid = np.array(list(itertools.product(np.linspace(-0.99, 0.99, 41), repeat=2)))
     codes = {tuple(c) for c in net.codes(grid)[0]}
     assert got.per_layer == [len(codes)]
+
+
+def test_a_cell_the_certified_mode_cannot_settle_makes_it_raise(monkeypatch):
+    """Were the exact placement of a cell's parent to fail, the cell would be undecided: the
+    certified mode then reports no count rather than one that may miss regions."""
+    from powercells.enumerate.thin import ThinSplitter
+
+    net = random_network(2, [4, 3], seed=5)
+    monkeypatch.setattr(filtered, "_SLACK", 1e30)           # every cell goes exact
+    monkeypatch.setattr(ThinSplitter, "_placed", lambda self, point, depth: None)
+    with pytest.raises(pc.PowercellsError, match=r"could not settle \d+ cell"):
+        pc.count_regions(net, pc.Box(-1, 1, dim=2), certify=True, executor="serial",
+                         engine_options={"compiled": False})

@@ -211,6 +211,8 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
     seconds = time.perf_counter() - budget.start
     if not partial:
         _check_tiling(sink.counts, sink.slivers.per_layer(L), resolved)
+        if certify and len(sink.slivers):
+            _refuse_undecided(sink.slivers)
     if store is not None:
         store.finish(complete=not partial, counts=sink.counts, thin=sink.thin,
                      slivers=sink.slivers.per_layer(L), seconds=seconds, stats=stats)
@@ -249,6 +251,22 @@ def _certified_engine(engine, lp, domain, network, certificate) -> str:
                           "output layer may follow), a domain of 2 to 12 dimensions and no "
                           "certificate; engine='auto' takes the exact engine otherwise")
     return "vertex" if filtered and engine != "exact" else "exact"
+
+
+def _refuse_undecided(slivers) -> None:
+    """The certified mode reports an exact count or none: cells it could not settle (the
+    exact placement of their parent met a hyperplane through the engine's interior point) make
+    the run raise, naming them.
+
+    Raises
+    ------
+    PowercellsError
+    """
+    shown = "; ".join(f"layer {layer}, near {np.array2string(np.asarray(point), precision=6)}"
+                      for layer, point in list(zip(slivers.layer, slivers.interior_point))[:5])
+    raise PowercellsError(f"certify=True could not settle {len(slivers)} cell(s) ({shown}); no "
+                          "count is reported: engine='exact' decides every cell in rational "
+                          "arithmetic")
 
 
 #: Highest dimension for which ``certify=True`` under ``engine="auto"`` takes the vertex engine
