@@ -240,41 +240,53 @@ def uncertified(P: Polytopes, parent: np.ndarray, G: np.ndarray, g: np.ndarray,
     rho, simple, rows = vertex_radii(P, slot_err)
     owner = P.vertex_owner
     finite = np.isfinite(rho)
-    np.logical_or.at(bad, owner, ~finite)
+    bad |= np.logical_or.reduceat(~finite, P.vstart[:-1])
     rho = np.where(finite, rho, 0.0)            # (those cells are out already)
-    largest = np.zeros(n)
-    np.maximum.at(largest, owner, rho)
+    largest = np.maximum.reduceat(rho, P.vstart[:-1])   # (every polytope has vertices)
     # tight rows per vertex (the simple ones), to recognise a vertex made on a unit
     tight = np.full((len(P.X), d), -1, dtype=np.int64)
     tight[np.flatnonzero(simple)] = rows
-    K = G.shape[1]
     live = np.isfinite(dn)
     gam = _gamma(d + 1)
-    for lo in range(0, len(P.X), max(1, (1 << 20) // max(K, 1))):
-        sl = slice(lo, min(lo + max(1, (1 << 20) // max(K, 1)), len(P.X)))
-        c = parent[owner[sl]]
-        v = P.X[sl]
-        Gc, gc = G[c], g[c]                                         # (s, K, d), (s, K)
-        s = np.einsum("skd,sd->sk", Gc, v) + gc
+    # the ball screen: a unit farther from a polytope's vertex mean than every vertex, by more
+    # than any vertex's error, is on one side of the whole exact polytope
+    counts = np.diff(P.vstart)
+    mean = np.add.reduceat(P.X, P.vstart[:-1], axis=0) / counts[:, None]
+    reach = np.sqrt(np.maximum.reduceat(((P.X - mean[owner]) ** 2).sum(axis=1),
+                                        P.vstart[:-1]))
+    max_abs = np.maximum.reduceat(np.abs(P.X).max(axis=1), P.vstart[:-1])
+    Gp, gp = G[parent], g[parent]                                   # (n, K, d), (n, K)
+    sc = np.einsum("nkd,nd->nk", Gp, mean) + gp
+    g1 = np.abs(Gp).sum(axis=2)
+    far = np.abs(sc) - (gam * (np.einsum("nkd,nd->nk", np.abs(Gp), np.abs(mean)) + np.abs(gp))
+                        + reach[:, None] * (1.0 + 1e-10) + g1 * largest[:, None]
+                        + dn[parent] * np.maximum(max_abs, np.abs(mean).max(axis=1))[:, None]
+                        + dh[parent] + gam * (g1 * max_abs[:, None] + np.abs(gp))) * _SLACK
+    near_p, near_u = np.nonzero(live[parent] & ~(far > 0.0))
+    step = 1 << 20
+    for lo in range(0, len(near_p), max(1, step // 32)):
+        np_, nu = near_p[lo:lo + max(1, step // 32)], near_u[lo:lo + max(1, step // 32)]
+        vrows, vstart = csr_rows(P.vstart, np_)             # every vertex of each near pair
+        pair = np.repeat(np.arange(len(np_)), np.diff(vstart))
+        c, u = parent[np_][pair], nu[pair]
+        v = P.X[vrows]
+        Gv, gv = G[c, u], g[c, u]                                   # (s, d), (s,)
+        sv = np.einsum("sd,sd->s", Gv, v) + gv
         absv = np.abs(v)
-        vmax = absv.max(axis=1)[:, None]
-        bound = ((np.abs(Gc).sum(axis=2) * rho[sl, None] + dn[c] * vmax + dh[c]
-                  + gam * (np.einsum("skd,sd->sk", np.abs(Gc), absv) + np.abs(gc)))
-                 * _SLACK)
-        doubt = live[c] & ~(np.abs(s) > bound)
-        if not doubt.any():
+        bound = ((np.abs(Gv).sum(axis=1) * rho[vrows] + dn[c, u] * absv.max(axis=1) + dh[c, u]
+                  + gam * (np.einsum("sd,sd->s", np.abs(Gv), absv) + np.abs(gv))) * _SLACK)
+        doubt = np.flatnonzero(~(np.abs(sv) > bound))
+        if not doubt.size:
             continue
         # a vertex made on the unit's hyperplane is tight on its slot, ``N = -+G``,
         # ``h = +-g`` to the bit: exactly on it
-        vi, ui = np.nonzero(doubt)
-        t = tight[sl][vi]                                           # (p, d)
+        t = tight[vrows[doubt]]                                     # (p, d)
         has = t >= 0
         Nt = P.N[np.where(has, t, 0)]                               # (p, d, d)
         ht = P.h[np.where(has, t, 0)]
-        Gu, gu = Gc[vi, ui][:, None, :], gc[vi, ui][:, None]
+        Gu, gu = Gv[doubt][:, None, :], gv[doubt][:, None]
         same = (np.all(Nt == -Gu, axis=2) & (ht == gu)) | (np.all(Nt == Gu, axis=2)
                                                            & (ht == -gu))
         made_on = (same & has).any(axis=1)
-        failed = vi[~made_on] + lo
-        bad[owner[failed]] = True
+        bad[owner[vrows[doubt[~made_on]]]] = True
     return bad, largest
