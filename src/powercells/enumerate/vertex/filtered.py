@@ -80,8 +80,11 @@ def pullback_errors(W: np.ndarray, b: np.ndarray, A: np.ndarray, B: np.ndarray,
     D = W.shape[1]
     aW = np.abs(W)
     g = _gamma(D + 1)
-    # |W| EA + g |W| |A| in one product: the factor 2 covers its rounding
-    EPA = 2.0 * np.matmul(aW, EA + g * np.abs(A)) + _TINY * D
+    # |W| EA + g |W| |A| in one product (the factor 2 covers its rounding), as one matrix
+    # product for the batch, by input coordinate (as pull_back forms W A)
+    n, _, k = A.shape
+    terms = np.ascontiguousarray((EA + g * np.abs(A)).transpose(0, 2, 1)).reshape(n * k, D)
+    EPA = 2.0 * (terms @ aW.T).reshape(n, k, -1).transpose(0, 2, 1) + _TINY * D
     EPB = 2.0 * ((EB + g * np.abs(B)) @ aW.T + g * np.abs(b)) + _TINY * D
     return EPA, EPB
 
