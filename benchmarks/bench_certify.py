@@ -96,8 +96,10 @@ def case_default(runs, report, folder, baseline_src):
         ("ACAS 1_1 prop_1", [D / "ACASXU_run2a_1_1_batch_2000.onnx", "--vnnlib",
                              D / "prop_1.vnnlib"]),
     ]:
-        now = median_runs(args + ["--workers", "1"], runs)
-        before = median_runs(args + ["--workers", "1"], runs, src=baseline_src)
+        # the two take turns (this machine's speed drifts over minutes)
+        timed = interleaved_runs({"now": (args + ["--workers", "1"], None),
+                                  "before": (args + ["--workers", "1"], baseline_src)}, runs)
+        now, before = timed["now"], timed["before"]
         ratio = now[1] / before[1]
         rows[label] = {"now": now[1], "before": before[1], "ratio": ratio,
                        "regions_now": now[0]["regions"], "regions_before": before[0]["regions"]}
