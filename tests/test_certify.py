@@ -41,9 +41,9 @@ def test_certified_counts_equal_the_float_engines_on_generic_networks(d, widths,
     float_count = pc.count_regions(net, box)
     exact = pc.count_regions(net, box, certify=True, engine="exact")
     certified = pc.count_regions(net, box, certify=True)
-    # in 2 to 8 dimensions ``auto`` certifies with the vertex engine's float filter
+    # in 2 to 8 dimensions ``auto`` certifies with a float engine's filter
     assert exact.engine == "exact"
-    assert certified.engine == ("exact" if d == 1 else "vertex (certified)")
+    assert certified.engine == {1: "exact", 2: "planar (certified)", 3: "vertex (certified)"}[d]
     for run in (exact, certified):
         assert not run.partial and run.per_layer == float_count.per_layer
         assert run.undecided == [0] * len(widths + [1])
@@ -285,7 +285,9 @@ def test_cli_certify_and_check(tmp_path, capsys):
 def test_certify_options_are_checked(tmp_path):
     net = random_network(2, [3], seed=0)
     with pytest.raises(OptionError, match="exact engine"):
-        pc.count_regions(net, BOX2, certify=True, engine="planar")
+        pc.count_regions(net, BOX2, certify=True, engine="interval")
+    with pytest.raises(OptionError, match="no certificate"):
+        pc.count_regions(net, BOX2, certify=True, engine="planar", certificate=tmp_path / "c")
     with pytest.raises(OptionError, match="certify=True"):
         pc.count_regions(net, BOX2, certificate=tmp_path / "c")
     with pytest.raises(OptionError, match="slice"):

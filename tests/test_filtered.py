@@ -53,7 +53,7 @@ def test_pulled_back_maps_are_within_their_bounds(seed, d, widths, kind):
     net = random_network(d, widths, seed=seed, activations=[kind] * len(widths)).balanced()
     rng = np.random.default_rng(seed)
     A, B = np.eye(d)[None], np.zeros((1, d))
-    EA, EB = np.zeros_like(A), np.zeros_like(B)
+    EA, EB = np.zeros((1, d)), np.zeros_like(B)
     xA, xB = exact(A[0]), exact(B[0])
     for layer in net.layers:
         if not layer.is_switch:
@@ -63,7 +63,8 @@ def test_pulled_back_maps_are_within_their_bounds(seed, d, widths, kind):
         EPA, EPB = filtered.pullback_errors(W, b, A, B, EA, EB)
         xW, xb = exact(W), exact(b)
         xPA, xPB = xW.dot(xA), xW.dot(xB) + xb
-        assert np.all(np.abs(exact(planes.grad[0]) - xPA) <= exact(EPA[0]))
+        # per row: the gradient's error summed over the inputs, and the offset's
+        assert np.all(np.abs(exact(planes.grad[0]) - xPA).sum(axis=1) <= exact(EPA[0]))
         assert np.all(np.abs(exact(planes.offset[0]) - xPB) <= exact(EPB[0]))
         dn, dh = filtered.hyperplane_errors(planes.grad, planes.offset, planes.norm,
                                             planes.constant, EPA, EPB)
@@ -80,7 +81,7 @@ def test_pulled_back_maps_are_within_their_bounds(seed, d, widths, kind):
                                        np.zeros(1, dtype=np.int64), code)
         f = exact(factor[code[0]])
         xA, xB = xPA * f[:, None], xPB * f
-        assert np.all(np.abs(exact(A[0]) - xA) <= exact(EA[0]))
+        assert np.all(np.abs(exact(A[0]) - xA).sum(axis=1) <= exact(EA[0]))
         assert np.all(np.abs(exact(B[0]) - xB) <= exact(EB[0]))
 
 
@@ -158,12 +159,16 @@ def test_certified_float_filter_equals_the_exact_engine(net, compiled):
     the exact engine's."""
     if compiled:
         pytest.importorskip("numba")
-    box = pc.Box(-2, 2, dim=net.input_dim)
-    got = pc.count_regions(net, box, certify=True, executor="serial",
-                           engine_options={"compiled": compiled})
+    d = net.input_dim
+    box = pc.Box(-2, 2, dim=d)
     want = pc.count_regions(net, box, certify=True, engine="exact", executor="serial")
-    assert got.engine == "vertex (certified)"
-    assert got.per_layer == want.per_layer and got.undecided == [0] * len(got.per_layer)
+    # in 2-D both float engines can certify: the planar one (auto) and the vertex one
+    for engine in ("auto", "vertex") if d == 2 else ("auto",):
+        got = pc.count_regions(net, box, certify=True, executor="serial", engine=engine,
+                               engine_options={"compiled": compiled})
+        assert got.engine == ("planar (certified)" if d == 2 and engine == "auto"
+                              else "vertex (certified)")
+        assert got.per_layer == want.per_layer and got.undecided == [0] * len(got.per_layer)
 
 
 def test_generic_networks_are_certified_by_the_filter_alone():
@@ -223,7 +228,8 @@ def test_a_certified_store_is_not_resumed_by_another_run(tmp_path):
 
 @pytest.mark.parametrize("engine,dim,message", [
     ("vertex", 1, "2 to 12 dimensions"),
-    ("planar", 2, "cannot certify"),
+    ("planar", 3, "a domain of 2 dimensions"),
+    ("lp", 2, "cannot certify"),
 ])
 def test_certify_with_an_engine_that_cannot(engine, dim, message):
     net = random_network(dim, [3], seed=0)

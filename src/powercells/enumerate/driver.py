@@ -223,18 +223,19 @@ def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_re
 def _certified_engine(engine, lp, domain, network, certificate) -> str:
     """The engine of the certified mode, or why none can certify.
 
-    The vertex engine with its float filter (:mod:`.vertex.filtered`: every decision proven by
-    a rigorous error bound, the cells it cannot prove settled exactly) where it applies: a
-    domain of 2 to 8 dimensions under ``auto`` (up to 12 when asked for), every layer but
-    trailing linear ones ReLU-type, no certificate to write. The exact engine (every decision
-    in rational arithmetic) otherwise."""
+    A float engine with its certified filter (:mod:`.planar_filtered` in 2-D,
+    :mod:`.vertex.filtered` above: every decision proven by a rigorous error bound, the cells
+    it cannot prove settled exactly) where it applies: every layer but trailing linear ones
+    ReLU-type, no certificate to write, a domain of 2 dimensions (the planar engine) or 3 to 8
+    (the vertex engine; up to 12 when asked for). The exact engine (every decision in rational
+    arithmetic) otherwise."""
     from ..domain import Slice
     from .tasks import passing_layers
 
-    if engine not in ("auto", "exact", "vertex"):
+    if engine not in ("auto", "exact", "vertex", "planar"):
         raise OptionError(f"certify=True runs the exact engine (every decision in rational "
-                          f"arithmetic) or the vertex engine with a certified float filter; "
-                          f"engine={engine!r} cannot certify its decisions")
+                          f"arithmetic) or the planar or vertex engine with a certified float "
+                          f"filter; engine={engine!r} cannot certify its decisions")
     if lp is not None:
         raise OptionError("certify=True solves its LPs in exact arithmetic; do not give an lp "
                           "backend")
@@ -244,13 +245,19 @@ def _certified_engine(engine, lp, domain, network, certificate) -> str:
                           "the network as stored")
     layers = network.layers
     cutting = layers[:len(layers) - passing_layers(layers)]
-    filtered = (certificate is None and all(layer.is_switch for layer in cutting)
-                and 2 <= domain.dim <= (CERTIFIED_VERTEX_MAX_DIM if engine == "auto" else 12))
-    if engine == "vertex" and not filtered:
-        raise OptionError("certify=True with engine='vertex' needs ReLU-type layers (a linear "
-                          "output layer may follow), a domain of 2 to 12 dimensions and no "
-                          "certificate; engine='auto' takes the exact engine otherwise")
-    return "vertex" if filtered and engine != "exact" else "exact"
+    d = domain.dim
+    switch_only = certificate is None and all(layer.is_switch for layer in cutting)
+    if engine in ("vertex", "planar"):
+        top = 12 if engine == "vertex" else 2
+        if not (switch_only and 2 <= d <= top):
+            raise OptionError(f"certify=True with engine={engine!r} needs ReLU-type layers (a "
+                              f"linear output layer may follow), a domain of 2"
+                              f"{' to 12' if top == 12 else ''} dimensions and no certificate; "
+                              "engine='auto' takes the exact engine otherwise")
+        return engine
+    if engine == "auto" and switch_only and 2 <= d <= CERTIFIED_VERTEX_MAX_DIM:
+        return "planar" if d == 2 else "vertex"
+    return "exact"
 
 
 def _refuse_undecided(slivers) -> None:

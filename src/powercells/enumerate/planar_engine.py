@@ -27,6 +27,7 @@ A cell that no unit cuts keeps its polygon and its ball.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,11 +39,13 @@ from .base import (
     SplitSlivers,
     split_doubts,
     tree_order,
+    with_uncertified,
     with_vertices,
 )
 from .budget import Budget
 from .engines import EngineSetup
 from .kernels import KernelSwitch, run_watched
+from .planar_filtered import edge_lines, root_lines, uncertified
 from .pullback import pull_back
 from .unit_rules import (
     clip_to_winners,
@@ -50,6 +53,12 @@ from .unit_rules import (
     max_doubts,
     piece_pairs,
     sides_from_extremes,
+)
+from .vertex.filtered import (
+    child_errors,
+    domain_row_errors,
+    hyperplane_errors,
+    pullback_errors,
 )
 
 __all__ = ["PlanarCells", "PlanarEngine"]
@@ -92,15 +101,29 @@ class PlanarCells:
         Chebyshev balls.
     maps : tuple ``(A, B)`` of ndarrays (n, D, 2) and (n, D)
         On cell i the current layer's output is ``A[i] t + B[i]`` (computed on first use).
+    certified : Certified or None
+        The certified mode's error bounds and edge lines (:class:`Certified`).
     """
 
-    def __init__(self, polys: Polygons, center, radius, maps: _Maps, rows=None):
+    def __init__(self, polys: Polygons, center, radius, maps: _Maps, rows=None,
+                 certified=None):
         self.polys = polys
         self.center = center
         self.radius = radius
         self._maps = maps
         self._rows = np.arange(len(polys)) if rows is None else rows
         self._loaded = None
+        self._certified = certified
+        self._bounds = None
+
+    @property
+    def certified(self) -> Bounds | None:
+        """This batch's error bounds and edge lines in the certified mode (None outside it)."""
+        if self._certified is None:
+            return None
+        if self._bounds is None:
+            self._bounds = self._certified.rows(self._rows)
+        return self._bounds
 
     def __len__(self) -> int:
         return len(self.polys)
@@ -114,14 +137,46 @@ class PlanarCells:
     def take(self, idx) -> PlanarCells:
         idx = np.asarray(idx, dtype=np.int64)
         return PlanarCells(self.polys.take(idx), self.center[idx], self.radius[idx], self._maps,
-                           self._rows[idx])
+                           self._rows[idx], self._certified)
 
     def slice(self, lo: int, hi: int) -> PlanarCells:
         return self.take(np.arange(lo, min(hi, len(self))))
 
     def __reduce__(self):
         # sent whole to a worker: the maps are made now, for this batch's rows
-        return PlanarCells, (self.polys, self.center, self.radius, _Maps(Made(self.maps)))
+        b = self.certified
+        return PlanarCells, (self.polys, self.center, self.radius, _Maps(Made(self.maps)), None,
+                             None if b is None else Certified(Made((b.EA, b.EB)), b.slot_err,
+                                                              b.rho, b.lines))
+
+
+class Bounds(NamedTuple):
+    """The certified mode's data of a batch of cells (:mod:`.planar_filtered`): bounds ``EA``,
+    ``EB`` on the maps' distance from exact, ``slot_err`` ``(n, 2)`` on every edge line's,
+    ``rho`` ``(n,)`` on every vertex's (-1: not known), and ``lines``, the oriented line of
+    every edge (a :class:`Polygons` of ``(Gx, Gy, g)`` rows, aligned with the cells' polygons).
+    """
+
+    EA: np.ndarray
+    EB: np.ndarray
+    slot_err: np.ndarray
+    rho: np.ndarray
+    lines: Polygons
+
+
+class Certified:
+    """:class:`Bounds` of the cells of the batch they were made for: ``maps(rows)`` gives
+    ``(EA, EB)`` of those rows when asked; the rest is eager."""
+
+    def __init__(self, maps, slot_err, rho, lines: Polygons):
+        self.maps = maps
+        self.slot_err = slot_err
+        self.rho = rho
+        self.lines = lines
+
+    def rows(self, rows) -> Bounds:
+        return Bounds(*self.maps(rows), self.slot_err[rows], self.rho[rows],
+                      self.lines.take(rows))
 
 
 class PlanarEngine:
@@ -145,6 +200,9 @@ class PlanarEngine:
         self.stats = {"cells_split": 0, "cells_cut": 0, "rounds": 0, "pieces_cut": 0,
                       "units_constant": 0}
         self.budget = Budget()          # the driver's, checked round by round
+        # the certified mode: every sign checked by the float filter (.planar_filtered)
+        self.certified = setup.certified
+        self.stats["cells_uncertified"] = 0
         # the compiled rounds give the numpy path's pieces to the bit: a run may change path
         # midway whatever it outputs
         self._switch = KernelSwitch("planar", f"{__package__}.planar_kernel", _load_kernel,
@@ -163,7 +221,16 @@ class PlanarEngine:
         poly = polygon_from_halfspaces(H, h, lo - pad, hi + pad, self.tol.empty,
                                        poll=self.budget.poll)
         center, radius = poly.chebyshev(self.tol.empty)
-        return PlanarCells(poly, center, radius, _Maps.eager(np.eye(2)[None], np.zeros((1, 2))))
+        bounds = None
+        if self.certified:
+            lines, ok = root_lines(poly, H, h, self.tol.empty)
+            # edges that match no row, or two: the root is redone exactly at the first split
+            err = np.array([domain_row_errors(H, h) if ok else (np.inf, np.inf)])
+            bounds = Certified(lambda rows: (np.zeros((len(rows), 2)),
+                                             np.zeros((len(rows), 2))),
+                               err, np.full(1, -1.0), Polygons(lines, poly.start))
+        return PlanarCells(poly, center, radius, _Maps.eager(np.eye(2)[None], np.zeros((1, 2))),
+                           certified=bounds)
 
     def batch_size(self, layer: Layer) -> int:
         """Cells per batch for ``layer``: the per-(cell, unit) tables stay bounded."""
@@ -258,7 +325,14 @@ class PlanarEngine:
         def child_maps(cell, child_code):
             return planes.switch_maps(factor, cell, child_code)
 
-        return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps, doubts)
+        check = None
+        if self.certified:
+            b = cells.certified
+            EPA, EPB = pullback_errors(layer.switch_W, layer.switch_b, *cells.maps, b.EA, b.EB)
+            check = _Check(planes, constant, EPA, EPB, b, lambda cell, child_code: child_errors(
+                factor, EPA, EPB, planes.grad, planes.offset, cell, child_code))
+        return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps, doubts,
+                            check)
 
     # ------------------------------------------------------------------ layers with R pieces
     def _split_pieces(self, cells: PlanarCells, layer: Layer) -> Split:
@@ -316,6 +390,68 @@ class PlanarEngine:
         return self._finish(cells, crossing, code, pieces, pcell, code_p, child_maps,
                             max_doubts(code, crossing, near_u, touched,
                                        planes.cancelled_units(layer.out_dim)))
+
+    # ------------------------------------------------------------------ the certified mode
+    def _filtered(self, cells, crossing, code, uncut, pieces, pcell, code_p, center_p, kept,
+                  check, doubts):
+        """The certified mode's filter over a split (:mod:`.planar_filtered`): every final
+        piece (slivers too: a vertex the rounds decided at may end up in slivers only) and
+        every uncut cell is checked against the layer's units. Returns the uncut cells' edge
+        lines and vertex radii, the pieces' slot errors, radii and edge lines, and the doubts
+        with the cells the filter cannot certify marked for exact replacement."""
+        n = len(code)
+        b = check.bounds
+        eps = self.tol.empty
+        # each cell's candidate lines: its own edges', then those of the units that cut it
+        cc, cu = np.nonzero(crossing)
+        G_c, g_c, dn_c, dh_c = check.lines(cc, cu)
+        own = b.lines.counts
+        per = own + np.bincount(cc, minlength=n)
+        cand_start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(per, out=cand_start[1:])
+        cand = np.empty((cand_start[-1], 3))
+        cand_unit = np.full(cand_start[-1], -1, dtype=np.int64)
+        at_own = np.repeat(cand_start[:-1], own) + (np.arange(own.sum())
+                                                    - np.repeat(b.lines.start[:-1], own))
+        cand[at_own] = b.lines.xy
+        first = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cc, minlength=n), out=first[1:])
+        at_unit = cand_start[cc] + own[cc] + np.arange(len(cc)) - first[cc]
+        cand[at_unit, :2] = G_c
+        cand[at_unit, 2] = g_c
+        cand_unit[at_unit] = cu
+        # a piece's slot error: its cell's, and those of the lines of the units that cut it
+        made = np.zeros((n, 2))
+        np.maximum.at(made, cc, np.column_stack([dn_c, dh_c]))
+        err_p = np.maximum(b.slot_err[pcell], made[pcell])
+        lines_u = b.lines.take(uncut)
+        if self.kernel is not None:
+            lines_p, bad_p, rho_p, bad_u, rho_u = _compiled_filter(
+                cells, uncut, pieces, pcell, code_p, center_p, kept, check, cand, cand_start,
+                cand_unit, err_p, eps)
+        else:
+            G, g = check.planes.unit_normals()
+            dn, dh = hyperplane_errors(check.planes.grad, check.planes.offset,
+                                       check.planes.norm, check.constant, check.EPA, check.EPB)
+            lines_p, unit_p, ok_p = edge_lines(pieces, pcell, cand, cand_start, cand_unit,
+                                               eps)
+            # a unit's line oriented to the piece's side of it (code 1: where it is positive)
+            from_unit = np.flatnonzero(unit_p >= 0)
+            side = code_p[pieces.owner[from_unit], unit_p[from_unit]]
+            lines_p[from_unit] *= np.where(side == 1, 1.0, -1.0)[:, None]
+            bad_p, rho_p = uncertified(pieces, lines_p, unit_p, pcell, G, g, dn, dh, err_p,
+                                       center_p, kept, np.full(len(pcell), -1.0))
+            bad_p |= ~ok_p
+            P_u = cells.polys.take(uncut)
+            bad_u, rho_u = uncertified(P_u, lines_u.xy, np.full(len(P_u.xy), -1), uncut, G, g,
+                                       dn, dh, b.slot_err[uncut], cells.center[uncut],
+                                       np.zeros(len(uncut), dtype=bool), b.rho[uncut])
+        flagged = np.concatenate([pcell[bad_p], uncut[bad_u]])
+        if flagged.size:
+            flagged = np.unique(flagged)
+            self.stats["cells_uncertified"] += len(flagged)
+            doubts = with_uncertified(doubts, flagged, code)
+        return (lines_u, rho_u), (err_p, rho_p, lines_p), doubts
 
     # ------------------------------------------------------------------ shared steps
     def _rounds(self, cells: PlanarCells, crossing: np.ndarray, code: np.ndarray, cut, label,
@@ -466,10 +602,8 @@ class PlanarEngine:
         return center, radius
 
     def _finish(self, cells, crossing, code, pieces, pcell, code_p, child_maps,
-                doubts=None) -> Split:
+                doubts=None, check=None) -> Split:
         uncut = np.flatnonzero(~crossing.any(axis=1))
-        with_vertices(doubts, pcell, lambda idx: _vertex_lists(pieces.take(idx)),
-                      lambda idx: _vertex_lists(cells.polys.take(idx)))
         center_p, radius_p = self._balls(pieces)
         region = radius_p > self.tol.region
         # every other piece has a vertex beyond eps on its side of each cut: it is set aside,
@@ -484,8 +618,21 @@ class PlanarEngine:
         # children in tree order: by parent, then by code
         order = tree_order(parent, child_code)
         parent, child_code = parent[order], child_code[order]
+        bounds = None
+        if check is not None:
+            (lines_u, rho_u), (err_p, rho_p, lines_p), doubts = self._filtered(
+                cells, crossing, code, uncut, pieces, pcell, code_p, center_p, region, check,
+                doubts)
+            lines = Polygons.concat([lines_u, Polygons(lines_p, pieces.start).take(keep)])
+            bounds = Certified(
+                lambda rows: check.child_errors(parent[rows], child_code[rows]),
+                np.concatenate([check.bounds.slot_err[uncut], err_p[keep]])[order],
+                np.concatenate([rho_u, rho_p[keep]])[order], lines.take(order))
+        with_vertices(doubts, pcell, lambda idx: _vertex_lists(pieces.take(idx)),
+                      lambda idx: _vertex_lists(cells.polys.take(idx)))
         children = PlanarCells(polys.take(order), center[order], radius[order],
-                               _Maps(lambda rows: child_maps(parent[rows], child_code[rows])))
+                               _Maps(lambda rows: child_maps(parent[rows], child_code[rows])),
+                               certified=bounds)
         sl = np.flatnonzero(sliver)
         # in tree order too: the order of the pieces depends on the path that made them
         sl = sl[tree_order(pcell[sl], code_p[sl])]
@@ -494,6 +641,71 @@ class PlanarEngine:
         return Split(children=children, parent=parent, code=child_code,
                      center=children.center, radius=children.radius, slivers=slivers,
                      cells=children.polys, doubts=doubts)
+
+
+def _compiled_filter(cells, uncut, pieces, pcell, code_p, center_p, kept, check, cand,
+                     cand_start, cand_unit, err_p, eps):
+    """:meth:`PlanarEngine._filtered`'s checks in compiled code
+    (:mod:`.planar_filtered_kernel`): the pieces' edge lines, then the pieces and the uncut
+    cells (in place) checked. Returns the pieces' lines, flags and radii, then the uncut
+    cells' flags and radii."""
+    from . import planar_filtered_kernel as fk
+
+    def c(a, dtype=np.float64):
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    b = check.bounds
+    pl = check.planes
+    units = (c(pl.grad), c(pl.offset), c(pl.norm), c(check.constant, np.bool_), c(check.EPA),
+             c(check.EPB))
+    m, nv = len(pcell), len(pieces.xy)
+    xy, start, cell = c(pieces.xy), c(pieces.start, np.int64), c(pcell, np.int64)
+    lines = np.zeros((nv, 3))
+    unit = np.full(nv, -1, dtype=np.int64)
+    bad_p = np.zeros(m, dtype=bool)
+    rho_p = np.zeros(m)
+    fk.edge_lines(xy, start, cell, c(cand), c(cand_start, np.int64), c(cand_unit, np.int64),
+                  c(code_p, np.int64), float(eps), lines, unit, bad_p)
+    fk.uncertified(xy, start, lines, unit, cell, *units, c(err_p), c(center_p),
+                   c(kept, np.bool_), np.full(m, -1.0), np.ones(m, dtype=bool), 0, m, bad_p,
+                   rho_p)
+    n = len(cells)
+    active = np.zeros(n, dtype=bool)
+    active[uncut] = True
+    bad = np.zeros(n, dtype=bool)
+    rho = np.zeros(n)
+    polys = cells.polys
+    fk.uncertified(c(polys.xy), c(polys.start, np.int64), c(b.lines.xy),
+                   np.full(len(polys.xy), -1, dtype=np.int64), np.arange(n, dtype=np.int64),
+                   *units, c(b.slot_err), c(cells.center), np.zeros(n, dtype=bool),
+                   c(b.rho), active, 0, n, bad, rho)
+    return lines, bad_p, rho_p, bad[uncut], rho[uncut]
+
+
+class _Check(NamedTuple):
+    """What the certified mode's filter needs of a ReLU-type split: the layer's pull-back on
+    the split cells, its constant units and error bounds (:func:`.vertex.filtered.
+    pullback_errors`), the cells' :class:`Bounds`, and ``child_errors(cell, code)``, the
+    children's map errors."""
+
+    planes: object
+    constant: np.ndarray
+    EPA: np.ndarray
+    EPB: np.ndarray
+    bounds: Bounds
+    child_errors: object
+
+    def lines(self, cell, unit):
+        """The unit-normal lines ``(G (m, 2), g (m,))`` and their error bounds ``(dn, dh)``
+        of the pairs (``cell``, ``unit``), as the filter's kernel forms them."""
+        pl = self.planes
+        grad, offset, norm = pl.grad[cell, unit], pl.offset[cell, unit], pl.norm[cell, unit]
+        constant = self.constant[cell, unit]
+        safe = np.where(constant, 1.0, norm)
+        dn, dh = hyperplane_errors(grad[:, None], offset[:, None], norm[:, None],
+                                   constant[:, None], self.EPA[cell, unit][:, None],
+                                   self.EPB[cell, unit][:, None])
+        return grad / safe[:, None], offset / safe, dn[:, 0], dh[:, 0]
 
 
 def _load_kernel():

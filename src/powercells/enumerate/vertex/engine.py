@@ -71,6 +71,7 @@ from .filtered import (
     child_errors,
     domain_row_errors,
     hyperplane_errors,
+    piece_errors,
     pullback_errors,
     uncertified,
 )
@@ -172,8 +173,8 @@ class VertexCells:
 
 class Bounds(NamedTuple):
     """The certified mode's error bounds of a batch of cells (:mod:`.filtered`): ``EA``,
-    ``EB`` bound the maps' distance from the exact maps (shaped like
-    :attr:`VertexCells.maps`); ``slot_err`` ``(n, 2)`` bounds ``(dn, dh)`` of every
+    ``EB`` ``(n, D)`` bound the maps' distance from the exact maps (per row, the gradient's
+    error summed over the inputs, :func:`.filtered.pullback_errors`); ``slot_err`` ``(n, 2)`` bounds ``(dn, dh)`` of every
     constraint's distance from exact, per cell; ``rho`` ``(n,)`` bounds the distance of every
     vertex of the cell from its exact vertex (-1: not known yet, the root)."""
 
@@ -268,7 +269,7 @@ class VertexEngine:
             slot_err = np.zeros((1, 2))
             if not _is_box(H, h, lo, hi):
                 slot_err[0] = domain_row_errors(H, h)
-            bounds = Certified(lambda rows: (np.zeros((len(rows), k, k)),
+            bounds = Certified(lambda rows: (np.zeros((len(rows), k)),
                                              np.zeros((len(rows), k))), slot_err,
                                np.full(1, -1.0))
         return VertexCells(polytopes.take, center, radius,
@@ -741,19 +742,8 @@ def _filtered(engine, cells, code, uncut, pieces, pcell, code_p, center_p, kept,
     Vertices with fewer than ``d`` edges (``fragile``, counted over the split) cannot come from
     certified signs; if some appeared and the filter flagged nothing, every cell of the batch
     is redone exactly."""
-    n, K = code.shape
-    # a piece's constraints are its cell's and those of the units that cut the cell: the units
-    # whose sides vary among the cell's pieces
-    made = np.zeros((n, 2))
-    if len(pcell):
-        order = np.argsort(pcell, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(pcell[order]) != 0])
-        cut = pcell[order][starts]
-        varies = (np.maximum.reduceat(code_p[order], starts, axis=0)
-                  != np.minimum.reduceat(code_p[order], starts, axis=0))
-        made[cut, 0] = np.where(varies, check.dn[cut], 0.0).max(axis=1, initial=0.0)
-        made[cut, 1] = np.where(varies, check.dh[cut], 0.0).max(axis=1, initial=0.0)
-    piece_err = np.maximum(check.slot_err[pcell], made[pcell])
+    n = len(code)
+    piece_err = piece_errors(pcell, code_p, check.dn, check.dh, check.slot_err)
     test = _compiled_filter if engine.kernel is not None else uncertified
     threads = engine.threads if engine.kernel is not None else None
     # an uncut cell passed the vertex and region tests with these slot errors when it was made

@@ -8,10 +8,11 @@ from the exact ones of the network as stored (its floats taken as the binary rat
 are). The filter bounds both differences and checks every decision against the bound, in
 float64, vectorised over a batch:
 
-* **Hyperplanes.** A cell carries, beside its affine map ``(A, B)``, componentwise bounds
-  ``(EA, EB)`` on the map's distance from its exact one. A pull-back ``W A`` is then within
-  ``|W| EA + gamma_{D+1} |W| |A|`` of exact (any summation order, FMA included; ``gamma_m =
-  m u / (1 - m u)``, ``u = 2**-53``), doubled to cover the rounding of the bound itself, as in
+* **Hyperplanes.** A cell carries, beside its affine map ``(A, B)``, bounds ``(EA, EB)`` on
+  the map's distance from its exact one (per row: the gradient's error summed over the
+  inputs, and the offset's). A pull-back ``W A`` is then within ``|W| EA + gamma_{D+1} |W|
+  |A|`` of exact (any summation order, FMA included; ``gamma_m = m u / (1 - m u)``, ``u =
+  2**-53``), doubled to cover the rounding of the bound itself, as in
   :mod:`powercells.network.certified`. The engine's unit-normal hyperplane ``G t + g`` is the
   exact one divided by the float norm (a positive factor: same hyperplane, same sides) up to
   ``dn >= |G - G*|_1`` and ``dh >= |g - g*|`` (:func:`hyperplane_errors`).
@@ -45,8 +46,8 @@ import numpy as np
 
 from .polytopes import Polytopes, csr_rows
 
-__all__ = ["child_errors", "domain_row_errors", "hyperplane_errors", "pullback_errors",
-           "uncertified", "vertex_radii"]
+__all__ = ["child_errors", "domain_row_errors", "hyperplane_errors", "piece_errors",
+           "pullback_errors", "radii", "uncertified", "vertex_radii"]
 
 U = 2.0 ** -53
 #: Inflation of every computed bound for the rounding of the bound's own arithmetic (a few
@@ -64,27 +65,31 @@ def pullback_errors(W: np.ndarray, b: np.ndarray, A: np.ndarray, B: np.ndarray,
                     EA: np.ndarray, EB: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds on the errors of the pulled-back units ``W z + b`` on cells where ``z = A t + B``.
 
+    A map's gradient error is kept as one number per row, a bound on the row's error summed
+    over the input coordinates (what the hyperplanes' errors need, :func:`hyperplane_errors`):
+    summed over the coordinates, ``|W| EA + gamma |W| |A|`` is ``|W|`` times the rows' sums,
+    one matrix-vector product per cell.
+
     Parameters
     ----------
     W, b : ndarrays (K, D), (K,)
     A, B : ndarrays (n, D, k), (n, D)
         The cells' float maps.
-    EA, EB : ndarrays like ``A``, ``B``
-        Componentwise bounds on the maps' distance from the exact ones.
+    EA, EB : ndarrays (n, D), (n, D)
+        Bounds on the maps' distance from the exact ones: ``EA[i, d] >= sum_j |A[i, d, j] -
+        A*[i, d, j]|``, ``EB[i, d] >= |B[i, d] - B*[i, d]|``.
 
     Returns
     -------
-    EPA, EPB : ndarrays (n, K, k), (n, K)
-        Componentwise bounds on ``|fl(W A) - W A*|`` and ``|fl(W B + b) - (W B* + b)|``.
+    EPA, EPB : ndarrays (n, K), (n, K)
+        The same bounds for ``fl(W A)`` against ``W A*`` and ``fl(W B + b)`` against
+        ``W B* + b``.
     """
     D = W.shape[1]
     aW = np.abs(W)
     g = _gamma(D + 1)
-    # |W| EA + g |W| |A| in one product (the factor 2 covers its rounding), as one matrix
-    # product for the batch, by input coordinate (as pull_back forms W A)
-    n, _, k = A.shape
-    terms = np.ascontiguousarray((EA + g * np.abs(A)).transpose(0, 2, 1)).reshape(n * k, D)
-    EPA = 2.0 * (terms @ aW.T).reshape(n, k, -1).transpose(0, 2, 1) + _TINY * D
+    # (the factor 2 covers the rounding of the bounds' own arithmetic)
+    EPA = 2.0 * ((EA + g * np.abs(A).sum(axis=2)) @ aW.T) + _TINY * D
     EPB = 2.0 * ((EB + g * np.abs(B)) @ aW.T + g * np.abs(b)) + _TINY * D
     return EPA, EPB
 
@@ -94,7 +99,7 @@ def hyperplane_errors(grad, offset, norm, constant, EPA, EPB) -> tuple[np.ndarra
     normal hyperplanes ``G = fl(grad / norm)``, ``g = fl(offset / norm)`` against the exact
     ones divided by the same float ``norm``; ``inf`` where the unit is constant."""
     safe = np.where(constant, 1.0, norm)
-    dn = 2.0 * (EPA.sum(axis=2) / safe + U * np.abs(grad).sum(axis=2) / safe) + _TINY
+    dn = 2.0 * (EPA / safe + U * np.abs(grad).sum(axis=2) / safe) + _TINY
     dh = 2.0 * (EPB / safe + U * np.abs(offset) / safe) + _TINY
     return np.where(constant, np.inf, dn), np.where(constant, np.inf, dh)
 
@@ -113,18 +118,39 @@ def domain_row_errors(H: np.ndarray, h: np.ndarray) -> tuple[float, float]:
 
 
 def child_errors(factor: np.ndarray, EPA, EPB, grad, offset, cell, code):
-    """The map errors of the children (``cell``, ``code``) of a ReLU-type split, in the layout
-    of :meth:`~powercells.enumerate.pullback.Hyperplanes.switch_maps`: each unit's pulled-back
-    map times its factor for the code, exact for factors 0 and +-1, within ``u`` of the
-    product otherwise (a leaky ReLU's slope)."""
+    """The map errors ``(EA, EB)`` (see :func:`pullback_errors`) of the children (``cell``,
+    ``code``) of a ReLU-type split: each unit's pulled-back map times its factor for the code,
+    exact for factors 0 and +-1, within ``u`` of the product otherwise (a leaky ReLU's slope).
+    """
     f = factor[code]                                            # (m, K)
-    EA = np.abs(f)[:, :, None] * EPA[cell]
+    EA = np.abs(f) * EPA[cell]
     EB = np.abs(f) * EPB[cell]
     inexact = (f != 0) & (np.abs(f) != 1)
     if inexact.any():
-        EA = EA + 2 * U * np.abs(f[:, :, None] * grad[cell]) * inexact[:, :, None]
+        EA = EA + 2 * U * np.abs(f) * np.abs(grad[cell]).sum(axis=2) * inexact
         EB = EB + 2 * U * np.abs(f * offset[cell]) * inexact
     return EA, EB
+
+
+def piece_errors(pcell: np.ndarray, code_p: np.ndarray, dn: np.ndarray, dh: np.ndarray,
+                 slot_err: np.ndarray, cutting: np.ndarray | None = None) -> np.ndarray:
+    """The slot errors ``(m, 2)`` of a split's pieces (of cells ``pcell``, codes ``code_p``):
+    a piece's constraints are its cell's (``slot_err`` per cell) and the lines of the units
+    that cut the cell (``cutting`` ``(n, K)`` when the engine knows them, else the units whose
+    sides vary among the cell's pieces); ``dn``, ``dh`` per cell and unit."""
+    made = np.zeros((len(slot_err), 2))
+    if cutting is not None:
+        made[:, 0] = np.where(cutting, dn, 0.0).max(axis=1, initial=0.0)
+        made[:, 1] = np.where(cutting, dh, 0.0).max(axis=1, initial=0.0)
+    elif len(pcell):
+        order = np.argsort(pcell, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(pcell[order]) != 0])
+        cut = pcell[order][starts]
+        varies = (np.maximum.reduceat(code_p[order], starts, axis=0)
+                  != np.minimum.reduceat(code_p[order], starts, axis=0))
+        made[cut, 0] = np.where(varies, dn[cut], 0.0).max(axis=1, initial=0.0)
+        made[cut, 1] = np.where(varies, dh[cut], 0.0).max(axis=1, initial=0.0)
+    return np.maximum(slot_err[pcell], made[pcell])
 
 
 def tight_rows(P: Polytopes):
@@ -160,14 +186,24 @@ def vertex_radii(P: Polytopes, slot_err: np.ndarray):
     rows : ndarray (n_simple, d)
         The tight rows of the simple vertices (:func:`tight_rows`).
     """
-    d = P.dim
     simple, rows = tight_rows(P)
     rho = np.full(len(P.X), np.inf)
     if not rows.size:
         return rho, simple, rows
     idx = np.flatnonzero(simple)
-    N, h, v = P.N[rows], P.h[rows], P.X[idx]
-    err = slot_err[P.vertex_owner[idx]]
+    rho[idx] = radii(P.N[rows], P.h[rows], P.X[idx], slot_err[P.vertex_owner[idx]])
+    return rho, simple, rows
+
+
+def radii(N: np.ndarray, h: np.ndarray, v: np.ndarray, err: np.ndarray) -> np.ndarray:
+    """For points ``v`` ``(s, d)`` each on ``d`` constraints ``N[i] x = h[i]`` ``(s, d, d)``,
+    ``(s, d)`` within ``err[i] = (dn, dh)`` of exact: a bound on the distance ``|v - v*|_inf``
+    to the exact constraints' common point, ``inf`` where the constraints are too
+    ill-conditioned to bound it (module docstring)."""
+    d = N.shape[-1]
+    out = np.full(len(v), np.inf)
+    if not len(v):
+        return out
     g = _gamma(d + 1)
     absv = np.abs(v)
     resid = (np.abs(np.einsum("sij,sj->si", N, v) - h)
@@ -184,8 +220,8 @@ def vertex_radii(P: Polytopes, slot_err: np.ndarray):
              + g * (np.matmul(absM, np.abs(N)).sum(axis=2).max(axis=1) + d)
              + norm_M * err[:, 0]) * _SLACK
     ok = det_ok & (alpha < 0.5) & np.isfinite(R)
-    rho[idx[ok]] = norm_M[ok] * R[ok] / (1.0 - alpha[ok]) * _SLACK
-    return rho, simple, rows
+    out[ok] = norm_M[ok] * R[ok] / (1.0 - alpha[ok]) * _SLACK
+    return out
 
 
 def uncertified(P: Polytopes, parent: np.ndarray, G: np.ndarray, g: np.ndarray,
