@@ -180,16 +180,17 @@ def test_generic_networks_are_certified_by_the_filter_alone():
     assert got.stats["cells_uncertified"] == 0 and got.stats["cells_replaced"] == 0
 
 
-def test_cells_the_filter_cannot_prove_are_redone_exactly(monkeypatch):
-    """With bounds inflated past every margin, no float decision is proven: every split is
-    redone in exact arithmetic, and the count is the same."""
+@pytest.mark.parametrize("engine", ["planar", "vertex"])
+def test_cells_the_filter_cannot_prove_are_redone_exactly(monkeypatch, engine):
+    """With vertex radii inflated past every margin, no float decision is proven: every split
+    is redone in exact arithmetic, and the count is the same."""
     net = random_network(2, [5, 4], seed=2, activations=["relu", "abs"])
     box = pc.Box(-1, 1, dim=2)
     want = pc.count_regions(net, box, engine="exact", certify=True, executor="serial")
-    monkeypatch.setattr(filtered, "_SLACK", 1e30)        # (the numpy filter's)
-    got = pc.count_regions(net, box, certify=True, executor="serial",
+    monkeypatch.setattr(filtered, "_SLACK", 1e30)        # (the numpy filters' radii)
+    got = pc.count_regions(net, box, certify=True, executor="serial", engine=engine,
                            engine_options={"compiled": False})
-    assert got.per_layer == want.per_layer
+    assert got.engine == f"{engine} (certified)" and got.per_layer == want.per_layer
     assert got.stats["cells_uncertified"] >= 1 and got.stats["cells_replaced"] >= 1
 
 
@@ -205,11 +206,13 @@ def test_near_coincident_units_are_certified(compiled):
     assert got.per_layer == want.per_layer and got.stats["cells_uncertified"] >= 1
 
 
-def test_certified_tasks_travel_to_workers(monkeypatch):
-    """Cells carry their error bounds into worker processes: a pool gives the serial count."""
-    monkeypatch.setattr(tasks_module, "DEFAULT_CAP", 40)
-    net = random_network(3, [9, 9], seed=7)
-    box = pc.Box(-1, 1, dim=3)
+@pytest.mark.parametrize("d", [2, 3])
+def test_certified_tasks_travel_to_workers(monkeypatch, d):
+    """Cells carry their error bounds (and, in 2-D, edge lines) into worker processes: a pool
+    gives the serial count."""
+    monkeypatch.setattr(tasks_module, "DEFAULT_CAP", 10)
+    net = random_network(d, [9, 9], seed=7)
+    box = pc.Box(-1, 1, dim=d)
     serial = pc.count_regions(net, box, certify=True, executor="serial")
     pool = pc.count_regions(net, box, certify=True,
                             executor=ProcessExecutor(2, start_after=0, min_work=0))
@@ -268,3 +271,13 @@ def test_a_cell_the_certified_mode_cannot_settle_makes_it_raise(monkeypatch):
     with pytest.raises(pc.PowercellsError, match=r"could not settle \d+ cell"):
         pc.count_regions(net, pc.Box(-1, 1, dim=2), certify=True, executor="serial",
                          engine_options={"compiled": False})
+
+
+def test_a_polygon_domain_is_certified():
+    """A triangle's edges are identified among its rows (divided by their float norms)."""
+    net = random_network(2, [6, 5], seed=3)
+    tri = pc.Polytope(np.array([[-1.0, -0.5], [0.3, 1.0], [0.7, -1.0]]),
+                      np.array([0.6, 0.9, 0.5]))
+    got = pc.count_regions(net, tri, certify=True, executor="serial")
+    want = pc.count_regions(net, tri, engine="exact", certify=True, executor="serial")
+    assert got.engine == "planar (certified)" and got.per_layer == want.per_layer
