@@ -171,9 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     count.add_argument("--certify", action="store_true",
                        help="prove every decision for the network as stored: the count is "
                             "exact, no tolerance, nothing undecided (ReLU-type nets in 2-8 "
-                            "dimensions: the vertex engine with a certified float filter, "
-                            "about 2-4x the time; otherwise the exact engine, much slower); "
-                            "box or polytope domains")
+                            "dimensions: a float engine with a certified filter, about 2x the "
+                            "time; otherwise the exact engine, much slower); box or polytope "
+                            "domains")
     count.add_argument("--certificate", default=None, metavar="FILE",
                        help="with --certify: write a certificate of the count (witnesses and "
                             "emptiness proofs) that check-certificate verifies")
