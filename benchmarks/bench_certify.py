@@ -153,7 +153,7 @@ def case_certify(runs, report, folder, limit):
     D = acas_dir()
     rows = {}
     cases = [(f"2-D [{w}]x3", [_net_file(w, folder), "--box", "-1", "1"])
-             for w in (16, 32, 64, 128)]
+             for w in (16, 32, 64, 128, 160)]
     cases.append(("ACAS 1_1 prop_1", [D / "ACASXU_run2a_1_1_batch_2000.onnx", "--vnnlib",
                                       D / "prop_1.vnnlib"]))
     for label, args in cases:

@@ -15,6 +15,7 @@ from networks import near_coincident_network, random_network
 
 import powercells as pc
 import powercells.enumerate.tasks as tasks_module
+from powercells.enumerate import planar_filtered
 from powercells.enumerate.executors import ProcessExecutor
 from powercells.enumerate.pullback import pull_back
 from powercells.enumerate.vertex import filtered
@@ -188,6 +189,7 @@ def test_cells_the_filter_cannot_prove_are_redone_exactly(monkeypatch, engine):
     box = pc.Box(-1, 1, dim=2)
     want = pc.count_regions(net, box, engine="exact", certify=True, executor="serial")
     monkeypatch.setattr(filtered, "_SLACK", 1e30)        # (the numpy filters' radii)
+    monkeypatch.setattr(planar_filtered, "_SLACK", 1e30)
     got = pc.count_regions(net, box, certify=True, executor="serial", engine=engine,
                            engine_options={"compiled": False})
     assert got.engine == f"{engine} (certified)" and got.per_layer == want.per_layer
@@ -267,6 +269,7 @@ def test_a_cell_the_certified_mode_cannot_settle_makes_it_raise(monkeypatch):
 
     net = random_network(2, [4, 3], seed=5)
     monkeypatch.setattr(filtered, "_SLACK", 1e30)           # every cell goes exact
+    monkeypatch.setattr(planar_filtered, "_SLACK", 1e30)
     monkeypatch.setattr(ThinSplitter, "_placed", lambda self, point, depth: None)
     with pytest.raises(pc.PowercellsError, match=r"could not settle \d+ cell"):
         pc.count_regions(net, pc.Box(-1, 1, dim=2), certify=True, executor="serial",
@@ -281,3 +284,33 @@ def test_a_polygon_domain_is_certified():
     got = pc.count_regions(net, tri, certify=True, executor="serial")
     want = pc.count_regions(net, tri, engine="exact", certify=True, executor="serial")
     assert got.engine == "planar (certified)" and got.per_layer == want.per_layer
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 100_000))
+def test_planar_vertex_radii_bound_the_exact_crossing(seed):
+    """The planar filter's closed-form 2x2 bound: a float crossing of two lines with rational
+    coefficients (rounded to floats, the rounding counted in the slot error) is within its
+    radius of the exact crossing."""
+    rng = np.random.default_rng(seed)
+    exact_lines, float_lines = [], []
+    for _ in range(2):
+        a = [Fraction(int(rng.integers(-20, 21)), int(rng.integers(1, 9))) for _ in range(3)]
+        if not (a[0] or a[1]):
+            a[0] = Fraction(1, 7)
+        exact_lines.append(a)
+        float_lines.append([float(x) for x in a])
+    (a, b, c), (p, q, r) = exact_lines
+    det = a * q - b * p
+    if det == 0:
+        return
+    star = [(-c * q + b * r) / det, (-a * r + c * p) / det]       # a x + b y + c = 0 = p x ...
+    L = np.array(float_lines)
+    v = np.linalg.solve(L[:, :2], -L[:, 2])
+    dn = max(sum(abs(Fraction(f) - e) for f, e in zip(fl[:2], ex[:2]))
+             for fl, ex in zip(float_lines, exact_lines))
+    dh = max(abs(Fraction(fl[2]) - ex[2]) for fl, ex in zip(float_lines, exact_lines))
+    err = np.array([[float(dn) * 2 + 1e-300, float(dh) * 2 + 1e-300]])
+    rho = planar_filtered._radii2(L[:1], L[1:], v[None], err)[0]
+    if np.isfinite(rho):
+        assert max(abs(Fraction(float(v[j])) - star[j]) for j in range(2)) <= Fraction(rho)

@@ -29,8 +29,9 @@ __all__ = ["KERNEL_AFTER", "KernelSwitch", "numba_installed", "run_watched", "wa
 #: planar engine's is ~1.5x slower (its matrix products stay in numpy): the load repays itself
 #: only after ~1.5 s more, so jobs under ~100k regions stay on numpy. The lp engine's compiled
 #: simplex is 2-3x HiGHS at d >= 10 (its path before the switch): it repays the load after
-#: ~0.8 s more.
-KERNEL_AFTER = {"vertex": 0.2, "planar": 1.0, "lp": 0.3}
+#: ~0.8 s more. In the certified mode the planar engine's numpy path also runs the float filter
+#: in numpy, a few times slower than its compiled twin: it switches sooner.
+KERNEL_AFTER = {"vertex": 0.2, "planar": 1.0, "planar (certified)": 0.5, "lp": 0.3}
 
 
 @functools.cache

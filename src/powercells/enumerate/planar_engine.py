@@ -205,7 +205,8 @@ class PlanarEngine:
         self.stats["cells_uncertified"] = 0
         # the compiled rounds give the numpy path's pieces to the bit: a run may change path
         # midway whatever it outputs
-        self._switch = KernelSwitch("planar", f"{__package__}.planar_kernel", _load_kernel,
+        self._switch = KernelSwitch("planar (certified)" if setup.certified else "planar",
+                                    f"{__package__}.planar_kernel", _load_kernel,
                                     setup.options.compiled, lazy=True,
                                     what="the planar engine's compiled rounds")
 
