@@ -44,7 +44,7 @@ from .base import (
 )
 from .budget import Budget
 from .engines import EngineSetup
-from .kernels import KernelSwitch, run_watched
+from .kernels import KernelSwitch, run_watched, worker_pool
 from .planar_filtered import edge_lines, root_lines, uncertified
 from .pullback import pull_back
 from .unit_rules import (
@@ -202,6 +202,7 @@ class PlanarEngine:
         self.budget = Budget()          # the driver's, checked round by round
         # the certified mode: every sign checked by the float filter (.planar_filtered)
         self.certified = setup.certified
+        self.threads = setup.options.resolved_threads      # (the compiled filter's)
         self.stats["cells_uncertified"] = 0
         # the compiled rounds give the numpy path's pieces to the bit: a run may change path
         # midway whatever it outputs
@@ -429,7 +430,7 @@ class PlanarEngine:
         if self.kernel is not None:
             lines_p, bad_p, rho_p, bad_u, rho_u = _compiled_filter(
                 cells, uncut, pieces, pcell, code_p, center_p, kept, check, cand, cand_start,
-                cand_unit, err_p, eps)
+                cand_unit, err_p, eps, self.threads)
         else:
             G, g = check.planes.unit_normals()
             dn, dh = hyperplane_errors(check.planes.grad, check.planes.offset,
@@ -645,7 +646,7 @@ class PlanarEngine:
 
 
 def _compiled_filter(cells, uncut, pieces, pcell, code_p, center_p, kept, check, cand,
-                     cand_start, cand_unit, err_p, eps):
+                     cand_start, cand_unit, err_p, eps, threads):
     """:meth:`PlanarEngine._filtered`'s checks in compiled code
     (:mod:`.planar_filtered_kernel`): the pieces' edge lines, then the pieces and the uncut
     cells (in place) checked. Returns the pieces' lines, flags and radii, then the uncut
@@ -657,8 +658,9 @@ def _compiled_filter(cells, uncut, pieces, pcell, code_p, center_p, kept, check,
 
     b = check.bounds
     pl = check.planes
-    units = (c(pl.grad), c(pl.offset), c(pl.norm), c(check.constant, np.bool_), c(check.EPA),
-             c(check.EPB))
+    # the gradients by input coordinate: the layout pull_back made them in (no copy)
+    units = (c(pl.grad.transpose(0, 2, 1)), c(pl.offset), c(pl.norm),
+             c(check.constant, np.bool_), c(check.EPA), c(check.EPB))
     m, nv = len(pcell), len(pieces.xy)
     xy, start, cell = c(pieces.xy), c(pieces.start, np.int64), c(pcell, np.int64)
     lines = np.zeros((nv, 3))
@@ -667,20 +669,34 @@ def _compiled_filter(cells, uncut, pieces, pcell, code_p, center_p, kept, check,
     rho_p = np.zeros(m)
     fk.edge_lines(xy, start, cell, c(cand), c(cand_start, np.int64), c(cand_unit, np.int64),
                   c(code_p, np.int64), float(eps), lines, unit, bad_p)
-    fk.uncertified(xy, start, lines, unit, cell, *units, c(err_p), c(center_p),
-                   c(kept, np.bool_), np.full(m, -1.0), np.ones(m, dtype=bool), 0, m, bad_p,
-                   rho_p)
+    _in_threads(fk.uncertified, m, threads, xy, start, lines, unit, cell, *units, c(err_p),
+                c(center_p), c(kept, np.bool_), np.full(m, -1.0), np.ones(m, dtype=bool),
+                out=(bad_p, rho_p))
     n = len(cells)
     active = np.zeros(n, dtype=bool)
     active[uncut] = True
     bad = np.zeros(n, dtype=bool)
     rho = np.zeros(n)
     polys = cells.polys
-    fk.uncertified(c(polys.xy), c(polys.start, np.int64), c(b.lines.xy),
-                   np.full(len(polys.xy), -1, dtype=np.int64), np.arange(n, dtype=np.int64),
-                   *units, c(b.slot_err), c(cells.center), np.zeros(n, dtype=bool),
-                   c(b.rho), active, 0, n, bad, rho)
+    _in_threads(fk.uncertified, n, threads, c(polys.xy), c(polys.start, np.int64),
+                c(b.lines.xy), np.full(len(polys.xy), -1, dtype=np.int64),
+                np.arange(n, dtype=np.int64), *units, c(b.slot_err), c(cells.center),
+                np.zeros(n, dtype=bool), c(b.rho), active, out=(bad, rho))
     return lines, bad_p, rho_p, bad[uncut], rho[uncut]
+
+
+def _in_threads(kernel, n, threads, *args, out):
+    """``kernel(*args, first, last, *out)`` over ranges of ``n`` items in the kernel
+    threads."""
+    parts = max(1, min(int(threads), n // 256))
+    if parts == 1:
+        kernel(*args, 0, n, *out)
+        return
+    edges = np.linspace(0, n, parts + 1).astype(np.int64)
+    pool = worker_pool(parts)
+    for job in [pool.submit(kernel, *args, int(a), int(b), *out)
+                for a, b in zip(edges[:-1], edges[1:])]:
+        job.result()
 
 
 class _Check(NamedTuple):

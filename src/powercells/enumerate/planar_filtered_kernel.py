@@ -71,11 +71,12 @@ def uncertified(xy, start, lines, unit, parent, grad, offset, norm, constant, EP
     """Sets ``bad[i]`` for the polygons ``first <= i < last`` (``active`` ones) that the
     filter cannot certify, and ``radius_out[i]``, their largest vertex radius (see
     :func:`~powercells.enumerate.planar_filtered.uncertified`). The layer's unit-normal
-    lines and their error bounds are formed here from the pull-back (``grad``, ``offset``,
-    ``norm``, ``constant``) and its error bounds (``EPA``, ``EPB``), as
+    lines and their error bounds are formed here from the pull-back (``grad`` by input
+    coordinate ``(cells, 2, K)``, ``offset``, ``norm``, ``constant``) and its error bounds
+    (``EPA``, ``EPB``), as
     :meth:`~powercells.enumerate.pullback.Hyperplanes.unit_normals` and
     :func:`~powercells.enumerate.vertex.filtered.hyperplane_errors` form them."""
-    K = grad.shape[1]
+    K = grad.shape[2]
     gk = _gamma(3)
     gk2 = _gamma(4)
     work = np.empty((2, 4))
@@ -136,8 +137,8 @@ def uncertified(xy, start, lines, unit, parent, grad, offset, norm, constant, EP
             if constant[p, u]:
                 continue                    # a constant unit: not decided by signs
             nrm = norm[p, u]
-            Gx, Gy, gu = grad[p, u, 0] / nrm, grad[p, u, 1] / nrm, offset[p, u] / nrm
-            dn_u = 2.0 * (EPA[p, u] / nrm + U * (abs(grad[p, u, 0]) + abs(grad[p, u, 1])) / nrm) \
+            Gx, Gy, gu = grad[p, 0, u] / nrm, grad[p, 1, u] / nrm, offset[p, u] / nrm
+            dn_u = 2.0 * (EPA[p, u] / nrm + U * (abs(grad[p, 0, u]) + abs(grad[p, 1, u])) / nrm) \
                 + _TINY
             dh_u = 2.0 * (EPB[p, u] / nrm + U * abs(offset[p, u]) / nrm) + _TINY
             g1 = abs(Gx) + abs(Gy)

@@ -89,8 +89,10 @@ def pullback_errors(W: np.ndarray, b: np.ndarray, A: np.ndarray, B: np.ndarray,
     aW = np.abs(W)
     g = _gamma(D + 1)
     # (the factor 2 covers the rounding of the bounds' own arithmetic)
-    EPA = 2.0 * ((EA + g * np.abs(A).sum(axis=2)) @ aW.T) + _TINY * D
-    EPB = 2.0 * ((EB + g * np.abs(B)) @ aW.T + g * np.abs(b)) + _TINY * D
+    n = len(EA)
+    both = np.concatenate([EA + g * np.abs(A).sum(axis=2), EB + g * np.abs(B)]) @ aW.T
+    EPA = 2.0 * both[:n] + _TINY * D
+    EPB = 2.0 * (both[n:] + g * np.abs(b)) + _TINY * D
     return EPA, EPB
 
 
