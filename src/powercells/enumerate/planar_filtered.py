@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry.polygons import Polygons
-from .vertex.filtered import _SLACK, _gamma
+from .vertex.filtered import _SLACK, _gamma, near_pairs
 from .vertex.polytopes import csr_rows
 
 __all__ = ["edge_lines", "root_lines", "uncertified"]
@@ -136,19 +136,7 @@ def uncertified(P: Polygons, lines: np.ndarray, unit: np.ndarray, parent: np.nda
             + slot_err[owner, 0] * np.abs(center[owner]).max(axis=1) + slot_err[owner, 1]) * _SLACK
     bad |= region & ~np.logical_and.reduceat(inside > loss, P.start[:-1])
     # signs: the ball screen, then the vertices of the units near each polygon
-    live = np.isfinite(dn)
-    counts = P.counts
-    mean = np.add.reduceat(P.xy, P.start[:-1], axis=0) / counts[:, None]
-    reach = np.sqrt(np.maximum.reduceat(((P.xy - mean[owner]) ** 2).sum(axis=1), P.start[:-1]))
-    max_abs = np.maximum.reduceat(np.abs(P.xy).max(axis=1), P.start[:-1])
-    Gp, gp = G[parent], g[parent]
-    sc = np.einsum("nkd,nd->nk", Gp, mean) + gp
-    g1 = np.abs(Gp).sum(axis=2)
-    far = np.abs(sc) - (gam * (np.einsum("nkd,nd->nk", np.abs(Gp), np.abs(mean)) + np.abs(gp))
-                        + reach[:, None] * (1.0 + 1e-10) + g1 * largest[:, None]
-                        + dn[parent] * np.maximum(max_abs, np.abs(mean).max(axis=1))[:, None]
-                        + dh[parent] + gam * (g1 * max_abs[:, None] + np.abs(gp))) * _SLACK
-    near_p, near_u = np.nonzero(live[parent] & ~(far > 0.0))
+    near_p, near_u = near_pairs(P.xy, P.start, owner, parent, G, g, dn, dh, largest)
     step = 1 << 15
     for lo in range(0, len(near_p), step):
         np_, nu = near_p[lo:lo + step], near_u[lo:lo + step]

@@ -46,8 +46,8 @@ import numpy as np
 
 from .polytopes import Polytopes, csr_rows
 
-__all__ = ["child_errors", "domain_row_errors", "hyperplane_errors", "piece_errors",
-           "pullback_errors", "radii", "uncertified", "vertex_radii"]
+__all__ = ["child_errors", "domain_row_errors", "hyperplane_errors", "near_pairs",
+           "piece_errors", "pullback_errors", "radii", "uncertified", "vertex_radii"]
 
 U = 2.0 ** -53
 #: Inflation of every computed bound for the rounding of the bound's own arithmetic (a few
@@ -132,6 +132,28 @@ def child_errors(factor: np.ndarray, EPA, EPB, grad, offset, cell, code):
         EA = EA + 2 * U * np.abs(f) * np.abs(grad[cell]).sum(axis=2) * inexact
         EB = EB + 2 * U * np.abs(f * offset[cell]) * inexact
     return EA, EB
+
+
+def near_pairs(X, start, owner, parent, G, g, dn, dh, largest):
+    """The (polytope, unit) pairs whose unit the ball screen cannot put on one side of the
+    whole exact polytope: a unit (not constant: ``dn`` finite) farther from the polytope's
+    vertex mean than every vertex (``X``, CSR by ``start``, ``owner``), by more than any vertex's
+    error (``largest``, its largest radius, and the unit's ``dn``, ``dh``), is on one side of
+    it. Returns ``(polytopes, units)``."""
+    d = X.shape[1]
+    gam = _gamma(d + 1)
+    counts = np.diff(start)
+    mean = np.add.reduceat(X, start[:-1], axis=0) / counts[:, None]
+    reach = np.sqrt(np.maximum.reduceat(((X - mean[owner]) ** 2).sum(axis=1), start[:-1]))
+    max_abs = np.maximum.reduceat(np.abs(X).max(axis=1), start[:-1])
+    Gp, gp = G[parent], g[parent]                                   # (n, K, d), (n, K)
+    sc = np.einsum("nkd,nd->nk", Gp, mean) + gp
+    g1 = np.abs(Gp).sum(axis=2)
+    far = np.abs(sc) - (gam * (np.einsum("nkd,nd->nk", np.abs(Gp), np.abs(mean)) + np.abs(gp))
+                        + reach[:, None] * (1.0 + 1e-10) + g1 * largest[:, None]
+                        + dn[parent] * np.maximum(max_abs, np.abs(mean).max(axis=1))[:, None]
+                        + dh[parent] + gam * (g1 * max_abs[:, None] + np.abs(gp))) * _SLACK
+    return np.nonzero(np.isfinite(dn[parent]) & ~(far > 0.0))
 
 
 def piece_errors(pcell: np.ndarray, code_p: np.ndarray, dn: np.ndarray, dh: np.ndarray,
@@ -287,23 +309,8 @@ def uncertified(P: Polytopes, parent: np.ndarray, G: np.ndarray, g: np.ndarray,
     # tight rows per vertex (the simple ones), to recognise a vertex made on a unit
     tight = np.full((len(P.X), d), -1, dtype=np.int64)
     tight[np.flatnonzero(simple)] = rows
-    live = np.isfinite(dn)
     gam = _gamma(d + 1)
-    # the ball screen: a unit farther from a polytope's vertex mean than every vertex, by more
-    # than any vertex's error, is on one side of the whole exact polytope
-    counts = np.diff(P.vstart)
-    mean = np.add.reduceat(P.X, P.vstart[:-1], axis=0) / counts[:, None]
-    reach = np.sqrt(np.maximum.reduceat(((P.X - mean[owner]) ** 2).sum(axis=1),
-                                        P.vstart[:-1]))
-    max_abs = np.maximum.reduceat(np.abs(P.X).max(axis=1), P.vstart[:-1])
-    Gp, gp = G[parent], g[parent]                                   # (n, K, d), (n, K)
-    sc = np.einsum("nkd,nd->nk", Gp, mean) + gp
-    g1 = np.abs(Gp).sum(axis=2)
-    far = np.abs(sc) - (gam * (np.einsum("nkd,nd->nk", np.abs(Gp), np.abs(mean)) + np.abs(gp))
-                        + reach[:, None] * (1.0 + 1e-10) + g1 * largest[:, None]
-                        + dn[parent] * np.maximum(max_abs, np.abs(mean).max(axis=1))[:, None]
-                        + dh[parent] + gam * (g1 * max_abs[:, None] + np.abs(gp))) * _SLACK
-    near_p, near_u = np.nonzero(live[parent] & ~(far > 0.0))
+    near_p, near_u = near_pairs(P.X, P.vstart, owner, parent, G, g, dn, dh, largest)
     step = 1 << 20
     for lo in range(0, len(near_p), max(1, step // 32)):
         np_, nu = near_p[lo:lo + max(1, step // 32)], near_u[lo:lo + max(1, step // 32)]

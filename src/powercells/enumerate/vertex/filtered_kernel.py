@@ -109,6 +109,15 @@ def _tight(inc, v, slot, c0, c1, k, row):
 
 
 @njit(cache=True)
+def _radius_of(X, inc, N, h, slot, c0, c1, v, row, sn, sh, k, Nt, ht, work):
+    """:func:`_radius_at` of vertex ``v`` with its tight rows (into ``row``); ``inf`` when it
+    is not simple."""
+    if _tight(inc, v, slot, c0, c1, k, row) != k:
+        return np.inf
+    return _radius_at(X, N, h, v, row, sn, sh, k, Nt, ht, work)
+
+
+@njit(cache=True)
 def _radius_at(X, N, h, v, row, sn, sh, k, Nt, ht, work):
     """:func:`_vertex_radius` of vertex ``v`` tight on rows ``row``."""
     for r in range(k):
@@ -160,10 +169,8 @@ def uncertified(X, inc, vstart, N, h, slot, cstart, parent, G, g, dn, dh, slot_e
             if lazy:
                 rho[a] = -1.0                   # not computed: known[i] bounds it
                 continue
-            if _tight(inc, v, slot, c0, c1, k, tight[a]) != k:
-                ok = False
-                break
-            rho[a] = _radius_at(X, N, h, v, tight[a], sn, sh, k, Nt, ht, work)
+            rho[a] = _radius_of(X, inc, N, h, slot, c0, c1, v, tight[a], sn, sh, k, Nt, ht,
+                                work)
             if not math.isfinite(rho[a]):
                 ok = False
                 break
@@ -232,10 +239,8 @@ def uncertified(X, inc, vstart, N, h, slot, cstart, parent, G, g, dn, dh, slot_e
                 if abs(s) > g1 * (rho[a] if rho[a] >= 0.0 else max_rho) * _SLACK + rest:
                     continue
                 if rho[a] < 0.0:            # the known bound did not decide: this radius
-                    if _tight(inc, v, slot, c0, c1, k, tight[a]) != k:
-                        ok = False
-                        break
-                    rho[a] = _radius_at(X, N, h, v, tight[a], sn, sh, k, Nt, ht, work)
+                    rho[a] = _radius_of(X, inc, N, h, slot, c0, c1, v, tight[a], sn, sh, k, Nt,
+                                        ht, work)
                     if not math.isfinite(rho[a]):
                         ok = False
                         break
