@@ -177,7 +177,7 @@ OPTIONS = {"tol", "eps", "engine", "engine_options", "lp", "tolerances", "max_re
 
 #: Low-level kernels whose tolerances are operands, not options.
 KERNELS = {"powercells.enumerate.vertex.polytopes", "powercells.geometry.polygons",
-           "powercells.enumerate.planar_kernel",
+           "powercells.enumerate.planar_kernel", "powercells.enumerate.planar_filtered_kernel",
            "powercells.enumerate.scale", "powercells.enumerate.budget", "powercells.lp",
            "powercells.lp.dense_kernel"}
 

@@ -225,7 +225,7 @@ class PlanarEngine:
         center, radius = poly.chebyshev(self.tol.empty)
         bounds = None
         if self.certified:
-            lines, ok = root_lines(poly, H, h, self.tol.empty)
+            lines, ok = root_lines(poly, H, h, eps=self.tol.empty)
             # edges that match no row, or two: the root is redone exactly at the first split
             err = np.array([domain_row_errors(H, h) if ok else (np.inf, np.inf)])
             bounds = Certified(lambda rows: (np.zeros((len(rows), 2)),
@@ -436,7 +436,7 @@ class PlanarEngine:
             dn, dh = hyperplane_errors(check.planes.grad, check.planes.offset,
                                        check.planes.norm, check.constant, check.EPA, check.EPB)
             lines_p, unit_p, ok_p = edge_lines(pieces, pcell, cand, cand_start, cand_unit,
-                                               eps)
+                                               eps=eps)
             # a unit's line oriented to the piece's side of it (code 1: where it is positive)
             from_unit = np.flatnonzero(unit_p >= 0)
             side = code_p[pieces.owner[from_unit], unit_p[from_unit]]

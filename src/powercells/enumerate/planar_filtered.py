@@ -29,7 +29,7 @@ __all__ = ["edge_lines", "root_lines", "uncertified"]
 
 
 def edge_lines(pieces: Polygons, pcell: np.ndarray, cand: np.ndarray, cand_start: np.ndarray,
-               cand_unit: np.ndarray, eps: float):
+               cand_unit: np.ndarray, *, eps: float):
     """The line of every edge of every piece, among its cell's candidates.
 
     Parameters
@@ -74,7 +74,7 @@ def edge_lines(pieces: Polygons, pcell: np.ndarray, cand: np.ndarray, cand_start
     return lines, unit, ok
 
 
-def root_lines(poly: Polygons, H: np.ndarray, h: np.ndarray, eps: float):
+def root_lines(poly: Polygons, H: np.ndarray, h: np.ndarray, *, eps: float):
     """The edge lines of a domain's polygon (one polygon), oriented inward: among the domain's
     rows ``H x <= h`` divided by their float norms. Returns ``(lines, ok)``."""
     H = np.asarray(H, dtype=np.float64)
@@ -83,7 +83,7 @@ def root_lines(poly: Polygons, H: np.ndarray, h: np.ndarray, eps: float):
     live = norm > 0
     cand = np.column_stack([-H[live] / norm[live, None], h[live] / norm[live]])
     lines, _, ok = edge_lines(poly, np.zeros(1, dtype=np.int64), cand,
-                              np.array([0, len(cand)]), np.full(len(cand), -1), eps)
+                              np.array([0, len(cand)]), np.full(len(cand), -1), eps=eps)
     return lines, bool(ok[0]) if len(ok) else False
 
 
