@@ -44,7 +44,7 @@ from .base import (
 )
 from .budget import Budget
 from .engines import EngineSetup
-from .kernels import KernelSwitch, run_watched, worker_pool
+from .kernels import KernelSwitch, numba_installed, run_watched, worker_pool
 from .planar_filtered import edge_lines, root_lines, uncertified
 from .pullback import pull_back
 from .unit_rules import (
@@ -66,6 +66,9 @@ __all__ = ["PlanarCells", "PlanarEngine"]
 #: Bound on the floats of a batch's per-(cell, unit) tables (pulled-back maps, screens), which
 #: dominate a batch's memory; about 8 such tables live at once.
 _VALUES_BUDGET = 1 << 22
+#: Edge-line tests (a piece's edges times its cell's candidate lines) above which the
+#: certified filter runs compiled even while the rounds are on the numpy path.
+_FILTER_KERNEL_WORK = 1 << 20
 #: (piece, cutting unit) pairs labelled at once (see :meth:`PlanarEngine._labelled`).
 _LABELS_BUDGET = 1 << 19
 
@@ -427,7 +430,11 @@ class PlanarEngine:
         np.maximum.at(made, cc, np.column_stack([dn_c, dh_c]))
         err_p = np.maximum(b.slot_err[pcell], made[pcell])
         lines_u = b.lines.take(uncut)
-        if self.kernel is not None:
+        # the compiled filter with the compiled rounds, or alone for a large batch: the numpy
+        # one tests every edge against every line of its cell (a wide first layer's pieces
+        # against all its units: seconds)
+        work = int(np.sum(per[pcell] * pieces.counts))
+        if self.kernel is not None or (work > _FILTER_KERNEL_WORK and numba_installed()):
             lines_p, bad_p, rho_p, bad_u, rho_u = _compiled_filter(
                 cells, uncut, pieces, pcell, code_p, center_p, kept, check, cand, cand_start,
                 cand_unit, err_p, eps, self.threads)
