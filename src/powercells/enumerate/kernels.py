@@ -16,11 +16,13 @@ import threading
 import time
 from importlib.util import find_spec
 
+import numpy as np
+
 from ..errors import OptionError
 from .budget import WATCH_INTERVAL, Budget
 
-__all__ = ["KERNEL_AFTER", "KernelSwitch", "numba_installed", "run_watched", "wait_result",
-           "worker_pool"]
+__all__ = ["KERNEL_AFTER", "KernelSwitch", "in_kernel_threads", "numba_installed", "run_watched",
+           "wait_result", "worker_pool"]
 
 #: Seconds of splitting on the numpy path after which each engine loads its compiled kernel.
 #: Loading costs ~0.5 s in a fresh process. The vertex engine's numpy path is ~5x slower than
@@ -127,6 +129,21 @@ def worker_pool(threads: int):
             pool = _POOLS[threads] = ThreadPoolExecutor(max_workers=threads,
                                                         thread_name_prefix="powercells-kernel")
         return pool
+
+
+def in_kernel_threads(kernel, n: int, threads: int, *args, out) -> None:
+    """``kernel(*args, first, last, *out)`` over ranges of ``n`` items, one range per kernel
+    thread (a compiled function that releases the GIL and writes its results into ``out``);
+    in this thread when there are few items."""
+    parts = max(1, min(int(threads), n // 256))
+    if parts == 1:
+        kernel(*args, 0, n, *out)
+        return
+    edges = np.linspace(0, n, parts + 1).astype(np.int64)
+    pool = worker_pool(parts)
+    for job in [pool.submit(kernel, *args, int(a), int(b), *out)
+                for a, b in zip(edges[:-1], edges[1:])]:
+        job.result()
 
 
 def run_watched(call, budget: Budget, counter):

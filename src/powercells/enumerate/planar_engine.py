@@ -44,7 +44,7 @@ from .base import (
 )
 from .budget import Budget
 from .engines import EngineSetup
-from .kernels import KernelSwitch, numba_installed, run_watched, worker_pool
+from .kernels import KernelSwitch, in_kernel_threads, numba_installed, run_watched
 from .planar_filtered import edge_lines, root_lines, uncertified
 from .pullback import pull_back
 from .unit_rules import (
@@ -676,7 +676,7 @@ def _compiled_filter(cells, uncut, pieces, pcell, code_p, center_p, kept, check,
     rho_p = np.zeros(m)
     fk.edge_lines(xy, start, cell, c(cand), c(cand_start, np.int64), c(cand_unit, np.int64),
                   c(code_p, np.int64), float(eps), lines, unit, bad_p)
-    _in_threads(fk.uncertified, m, threads, xy, start, lines, unit, cell, *units, c(err_p),
+    in_kernel_threads(fk.uncertified, m, threads, xy, start, lines, unit, cell, *units, c(err_p),
                 c(center_p), c(kept, np.bool_), np.full(m, -1.0), np.ones(m, dtype=bool),
                 out=(bad_p, rho_p))
     n = len(cells)
@@ -685,25 +685,11 @@ def _compiled_filter(cells, uncut, pieces, pcell, code_p, center_p, kept, check,
     bad = np.zeros(n, dtype=bool)
     rho = np.zeros(n)
     polys = cells.polys
-    _in_threads(fk.uncertified, n, threads, c(polys.xy), c(polys.start, np.int64),
+    in_kernel_threads(fk.uncertified, n, threads, c(polys.xy), c(polys.start, np.int64),
                 c(b.lines.xy), np.full(len(polys.xy), -1, dtype=np.int64),
                 np.arange(n, dtype=np.int64), *units, c(b.slot_err), c(cells.center),
                 np.zeros(n, dtype=bool), c(b.rho), active, out=(bad, rho))
     return lines, bad_p, rho_p, bad[uncut], rho[uncut]
-
-
-def _in_threads(kernel, n, threads, *args, out):
-    """``kernel(*args, first, last, *out)`` over ranges of ``n`` items in the kernel
-    threads."""
-    parts = max(1, min(int(threads), n // 256))
-    if parts == 1:
-        kernel(*args, 0, n, *out)
-        return
-    edges = np.linspace(0, n, parts + 1).astype(np.int64)
-    pool = worker_pool(parts)
-    for job in [pool.submit(kernel, *args, int(a), int(b), *out)
-                for a, b in zip(edges[:-1], edges[1:])]:
-        job.result()
 
 
 class _Check(NamedTuple):

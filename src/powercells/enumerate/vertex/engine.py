@@ -57,7 +57,7 @@ from ..base import (
 )
 from ..budget import Budget
 from ..engines import EngineSetup
-from ..kernels import KernelSwitch, wait_result, worker_pool
+from ..kernels import KernelSwitch, in_kernel_threads, wait_result, worker_pool
 from ..pullback import pull_back
 from ..unit_rules import (
     clip_to_winners,
@@ -174,8 +174,8 @@ class VertexCells:
 class Bounds(NamedTuple):
     """The certified mode's error bounds of a batch of cells (:mod:`.filtered`): ``EA``,
     ``EB`` ``(n, D)`` bound the maps' distance from the exact maps (per row, the gradient's
-    error summed over the inputs, :func:`.filtered.pullback_errors`); ``slot_err`` ``(n, 2)`` bounds ``(dn, dh)`` of every
-    constraint's distance from exact, per cell; ``rho`` ``(n,)`` bounds the distance of every
+    error summed over the inputs, :func:`.filtered.pullback_errors`); ``slot_err`` ``(n, 2)``
+    bounds ``(dn, dh)`` of every constraint's distance from exact, per cell; ``rho`` ``(n,)`` bounds the distance of every
     vertex of the cell from its exact vertex (-1: not known yet, the root)."""
 
     EA: np.ndarray
@@ -787,16 +787,7 @@ def _compiled_filter(P, parent, G, g, dn, dh, slot_err, center, radius, known, t
             np.ones(n, dtype=bool) if active is None else active)
     bad = np.zeros(n, dtype=bool)
     rho = np.zeros(n)
-    parts = max(1, min(int(threads or 1), n // 64))
-    edges = np.linspace(0, n, parts + 1).astype(np.int64)
-    if parts == 1:
-        filtered_kernel.uncertified(*args, 0, n, bad, rho)
-        return bad, rho
-    pool = worker_pool(parts)
-    jobs = [pool.submit(filtered_kernel.uncertified, *args, int(a), int(b), bad, rho)
-            for a, b in zip(edges[:-1], edges[1:])]
-    for job in jobs:
-        job.result()
+    in_kernel_threads(filtered_kernel.uncertified, n, threads or 1, *args, out=(bad, rho))
     return bad, rho
 
 

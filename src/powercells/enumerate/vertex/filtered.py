@@ -157,16 +157,13 @@ def near_pairs(X, start, owner, parent, G, g, dn, dh, largest):
 
 
 def piece_errors(pcell: np.ndarray, code_p: np.ndarray, dn: np.ndarray, dh: np.ndarray,
-                 slot_err: np.ndarray, cutting: np.ndarray | None = None) -> np.ndarray:
+                 slot_err: np.ndarray) -> np.ndarray:
     """The slot errors ``(m, 2)`` of a split's pieces (of cells ``pcell``, codes ``code_p``):
     a piece's constraints are its cell's (``slot_err`` per cell) and the lines of the units
-    that cut the cell (``cutting`` ``(n, K)`` when the engine knows them, else the units whose
-    sides vary among the cell's pieces); ``dn``, ``dh`` per cell and unit."""
+    that cut the cell, the units whose sides vary among the cell's pieces; ``dn``, ``dh`` per
+    cell and unit."""
     made = np.zeros((len(slot_err), 2))
-    if cutting is not None:
-        made[:, 0] = np.where(cutting, dn, 0.0).max(axis=1, initial=0.0)
-        made[:, 1] = np.where(cutting, dh, 0.0).max(axis=1, initial=0.0)
-    elif len(pcell):
+    if len(pcell):
         order = np.argsort(pcell, kind="stable")
         starts = np.flatnonzero(np.r_[True, np.diff(pcell[order]) != 0])
         cut = pcell[order][starts]
