@@ -18,6 +18,11 @@ from powercells.io import vnnlib
 from powercells.io.vnnlib import VnnlibProperty, read_vnnlib
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+# Hang guards, not speed tests: what they catch (computing 10**99999999, recursing 100,000
+# levels, reading quadratically, expanding 2**40 disjuncts) takes minutes or never ends, while a
+# slow or busy CI machine may take a few seconds for what runs in one here.
+HANG_GUARD_S = 30.0
+
 HEAD = "(declare-const X_0 Real)\n(declare-const Y_0 Real)\n"
 BOX = "(assert (>= X_0 -1))\n(assert (<= X_0 1))\n"
 TWO = "(declare-const X_0 Real)(declare-const X_1 Real)"
@@ -164,7 +169,7 @@ def test_declarations_in_any_order_and_comments_anywhere(tmp_path):
 def test_bad_numbers(tmp_path, literal, match):
     t0 = time.perf_counter()
     _refused(_write(tmp_path, HEAD + BOX + f"(assert (<= Y_0 {literal}))"), "line 5: .*" + match)
-    assert time.perf_counter() - t0 < 1.0                 # no 10**99999999 is ever computed
+    assert time.perf_counter() - t0 < HANG_GUARD_S     # no 10**99999999 is ever computed
 
 
 @pytest.mark.parametrize("literal, value", [
@@ -197,7 +202,7 @@ def test_accepted_numbers_are_exact_and_convert_to_float(tmp_path, literal, valu
 def test_arithmetic_stays_in_range(tmp_path, term, match):
     t0 = time.perf_counter()
     _refused(_write(tmp_path, HEAD + f"(assert (<= {term} 1))"), match)
-    assert time.perf_counter() - t0 < 2.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S
 
 
 def test_right_hand_side_out_of_range(tmp_path):
@@ -240,7 +245,7 @@ def test_extreme_coefficients_still_give_the_right_polytope(tmp_path):
 def test_deep_nesting_is_refused(tmp_path, text):
     t0 = time.perf_counter()
     _refused(_write(tmp_path, text), r"(nested deeper than 1000 levels|expected an operator)")
-    assert time.perf_counter() - t0 < 2.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S
 
 
 def test_nesting_up_to_the_limit_reads_without_recursion(tmp_path):
@@ -300,10 +305,11 @@ def _or_asserts(k, var="Y_0"):
     (HEAD + "(assert (or " + "(<= Y_0 1) " * 100_001 + "))",
      r"this formula expands to 100001 disjuncts, more than max_disjuncts=100000"),
 ])
-def test_expansion_bombs_are_counted_before_expanding(tmp_path, text, match):
-    t0 = time.perf_counter()
+def test_expansion_bombs_are_counted_before_expanding(tmp_path, monkeypatch, text, match):
+    def expanded(root):
+        raise AssertionError("a bomb reached the expansion")
+    monkeypatch.setattr(vnnlib, "_expand", expanded)     # refused while counting, never built
     _refused(_write(tmp_path, text), match)
-    assert time.perf_counter() - t0 < 3.0
 
 
 def test_max_disjuncts_keyword(tmp_path):
@@ -388,7 +394,7 @@ def test_many_disjuncts_group_in_linear_time(tmp_path):
         " ".join(f"(<= Y_0 {i})" for i in range(n)) + "))"
     t0 = time.perf_counter()
     prop = _checked(read_vnnlib(_write(tmp_path, text)))
-    assert time.perf_counter() - t0 < 5.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S
     assert [len(r.unsafe) for r in prop.regions] == [n, n]
     assert [r.domain.lo[0] for r in prop.regions] == [0.0, 2.0]
 
@@ -401,7 +407,7 @@ def test_oversized_files_are_refused_before_reading(tmp_path, monkeypatch):
     t0 = time.perf_counter()
     _refused(path, rf"the file has {vnnlib.MAX_FILE_BYTES + 1} bytes, more than the "
                    rf"{vnnlib.MAX_FILE_BYTES}")
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S
     monkeypatch.setattr(vnnlib, "MAX_FILE_BYTES", 100)
     _refused(_write(tmp_path, HEAD + BOX + " " * 100), r"more than the 100")
     assert len(read_vnnlib(_write(tmp_path, "(declare-const X_0 Real)" + " " * 76))) == 1  # 100
@@ -570,7 +576,7 @@ def _read_corrupted(path, data):
                 assert "\n" not in str(exc)
             else:
                 assert domain.dim == prop.n_inputs
-    assert time.perf_counter() - t0 < 2.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S
 
 
 # Box(-1e308, 1e308) warns of an overflow in its radius (domain.py), harmlessly
