@@ -24,7 +24,9 @@ import concurrent.futures as cf
 import dataclasses
 import multiprocessing
 import os
+import pickle
 import sys
+import tempfile
 from contextlib import contextmanager
 
 from ..errors import OptionError, PowercellsError
@@ -78,8 +80,8 @@ class Executor:
     """
 
     name = "executor"
-    #: Whether the workers see this machine's disk (then they file their subtasks in the
-    #: run's store themselves).
+    #: Whether the workers see this machine's disk: then tasks travel by key through the
+    #: run's spool (:mod:`.spool`), not through the coordinator.
     shares_disk = False
     workers = 0
     start_after = START_AFTER
@@ -168,8 +170,9 @@ def run_remote(ctx, task, known, *, limit, max_regions):
         release_memory()
 
 
-def _init_pool_worker(ctx):
-    _POOL["ctx"] = ctx
+def _init_pool_worker(ctx_file):
+    with open(ctx_file, "rb") as fh:
+        _POOL["ctx"] = pickle.load(fh)
 
 
 def _warm_worker():
@@ -177,13 +180,15 @@ def _warm_worker():
 
 
 def _pool_run(task, known, limit, max_regions):
-    ctx = _POOL["ctx"]
-    part = run_remote(ctx, task, known, limit=limit, max_regions=max_regions)
-    if ctx.task_dir is not None and part.subtasks:
-        # filed here, on the store's machine: the coordinator receives keys, not batches
-        from ..io.store import file_task
+    from .spool import TaskRef
 
-        part.subtasks = [file_task(ctx.task_dir, sub) for sub in part.subtasks]
+    ctx = _POOL["ctx"]
+    if isinstance(task, TaskRef):           # sent by key: its batches are in the spool
+        task = ctx.spool.load(task.key)
+    part = run_remote(ctx, task, known, limit=limit, max_regions=max_regions)
+    if ctx.spool is not None and part.subtasks:
+        # filed here, on the coordinator's machine: it receives keys, not batches
+        part.subtasks = [ctx.spool.file(sub) for sub in part.subtasks]
     return part
 
 
@@ -258,12 +263,15 @@ class ProcessExecutor(Executor):
         self.start_after = float(start_after)
         self.min_work = float(min_work)
         self._pool = None
-        self._ctx = None
+        self._ctx_file = None
 
     def _new_pool(self):
+        # the run's context reaches the workers in a file: given as an argument it would be
+        # written into each new process's pipe while the process imports powercells to read
+        # it, and the coordinator would wait for that (0.2 s a worker) instead of working
         self._pool = cf.ProcessPoolExecutor(
             max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_pool_worker, initargs=(self._ctx,))
+            initializer=_init_pool_worker, initargs=(self._ctx_file,))
         # the workers are started now, all of them, without the caller's main script, and
         # with one BLAS thread each (they share the CPUs; BLAS threads spinning beside another
         # worker's slow everyone down); each makes its engine while the coordinator goes on
@@ -278,7 +286,9 @@ class ProcessExecutor(Executor):
         return True
 
     def start(self, ctx) -> None:
-        self._ctx = worker_context(ctx, self.workers)
+        fd, self._ctx_file = tempfile.mkstemp(prefix="powercells-run-", suffix=".pickle")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(worker_context(ctx, self.workers), fh, protocol=pickle.HIGHEST_PROTOCOL)
         self._new_pool()
 
     def submit(self, task, known, *, limit, max_regions):
@@ -309,6 +319,9 @@ class ProcessExecutor(Executor):
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
+        if self._ctx_file is not None:
+            os.unlink(self._ctx_file)   # the workers read it as they started
+            self._ctx_file = None
         if pool is None:
             return
         # running tasks are abandoned: kill their processes rather than wait for them

@@ -20,9 +20,10 @@ import time
 
 from ..errors import PowercellsError
 from .executors import MAX_ATTEMPTS, SerialExecutor, WorkerLost
+from .spool import TaskRef, TaskSpool
 from .tasks import release_memory, run_task
 
-__all__ = ["Outcome", "execute", "seconds_left"]
+__all__ = ["Outcome", "TaskRef", "execute", "seconds_left"]
 
 
 class Outcome:
@@ -113,6 +114,9 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
     known = list(known) if known is not None else [0] * L
     heap = []
     seq = 0
+    # waiting tasks on disk: the store's (durable), or a temporary one once workers on this
+    # machine start (they file and read the batches; the coordinator passes keys)
+    spool = store.spool if store is not None else None
     for task in tasks:
         if store is not None and task.key and not isinstance(task, TaskRef):
             task = TaskRef.of(task)
@@ -140,6 +144,8 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
         nonlocal seq
         if store is not None:
             store.add(part)
+        elif spool is not None:
+            spool.forget(part.task_key)
         if not sink.keeps_rows:         # filed; only its counts wait for their turn
             part.leaves = part.levels = None
         out.add(part)
@@ -148,9 +154,9 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
         if part.stopped and out.stopped is None:
             out.stopped = part.stopped
         for sub in part.subtasks:
-            # a task waiting in a store is read back when it runs: the coordinator's memory
+            # a task waiting in a spool is read back when it runs: the coordinator's memory
             # holds keys, not the (large) batches of every task waiting
-            entry = TaskRef.of(sub) if store is not None else sub
+            entry = TaskRef.of(sub) if store is not None or isinstance(sub, TaskRef) else sub
             heapq.heappush(heap, (sub.key, seq, entry))
             seq += 1
         part.subtasks = [TaskRef.of(sub) for sub in part.subtasks]
@@ -177,14 +183,16 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                          or seconds_left(heap, known, out.counts,
                                          time.perf_counter() - budget.start, roots)
                          >= executor.min_work)):
-                executor.start(ctx if store is None or not executor.shares_disk else
-                               dataclasses.replace(ctx, task_dir=str(store.task_dir)))
+                if executor.shares_disk and spool is None:
+                    spool = TaskSpool.temporary()
+                executor.start(dataclasses.replace(ctx, spool=spool) if executor.shares_disk
+                               else ctx)
                 started = True
                 out.workers = executor.workers
             if not started or (not dispatching and not executor.ready()):
                 if not heap:            # the workers are still starting and nothing is left
                     break
-                task = _loaded(heapq.heappop(heap)[2], store)
+                task = _loaded(heapq.heappop(heap)[2], spool)
                 part = run_task(ctx, local_engine, task, budget, known)
                 del task
                 arrive(part)
@@ -193,7 +201,10 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                 continue
             dispatching = True
             while out.stopped is None and heap and len(in_flight) < 2 * executor.workers:
-                task = _loaded(heapq.heappop(heap)[2], store)
+                entry = heapq.heappop(heap)[2]
+                # a worker on this machine reads a waiting task from the spool itself
+                task = entry if isinstance(entry, TaskRef) and executor.shares_disk else \
+                    _loaded(entry, spool)
                 limit = None
                 if budget.deadline is not None:
                     limit = max(budget.deadline - time.perf_counter(), 1e-3)
@@ -227,6 +238,8 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
         report.close()
         if started:
             executor.close()
+        if spool is not None:
+            spool.remove()              # a temporary spool (a store's stays)
     deliver(flush=True)
     if out.stopped is None and heap:            # pragma: no cover - defensive
         raise PowercellsError("the run ended with tasks left")
@@ -274,24 +287,8 @@ def seconds_left(heap, known, made_now, elapsed: float, roots: int = 1) -> float
     return elapsed / work_now * total
 
 
-class TaskRef:
-    """A task waiting in a store, by key (read back by :func:`_loaded` when it runs); depth
-    and size None when unknown (a resumed store's), ``pieces`` as :attr:`Task.pieces
-    <powercells.enumerate.tasks.Task.pieces>`."""
-
-    __slots__ = ("key", "depth", "size", "pieces")
-
-    def __init__(self, key, depth, size, pieces=False):
-        self.key, self.depth, self.size, self.pieces = key, depth, size, pieces
-
-    @classmethod
-    def of(cls, task) -> TaskRef:
-        """The reference to a task (or a copy of a reference)."""
-        return cls(task.key, task.depth, task.size, getattr(task, "pieces", False))
-
-
-def _loaded(entry, store):
-    return store.load_task(entry.key) if isinstance(entry, TaskRef) else entry
+def _loaded(entry, spool):
+    return spool.load(entry.key) if isinstance(entry, TaskRef) else entry
 
 
 def _exhausted(budget, known) -> str | None:

@@ -84,10 +84,10 @@ class RunContext:
         Identifies the run (a worker keeps one engine per run).
     domain_rows : (H, h) or None
         The domain ``H t <= h`` in engine coordinates, for settling slivers exactly.
-    task_dir : str or None
-        Where a worker on this machine files the subtasks of its parts itself (the run's
-        store), handing back only their keys: the coordinator then never unpickles the
-        batches of the tasks waiting (see :func:`~powercells.io.store.file_task`).
+    spool : TaskSpool or None
+        Where a worker on the coordinator's machine reads the tasks it is sent by key and
+        files the subtasks of its parts, handing back only their keys
+        (:mod:`~powercells.enumerate.spool`); None for workers elsewhere (Dask).
     passes : int
         The last ``passes`` layers are not split by (:func:`passing_layers`): a node of depth
         ``depth - passes`` is one node of each depth after it, with the same cell and code 0.
@@ -108,7 +108,7 @@ class RunContext:
         return len(self.layers)
 
     domain_rows: tuple | None = None
-    task_dir: str | None = None
+    spool: object = None
     passes: int = 0
 
     def make_engine(self):

@@ -30,14 +30,13 @@ import fcntl
 import hashlib
 import json
 import os
-import pickle
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..enumerate.driver import CountSink, _counted
-from ..enumerate.schedule import TaskRef
+from ..enumerate.spool import TaskRef, TaskSpool, key_name, write_atomic
 from ..errors import OutputError, PowercellsError
 
 __all__ = ["Store", "count_with_store", "read_store", "store_summary"]
@@ -54,14 +53,6 @@ def _pyarrow():
     except ImportError:
         raise OutputError("a store needs pyarrow: pip install 'powercells[export]'") from None
     return pa, pq
-
-
-def key_name(key: tuple) -> str:
-    """A key as a file-name stem of bounded length (keys grow by one number per generation of
-    tasks, to hundreds on long runs): a digest of the key, which the file itself records."""
-    if not key:
-        return "root"
-    return hashlib.sha256(".".join(map(str, key)).encode()).hexdigest()[:40]
 
 
 def network_digest(network) -> str:
@@ -90,32 +81,6 @@ def run_fields(net, domain, *, engine: str, tolerances, lp) -> dict:
             "tolerances": {k: float(v) for k, v in sorted(vars(tolerances).items())
                            if isinstance(v, (int, float))},
             "lp": lp if lp is None or isinstance(lp, str) else type(lp).__name__}
-
-
-def file_task(directory, task) -> TaskRef:
-    """Write a waiting task into a store's task folder (whole or absent) and return its key
-    (a worker on the store's machine does this for its subtasks)."""
-    data = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
-    _write_atomic(Path(directory) / f"task-{key_name(task.key)}.pickle",
-                  lambda tmp: tmp.write_bytes(data))
-    return TaskRef.of(task)
-
-
-def _write_atomic(path: Path, write) -> None:
-    """``write(tmp_path)``, then rename onto ``path`` (whole or absent)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
 
 
 class Store:
@@ -205,7 +170,7 @@ class Store:
 
     def _write_manifest(self) -> None:
         text = json.dumps(self.manifest, indent=1)
-        _write_atomic(self.path / "manifest.json", lambda tmp: tmp.write_text(text))
+        write_atomic(self.path / "manifest.json", lambda tmp: tmp.write_text(text))
 
     @property
     def complete(self) -> bool:
@@ -222,12 +187,7 @@ class Store:
 
     def load_task(self, key: tuple):
         """A waiting task, read back from its file."""
-        f = self.path / _TASKS / f"task-{key_name(key)}.pickle"
-        try:
-            with open(f, "rb") as fh:
-                return pickle.load(fh)
-        except (OSError, pickle.UnpicklingError, EOFError) as exc:
-            raise PowercellsError(f"{f}: cannot read the waiting task ({exc})") from None
+        return self.spool.load(key)
 
     def resume(self, fresh: list, sink) -> tuple[list, list | None]:
         """The tasks left to run and the nodes per depth already finished (given to ``sink``
@@ -284,8 +244,13 @@ class Store:
     # ------------------------------------------------------------------ writing
     @property
     def task_dir(self) -> Path:
-        """Where waiting tasks are filed (:func:`file_task`)."""
+        """Where waiting tasks are filed (:attr:`spool`)."""
         return self.path / _TASKS
+
+    @property
+    def spool(self) -> TaskSpool:
+        """The waiting tasks, one durable file each (they make the run resumable)."""
+        return TaskSpool(self.task_dir)
 
     def add(self, part) -> None:
         """File a finished task: its subtasks (those a worker has not filed itself), then its
@@ -293,7 +258,7 @@ class Store:
         is filed (:meth:`resume`), so a crash before that leaves a stray file, not a task."""
         for sub in part.subtasks:
             if not isinstance(sub, TaskRef):
-                file_task(self.task_dir, sub)
+                self.spool.file(sub)
         pa, pq = _pyarrow()
         table = _leaf_table(pa, part, self.manifest["widths"], self.manifest["dim"])
         meta = {"key": list(part.key), "depth": part.depth, "counts": part.counts,
@@ -304,11 +269,9 @@ class Store:
                 "subtasks": [list(s.key) for s in part.subtasks], "stats": part.stats,
                 "stopped": part.stopped, "seconds": part.seconds}
         table = table.replace_schema_metadata({"powercells": json.dumps(meta)})
-        _write_atomic(self.path / _PARTS / f"part-{key_name(part.key)}.parquet",
+        write_atomic(self.path / _PARTS / f"part-{key_name(part.key)}.parquet",
                       lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-        own = self.path / _TASKS / f"task-{key_name(part.task_key)}.pickle"
-        if own.exists():
-            own.unlink()
+        self.spool.forget(part.task_key)
 
     def finish(self, *, complete: bool, counts, thin, slivers, seconds: float,
                stats: dict) -> None:
