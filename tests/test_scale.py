@@ -28,8 +28,9 @@ import powercells.enumerate.tasks as tasks_module
 import powercells.enumerate.vertex.engine as vertex_engine
 from powercells.cli import EXIT_ERROR, main
 from powercells.enumerate import planar_engine
-from powercells.enumerate.executors import DaskExecutor, ProcessExecutor
+from powercells.enumerate.executors import DaskExecutor, ProcessExecutor, as_executor
 from powercells.enumerate.schedule import TaskRef
+from powercells.errors import OptionError
 from powercells.io.store import read_store, store_summary
 
 #: New nodes per task in these tests (a run of ~1000 nodes makes 10-25 tasks).
@@ -393,9 +394,30 @@ def test_work_left_is_priced_by_the_branching_so_far():
     # nothing made yet, or a depth with no node split: nothing to go on
     assert seconds_left(heap, [10, 100], [0, 0], 1.1) == np.inf
     assert seconds_left([((1,), 0, TaskRef((1,), 1, 10))], [10, 100], [10, 100], 1.1) == np.inf
-    # a resumed store's task (size unknown), pieces of the root (not split yet): the same
+    # a resumed store's task (size unknown), pieces of a root whose cut is unknown: the same
     for entry in (TaskRef((3,), None, None), TaskRef((3,), 0, 16, pieces=True)):
         assert seconds_left(heap + [((3,), 3, entry)], [10, 100], [10, 100], 1.1) == np.inf
+
+
+def test_the_pieces_of_a_cut_root_are_priced_by_the_pieces_split():
+    """A root cut into 40 pieces: 8 split into 10 nodes of depth 1 (6 of those split into 100
+    leaves); the 32 pieces waiting make 10/8 nodes of depth 1 each, and each of those 100/6
+    leaves, at 0.01 s a node made."""
+    from powercells.enumerate.schedule import TaskRef, seconds_left
+
+    heap = [((1,), 0, TaskRef((1,), 1, 4)), ((2,), 1, TaskRef((2,), 0, 32, pieces=True))]
+    got = seconds_left(heap, [10, 100], [10, 100], 1.1, pieces=40)
+    assert got == pytest.approx((4 * 100 / 6 + 32 * 10 / 8 * (1 + 100 / 6)) * 0.01)
+
+
+def test_the_root_pieces_reach_the_statistics(cut, monkeypatch):
+    """A run whose root is cut into pieces reports how many (what prices the pieces waiting)."""
+    from powercells.enumerate.vertex import engine as vertex_engine
+
+    monkeypatch.setattr(vertex_engine, "PRECUT_ABOVE", 4)
+    network = random_network(3, [12, 6], seed=2)
+    got = pc.count_regions(network, pc.Box(-1, 1, dim=3), engine="vertex", executor="serial")
+    assert got.stats["precuts"] == 1 and got.stats["root_pieces"] >= 2
 
 
 @pytest.mark.parametrize("left, started", [(0.5, False), (10.0, True)])
@@ -411,6 +433,87 @@ def test_the_pool_starts_only_when_enough_work_is_left(cut, monkeypatch, left, s
     got = pc.count_regions(network, box, executor=pool, **opts)
     assert got.per_layer == serial.per_layer
     assert got.stats["workers"] == (2 if started else 0)
+
+
+class CountedHere:
+    """Counts the tasks each thread of this process runs (the schedule's run_task)."""
+
+    def __init__(self, monkeypatch):
+        import threading
+
+        import powercells.enumerate.schedule as schedule
+
+        self.threads = {}
+        run = schedule.run_task
+
+        def counted(*args, **kw):
+            name = threading.current_thread().name
+            self.threads[name] = self.threads.get(name, 0) + 1
+            return run(*args, **kw)
+
+        monkeypatch.setattr(schedule, "run_task", counted)
+
+
+@pytest.mark.parametrize("name", ["vertex", "lp"])
+def test_this_process_is_one_of_the_pools_workers(cut, monkeypatch, name):
+    """``executor=2`` (and the default): this process and one worker process. Once the worker
+    is up, a thread of this process runs tasks beside it; the tree is the serial one."""
+    network, box, opts = setup_of(name)
+    serial = pc.subdivide(network, box, executor="serial", **opts)
+    default = as_executor(2)
+    assert isinstance(default, ProcessExecutor) and default.local
+    assert (default.workers, default.processes) == (2, 1)
+    here = CountedHere(monkeypatch)
+    pool = ProcessExecutor(2, local=True, start_after=0, min_work=0)
+    warming = pool.ready
+    pool.ready = lambda: cf.wait(pool._warming) and warming()     # no run done before it is up
+    pooled = pc.subdivide(network, box, executor=pool, **opts)
+    assert_same_tree(serial, pooled)
+    assert pooled.stats["workers"] == 2
+    ran_here = sum(n for t, n in here.threads.items() if t.startswith("powercells-here"))
+    assert ran_here >= 1                                    # this process worked beside it
+    assert sum(here.threads.values()) < pooled.stats["tasks"]   # ... and so did the worker
+
+
+def test_a_pool_whose_coordinator_works_needs_two_workers():
+    with pytest.raises(OptionError, match="2 or more workers"):
+        ProcessExecutor(1, local=True)
+
+
+def test_runs_keep_blas_on_one_thread(monkeypatch):
+    """BLAS threads spin on the CPUs the kernel threads need: a run holds BLAS to one thread
+    and gives the setting back afterwards (also to nested and failed runs)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from powercells.enumerate.kernels import blas_on_one_thread
+
+    def blas_threads():
+        return {d["num_threads"] for d in threadpoolctl.threadpool_info()
+                if d["user_api"] == "blas"}
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("numpy's BLAS is not one threadpoolctl controls")
+    import powercells.enumerate.schedule as schedule
+
+    seen = []
+    run = schedule.run_task
+
+    def watched(*args, **kw):
+        seen.append(blas_threads())
+        return run(*args, **kw)
+
+    monkeypatch.setattr(schedule, "run_task", watched)
+    pc.count_regions(random_network(3, [8, 8], seed=1), pc.Box(-1, 1, dim=3), executor="serial")
+    assert seen and all(s == {1} for s in seen)
+    assert blas_threads() == before
+    with blas_on_one_thread():
+        with blas_on_one_thread():
+            assert blas_threads() == {1}
+        assert blas_threads() == {1}            # the outer run still holds it
+    assert blas_threads() == before
+    with pytest.raises(ZeroDivisionError), blas_on_one_thread():
+        1 / 0
+    assert blas_threads() == before
 
 
 def test_pool_started_beside_the_coordinator_gives_the_serial_tree(cut):

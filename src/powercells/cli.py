@@ -93,9 +93,10 @@ def _hard_limit_arg(p):
 def _executor_args(p):
     group = p.add_mutually_exclusive_group()
     group.add_argument("--workers", type=_integer, default=None, metavar="N",
-                       help="worker processes for a long run (default: one per CPU, started "
-                            "once the run has lasted a second and still has about 3 s of work; "
-                            "0 or 1: this process only)")
+                       help="workers for a long run: this process and N-1 worker processes "
+                            "(default: one per CPU, started once the run has lasted half a "
+                            "second and still has about 2 s of work; 0 or 1: this process "
+                            "only)")
     group.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                        help="run the tasks on an existing Dask cluster (needs powercells[dask])")
     group.add_argument("--dask-local", type=_integer, default=None, metavar="N",

@@ -22,6 +22,7 @@ from . import tasks as tasks_module
 from .budget import Budget
 from .engines import EngineOptions, EngineSetup, choose_engine
 from .executors import as_executor
+from .kernels import blas_on_one_thread
 from .scale import (
     ScaledDomain,
     check_domain_scale,
@@ -103,9 +104,14 @@ def _imprecise(name: str, stats: dict, requested: str, rerun: bool) -> bool:
     return False
 
 
-def _run(network, domain, *, engine, engine_options, lp, tol, tolerances, max_regions,
-         time_limit, progress, sink: Sink, mode: str, executor=None, store=None,
-         certify=False, certificate=None):
+def _run(*args, **kwargs):
+    with blas_on_one_thread():          # small products: BLAS threads only steal CPUs
+        return _run_on(*args, **kwargs)
+
+
+def _run_on(network, domain, *, engine, engine_options, lp, tol, tolerances, max_regions,
+            time_limit, progress, sink: Sink, mode: str, executor=None, store=None,
+            certify=False, certificate=None):
     if not isinstance(network, Network):
         raise PowercellsError(f"expected a Network, got {type(network).__name__}; "
                               "use powercells.load or Network.from_weights")
@@ -339,12 +345,13 @@ def subdivide(network, domain, *, engine: str = "auto", engine_options=None, lp=
         second, elapsed time).
     executor : None, "serial", "processes", int, dask.distributed.Client, str or Executor
         Where the run's subtree tasks go (:func:`~powercells.enumerate.executors.as_executor`):
-        by default a pool of one worker process per available CPU, started only once the run
-        has lasted :data:`~powercells.enumerate.executors.START_AFTER` seconds in this
-        process and still has about
-        :data:`~powercells.enumerate.executors.MIN_POOL_WORK` seconds of work (estimated);
-        ``"serial"``, ``0`` or ``1`` keep it in this process; an int ``n`` asks for ``n``
-        workers; a Dask client or scheduler address sends tasks to that cluster. Results are
+        by default one worker per available CPU, this process among them (with a worker
+        process for each other CPU), started only once the run has lasted
+        :data:`~powercells.enumerate.executors.START_AFTER` seconds in this process and
+        still has about :data:`~powercells.enumerate.executors.MIN_POOL_WORK` seconds of
+        work (estimated); ``"serial"``, ``0`` or ``1`` keep it in this process; an int ``n``
+        asks for ``n`` workers (this process and ``n - 1`` worker processes); a Dask client or
+        scheduler address sends tasks to that cluster. Results are
         identical for every executor (same nodes, same order, same ids).
     certify : bool
         Every decision in exact rational arithmetic (see :func:`count_regions`); interior

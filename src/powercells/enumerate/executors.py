@@ -7,8 +7,9 @@ what to submit and in which order; the executors only move tasks and parts, so t
 the same for every executor and worker count.
 
 * :class:`SerialExecutor`: no workers; the coordinator runs every task itself.
-* :class:`ProcessExecutor`: a pool of worker processes on this machine (the default, one per
-  available CPU), started with ``spawn`` once the run is known to be large. A worker that dies
+* :class:`ProcessExecutor`: a pool of worker processes on this machine, started with ``spawn``
+  once the run is known to be large. The default: one worker per available CPU, this process
+  among them (it runs tasks in a thread of its own beside the worker processes). A worker that dies
   (killed, out of memory) breaks the pool: a new pool is started and the tasks it held are run
   again.
 * :class:`DaskExecutor`: a ``dask.distributed.Client`` given by the caller, a scheduler
@@ -35,18 +36,19 @@ from .budget import Budget
 __all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "SerialExecutor", "as_executor",
            "available_cpus"]
 
-#: Seconds a run works in this process before it starts a pool of workers: a worker takes about
-#: a second to start (it imports powercells and loads the compiled kernel; the coordinator goes
-#: on working meanwhile), so shorter runs never pay for a pool (``benchmarks/bench_scale.py``).
-START_AFTER = 1.0
+#: Seconds a run works in this process before it may start a pool of workers: shorter runs
+#: never pay for one. Starting costs this process ~20 ms (the workers read the run's context
+#: from a file); a worker then takes ~0.5-0.8 s to import powercells and load its compiled
+#: kernel, on a CPU this process leaves idle, while this process goes on working.
+START_AFTER = 0.5
 
 #: Seconds of work a run must still have (estimated in this process,
-#: :func:`~powercells.enumerate.schedule.seconds_left`) for the default pool to start: with fewer
-#: the pool's start and transfers cost more than the second core gives back. On the 2-core
-#: development machine, ACAS Xu 1_1 prop_1 (1.2 s left after the first second) took 2.70 s with
-#: the pool against 2.22 s without, and a 2-D [256]x3 net (1.7 s left) 3.0 s against 2.7 s;
-#: ACAS Xu 3_3 prop_9 (8.6 s left) took 6.9 s against 9.6 s.
-MIN_POOL_WORK = 3.0
+#: :func:`~powercells.enumerate.schedule.seconds_left`) for the default pool to start: with
+#: fewer, the worker would be up only for the last moments. On the 2-core development machine
+#: ACAS Xu 1_1 prop_1 (estimated 0.6 s left at 0.6 s) stays in this process (2.0 s either way),
+#: and ACAS Xu 3_3 prop_9 (5-14 s left) took 5.5-5.7 s with the pool against 6.6 s without
+#: (``benchmarks/bench_scale.py``).
+MIN_POOL_WORK = 2.0
 
 #: Times a task may lose its worker before the run gives up on it.
 MAX_ATTEMPTS = 3
@@ -73,6 +75,9 @@ class Executor:
         ``serial``, ``processes`` or ``dask``.
     workers : int
         Workers (0: the coordinator runs every task itself).
+    local : bool
+        The coordinator is one of the workers: once the others are up it runs tasks too,
+        between handing tasks out (a local pool of ``workers - 1`` processes).
     start_after : float
         Seconds of work in this process before :meth:`start` is called.
     min_work : float
@@ -84,6 +89,7 @@ class Executor:
     #: run's spool (:mod:`.spool`), not through the coordinator.
     shares_disk = False
     workers = 0
+    local = False
     start_after = START_AFTER
     min_work = 0.0
 
@@ -112,6 +118,11 @@ class Executor:
 
     def describe(self) -> str:
         return f"{self.name} ({self.workers} workers)"
+
+    @property
+    def processes(self) -> int:
+        """Workers away from the coordinator (the tasks in flight are a multiple of them)."""
+        return self.workers - 1 if self.local else self.workers
 
     @property
     def dashboard(self) -> str | None:
@@ -242,7 +253,14 @@ class ProcessExecutor(Executor):
     Parameters
     ----------
     workers : int, optional
-        Worker processes (default: one per available CPU).
+        Workers (default: one per available CPU): worker processes, or with ``local`` this
+        process and ``workers - 1`` worker processes.
+    local : bool
+        This process is one of the workers: while the others work it runs tasks too, between
+        handing tasks out. On a machine the workers fill, a coordinator that only waited would
+        leave a CPU's share idle, and each worker process costs its start (imports, compiled
+        kernels) and the transfer of its tasks; the API's and the command line's pools work
+        this way (:func:`as_executor`).
     start_after : float
         Seconds of work in this process before the pool starts (0: at once).
     min_work : float
@@ -254,12 +272,16 @@ class ProcessExecutor(Executor):
     name = "processes"
     shares_disk = True
 
-    def __init__(self, workers: int | None = None, *, start_after: float = START_AFTER,
-                 min_work: float = MIN_POOL_WORK):
+    def __init__(self, workers: int | None = None, *, local: bool = False,
+                 start_after: float = START_AFTER, min_work: float = MIN_POOL_WORK):
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                     or workers < 1):
             raise OptionError(f"workers must be a whole number >= 1, got {workers!r}")
         self.workers = workers or available_cpus()
+        self.local = bool(local)
+        if self.local and self.workers < 2:
+            raise OptionError(f"a pool whose coordinator is one of its workers needs 2 or more "
+                              f"workers, got {self.workers}")
         self.start_after = float(start_after)
         self.min_work = float(min_work)
         self._pool = None
@@ -270,13 +292,13 @@ class ProcessExecutor(Executor):
         # written into each new process's pipe while the process imports powercells to read
         # it, and the coordinator would wait for that (0.2 s a worker) instead of working
         self._pool = cf.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_pool_worker, initargs=(self._ctx_file,))
         # the workers are started now, all of them, without the caller's main script, and
         # with one BLAS thread each (they share the CPUs; BLAS threads spinning beside another
         # worker's slow everyone down); each makes its engine while the coordinator goes on
         with _main_hidden(), _one_blas_thread():
-            self._warming = [self._pool.submit(_warm_worker) for _ in range(self.workers)]
+            self._warming = [self._pool.submit(_warm_worker) for _ in range(self.processes)]
 
     def ready(self) -> bool:
         if not all(f.done() for f in self._warming):
@@ -443,9 +465,11 @@ class DaskExecutor(Executor):
 def as_executor(executor) -> Executor:
     """The executor named by the API's ``executor=`` argument.
 
-    ``None`` or ``"processes"``: a local pool of one worker per available CPU (serial on a
-    one-CPU machine); ``"serial"``, ``0`` or ``1``: this process only (it is the one worker); an
-    int ``n >= 2``: a pool of ``n`` workers (``ProcessExecutor(1)`` makes a pool of one); a ``dask.distributed.Client``; a string ``"tcp://HOST:PORT"``: that Dask
+    ``None`` or ``"processes"``: one worker per available CPU (serial on a one-CPU machine);
+    ``"serial"``, ``0`` or ``1``: this process only (it is the one worker); an int ``n >= 2``:
+    ``n`` workers, this process and ``n - 1`` worker processes (:class:`ProcessExecutor` with
+    ``local=True``; ``ProcessExecutor(n)`` makes ``n`` processes and a coordinator that only
+    hands tasks out); a ``dask.distributed.Client``; a string ``"tcp://HOST:PORT"``: that Dask
     scheduler; an :class:`Executor` as it is.
 
     Raises
@@ -456,14 +480,14 @@ def as_executor(executor) -> Executor:
         return executor
     if executor is None or executor == "processes":
         n = available_cpus()
-        return ProcessExecutor(n) if n > 1 else SerialExecutor()
+        return ProcessExecutor(n, local=True) if n > 1 else SerialExecutor()
     if executor == "serial":
         return SerialExecutor()
     if isinstance(executor, int) and not isinstance(executor, bool):
         if executor < 0:
             raise OptionError(f"executor: a worker count must be >= 0, got {executor}")
         # one worker is this process: a pool of one would only add its start and transfers
-        return SerialExecutor() if executor <= 1 else ProcessExecutor(executor)
+        return SerialExecutor() if executor <= 1 else ProcessExecutor(executor, local=True)
     if isinstance(executor, str) and "://" in executor:
         return DaskExecutor(address=executor)
     if type(executor).__name__ == "Client" and hasattr(executor, "submit"):

@@ -14,6 +14,7 @@ import functools
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from importlib.util import find_spec
 
 import numpy as np
@@ -21,8 +22,8 @@ import numpy as np
 from ..errors import OptionError
 from .budget import WATCH_INTERVAL, Budget
 
-__all__ = ["KERNEL_AFTER", "KernelSwitch", "in_kernel_threads", "numba_installed", "run_watched",
-           "wait_result", "worker_pool"]
+__all__ = ["KERNEL_AFTER", "KernelSwitch", "blas_on_one_thread", "in_kernel_threads",
+           "numba_installed", "run_watched", "wait_result", "worker_pool"]
 
 #: Seconds of splitting on the numpy path after which each engine loads its compiled kernel.
 #: Loading costs ~0.5 s in a fresh process. The vertex engine's numpy path is ~5x slower than
@@ -115,6 +116,39 @@ def wait_result(future, budget: Budget):
 
 _POOLS: dict = {}
 _POOLS_LOCK = threading.Lock()
+
+_BLAS = {"runs": 0, "limit": None, "controller": None}
+_BLAS_LOCK = threading.Lock()
+
+
+@contextmanager
+def blas_on_one_thread():
+    """numpy's matrix products (BLAS) on one thread while the block runs.
+
+    The engines multiply small matrices (a batch of node maps by a layer of tens of units),
+    where BLAS threads gain nothing, but an idle BLAS thread spins for a while before it
+    sleeps, on the CPUs the kernel threads and the other workers need: on the 2-core
+    development machine ACAS Xu 3_3 over prop_9 took 8.4-8.8 s with OpenBLAS's default (a
+    thread per CPU) and 6.6 s with one, and two single-threaded runs side by side took 2.2x
+    as long each instead of 1.0x. BLAS has one setting per process: the first run to enter
+    sets it, the last to leave restores it (runs in several threads at once share it).
+    """
+    with _BLAS_LOCK:
+        if _BLAS["runs"] == 0:
+            if _BLAS["controller"] is None:
+                from threadpoolctl import ThreadpoolController
+
+                _BLAS["controller"] = ThreadpoolController()
+            _BLAS["limit"] = _BLAS["controller"].limit(limits=1, user_api="blas")
+        _BLAS["runs"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS["runs"] -= 1
+            if _BLAS["runs"] == 0:
+                _BLAS["limit"].restore_original_limits()
+                _BLAS["limit"] = None
 
 
 def worker_pool(threads: int):

@@ -12,6 +12,7 @@ running finish or stop, and what was finished is reported (and stays in the stor
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
 import heapq
 import math
@@ -19,7 +20,7 @@ import sys
 import time
 
 from ..errors import PowercellsError
-from .executors import MAX_ATTEMPTS, SerialExecutor, WorkerLost
+from .executors import MAX_ATTEMPTS, SerialExecutor, WorkerLost, available_cpus
 from .spool import TaskRef, TaskSpool
 from .tasks import release_memory, run_task
 
@@ -127,6 +128,7 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
     in_flight = {}                  # handle -> task
     attempts = {}
     started = dispatching = False
+    here = here_task = None         # this process's own worker thread (Executor.local) and task
     report = Progress(progress, budget.start, base=known[-1] if L else 0)
 
     def outstanding_min():
@@ -156,13 +158,27 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
         for sub in part.subtasks:
             # a task waiting in a spool is read back when it runs: the coordinator's memory
             # holds keys, not the (large) batches of every task waiting
-            entry = TaskRef.of(sub) if store is not None or isinstance(sub, TaskRef) else sub
+            if store is not None or isinstance(sub, TaskRef):
+                entry = TaskRef.of(sub)         # filed already
+            elif spool is not None:
+                entry = spool.file(sub)
+            else:
+                entry = sub
             heapq.heappush(heap, (sub.key, seq, entry))
             seq += 1
         part.subtasks = [TaskRef.of(sub) for sub in part.subtasks]
         heapq.heappush(ready, (part.key, seq, part))
         seq += 1
         deliver()
+
+    def run_here():
+        """The next task, in this process."""
+        task = _loaded(heapq.heappop(heap)[2], spool)
+        part = run_task(ctx, local_engine, task, budget, known)
+        del task
+        arrive(part)
+        release_memory()
+        report.update(known[-1], out.tasks, len(heap) + len(in_flight), where())
 
     def where():
         if not started:
@@ -177,30 +193,32 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
             if out.stopped is not None and not in_flight:
                 break
             if (not started and not isinstance(executor, SerialExecutor) and heap
-                    and out.stopped is None
-                    and time.perf_counter() - budget.start >= executor.start_after
-                    and (executor.min_work <= 0
-                         or seconds_left(heap, known, out.counts,
-                                         time.perf_counter() - budget.start, roots)
-                         >= executor.min_work)):
+                    and out.stopped is None and _worth_workers(executor, heap, known, out,
+                                                               budget, roots)):
                 if executor.shares_disk and spool is None:
                     spool = TaskSpool.temporary()
                 executor.start(dataclasses.replace(ctx, spool=spool) if executor.shares_disk
                                else ctx)
+                if executor.local:
+                    here = cf.ThreadPoolExecutor(1, thread_name_prefix="powercells-here")
+                    if ctx.setup.options.threads is None:
+                        # this process now shares the CPUs with the other workers
+                        _use_threads(local_engine, max(1, available_cpus() // executor.workers))
                 started = True
                 out.workers = executor.workers
+                # tasks in flight per worker away from here: with this process among the
+                # workers, one (a worker's next task goes out the moment its last comes back:
+                # tasks wait here, where this process's own thread can still take the last
+                # ones, not in a worker's queue while this process has nothing left); else two
+                queue_depth = executor.processes * (1 if executor.local else 2)
             if not started or (not dispatching and not executor.ready()):
                 if not heap:            # the workers are still starting and nothing is left
                     break
-                task = _loaded(heapq.heappop(heap)[2], spool)
-                part = run_task(ctx, local_engine, task, budget, known)
-                del task
-                arrive(part)
-                release_memory()
-                report.update(known[-1], out.tasks, len(heap))
+                run_here()
                 continue
             dispatching = True
-            while out.stopped is None and heap and len(in_flight) < 2 * executor.workers:
+            while (out.stopped is None and heap
+                   and len(in_flight) - (here_task is not None) < queue_depth):
                 entry = heapq.heappop(heap)[2]
                 # a worker on this machine reads a waiting task from the spool itself
                 task = entry if isinstance(entry, TaskRef) and executor.shares_disk else \
@@ -210,15 +228,28 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                     limit = max(budget.deadline - time.perf_counter(), 1e-3)
                 in_flight[executor.submit(task, list(known), limit=limit,
                                           max_regions=budget.max_regions)] = task
+            if here is not None and here_task is None and heap and out.stopped is None:
+                # this process is one of the workers: a thread of its own runs the next task
+                # while this one hands out the others' tasks as soon as theirs come back
+                task = _loaded(heapq.heappop(heap)[2], spool)
+                here_task = here.submit(run_task, ctx, local_engine, task, budget, list(known))
+                in_flight[here_task] = task
+                del task
             for handle in executor.wait(list(in_flight), 0.25):
                 task = in_flight.pop(handle)
+                if handle is here_task:
+                    here_task = None
+                    arrive(handle.result())
+                    continue
                 try:
                     part = executor.outcome(handle)
                 except WorkerLost as exc:
                     # which task killed its worker is unknown: every task the pool held runs
                     # again, and one that keeps killing workers is given up
-                    lost = [task] + list(in_flight.values())
-                    in_flight.clear()
+                    lost = [task] + [t for h, t in in_flight.items() if h is not here_task]
+                    for h in list(in_flight):
+                        if h is not here_task:
+                            del in_flight[h]
                     for t in lost:
                         n = attempts[t.key] = attempts.get(t.key, 0) + 1
                         if n >= MAX_ATTEMPTS:
@@ -236,6 +267,10 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
     finally:
         report.update(known[-1], out.tasks, len(heap) + len(in_flight), where(), force=True)
         report.close()
+        if here is not None:
+            if here_task is not None and not here_task.done():
+                budget.stop[0] = 1      # an interrupt or an error: the thread's task stops too
+            here.shutdown(wait=True)
         if started:
             executor.close()
         if spool is not None:
@@ -246,12 +281,15 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
     return out
 
 
-def seconds_left(heap, known, made_now, elapsed: float, roots: int = 1) -> float:
+def seconds_left(heap, known, made_now, elapsed: float, roots: int = 1,
+                 pieces: int = 0) -> float:
     """An estimate of the seconds this process would still need for the tasks waiting in
     ``heap``, from the run so far: the branching of each depth (nodes made per node split)
     gives the expected subtree below a waiting node, and the seconds per node made so far
-    price it. ``inf`` while some depth has no node split yet, or some waiting task is of an
-    unknown size (a resumed store's) or holds pieces of a node (not split yet): nothing to go
+    price it. A root cut into pieces (a wide first layer, :attr:`Task.pieces
+    <powercells.enumerate.tasks.Task.pieces>`) counts as its pieces: the children per piece
+    split so far price the pieces waiting. ``inf`` while some depth has no node (or piece)
+    split yet, or some waiting task is of an unknown size (a resumed store's): nothing to go
     on.
 
     Parameters
@@ -264,6 +302,8 @@ def seconds_left(heap, known, made_now, elapsed: float, roots: int = 1) -> float
     elapsed : float
     roots : int
         Nodes of depth 0.
+    pieces : int
+        Pieces the root was cut into (0: not cut); waiting pieces count as depth 0.
     """
     L = len(known)
     work_now = sum(made_now)
@@ -272,10 +312,10 @@ def seconds_left(heap, known, made_now, elapsed: float, roots: int = 1) -> float
     pending = [0] * (L + 1)
     for entry in heap:
         task = entry[2]
-        if task.depth is None or getattr(task, "pieces", False):
+        if task.depth is None or (getattr(task, "pieces", False) and not pieces):
             return math.inf
         pending[task.depth] += task.size
-    made = [roots] + list(known)
+    made = [pieces or roots] + list(known)
     below = 0.0                     # expected nodes made under one node of depth j + 1
     total = 0.0
     for j in reversed(range(L)):
@@ -285,6 +325,30 @@ def seconds_left(heap, known, made_now, elapsed: float, roots: int = 1) -> float
         below = made[j + 1] / split * (1.0 + below)
         total += pending[j] * below
     return elapsed / work_now * total
+
+
+def _worth_workers(executor, heap, known, out, budget, roots) -> bool:
+    """Whether the run has shown itself large enough to start the executor's workers: it has
+    lasted :attr:`~Executor.start_after` seconds and :func:`seconds_left` prices the work
+    waiting at :attr:`~Executor.min_work` seconds or more; while that estimate has nothing to
+    go on (a depth not split yet), once the run has lasted twice as long."""
+    elapsed = time.perf_counter() - budget.start
+    if elapsed < executor.start_after:
+        return False
+    if executor.min_work <= 0:
+        return True
+    left = seconds_left(heap, known, out.counts, elapsed, roots, out.stats.get("root_pieces", 0))
+    if math.isinf(left):
+        return elapsed >= 2 * executor.start_after
+    return left >= executor.min_work
+
+
+def _use_threads(engine, threads: int) -> None:
+    """Set the kernel threads of an engine (and of the engine a splitter wraps)."""
+    while engine is not None:
+        if hasattr(engine, "threads"):
+            engine.threads = threads
+        engine = getattr(engine, "engine", None)
 
 
 def _loaded(entry, spool):

@@ -357,6 +357,7 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
     stack.reverse()
     precut = getattr(splitter, "precut", None)
     made = 0
+    root_pieces = 0
     stopped = None
     while stack:
         if made >= ctx.cap:
@@ -370,6 +371,7 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
                 # hundreds of the root's children)
                 cut = precut(batch, ctx.layers[0])
                 if cut is not None:
+                    root_pieces += len(cut)
                     stack.pop()
                     _push(stack, splitter, cut, depth, base,
                           None if bpaths is None else np.repeat(bpaths, len(cut), axis=0),
@@ -425,6 +427,8 @@ def run_task(ctx: RunContext, splitter, task: Task, budget: Budget | None = None
     stats_after = engine_stats(splitter)
     stats = {k: v - stats_before.get(k, 0) for k, v in stats_after.items()
              if isinstance(v, (int, float))}
+    if root_pieces:
+        stats["root_pieces"] = root_pieces      # prices the pieces waiting (seconds_left)
     part = Part(key=key, depth=j, origin=task.origin, counts=counts, slivers=slivers,
                 sliver_rows=sliver_rows, subtasks=subtasks, stats=stats, stopped=stopped,
                 seconds=time.perf_counter() - t0, thin=thin)
