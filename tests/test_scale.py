@@ -528,11 +528,12 @@ def test_dask_gives_the_serial_tree(cut):
     pytest.importorskip("distributed")
 
     class Counted(DaskExecutor):
-        submitted = 0
+        submitted = by_key = 0
 
-        def submit(self, *args, **kwargs):
+        def submit(self, task, *args, **kwargs):
             self.submitted += 1
-            return super().submit(*args, **kwargs)
+            self.by_key += isinstance(task, TaskRef)
+            return super().submit(task, *args, **kwargs)
 
     network, box, opts = setup_of("vertex")
     serial = pc.subdivide(network, box, executor="serial", **opts)
@@ -540,6 +541,8 @@ def test_dask_gives_the_serial_tree(cut):
     tree = pc.subdivide(network, box, executor=dask, **opts)
     assert tree.stats["executor"] == "dask" and tree.stats["workers"] == 2
     assert dask.submitted == tree.stats["tasks"]       # start() waits for the cluster
+    # a LocalCluster is on this machine: its workers pass the tasks on through the spool
+    assert dask.shares_disk and dask.by_key >= dask.submitted - 1
     assert dask.client is None                          # its own cluster is closed
     assert_same_tree(serial, tree)
 

@@ -169,16 +169,25 @@ def worker_context(ctx, workers: int = 0):
 
 
 def run_remote(ctx, task, known, *, limit, max_regions):
-    """Run one task in a worker: a budget of the seconds left and the regions still allowed."""
+    """Run one task in a worker: a budget of the seconds left and the regions still allowed.
+    With a spool (a worker on the coordinator's machine) the task may come as a key, and the
+    subtasks go back as keys, filed here."""
+    from .spool import TaskRef
     from .tasks import release_memory, run_task
 
+    if isinstance(task, TaskRef):           # sent by key: its batches are in the spool
+        task = ctx.spool.load(task.key)
     engine = _worker_engine(ctx)
     budget = Budget(max_regions=max_regions, time_limit=limit)
     try:
-        return run_task(ctx, engine, task, budget, known)
+        part = run_task(ctx, engine, task, budget, known)
     finally:
         del task
         release_memory()
+    if ctx.spool is not None and part.subtasks:
+        # filed here, on the coordinator's machine: it receives keys, not batches
+        part.subtasks = [ctx.spool.file(sub) for sub in part.subtasks]
+    return part
 
 
 def _init_pool_worker(ctx_file):
@@ -191,16 +200,7 @@ def _warm_worker():
 
 
 def _pool_run(task, known, limit, max_regions):
-    from .spool import TaskRef
-
-    ctx = _POOL["ctx"]
-    if isinstance(task, TaskRef):           # sent by key: its batches are in the spool
-        task = ctx.spool.load(task.key)
-    part = run_remote(ctx, task, known, limit=limit, max_regions=max_regions)
-    if ctx.spool is not None and part.subtasks:
-        # filed here, on the coordinator's machine: it receives keys, not batches
-        part.subtasks = [ctx.spool.file(sub) for sub in part.subtasks]
-    return part
+    return run_remote(_POOL["ctx"], task, known, limit=limit, max_regions=max_regions)
 
 
 # ---------------------------------------------------------------------- local processes
@@ -392,6 +392,8 @@ class DaskExecutor(Executor):
         self.start_after = float(start_after)
         self._ctx_future = None
         self.workers = local or 0
+        # a LocalCluster made for the run is on this machine: its workers use the spool
+        self.shares_disk = local is not None
 
     @staticmethod
     def _distributed():
