@@ -480,38 +480,58 @@ def test_a_pool_whose_coordinator_works_needs_two_workers():
         ProcessExecutor(1, local=True)
 
 
-def test_runs_keep_blas_on_one_thread(monkeypatch):
-    """BLAS threads spin on the CPUs the kernel threads need: a run holds BLAS to one thread
-    and gives the setting back afterwards (also to nested and failed runs)."""
+def test_a_run_with_threads_keeps_blas_on_one_thread(monkeypatch):
+    """BLAS threads spin on the CPUs the kernel threads need: once a run starts threads of its
+    own, BLAS runs on one thread until the run ends, and gets its setting back then (also
+    after nested and failed runs); a run without threads, and code outside runs, change
+    nothing."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from powercells.enumerate.kernels import blas_on_one_thread
 
     def blas_threads():
         return {d["num_threads"] for d in threadpoolctl.threadpool_info()
                 if d["user_api"] == "blas"}
 
-    before = blas_threads()
-    if not before:
+    if not blas_threads():
         pytest.skip("numpy's BLAS is not one threadpoolctl controls")
-    import powercells.enumerate.schedule as schedule
+    # two BLAS threads to begin with, whatever this machine's default (so a hold shows)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        _check_blas_holds(monkeypatch, blas_threads)
 
+
+def _check_blas_holds(monkeypatch, blas_threads):
+    import powercells.enumerate.schedule as schedule
+    from powercells.enumerate.kernels import blas_run, hold_blas, worker_pool
+
+    before = blas_threads()
+    assert before == {2}
+    network, box = random_network(3, [8, 8], seed=1), pc.Box(-1, 1, dim=3)
     seen = []
     run = schedule.run_task
 
-    def watched(*args, **kw):
+    def watched(*args, threads=1, **kw):
+        seen.append(blas_threads())
+        worker_pool(threads)            # what a compiled splitter asks for its threads
         seen.append(blas_threads())
         return run(*args, **kw)
 
     monkeypatch.setattr(schedule, "run_task", watched)
-    pc.count_regions(random_network(3, [8, 8], seed=1), pc.Box(-1, 1, dim=3), executor="serial")
-    assert seen and all(s == {1} for s in seen)
+    pc.count_regions(network, box, executor="serial")
+    assert seen and set().union(*seen) == before            # no threads: untouched
+    seen.clear()
+    monkeypatch.setattr(schedule, "run_task", lambda *a, **k: watched(*a, threads=2, **k))
+    pc.count_regions(network, box, executor="serial")
+    assert seen[0] == before and all(s == {1} for s in seen[1:])
     assert blas_threads() == before
-    with blas_on_one_thread():
-        with blas_on_one_thread():
+    hold_blas()                                             # outside a run: nothing
+    assert blas_threads() == before
+    with blas_run():
+        with blas_run():
+            hold_blas()
             assert blas_threads() == {1}
         assert blas_threads() == {1}            # the outer run still holds it
     assert blas_threads() == before
-    with pytest.raises(ZeroDivisionError), blas_on_one_thread():
+    with pytest.raises(ZeroDivisionError), blas_run():
+        hold_blas()
         1 / 0
     assert blas_threads() == before
 

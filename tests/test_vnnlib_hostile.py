@@ -369,9 +369,13 @@ def test_many_asserts_read_in_linear_time(tmp_path):
     # twice the asserts); the linear one takes ~1 s. Judged by how the time grows (4x the
     # asserts: about 4x the time when linear, 16x when quadratic), not by a wall-clock bound,
     # which a slow or busy machine breaks.
+    # Each size takes the better of two reads: one read of the full size took 10.5x the
+    # quarter's on a clean-clone CI run (a pause, not the reader: 4.6-4.8x in three quiet runs).
     n = 100_000
     quarter = min(_seconds_to_read(_many_asserts(tmp_path, n // 4))[0] for _ in range(2))
-    elapsed, prop = _seconds_to_read(_many_asserts(tmp_path, n))
+    path = _many_asserts(tmp_path, n)
+    (elapsed, prop), (again, _) = _seconds_to_read(path), _seconds_to_read(path)
+    elapsed = min(elapsed, again)
     assert elapsed < 8 * quarter, (elapsed, quarter)
     (region,) = prop.regions                       # both disjuncts share the input part
     assert len(region.A_exact) == n and len(region.unsafe) == 2

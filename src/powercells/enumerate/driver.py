@@ -22,7 +22,7 @@ from . import tasks as tasks_module
 from .budget import Budget
 from .engines import EngineOptions, EngineSetup, choose_engine
 from .executors import as_executor
-from .kernels import blas_on_one_thread
+from .kernels import blas_run
 from .scale import (
     ScaledDomain,
     check_domain_scale,
@@ -105,7 +105,7 @@ def _imprecise(name: str, stats: dict, requested: str, rerun: bool) -> bool:
 
 
 def _run(*args, **kwargs):
-    with blas_on_one_thread():          # small products: BLAS threads only steal CPUs
+    with blas_run():        # BLAS on one thread once the run starts threads (kernels.hold_blas)
         return _run_on(*args, **kwargs)
 
 

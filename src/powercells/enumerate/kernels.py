@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import OptionError
 from .budget import WATCH_INTERVAL, Budget
 
-__all__ = ["KERNEL_AFTER", "KernelSwitch", "blas_on_one_thread", "in_kernel_threads",
+__all__ = ["KERNEL_AFTER", "KernelSwitch", "blas_run", "hold_blas", "in_kernel_threads",
            "numba_installed", "run_watched", "wait_result", "worker_pool"]
 
 #: Seconds of splitting on the numpy path after which each engine loads its compiled kernel.
@@ -122,33 +122,46 @@ _BLAS_LOCK = threading.Lock()
 
 
 @contextmanager
-def blas_on_one_thread():
-    """numpy's matrix products (BLAS) on one thread while the block runs.
+def blas_run():
+    """Mark the block as a run: once it starts threads of its own (:func:`hold_blas`), numpy's
+    matrix products (BLAS) use one thread until the last run in the process ends.
 
     The engines multiply small matrices (a batch of node maps by a layer of tens of units),
     where BLAS threads gain nothing, but an idle BLAS thread spins for a while before it
     sleeps, on the CPUs the kernel threads and the other workers need: on the 2-core
     development machine ACAS Xu 3_3 over prop_9 took 8.4-8.8 s with OpenBLAS's default (a
     thread per CPU) and 6.6 s with one, and two single-threaded runs side by side took 2.2x
-    as long each instead of 1.0x. BLAS has one setting per process: the first run to enter
-    sets it, the last to leave restores it (runs in several threads at once share it).
+    as long each instead of 1.0x. A small job, which starts no threads, pays nothing (not even
+    threadpoolctl's import). BLAS has one setting per process: runs in several threads at once
+    share it, and the last to end restores it.
     """
     with _BLAS_LOCK:
-        if _BLAS["runs"] == 0:
-            if _BLAS["controller"] is None:
-                from threadpoolctl import ThreadpoolController
-
-                _BLAS["controller"] = ThreadpoolController()
-            _BLAS["limit"] = _BLAS["controller"].limit(limits=1, user_api="blas")
         _BLAS["runs"] += 1
     try:
         yield
     finally:
         with _BLAS_LOCK:
             _BLAS["runs"] -= 1
-            if _BLAS["runs"] == 0:
+            if _BLAS["runs"] == 0 and _BLAS["limit"] is not None:
                 _BLAS["limit"].restore_original_limits()
                 _BLAS["limit"] = None
+
+
+def hold_blas() -> None:
+    """BLAS on one thread from now to the end of the runs in progress (:func:`blas_run`);
+    nothing outside a run. Called where a run starts threads or worker processes."""
+    if _BLAS["limit"] is not None or _BLAS["runs"] == 0:
+        return
+    with _BLAS_LOCK:
+        if _BLAS["limit"] is not None or _BLAS["runs"] == 0:
+            return
+        if _BLAS["controller"] is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:             # pragma: no cover - a dependency
+                return
+            _BLAS["controller"] = ThreadpoolController()
+        _BLAS["limit"] = _BLAS["controller"].limit(limits=1, user_api="blas")
 
 
 def worker_pool(threads: int):
@@ -157,6 +170,8 @@ def worker_pool(threads: int):
     from concurrent.futures import ThreadPoolExecutor
 
     threads = max(int(threads), 1)
+    if threads > 1:
+        hold_blas()                     # BLAS threads would spin beside these
     with _POOLS_LOCK:
         pool = _POOLS.get(threads)
         if pool is None:

@@ -21,6 +21,7 @@ import time
 
 from ..errors import PowercellsError
 from .executors import MAX_ATTEMPTS, SerialExecutor, WorkerLost, available_cpus
+from .kernels import hold_blas
 from .spool import TaskRef, TaskSpool
 from .tasks import release_memory, run_task
 
@@ -195,6 +196,7 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
             if (not started and not isinstance(executor, SerialExecutor) and heap
                     and out.stopped is None and _worth_workers(executor, heap, known, out,
                                                                budget, roots)):
+                hold_blas()             # BLAS threads would spin beside the workers
                 if executor.shares_disk and spool is None:
                     spool = TaskSpool.temporary()
                 executor.start(dataclasses.replace(ctx, spool=spool) if executor.shares_disk
