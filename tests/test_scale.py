@@ -475,6 +475,42 @@ def test_this_process_is_one_of_the_pools_workers(cut, monkeypatch, name):
     assert sum(here.threads.values()) < pooled.stats["tasks"]   # ... and so did the worker
 
 
+def test_an_interrupt_stops_this_processs_thread_and_the_workers(cut):
+    """Ctrl-C while this process's own thread and a worker run tasks: the interrupt propagates,
+    the thread stops (the budget's stop flag), the worker process is killed and the temporary
+    spool removed."""
+    import threading
+
+    class Interrupted(ProcessExecutor):
+        waits = 0
+
+        def start(self, ctx):
+            self.spool = ctx.spool
+            super().start(ctx)
+
+        def ready(self):
+            cf.wait(self._warming)
+            return super().ready()
+
+        def wait(self, handles, timeout):
+            self.waits += 1
+            if self.waits == 3:
+                self.processes_seen = list(self._pool._processes.values())
+                self.here_running = any(t.name.startswith("powercells-here")
+                                        for t in threading.enumerate())
+                raise KeyboardInterrupt
+            return super().wait(handles, timeout)
+
+    network, box, opts = setup_of("vertex")
+    pool = Interrupted(2, local=True, start_after=0, min_work=0)
+    with pytest.raises(KeyboardInterrupt):
+        pc.count_regions(network, box, executor=pool, **opts)
+    assert pool.here_running
+    assert not any(t.name.startswith("powercells-here") for t in threading.enumerate())
+    assert pool.processes_seen and not any(p.is_alive() for p in pool.processes_seen)
+    assert not pool.spool.directory.exists()
+
+
 def test_a_pool_whose_coordinator_works_needs_two_workers():
     with pytest.raises(OptionError, match="2 or more workers"):
         ProcessExecutor(1, local=True)
