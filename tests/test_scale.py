@@ -79,8 +79,8 @@ class Pool(ProcessExecutor):
     """The real process pool, started at once; the coordinator waits for its workers instead
     of running tasks itself meanwhile, so every task goes through the pool."""
 
-    def __init__(self, workers: int = 2):
-        super().__init__(workers, start_after=0)
+    def __init__(self, workers: int = 2, local: bool = False):
+        super().__init__(workers, local=local, start_after=0)
         self.submitted = 0
         self.filed = 0          # subtasks the workers filed in the store themselves
 
@@ -106,8 +106,8 @@ class KillOnce(Pool):
     """A pool whose worker is SIGKILLed right after the ``after``-th task was submitted (while
     tasks are in flight)."""
 
-    def __init__(self, after: int):
-        super().__init__(2)
+    def __init__(self, after: int, local: bool = False):
+        super().__init__(3 if local else 2, local=local)
         self.after = after
         self.killed = None
         self.restarts = 0
@@ -622,7 +622,7 @@ def test_a_callers_dask_client_runs_the_tasks_and_stays_open(cut):
 
 # ---------------------------------------------------------------------- stores
 
-def test_store_is_the_same_for_every_executor(cut, tmp_path):
+def test_store_is_the_same_for_every_executor(cut, tmp_path, monkeypatch):
     network, box, opts = setup_of("vertex")
     a = pc.count_regions(network, box, executor="serial", store=tmp_path / "a", **opts)
     pool = Pool(2)
@@ -637,10 +637,20 @@ def test_store_is_the_same_for_every_executor(cut, tmp_path):
         assert summary["complete"] and summary["regions"] == a.regions
         assert summary["per_layer"] == a.per_layer
         assert not list((d / "tasks").glob("*"))       # nothing left waiting
+    # ... and with this process among the workers (the default pool), the same store again
+    here = CountedHere(monkeypatch)
+    local = ProcessExecutor(2, local=True, start_after=0, min_work=0)
+    warming = local.ready
+    local.ready = lambda: cf.wait(local._warming) and warming()
+    c = pc.count_regions(network, box, executor=local, store=tmp_path / "c", **opts)
+    assert c.per_layer == a.per_layer and not c.partial
+    assert sum(n for t, n in here.threads.items() if t.startswith("powercells-here")) >= 1
+    assert not list((tmp_path / "c" / "tasks").glob("*"))
     names = part_names(tmp_path / "a")
     assert len(names) == a.stats["tasks"] and names == part_names(tmp_path / "b")
+    assert names == part_names(tmp_path / "c")
     ta, tb = table(tmp_path / "a"), table(tmp_path / "b")
-    assert ta.num_rows == a.regions and ta.equals(tb)
+    assert ta.num_rows == a.regions and ta.equals(tb) and ta.equals(table(tmp_path / "c"))
     # the store's rows are the leaves, in the order stream_leaves gives them
     chunks = []
     pc.stream_leaves(network, box, chunks.append, executor="serial", **opts)
@@ -725,13 +735,16 @@ def test_a_store_of_another_format_version_is_refused(cut, tmp_path):
     assert snapshot(store) == before
 
 
-def test_a_lost_worker_loses_no_region(cut, tmp_path):
+@pytest.mark.parametrize("local", [False, True], ids=["pool", "this process among them"])
+def test_a_lost_worker_loses_no_region(cut, tmp_path, monkeypatch, local):
     network, box, opts = setup_of("lp")
     serial = pc.subdivide(network, box, executor="serial", **opts)
-    pool = KillOnce(after=3)
+    pool = KillOnce(after=3, local=local)
+    here = CountedHere(monkeypatch)
     tree = pc.subdivide(network, box, executor=pool, **opts)
     assert pool.killed is not None and pool.restarts >= 1
-    assert pool.submitted > tree.stats["tasks"]         # some tasks ran twice
+    ran = pool.submitted + sum(here.threads.values())
+    assert ran > tree.stats["tasks"]                    # some tasks ran twice
     assert_same_tree(serial, tree)
 
 
