@@ -475,11 +475,27 @@ def test_this_process_is_one_of_the_pools_workers(cut, monkeypatch, name):
     assert sum(here.threads.values()) < pooled.stats["tasks"]   # ... and so did the worker
 
 
-def test_an_interrupt_stops_this_processs_thread_and_the_workers(cut):
-    """Ctrl-C while this process's own thread and a worker run tasks: the interrupt propagates,
-    the thread stops (the budget's stop flag), the worker process is killed and the temporary
-    spool removed."""
+def test_an_interrupt_stops_this_processs_thread_and_the_workers(cut, monkeypatch):
+    """Ctrl-C while this process's own thread and a worker run tasks: the interrupt propagates
+    at once, the thread's task stops (the budget's stop flag: here it would otherwise wait a
+    minute), the worker process is killed, and the temporary spool and the run-context file
+    are removed."""
+    import glob
+    import tempfile
     import threading
+
+    import powercells.enumerate.schedule as schedule
+
+    run = schedule.run_task
+
+    def slow_here(ctx, engine, task, budget, known):
+        if threading.current_thread().name.startswith("powercells-here"):
+            deadline = time.monotonic() + 60
+            while not budget.stop[0] and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return run(ctx, engine, task, budget, known)
+
+    monkeypatch.setattr(schedule, "run_task", slow_here)
 
     class Interrupted(ProcessExecutor):
         waits = 0
@@ -496,19 +512,21 @@ def test_an_interrupt_stops_this_processs_thread_and_the_workers(cut):
             self.waits += 1
             if self.waits == 3:
                 self.processes_seen = list(self._pool._processes.values())
-                self.here_running = any(t.name.startswith("powercells-here")
-                                        for t in threading.enumerate())
                 raise KeyboardInterrupt
             return super().wait(handles, timeout)
 
+    contexts = set(glob.glob(os.path.join(tempfile.gettempdir(), "powercells-run-*.pickle")))
     network, box, opts = setup_of("vertex")
     pool = Interrupted(2, local=True, start_after=0, min_work=0)
+    start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         pc.count_regions(network, box, executor=pool, **opts)
-    assert pool.here_running
+    assert time.monotonic() - start < 30          # hang guard: the thread's task was stopped
     assert not any(t.name.startswith("powercells-here") for t in threading.enumerate())
     assert pool.processes_seen and not any(p.is_alive() for p in pool.processes_seen)
     assert not pool.spool.directory.exists()
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(),
+                                      "powercells-run-*.pickle"))) <= contexts
 
 
 def test_a_pool_whose_coordinator_works_needs_two_workers():

@@ -22,6 +22,7 @@ the same for every executor and worker count.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -341,19 +342,21 @@ class ProcessExecutor(Executor):
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
-        if self._ctx_file is not None:
-            os.unlink(self._ctx_file)   # the workers read it as they started
-            self._ctx_file = None
-        if pool is None:
-            return
-        # running tasks are abandoned: kill their processes rather than wait for them
-        procs = list(getattr(pool, "_processes", {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-        for proc in procs:
-            proc.join(timeout=5)
+        ctx_file, self._ctx_file = self._ctx_file, None
+        try:
+            if pool is not None:
+                # running tasks are abandoned: kill their processes rather than wait for them
+                procs = list(getattr(pool, "_processes", {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                for proc in procs:
+                    if proc.is_alive():
+                        proc.kill()
+                for proc in procs:
+                    proc.join(timeout=5)
+        finally:
+            if ctx_file is not None:    # the workers read it as they started
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(ctx_file)
 
 
 # ---------------------------------------------------------------------- Dask

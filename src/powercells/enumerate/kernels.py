@@ -117,7 +117,7 @@ def wait_result(future, budget: Budget):
 _POOLS: dict = {}
 _POOLS_LOCK = threading.Lock()
 
-_BLAS = {"runs": 0, "limit": None, "controller": None}
+_BLAS = {"runs": 0, "limit": None}
 _BLAS_LOCK = threading.Lock()
 
 
@@ -155,13 +155,12 @@ def hold_blas() -> None:
     with _BLAS_LOCK:
         if _BLAS["limit"] is not None or _BLAS["runs"] == 0:
             return
-        if _BLAS["controller"] is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:             # pragma: no cover - a dependency
-                return
-            _BLAS["controller"] = ThreadpoolController()
-        _BLAS["limit"] = _BLAS["controller"].limit(limits=1, user_api="blas")
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:                 # pragma: no cover - a dependency
+            return
+        # the libraries loaded now (scipy's own BLAS may have come since the last run)
+        _BLAS["limit"] = threadpool_limits(limits=1, user_api="blas")
 
 
 def worker_pool(threads: int):

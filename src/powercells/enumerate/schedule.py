@@ -199,6 +199,7 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                 hold_blas()             # BLAS threads would spin beside the workers
                 if executor.shares_disk and spool is None:
                     spool = TaskSpool.temporary()
+                started = True          # closed in any case from here on, even half started
                 executor.start(dataclasses.replace(ctx, spool=spool) if executor.shares_disk
                                else ctx)
                 if executor.local:
@@ -206,7 +207,6 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                     if ctx.setup.options.threads is None:
                         # this process now shares the CPUs with the other workers
                         _use_threads(local_engine, max(1, available_cpus() // executor.workers))
-                started = True
                 out.workers = executor.workers
                 # tasks in flight per worker away from here: with this process among the
                 # workers, one (a worker's next task goes out the moment its last comes back:
@@ -235,12 +235,13 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                 # while this one hands out the others' tasks as soon as theirs come back
                 task = _loaded(heapq.heappop(heap)[2], spool)
                 here_task = here.submit(run_task, ctx, local_engine, task, budget, list(known))
-                in_flight[here_task] = task
+                in_flight[here_task] = TaskRef.of(task)     # the thread holds the batches
                 del task
             for handle in executor.wait(list(in_flight), 0.25):
                 task = in_flight.pop(handle)
                 if handle is here_task:
                     here_task = None
+                    del task
                     arrive(handle.result())
                     continue
                 try:
@@ -267,16 +268,25 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
             report.update(known[-1], out.tasks, len(heap) + len(in_flight), where())
             release_memory()            # what this process did itself before (throttled)
     finally:
-        report.update(known[-1], out.tasks, len(heap) + len(in_flight), where(), force=True)
-        report.close()
-        if here is not None:
+        # each step runs even if one before it fails (or a second Ctrl-C lands): no worker
+        # process, thread or temporary file outlives the run
+        try:
             if here_task is not None and not here_task.done():
                 budget.stop[0] = 1      # an interrupt or an error: the thread's task stops too
-            here.shutdown(wait=True)
-        if started:
-            executor.close()
-        if spool is not None:
-            spool.remove()              # a temporary spool (a store's stays)
+            if started:
+                executor.close()        # workers killed before this process waits for its thread
+        finally:
+            try:
+                if here is not None:
+                    here.shutdown(wait=True)
+            finally:
+                try:
+                    if spool is not None:
+                        spool.remove()  # a temporary spool (a store's stays)
+                finally:
+                    report.update(known[-1], out.tasks, len(heap) + len(in_flight), where(),
+                                  force=True)
+                    report.close()
     deliver(flush=True)
     if out.stopped is None and heap:            # pragma: no cover - defensive
         raise PowercellsError("the run ended with tasks left")

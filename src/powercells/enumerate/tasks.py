@@ -87,7 +87,8 @@ class RunContext:
     spool : TaskSpool or None
         Where a worker on the coordinator's machine reads the tasks it is sent by key and
         files the subtasks of its parts, handing back only their keys
-        (:mod:`~powercells.enumerate.spool`); None for workers elsewhere (Dask).
+        (:mod:`~powercells.enumerate.spool`); None for workers that may be on other machines
+        (a Dask cluster given by the caller or by address).
     passes : int
         The last ``passes`` layers are not split by (:func:`passing_layers`): a node of depth
         ``depth - passes`` is one node of each depth after it, with the same cell and code 0.
