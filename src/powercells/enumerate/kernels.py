@@ -133,7 +133,8 @@ def blas_run():
     thread per CPU) and 6.6 s with one, and two single-threaded runs side by side took 2.2x
     as long each instead of 1.0x. A small job, which starts no threads, pays nothing (not even
     threadpoolctl's import). BLAS has one setting per process: runs in several threads at once
-    share it, and the last to end restores it.
+    share it, the last to end restores it, and code the run calls back meanwhile (a
+    ``stream_leaves`` callback) runs its products on one thread too.
     """
     with _BLAS_LOCK:
         _BLAS["runs"] += 1
