@@ -249,10 +249,8 @@ def execute(ctx, local_engine, tasks, *, executor=None, budget, sink, store=None
                 except WorkerLost as exc:
                     # which task killed its worker is unknown: every task the pool held runs
                     # again, and one that keeps killing workers is given up
-                    lost = [task] + [t for h, t in in_flight.items() if h is not here_task]
-                    for h in list(in_flight):
-                        if h is not here_task:
-                            del in_flight[h]
+                    lost = [task] + [in_flight.pop(h) for h in list(in_flight)
+                                     if h is not here_task]
                     for t in lost:
                         n = attempts[t.key] = attempts.get(t.key, 0) + 1
                         if n >= MAX_ATTEMPTS:

@@ -185,10 +185,6 @@ class Store:
             out[tuple(meta["key"])] = (meta, f)
         return out
 
-    def load_task(self, key: tuple):
-        """A waiting task, read back from its file."""
-        return self.spool.load(key)
-
     def resume(self, fresh: list, sink) -> tuple[list, list | None]:
         """The tasks left to run and the nodes per depth already finished (given to ``sink``
         too); ``fresh`` (the root task) when nothing was finished."""
@@ -243,14 +239,9 @@ class Store:
 
     # ------------------------------------------------------------------ writing
     @property
-    def task_dir(self) -> Path:
-        """Where waiting tasks are filed (:attr:`spool`)."""
-        return self.path / _TASKS
-
-    @property
     def spool(self) -> TaskSpool:
         """The waiting tasks, one durable file each (they make the run resumable)."""
-        return TaskSpool(self.task_dir)
+        return TaskSpool(self.path / _TASKS)
 
     def add(self, part) -> None:
         """File a finished task: its subtasks (those a worker has not filed itself), then its
